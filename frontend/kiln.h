@@ -1,0 +1,5 @@
+// The one header a Kiln user includes.
+#pragma once
+
+#include "kiln/ir/error.h"
+#include "kiln/frontend/tensor.h"

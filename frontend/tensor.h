@@ -1,0 +1,70 @@
+// kiln::Tensor: a cheap, shared handle to a tensor value. Eager tensors hold a concrete buffer;
+// traced tensors (kiln::function, a later issue) will hold a symbolic IR value.
+#pragma once
+
+#include <cstdint>
+#include <initializer_list>
+#include <iosfwd>
+#include <memory>
+#include <source_location>
+#include <string>
+#include <vector>
+
+#include "kiln/ir/host_tensor.h"
+#include "kiln/ir/types.h"
+
+namespace kiln {
+
+using ir::DType;
+using ir::Shape;
+using ir::TensorType;
+
+inline constexpr DType f32 = DType::f32;
+inline constexpr DType f64 = DType::f64;
+inline constexpr DType i32 = DType::i32;
+inline constexpr DType i64 = DType::i64;
+inline constexpr DType boolean = DType::boolean;
+
+class IndexItem;
+
+class Tensor {
+ public:
+  // An undefined tensor; most operations on it throw ValueError.
+  Tensor() = default;
+  // Wraps a concrete host tensor (shares its storage).
+  explicit Tensor(ir::HostTensor value);
+
+  bool defined() const { return impl_ != nullptr; }
+  const TensorType& type() const;
+  const Shape& shape() const { return type().shape; }
+  DType dtype() const { return type().dtype; }
+  int64_t rank() const { return shape().rank(); }
+  // Number of elements.
+  int64_t size() const { return shape().num_elements(); }
+
+  // The single element of a one-element tensor; T must match the dtype (TypeError otherwise).
+  template <class T>
+  T item(std::source_location loc = std::source_location::current()) const;
+  // All elements in row-major order; T must match the dtype (TypeError otherwise).
+  template <class T>
+  std::vector<T> to_vector(std::source_location loc = std::source_location::current()) const;
+
+  // NumPy-style indexing: integers drop a dimension, Slice keeps it, newaxis adds one,
+  // ellipsis stands for the remaining dimensions. A.index({Slice(), 1}) is A[:, 1].
+  Tensor index(std::initializer_list<IndexItem> items,
+               std::source_location loc = std::source_location::current()) const;
+
+  // The concrete value (throws ValueError for an undefined tensor).
+  const ir::HostTensor& host() const;
+
+  // TensorFlow-style text: values, shape and dtype.
+  std::string to_string() const;
+
+ private:
+  struct Impl;
+  std::shared_ptr<Impl> impl_;
+};
+
+std::ostream& operator<<(std::ostream& os, const Tensor& t);
+
+}  // namespace kiln

@@ -1,0 +1,68 @@
+// Node attributes: a small sorted map from name to a value of one of a few kinds.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <variant>
+#include <vector>
+
+#include "kiln/ir/host_tensor.h"
+#include "kiln/ir/types.h"
+
+namespace kiln::ir {
+
+// One attribute value. Integers and floats are distinct kinds; in IR text a float always has a
+// '.' or an exponent, a tensor is written `dense<...>`.
+using AttrValue = std::variant<bool, int64_t, double, std::string, std::vector<int64_t>, DType,
+                               HostTensor>;
+
+// Prints an attribute value as it appears in IR text.
+std::string attr_to_string(const AttrValue& value);
+// Structural equality (tensors compare by type and bytes).
+bool attr_equal(const AttrValue& a, const AttrValue& b);
+
+class Attrs {
+ public:
+  Attrs() = default;
+
+  // Sets (or replaces) an attribute.
+  Attrs& set(std::string_view name, AttrValue value);
+  Attrs& set_int(std::string_view name, int64_t v) { return set(name, AttrValue(v)); }
+  Attrs& set_float(std::string_view name, double v) { return set(name, AttrValue(v)); }
+  Attrs& set_bool(std::string_view name, bool v) { return set(name, AttrValue(v)); }
+  Attrs& set_string(std::string_view name, std::string v) { return set(name, AttrValue(std::move(v))); }
+  Attrs& set_ints(std::string_view name, std::vector<int64_t> v) { return set(name, AttrValue(std::move(v))); }
+  Attrs& set_dtype(std::string_view name, DType v) { return set(name, AttrValue(v)); }
+  Attrs& set_tensor(std::string_view name, HostTensor v) { return set(name, AttrValue(std::move(v))); }
+
+  bool has(std::string_view name) const { return find(name) != nullptr; }
+  // nullptr if absent.
+  const AttrValue* find(std::string_view name) const;
+  // Typed getters throw ValueError naming the attribute if it is missing or of another kind.
+  // get_float accepts an integer attribute too.
+  int64_t get_int(std::string_view name) const;
+  double get_float(std::string_view name) const;
+  bool get_bool(std::string_view name) const;
+  const std::string& get_string(std::string_view name) const;
+  const std::vector<int64_t>& get_ints(std::string_view name) const;
+  DType get_dtype(std::string_view name) const;
+  const HostTensor& get_tensor(std::string_view name) const;
+  // Getters with a default for an absent attribute (a present one of another kind still throws).
+  int64_t get_int(std::string_view name, int64_t fallback) const;
+  double get_float(std::string_view name, double fallback) const;
+  bool get_bool(std::string_view name, bool fallback) const;
+
+  // Sorted by name.
+  const std::vector<std::pair<std::string, AttrValue>>& items() const { return items_; }
+  bool empty() const { return items_.empty(); }
+  bool operator==(const Attrs& other) const;
+  // "{axis = 1, keepdims = true}", or "" when empty.
+  std::string to_string() const;
+
+ private:
+  std::vector<std::pair<std::string, AttrValue>> items_;
+};
+
+}  // namespace kiln::ir

@@ -1,0 +1,104 @@
+// A concrete tensor in host memory: a TensorType plus a 64-byte aligned, shared buffer.
+// The interpreter computes on these; constants in the IR hold one.
+#pragma once
+
+#include <cstddef>
+#include <memory>
+#include <span>
+#include <type_traits>
+
+#include "kiln/ir/error.h"
+#include "kiln/ir/types.h"
+
+namespace kiln::ir {
+
+// Maps a C++ element type to its DType (float→f32, double→f64, int32→i32, int64→i64, bool).
+template <class T>
+constexpr DType dtype_of() {
+  if constexpr (std::is_same_v<T, float>) return DType::f32;
+  else if constexpr (std::is_same_v<T, double>) return DType::f64;
+  else if constexpr (std::is_same_v<T, int32_t>) return DType::i32;
+  else if constexpr (std::is_same_v<T, int64_t>) return DType::i64;
+  else if constexpr (std::is_same_v<T, bool>) return DType::boolean;
+  else static_assert(!sizeof(T), "no Kiln dtype for this C++ type");
+}
+
+// Calls f(T{}) with T the C++ type of `dtype`; returns what f returns.
+template <class F>
+decltype(auto) visit_dtype(DType dtype, F&& f) {
+  switch (dtype) {
+    case DType::f32: return f(float{});
+    case DType::f64: return f(double{});
+    case DType::i32: return f(int32_t{});
+    case DType::i64: return f(int64_t{});
+    case DType::boolean: return f(bool{});
+  }
+  KILN_CHECK(false, "unknown dtype");
+}
+
+class HostTensor {
+ public:
+  // An empty handle (no type, no storage).
+  HostTensor() = default;
+  // Allocates a zero-filled tensor of the given type.
+  explicit HostTensor(TensorType type);
+  HostTensor(DType dtype, Shape shape) : HostTensor(TensorType{dtype, std::move(shape)}) {}
+
+  // A tensor of the given shape holding a copy of `values` (sizes must match).
+  template <class T>
+  static HostTensor from_values(Shape shape, std::span<const T> values) {
+    HostTensor t(dtype_of<T>(), std::move(shape));
+    KILN_CHECK(static_cast<int64_t>(values.size()) == t.num_elements(), "value count mismatch");
+    std::copy(values.begin(), values.end(), t.data<T>());
+    return t;
+  }
+  // A 0-d tensor holding `value`.
+  template <class T>
+  static HostTensor scalar(T value) {
+    return from_values<T>(Shape{}, std::span<const T>(&value, 1));
+  }
+
+  bool defined() const { return storage_ != nullptr; }
+  const TensorType& type() const { return type_; }
+  DType dtype() const { return type_.dtype; }
+  const Shape& shape() const { return type_.shape; }
+  int64_t num_elements() const { return type_.shape.num_elements(); }
+  size_t nbytes() const { return static_cast<size_t>(num_elements()) * dtype_size(type_.dtype); }
+
+  std::byte* raw() { return storage_.get(); }
+  const std::byte* raw() const { return storage_.get(); }
+  // Typed element pointer; checks that T matches the dtype.
+  template <class T>
+  T* data() {
+    KILN_CHECK(dtype_of<T>() == type_.dtype, "HostTensor::data<T>() with the wrong T");
+    return reinterpret_cast<T*>(storage_.get());
+  }
+  template <class T>
+  const T* data() const {
+    KILN_CHECK(dtype_of<T>() == type_.dtype, "HostTensor::data<T>() with the wrong T");
+    return reinterpret_cast<const T*>(storage_.get());
+  }
+  template <class T>
+  std::span<T> values() {
+    return {data<T>(), static_cast<size_t>(num_elements())};
+  }
+  template <class T>
+  std::span<const T> values() const {
+    return {data<T>(), static_cast<size_t>(num_elements())};
+  }
+
+  // Element i (row-major) converted to double; for printing and tests.
+  double element_as_double(int64_t i) const;
+  // A deep copy with its own storage.
+  HostTensor clone() const;
+  // Same type and the same bytes.
+  bool bitwise_equal(const HostTensor& other) const;
+  // The same storage viewed with another shape of equal element count.
+  HostTensor reshaped(Shape shape) const;
+
+ private:
+  TensorType type_;
+  std::shared_ptr<std::byte> storage_;
+};
+
+}  // namespace kiln::ir

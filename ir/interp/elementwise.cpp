@@ -1,0 +1,12 @@
+// Interpreter kernels for the elementwise ops.
+#include "kiln/ir/ops/families.h"
+
+#include "kiln/ir/error.h"
+
+namespace kiln::ir {
+
+void interpret_elementwise(Op, std::span<const HostTensor>, const Attrs&, std::span<HostTensor>) {
+  throw ValueError("not implemented yet");
+}
+
+}  // namespace kiln::ir

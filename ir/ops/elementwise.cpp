@@ -1,0 +1,12 @@
+// Shape inference and verifier rules for the elementwise ops.
+#include "kiln/ir/ops/families.h"
+
+#include "kiln/ir/error.h"
+
+namespace kiln::ir {
+
+std::vector<TensorType> infer_elementwise(Op, std::span<const TensorType>, const Attrs&) {
+  throw ValueError("not implemented yet");
+}
+
+}  // namespace kiln::ir

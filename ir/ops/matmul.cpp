@@ -1,0 +1,12 @@
+// Shape inference and verifier rules for the matmul ops.
+#include "kiln/ir/ops/families.h"
+
+#include "kiln/ir/error.h"
+
+namespace kiln::ir {
+
+std::vector<TensorType> infer_matmul(Op, std::span<const TensorType>, const Attrs&) {
+  throw ValueError("not implemented yet");
+}
+
+}  // namespace kiln::ir

@@ -1,0 +1,32 @@
+#include <catch2/catch.hpp>
+
+#include "kiln/codegen/jit_smoke.h"
+#include "kiln/ir/op.h"
+#include "kiln/runtime/kiln_rt.h"
+
+TEST_CASE("LLVM JIT compiles and runs a function", "[codegen]") {
+  CHECK(kiln::codegen::jit_add(40, 2) == 42);
+  CHECK(kiln::codegen::jit_add(-7, 7) == 0);
+  CHECK_FALSE(kiln::codegen::host_cpu_name().empty());
+}
+
+TEST_CASE("runtime allocates 64-byte aligned buffers", "[runtime]") {
+  CHECK(kiln_rt_abi_version() == KILN_RT_ABI_VERSION);
+  for (size_t n : {0, 1, 63, 64, 1000}) {
+    void* p = kiln_rt_alloc(n);
+    REQUIRE(p != nullptr);
+    CHECK(reinterpret_cast<uintptr_t>(p) % 64 == 0);
+    kiln_rt_free(p);
+  }
+}
+
+TEST_CASE("op table is generated from ops.def", "[ir]") {
+  using kiln::ir::Op;
+  CHECK(kiln::ir::op_name(Op::add) == "add");
+  CHECK(kiln::ir::op_from_name("reduce_sum") == Op::reduce_sum);
+  CHECK_FALSE(kiln::ir::op_from_name("nope").has_value());
+  CHECK(kiln::ir::op_num_inputs(Op::select) == 3);
+  CHECK(kiln::ir::op_num_inputs(Op::concat) == -1);
+  CHECK(kiln::ir::has_trait(Op::add, kiln::ir::kCommutative));
+  CHECK_FALSE(kiln::ir::has_trait(Op::sub, kiln::ir::kCommutative));
+}
