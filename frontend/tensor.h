@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "kiln/frontend/index.h"
 #include "kiln/ir/host_tensor.h"
 #include "kiln/ir/types.h"
 
@@ -24,8 +25,6 @@ inline constexpr DType f64 = DType::f64;
 inline constexpr DType i32 = DType::i32;
 inline constexpr DType i64 = DType::i64;
 inline constexpr DType boolean = DType::boolean;
-
-class IndexItem;
 
 class Tensor {
  public:
@@ -53,6 +52,8 @@ class Tensor {
   // ellipsis stands for the remaining dimensions. A.index({Slice(), 1}) is A[:, 1].
   Tensor index(std::initializer_list<IndexItem> items,
                std::source_location loc = std::source_location::current()) const;
+  Tensor index(const std::vector<IndexItem>& items,
+               std::source_location loc = std::source_location::current()) const;
 
   // The concrete value (throws ValueError for an undefined tensor).
   const ir::HostTensor& host() const;
@@ -66,5 +67,8 @@ class Tensor {
 };
 
 std::ostream& operator<<(std::ostream& os, const Tensor& t);
+
+// The values of a host tensor as NumPy prints them ("[[1. 2.]\n [3. 4.]]", "3.0").
+std::string format_values(const ir::HostTensor& value);
 
 }  // namespace kiln

@@ -1,0 +1,105 @@
+#include "kiln/frontend/apply.h"
+
+#include <fmt/format.h>
+
+#include "kiln/ir/function.h"
+#include "kiln/ir/infer.h"
+#include "kiln/ir/interpreter.h"
+
+namespace kiln {
+
+namespace {
+// One stack per thread, so scopes opened by concurrent threads never mix.
+std::vector<std::string>& scope_stack() {
+  thread_local std::vector<std::string> stack;
+  return stack;
+}
+
+void add_user_location(Error& error, const std::source_location& loc) {
+  ir::add_location(error, current_name_scope(), ir::SourceLoc::from(loc));
+}
+}  // namespace
+
+name_scope::name_scope(std::string_view name) {
+  scope_stack().emplace_back(name);
+}
+
+name_scope::~name_scope() {
+  scope_stack().pop_back();
+}
+
+std::string current_name_scope() {
+  std::string path;
+  for (const std::string& name : scope_stack()) {
+    if (!path.empty()) path += '/';
+    path += name;
+  }
+  return path;
+}
+
+namespace detail {
+
+void decorate(Error& error, std::string_view op, std::span<const Tensor> operands,
+              const std::source_location& loc) {
+  error.prefix(op);
+  std::vector<TensorType> types;
+  for (const Tensor& t : operands) {
+    if (t.defined()) types.push_back(t.type());
+  }
+  if (!types.empty()) error.add_context(fmt::format("operands: {}", ir::types_to_string(types)));
+  add_user_location(error, loc);
+}
+
+std::vector<Tensor> apply(ir::Op op, std::span<const Tensor> inputs, const ir::Attrs& attrs,
+                          const std::source_location& loc) {
+  std::vector<TensorType> types;
+  std::vector<ir::HostTensor> values;
+  types.reserve(inputs.size());
+  values.reserve(inputs.size());
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    if (!inputs[i].defined()) {
+      raise<ValueError>(ir::op_name(op), inputs,
+                        fmt::format("operand {} is an undefined Tensor", i), loc);
+    }
+    types.push_back(inputs[i].type());
+    values.push_back(inputs[i].host());
+  }
+
+  std::vector<TensorType> out_types;
+  try {
+    out_types = ir::infer_types(op, types, attrs);
+  } catch (InternalError&) {
+    throw;
+  } catch (Error& e) {
+    add_user_location(e, loc);
+    throw;
+  }
+
+  std::vector<ir::HostTensor> outs;
+  try {
+    outs = ir::run_op(op, values, attrs, out_types);
+  } catch (InternalError&) {
+    throw;
+  } catch (Error& e) {
+    // run_op names the op; a data-dependent failure also needs the operands to make sense.
+    if (!types.empty()) e.add_context(fmt::format("operands: {}", ir::types_to_string(types)));
+    add_user_location(e, loc);
+    throw;
+  }
+
+  std::vector<Tensor> results;
+  results.reserve(outs.size());
+  for (ir::HostTensor& value : outs)
+    results.emplace_back(std::move(value));
+  return results;
+}
+
+Tensor apply1(ir::Op op, std::span<const Tensor> inputs, const ir::Attrs& attrs,
+              const std::source_location& loc) {
+  std::vector<Tensor> results = apply(op, inputs, attrs, loc);
+  KILN_CHECK(results.size() == 1, "apply1 on an op with several results");
+  return std::move(results[0]);
+}
+
+}  // namespace detail
+}  // namespace kiln

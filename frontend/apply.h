@@ -1,0 +1,71 @@
+// The single path every frontend op takes: infer the result types with the op table, then run
+// (eager) — tracing will add a branch here. Also the name-scope stack used in errors and nodes.
+#pragma once
+
+#include <source_location>
+#include <span>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "kiln/frontend/tensor.h"
+#include "kiln/ir/attrs.h"
+#include "kiln/ir/error.h"
+#include "kiln/ir/op.h"
+
+namespace kiln {
+
+// RAII guard that pushes a name scope for this thread: `kiln::name_scope scope("dense_1");`.
+// Errors (and, once tracing lands, IR nodes) made while it lives carry "outer/dense_1".
+class name_scope {
+ public:
+  [[nodiscard]] explicit name_scope(std::string_view name);
+  ~name_scope();
+  name_scope(const name_scope&) = delete;
+  name_scope& operator=(const name_scope&) = delete;
+};
+
+// The current scope path of this thread ("" at top level, "outer/inner" when nested).
+std::string current_name_scope();
+
+namespace detail {
+
+// Runs `op` on `inputs`: infers the result types (errors get the user's location and scope
+// added) and computes the results eagerly.
+std::vector<Tensor> apply(ir::Op op, std::span<const Tensor> inputs, const ir::Attrs& attrs,
+                          const std::source_location& loc);
+// apply() for ops with exactly one result.
+Tensor apply1(ir::Op op, std::span<const Tensor> inputs, const ir::Attrs& attrs,
+              const std::source_location& loc);
+inline Tensor apply1(ir::Op op, std::initializer_list<Tensor> inputs, const ir::Attrs& attrs,
+                     const std::source_location& loc) {
+  return apply1(op, std::span<const Tensor>(inputs.begin(), inputs.size()), attrs, loc);
+}
+
+// Adds the op name, the operand types, the name scope and the user's location to an error
+// raised by frontend code itself (argument checks made before an op runs).
+void decorate(Error& error, std::string_view op, std::span<const Tensor> operands,
+              const std::source_location& loc);
+
+inline void decorate(Error& error, std::string_view op, std::initializer_list<Tensor> operands,
+                     const std::source_location& loc) {
+  decorate(error, op, std::span<const Tensor>(operands.begin(), operands.size()), loc);
+}
+
+// Throws E(message) decorated like an op error.
+template <class E>
+[[noreturn]] void raise(std::string_view op, std::span<const Tensor> operands, std::string message,
+                        const std::source_location& loc) {
+  E error(std::move(message));
+  decorate(error, op, operands, loc);
+  throw error;
+}
+template <class E>
+[[noreturn]] void raise(std::string_view op, std::initializer_list<Tensor> operands,
+                        std::string message, const std::source_location& loc) {
+  raise<E>(op, std::span<const Tensor>(operands.begin(), operands.size()), std::move(message), loc);
+}
+
+}  // namespace detail
+}  // namespace kiln
