@@ -1,5 +1,11 @@
-// The one header a Kiln user includes.
+// The one header a Kiln user includes: `namespace k = kiln; #include <kiln/kiln.h>`.
 #pragma once
 
-#include "kiln/ir/error.h"
+#include "kiln/frontend/apply.h"
+#include "kiln/frontend/index.h"
+#include "kiln/frontend/npy.h"
+#include "kiln/frontend/operand.h"
+#include "kiln/frontend/ops.h"
 #include "kiln/frontend/tensor.h"
+#include "kiln/frontend/variable.h"
+#include "kiln/ir/error.h"

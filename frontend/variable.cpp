@@ -1,0 +1,108 @@
+#include "kiln/frontend/variable.h"
+
+#include <fmt/format.h>
+
+#include <ostream>
+
+#include "kiln/frontend/apply.h"
+
+namespace kiln {
+
+struct Variable::Impl {
+  ir::HostTensor value;
+  std::string name;
+  bool trainable;
+};
+
+Variable::Variable(const Tensor& initial_value, std::string name, bool trainable,
+                   std::source_location loc) {
+  if (!initial_value.defined()) {
+    detail::raise<ValueError>(fmt::format("Variable '{}'", name), {},
+                              "the initial value is an undefined Tensor", loc);
+  }
+  impl_ = std::make_shared<Impl>(Impl{initial_value.host(), std::move(name), trainable});
+}
+
+const Variable::Impl& Variable::impl() const {
+  if (!impl_) throw ValueError("use of an undefined Variable");
+  return *impl_;
+}
+
+Variable::Impl& Variable::impl() {
+  if (!impl_) throw ValueError("use of an undefined Variable");
+  return *impl_;
+}
+
+Tensor Variable::value() const {
+  return Tensor(impl().value);
+}
+
+const TensorType& Variable::type() const {
+  return impl().value.type();
+}
+
+const std::string& Variable::name() const {
+  return impl().name;
+}
+
+bool Variable::trainable() const {
+  return impl().trainable;
+}
+
+void Variable::check_update(const char* what, const Tensor& t,
+                            const std::source_location& loc) const {
+  const Impl& self = impl();
+  if (!t.defined()) {
+    detail::raise<ValueError>(
+        what, {value()}, fmt::format("the value for Variable '{}' is undefined", self.name), loc);
+  }
+  const TensorType& want = self.value.type();
+  if (t.dtype() != want.dtype) {
+    detail::raise<TypeError>(
+        what, {value(), t},
+        fmt::format("Variable '{}' has dtype {}, but the value has dtype {} (use cast)", self.name,
+                    ir::dtype_long_name(want.dtype), ir::dtype_long_name(t.dtype())),
+        loc);
+  }
+  if (t.shape() != want.shape) {
+    detail::raise<ShapeError>(what, {value(), t},
+                              fmt::format("Variable '{}' has shape {}, but the value has shape {}",
+                                          self.name, want.shape.to_string(), t.shape().to_string()),
+                              loc);
+  }
+}
+
+Variable& Variable::assign(const Tensor& t, std::source_location loc) {
+  check_update("assign", t, loc);
+  // Tensors are immutable, so sharing the caller's buffer cannot surprise anyone.
+  impl().value = t.host();
+  return *this;
+}
+
+Variable& Variable::assign_add(const Tensor& delta, std::source_location loc) {
+  check_update("assign_add", delta, loc);
+  // A new buffer: tensors read earlier keep their values.
+  impl().value = detail::apply1(ir::Op::add, {value(), delta}, {}, loc).host();
+  return *this;
+}
+
+Variable& Variable::assign_sub(const Tensor& delta, std::source_location loc) {
+  check_update("assign_sub", delta, loc);
+  impl().value = detail::apply1(ir::Op::sub, {value(), delta}, {}, loc).host();
+  return *this;
+}
+
+std::string Variable::to_string() const {
+  if (!impl_) return "<kiln.Variable (undefined)>";
+  const ir::HostTensor& v = impl_->value;
+  // As TensorFlow: arrays start on their own line, scalars follow "numpy=" directly.
+  return fmt::format("<kiln.Variable '{}' shape={} dtype={}, numpy={}{}>", impl_->name,
+                     v.shape().to_string(), ir::dtype_long_name(v.dtype()),
+                     v.shape().rank() > 0 ? "\n" : "", format_values(v));
+}
+
+std::ostream& operator<<(std::ostream& os, const Variable& v) {
+  return os << v.to_string();
+}
+
+}  // namespace kiln

@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# Installs a built Kiln into a temporary prefix, checks the installed headers (no fmt or LLVM
+# includes; each one compiles on its own against the prefix alone), then configures, builds and
+# runs tests/consumer against it the way a user would.
+# Usage: consumer_test.sh SOURCE_DIR BUILD_DIR
+set -euo pipefail
+src=$(cd "$1" && pwd)
+build=$(cd "$2" && pwd)
+work=$(mktemp -d "${TMPDIR:-/tmp}/kiln_consumer.XXXXXX")
+trap 'rm -rf "$work"' EXIT
+prefix=$work/prefix
+
+step() { echo "consumer: $*"; }
+
+step "installing $build into $prefix"
+cmake --install "$build" --prefix "$prefix" >"$work/install.log" || {
+  cat "$work/install.log"
+  exit 1
+}
+[ -f "$prefix/include/kiln/kiln.h" ] || { echo "include/kiln/kiln.h was not installed"; exit 1; }
+
+step "checking that installed headers include neither fmt nor LLVM"
+if grep -rnE '#include [<"](fmt|llvm|llvm-c)/' "$prefix/include"; then
+  echo "consumer: public headers must not include fmt or LLVM (see above)"
+  exit 1
+fi
+
+step "checking that each installed header compiles on its own"
+cxx=${CXX:-c++}
+mkdir -p "$work/headers"
+(cd "$prefix/include" && find kiln -name '*.h' | sort) >"$work/headers.txt"
+failed=0
+while IFS= read -r header; do
+  tu=$work/headers/$(tr '/.' '__' <<<"$header").cpp
+  printf '#include <%s>\n' "$header" >"$tu"
+  if ! "$cxx" -std=c++20 -fsyntax-only -Wall -Wextra -I"$prefix/include" "$tu" 2>"$tu.log"; then
+    echo "consumer: $header does not compile on its own:"
+    head -20 "$tu.log"
+    failed=1
+  fi
+done <"$work/headers.txt"
+[ $failed -eq 0 ] || exit 1
+
+step "configuring tests/consumer against the installed package"
+generator=()
+command -v ninja >/dev/null && generator=(-G Ninja)
+cmake -S "$src/tests/consumer" -B "$work/build" "${generator[@]}" -DCMAKE_BUILD_TYPE=Release \
+  -DCMAKE_PREFIX_PATH="$prefix" -DCMAKE_FIND_USE_PACKAGE_REGISTRY=OFF >"$work/configure.log" || {
+  cat "$work/configure.log"
+  exit 1
+}
+step "building"
+cmake --build "$work/build" >"$work/build.log" 2>&1 || {
+  cat "$work/build.log"
+  exit 1
+}
+
+step "running"
+mkdir -p "$work/run"
+cd "$work/run"
+"$work/build/consumer"
+[ -s a.npy ] || { echo "consumer: a.npy was not written"; exit 1; }
+step "passed"
