@@ -47,7 +47,8 @@ int64_t jit_add(int64_t a, int64_t b) {
   if (llvm::verifyFunction(*fn, &llvm::errs())) throw CompileError("kiln_add: invalid LLVM IR");
 
   auto jit = check(llvm::orc::LLJITBuilder().create(), "creating the JIT");
-  if (auto err = jit->addIRModule(llvm::orc::ThreadSafeModule(std::move(module), std::move(context)))) {
+  if (auto err =
+          jit->addIRModule(llvm::orc::ThreadSafeModule(std::move(module), std::move(context)))) {
     throw CompileError(fmt::format("kiln_add: {}", llvm::toString(std::move(err))));
   }
   auto address = check(jit->lookup("kiln_add"), "looking up kiln_add");
@@ -55,6 +56,8 @@ int64_t jit_add(int64_t a, int64_t b) {
   return add(a, b);
 }
 
-std::string host_cpu_name() { return llvm::sys::getHostCPUName().str(); }
+std::string host_cpu_name() {
+  return llvm::sys::getHostCPUName().str();
+}
 
 }  // namespace kiln::codegen

@@ -25,20 +25,23 @@ std::string element_text(const HostTensor& t, int64_t i) {
   return visit_dtype(t.dtype(), [&](auto zero) -> std::string {
     using T = decltype(zero);
     T v = t.data<T>()[i];
-    if constexpr (std::is_same_v<T, bool>) return v ? "true" : "false";
+    if constexpr (std::is_same_v<T, bool>)
+      return v ? "true" : "false";
     else if constexpr (std::is_same_v<T, float>) {
       if (std::isnan(v) || std::isinf(v)) return float_text(v);
       std::string s = fmt::format("{}", v);  // shortest float round-trip
       if (s.find_first_of(".e") == std::string::npos) s += ".0";
       return s;
-    } else if constexpr (std::is_same_v<T, double>) return float_text(v);
-    else return fmt::format("{}", v);
+    } else if constexpr (std::is_same_v<T, double>)
+      return float_text(v);
+    else
+      return fmt::format("{}", v);
   });
 }
 
 const char* kind_name(const AttrValue& v) {
-  static constexpr const char* kNames[] = {"bool", "int", "float", "string", "int list", "dtype",
-                                           "tensor"};
+  static constexpr const char* kNames[] = {"bool",     "int",   "float", "string",
+                                           "int list", "dtype", "tensor"};
   return kNames[v.index()];
 }
 
@@ -48,9 +51,12 @@ std::string attr_to_string(const AttrValue& value) {
   return std::visit(
       [](const auto& v) -> std::string {
         using V = std::decay_t<decltype(v)>;
-        if constexpr (std::is_same_v<V, bool>) return v ? "true" : "false";
-        else if constexpr (std::is_same_v<V, int64_t>) return fmt::format("{}", v);
-        else if constexpr (std::is_same_v<V, double>) return float_text(v);
+        if constexpr (std::is_same_v<V, bool>)
+          return v ? "true" : "false";
+        else if constexpr (std::is_same_v<V, int64_t>)
+          return fmt::format("{}", v);
+        else if constexpr (std::is_same_v<V, double>)
+          return float_text(v);
         else if constexpr (std::is_same_v<V, std::string>) {
           std::string out = "\"";
           for (char c : v) {
@@ -60,7 +66,8 @@ std::string attr_to_string(const AttrValue& value) {
           return out + "\"";
         } else if constexpr (std::is_same_v<V, std::vector<int64_t>>)
           return fmt::format("[{}]", fmt::join(v, ", "));
-        else if constexpr (std::is_same_v<V, DType>) return std::string(dtype_name(v));
+        else if constexpr (std::is_same_v<V, DType>)
+          return std::string(dtype_name(v));
         else {
           // dense<f32[2,2]: 1.0, 2.0, 3.0, 4.0>  (row-major values)
           std::string out = fmt::format("dense<{}", v.type().to_string());
@@ -76,7 +83,8 @@ std::string attr_to_string(const AttrValue& value) {
 
 bool attr_equal(const AttrValue& a, const AttrValue& b) {
   if (a.index() != b.index()) return false;
-  if (const auto* ta = std::get_if<HostTensor>(&a)) return ta->bitwise_equal(std::get<HostTensor>(b));
+  if (const auto* ta = std::get_if<HostTensor>(&a))
+    return ta->bitwise_equal(std::get<HostTensor>(b));
   if (const auto* da = std::get_if<double>(&a)) {
     double db = std::get<double>(b);
     return *da == db || (std::isnan(*da) && std::isnan(db));
@@ -84,8 +92,10 @@ bool attr_equal(const AttrValue& a, const AttrValue& b) {
   return std::visit(
       [&](const auto& va) {
         using V = std::decay_t<decltype(va)>;
-        if constexpr (std::is_same_v<V, HostTensor>) return false;  // handled above
-        else return va == std::get<V>(b);
+        if constexpr (std::is_same_v<V, HostTensor>)
+          return false;  // handled above
+        else
+          return va == std::get<V>(b);
       },
       a);
 }
@@ -121,7 +131,9 @@ const T& get_as(const Attrs& attrs, std::string_view name, const char* want) {
 }
 }  // namespace
 
-int64_t Attrs::get_int(std::string_view name) const { return get_as<int64_t>(*this, name, "int"); }
+int64_t Attrs::get_int(std::string_view name) const {
+  return get_as<int64_t>(*this, name, "int");
+}
 
 double Attrs::get_float(std::string_view name) const {
   const AttrValue* v = find(name);
@@ -131,14 +143,18 @@ double Attrs::get_float(std::string_view name) const {
   return get_as<double>(*this, name, "float");
 }
 
-bool Attrs::get_bool(std::string_view name) const { return get_as<bool>(*this, name, "bool"); }
+bool Attrs::get_bool(std::string_view name) const {
+  return get_as<bool>(*this, name, "bool");
+}
 const std::string& Attrs::get_string(std::string_view name) const {
   return get_as<std::string>(*this, name, "string");
 }
 const std::vector<int64_t>& Attrs::get_ints(std::string_view name) const {
   return get_as<std::vector<int64_t>>(*this, name, "int list");
 }
-DType Attrs::get_dtype(std::string_view name) const { return get_as<DType>(*this, name, "dtype"); }
+DType Attrs::get_dtype(std::string_view name) const {
+  return get_as<DType>(*this, name, "dtype");
+}
 const HostTensor& Attrs::get_tensor(std::string_view name) const {
   return get_as<HostTensor>(*this, name, "tensor");
 }

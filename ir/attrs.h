@@ -15,8 +15,8 @@ namespace kiln::ir {
 
 // One attribute value. Integers and floats are distinct kinds; in IR text a float always has a
 // '.' or an exponent, a tensor is written `dense<...>`.
-using AttrValue = std::variant<bool, int64_t, double, std::string, std::vector<int64_t>, DType,
-                               HostTensor>;
+using AttrValue =
+    std::variant<bool, int64_t, double, std::string, std::vector<int64_t>, DType, HostTensor>;
 
 // Prints an attribute value as it appears in IR text.
 std::string attr_to_string(const AttrValue& value);
@@ -32,10 +32,16 @@ class Attrs {
   Attrs& set_int(std::string_view name, int64_t v) { return set(name, AttrValue(v)); }
   Attrs& set_float(std::string_view name, double v) { return set(name, AttrValue(v)); }
   Attrs& set_bool(std::string_view name, bool v) { return set(name, AttrValue(v)); }
-  Attrs& set_string(std::string_view name, std::string v) { return set(name, AttrValue(std::move(v))); }
-  Attrs& set_ints(std::string_view name, std::vector<int64_t> v) { return set(name, AttrValue(std::move(v))); }
+  Attrs& set_string(std::string_view name, std::string v) {
+    return set(name, AttrValue(std::move(v)));
+  }
+  Attrs& set_ints(std::string_view name, std::vector<int64_t> v) {
+    return set(name, AttrValue(std::move(v)));
+  }
   Attrs& set_dtype(std::string_view name, DType v) { return set(name, AttrValue(v)); }
-  Attrs& set_tensor(std::string_view name, HostTensor v) { return set(name, AttrValue(std::move(v))); }
+  Attrs& set_tensor(std::string_view name, HostTensor v) {
+    return set(name, AttrValue(std::move(v)));
+  }
 
   bool has(std::string_view name) const { return find(name) != nullptr; }
   // nullptr if absent.

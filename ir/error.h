@@ -72,7 +72,7 @@ namespace detail {
 }  // namespace kiln
 
 // Internal invariant check; says what broke and where.
-#define KILN_CHECK(cond, what)                                                \
-  do {                                                                        \
+#define KILN_CHECK(cond, what)                                                             \
+  do {                                                                                     \
     if (!(cond)) ::kiln::detail::internal_check_failed(#cond, __FILE__, __LINE__, (what)); \
   } while (0)

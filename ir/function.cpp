@@ -25,13 +25,15 @@ Node::Node(Op op, std::vector<Value*> inputs, Attrs attrs, std::string scope, So
 
 std::vector<TensorType> Node::output_types() const {
   std::vector<TensorType> types;
-  for (const auto& v : outputs_) types.push_back(v->type());
+  for (const auto& v : outputs_)
+    types.push_back(v->type());
   return types;
 }
 
 std::vector<TensorType> Node::input_types() const {
   std::vector<TensorType> types;
-  for (const Value* v : inputs_) types.push_back(v->type());
+  for (const Value* v : inputs_)
+    types.push_back(v->type());
   return types;
 }
 
@@ -45,7 +47,8 @@ Value* Function::add_param(TensorType type, std::string name) {
 Node* Function::append(Op op, std::vector<Value*> inputs, Attrs attrs, std::string scope,
                        SourceLoc loc) {
   std::vector<TensorType> in_types;
-  for (const Value* v : inputs) in_types.push_back(v->type());
+  for (const Value* v : inputs)
+    in_types.push_back(v->type());
   std::vector<TensorType> out_types;
   try {
     out_types = infer_types(op, in_types, attrs);

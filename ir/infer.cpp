@@ -10,7 +10,8 @@ namespace {
 std::vector<TensorType> dispatch(Op op, std::span<const TensorType> inputs, const Attrs& attrs) {
   switch (op) {
 #define KILN_OP(name, family, nin, nout, traits) \
-  case Op::name: return infer_##family(op, inputs, attrs);
+  case Op::name:                                 \
+    return infer_##family(op, inputs, attrs);
 #include "kiln/ir/ops.def"
 #undef KILN_OP
   }
@@ -22,13 +23,14 @@ std::vector<TensorType> infer_types(Op op, std::span<const TensorType> inputs, c
   try {
     int want = op_num_inputs(op);
     if (want >= 0 && static_cast<int>(inputs.size()) != want) {
-      throw ValueError(fmt::format("expects {} operand{}, got {}", want, want == 1 ? "" : "s",
-                                   inputs.size()));
+      throw ValueError(
+          fmt::format("expects {} operand{}, got {}", want, want == 1 ? "" : "s", inputs.size()));
     }
     if (want < 0 && inputs.empty()) throw ValueError("expects at least one operand, got none");
     std::vector<TensorType> out = dispatch(op, inputs, attrs);
     int outs = op_num_outputs(op);
-    KILN_CHECK(outs < 0 || static_cast<int>(out.size()) == outs, "rule returned wrong result count");
+    KILN_CHECK(outs < 0 || static_cast<int>(out.size()) == outs,
+               "rule returned wrong result count");
     return out;
   } catch (InternalError&) {
     throw;

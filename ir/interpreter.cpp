@@ -13,11 +13,14 @@ std::vector<HostTensor> run_op(Op op, std::span<const HostTensor> inputs, const 
                                std::span<const TensorType> output_types) {
   std::vector<HostTensor> outputs;
   outputs.reserve(output_types.size());
-  for (const TensorType& t : output_types) outputs.emplace_back(t);
+  for (const TensorType& t : output_types)
+    outputs.emplace_back(t);
   try {
     switch (op) {
-#define KILN_OP(name, family, nin, nout, traits) \
-  case Op::name: interpret_##family(op, inputs, attrs, outputs); break;
+#define KILN_OP(name, family, nin, nout, traits)    \
+  case Op::name:                                    \
+    interpret_##family(op, inputs, attrs, outputs); \
+    break;
 #include "kiln/ir/ops.def"
 #undef KILN_OP
     }
@@ -61,11 +64,14 @@ EvalResult evaluate(const Function& function, std::span<const HostTensor> args) 
       add_location(e, node->scope(), node->loc());
       throw;
     }
-    for (size_t i = 0; i < outs.size(); ++i) env[node->output(i)] = std::move(outs[i]);
+    for (size_t i = 0; i < outs.size(); ++i)
+      env[node->output(i)] = std::move(outs[i]);
   }
   EvalResult result;
-  for (const Value* v : function.outputs()) result.outputs.push_back(env.at(v));
-  for (const auto& u : function.updates()) result.updates.push_back(env.at(u.value));
+  for (const Value* v : function.outputs())
+    result.outputs.push_back(env.at(v));
+  for (const auto& u : function.updates())
+    result.updates.push_back(env.at(u.value));
   return result;
 }
 

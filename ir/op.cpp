@@ -18,10 +18,14 @@ constexpr std::array<OpInfo, kNumOps> kOpInfo = {{
 #undef KILN_OP
 }};
 
-const OpInfo& info(Op op) { return kOpInfo[static_cast<size_t>(op)]; }
+const OpInfo& info(Op op) {
+  return kOpInfo[static_cast<size_t>(op)];
+}
 }  // namespace
 
-std::string_view op_name(Op op) { return info(op).name; }
+std::string_view op_name(Op op) {
+  return info(op).name;
+}
 
 std::optional<Op> op_from_name(std::string_view name) {
   for (size_t i = 0; i < kOpInfo.size(); ++i) {
@@ -30,8 +34,14 @@ std::optional<Op> op_from_name(std::string_view name) {
   return std::nullopt;
 }
 
-int op_num_inputs(Op op) { return info(op).inputs; }
-int op_num_outputs(Op op) { return info(op).outputs; }
-uint32_t op_traits(Op op) { return info(op).traits; }
+int op_num_inputs(Op op) {
+  return info(op).inputs;
+}
+int op_num_outputs(Op op) {
+  return info(op).outputs;
+}
+uint32_t op_traits(Op op) {
+  return info(op).traits;
+}
 
 }  // namespace kiln::ir

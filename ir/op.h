@@ -38,6 +38,8 @@ int op_num_inputs(Op op);
 // Number of results, -1 if the attributes decide.
 int op_num_outputs(Op op);
 uint32_t op_traits(Op op);
-inline bool has_trait(Op op, OpTrait trait) { return (op_traits(op) & trait) != 0; }
+inline bool has_trait(Op op, OpTrait trait) {
+  return (op_traits(op) & trait) != 0;
+}
 
 }  // namespace kiln::ir

@@ -11,22 +11,32 @@ namespace kiln::ir {
 
 std::string_view dtype_name(DType dtype) {
   switch (dtype) {
-    case DType::f32: return "f32";
-    case DType::f64: return "f64";
-    case DType::i32: return "i32";
-    case DType::i64: return "i64";
-    case DType::boolean: return "bool";
+    case DType::f32:
+      return "f32";
+    case DType::f64:
+      return "f64";
+    case DType::i32:
+      return "i32";
+    case DType::i64:
+      return "i64";
+    case DType::boolean:
+      return "bool";
   }
   return "?";
 }
 
 std::string_view dtype_long_name(DType dtype) {
   switch (dtype) {
-    case DType::f32: return "float32";
-    case DType::f64: return "float64";
-    case DType::i32: return "int32";
-    case DType::i64: return "int64";
-    case DType::boolean: return "bool";
+    case DType::f32:
+      return "float32";
+    case DType::f64:
+      return "float64";
+    case DType::i32:
+      return "int32";
+    case DType::i64:
+      return "int64";
+    case DType::boolean:
+      return "bool";
   }
   return "?";
 }
@@ -40,25 +50,39 @@ std::optional<DType> parse_dtype(std::string_view name) {
 
 size_t dtype_size(DType dtype) {
   switch (dtype) {
-    case DType::f32: return 4;
-    case DType::f64: return 8;
-    case DType::i32: return 4;
-    case DType::i64: return 8;
-    case DType::boolean: return 1;
+    case DType::f32:
+      return 4;
+    case DType::f64:
+      return 8;
+    case DType::i32:
+      return 4;
+    case DType::i64:
+      return 8;
+    case DType::boolean:
+      return 1;
   }
   return 0;
 }
 
-bool is_floating(DType dtype) { return dtype == DType::f32 || dtype == DType::f64; }
-bool is_integer(DType dtype) { return dtype == DType::i32 || dtype == DType::i64; }
+bool is_floating(DType dtype) {
+  return dtype == DType::f32 || dtype == DType::f64;
+}
+bool is_integer(DType dtype) {
+  return dtype == DType::i32 || dtype == DType::i64;
+}
 
-std::ostream& operator<<(std::ostream& os, DType dtype) { return os << dtype_long_name(dtype); }
+std::ostream& operator<<(std::ostream& os, DType dtype) {
+  return os << dtype_long_name(dtype);
+}
 
-int64_t Shape::dim(int64_t i) const { return dims_[static_cast<size_t>(normalize_axis(i, rank()))]; }
+int64_t Shape::dim(int64_t i) const {
+  return dims_[static_cast<size_t>(normalize_axis(i, rank()))];
+}
 
 int64_t Shape::num_elements() const {
   int64_t n = 1;
-  for (int64_t d : dims_) n *= d;
+  for (int64_t d : dims_)
+    n *= d;
   return n;
 }
 
@@ -75,12 +99,15 @@ std::string Shape::to_string() const {
   return fmt::format("({})", fmt::join(dims_, ", "));
 }
 
-std::ostream& operator<<(std::ostream& os, const Shape& shape) { return os << shape.to_string(); }
+std::ostream& operator<<(std::ostream& os, const Shape& shape) {
+  return os << shape.to_string();
+}
 
 int64_t normalize_axis(int64_t axis, int64_t rank) {
   if (axis < -rank || axis >= rank) {
-    throw ShapeError(fmt::format("axis {} is out of range for a tensor of rank {} (valid: {} to {})",
-                                 axis, rank, -rank, rank - 1));
+    throw ShapeError(
+        fmt::format("axis {} is out of range for a tensor of rank {} (valid: {} to {})", axis, rank,
+                    -rank, rank - 1));
   }
   return axis < 0 ? axis + rank : axis;
 }
@@ -92,8 +119,9 @@ Shape broadcast_shapes(const Shape& a, const Shape& b) {
     int64_t da = i < rank - a.rank() ? 1 : a[i - (rank - a.rank())];
     int64_t db = i < rank - b.rank() ? 1 : b[i - (rank - b.rank())];
     if (da != db && da != 1 && db != 1) {
-      throw ShapeError(fmt::format("shapes {} and {} cannot be broadcast together (dimension {}: {} vs {})",
-                                   a.to_string(), b.to_string(), i, da, db));
+      throw ShapeError(
+          fmt::format("shapes {} and {} cannot be broadcast together (dimension {}: {} vs {})",
+                      a.to_string(), b.to_string(), i, da, db));
     }
     out[static_cast<size_t>(i)] = da == 1 ? db : da;
   }
@@ -104,7 +132,9 @@ std::string TensorType::to_string() const {
   return fmt::format("{}[{}]", dtype_name(dtype), fmt::join(shape.dims(), ","));
 }
 
-std::ostream& operator<<(std::ostream& os, const TensorType& type) { return os << type.to_string(); }
+std::ostream& operator<<(std::ostream& os, const TensorType& type) {
+  return os << type.to_string();
+}
 
 std::string types_to_string(std::span<const TensorType> types) {
   std::string out;

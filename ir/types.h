@@ -28,7 +28,9 @@ std::optional<DType> parse_dtype(std::string_view name);
 size_t dtype_size(DType dtype);
 bool is_floating(DType dtype);
 bool is_integer(DType dtype);
-inline bool is_numeric(DType dtype) { return dtype != DType::boolean; }
+inline bool is_numeric(DType dtype) {
+  return dtype != DType::boolean;
+}
 std::ostream& operator<<(std::ostream& os, DType dtype);
 
 // A static shape: a list of non-negative dimension sizes. Rank 0 is a scalar.

@@ -6,12 +6,14 @@ namespace kiln::passes {
 
 bool eliminate_dead_code(ir::Function& function) {
   std::unordered_set<const ir::Value*> live(function.outputs().begin(), function.outputs().end());
-  for (const auto& u : function.updates()) live.insert(u.value);
+  for (const auto& u : function.updates())
+    live.insert(u.value);
   auto& nodes = function.mutable_nodes();
   std::vector<bool> keep(nodes.size(), false);
   for (size_t i = nodes.size(); i-- > 0;) {
     const ir::Node& node = *nodes[i];
-    for (size_t o = 0; o < node.num_outputs() && !keep[i]; ++o) keep[i] = live.contains(node.output(o));
+    for (size_t o = 0; o < node.num_outputs() && !keep[i]; ++o)
+      keep[i] = live.contains(node.output(o));
     if (keep[i]) live.insert(node.inputs().begin(), node.inputs().end());
   }
   size_t kept = 0;

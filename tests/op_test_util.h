@@ -19,7 +19,8 @@ ir::HostTensor make(ir::Shape shape, std::vector<T> values) {
   if constexpr (std::is_same_v<T, bool>) {
     ir::HostTensor t(ir::DType::boolean, std::move(shape));
     REQUIRE(static_cast<int64_t>(values.size()) == t.num_elements());
-    for (size_t i = 0; i < values.size(); ++i) t.data<bool>()[i] = values[i];
+    for (size_t i = 0; i < values.size(); ++i)
+      t.data<bool>()[i] = values[i];
     return t;
   } else {
     return ir::HostTensor::from_values<T>(std::move(shape), std::span<const T>(values));
@@ -30,7 +31,8 @@ ir::HostTensor make(ir::Shape shape, std::vector<T> values) {
 inline std::vector<ir::HostTensor> run(ir::Op op, std::vector<ir::HostTensor> inputs,
                                        const ir::Attrs& attrs = {}) {
   std::vector<ir::TensorType> types;
-  for (const auto& t : inputs) types.push_back(t.type());
+  for (const auto& t : inputs)
+    types.push_back(t.type());
   std::vector<ir::TensorType> out_types = ir::infer_types(op, types, attrs);
   return ir::run_op(op, inputs, attrs, out_types);
 }

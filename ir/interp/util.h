@@ -42,7 +42,8 @@ void for_each_index(const Shape& shape, F&& f) {
 // Dot product of a multi-index with strides.
 inline int64_t offset_of(std::span<const int64_t> index, std::span<const int64_t> strides) {
   int64_t off = 0;
-  for (size_t i = 0; i < index.size(); ++i) off += index[i] * strides[i];
+  for (size_t i = 0; i < index.size(); ++i)
+    off += index[i] * strides[i];
   return off;
 }
 

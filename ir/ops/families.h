@@ -14,10 +14,10 @@
 
 namespace kiln::ir {
 
-#define KILN_FAMILY(family)                                                                   \
-  std::vector<TensorType> infer_##family(Op op, std::span<const TensorType> inputs,          \
-                                         const Attrs& attrs);                                \
-  void interpret_##family(Op op, std::span<const HostTensor> inputs, const Attrs& attrs,     \
+#define KILN_FAMILY(family)                                                              \
+  std::vector<TensorType> infer_##family(Op op, std::span<const TensorType> inputs,      \
+                                         const Attrs& attrs);                            \
+  void interpret_##family(Op op, std::span<const HostTensor> inputs, const Attrs& attrs, \
                           std::span<HostTensor> outputs);
 KILN_FAMILY(creation)
 KILN_FAMILY(elementwise)
