@@ -18,6 +18,26 @@ int32_t kiln_rt_abi_version(void);
 void* kiln_rt_alloc(size_t bytes);
 void kiln_rt_free(void* ptr);
 
+/* What a compiled function's entry receives. Buffers are dense, row-major, 64-byte aligned. */
+typedef struct kiln_frame {
+  void* const* inputs;  /* one per function parameter */
+  void* const* outputs; /* one per function result, then one per update */
+  void* workspace;      /* the compiled function's workspace (its size is known at compile time) */
+} kiln_frame;
+
+/* The entry point every compiled function exports as `kiln_entry`. */
+typedef void (*kiln_entry_fn)(const kiln_frame* frame);
+
+/* Body of a parallel loop: processes iterations [begin, end). */
+typedef void (*kiln_rt_loop_body)(void* context, int64_t begin, int64_t end);
+
+/* Runs body over [0, n) on the runtime's thread pool, in chunks of at least `grain` iterations,
+   and returns when all are done. Runs inline when n is small or on a pool thread. */
+void kiln_rt_parallel_for(int64_t n, int64_t grain, kiln_rt_loop_body body, void* context);
+
+/* Threads in the pool (KILN_NUM_THREADS, default: all cores). */
+int32_t kiln_rt_num_threads(void);
+
 #ifdef __cplusplus
 }
 #endif
