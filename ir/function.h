@@ -116,6 +116,8 @@ class Function {
     Value* value;
   };
   const std::vector<Update>& updates() const { return updates_; }
+  // Mutable update list for passes (e.g. to redirect an update to an equivalent value).
+  std::vector<Update>& mutable_updates() { return updates_; }
 
  private:
   std::string name_;

@@ -18,6 +18,21 @@ enum class KernelKind {
   conv2d,     // conv2d with an optional fused elementwise epilogue
   op,         // one op with its own emitter (slice, gather, concat, pad, softmax, pools, ...)
 };
+// Invariants codegen may rely on (plan_kernels guarantees them; see passes/fusion.h):
+// - loop: every node is elementwise (kElementwise) or broadcast_to, and every node's result has
+//   the same shape, the kernel's index space (the last node's shape). Kernel inputs broadcast
+//   into it NumPy-style. Every kernel output has that shape.
+// - reduction: the last node is a reduce_*/argmax/argmin; the nodes before it are loop nodes
+//   whose results all have the shape of the reduction's operand. Only the reduction's result
+//   leaves the kernel.
+// - matmul / conv2d: the first node is the matmul/conv2d; each later node is a loop node whose
+//   result has the matmul/conv2d result's shape and takes the previous node's result as one
+//   operand (other operands are kernel inputs, broadcast). Only the last node's result leaves.
+// - op: exactly one node.
+// - The last node's results are always kernel outputs (even when nothing reads them); for an
+//   op kernel that is every result of its node (split). Constants are never in a kernel.
+// - Kernels are in a topological order: every kernel input is a parameter, a constant or an
+//   output of an earlier kernel.
 
 std::string_view kernel_kind_name(KernelKind kind);
 
@@ -52,12 +67,35 @@ struct Slot {
 };
 
 struct MemoryPlan {
+  // Every parameter, constant and kernel output has a slot.
   std::unordered_map<const ir::Value*, Slot> slots;
   int64_t workspace_bytes = 0;
+  // Outputs no kernel writes: after the last kernel, codegen copies `bytes` bytes from the
+  // value's slot (a parameter, a constant, or another output slot: never the workspace) into
+  // frame->outputs[output_index]. Happens for a result that is a parameter or a constant, and
+  // for a value returned twice or both returned and used as an update (the first gets the slot).
+  struct OutputCopy {
+    int64_t output_index = 0;
+    const ir::Value* value = nullptr;
+    int64_t bytes = 0;
+  };
+  std::vector<OutputCopy> copies;
+  // output → input of the same loop kernel whose workspace block it reuses (same offset). Only
+  // chosen for loop kernels, when the input dies at that kernel and has the output's shape and
+  // element size, so element i is read before element i is written and nothing else is touched.
+  std::unordered_map<const ir::Value*, const ir::Value*> in_place;
 };
 
 // The plan as text: the function's nodes grouped by kernel, e.g.
 //   kernel 0 loop(%x) -> %2 { %0 = mul(...) ...; %2 = ... }
 std::string print_plan(const ir::Function& function, const KernelPlan& plan);
+
+// Where each kernel's outputs live, e.g.
+//   workspace 128 bytes
+//   kernel 0: %1 workspace+0 (16 bytes), %2 output 0 (16 bytes)
+//   kernel 1: %3 workspace+0 (16 bytes, in place of %1)
+//   copy output 1 <- %x (16 bytes)
+std::string print_memory_plan(const ir::Function& function, const KernelPlan& plan,
+                              const MemoryPlan& memory);
 
 }  // namespace kiln::passes

@@ -1,0 +1,198 @@
+#include "kiln/passes/fusion.h"
+
+#include <algorithm>
+#include <unordered_map>
+#include <unordered_set>
+
+#include "kiln/ir/error.h"
+
+namespace kiln::passes {
+
+using ir::Node;
+using ir::Op;
+using ir::Value;
+
+KernelKind kernel_kind_of(Op op) {
+  if (ir::has_trait(op, ir::kElementwise) || op == Op::broadcast_to) return KernelKind::loop;
+  if (ir::has_trait(op, ir::kReduction)) return KernelKind::reduction;
+  if (op == Op::matmul) return KernelKind::matmul;
+  if (op == Op::conv2d) return KernelKind::conv2d;
+  return KernelKind::op;
+}
+
+namespace {
+
+bool is_loop_node(const Node& node) {
+  return kernel_kind_of(node.op()) == KernelKind::loop && node.num_outputs() == 1;
+}
+
+// Who reads each value: consumer node indices (each node once) and whether the value leaves the
+// function as a result or an update.
+struct Uses {
+  std::unordered_map<const Value*, std::vector<size_t>> consumers;
+  std::unordered_set<const Value*> escapes;
+
+  explicit Uses(const ir::Function& f) {
+    for (size_t i = 0; i < f.nodes().size(); ++i) {
+      for (const Value* v : f.nodes()[i]->inputs()) {
+        auto& list = consumers[v];
+        if (list.empty() || list.back() != i) list.push_back(i);
+      }
+    }
+    escapes.insert(f.outputs().begin(), f.outputs().end());
+    for (const auto& u : f.updates())
+      escapes.insert(u.value);
+  }
+  std::span<const size_t> of(const Value* v) const {
+    auto it = consumers.find(v);
+    return it == consumers.end() ? std::span<const size_t>{} : std::span<const size_t>(it->second);
+  }
+};
+
+class Partitioner {
+ public:
+  Partitioner(const ir::Function& f, bool fuse)
+      : f_(f), uses_(f), group_of_(f.nodes().size(), -1), fuse_(fuse) {
+    for (size_t i = 0; i < f.nodes().size(); ++i)
+      index_[f.nodes()[i].get()] = i;
+  }
+
+  KernelPlan run() {
+    if (fuse_) {
+      for (size_t i = 0; i < nodes().size(); ++i) {
+        Op op = nodes()[i]->op();
+        if (group_of_[i] < 0 && (op == Op::matmul || op == Op::conv2d)) grow_epilogue(i);
+      }
+    }
+    for (size_t i = nodes().size(); i-- > 0;) {
+      if (group_of_[i] >= 0 || nodes()[i]->op() == Op::constant) continue;
+      int g = new_group(i, kernel_kind_of(nodes()[i]->op()));
+      KernelKind kind = kinds_[static_cast<size_t>(g)];
+      if (fuse_ && nodes()[i]->num_outputs() == 1 &&
+          (kind == KernelKind::loop || kind == KernelKind::reduction))
+        pull_producers(g, i);
+    }
+    return build();
+  }
+
+ private:
+  std::span<const std::unique_ptr<Node>> nodes() const { return f_.nodes(); }
+
+  int new_group(size_t node, KernelKind kind) {
+    int g = static_cast<int>(groups_.size());
+    groups_.push_back({node});
+    kinds_.push_back(kind);
+    group_of_[node] = g;
+    return g;
+  }
+  void join(int g, size_t node) {
+    groups_[static_cast<size_t>(g)].push_back(node);
+    group_of_[node] = g;
+  }
+  bool all_uses_in(const Value* v, int g) const {
+    for (size_t c : uses_.of(v))
+      if (group_of_[c] != g) return false;
+    return true;
+  }
+
+  // matmul/conv2d followed by a single-use chain of same-shape loop nodes.
+  void grow_epilogue(size_t root) {
+    int g = new_group(root, kernel_kind_of(nodes()[root]->op()));
+    const ir::Shape& shape = nodes()[root]->output()->type().shape;
+    const Value* tail = nodes()[root]->output();
+    while (!uses_.escapes.contains(tail) && uses_.of(tail).size() == 1) {
+      size_t next = uses_.of(tail)[0];
+      const Node& n = *nodes()[next];
+      if (group_of_[next] >= 0 || !is_loop_node(n) || n.output()->type().shape != shape) break;
+      join(g, next);
+      tail = n.output();
+    }
+  }
+
+  // Pulls same-shape loop producers into the group rooted at `root` (see fusion.h).
+  void pull_producers(int g, size_t root) {
+    const Node& r = *nodes()[root];
+    bool reduction = kinds_[static_cast<size_t>(g)] == KernelKind::reduction;
+    const ir::Shape& shape = reduction ? r.input(0)->type().shape : r.output()->type().shape;
+    std::vector<size_t> work{root};
+    while (!work.empty()) {
+      const Node& n = *nodes()[work.back()];
+      work.pop_back();
+      for (const Value* v : n.inputs()) {
+        if (v->is_param()) continue;
+        size_t p = index_.at(v->producer());
+        const Node& producer = *nodes()[p];
+        if (group_of_[p] >= 0 || !is_loop_node(producer) || v->type().shape != shape) continue;
+        if (!all_uses_in(v, g) || (reduction && uses_.escapes.contains(v))) continue;
+        join(g, p);
+        work.push_back(p);
+      }
+    }
+  }
+
+  Kernel make_kernel(size_t g) const {
+    auto members = groups_[g];
+    std::sort(members.begin(), members.end());
+    Kernel k;
+    k.kind = kinds_[g];
+    int gi = static_cast<int>(g);
+    auto inside = [&](const Value* v) {
+      return !v->is_param() && group_of_[index_.at(v->producer())] == gi;
+    };
+    for (size_t m : members) {
+      const Node& n = *nodes()[m];
+      k.nodes.push_back(&n);
+      for (const Value* v : n.inputs())
+        if (!inside(v) && std::find(k.inputs.begin(), k.inputs.end(), v) == k.inputs.end())
+          k.inputs.push_back(v);
+      for (size_t o = 0; o < n.num_outputs(); ++o) {
+        const Value* v = n.output(o);
+        if (m == members.back() || uses_.escapes.contains(v) || !all_uses_in(v, gi))
+          k.outputs.push_back(v);
+      }
+    }
+    return k;
+  }
+
+  KernelPlan build() const {
+    std::vector<size_t> order(groups_.size());
+    for (size_t g = 0; g < order.size(); ++g)
+      order[g] = g;
+    auto last = [&](size_t g) { return *std::max_element(groups_[g].begin(), groups_[g].end()); };
+    std::sort(order.begin(), order.end(), [&](size_t a, size_t b) { return last(a) < last(b); });
+    KernelPlan plan;
+    for (size_t g : order)
+      plan.kernels.push_back(make_kernel(g));
+    check_topological(plan);
+    return plan;
+  }
+
+  void check_topological(const KernelPlan& plan) const {
+    std::unordered_set<const Value*> ready;
+    for (const auto& p : f_.params())
+      ready.insert(p.get());
+    for (const auto& n : nodes())
+      if (n->op() == Op::constant) ready.insert(n->output());
+    for (const Kernel& k : plan.kernels) {
+      for (const Value* v : k.inputs)
+        KILN_CHECK(ready.contains(v), "fusion made a kernel read a value computed after it");
+      ready.insert(k.outputs.begin(), k.outputs.end());
+    }
+  }
+
+  const ir::Function& f_;
+  Uses uses_;
+  std::unordered_map<const Node*, size_t> index_;
+  std::vector<int> group_of_;
+  std::vector<std::vector<size_t>> groups_;
+  std::vector<KernelKind> kinds_;
+  bool fuse_;
+};
+
+}  // namespace
+
+KernelPlan plan_kernels(const ir::Function& function, const FusionOptions& options) {
+  return Partitioner(function, options.fuse).run();
+}
+
+}  // namespace kiln::passes

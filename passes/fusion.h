@@ -1,0 +1,36 @@
+// Fusion: partitions a function's nodes into kernels (see passes/kernel_plan.h for the kinds and
+// the invariants codegen relies on).
+//
+// Rules, applied greedily from the last node backwards:
+// - matmul/conv2d epilogue: a chain of loop nodes after a matmul/conv2d joins its kernel while
+//   each link's operand from the chain has that one use, is not a result or update, and the
+//   node keeps the matmul/conv2d result's shape (bias add, activation).
+// - loop: a loop node (elementwise or broadcast_to) pulls in its producers that are loop nodes of
+//   the same result shape whose every use is inside the group; such a producer may also be a
+//   result or update of the function, and then becomes one more kernel output.
+// - reduction: a reduction pulls in loop producers of its operand's shape, as above, except that
+//   they may not be results or updates (only the reduction's result leaves).
+// - anything else (reshape, transpose, slice, gather, concat, pad, softmax, pools, creation ops,
+//   multi-result nodes) is an `op` kernel of its own; shape ops are not fused in this version.
+// Since a group's only value read by other kernels is its last node's result, ordering kernels
+// by their last node gives a topological order; plan_kernels checks it anyway.
+#pragma once
+
+#include "kiln/ir/function.h"
+#include "kiln/passes/kernel_plan.h"
+
+namespace kiln::passes {
+
+struct FusionOptions {
+  // false: one kernel per non-constant node (a baseline for differential tests).
+  bool fuse = true;
+};
+
+// The kernel kind a single node gets on its own.
+KernelKind kernel_kind_of(ir::Op op);
+
+// Groups the nodes of `function` into kernels in a topological order. The plan points into
+// `function`, which must outlive it and stay unchanged.
+KernelPlan plan_kernels(const ir::Function& function, const FusionOptions& options = {});
+
+}  // namespace kiln::passes
