@@ -1,0 +1,189 @@
+#include "kiln/codegen/compiler.h"
+
+#include <cstdio>
+#include <filesystem>
+#include <mutex>
+
+#include <llvm/ExecutionEngine/Orc/JITTargetMachineBuilder.h>
+#include <llvm/ExecutionEngine/Orc/LLJIT.h>
+#include <llvm/ExecutionEngine/Orc/ThreadSafeModule.h>
+#include <llvm/IR/LegacyPassManager.h>
+#include <llvm/MC/TargetRegistry.h>
+#include <llvm/Passes/PassBuilder.h>
+#include <llvm/Support/FileSystem.h>
+#include <llvm/Support/TargetSelect.h>
+#include <llvm/Support/raw_ostream.h>
+#include <llvm/Target/TargetMachine.h>
+
+#include <fmt/format.h>
+
+#include "kiln/codegen/module_builder.h"
+#include "kiln/ir/error.h"
+
+namespace kiln::codegen {
+
+namespace {
+
+void init_llvm() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    llvm::InitializeNativeTarget();
+    llvm::InitializeNativeTargetAsmPrinter();
+  });
+}
+
+std::string error_text(llvm::Error error) {
+  return llvm::toString(std::move(error));
+}
+
+template <class T>
+T unwrap(llvm::Expected<T> value, const std::string& what) {
+  if (!value) throw CompileError(fmt::format("{}: {}", what, error_text(value.takeError())));
+  return std::move(*value);
+}
+
+llvm::CodeGenOptLevel codegen_level(int opt_level) {
+  switch (opt_level) {
+    case 0:
+      return llvm::CodeGenOptLevel::None;
+    case 1:
+      return llvm::CodeGenOptLevel::Less;
+    case 3:
+      return llvm::CodeGenOptLevel::Aggressive;
+    default:
+      return llvm::CodeGenOptLevel::Default;
+  }
+}
+
+// The host CPU's name and features (AVX-512 on Zen 5), position-independent code.
+llvm::orc::JITTargetMachineBuilder host_machine(const CodegenOptions& options) {
+  init_llvm();
+  auto builder = unwrap(llvm::orc::JITTargetMachineBuilder::detectHost(), "detecting the host CPU");
+  builder.setCodeGenOptLevel(codegen_level(options.opt_level));
+  builder.setRelocationModel(llvm::Reloc::PIC_);
+  return builder;
+}
+
+// Runs the new pass manager's default pipeline at `opt_level`, tuned for `machine`.
+void optimize(llvm::Module& module, llvm::TargetMachine& machine, int opt_level) {
+  if (opt_level <= 0) return;
+  llvm::LoopAnalysisManager lam;
+  llvm::FunctionAnalysisManager fam;
+  llvm::CGSCCAnalysisManager cgam;
+  llvm::ModuleAnalysisManager mam;
+  llvm::PipelineTuningOptions tuning;
+  tuning.LoopVectorization = true;
+  tuning.SLPVectorization = true;
+  llvm::PassBuilder builder(&machine, tuning);
+  builder.registerModuleAnalyses(mam);
+  builder.registerCGSCCAnalyses(cgam);
+  builder.registerFunctionAnalyses(fam);
+  builder.registerLoopAnalyses(lam);
+  builder.crossRegisterProxies(lam, fam, cgam, mam);
+  llvm::OptimizationLevel level = opt_level == 1   ? llvm::OptimizationLevel::O1
+                                  : opt_level == 3 ? llvm::OptimizationLevel::O3
+                                                   : llvm::OptimizationLevel::O2;
+  builder.buildPerModuleDefaultPipeline(level).run(module, mam);
+}
+
+// The module for `function`, built, verified and optimized for `machine`.
+std::unique_ptr<llvm::Module> lower(llvm::LLVMContext& context, llvm::TargetMachine& machine,
+                                    const ir::Function& function, const passes::KernelPlan& plan,
+                                    const passes::MemoryPlan& memory,
+                                    const CodegenOptions& options) {
+  std::unique_ptr<llvm::Module> module = build_module(context, function, plan, memory);
+  module->setDataLayout(machine.createDataLayout());
+  module->setTargetTriple(machine.getTargetTriple().str());
+  optimize(*module, machine, options.opt_level);
+  return module;
+}
+
+std::string module_text(const llvm::Module& module) {
+  std::string text;
+  llvm::raw_string_ostream os(text);
+  module.print(os, nullptr);
+  return os.str();
+}
+
+}  // namespace
+
+CompiledModule::CompiledModule(std::unique_ptr<llvm::orc::LLJIT> jit, kiln_entry_fn entry,
+                               int64_t workspace_bytes, std::string llvm_ir)
+    : jit_(std::move(jit)),
+      entry_(entry),
+      workspace_bytes_(workspace_bytes),
+      llvm_ir_(std::move(llvm_ir)) {}
+
+CompiledModule::~CompiledModule() = default;
+
+std::unique_ptr<CompiledModule> compile_jit(const ir::Function& function,
+                                            const passes::KernelPlan& plan,
+                                            const passes::MemoryPlan& memory,
+                                            const CodegenOptions& options) {
+  std::string why;
+  if (!supports(function, &why)) throw CompileError(fmt::format("{}: {}", function.name(), why));
+  llvm::orc::JITTargetMachineBuilder host = host_machine(options);
+  auto machine = unwrap(host.createTargetMachine(), "creating the target machine");
+  auto context = std::make_unique<llvm::LLVMContext>();
+  std::unique_ptr<llvm::Module> module = lower(*context, *machine, function, plan, memory, options);
+  std::string text = module_text(*module);
+
+  auto jit = unwrap(llvm::orc::LLJITBuilder().setJITTargetMachineBuilder(std::move(host)).create(),
+                    "creating the JIT");
+  if (llvm::Error error =
+          jit->addIRModule(llvm::orc::ThreadSafeModule(std::move(module), std::move(context)))) {
+    throw CompileError(fmt::format("{}: {}", function.name(), error_text(std::move(error))));
+  }
+  auto address =
+      unwrap(jit->lookup(kEntryName), fmt::format("{}: compiling {}", function.name(), kEntryName));
+  auto entry = address.toPtr<kiln_entry_fn>();
+  return std::make_unique<CompiledModule>(std::move(jit), entry, memory.workspace_bytes,
+                                          std::move(text));
+}
+
+void emit_object_file(const ir::Function& function, const passes::KernelPlan& plan,
+                      const passes::MemoryPlan& memory, const std::string& path,
+                      const CodegenOptions& options) {
+  std::string why;
+  if (!supports(function, &why)) throw CompileError(fmt::format("{}: {}", function.name(), why));
+  auto machine = unwrap(host_machine(options).createTargetMachine(), "creating the target machine");
+  llvm::LLVMContext context;
+  std::unique_ptr<llvm::Module> module = lower(context, *machine, function, plan, memory, options);
+
+  const std::string temp = path + ".tmp";
+  {
+    std::error_code ec;
+    llvm::raw_fd_ostream out(temp, ec, llvm::sys::fs::OF_None);
+    if (ec) throw IOError(fmt::format("cannot write {}: {}", temp, ec.message()));
+    llvm::legacy::PassManager passes;
+    if (machine->addPassesToEmitFile(passes, out, nullptr, llvm::CodeGenFileType::ObjectFile)) {
+      throw CompileError(fmt::format("{}: the target cannot emit object files", function.name()));
+    }
+    passes.run(*module);
+    out.flush();
+    if (out.has_error()) {
+      std::remove(temp.c_str());
+      throw IOError(fmt::format("cannot write {}: {}", temp, out.error().message()));
+    }
+  }
+  std::error_code ec;
+  std::filesystem::rename(temp, path, ec);
+  if (ec) {
+    std::remove(temp.c_str());
+    throw IOError(fmt::format("cannot rename {} to {}: {}", temp, path, ec.message()));
+  }
+}
+
+bool supports(const ir::Function& function, std::string* why) {
+  for (const auto& node : function.nodes()) {
+    if (!op_supported(node->op())) {
+      if (why != nullptr) {
+        *why = fmt::format("{} is not supported by compiled code yet", ir::op_name(node->op()));
+      }
+      return false;
+    }
+  }
+  return true;
+}
+
+}  // namespace kiln::codegen

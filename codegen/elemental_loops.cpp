@@ -1,0 +1,320 @@
+// The elemental emitter's ops with an inner loop per element: reductions, argmax/argmin, matmul
+// (the naive dot product; the packed GEMM kernel replaces it for matmul kernels later),
+// conv2d, pools and softmax. Floating sums accumulate in double and integer sums and products
+// in i64, in the interpreter's order, so results match the oracle closely (exactly for sums).
+#include <limits>
+
+#include "kiln/codegen/elemental.h"
+#include "kiln/codegen/scalar_ops.h"
+#include "kiln/ir/error.h"
+#include "kiln/ir/ops/matmul.h"
+#include "kiln/ir/ops/reduction.h"
+#include "kiln/ir/ops/window.h"
+
+namespace kiln::codegen {
+
+using llvm::Value;
+
+namespace {
+
+// The type sums and products of `dtype` accumulate in.
+llvm::Type* wide_type(Builder& b, ir::DType dtype) {
+  return ir::is_floating(dtype) ? b.getDoubleTy() : b.getInt64Ty();
+}
+
+Value* widen(Builder& b, Value* x, ir::DType dtype) {
+  return ir::is_floating(dtype) ? b.CreateFPExt(x, b.getDoubleTy())
+                                : b.CreateSExt(x, b.getInt64Ty());
+}
+
+Value* narrow(Builder& b, Value* x, ir::DType dtype) {
+  llvm::Type* type = scalar_type(b.getContext(), dtype);
+  return ir::is_floating(dtype) ? b.CreateFPTrunc(x, type) : b.CreateTrunc(x, type);
+}
+
+Value* is_nan(Builder& b, Value* x) {
+  if (!x->getType()->isFloatingPointTy()) return b.getFalse();
+  return b.CreateFCmpUNO(x, x);
+}
+
+// Whether `x` replaces the running best (NaN wins and then sticks; ties keep the earlier one).
+Value* beats(Builder& b, bool is_max, Value* x, Value* best) {
+  Value* better;
+  if (x->getType()->isFloatingPointTy()) {
+    better = is_max ? b.CreateFCmpOGT(x, best) : b.CreateFCmpOLT(x, best);
+  } else {
+    better = is_max ? b.CreateICmpSGT(x, best) : b.CreateICmpSLT(x, best);
+  }
+  return b.CreateAnd(b.CreateNot(is_nan(b, best)), b.CreateOr(is_nan(b, x), better));
+}
+
+llvm::Constant* extreme(Builder& b, ir::DType dtype, bool lowest) {
+  llvm::Type* type = scalar_type(b.getContext(), dtype);
+  if (ir::is_floating(dtype)) {
+    return llvm::ConstantFP::getInfinity(type, lowest);
+  }
+  unsigned bits = type->getIntegerBitWidth();
+  return llvm::ConstantInt::get(b.getContext(), lowest ? llvm::APInt::getSignedMinValue(bits)
+                                                       : llvm::APInt::getSignedMaxValue(bits));
+}
+
+Value* clamp(Builder& b, Value* pos, int64_t size) {
+  Value* low = b.CreateSelect(b.CreateICmpSLT(pos, b.getInt64(0)), b.getInt64(0), pos);
+  return b.CreateSelect(b.CreateICmpSGT(low, b.getInt64(size - 1)), b.getInt64(size - 1), low);
+}
+
+}  // namespace
+
+Value* ElementEmitter::reduce(const ir::Node& node, const Index& index) {
+  const ir::Value* in = node.input(0);
+  const ir::Shape& shape = in->type().shape;
+  const ir::DType dtype = in->type().dtype;
+  const std::vector<bool> mask = ir::reduced_axes_mask(node.attrs(), shape.rank());
+  const bool keepdims = node.attrs().get_bool("keepdims", false);
+  const ir::Op op = node.op();
+  const bool floating = ir::is_floating(dtype);
+  const bool extremum = op == ir::Op::reduce_max || op == ir::Op::reduce_min;
+
+  Index at(static_cast<size_t>(shape.rank()));
+  std::vector<int64_t> sizes;
+  std::vector<size_t> reduced;
+  for (size_t d = 0, o = 0; d < mask.size(); ++d) {
+    if (!mask[d]) {
+      at[d] = index[o++];
+    } else {
+      if (keepdims) ++o;
+      sizes.push_back(shape[static_cast<int64_t>(d)]);
+      reduced.push_back(d);
+    }
+  }
+  llvm::Type* acc_type = extremum ? scalar_type(b_.getContext(), dtype) : wide_type(b_, dtype);
+  Value* init;
+  if (extremum) {
+    init = extreme(b_, dtype, op == ir::Op::reduce_max);
+  } else {
+    const double one = op == ir::Op::reduce_prod ? 1.0 : 0.0;
+    init = floating ? static_cast<Value*>(llvm::ConstantFP::get(acc_type, one))
+                    : b_.getInt64(static_cast<uint64_t>(one));
+  }
+  llvm::AllocaInst* acc = entry_alloca(b_, acc_type, "acc");
+  b_.CreateStore(init, acc);
+  loop_nest(sizes, [&](const Index& counters) {
+    for (size_t r = 0; r < reduced.size(); ++r)
+      at[reduced[r]] = counters[r];
+    Value* x = element(in, at);
+    Value* a = b_.CreateLoad(acc_type, acc);
+    Value* next;
+    if (extremum) {
+      next = b_.CreateSelect(beats(b_, op == ir::Op::reduce_max, x, a), x, a);
+    } else if (op == ir::Op::reduce_prod) {
+      next =
+          floating ? b_.CreateFMul(a, widen(b_, x, dtype)) : b_.CreateMul(a, widen(b_, x, dtype));
+    } else {
+      next =
+          floating ? b_.CreateFAdd(a, widen(b_, x, dtype)) : b_.CreateAdd(a, widen(b_, x, dtype));
+    }
+    b_.CreateStore(next, acc);
+  });
+  Value* total = b_.CreateLoad(acc_type, acc);
+  if (extremum) return total;
+  if (op != ir::Op::reduce_mean) return narrow(b_, total, dtype);
+  int64_t count = 1;
+  for (int64_t s : sizes)
+    count *= s;
+  if (floating) {
+    return narrow(b_,
+                  b_.CreateFDiv(total, llvm::ConstantFP::get(acc_type, static_cast<double>(count))),
+                  dtype);
+  }
+  if (count == 0) return narrow(b_, b_.getInt64(0), dtype);
+  // The mean of the wrapped sum, truncating toward zero.
+  Value* wrapped = b_.CreateSExt(narrow(b_, total, dtype), b_.getInt64Ty());
+  return narrow(b_, b_.CreateSDiv(wrapped, b_.getInt64(count)), dtype);
+}
+
+Value* ElementEmitter::arg_reduce(const ir::Node& node, const Index& index) {
+  const ir::Value* in = node.input(0);
+  const ir::Shape& shape = in->type().shape;
+  const size_t axis = static_cast<size_t>(ir::arg_reduce_axis(node.attrs(), shape.rank()));
+  const bool is_max = node.op() == ir::Op::argmax;
+  Index at = index;
+  at.insert(at.begin() + static_cast<int64_t>(axis), b_.getInt64(0));
+  llvm::Type* type = scalar_type(b_.getContext(), in->type().dtype);
+  llvm::AllocaInst* best = entry_alloca(b_, type, "best");
+  llvm::AllocaInst* best_at = entry_alloca(b_, b_.getInt64Ty(), "best_at");
+  b_.CreateStore(element(in, at), best);
+  b_.CreateStore(b_.getInt64(0), best_at);
+  emit_for(b_, shape[static_cast<int64_t>(axis)] - 1, [&](Value* i) {
+    scoped([&] {
+      Value* k = b_.CreateAdd(i, b_.getInt64(1));
+      at[axis] = k;
+      Value* x = element(in, at);
+      Value* wins = beats(b_, is_max, x, b_.CreateLoad(type, best));
+      b_.CreateStore(b_.CreateSelect(wins, x, b_.CreateLoad(type, best)), best);
+      b_.CreateStore(b_.CreateSelect(wins, k, b_.CreateLoad(b_.getInt64Ty(), best_at)), best_at);
+    });
+  });
+  llvm::Type* out = scalar_type(b_.getContext(), node.output()->type().dtype);
+  return b_.CreateTrunc(b_.CreateLoad(b_.getInt64Ty(), best_at), out);
+}
+
+Value* ElementEmitter::matmul(const ir::Node& node, const Index& index) {
+  const ir::Value* a = node.input(0);
+  const ir::Value* b = node.input(1);
+  const ir::DType dtype = a->type().dtype;
+  const ir::MatmulDims d = ir::matmul_dims(a->type().shape, b->type().shape, node.attrs());
+  const size_t rank = index.size();
+  Index batch(index.begin(), index.end() - 2);
+  auto operand_index = [&](const ir::Value* v) {
+    ir::Shape s = v->type().shape;
+    std::vector<int64_t> dims(s.dims().begin(), s.dims().end() - 2);
+    Index at = broadcast_index(ir::Shape(std::move(dims)), batch);
+    at.resize(at.size() + 2);
+    return at;
+  };
+  Index at_a = operand_index(a), at_b = operand_index(b);
+  const size_t ra = at_a.size(), rb = at_b.size();
+  llvm::Type* acc_type = wide_type(b_, dtype);
+  llvm::AllocaInst* acc = entry_alloca(b_, acc_type, "dot");
+  const bool floating = ir::is_floating(dtype);
+  b_.CreateStore(
+      floating ? static_cast<Value*>(llvm::ConstantFP::get(acc_type, 0.0)) : b_.getInt64(0), acc);
+  emit_for(b_, d.k, [&](Value* p) {
+    scoped([&] {
+      at_a[ra - 2] = d.transpose_a ? p : index[rank - 2];
+      at_a[ra - 1] = d.transpose_a ? index[rank - 2] : p;
+      at_b[rb - 2] = d.transpose_b ? index[rank - 1] : p;
+      at_b[rb - 1] = d.transpose_b ? p : index[rank - 1];
+      Value* x = widen(b_, element(a, at_a), dtype);
+      Value* y = widen(b_, element(b, at_b), dtype);
+      Value* sum = b_.CreateLoad(acc_type, acc);
+      b_.CreateStore(floating ? b_.CreateFAdd(sum, b_.CreateFMul(x, y))
+                              : b_.CreateAdd(sum, b_.CreateMul(x, y)),
+                     acc);
+    });
+  });
+  return narrow(b_, b_.CreateLoad(acc_type, acc), dtype);
+}
+
+Value* ElementEmitter::conv2d(const ir::Node& node, const Index& index) {
+  const ir::Value* input = node.input(0);
+  const ir::Value* filter = node.input(1);
+  const ir::Shape& in = input->type().shape;
+  const ir::Shape& f = filter->type().shape;
+  const ir::DType dtype = input->type().dtype;
+  const ir::Window2D win = ir::conv2d_window(in, f, node.attrs());
+  llvm::Type* f64 = b_.getDoubleTy();
+  llvm::AllocaInst* acc = entry_alloca(b_, f64, "conv");
+  b_.CreateStore(llvm::ConstantFP::get(f64, 0.0), acc);
+  const int64_t sizes[] = {f[0], f[1], f[2]};
+  loop_nest(sizes, [&](const Index& k) {
+    Value* iy = b_.CreateAdd(b_.CreateMul(index[1], b_.getInt64(win.h.stride)),
+                             b_.getInt64(static_cast<uint64_t>(-win.h.pad_before)));
+    iy = b_.CreateAdd(iy, b_.CreateMul(k[0], b_.getInt64(win.h.dilation)));
+    Value* ix = b_.CreateAdd(b_.CreateMul(index[2], b_.getInt64(win.w.stride)),
+                             b_.getInt64(static_cast<uint64_t>(-win.w.pad_before)));
+    ix = b_.CreateAdd(ix, b_.CreateMul(k[1], b_.getInt64(win.w.dilation)));
+    Value* inside = b_.CreateAnd(b_.CreateICmpULT(iy, b_.getInt64(in[1])),
+                                 b_.CreateICmpULT(ix, b_.getInt64(in[2])));
+    Index at_in{index[0], clamp(b_, iy, in[1]), clamp(b_, ix, in[2]), k[2]};
+    Index at_f{k[0], k[1], k[2], index[3]};
+    Value* term = b_.CreateFMul(widen(b_, element(input, at_in), dtype),
+                                widen(b_, element(filter, at_f), dtype));
+    term = b_.CreateSelect(inside, term, llvm::ConstantFP::get(f64, 0.0));
+    b_.CreateStore(b_.CreateFAdd(b_.CreateLoad(f64, acc), term), acc);
+  });
+  return narrow(b_, b_.CreateLoad(f64, acc), dtype);
+}
+
+Value* ElementEmitter::pool(const ir::Node& node, const Index& index) {
+  const ir::Value* input = node.input(0);
+  const ir::Shape& in = input->type().shape;
+  const ir::DType dtype = input->type().dtype;
+  const ir::Window2D win = ir::pool_window(in, node.attrs());
+  const bool is_max = node.op() == ir::Op::max_pool2d;
+  llvm::Type* type = scalar_type(b_.getContext(), dtype);
+  llvm::Type* f64 = b_.getDoubleTy();
+  llvm::AllocaInst* best = entry_alloca(b_, type, "best");
+  llvm::AllocaInst* sum = entry_alloca(b_, f64, "sum");
+  llvm::AllocaInst* count = entry_alloca(b_, b_.getInt64Ty(), "count");
+  b_.CreateStore(extreme(b_, dtype, true), best);
+  b_.CreateStore(llvm::ConstantFP::get(f64, 0.0), sum);
+  b_.CreateStore(b_.getInt64(0), count);
+  const int64_t sizes[] = {win.h.kernel, win.w.kernel};
+  loop_nest(sizes, [&](const Index& k) {
+    Value* iy = b_.CreateAdd(b_.CreateMul(index[1], b_.getInt64(win.h.stride)),
+                             b_.CreateSub(k[0], b_.getInt64(win.h.pad_before)));
+    Value* ix = b_.CreateAdd(b_.CreateMul(index[2], b_.getInt64(win.w.stride)),
+                             b_.CreateSub(k[1], b_.getInt64(win.w.pad_before)));
+    Value* inside = b_.CreateAnd(b_.CreateICmpULT(iy, b_.getInt64(in[1])),
+                                 b_.CreateICmpULT(ix, b_.getInt64(in[2])));
+    Index at{index[0], clamp(b_, iy, in[1]), clamp(b_, ix, in[2]), index[3]};
+    Value* x = element(input, at);
+    if (is_max) {
+      Value* old = b_.CreateLoad(type, best);
+      Value* wins = b_.CreateAnd(inside, beats(b_, true, x, old));
+      b_.CreateStore(b_.CreateSelect(wins, x, old), best);
+    } else {
+      Value* term = b_.CreateSelect(inside, widen(b_, x, dtype), llvm::ConstantFP::get(f64, 0.0));
+      b_.CreateStore(b_.CreateFAdd(b_.CreateLoad(f64, sum), term), sum);
+      b_.CreateStore(b_.CreateAdd(b_.CreateLoad(b_.getInt64Ty(), count),
+                                  b_.CreateZExt(inside, b_.getInt64Ty())),
+                     count);
+    }
+  });
+  if (is_max) return b_.CreateLoad(type, best);
+  Value* n = b_.CreateLoad(b_.getInt64Ty(), count);
+  Value* mean = b_.CreateFDiv(b_.CreateLoad(f64, sum), b_.CreateSIToFP(n, f64));
+  return b_.CreateSelect(b_.CreateICmpEQ(n, b_.getInt64(0)), llvm::ConstantFP::get(type, 0.0),
+                         narrow(b_, mean, dtype));
+}
+
+// Naive per-element softmax: each element recomputes its row's max and sum (O(n²) per row).
+// Correct and simple; a row-at-a-time op kernel is the performance step.
+Value* ElementEmitter::softmax(const ir::Node& node, const Index& index) {
+  const ir::Value* input = node.input(0);
+  const ir::Shape& shape = input->type().shape;
+  const ir::DType dtype = input->type().dtype;
+  const size_t axis =
+      static_cast<size_t>(ir::normalize_axis(node.attrs().get_int("axis", -1), shape.rank()));
+  const int64_t n = shape[static_cast<int64_t>(axis)];
+  llvm::Type* f64 = b_.getDoubleTy();
+  llvm::AllocaInst* max = entry_alloca(b_, f64, "max");
+  llvm::AllocaInst* sum = entry_alloca(b_, f64, "sum");
+  b_.CreateStore(llvm::ConstantFP::getInfinity(f64, true), max);
+  b_.CreateStore(llvm::ConstantFP::get(f64, 0.0), sum);
+  Index at = index;
+  auto row_element = [&](Value* k) {
+    at[axis] = k;
+    return widen(b_, element(input, at), dtype);
+  };
+  emit_for(b_, n, [&](Value* k) {
+    scoped([&] {
+      Value* x = row_element(k);
+      Value* m = b_.CreateLoad(f64, max);
+      b_.CreateStore(b_.CreateSelect(b_.CreateFCmpOLT(m, x), x, m), max);  // as std::max
+    });
+  });
+  Value* row_max = b_.CreateLoad(f64, max);
+  emit_for(b_, n, [&](Value* k) {
+    scoped([&] {
+      Value* shifted[] = {b_.CreateFSub(row_element(k), row_max)};
+      Value* e = call_intrinsic(b_, llvm::Intrinsic::exp, shifted);
+      b_.CreateStore(b_.CreateFAdd(b_.CreateLoad(f64, sum), e), sum);
+    });
+  });
+  Value* total = b_.CreateLoad(f64, sum);
+  at = index;
+  Value* shifted = b_.CreateFSub(widen(b_, element(input, at), dtype), row_max);
+  Value* result;
+  if (node.op() == ir::Op::log_softmax) {
+    Value* args[] = {total};
+    result = b_.CreateFSub(shifted, call_intrinsic(b_, llvm::Intrinsic::log, args));
+  } else {
+    Value* args[] = {shifted};
+    result = b_.CreateFDiv(call_intrinsic(b_, llvm::Intrinsic::exp, args), total);
+  }
+  return narrow(b_, result, dtype);
+}
+
+}  // namespace kiln::codegen

@@ -1,0 +1,257 @@
+#include "kiln/codegen/module_builder.h"
+
+#include <map>
+
+#include <llvm/IR/Verifier.h>
+#include <llvm/Support/raw_ostream.h>
+
+#include <fmt/format.h>
+
+#include "kiln/codegen/elemental.h"
+#include "kiln/ir/error.h"
+
+namespace kiln::codegen {
+
+namespace {
+
+using llvm::Value;
+
+constexpr unsigned kAlign = 64;
+
+// The entry's view of the frame: pointers to every planned value.
+class EntryEmitter {
+ public:
+  EntryEmitter(llvm::Module& module, const passes::MemoryPlan& memory)
+      : module_(module), memory_(memory), b_(module.getContext()) {}
+
+  llvm::Function* begin() {
+    llvm::LLVMContext& context = module_.getContext();
+    llvm::Type* ptr = llvm::PointerType::get(context, 0);
+    auto* type = llvm::FunctionType::get(llvm::Type::getVoidTy(context), {ptr}, false);
+    entry_ = llvm::Function::Create(type, llvm::Function::ExternalLinkage, kEntryName, module_);
+    b_.SetInsertPoint(llvm::BasicBlock::Create(context, "entry", entry_));
+    llvm::Type* frame = llvm::StructType::get(context, {ptr, ptr, ptr});
+    Value* arg = entry_->getArg(0);
+    inputs_ = b_.CreateLoad(ptr, b_.CreateStructGEP(frame, arg, 0), "inputs");
+    outputs_ = b_.CreateLoad(ptr, b_.CreateStructGEP(frame, arg, 1), "outputs");
+    workspace_ = b_.CreateLoad(ptr, b_.CreateStructGEP(frame, arg, 2), "workspace");
+    return entry_;
+  }
+
+  Builder& builder() { return b_; }
+
+  const passes::Slot& slot(const ir::Value* value) const {
+    auto it = memory_.slots.find(value);
+    if (it == memory_.slots.end()) {
+      throw CompileError(fmt::format("the memory plan has no slot for a value of type {}",
+                                     value->type().to_string()));
+    }
+    return it->second;
+  }
+
+  // The buffer that holds `value`, per the memory plan.
+  Value* pointer(const ir::Value* value) {
+    const passes::Slot& s = slot(value);
+    llvm::Type* ptr = llvm::PointerType::get(module_.getContext(), 0);
+    switch (s.kind) {
+      case passes::Slot::Kind::param:
+        return b_.CreateLoad(ptr, b_.CreateConstInBoundsGEP1_64(ptr, inputs_, s.index));
+      case passes::Slot::Kind::output:
+        return b_.CreateLoad(ptr, b_.CreateConstInBoundsGEP1_64(ptr, outputs_, s.index));
+      case passes::Slot::Kind::workspace:
+        return b_.CreateConstInBoundsGEP1_64(b_.getInt8Ty(), workspace_, s.offset);
+      case passes::Slot::Kind::constant:
+        return constant_global(value);
+    }
+    KILN_CHECK(false, "unknown slot kind");
+  }
+
+  // Copies `value` into output buffer `index` unless it was computed there already.
+  void copy_to_output(const ir::Value* value, int64_t index) {
+    const passes::Slot& s = slot(value);
+    if (s.kind == passes::Slot::Kind::output && s.index == index) return;
+    const ir::TensorType& type = value->type();
+    const uint64_t bytes =
+        static_cast<uint64_t>(type.shape.num_elements()) * ir::dtype_size(type.dtype);
+    if (bytes == 0) return;
+    llvm::Type* ptr = llvm::PointerType::get(module_.getContext(), 0);
+    Value* dst = b_.CreateLoad(ptr, b_.CreateConstInBoundsGEP1_64(ptr, outputs_, index));
+    b_.CreateMemMove(dst, llvm::MaybeAlign(kAlign), pointer(value), llvm::MaybeAlign(1), bytes);
+  }
+
+ private:
+  // A constant node's value as a private, 64-byte aligned global.
+  Value* constant_global(const ir::Value* value) {
+    auto it = globals_.find(value);
+    if (it != globals_.end()) return it->second;
+    const ir::Node* node = value->producer();
+    KILN_CHECK(node != nullptr && node->op() == ir::Op::constant,
+               "a constant slot for a value that is not a constant");
+    const ir::HostTensor& tensor = node->attrs().get_tensor("value");
+    llvm::LLVMContext& context = module_.getContext();
+    llvm::StringRef bytes(reinterpret_cast<const char*>(tensor.raw()), tensor.nbytes());
+    llvm::Constant* init =
+        llvm::ConstantDataArray::getRaw(bytes, tensor.nbytes(), llvm::Type::getInt8Ty(context));
+    if (tensor.nbytes() == 0) {
+      init = llvm::ConstantAggregateZero::get(llvm::ArrayType::get(b_.getInt8Ty(), 1));
+    }
+    auto* global = new llvm::GlobalVariable(module_, init->getType(), true,
+                                            llvm::GlobalValue::PrivateLinkage, init, "const");
+    global->setAlignment(llvm::Align(kAlign));
+    globals_.emplace(value, global);
+    return global;
+  }
+
+  llvm::Module& module_;
+  const passes::MemoryPlan& memory_;
+  Builder b_;
+  llvm::Function* entry_ = nullptr;
+  Value* inputs_ = nullptr;
+  Value* outputs_ = nullptr;
+  Value* workspace_ = nullptr;
+  std::map<const ir::Value*, llvm::GlobalVariable*> globals_;
+};
+
+// Groups the kernel's outputs by shape so that each group shares one loop nest (and the
+// elements its outputs have in common).
+std::vector<std::vector<const ir::Value*>> outputs_by_shape(const passes::Kernel& kernel) {
+  std::vector<std::vector<const ir::Value*>> groups;
+  for (const ir::Value* out : kernel.outputs) {
+    auto same = [&](const auto& g) { return g.front()->type().shape == out->type().shape; };
+    auto it = std::find_if(groups.begin(), groups.end(), same);
+    if (it == groups.end())
+      groups.push_back({out});
+    else
+      it->push_back(out);
+  }
+  return groups;
+}
+
+// One LLVM function per kernel: void kernel(ptr in0, ..., ptr out0, ...). Every output is
+// stored by a loop nest over its shape that evaluates the fused group per element.
+// (Matmul and conv2d kernels use the same path for now; the packed GEMM micro-kernel will take
+// over `KernelKind::matmul` here.)
+llvm::Function* emit_kernel(llvm::Module& module, size_t index, const passes::Kernel& kernel) {
+  llvm::LLVMContext& context = module.getContext();
+  llvm::Type* ptr = llvm::PointerType::get(context, 0);
+  std::vector<llvm::Type*> params(kernel.inputs.size() + kernel.outputs.size(), ptr);
+  auto* type = llvm::FunctionType::get(llvm::Type::getVoidTy(context), params, false);
+  auto* fn = llvm::Function::Create(type, llvm::Function::InternalLinkage,
+                                    fmt::format("kernel{}", index), module);
+  Builder b(llvm::BasicBlock::Create(context, "entry", fn));
+  std::unordered_map<const ir::Value*, Value*> buffers;
+  for (size_t i = 0; i < kernel.inputs.size(); ++i)
+    buffers.emplace(kernel.inputs[i], fn->getArg(static_cast<unsigned>(i)));
+  ElementEmitter emitter(b, buffers);
+  for (const auto& group : outputs_by_shape(kernel)) {
+    const ir::Shape& shape = group.front()->type().shape;
+    const std::vector<int64_t> strides = shape.strides();
+    emitter.reset();
+    Index index;
+    std::function<void(int64_t)> level = [&](int64_t d) {
+      if (d == shape.rank()) {
+        Value* offset = linear_offset(b, index, strides);
+        // Every value first, then the stores: an output may share its block with an input
+        // (in place), which the other outputs of the group may still read.
+        std::vector<Value*> values;
+        for (const ir::Value* out : group)
+          values.push_back(emitter.element(out, index));
+        for (size_t g = 0; g < group.size(); ++g) {
+          const ir::Value* out = group[g];
+          auto pos = std::find(kernel.outputs.begin(), kernel.outputs.end(), out);
+          Value* base = fn->getArg(static_cast<unsigned>(
+              kernel.inputs.size() + static_cast<size_t>(pos - kernel.outputs.begin())));
+          store_element(b, out->type().dtype, base, offset, values[g]);
+        }
+        return;
+      }
+      emit_for(b, shape[d], [&](Value* i) {
+        index.push_back(i);
+        level(d + 1);
+        index.pop_back();
+      });
+    };
+    if (shape.num_elements() > 0) level(0);
+  }
+  b.CreateRetVoid();
+  return fn;
+}
+
+void verify(const llvm::Function& fn, const std::string& what) {
+  std::string message;
+  llvm::raw_string_ostream os(message);
+  if (llvm::verifyFunction(fn, &os)) {
+    throw CompileError(fmt::format("{}: LLVM rejected the generated code: {}", what, os.str()));
+  }
+}
+
+const char* kind_name(passes::KernelKind kind) {
+  switch (kind) {
+    case passes::KernelKind::loop:
+      return "loop";
+    case passes::KernelKind::reduction:
+      return "reduction";
+    case passes::KernelKind::matmul:
+      return "matmul";
+    case passes::KernelKind::conv2d:
+      return "conv2d";
+    case passes::KernelKind::op:
+      return "op";
+  }
+  return "kernel";
+}
+
+}  // namespace
+
+bool op_supported(ir::Op op) {
+  return op != ir::Op::gather;
+}
+
+std::string kernel_label(size_t index, const passes::Kernel& kernel) {
+  std::string ops;
+  for (const ir::Node* node : kernel.nodes) {
+    if (!ops.empty()) ops += ", ";
+    ops += ir::op_name(node->op());
+  }
+  return fmt::format("kernel {} ({}: {})", index, kind_name(kernel.kind), ops);
+}
+
+std::unique_ptr<llvm::Module> build_module(llvm::LLVMContext& context, const ir::Function& function,
+                                           const passes::KernelPlan& plan,
+                                           const passes::MemoryPlan& memory) {
+  auto module = std::make_unique<llvm::Module>(function.name(), context);
+  EntryEmitter entry(*module, memory);
+  llvm::Function* entry_fn = entry.begin();
+  for (size_t k = 0; k < plan.kernels.size(); ++k) {
+    const passes::Kernel& kernel = plan.kernels[k];
+    const std::string label = kernel_label(k, kernel);
+    try {
+      llvm::Function* fn = emit_kernel(*module, k, kernel);
+      verify(*fn, label);
+      std::vector<Value*> args;
+      for (const ir::Value* v : kernel.inputs)
+        args.push_back(entry.pointer(v));
+      for (const ir::Value* v : kernel.outputs)
+        args.push_back(entry.pointer(v));
+      entry.builder().CreateCall(fn, args);
+    } catch (Error& e) {
+      throw CompileError(fmt::format("{}: {}", label, e.message()));
+    }
+  }
+  const auto& outputs = function.outputs();
+  for (size_t j = 0; j < outputs.size(); ++j)
+    entry.copy_to_output(outputs[j], static_cast<int64_t>(j));
+  const auto& updates = function.updates();
+  for (size_t u = 0; u < updates.size(); ++u)
+    entry.copy_to_output(updates[u].value, static_cast<int64_t>(outputs.size() + u));
+  entry.builder().CreateRetVoid();
+  verify(*entry_fn, "kiln_entry");
+  std::string message;
+  llvm::raw_string_ostream os(message);
+  if (llvm::verifyModule(*module, &os)) {
+    throw CompileError(fmt::format("{}: LLVM rejected the module: {}", function.name(), os.str()));
+  }
+  return module;
+}
+
+}  // namespace kiln::codegen

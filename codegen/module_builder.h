@@ -1,0 +1,30 @@
+// Internal: lowers a planned ir::Function to one LLVM module: a function per kernel and the
+// `kiln_entry(const kiln_frame*)` that calls them in plan order (DESIGN.md, "Codegen").
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include <llvm/IR/LLVMContext.h>
+#include <llvm/IR/Module.h>
+
+#include "kiln/ir/function.h"
+#include "kiln/passes/kernel_plan.h"
+
+namespace kiln::codegen {
+
+// The symbol every compiled module exports.
+inline constexpr const char* kEntryName = "kiln_entry";
+
+// Builds and verifies the module. Throws CompileError naming the kernel that failed.
+std::unique_ptr<llvm::Module> build_module(llvm::LLVMContext& context, const ir::Function& function,
+                                           const passes::KernelPlan& plan,
+                                           const passes::MemoryPlan& memory);
+
+// "kernel 2 (loop: mul, add)" for error messages.
+std::string kernel_label(size_t index, const passes::Kernel& kernel);
+
+// Whether codegen can emit `op` yet.
+bool op_supported(ir::Op op);
+
+}  // namespace kiln::codegen

@@ -1,0 +1,230 @@
+// Helpers for the codegen differential tests: plans for a function, sample inputs, running the
+// JIT-compiled entry and comparing against the interpreter (the oracle).
+#pragma once
+
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <random>
+#include <unordered_set>
+#include <vector>
+
+#include "kiln/codegen/compiler.h"
+#include "kiln/ir/interpreter.h"
+#include "kiln/passes/kernel_plan.h"
+
+namespace kiln::testing {
+
+struct Plans {
+  passes::KernelPlan kernels;
+  passes::MemoryPlan memory;
+};
+
+inline passes::KernelKind kind_of(ir::Op op) {
+  if (ir::has_trait(op, ir::kElementwise)) return passes::KernelKind::loop;
+  if (ir::has_trait(op, ir::kReduction)) return passes::KernelKind::reduction;
+  if (op == ir::Op::matmul) return passes::KernelKind::matmul;
+  if (op == ir::Op::conv2d) return passes::KernelKind::conv2d;
+  return passes::KernelKind::op;
+}
+
+// Every value in its own workspace slot; params, constants, then results and updates as the
+// memory-plan contract says.
+inline passes::MemoryPlan simple_memory(const ir::Function& f) {
+  passes::MemoryPlan m;
+  for (size_t i = 0; i < f.params().size(); ++i)
+    m.slots[f.param(i)] = {passes::Slot::Kind::param, static_cast<int64_t>(i), 0, 0};
+  for (const auto& node : f.nodes()) {
+    for (size_t r = 0; r < node->num_outputs(); ++r) {
+      const ir::Value* v = node->output(r);
+      int64_t bytes =
+          v->type().shape.num_elements() * static_cast<int64_t>(ir::dtype_size(v->type().dtype));
+      if (node->op() == ir::Op::constant) {
+        m.slots[v] = {passes::Slot::Kind::constant, 0, 0, bytes};
+        continue;
+      }
+      m.slots[v] = {passes::Slot::Kind::workspace, 0, m.workspace_bytes, bytes};
+      m.workspace_bytes += (bytes + 63) / 64 * 64;
+    }
+  }
+  std::vector<const ir::Value*> results(f.outputs().begin(), f.outputs().end());
+  for (const auto& u : f.updates())
+    results.push_back(u.value);
+  std::unordered_set<const ir::Value*> placed;
+  for (size_t j = 0; j < results.size(); ++j) {
+    passes::Slot& s = m.slots[results[j]];
+    if (s.kind != passes::Slot::Kind::workspace || !placed.insert(results[j]).second) continue;
+    s = {passes::Slot::Kind::output, static_cast<int64_t>(j), 0, s.bytes};
+  }
+  return m;
+}
+
+// One kernel per non-constant node.
+inline Plans simple_plans(const ir::Function& f) {
+  Plans p;
+  for (const auto& node : f.nodes()) {
+    if (node->op() == ir::Op::constant) continue;
+    passes::Kernel k;
+    k.kind = kind_of(node->op());
+    k.nodes = {node.get()};
+    for (const ir::Value* in : node->inputs()) {
+      if (std::find(k.inputs.begin(), k.inputs.end(), in) == k.inputs.end()) k.inputs.push_back(in);
+    }
+    for (size_t r = 0; r < node->num_outputs(); ++r)
+      k.outputs.push_back(node->output(r));
+    p.kernels.kernels.push_back(std::move(k));
+  }
+  p.memory = simple_memory(f);
+  return p;
+}
+
+// Every non-constant node in one fused kernel of `kind` whose outputs are the function's
+// results and updates.
+inline Plans fused_plans(const ir::Function& f, passes::KernelKind kind) {
+  Plans p;
+  passes::Kernel k;
+  k.kind = kind;
+  std::unordered_set<const ir::Value*> inside;
+  for (const auto& node : f.nodes()) {
+    if (node->op() == ir::Op::constant) continue;
+    k.nodes.push_back(node.get());
+    for (const ir::Value* in : node->inputs()) {
+      if (!inside.count(in) && std::find(k.inputs.begin(), k.inputs.end(), in) == k.inputs.end())
+        k.inputs.push_back(in);
+    }
+    for (size_t r = 0; r < node->num_outputs(); ++r)
+      inside.insert(node->output(r));
+  }
+  auto add_output = [&](const ir::Value* v) {
+    if (inside.count(v) && std::find(k.outputs.begin(), k.outputs.end(), v) == k.outputs.end())
+      k.outputs.push_back(v);
+  };
+  for (const ir::Value* v : f.outputs())
+    add_output(v);
+  for (const auto& u : f.updates())
+    add_output(u.value);
+  p.kernels.kernels.push_back(std::move(k));
+  p.memory = simple_memory(f);
+  return p;
+}
+
+// Runs compiled code on `args`; returns the results, then the updated values.
+inline std::vector<ir::HostTensor> run_compiled(const codegen::CompiledModule& module,
+                                                const ir::Function& f,
+                                                const std::vector<ir::HostTensor>& args) {
+  std::vector<void*> inputs;
+  for (const auto& a : args)
+    inputs.push_back(const_cast<std::byte*>(a.raw()));
+  std::vector<ir::HostTensor> outs;
+  for (const ir::Value* v : f.outputs())
+    outs.emplace_back(v->type());
+  for (const auto& u : f.updates())
+    outs.emplace_back(u.value->type());
+  std::vector<void*> outputs;
+  for (auto& o : outs)
+    outputs.push_back(o.raw());
+  ir::HostTensor workspace(ir::DType::f64, ir::Shape{(module.workspace_bytes() + 7) / 8 + 8});
+  kiln_frame frame{inputs.data(), outputs.data(), workspace.raw()};
+  module.entry()(&frame);
+  return outs;
+}
+
+// Whether two floats agree within a few ulp (relative `tol`); NaN equals NaN.
+inline bool close(double got, double want, double tol) {
+  if (std::isnan(want)) return std::isnan(got);
+  if (std::isinf(want)) return got == want;
+  return std::abs(got - want) <= tol * std::max(1.0, std::abs(want)) ||
+         std::abs(got - want) <= tol * std::abs(want);
+}
+
+inline void check_same(const ir::HostTensor& got, const ir::HostTensor& want, double tol) {
+  REQUIRE(got.type() == want.type());
+  const bool floating = ir::is_floating(want.dtype());
+  if (!floating) {
+    CHECK(got.bitwise_equal(want));
+    if (got.bitwise_equal(want)) return;
+  }
+  const double t = want.dtype() == ir::DType::f32 ? tol : tol * 1e-8;
+  int64_t bad = 0;
+  for (int64_t i = 0; i < want.num_elements() && bad < 5; ++i) {
+    double g = got.element_as_double(i), w = want.element_as_double(i);
+    if (!close(g, w, t)) {
+      ++bad;
+      FAIL_CHECK("element " << i << ": compiled " << g << ", interpreter " << w);
+    }
+  }
+}
+
+// Compiles `f` with `plans` once and checks every result and update against ir::evaluate for
+// each argument set.
+inline void check_against_interpreter(const ir::Function& f, const Plans& plans,
+                                      const std::vector<std::vector<ir::HostTensor>>& arg_sets,
+                                      double tol = 4e-6) {
+  auto module = codegen::compile_jit(f, plans.kernels, plans.memory);
+  for (const auto& args : arg_sets) {
+    std::vector<ir::HostTensor> got = run_compiled(*module, f, args);
+    ir::EvalResult want = ir::evaluate(f, args);
+    std::vector<ir::HostTensor> expected = want.outputs;
+    expected.insert(expected.end(), want.updates.begin(), want.updates.end());
+    REQUIRE(got.size() == expected.size());
+    for (size_t i = 0; i < got.size(); ++i) {
+      INFO("result " << i << " of " << f.name());
+      check_same(got[i], expected[i], tol);
+    }
+  }
+}
+
+inline void check_against_interpreter(const ir::Function& f, const Plans& plans,
+                                      const std::vector<ir::HostTensor>& args, double tol = 4e-6) {
+  check_against_interpreter(f, plans, std::vector<std::vector<ir::HostTensor>>{args}, tol);
+}
+
+inline void check_against_interpreter(const ir::Function& f,
+                                      const std::vector<ir::HostTensor>& args, double tol = 4e-6) {
+  check_against_interpreter(f, simple_plans(f), args, tol);
+}
+
+// Deterministic sample values of `type`; floats include specials (NaN, ±inf, −0, halves) when
+// `specials`, integers include 0, ±1 and the extremes.
+inline ir::HostTensor sample(const ir::TensorType& type, uint32_t seed, bool specials = true) {
+  ir::HostTensor t(type);
+  std::mt19937 gen(seed);
+  const int64_t n = t.num_elements();
+  ir::visit_dtype(type.dtype, [&](auto zero) {
+    using T = decltype(zero);
+    T* p = t.data<T>();
+    for (int64_t i = 0; i < n; ++i) {
+      if constexpr (std::is_same_v<T, bool>) {
+        p[i] = (gen() & 1) != 0;
+      } else if constexpr (std::is_floating_point_v<T>) {
+        std::uniform_real_distribution<double> d(-4.0, 4.0);
+        p[i] = static_cast<T>(d(gen));
+        if (i % 7 == 3) p[i] = static_cast<T>(std::round(d(gen) * 2) / 2);  // halves, integers
+        if (specials && i % 29 == 5) {
+          const T sp[] = {std::numeric_limits<T>::quiet_NaN(),
+                          std::numeric_limits<T>::infinity(),
+                          -std::numeric_limits<T>::infinity(),
+                          T(-0.0),
+                          T(0),
+                          T(3e9),
+                          T(-3e19)};
+          p[i] = sp[(i / 29) % 7];
+        }
+      } else {
+        std::uniform_int_distribution<int64_t> d(-9, 9);
+        p[i] = static_cast<T>(d(gen));
+        if (specials && i % 23 == 7) {
+          const T sp[] = {std::numeric_limits<T>::min(), std::numeric_limits<T>::max(), T(0), T(-1),
+                          T(1)};
+          p[i] = sp[(i / 23) % 5];
+        }
+      }
+    }
+  });
+  return t;
+}
+
+}  // namespace kiln::testing
