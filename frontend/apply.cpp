@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include "kiln/frontend/trace.h"
 #include "kiln/ir/function.h"
 #include "kiln/ir/infer.h"
 #include "kiln/ir/interpreter.h"
@@ -52,17 +53,31 @@ void decorate(Error& error, std::string_view op, std::span<const Tensor> operand
 
 std::vector<Tensor> apply(ir::Op op, std::span<const Tensor> inputs, const ir::Attrs& attrs,
                           const std::source_location& loc) {
-  std::vector<TensorType> types;
-  std::vector<ir::HostTensor> values;
-  types.reserve(inputs.size());
-  values.reserve(inputs.size());
   for (size_t i = 0; i < inputs.size(); ++i) {
     if (!inputs[i].defined()) {
       raise<ValueError>(ir::op_name(op), inputs,
                         fmt::format("operand {} is an undefined Tensor", i), loc);
     }
-    types.push_back(inputs[i].type());
-    values.push_back(inputs[i].host());
+  }
+  // Tracing: the op becomes a node of the active trace (creation ops too, so constants made
+  // inside a traced function are part of its IR); errors carry the scope and the user's line.
+  if (Trace* trace = current_trace()) return trace->append(op, inputs, attrs, loc);
+  for (const Tensor& t : inputs) {
+    if (t.is_symbolic()) {
+      raise<ValueError>(ir::op_name(op), inputs,
+                        "a symbolic tensor was used outside the kiln::function trace that made "
+                        "it; return tensors from the traced function instead of keeping them",
+                        loc);
+    }
+  }
+
+  std::vector<TensorType> types;
+  std::vector<ir::HostTensor> values;
+  types.reserve(inputs.size());
+  values.reserve(inputs.size());
+  for (const Tensor& t : inputs) {
+    types.push_back(t.type());
+    values.push_back(t.host());
   }
 
   std::vector<TensorType> out_types;

@@ -2,7 +2,9 @@
 #pragma once
 
 #include "kiln/frontend/apply.h"
+#include "kiln/frontend/function.h"
 #include "kiln/frontend/index.h"
+#include "kiln/frontend/log.h"
 #include "kiln/frontend/npy.h"
 #include "kiln/frontend/operand.h"
 #include "kiln/frontend/ops.h"

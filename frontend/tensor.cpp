@@ -3,25 +3,66 @@
 #include <fmt/format.h>
 
 #include "kiln/frontend/apply.h"
+#include "kiln/ir/function.h"
 
 namespace kiln {
 
-// The indirection lets a Tensor be either concrete (a host buffer, today) or symbolic (a value
-// in a trace, once kiln::function lands) without changing the handle users hold.
+// The indirection lets a Tensor be either concrete (a host buffer) or symbolic (a value in a
+// trace) without changing the handle users hold.
 struct Tensor::Impl {
   ir::HostTensor value;
+  // Symbolic tensors only. The type is a copy so that a symbolic tensor that outlives its trace
+  // (and the IR behind `symbol`) can still say what it is; `symbol` is only followed while its
+  // trace is the active one.
+  TensorType type;
+  ir::Value* symbol = nullptr;
+  uint64_t trace = 0;
 };
 
-Tensor::Tensor(ir::HostTensor value) : impl_(std::make_shared<Impl>(Impl{std::move(value)})) {}
+namespace {
+constexpr std::string_view kSymbolicRead =
+    "cannot read the value of a symbolic tensor while tracing; inside kiln::function a tensor "
+    "stands for a value computed when the compiled function runs. Return it from the function "
+    "to see its value, and use tensor ops (k::where, k::maximum) instead of C++ branches on "
+    "tensor values";
+}  // namespace
+
+Tensor::Tensor(ir::HostTensor value)
+    : impl_(std::make_shared<Impl>(Impl{std::move(value), {}, nullptr, 0})) {}
+
+bool Tensor::is_symbolic() const {
+  return impl_ && impl_->symbol != nullptr;
+}
 
 const ir::HostTensor& Tensor::host() const {
   if (!impl_) throw ValueError("use of an undefined Tensor");
+  if (impl_->symbol) throw ValueError(std::string(kSymbolicRead));
   return impl_->value;
 }
 
 const TensorType& Tensor::type() const {
-  return host().type();
+  if (!impl_) throw ValueError("use of an undefined Tensor");
+  return impl_->symbol ? impl_->type : impl_->value.type();
 }
+
+namespace detail {
+
+Tensor TensorAccess::symbolic(ir::Value* value, uint64_t trace_id) {
+  KILN_CHECK(value != nullptr && trace_id != 0, "symbolic tensor without a value or trace");
+  Tensor t;
+  t.impl_ = std::make_shared<Tensor::Impl>(Tensor::Impl{{}, value->type(), value, trace_id});
+  return t;
+}
+
+ir::Value* TensorAccess::value(const Tensor& t) {
+  return t.impl_ ? t.impl_->symbol : nullptr;
+}
+
+uint64_t TensorAccess::trace_id(const Tensor& t) {
+  return t.impl_ ? t.impl_->trace : 0;
+}
+
+}  // namespace detail
 
 namespace {
 // The C++ element type of a dtype, as a user writes it in item<T>().
@@ -52,6 +93,7 @@ const ir::HostTensor& checked_host(const Tensor& t, std::string_view accessor,
                                    const std::source_location& loc) {
   std::string name = accessor_name<T>(accessor);
   if (!t.defined()) detail::raise<ValueError>(name, {}, "the Tensor is undefined", loc);
+  if (t.is_symbolic()) detail::raise<ValueError>(name, {t}, std::string(kSymbolicRead), loc);
   const ir::HostTensor& host = t.host();
   if (host.dtype() != ir::dtype_of<T>()) {
     detail::raise<TypeError>(

@@ -1,5 +1,5 @@
 // kiln::Tensor: a cheap, shared handle to a tensor value. Eager tensors hold a concrete buffer;
-// traced tensors (kiln::function, a later issue) will hold a symbolic IR value.
+// tensors made while kiln::function traces are symbolic: a value in the IR being built.
 #pragma once
 
 #include <cstdint>
@@ -14,7 +14,15 @@
 #include "kiln/ir/host_tensor.h"
 #include "kiln/ir/types.h"
 
+namespace kiln::ir {
+class Value;
+}  // namespace kiln::ir
+
 namespace kiln {
+
+namespace detail {
+struct TensorAccess;
+}  // namespace detail
 
 using ir::DType;
 using ir::Shape;
@@ -40,6 +48,9 @@ class Tensor {
   int64_t rank() const { return shape().rank(); }
   // Number of elements.
   int64_t size() const { return shape().num_elements(); }
+  // True inside a kiln::function trace: the tensor stands for a value the compiled function
+  // computes later, so it has a type but no elements to read yet.
+  bool is_symbolic() const;
 
   // The single element of a one-element tensor; T must match the dtype (TypeError otherwise).
   template <class T>
@@ -55,13 +66,14 @@ class Tensor {
   Tensor index(const std::vector<IndexItem>& items,
                std::source_location loc = std::source_location::current()) const;
 
-  // The concrete value (throws ValueError for an undefined tensor).
+  // The concrete value (throws ValueError for an undefined or a symbolic tensor).
   const ir::HostTensor& host() const;
 
   // TensorFlow-style text: values, shape and dtype.
   std::string to_string() const;
 
  private:
+  friend struct detail::TensorAccess;
   struct Impl;
   std::shared_ptr<Impl> impl_;
 };
@@ -70,5 +82,19 @@ std::ostream& operator<<(std::ostream& os, const Tensor& t);
 
 // The values of a host tensor as NumPy prints them ("[[1. 2.]\n [3. 4.]]", "3.0").
 std::string format_values(const ir::HostTensor& value);
+
+namespace detail {
+// The tracing machinery's view of a Tensor's symbolic state.
+struct TensorAccess {
+  // A symbolic tensor for `value` in the trace numbered `trace_id`.
+  static Tensor symbolic(ir::Value* value, uint64_t trace_id);
+  // The IR value of a symbolic tensor; nullptr for a concrete one.
+  static ir::Value* value(const Tensor& t);
+  // The trace a symbolic tensor belongs to (0 for a concrete one).
+  static uint64_t trace_id(const Tensor& t);
+  // Identifies the handle's shared state (copies of one Tensor share it).
+  static const void* identity(const Tensor& t) { return t.impl_.get(); }
+};
+}  // namespace detail
 
 }  // namespace kiln

@@ -5,6 +5,7 @@
 #include <ostream>
 
 #include "kiln/frontend/apply.h"
+#include "kiln/frontend/trace.h"
 
 namespace kiln {
 
@@ -20,6 +21,15 @@ Variable::Variable(const Tensor& initial_value, std::string name, bool trainable
     detail::raise<ValueError>(fmt::format("Variable '{}'", name), {},
                               "the initial value is an undefined Tensor", loc);
   }
+  if (initial_value.is_symbolic() || detail::current_trace() != nullptr) {
+    // A variable made during a trace would be made again on every retrace, and its initial
+    // value only exists when the compiled function runs.
+    detail::raise<ValueError>(fmt::format("Variable '{}'", name), {},
+                              "cannot create a Variable while tracing a kiln::function; create "
+                              "it outside the function and use it there (captured or passed as "
+                              "an argument)",
+                              loc);
+  }
   impl_ = std::make_shared<Impl>(Impl{initial_value.host(), std::move(name), trainable});
 }
 
@@ -34,7 +44,9 @@ Variable::Impl& Variable::impl() {
 }
 
 Tensor Variable::value() const {
-  return Tensor(impl().value);
+  const Impl& self = impl();
+  if (detail::Trace* trace = detail::current_trace()) return trace->read_variable(*this);
+  return Tensor(self.value);
 }
 
 const TensorType& Variable::type() const {
@@ -72,23 +84,38 @@ void Variable::check_update(const char* what, const Tensor& t,
   }
 }
 
-Variable& Variable::assign(const Tensor& t, std::source_location loc) {
-  check_update("assign", t, loc);
+void Variable::store(const Tensor& t, const std::source_location& loc) {
+  if (detail::Trace* trace = detail::current_trace()) {
+    trace->assign_variable(*this, t, loc);
+    return;
+  }
+  if (t.is_symbolic()) {
+    detail::raise<ValueError>("assign", {t},
+                              fmt::format("Variable '{}' cannot take a symbolic tensor outside "
+                                          "the trace that made it",
+                                          impl().name),
+                              loc);
+  }
   // Tensors are immutable, so sharing the caller's buffer cannot surprise anyone.
   impl().value = t.host();
+}
+
+Variable& Variable::assign(const Tensor& t, std::source_location loc) {
+  check_update("assign", t, loc);
+  store(t, loc);
   return *this;
 }
 
 Variable& Variable::assign_add(const Tensor& delta, std::source_location loc) {
   check_update("assign_add", delta, loc);
-  // A new buffer: tensors read earlier keep their values.
-  impl().value = detail::apply1(ir::Op::add, {value(), delta}, {}, loc).host();
+  // A new buffer (or, traced, a new value): tensors read earlier keep their values.
+  store(detail::apply1(ir::Op::add, {value(), delta}, {}, loc), loc);
   return *this;
 }
 
 Variable& Variable::assign_sub(const Tensor& delta, std::source_location loc) {
   check_update("assign_sub", delta, loc);
-  impl().value = detail::apply1(ir::Op::sub, {value(), delta}, {}, loc).host();
+  store(detail::apply1(ir::Op::sub, {value(), delta}, {}, loc), loc);
   return *this;
 }
 
@@ -104,5 +131,17 @@ std::string Variable::to_string() const {
 std::ostream& operator<<(std::ostream& os, const Variable& v) {
   return os << v.to_string();
 }
+
+namespace detail {
+
+const ir::HostTensor& VariableAccess::host(const Variable& v) {
+  return v.impl().value;
+}
+
+void VariableAccess::set_host(Variable& v, ir::HostTensor value) {
+  v.impl().value = std::move(value);
+}
+
+}  // namespace detail
 
 }  // namespace kiln

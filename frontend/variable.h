@@ -6,8 +6,9 @@
 // tensors are immutable), and assign_add()/assign_sub() compute a new buffer. So a Tensor
 // returned by value() keeps the value it had when it was read.
 //
-// The state lives in one place (the handle's current host tensor); traced functions (a later
-// issue) turn reads into inputs and assigns into updates of that same slot.
+// The state lives in one place (the handle's current host tensor). Inside a kiln::function
+// trace, reads become inputs of the traced function and assign/assign_add/assign_sub become
+// updates of that same slot, applied after each call of the compiled function.
 // A variable is not synchronized: threads that assign to one variable need their own lock.
 #pragma once
 
@@ -20,17 +21,22 @@
 
 namespace kiln {
 
+namespace detail {
+struct VariableAccess;
+}  // namespace detail
+
 class Variable {
  public:
   // An undefined variable; using it throws ValueError.
   Variable() = default;
-  // A new variable holding `initial_value`; its shape and dtype are fixed from then on.
+  // A new variable holding `initial_value`; its shape and dtype are fixed from then on. The
+  // initial value must be concrete: create variables outside traced functions.
   explicit Variable(const Tensor& initial_value, std::string name = "Variable",
                     bool trainable = true,
                     std::source_location loc = std::source_location::current());
 
   bool defined() const { return impl_ != nullptr; }
-  // The current value.
+  // The current value (inside a trace: a symbolic tensor for the value at that point).
   Tensor value() const;
   // The current value (TensorFlow's spelling; same as value()).
   Tensor read_value() const { return value(); }
@@ -58,14 +64,29 @@ class Variable {
   std::string to_string() const;
 
  private:
+  friend struct detail::VariableAccess;
   struct Impl;
   const Impl& impl() const;
   Impl& impl();
   void check_update(const char* what, const Tensor& t, const std::source_location& loc) const;
+  // Makes `t` the new value: at once when eager, as an update when tracing.
+  void store(const Tensor& t, const std::source_location& loc);
 
   std::shared_ptr<Impl> impl_;
 };
 
 std::ostream& operator<<(std::ostream& os, const Variable& v);
+
+namespace detail {
+// What the tracing machinery needs from a Variable, bypassing the trace.
+struct VariableAccess {
+  // Identifies the variable (copies of one Variable share it).
+  static const void* identity(const Variable& v) { return v.impl_.get(); }
+  // The concrete current value, even while a trace is active.
+  static const ir::HostTensor& host(const Variable& v);
+  // Replaces the concrete value (a compiled function's update; the type is already checked).
+  static void set_host(Variable& v, ir::HostTensor value);
+};
+}  // namespace detail
 
 }  // namespace kiln

@@ -1,0 +1,244 @@
+#include "kiln/frontend/function.h"
+
+#include <cxxabi.h>
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstdlib>
+#include <map>
+#include <mutex>
+#include <unordered_map>
+
+#include "kiln/frontend/compile.h"
+#include "kiln/frontend/function_signature.h"
+#include "kiln/frontend/log.h"
+#include "kiln/frontend/trace.h"
+
+namespace kiln::detail {
+
+namespace {
+// After this many retraces of one function, a warning says what keeps changing.
+constexpr int64_t kRetraceWarning = 5;
+}  // namespace
+
+// One traced and compiled signature.
+struct TracedEntry {
+  Signature signature;
+  ir::Function graph;  // as traced, before passes
+  std::unique_ptr<CompiledFunction> compiled;
+  std::vector<Binding> bindings;        // one per parameter
+  std::vector<size_t> update_bindings;  // the parameter each update writes, in update order
+  std::vector<size_t> result_sizes;     // vector lengths in the result structure
+};
+
+struct FunctionCore::State {
+  // Recursive, so that a body that (oddly) asks its own function for a graph does not hang.
+  std::recursive_mutex mutex;
+  std::unordered_map<std::string, std::shared_ptr<TracedEntry>> cache;
+  std::vector<const TracedEntry*> order;  // in trace order, for finding the closest signature
+  std::atomic<int64_t> traces{0};
+  int64_t retraces = 0;  // retraces begun, failed ones included
+  // How often each "argument 0 shape" changed across retraces, for the warning.
+  std::map<std::string, int64_t> changes;
+};
+
+namespace {
+
+// Appends the body's IR to `trace`: arguments become parameters, then the body runs.
+std::vector<Tensor> run_body(Trace& trace, const CallArgs& call, const FunctionCore::Body& body,
+                             std::vector<size_t>& result_sizes) {
+  TraceScope scope(trace);
+  std::vector<Tensor> leaves;
+  leaves.reserve(call.tensors.size());
+  for (const Tensor& t : call.tensors)
+    leaves.push_back(trace.add_argument(t.type()));
+  std::vector<Tensor> results = body(leaves, result_sizes);
+  trace.finish(results);
+  return results;
+}
+
+const Variable& bound_variable(const Binding& binding, const CallArgs& call) {
+  return binding.index == Binding::kCaptured ? binding.variable : call.variables[binding.index];
+}
+
+std::string plural(int64_t n, std::string_view word) {
+  return fmt::format("{} {}{}", n, word, n == 1 ? "" : "s");
+}
+
+}  // namespace
+
+FunctionCore::FunctionCore(std::string name, std::string parameter_types, size_t arity)
+    : name_(std::move(name)),
+      parameter_types_(std::move(parameter_types)),
+      arity_(arity),
+      state_(std::make_unique<State>()) {}
+
+FunctionCore::~FunctionCore() = default;
+
+std::string FunctionCore::expected_signature() const {
+  return fmt::format("{}({})", name_, parameter_types_);
+}
+
+int64_t FunctionCore::trace_count() const {
+  return state_->traces.load();
+}
+
+std::shared_ptr<const TracedEntry> FunctionCore::entry(const CallArgs& call, const Body& body) {
+  Signature signature = make_signature(call, name_, expected_signature());
+  std::lock_guard lock(state_->mutex);
+  auto it = state_->cache.find(signature.key);
+  if (it != state_->cache.end()) return it->second;
+
+  // Said before tracing, so that a retrace that fails still tells what changed.
+  if (!state_->order.empty()) report_retrace(signature);
+  auto entry = std::make_shared<TracedEntry>();
+  Trace trace(name_, call.variables);
+  try {
+    run_body(trace, call, body, entry->result_sizes);
+  } catch (InternalError&) {
+    throw;
+  } catch (Error& e) {
+    e.add_context(fmt::format("while tracing {}", signature_text(name_, signature)));
+    throw;
+  }
+  entry->graph = std::move(trace.function());
+  entry->bindings = trace.bindings();
+  for (const ir::Function::Update& update : entry->graph.updates())
+    entry->update_bindings.push_back(static_cast<size_t>(update.param->index()));
+  entry->compiled = compile(clone_function(entry->graph));
+
+  entry->signature = std::move(signature);
+  state_->order.push_back(entry.get());
+  state_->cache.emplace(entry->signature.key, entry);
+  state_->traces.fetch_add(1);
+  return entry;
+}
+
+void FunctionCore::report_retrace(const Signature& signature) {
+  // Compare with the closest cached signature (the latest one on a tie).
+  std::vector<Change> closest;
+  bool first = true;
+  for (const TracedEntry* cached : state_->order) {
+    std::vector<Change> changes = compare(cached->signature, signature);
+    if (first || changes.size() <= closest.size()) closest = std::move(changes);
+    first = false;
+  }
+  int64_t retrace = ++state_->retraces;
+  log_message(fmt::format("retracing function '{}' (trace {}): {}", name_,
+                          state_->traces.load() + 1, changes_text(closest)));
+  for (const Change& change : closest)
+    ++state_->changes[change.where + " " + change.aspect];
+  if (retrace == kRetraceWarning) warn_retracing(retrace);
+}
+
+void FunctionCore::warn_retracing(int64_t retraces) const {
+  std::vector<std::pair<std::string, int64_t>> tally(state_->changes.begin(),
+                                                     state_->changes.end());
+  std::stable_sort(tally.begin(), tally.end(),
+                   [](const auto& a, const auto& b) { return a.second > b.second; });
+  std::vector<std::string> parts;
+  for (const auto& [what, count] : tally)
+    parts.push_back(fmt::format("{} ({} of {})", what, count, retraces));
+  log_message(fmt::format(
+      "warning: function '{}' was retraced {}; what keeps changing: {}. Each retrace traces "
+      "and compiles the function again: pass values that change as Tensors rather than plain "
+      "C++ values, keep shapes and dtypes steady (pad or bucket the inputs), and create each "
+      "kiln::function once, outside loops",
+      name_, plural(retraces, "time"), fmt::join(parts, ", ")));
+}
+
+std::vector<Tensor> FunctionCore::run(const TracedEntry& entry, const CallArgs& call) const {
+  std::vector<ir::HostTensor> args;
+  args.reserve(entry.bindings.size());
+  for (const Binding& binding : entry.bindings) {
+    switch (binding.kind) {
+      case Binding::Kind::argument:
+        args.push_back(call.tensors[binding.index].host());
+        break;
+      case Binding::Kind::captured:
+        args.push_back(binding.tensor.host());
+        break;
+      case Binding::Kind::variable:
+        // Read now, not at trace time: the variable may have changed since.
+        args.push_back(VariableAccess::host(bound_variable(binding, call)));
+        break;
+    }
+  }
+  ir::EvalResult result = entry.compiled->run(args);
+  KILN_CHECK(result.updates.size() == entry.update_bindings.size(),
+             "compiled function returned a different number of updates");
+  for (size_t i = 0; i < result.updates.size(); ++i) {
+    Variable target = bound_variable(entry.bindings[entry.update_bindings[i]], call);
+    VariableAccess::set_host(target, std::move(result.updates[i]));
+  }
+  std::vector<Tensor> outputs;
+  outputs.reserve(result.outputs.size());
+  for (ir::HostTensor& value : result.outputs)
+    outputs.emplace_back(std::move(value));
+  return outputs;
+}
+
+const ir::Function& FunctionCore::graph(const TracedEntry& entry) const {
+  return entry.graph;
+}
+
+std::string FunctionCore::compiled_ir(const TracedEntry& entry) const {
+  return entry.compiled->compiled_ir();
+}
+
+std::span<const size_t> FunctionCore::result_sizes(const TracedEntry& entry) const {
+  return entry.result_sizes;
+}
+
+void FunctionCore::wrong_arity(std::span<const std::string> given) const {
+  throw TypeError(
+      fmt::format("function '{}' takes {}, but was called with {} ({}); the "
+                  "function's signature is {}",
+                  name_, plural(static_cast<int64_t>(arity_), "argument"),
+                  plural(static_cast<int64_t>(given.size()), "argument"), fmt::join(given, ", "),
+                  expected_signature()));
+}
+
+void FunctionCore::wrong_argument(size_t index, const std::string& given,
+                                  const std::string& expected) const {
+  throw TypeError(
+      fmt::format("argument {} of function '{}' must be {}, got {}; the function's "
+                  "signature is {}",
+                  index, name_, expected, given, expected_signature()));
+}
+
+bool current_trace_active() {
+  return current_trace() != nullptr;
+}
+
+std::string demangle(const char* mangled) {
+  int status = 0;
+  std::unique_ptr<char, void (*)(void*)> name(
+      abi::__cxa_demangle(mangled, nullptr, nullptr, &status), std::free);
+  return status == 0 && name ? std::string(name.get()) : std::string(mangled);
+}
+
+std::string value_text(bool v) {
+  return v ? "true" : "false";
+}
+std::string value_text(float v) {
+  return fmt::format("{}", v);
+}
+std::string value_text(double v) {
+  return fmt::format("{}", v);
+}
+std::string value_text(long double v) {
+  return fmt::format("{}", v);
+}
+std::string value_text(int64_t v) {
+  return fmt::format("{}", v);
+}
+std::string value_text(uint64_t v) {
+  return fmt::format("{}", v);
+}
+std::string value_text(std::string_view v) {
+  return fmt::format("\"{}\"", v);
+}
+
+}  // namespace kiln::detail
