@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <optional>
 
 #include "kiln/frontend/apply.h"
 
@@ -110,13 +111,24 @@ std::vector<Tensor> resolve_operands(std::string_view op, const Operand& a, cons
     if (side->is_tensor()) tensors.push_back(side->tensor());
   }
   // A scalar takes the dtype of the tensor beside it, or keeps its own next to another scalar.
+  // A weakly typed constant (k::constant(10.f)) next to a strongly typed tensor of another dtype
+  // acts as the plain number it was made from.
+  auto strong_dtype = [](const Operand& side) -> std::optional<DType> {
+    if (!side.is_tensor() || !side.tensor().defined() || side.tensor().weak_scalar()) return {};
+    return side.tensor().dtype();
+  };
   auto resolve = [&](const Operand& self, const Operand& other) {
-    if (self.is_tensor()) return self.tensor();
-    DType dtype = self.scalar().natural_dtype();
+    std::optional<DType> other_dtype = strong_dtype(other);
+    const Scalar* weak = self.is_tensor() ? self.tensor().weak_scalar() : nullptr;
+    if (self.is_tensor() && !(weak && other_dtype && *other_dtype != self.tensor().dtype())) {
+      return self.tensor();
+    }
+    const Scalar& scalar = weak ? *weak : self.scalar();
+    DType dtype = scalar.natural_dtype();
     if (other.is_tensor() && other.tensor().defined()) dtype = other.tensor().dtype();
     ir::HostTensor host;
     try {
-      host = self.scalar().to_host(dtype);
+      host = scalar.to_host(dtype);
     } catch (Error& e) {
       decorate(e, op, tensors, loc);
       throw;

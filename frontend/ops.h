@@ -116,10 +116,14 @@ void check_constant_shape(size_t count, const Shape& shape, const Loc& loc);
 }  // namespace detail
 
 // A scalar constant: C++ float→f32, double→f64, int→i32, int64_t→i64, bool→bool, unless
-// `dtype` says otherwise.
+// `dtype` says otherwise. Without a dtype it is weakly typed (see Tensor::weak_scalar): like the
+// plain number, it takes the dtype of the tensor it is combined with.
 template <Arithmetic T>
 Tensor constant(T value, std::optional<DType> dtype = std::nullopt, Loc loc = Loc::current()) {
-  return detail::make_constant(Scalar(value).to_host(Scalar(value).natural_dtype()), dtype, loc);
+  Tensor t =
+      detail::make_constant(Scalar(value).to_host(Scalar(value).natural_dtype()), dtype, loc);
+  if (!dtype) t.set_weak_scalar(Scalar(value));
+  return t;
 }
 // Constants from nested lists of rank 1 to 4: k::constant({{1.f, 2.f}, {3.f, 4.f}}),
 // k::constant({2, 3}, k::i64). Ragged lists are a ValueError.

@@ -1,5 +1,9 @@
 #include "kiln/frontend/tensor.h"
 
+#include <optional>
+
+#include "kiln/frontend/operand.h"
+
 #include <fmt/format.h>
 
 #include "kiln/frontend/apply.h"
@@ -17,7 +21,18 @@ struct Tensor::Impl {
   TensorType type;
   ir::Value* symbol = nullptr;
   uint64_t trace = 0;
+  // Set for weakly typed scalar constants (see Tensor::weak_scalar).
+  std::optional<Scalar> weak;
 };
+
+const Scalar* Tensor::weak_scalar() const {
+  return impl_ && impl_->weak ? &*impl_->weak : nullptr;
+}
+
+void Tensor::set_weak_scalar(const Scalar& value) {
+  if (!impl_) throw ValueError("set_weak_scalar on an undefined Tensor");
+  impl_->weak = value;
+}
 
 namespace {
 constexpr std::string_view kSymbolicRead =
@@ -28,7 +43,7 @@ constexpr std::string_view kSymbolicRead =
 }  // namespace
 
 Tensor::Tensor(ir::HostTensor value)
-    : impl_(std::make_shared<Impl>(Impl{std::move(value), {}, nullptr, 0})) {}
+    : impl_(std::make_shared<Impl>(Impl{std::move(value), {}, nullptr, 0, std::nullopt})) {}
 
 bool Tensor::is_symbolic() const {
   return impl_ && impl_->symbol != nullptr;
@@ -50,7 +65,8 @@ namespace detail {
 Tensor TensorAccess::symbolic(ir::Value* value, uint64_t trace_id) {
   KILN_CHECK(value != nullptr && trace_id != 0, "symbolic tensor without a value or trace");
   Tensor t;
-  t.impl_ = std::make_shared<Tensor::Impl>(Tensor::Impl{{}, value->type(), value, trace_id});
+  t.impl_ = std::make_shared<Tensor::Impl>(
+      Tensor::Impl{{}, value->type(), value, trace_id, std::nullopt});
   return t;
 }
 

@@ -24,6 +24,8 @@ namespace detail {
 struct TensorAccess;
 }  // namespace detail
 
+class Scalar;
+
 using ir::DType;
 using ir::Shape;
 using ir::TensorType;
@@ -65,6 +67,13 @@ class Tensor {
                std::source_location loc = std::source_location::current()) const;
   Tensor index(const std::vector<IndexItem>& items,
                std::source_location loc = std::source_location::current()) const;
+
+  // A 0-d constant made from a plain C++ number with no dtype given (k::constant(10.f)) is
+  // weakly typed, like the number itself: next to a tensor of another dtype in a binary op it
+  // takes that tensor's dtype (JAX's weak types). The number, or nullptr for any other tensor.
+  const Scalar* weak_scalar() const;
+  // Marks this tensor as the weakly typed constant `value` (k::constant does this).
+  void set_weak_scalar(const Scalar& value);
 
   // The concrete value (throws ValueError for an undefined or a symbolic tensor).
   const ir::HostTensor& host() const;

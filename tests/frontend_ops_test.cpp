@@ -330,3 +330,19 @@ TEST_CASE("name_scope nests per thread", "[frontend]") {
   }
   CHECK(k::current_name_scope().empty());
 }
+
+TEST_CASE("scalar constants without a dtype are weakly typed", "[frontend][ops]") {
+  k::Tensor x64 = k::constant({1.0, 2.0});
+  k::Tensor y = k::constant(2.f) * x64 + k::constant(1);
+  CHECK(y.dtype() == k::f64);
+  CHECK(y.to_vector<double>() == std::vector<double>{3.0, 5.0});
+  CHECK(y.weak_scalar() == nullptr);
+  CHECK(k::constant(2.f).weak_scalar() != nullptr);
+  // Two weak constants keep their own dtypes; an explicit dtype makes a constant strong.
+  CHECK((k::constant(2.f) + k::constant(3.f)).dtype() == k::f32);
+  CHECK_THROWS_AS(k::constant(2.f, k::f32) * x64, k::TypeError);
+  // The same exactness rule as plain scalars: 0.5 does not become an integer.
+  CHECK_THROWS_AS(k::constant(0.5f) * k::constant({1, 2}), k::TypeError);
+  CHECK((k::constant(3.f) * k::constant({1, 2})).to_vector<int32_t>() ==
+        std::vector<int32_t>{3, 6});
+}
