@@ -122,6 +122,9 @@ void ElementEmitter::loop_nest(std::span<const int64_t> sizes,
 }
 
 Index ElementEmitter::broadcast_index(const ir::Shape& shape, const Index& index) {
+  if (flat_elements_ >= 0) {
+    return shape.num_elements() == flat_elements_ ? index : Index{b_.getInt64(0)};
+  }
   Index result(static_cast<size_t>(shape.rank()));
   const int64_t lead = static_cast<int64_t>(index.size()) - shape.rank();
   for (int64_t d = 0; d < shape.rank(); ++d) {
@@ -139,6 +142,10 @@ Value* ElementEmitter::load(const ir::Value* value, const Index& index) {
   }
   auto it = buffers_.find(value);
   KILN_CHECK(it != buffers_.end(), "a kernel reads a value that has no buffer");
+  if (flat_elements_ >= 0) {
+    KILN_CHECK(index.size() == 1, "a flat kernel indexes with one linear offset");
+    return load_element(b_, value->type().dtype, it->second, index[0]);
+  }
   std::vector<int64_t> strides = value->type().shape.strides();
   return load_element(b_, value->type().dtype, it->second, linear_offset(b_, index, strides));
 }

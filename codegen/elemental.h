@@ -2,7 +2,7 @@
 // this value at this multi-index": elementwise ops apply their scalar expression to their
 // operands' elements (broadcast indices), data-movement ops remap the index, creation ops
 // compute from the index, and reductions, matmul, convolution, pooling and softmax run an inner
-// loop. The kernel emitters (kernels.cpp) wrap this in loop nests over the outputs.
+// loop. The kernel emitters (kernel_loops.cpp) wrap this in loop nests over the outputs.
 #pragma once
 
 #include <functional>
@@ -28,16 +28,21 @@ class ElementEmitter {
   llvm::Value* element(const ir::Value* value, std::span<llvm::Value* const> index);
   // Forgets every element computed so far (call before code that they need not dominate).
   void reset() { scopes_.assign(1, {}); }
+  // Flat mode, for loop kernels whose operands all have `elements` elements in the kernel's
+  // layout or a single element: indices are one linear i64, which every such value shares (a
+  // broadcast that stretches nothing is the identity on the row-major layout).
+  void set_flat(int64_t elements) { flat_elements_ = elements; }
 
- private:
-  using Key = std::pair<const ir::Value*, Index>;
-
-  llvm::Value* compute(const ir::Value* value, const Index& index);
   // Runs `body` with a fresh cache scope: elements computed inside an inner loop do not
   // dominate the code after it.
   void scoped(const std::function<void()>& body);
   // Nested loops over dims[i] (sizes) calling body(counters).
   void loop_nest(std::span<const int64_t> sizes, const std::function<void(const Index&)>& body);
+
+ private:
+  using Key = std::pair<const ir::Value*, Index>;
+
+  llvm::Value* compute(const ir::Value* value, const Index& index);
 
   llvm::Value* load(const ir::Value* value, const Index& index);
   llvm::Value* elementwise(const ir::Node& node, const Index& index);
@@ -60,6 +65,30 @@ class ElementEmitter {
   Builder& b_;
   std::unordered_map<const ir::Value*, llvm::Value*> buffers_;
   std::vector<std::map<Key, llvm::Value*>> scopes_;
+  int64_t flat_elements_ = -1;  // flat mode when >= 0
+};
+
+// How reduce_sum/mean/prod/max/min fold elements, as the interpreter does: sums and products of
+// floats in double and of integers in i64, max/min in the element type (NaN wins and sticks,
+// ties keep the earlier element). `reassociate` lets LLVM reorder an f32 sum (to vectorize it;
+// the result then differs from the in-order sum only in the last bits of the double) and makes
+// float max/min llvm.maximum/minimum (the same values, but +0 beats −0 whatever their order).
+class ReduceStep {
+ public:
+  ReduceStep(Builder& b, ir::Op op, ir::DType dtype, int64_t count, bool reassociate = false);
+  llvm::Type* type() const { return type_; }
+  llvm::Value* init() const;
+  llvm::Value* combine(llvm::Value* acc, llvm::Value* x) const;
+  // The result element from the accumulator (the mean divides by `count`).
+  llvm::Value* finish(llvm::Value* acc) const;
+
+ private:
+  Builder& b_;
+  ir::Op op_;
+  ir::DType dtype_;
+  int64_t count_;
+  bool reassociate_;
+  llvm::Type* type_;
 };
 
 // The single element of a one-element constant as an LLVM constant of its register type.

@@ -1,7 +1,8 @@
 // The elemental emitter's ops with an inner loop per element: reductions, argmax/argmin, matmul
 // (the naive dot product; the packed GEMM kernel replaces it for matmul kernels later),
 // conv2d, pools and softmax. Floating sums accumulate in double and integer sums and products
-// in i64, in the interpreter's order, so results match the oracle closely (exactly for sums).
+// in i64, in the interpreter's order (f32 sums over the innermost axis excepted: see reduce),
+// so results match the oracle closely.
 #include <limits>
 
 #include "kiln/codegen/elemental.h"
@@ -65,6 +66,61 @@ Value* clamp(Builder& b, Value* pos, int64_t size) {
 
 }  // namespace
 
+ReduceStep::ReduceStep(Builder& b, ir::Op op, ir::DType dtype, int64_t count, bool reassociate)
+    : b_(b), op_(op), dtype_(dtype), count_(count), reassociate_(reassociate) {
+  const bool extremum = op == ir::Op::reduce_max || op == ir::Op::reduce_min;
+  type_ = extremum ? scalar_type(b.getContext(), dtype) : wide_type(b, dtype);
+}
+
+Value* ReduceStep::init() const {
+  if (op_ == ir::Op::reduce_max || op_ == ir::Op::reduce_min) {
+    return extreme(b_, dtype_, op_ == ir::Op::reduce_max);
+  }
+  const double one = op_ == ir::Op::reduce_prod ? 1.0 : 0.0;
+  if (ir::is_floating(dtype_)) return llvm::ConstantFP::get(type_, one);
+  return b_.getInt64(static_cast<uint64_t>(one));
+}
+
+Value* ReduceStep::combine(Value* acc, Value* x) const {
+  if (op_ == ir::Op::reduce_max || op_ == ir::Op::reduce_min) {
+    if (reassociate_ && ir::is_floating(dtype_)) {
+      // NaN-propagating max/min, which LLVM vectorizes; between −0 and +0 it picks by sign
+      // rather than keeping the earlier one (equal values either way).
+      Value* args[] = {acc, x};
+      auto id = op_ == ir::Op::reduce_max ? llvm::Intrinsic::maximum : llvm::Intrinsic::minimum;
+      return call_intrinsic(b_, id, args);
+    }
+    return b_.CreateSelect(beats(b_, op_ == ir::Op::reduce_max, x, acc), x, acc);
+  }
+  Value* wide = widen(b_, x, dtype_);
+  if (!ir::is_floating(dtype_)) {
+    return op_ == ir::Op::reduce_prod ? b_.CreateMul(acc, wide) : b_.CreateAdd(acc, wide);
+  }
+  Value* next = op_ == ir::Op::reduce_prod ? b_.CreateFMul(acc, wide) : b_.CreateFAdd(acc, wide);
+  if (reassociate_) {
+    llvm::FastMathFlags flags;
+    flags.setAllowReassoc();
+    llvm::cast<llvm::Instruction>(next)->setFastMathFlags(flags);
+  }
+  return next;
+}
+
+Value* ReduceStep::finish(Value* total) const {
+  if (op_ == ir::Op::reduce_max || op_ == ir::Op::reduce_min) return total;
+  if (op_ != ir::Op::reduce_mean) return narrow(b_, total, dtype_);
+  if (ir::is_floating(dtype_)) {
+    Value* count = llvm::ConstantFP::get(type_, static_cast<double>(count_));
+    return narrow(b_, b_.CreateFDiv(total, count), dtype_);
+  }
+  if (count_ == 0) return narrow(b_, b_.getInt64(0), dtype_);
+  // The mean of the wrapped sum, truncating toward zero.
+  Value* wrapped = b_.CreateSExt(narrow(b_, total, dtype_), b_.getInt64Ty());
+  return narrow(b_, b_.CreateSDiv(wrapped, b_.getInt64(count_)), dtype_);
+}
+
+// Per output element, a loop over the reduced axes. When the innermost axis is reduced, that
+// loop reads contiguous elements: an f32 sum may then be reassociated so that it vectorizes.
+// (Reductions that keep the innermost axis are emitted across rows by kernel_loops.cpp.)
 Value* ElementEmitter::reduce(const ir::Node& node, const Index& index) {
   const ir::Value* in = node.input(0);
   const ir::Shape& shape = in->type().shape;
@@ -72,12 +128,11 @@ Value* ElementEmitter::reduce(const ir::Node& node, const Index& index) {
   const std::vector<bool> mask = ir::reduced_axes_mask(node.attrs(), shape.rank());
   const bool keepdims = node.attrs().get_bool("keepdims", false);
   const ir::Op op = node.op();
-  const bool floating = ir::is_floating(dtype);
-  const bool extremum = op == ir::Op::reduce_max || op == ir::Op::reduce_min;
 
   Index at(static_cast<size_t>(shape.rank()));
   std::vector<int64_t> sizes;
   std::vector<size_t> reduced;
+  int64_t count = 1;
   for (size_t d = 0, o = 0; d < mask.size(); ++d) {
     if (!mask[d]) {
       at[d] = index[o++];
@@ -85,51 +140,23 @@ Value* ElementEmitter::reduce(const ir::Node& node, const Index& index) {
       if (keepdims) ++o;
       sizes.push_back(shape[static_cast<int64_t>(d)]);
       reduced.push_back(d);
+      count *= shape[static_cast<int64_t>(d)];
     }
   }
-  llvm::Type* acc_type = extremum ? scalar_type(b_.getContext(), dtype) : wide_type(b_, dtype);
-  Value* init;
-  if (extremum) {
-    init = extreme(b_, dtype, op == ir::Op::reduce_max);
-  } else {
-    const double one = op == ir::Op::reduce_prod ? 1.0 : 0.0;
-    init = floating ? static_cast<Value*>(llvm::ConstantFP::get(acc_type, one))
-                    : b_.getInt64(static_cast<uint64_t>(one));
-  }
-  llvm::AllocaInst* acc = entry_alloca(b_, acc_type, "acc");
-  b_.CreateStore(init, acc);
+  const bool sum = op == ir::Op::reduce_sum || op == ir::Op::reduce_mean;
+  const bool extremum = op == ir::Op::reduce_max || op == ir::Op::reduce_min;
+  const bool inner = !mask.empty() && mask.back();
+  const bool reassociate = inner && ((sum && dtype == ir::DType::f32) || extremum);
+  ReduceStep step(b_, op, dtype, count, reassociate);
+  llvm::AllocaInst* acc = entry_alloca(b_, step.type(), "acc");
+  b_.CreateStore(step.init(), acc);
   loop_nest(sizes, [&](const Index& counters) {
     for (size_t r = 0; r < reduced.size(); ++r)
       at[reduced[r]] = counters[r];
     Value* x = element(in, at);
-    Value* a = b_.CreateLoad(acc_type, acc);
-    Value* next;
-    if (extremum) {
-      next = b_.CreateSelect(beats(b_, op == ir::Op::reduce_max, x, a), x, a);
-    } else if (op == ir::Op::reduce_prod) {
-      next =
-          floating ? b_.CreateFMul(a, widen(b_, x, dtype)) : b_.CreateMul(a, widen(b_, x, dtype));
-    } else {
-      next =
-          floating ? b_.CreateFAdd(a, widen(b_, x, dtype)) : b_.CreateAdd(a, widen(b_, x, dtype));
-    }
-    b_.CreateStore(next, acc);
+    b_.CreateStore(step.combine(b_.CreateLoad(step.type(), acc), x), acc);
   });
-  Value* total = b_.CreateLoad(acc_type, acc);
-  if (extremum) return total;
-  if (op != ir::Op::reduce_mean) return narrow(b_, total, dtype);
-  int64_t count = 1;
-  for (int64_t s : sizes)
-    count *= s;
-  if (floating) {
-    return narrow(b_,
-                  b_.CreateFDiv(total, llvm::ConstantFP::get(acc_type, static_cast<double>(count))),
-                  dtype);
-  }
-  if (count == 0) return narrow(b_, b_.getInt64(0), dtype);
-  // The mean of the wrapped sum, truncating toward zero.
-  Value* wrapped = b_.CreateSExt(narrow(b_, total, dtype), b_.getInt64Ty());
-  return narrow(b_, b_.CreateSDiv(wrapped, b_.getInt64(count)), dtype);
+  return step.finish(b_.CreateLoad(step.type(), acc));
 }
 
 Value* ElementEmitter::arg_reduce(const ir::Node& node, const Index& index) {
@@ -269,8 +296,8 @@ Value* ElementEmitter::pool(const ir::Node& node, const Index& index) {
                          narrow(b_, mean, dtype));
 }
 
-// Naive per-element softmax: each element recomputes its row's max and sum (O(n²) per row).
-// Correct and simple; a row-at-a-time op kernel is the performance step.
+// Per-element softmax: each element recomputes its row's max and sum (O(n²) per row). Op kernels
+// use the row-at-a-time loop of kernel_loops.cpp instead; this covers softmax anywhere else.
 Value* ElementEmitter::softmax(const ir::Node& node, const Index& index) {
   const ir::Value* input = node.input(0);
   const ir::Shape& shape = input->type().shape;

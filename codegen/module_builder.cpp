@@ -8,6 +8,8 @@
 #include <fmt/format.h>
 
 #include "kiln/codegen/elemental.h"
+#include "kiln/codegen/gemm.h"
+#include "kiln/codegen/kernel_loops.h"
 #include "kiln/ir/error.h"
 
 namespace kiln::codegen {
@@ -112,68 +114,24 @@ class EntryEmitter {
   std::map<const ir::Value*, llvm::GlobalVariable*> globals_;
 };
 
-// Groups the kernel's outputs by shape so that each group shares one loop nest (and the
-// elements its outputs have in common).
-std::vector<std::vector<const ir::Value*>> outputs_by_shape(const passes::Kernel& kernel) {
-  std::vector<std::vector<const ir::Value*>> groups;
-  for (const ir::Value* out : kernel.outputs) {
-    auto same = [&](const auto& g) { return g.front()->type().shape == out->type().shape; };
-    auto it = std::find_if(groups.begin(), groups.end(), same);
-    if (it == groups.end())
-      groups.push_back({out});
-    else
-      it->push_back(out);
-  }
-  return groups;
-}
-
 // One LLVM function per kernel: void kernel(ptr in0, ..., ptr out0, ...). Every output is
-// stored by a loop nest over its shape that evaluates the fused group per element.
-// (Matmul and conv2d kernels use the same path for now; the packed GEMM micro-kernel will take
-// over `KernelKind::matmul` here.)
-llvm::Function* emit_kernel(llvm::Module& module, size_t index, const passes::Kernel& kernel) {
+// stored by a loop nest over its shape that evaluates the fused group per element, in parallel
+// when it is large (codegen/kernel_loops.h).
+// (Integer matmul and conv2d kernels use the same path; f32/f64 matmul kernels go to the
+// packed GEMM.)
+llvm::Function* emit_kernel(llvm::Module& module, size_t index, const passes::Kernel& kernel,
+                            const KernelBuffers& buffers) {
   llvm::LLVMContext& context = module.getContext();
   llvm::Type* ptr = llvm::PointerType::get(context, 0);
   std::vector<llvm::Type*> params(kernel.inputs.size() + kernel.outputs.size(), ptr);
   auto* type = llvm::FunctionType::get(llvm::Type::getVoidTy(context), params, false);
   auto* fn = llvm::Function::Create(type, llvm::Function::InternalLinkage,
                                     fmt::format("kernel{}", index), module);
-  Builder b(llvm::BasicBlock::Create(context, "entry", fn));
-  std::unordered_map<const ir::Value*, Value*> buffers;
-  for (size_t i = 0; i < kernel.inputs.size(); ++i)
-    buffers.emplace(kernel.inputs[i], fn->getArg(static_cast<unsigned>(i)));
-  ElementEmitter emitter(b, buffers);
-  for (const auto& group : outputs_by_shape(kernel)) {
-    const ir::Shape& shape = group.front()->type().shape;
-    const std::vector<int64_t> strides = shape.strides();
-    emitter.reset();
-    Index index;
-    std::function<void(int64_t)> level = [&](int64_t d) {
-      if (d == shape.rank()) {
-        Value* offset = linear_offset(b, index, strides);
-        // Every value first, then the stores: an output may share its block with an input
-        // (in place), which the other outputs of the group may still read.
-        std::vector<Value*> values;
-        for (const ir::Value* out : group)
-          values.push_back(emitter.element(out, index));
-        for (size_t g = 0; g < group.size(); ++g) {
-          const ir::Value* out = group[g];
-          auto pos = std::find(kernel.outputs.begin(), kernel.outputs.end(), out);
-          Value* base = fn->getArg(static_cast<unsigned>(
-              kernel.inputs.size() + static_cast<size_t>(pos - kernel.outputs.begin())));
-          store_element(b, out->type().dtype, base, offset, values[g]);
-        }
-        return;
-      }
-      emit_for(b, shape[d], [&](Value* i) {
-        index.push_back(i);
-        level(d + 1);
-        index.pop_back();
-      });
-    };
-    if (shape.num_elements() > 0) level(0);
+  if (gemm_handles(kernel)) {
+    emit_gemm_kernel(*fn, kernel);  // f32/f64 matmul: the packed GEMM (codegen/gemm.h)
+    return fn;
   }
-  b.CreateRetVoid();
+  emit_kernel_loops(*fn, kernel, buffers);  // codegen/kernel_loops.h
   return fn;
 }
 
@@ -226,7 +184,7 @@ std::unique_ptr<llvm::Module> build_module(llvm::LLVMContext& context, const ir:
     const passes::Kernel& kernel = plan.kernels[k];
     const std::string label = kernel_label(k, kernel);
     try {
-      llvm::Function* fn = emit_kernel(*module, k, kernel);
+      llvm::Function* fn = emit_kernel(*module, k, kernel, kernel_buffers(kernel, memory));
       verify(*fn, label);
       std::vector<Value*> args;
       for (const ir::Value* v : kernel.inputs)

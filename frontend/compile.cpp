@@ -2,58 +2,91 @@
 
 #include <fmt/format.h>
 
+#include <stdexcept>
+
 #include "kiln/codegen/compiler.h"
+#include "kiln/frontend/inline_list.h"
 #include "kiln/frontend/log.h"
 #include "kiln/ir/printer.h"
 #include "kiln/passes/pipeline.h"
-#include "kiln/runtime/kiln_rt.h"
+#include "kiln/runtime/executable.h"
 
 namespace kiln {
 
 namespace {
 
-void check_args(const ir::Function& function, std::span<const ir::HostTensor> args) {
+// Runs on every call, so the happy path compares types and formats nothing.
+void check_args(const ir::Function& function, std::span<const ir::HostTensor* const> args) {
   if (args.size() != function.params().size()) {
     throw TypeError(fmt::format("@{} takes {} arguments, got {}", function.name(),
                                 function.params().size(), args.size()));
   }
   for (size_t i = 0; i < args.size(); ++i) {
     const ir::Value* p = function.param(i);
-    if (args[i].type() != p->type()) {
+    if (!args[i]->defined()) {
+      throw ValueError(
+          fmt::format("@{}: argument %{} is an undefined tensor", function.name(), p->name()));
+    }
+    if (args[i]->type() != p->type()) {
       throw TypeError(fmt::format("@{}: argument %{} must be {}, got {}", function.name(),
-                                  p->name(), p->type().to_string(), args[i].type().to_string()));
+                                  p->name(), p->type().to_string(), args[i]->type().to_string()));
     }
   }
+}
+
+size_t byte_size(const ir::Value* v) {
+  return static_cast<size_t>(v->type().shape.num_elements()) * ir::dtype_size(v->type().dtype);
+}
+
+// The runtime's view of `f`: its entry, workspace size and the byte size of every buffer.
+runtime::Executable make_executable(const ir::Function& f, const codegen::CompiledModule& module) {
+  std::vector<size_t> input_bytes, output_bytes;
+  for (size_t i = 0; i < f.params().size(); ++i)
+    input_bytes.push_back(byte_size(f.param(i)));
+  for (const ir::Value* v : f.outputs())
+    output_bytes.push_back(byte_size(v));
+  for (const auto& u : f.updates())
+    output_bytes.push_back(byte_size(u.value));
+  return runtime::Executable(module.entry(), static_cast<size_t>(module.workspace_bytes()),
+                             std::move(input_bytes), std::move(output_bytes));
 }
 
 // Machine code from the LLVM backend, run on host buffers.
 class NativeFunction final : public CompiledFunction {
  public:
   NativeFunction(passes::PipelineResult result, std::unique_ptr<codegen::CompiledModule> module)
-      : result_(std::move(result)), module_(std::move(module)) {}
+      : result_(std::move(result)),
+        module_(std::move(module)),
+        executable_(make_executable(result_.function, *module_)) {}
 
-  ir::EvalResult run(std::span<const ir::HostTensor> args) const override {
+  using CompiledFunction::run;
+  ir::EvalResult run(std::span<const ir::HostTensor* const> args) const override {
     const ir::Function& f = result_.function;
     check_args(f, args);
-    std::vector<void*> inputs;
-    for (const ir::HostTensor& a : args)
-      inputs.push_back(const_cast<std::byte*>(a.raw()));
+    detail::InlineList<void*> inputs(args.size());
+    for (size_t i = 0; i < args.size(); ++i)
+      inputs[i] = const_cast<std::byte*>(args[i]->raw());
     ir::EvalResult out;
-    std::vector<void*> outputs;
+    detail::InlineList<void*> outputs(f.outputs().size() + f.updates().size());
+    size_t next = 0;
+    out.outputs.reserve(f.outputs().size());
     for (const ir::Value* v : f.outputs()) {
-      out.outputs.emplace_back(v->type());
-      outputs.push_back(out.outputs.back().raw());
+      out.outputs.push_back(ir::HostTensor::uninitialized(v->type()));
+      outputs[next++] = out.outputs.back().raw();
     }
+    out.updates.reserve(f.updates().size());
     for (const auto& u : f.updates()) {
-      out.updates.emplace_back(u.value->type());
-      outputs.push_back(out.updates.back().raw());
+      out.updates.push_back(ir::HostTensor::uninitialized(u.value->type()));
+      outputs[next++] = out.updates.back().raw();
     }
-    // One workspace per call keeps concurrent calls independent.
-    std::unique_ptr<void, void (*)(void*)> workspace(
-        kiln_rt_alloc(static_cast<size_t>(module_->workspace_bytes())), kiln_rt_free);
-    if (!workspace) throw std::bad_alloc();
-    kiln_frame frame{inputs.data(), outputs.data(), workspace.get()};
-    module_->entry()(&frame);
+    // The Executable reuses idle workspaces, so a call allocates none once warm, and gives
+    // concurrent calls one each.
+    try {
+      executable_.run(inputs.span(), outputs.span());
+    } catch (const std::invalid_argument& e) {
+      // Buffers come from HostTensors, which are always aligned and sized: a Kiln bug.
+      throw InternalError(fmt::format("@{}: {}", f.name(), e.what()));
+    }
     return out;
   }
 
@@ -61,15 +94,22 @@ class NativeFunction final : public CompiledFunction {
 
  private:
   passes::PipelineResult result_;
-  std::unique_ptr<codegen::CompiledModule> module_;
+  std::unique_ptr<codegen::CompiledModule> module_;  // owns the code executable_ calls
+  runtime::Executable executable_;
 };
 
 // The reference interpreter on the optimized graph, for graphs codegen cannot emit yet.
 class InterpretedFunction final : public CompiledFunction {
  public:
   explicit InterpretedFunction(passes::PipelineResult result) : result_(std::move(result)) {}
-  ir::EvalResult run(std::span<const ir::HostTensor> args) const override {
-    return ir::evaluate(result_.function, args);
+
+  using CompiledFunction::run;
+  ir::EvalResult run(std::span<const ir::HostTensor* const> args) const override {
+    std::vector<ir::HostTensor> values;
+    values.reserve(args.size());
+    for (const ir::HostTensor* a : args)
+      values.push_back(*a);
+    return ir::evaluate(result_.function, values);
   }
   std::string compiled_ir() const override {
     return passes::print_pipeline_result(result_) +
@@ -81,6 +121,13 @@ class InterpretedFunction final : public CompiledFunction {
 };
 
 }  // namespace
+
+ir::EvalResult CompiledFunction::run(std::span<const ir::HostTensor> args) const {
+  detail::InlineList<const ir::HostTensor*> pointers(args.size());
+  for (size_t i = 0; i < args.size(); ++i)
+    pointers[i] = &args[i];
+  return run(pointers.span());
+}
 
 std::unique_ptr<CompiledFunction> compile(ir::Function function) {
   passes::PipelineResult result = passes::run_pipeline(std::move(function));

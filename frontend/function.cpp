@@ -12,6 +12,7 @@
 
 #include "kiln/frontend/compile.h"
 #include "kiln/frontend/function_signature.h"
+#include "kiln/frontend/inline_list.h"
 #include "kiln/frontend/log.h"
 #include "kiln/frontend/trace.h"
 
@@ -33,9 +34,14 @@ struct TracedEntry {
 };
 
 struct FunctionCore::State {
-  // Recursive, so that a body that (oddly) asks its own function for a graph does not hang.
-  std::recursive_mutex mutex;
+  // Guards `cache`, and is held only to look an entry up or add one: a call whose signature is
+  // cached never waits for another thread's trace and compile.
+  std::mutex cache_mutex;
   std::unordered_map<std::string, std::shared_ptr<TracedEntry>> cache;
+  // Held while tracing and compiling, so that concurrent calls trace each signature once; guards
+  // the members below. Recursive, so that a body that (oddly) asks its own function for a graph
+  // does not hang.
+  std::recursive_mutex trace_mutex;
   std::vector<const TracedEntry*> order;  // in trace order, for finding the closest signature
   std::atomic<int64_t> traces{0};
   int64_t retraces = 0;  // retraces begun, failed ones included
@@ -84,11 +90,18 @@ int64_t FunctionCore::trace_count() const {
   return state_->traces.load();
 }
 
-std::shared_ptr<const TracedEntry> FunctionCore::entry(const CallArgs& call, const Body& body) {
+const TracedEntry& FunctionCore::entry(const CallArgs& call, const Body& body) {
+  // Reused by every call on this thread, so that a hit allocates nothing. Only read before
+  // anything that could call back into a kiln::function (tracing runs user code).
+  thread_local std::string key;
+  if (signature_key(call, key)) {
+    if (const TracedEntry* hit = find(key)) return *hit;
+  }
+  // A new signature, or a bad argument (make_signature throws the error).
   Signature signature = make_signature(call, name_, expected_signature());
-  std::lock_guard lock(state_->mutex);
-  auto it = state_->cache.find(signature.key);
-  if (it != state_->cache.end()) return it->second;
+  std::lock_guard trace_lock(state_->trace_mutex);
+  // Another thread may have traced it while this one waited.
+  if (const TracedEntry* hit = find(signature.key)) return *hit;
 
   // Said before tracing, so that a retrace that fails still tells what changed.
   if (!state_->order.empty()) report_retrace(signature);
@@ -110,9 +123,18 @@ std::shared_ptr<const TracedEntry> FunctionCore::entry(const CallArgs& call, con
 
   entry->signature = std::move(signature);
   state_->order.push_back(entry.get());
-  state_->cache.emplace(entry->signature.key, entry);
+  {
+    std::lock_guard cache_lock(state_->cache_mutex);
+    state_->cache.emplace(entry->signature.key, entry);
+  }
   state_->traces.fetch_add(1);
-  return entry;
+  return *entry;
+}
+
+const TracedEntry* FunctionCore::find(const std::string& key) const {
+  std::lock_guard lock(state_->cache_mutex);
+  auto it = state_->cache.find(key);
+  return it == state_->cache.end() ? nullptr : it->second.get();
 }
 
 void FunctionCore::report_retrace(const Signature& signature) {
@@ -149,23 +171,24 @@ void FunctionCore::warn_retracing(int64_t retraces) const {
 }
 
 std::vector<Tensor> FunctionCore::run(const TracedEntry& entry, const CallArgs& call) const {
-  std::vector<ir::HostTensor> args;
-  args.reserve(entry.bindings.size());
-  for (const Binding& binding : entry.bindings) {
+  // Pointers, not copies: a HostTensor copy would allocate its shape.
+  InlineList<const ir::HostTensor*> args(entry.bindings.size());
+  for (size_t i = 0; i < entry.bindings.size(); ++i) {
+    const Binding& binding = entry.bindings[i];
     switch (binding.kind) {
       case Binding::Kind::argument:
-        args.push_back(call.tensors[binding.index].host());
+        args[i] = &call.tensors[binding.index].host();
         break;
       case Binding::Kind::captured:
-        args.push_back(binding.tensor.host());
+        args[i] = &binding.tensor.host();
         break;
       case Binding::Kind::variable:
         // Read now, not at trace time: the variable may have changed since.
-        args.push_back(VariableAccess::host(bound_variable(binding, call)));
+        args[i] = &VariableAccess::host(bound_variable(binding, call));
         break;
     }
   }
-  ir::EvalResult result = entry.compiled->run(args);
+  ir::EvalResult result = entry.compiled->run(args.span());
   KILN_CHECK(result.updates.size() == entry.update_bindings.size(),
              "compiled function returned a different number of updates");
   for (size_t i = 0; i < result.updates.size(); ++i) {

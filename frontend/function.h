@@ -51,7 +51,8 @@ class FunctionCore {
   ~FunctionCore();
 
   // The cache entry for the call's signature; traces and compiles it (under the lock) if new.
-  std::shared_ptr<const TracedEntry> entry(const CallArgs& call, const Body& body);
+  // Entries live as long as the core. A hit builds no text and allocates nothing.
+  const TracedEntry& entry(const CallArgs& call, const Body& body);
   // Runs an entry: binds arguments, captures and variables, runs, applies variable updates.
   std::vector<Tensor> run(const TracedEntry& entry, const CallArgs& call) const;
 
@@ -72,6 +73,8 @@ class FunctionCore {
 
  private:
   struct State;
+  // The cached entry for a signature key, or nullptr.
+  const TracedEntry* find(const std::string& key) const;
   // Logs what changed against the closest cached signature (and warns on the 5th retrace).
   void report_retrace(const Signature& signature);
   void warn_retracing(int64_t retraces) const;
@@ -146,10 +149,10 @@ class Function {
     Bound bound = bind(std::forward<Args>(args)...);
     if (detail::current_trace_active()) return std::apply(*fn_, bound);
     detail::CallArgs call = describe(bound);
-    std::shared_ptr<const detail::TracedEntry> entry = core_->entry(call, body(bound));
-    std::vector<Tensor> results = core_->run(*entry, call);
+    const detail::TracedEntry& entry = core_->entry(call, body(bound));
+    std::vector<Tensor> results = core_->run(entry, call);
     if constexpr (!std::is_void_v<Result>) {
-      detail::LeafReader reader{results, core_->result_sizes(*entry)};
+      detail::LeafReader reader{results, core_->result_sizes(entry)};
       return detail::TensorTree<Result>::rebuild(reader);
     }
   }
@@ -157,12 +160,12 @@ class Function {
   // The IR traced for these arguments' signature (tracing it if new), before any pass.
   template <class... Args>
   const ir::Function& graph(Args&&... args) const {
-    return core_->graph(*entry_for(std::forward<Args>(args)...));
+    return core_->graph(entry_for(std::forward<Args>(args)...));
   }
   // The IR for these arguments' signature after the pass pipeline, as text.
   template <class... Args>
   std::string compiled_ir(Args&&... args) const {
-    return core_->compiled_ir(*entry_for(std::forward<Args>(args)...));
+    return core_->compiled_ir(entry_for(std::forward<Args>(args)...));
   }
 
   // How many times the body was traced (once per new signature).
@@ -203,6 +206,7 @@ class Function {
 
   static detail::CallArgs describe(const Bound& bound) {
     detail::CallArgs call;
+    call.args.reserve(kArity);
     std::apply([&](const auto&... arg) { (detail::describe_argument(arg, call), ...); }, bound);
     return call;
   }
@@ -225,7 +229,7 @@ class Function {
   }
 
   template <class... Args>
-  std::shared_ptr<const detail::TracedEntry> entry_for(Args&&... args) const {
+  const detail::TracedEntry& entry_for(Args&&... args) const {
     Bound bound = bind(std::forward<Args>(args)...);
     return core_->entry(describe(bound), body(bound));
   }

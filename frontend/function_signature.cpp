@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <cstdint>
+
 #include "kiln/ir/error.h"
 
 namespace kiln::detail {
@@ -29,22 +31,31 @@ std::string sizes_text(const std::vector<size_t>& sizes) {
   return fmt::format("[{}]", fmt::join(sizes, ", "));
 }
 
-// Appends a length-prefixed field, so that no value can imitate a separator.
-void add_field(std::string& key, std::string_view field) {
-  key += fmt::format("{}:{}|", field.size(), field);
+// Appends the bytes of a trivially copyable value.
+template <class T>
+void put(std::string& key, T value) {
+  key.append(reinterpret_cast<const char*>(&value), sizeof value);
 }
 
-std::string make_key(const std::vector<ArgSignature>& args) {
-  std::string key;
-  for (const ArgSignature& arg : args) {
-    key += static_cast<char>('0' + static_cast<int>(arg.kind));
-    for (const TensorType& type : arg.types)
-      add_field(key, type.to_string());
-    add_field(key, sizes_text(arg.sizes));
-    add_field(key, arg.type);
-    add_field(key, arg.value);
+void put_type(std::string& key, const TensorType& type) {
+  const std::vector<int64_t>& dims = type.shape.dims();
+  put(key, static_cast<uint8_t>(type.dtype));
+  put(key, static_cast<uint32_t>(dims.size()));
+  key.append(reinterpret_cast<const char*>(dims.data()), dims.size() * sizeof(int64_t));
+}
+
+// Length-prefixed, so that no value can imitate the fields after it.
+void put_text(std::string& key, std::string_view text) {
+  put(key, static_cast<uint32_t>(text.size()));
+  key.append(text);
+}
+
+// Which earlier Variable argument `v` (variables[index]) is, or -1.
+int32_t alias_of(const CallArgs& call, size_t index) {
+  for (size_t j = 0; j < index; ++j) {
+    if (call.variables[j].is(call.variables[index])) return static_cast<int32_t>(j);
   }
-  return key;
+  return -1;
 }
 
 void compare_types(const TensorType& a, const TensorType& b, const std::string& where,
@@ -111,11 +122,10 @@ Signature make_signature(const CallArgs& call, std::string_view function_name,
         }
         arg.types.push_back(v.type());
         // Passing one variable twice traces differently (one input, one update).
-        for (size_t j = 0; j < spec.first; ++j) {
-          if (call.variables[j].is(v)) {
-            arg.value = fmt::format("the same Variable as argument {}", variable_arg[j]);
-            break;
-          }
+        int32_t alias = alias_of(call, spec.first);
+        if (alias >= 0) {
+          arg.value = fmt::format("the same Variable as argument {}",
+                                  variable_arg[static_cast<size_t>(alias)]);
         }
         variable_arg.push_back(i);
         break;
@@ -127,8 +137,41 @@ Signature make_signature(const CallArgs& call, std::string_view function_name,
     }
     sig.args.push_back(std::move(arg));
   }
-  sig.key = make_key(sig.args);
+  bool valid = signature_key(call, sig.key);
+  KILN_CHECK(valid, "a checked call has no signature key");
   return sig;
+}
+
+bool signature_key(const CallArgs& call, std::string& key) {
+  key.clear();
+  for (const ArgSpec& spec : call.args) {
+    put(key, static_cast<uint8_t>(spec.kind));
+    switch (spec.kind) {
+      case ArgSpec::Kind::tensors:
+        put(key, static_cast<uint32_t>(spec.count));
+        for (size_t j = spec.first; j < spec.first + spec.count; ++j) {
+          const Tensor& t = call.tensors[j];
+          if (!t.defined() || t.is_symbolic()) return false;
+          put_type(key, t.type());
+        }
+        put(key, static_cast<uint32_t>(spec.sizes.size()));
+        for (size_t size : spec.sizes)
+          put(key, static_cast<uint64_t>(size));
+        break;
+      case ArgSpec::Kind::variable: {
+        const Variable& v = call.variables[spec.first];
+        if (!v.defined()) return false;
+        put_type(key, v.type());
+        put(key, alias_of(call, spec.first));
+        break;
+      }
+      case ArgSpec::Kind::value:
+        put_text(key, spec.type);
+        put_text(key, spec.value);
+        break;
+    }
+  }
+  return true;
 }
 
 std::string signature_text(std::string_view function_name, const Signature& signature) {

@@ -23,9 +23,16 @@ struct ArgSignature {
 
 struct Signature {
   std::vector<ArgSignature> args;
-  // Equal keys ⇔ equal signatures.
+  // Equal keys ⇔ equal signatures (see signature_key).
   std::string key;
 };
+
+// Writes the cache key of `call` into `key` (replacing its contents): a binary, length-prefixed
+// encoding of dtypes, shapes, vector lengths, Variable aliasing and plain values, equal exactly
+// when the signatures are equal. Builds no text, so a cache hit costs no formatting and, with a
+// reused `key`, no allocation. Returns false (key unspecified) if an argument is an undefined
+// or symbolic tensor or an undefined Variable: make_signature then throws the error.
+bool signature_key(const CallArgs& call, std::string& key);
 
 // The signature of `call` for the function `function_name` whose parameters are spelled
 // `expected`; ValueError for an undefined or symbolic tensor or an undefined Variable.

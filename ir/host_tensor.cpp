@@ -9,21 +9,25 @@ namespace kiln::ir {
 namespace {
 constexpr size_t kAlignment = 64;
 
-std::shared_ptr<std::byte> allocate_zeroed(size_t nbytes) {
+std::shared_ptr<std::byte> allocate(size_t nbytes, bool zeroed) {
   size_t rounded = (nbytes + kAlignment - 1) / kAlignment * kAlignment;
   if (rounded == 0) rounded = kAlignment;
   void* p = std::aligned_alloc(kAlignment, rounded);
   if (p == nullptr) throw std::bad_alloc();
-  std::memset(p, 0, rounded);
+  if (zeroed) std::memset(p, 0, rounded);
   return std::shared_ptr<std::byte>(static_cast<std::byte*>(p), [](std::byte* q) { std::free(q); });
 }
 }  // namespace
 
-HostTensor::HostTensor(TensorType type) : type_(std::move(type)) {
+HostTensor::HostTensor(TensorType type, bool zeroed) : type_(std::move(type)) {
   for (int64_t d : type_.shape) {
     KILN_CHECK(d >= 0, "negative dimension in HostTensor");
   }
-  storage_ = allocate_zeroed(nbytes());
+  storage_ = allocate(nbytes(), zeroed);
+}
+
+HostTensor HostTensor::uninitialized(TensorType type) {
+  return HostTensor(std::move(type), false);
 }
 
 double HostTensor::element_as_double(int64_t i) const {

@@ -52,8 +52,10 @@ class HostTensor {
   // An empty handle (no type, no storage).
   HostTensor() = default;
   // Allocates a zero-filled tensor of the given type.
-  explicit HostTensor(TensorType type);
+  explicit HostTensor(TensorType type) : HostTensor(std::move(type), true) {}
   HostTensor(DType dtype, Shape shape) : HostTensor(TensorType{dtype, std::move(shape)}) {}
+  // Allocates without clearing: for buffers that compiled code overwrites entirely.
+  static HostTensor uninitialized(TensorType type);
 
   // A tensor of the given shape holding a copy of `values` (sizes must match).
   template <class T>
@@ -108,6 +110,8 @@ class HostTensor {
   HostTensor reshaped(Shape shape) const;
 
  private:
+  HostTensor(TensorType type, bool zeroed);
+
   TensorType type_;
   std::shared_ptr<std::byte> storage_;
 };

@@ -1,0 +1,405 @@
+// The GEMM driver for matmul kernels. The result is split into parts along M (row panels) or
+// N (column panels), one part per thread; each part is an independent BLIS-style GEMM with its
+// own packing buffers (column blocks of nc → depth blocks of kc → pack B → row blocks of
+// mc_panels · mr → pack A → micro-kernel over B panels × A panels), so the threads never wait
+// for each other inside a call. At the last depth block each finished C tile gets the kernel's
+// fused epilogue while it is in cache. The part body is an outlined function that reads a
+// context struct the kernel fills in (kiln_rt_parallel_for's calling convention); it takes the
+// sizes from the context, so a module holds one per blocking configuration and transpose pair
+// however many matmuls it has; only the driver and the epilogue are per kernel.
+#include "kiln/codegen/gemm.h"
+
+#include <llvm/IR/Module.h>
+
+#include <fmt/format.h>
+
+#include "kiln/codegen/elemental.h"
+#include "kiln/codegen/gemm_parts.h"
+#include "kiln/ir/error.h"
+#include "kiln/ir/ops/matmul.h"
+
+namespace kiln::codegen {
+
+using gemm::Config;
+using llvm::Value;
+
+namespace {
+
+// Fields of the context struct the outlined functions read.
+enum Field : unsigned {
+  kA,         // A of the current batch element
+  kB,         // B of the current batch element
+  kC,         // C of the current batch element
+  kCFull,     // C of batch element 0 (the epilogue indexes the whole result)
+  kOut,       // the kernel's output
+  kInputs,    // the kernel's inputs, an array of pointers in kernel order
+  kEpilogue,  // void epilogue(ctx, i0, j0, rows, cols), or null
+  kM,
+  kN,
+  kK,
+  kSplitN,   // 1: parts are column panels; 0: parts are row panels
+  kKBlocks,  // depth blocks (at least 1, so that K = 0 still writes C)
+  kKc,       // depth of every depth block but maybe the last
+  kBatch,    // linear index of the current batch element
+  kNumFields
+};
+
+int64_t ceil_div(int64_t a, int64_t b) {
+  return (a + b - 1) / b;
+}
+
+llvm::StructType* context_type(llvm::LLVMContext& context) {
+  llvm::Type* ptr = llvm::PointerType::get(context, 0);
+  std::vector<llvm::Type*> fields(kNumFields, llvm::Type::getInt64Ty(context));
+  for (unsigned f : {kA, kB, kC, kCFull, kOut, kInputs, kEpilogue})
+    fields[f] = ptr;
+  return llvm::StructType::get(context, fields);
+}
+
+// Reads and writes the context struct through its pointer.
+class ContextAccess {
+ public:
+  ContextAccess(Builder& b, Value* pointer)
+      : b_(b), type_(context_type(b.getContext())), pointer_(pointer) {}
+  Value* get(Field f) {
+    return b_.CreateLoad(type_->getElementType(f), b_.CreateStructGEP(type_, pointer_, f));
+  }
+  Value* flag(Field f) { return b_.CreateICmpNE(get(f), b_.getInt64(0)); }
+  void set(Field f, Value* v) { b_.CreateStore(v, b_.CreateStructGEP(type_, pointer_, f)); }
+  void set(Field f, int64_t v) { set(f, b_.getInt64(static_cast<uint64_t>(v))); }
+
+ private:
+  Builder& b_;
+  llvm::StructType* type_;
+  Value* pointer_;
+};
+
+llvm::Function* new_function(llvm::Module& module, const std::string& name,
+                             std::vector<llvm::Type*> params) {
+  auto* type = llvm::FunctionType::get(llvm::Type::getVoidTy(module.getContext()), params, false);
+  return llvm::Function::Create(type, llvm::Function::InternalLinkage, name, module);
+}
+
+// void body(ptr ctx, i64 begin, i64 end), as kiln_rt_parallel_for calls it.
+llvm::Function* loop_body(llvm::Module& module, const std::string& name) {
+  llvm::LLVMContext& context = module.getContext();
+  llvm::Type* i64 = llvm::Type::getInt64Ty(context);
+  return new_function(module, name, {llvm::PointerType::get(context, 0), i64, i64});
+}
+
+Value* ceil_div(Builder& b, Value* x, int64_t d) {
+  return b.CreateUDiv(b.CreateAdd(x, b.getInt64(d - 1)), b.getInt64(d));
+}
+
+// The packing buffers of one part, released when it is done.
+struct Scratch {
+  Value* a;
+  Value* b;
+};
+
+Scratch allocate_scratch(Builder& b, const Config& cfg, Value* kc) {
+  llvm::Module& module = *b.GetInsertBlock()->getModule();
+  llvm::Type* ptr = llvm::PointerType::get(b.getContext(), 0);
+  auto alloc = module.getOrInsertFunction("kiln_rt_alloc", ptr, b.getInt64Ty());
+  Value* depth_bytes = b.CreateMul(kc, b.getInt64(cfg.element_bytes()));
+  Value* a = b.CreateCall(alloc, {b.CreateMul(depth_bytes, b.getInt64(cfg.mc_panels * cfg.mr))});
+  Value* bp = b.CreateCall(alloc, {b.CreateMul(depth_bytes, b.getInt64(cfg.nc))});
+  return {a, bp};
+}
+
+void release_scratch(Builder& b, const Scratch& scratch) {
+  llvm::Module& module = *b.GetInsertBlock()->getModule();
+  auto release = module.getOrInsertFunction("kiln_rt_free", b.getVoidTy(),
+                                            llvm::PointerType::get(b.getContext(), 0));
+  b.CreateCall(release, {scratch.a});
+  b.CreateCall(release, {scratch.b});
+}
+
+// body(ctx, begin, end): C[rows, cols] for the parts [begin, end): row panels (all columns) or
+// column panels (all rows).
+llvm::Function* part_body(llvm::Module& module, const Config& cfg, bool transpose_a,
+                          bool transpose_b) {
+  const std::string name = fmt::format("gemm_part_{}{}{}", cfg.tag(), transpose_a ? "_ta" : "",
+                                       transpose_b ? "_tb" : "");
+  if (llvm::Function* existing = module.getFunction(name)) return existing;
+  llvm::Function* micro = gemm::micro_kernel(module, cfg);
+  llvm::Function* fn = loop_body(module, name);
+  llvm::LLVMContext& context = module.getContext();
+  llvm::Type* ptr = llvm::PointerType::get(context, 0);
+  llvm::Type* i64 = llvm::Type::getInt64Ty(context);
+  auto* epilogue_type =
+      llvm::FunctionType::get(llvm::Type::getVoidTy(context), {ptr, i64, i64, i64, i64}, false);
+  Builder b(llvm::BasicBlock::Create(context, "entry", fn));
+  Value* ctx_ptr = fn->getArg(0);
+  ContextAccess ctx(b, ctx_ptr);
+  llvm::Type* t = scalar_type(context, cfg.dtype);
+  Value* a = ctx.get(kA);
+  Value* bm = ctx.get(kB);
+  Value* c = ctx.get(kC);
+  Value* m = ctx.get(kM);
+  Value* n = ctx.get(kN);
+  Value* k = ctx.get(kK);
+  Value* kcb = ctx.get(kKc);
+  Value* k_blocks = ctx.get(kKBlocks);
+  Value* epilogue = ctx.get(kEpilogue);
+  Value* has_epilogue = b.CreateIsNotNull(epilogue);
+  Value* split_n = ctx.flag(kSplitN);
+  Value* begin = fn->getArg(1);
+  Value* end = fn->getArg(2);
+  Value* zero = b.getInt64(0);
+  Value* row_lo = b.CreateSelect(split_n, zero, b.CreateMul(begin, b.getInt64(cfg.mr)));
+  Value* row_hi =
+      b.CreateSelect(split_n, m, gemm::emit_min(b, b.CreateMul(end, b.getInt64(cfg.mr)), m));
+  Value* col_lo = b.CreateSelect(split_n, b.CreateMul(begin, b.getInt64(cfg.nr())), zero);
+  Value* col_hi =
+      b.CreateSelect(split_n, gemm::emit_min(b, b.CreateMul(end, b.getInt64(cfg.nr())), n), n);
+  const Scratch scratch = allocate_scratch(b, cfg, kcb);
+  const int64_t mc = cfg.mc_panels * cfg.mr;
+
+  gemm::emit_range(b, col_lo, col_hi, cfg.nc, [&](Value* jc) {
+    Value* b_panels =
+        ceil_div(b, gemm::emit_min(b, b.getInt64(cfg.nc), b.CreateSub(col_hi, jc)), cfg.nr());
+    gemm::emit_range(b, zero, k_blocks, 1, [&](Value* kb) {
+      Value* pc = b.CreateMul(kb, kcb);
+      Value* kc = gemm::emit_min(b, kcb, b.CreateSub(k, pc));
+      Value* accumulate = b.CreateICmpSGT(kb, zero);
+      Value* last = b.CreateICmpEQ(kb, b.CreateSub(k_blocks, b.getInt64(1)));
+      Value* run_epilogue = b.CreateAnd(last, has_epilogue);
+      auto b_panel = [&](Value* q) {
+        return b.CreateInBoundsGEP(t, scratch.b,
+                                   b.CreateMul(b.CreateMul(q, kc), b.getInt64(cfg.nr())));
+      };
+      auto a_panel = [&](Value* p) {
+        return b.CreateInBoundsGEP(t, scratch.a,
+                                   b.CreateMul(b.CreateMul(p, kc), b.getInt64(cfg.mr)));
+      };
+      const gemm::Problem problem{m, n, k, transpose_a, transpose_b};
+      gemm::emit_range(b, zero, b_panels, 1, [&](Value* q) {
+        Value* j0 = b.CreateAdd(jc, b.CreateMul(q, b.getInt64(cfg.nr())));
+        gemm::emit_pack_b_panel(b, cfg, problem, bm, b_panel(q), j0, pc, kc);
+      });
+      gemm::emit_range(b, row_lo, row_hi, mc, [&](Value* ic) {
+        Value* a_panels =
+            ceil_div(b, gemm::emit_min(b, b.getInt64(mc), b.CreateSub(row_hi, ic)), cfg.mr);
+        gemm::emit_range(b, zero, a_panels, 1, [&](Value* p) {
+          Value* i0 = b.CreateAdd(ic, b.CreateMul(p, b.getInt64(cfg.mr)));
+          gemm::emit_pack_a_panel(b, cfg, problem, a, a_panel(p), i0, pc, kc);
+        });
+        gemm::emit_range(b, zero, b_panels, 1, [&](Value* q) {
+          Value* j0 = b.CreateAdd(jc, b.CreateMul(q, b.getInt64(cfg.nr())));
+          Value* cols = gemm::emit_min(b, b.getInt64(cfg.nr()), b.CreateSub(n, j0));
+          gemm::emit_range(b, zero, a_panels, 1, [&](Value* p) {
+            Value* i0 = b.CreateAdd(ic, b.CreateMul(p, b.getInt64(cfg.mr)));
+            Value* rows = gemm::emit_min(b, b.getInt64(cfg.mr), b.CreateSub(m, i0));
+            Value* cp = b.CreateGEP(t, c, b.CreateAdd(b.CreateMul(i0, n), j0));
+            b.CreateCall(micro, {a_panel(p), b_panel(q), kc, cp, n, rows, cols, accumulate});
+            llvm::BasicBlock* run = llvm::BasicBlock::Create(context, "epilogue", fn);
+            llvm::BasicBlock* after = llvm::BasicBlock::Create(context, "after_epilogue", fn);
+            b.CreateCondBr(run_epilogue, run, after);
+            b.SetInsertPoint(run);
+            b.CreateCall(epilogue_type, epilogue, {ctx_ptr, i0, j0, rows, cols});
+            b.CreateBr(after);
+            b.SetInsertPoint(after);
+          });
+        });
+      });
+    });
+  });
+  release_scratch(b, scratch);
+  b.CreateRetVoid();
+  return fn;
+}
+
+// What the per-kernel code needs to know about one matmul kernel, fixed at compile time.
+struct Gemm {
+  const passes::Kernel& kernel;
+  const ir::Node& matmul;
+  const ir::Value* out;
+  Config config;
+  ir::MatmulDims dims;
+  int64_t batch_count = 1;
+  int64_t k_blocks = 1;  // depth blocks (at least one, so that K = 0 still writes C)
+  int64_t kc = 0;        // depth of every block but maybe the last
+  int64_t row_panels = 0;
+  bool separate_c = false;  // C needs its own buffer (the epilogue changes the element type)
+
+  Gemm(const passes::Kernel& k, const ir::Node& node)
+      : kernel(k), matmul(node), out(k.outputs.front()) {
+    const ir::Value* a = node.input(0);
+    dims = ir::matmul_dims(a->type().shape, node.input(1)->type().shape, node.attrs());
+    config = gemm::choose_config(a->type().dtype, dims.n);
+    batch_count = dims.batch.num_elements();
+    k_blocks = std::max<int64_t>(1, ceil_div(dims.k, config.kc));
+    kc = ceil_div(dims.k, k_blocks);
+    row_panels = ceil_div(dims.m, config.mr);
+    separate_c = out->type().dtype != a->type().dtype;
+  }
+
+  bool has_epilogue() const { return kernel.nodes.size() > 1; }
+  int64_t c_elements() const { return batch_count * dims.m * dims.n; }
+  int64_t col_panels() const { return ceil_div(dims.n, config.nr()); }
+  // Parts along N when there are too few row panels to go around the threads.
+  bool split_n() const { return row_panels < 8 && col_panels() > row_panels; }
+};
+
+// The result's multi-index for batch element `batch` and row i, column j.
+Index result_index(Builder& b, const Gemm& g, Value* batch, Value* i, Value* j) {
+  Index index;
+  const std::vector<int64_t> strides = g.dims.batch.strides();
+  for (int64_t d = 0; d < g.dims.batch.rank(); ++d) {
+    Value* q = b.CreateUDiv(batch, b.getInt64(strides[static_cast<size_t>(d)]));
+    index.push_back(d == 0 ? q : b.CreateURem(q, b.getInt64(g.dims.batch[d])));
+  }
+  index.push_back(i);
+  index.push_back(j);
+  return index;
+}
+
+// void epilogue(ctx, i0, j0, rows, cols): out[tile] = the epilogue of C[tile], elementwise.
+llvm::Function* emit_epilogue(llvm::Module& module, const Gemm& g, const std::string& name) {
+  llvm::LLVMContext& context = module.getContext();
+  llvm::Type* ptr = llvm::PointerType::get(context, 0);
+  llvm::Type* i64 = llvm::Type::getInt64Ty(context);
+  llvm::Function* fn = new_function(module, name, {ptr, i64, i64, i64, i64});
+  Builder b(llvm::BasicBlock::Create(context, "entry", fn));
+  ContextAccess ctx(b, fn->getArg(0));
+  Value* inputs = ctx.get(kInputs);
+  std::unordered_map<const ir::Value*, Value*> buffers;
+  for (size_t i = 0; i < g.kernel.inputs.size(); ++i) {
+    Value* at = b.CreateConstInBoundsGEP1_64(ptr, inputs, i);
+    buffers.emplace(g.kernel.inputs[i], b.CreateLoad(ptr, at));
+  }
+  buffers[g.matmul.output()] = ctx.get(kCFull);
+  Value* out = ctx.get(kOut);
+  Value* batch = ctx.get(kBatch);
+  Value* i0 = fn->getArg(1);
+  Value* j0 = fn->getArg(2);
+  const std::vector<int64_t> strides = g.out->type().shape.strides();
+  gemm::emit_range(b, b.getInt64(0), fn->getArg(3), 1, [&](Value* r) {
+    Value* i = b.CreateAdd(i0, r);
+    gemm::emit_range(b, b.getInt64(0), fn->getArg(4), 1, [&](Value* c) {
+      Index index = result_index(b, g, batch, i, b.CreateAdd(j0, c));
+      ElementEmitter emitter(b, buffers);
+      Value* v = emitter.element(g.out, index);
+      store_element(b, g.out->type().dtype, out, linear_offset(b, index, strides), v);
+    });
+  });
+  b.CreateRetVoid();
+  return fn;
+}
+
+// Element offset of operand `v`'s matrix for the result's batch element `batch` (broadcast
+// batch dimensions of size 1 stay at 0).
+Value* batch_offset(Builder& b, const Gemm& g, const ir::Value* v, Value* batch) {
+  const ir::Shape& shape = v->type().shape;
+  const std::vector<int64_t> strides = shape.strides();
+  const int64_t lead = g.dims.batch.rank() - (shape.rank() - 2);
+  const std::vector<int64_t> out_strides = g.dims.batch.strides();
+  Value* offset = b.getInt64(0);
+  for (int64_t d = 0; d < shape.rank() - 2; ++d) {
+    if (shape[d] == 1) continue;
+    const size_t od = static_cast<size_t>(d + lead);
+    Value* idx =
+        b.CreateURem(b.CreateUDiv(batch, b.getInt64(out_strides[od])), b.getInt64(shape[d]));
+    offset = b.CreateAdd(offset, b.CreateMul(idx, b.getInt64(strides[static_cast<size_t>(d)])));
+  }
+  return offset;
+}
+
+size_t input_position(const passes::Kernel& kernel, const ir::Value* v) {
+  auto it = std::find(kernel.inputs.begin(), kernel.inputs.end(), v);
+  KILN_CHECK(it != kernel.inputs.end(), "a matmul operand is not a kernel input");
+  return static_cast<size_t>(it - kernel.inputs.begin());
+}
+
+// The kernel itself: the context, then per batch element one parallel loop over the parts.
+void emit_driver(llvm::Function& fn, const Gemm& g) {
+  llvm::Module& module = *fn.getParent();
+  llvm::LLVMContext& context = module.getContext();
+  llvm::Type* ptr = llvm::PointerType::get(context, 0);
+  llvm::Type* i64 = llvm::Type::getInt64Ty(context);
+  llvm::Type* void_type = llvm::Type::getVoidTy(context);
+  const Config& cfg = g.config;
+  const int64_t es = cfg.element_bytes();
+  llvm::Type* t = scalar_type(context, cfg.dtype);
+
+  llvm::Function* part = part_body(module, cfg, g.dims.transpose_a, g.dims.transpose_b);
+  llvm::Function* epilogue =
+      g.has_epilogue() ? emit_epilogue(module, g, fn.getName().str() + "_epilogue") : nullptr;
+  auto alloc = module.getOrInsertFunction("kiln_rt_alloc", ptr, i64);
+  auto release = module.getOrInsertFunction("kiln_rt_free", void_type, ptr);
+  auto parallel_for =
+      module.getOrInsertFunction("kiln_rt_parallel_for", void_type, i64, i64, ptr, ptr);
+  auto num_threads =
+      module.getOrInsertFunction("kiln_rt_num_threads", llvm::Type::getInt32Ty(context));
+
+  Builder b(llvm::BasicBlock::Create(context, "entry", &fn));
+  Value* ctx_ptr = b.CreateAlloca(context_type(context), nullptr, "ctx");
+  ContextAccess ctx(b, ctx_ptr);
+  const size_t num_inputs = g.kernel.inputs.size();
+  Value* inputs = b.CreateAlloca(ptr, b.getInt64(std::max<size_t>(num_inputs, 1)), "inputs");
+  for (size_t i = 0; i < num_inputs; ++i) {
+    b.CreateStore(fn.getArg(static_cast<unsigned>(i)),
+                  b.CreateConstInBoundsGEP1_64(ptr, inputs, i));
+  }
+  Value* out = fn.getArg(static_cast<unsigned>(num_inputs));
+  Value* c_full = g.separate_c ? b.CreateCall(alloc, {b.getInt64(g.c_elements() * es)}) : out;
+  ctx.set(kOut, out);
+  ctx.set(kCFull, c_full);
+  ctx.set(kInputs, inputs);
+  ctx.set(kEpilogue, epilogue != nullptr
+                         ? static_cast<Value*>(epilogue)
+                         : llvm::ConstantPointerNull::get(llvm::PointerType::get(context, 0)));
+  ctx.set(kM, g.dims.m);
+  ctx.set(kN, g.dims.n);
+  ctx.set(kK, g.dims.k);
+  ctx.set(kSplitN, g.split_n() ? 1 : 0);
+  ctx.set(kKBlocks, g.k_blocks);
+  ctx.set(kKc, g.kc);
+  // One part per thread (each packs its own copy of the other operand); a problem too small to
+  // be worth waking a thread for runs on the calling thread.
+  constexpr int64_t kParallelWork = int64_t{1} << 22;
+  const int64_t parts = g.split_n() ? g.col_panels() : g.row_panels;
+  Value* grain = b.getInt64(parts);
+  if (g.dims.m * g.dims.n * std::max<int64_t>(g.dims.k, 1) >= kParallelWork) {
+    Value* threads = b.CreateSExt(b.CreateCall(num_threads), i64);
+    grain = b.CreateUDiv(b.CreateAdd(grain, b.CreateSub(threads, b.getInt64(1))), threads);
+  }
+  Value* a_arg = fn.getArg(static_cast<unsigned>(input_position(g.kernel, g.matmul.input(0))));
+  Value* b_arg = fn.getArg(static_cast<unsigned>(input_position(g.kernel, g.matmul.input(1))));
+  emit_for(b, g.batch_count, [&](Value* batch) {
+    ctx.set(kBatch, batch);
+    ctx.set(kA, b.CreateGEP(t, a_arg, batch_offset(b, g, g.matmul.input(0), batch)));
+    ctx.set(kB, b.CreateGEP(t, b_arg, batch_offset(b, g, g.matmul.input(1), batch)));
+    ctx.set(kC, b.CreateGEP(t, c_full, b.CreateMul(batch, b.getInt64(g.dims.m * g.dims.n))));
+    b.CreateCall(parallel_for, {b.getInt64(parts), grain, part, ctx_ptr});
+  });
+  if (g.separate_c) b.CreateCall(release, {c_full});
+  b.CreateRetVoid();
+}
+
+}  // namespace
+
+bool gemm_handles(const passes::Kernel& kernel) {
+  if (kernel.kind != passes::KernelKind::matmul || kernel.nodes.empty()) return false;
+  const ir::Node* root = kernel.nodes.front();
+  if (root->op() != ir::Op::matmul || !ir::is_floating(root->input(0)->type().dtype)) return false;
+  if (kernel.outputs.size() != 1 || kernel.outputs.front() != kernel.nodes.back()->output())
+    return false;
+  const ir::MatmulDims d =
+      ir::matmul_dims(root->input(0)->type().shape, root->input(1)->type().shape, root->attrs());
+  return d.m * d.n * std::max<int64_t>(d.k, 1) >= kGemmMinWork;
+}
+
+void emit_gemm_kernel(llvm::Function& fn, const passes::Kernel& kernel) {
+  KILN_CHECK(gemm_handles(kernel), "emit_gemm_kernel called for a kernel it does not handle");
+  const Gemm g(kernel, *kernel.nodes.front());
+  if (g.c_elements() == 0) {
+    Builder b(llvm::BasicBlock::Create(fn.getContext(), "entry", &fn));
+    b.CreateRetVoid();
+    return;
+  }
+  emit_driver(fn, g);
+}
+
+}  // namespace kiln::codegen

@@ -1,0 +1,368 @@
+// The GEMM's inner pieces: the blocking for the host's vector registers, the register-blocked
+// micro-kernel, and the packing of A and B panels.
+#include <llvm/IR/Module.h>
+#include <llvm/TargetParser/Host.h>
+
+#include "kiln/codegen/gemm_parts.h"
+
+#include <fmt/format.h>
+
+namespace kiln::codegen::gemm {
+
+using llvm::Value;
+
+namespace {
+
+// Vector register width and count of the host CPU.
+struct VectorUnit {
+  int64_t bytes = 16;
+  int64_t registers = 16;
+};
+
+VectorUnit host_vector_unit() {
+  const auto features = llvm::sys::getHostCPUFeatures();
+  auto has = [&](const char* name) {
+    auto it = features.find(name);
+    return it != features.end() && it->second;
+  };
+  if (has("avx512f")) return {64, 32};
+  if (has("avx2") && has("fma")) return {32, 16};
+  return {16, 16};
+}
+
+llvm::Type* element_type(llvm::LLVMContext& context, const Config& config) {
+  return scalar_type(context, config.dtype);
+}
+
+llvm::FixedVectorType* vector_type(llvm::LLVMContext& context, const Config& config) {
+  return llvm::FixedVectorType::get(element_type(context, config),
+                                    static_cast<unsigned>(config.lanes));
+}
+
+// Attaches loop metadata to the loop whose back edge is `branch`: an unroll count (when not 0),
+// and with `vectorize` false, a request that the loop vectorizer leave it alone.
+void set_loop_hints(llvm::BranchInst* branch, unsigned unroll, bool vectorize) {
+  llvm::LLVMContext& context = branch->getContext();
+  std::vector<llvm::Metadata*> ops{nullptr};
+  auto hint = [&](const char* name, llvm::Type* type, unsigned value) {
+    llvm::Metadata* pair[] = {llvm::MDString::get(context, name),
+                              llvm::ConstantAsMetadata::get(llvm::ConstantInt::get(type, value))};
+    ops.push_back(llvm::MDNode::get(context, pair));
+  };
+  if (unroll != 0) hint("llvm.loop.unroll.count", llvm::Type::getInt32Ty(context), unroll);
+  if (!vectorize) hint("llvm.loop.vectorize.enable", llvm::Type::getInt1Ty(context), 0);
+  llvm::MDNode* loop = llvm::MDNode::getDistinct(context, ops);
+  loop->replaceOperandWith(0, loop);
+  branch->setMetadata(llvm::LLVMContext::MD_loop, loop);
+}
+
+// Lanes [first, first + lanes) that are below `limit`, as an i1 vector.
+Value* lanes_below(Builder& b, const Config& config, int64_t first, Value* limit) {
+  std::vector<llvm::Constant*> iota;
+  for (int64_t l = 0; l < config.lanes; ++l)
+    iota.push_back(b.getInt64(static_cast<uint64_t>(first + l)));
+  Value* splat = b.CreateVectorSplat(static_cast<unsigned>(config.lanes), limit);
+  return b.CreateICmpSLT(llvm::ConstantVector::get(iota), splat);
+}
+
+using Tile = std::vector<Value*>;  // accumulators, row-major: [r * vectors + v]
+
+// The k loop: acc[r][v] += splat(a[k][r]) · b[k][v], kept in registers.
+Tile emit_k_loop(Builder& b, const Config& config, Value* a, Value* bp, Value* kc) {
+  llvm::LLVMContext& context = b.getContext();
+  llvm::Function* fn = b.GetInsertBlock()->getParent();
+  llvm::Type* t = element_type(context, config);
+  llvm::FixedVectorType* v = vector_type(context, config);
+  const size_t count = static_cast<size_t>(config.mr * config.vectors);
+  Tile zero(count, llvm::ConstantAggregateZero::get(v));
+
+  llvm::BasicBlock* pre = b.GetInsertBlock();
+  llvm::BasicBlock* loop = llvm::BasicBlock::Create(context, "k_loop", fn);
+  llvm::BasicBlock* done = llvm::BasicBlock::Create(context, "k_done", fn);
+  b.CreateCondBr(b.CreateICmpSGT(kc, b.getInt64(0)), loop, done);
+
+  b.SetInsertPoint(loop);
+  llvm::PHINode* k = b.CreatePHI(b.getInt64Ty(), 2, "k");
+  k->addIncoming(b.getInt64(0), pre);
+  std::vector<llvm::PHINode*> acc;
+  for (size_t i = 0; i < count; ++i) {
+    acc.push_back(b.CreatePHI(v, 2, "acc"));
+    acc.back()->addIncoming(zero[i], pre);
+  }
+  const llvm::Align vector_align(static_cast<uint64_t>(config.lanes * config.element_bytes()));
+  std::vector<Value*> bv;
+  Value* brow = b.CreateMul(k, b.getInt64(config.nr()));
+  for (int64_t j = 0; j < config.vectors; ++j) {
+    Value* at = b.CreateInBoundsGEP(t, bp, b.CreateAdd(brow, b.getInt64(j * config.lanes)));
+    bv.push_back(b.CreateAlignedLoad(v, at, vector_align));
+  }
+  Value* arow = b.CreateMul(k, b.getInt64(config.mr));
+  Tile next(count);
+  for (int64_t r = 0; r < config.mr; ++r) {
+    Value* x = b.CreateLoad(t, b.CreateInBoundsGEP(t, a, b.CreateAdd(arow, b.getInt64(r))));
+    Value* splat = b.CreateVectorSplat(static_cast<unsigned>(config.lanes), x);
+    for (int64_t j = 0; j < config.vectors; ++j) {
+      const size_t i = static_cast<size_t>(r * config.vectors + j);
+      Value* args[] = {splat, bv[static_cast<size_t>(j)], acc[i]};
+      next[i] = b.CreateIntrinsic(llvm::Intrinsic::fma, {v}, args);
+    }
+  }
+  Value* k_next = b.CreateAdd(k, b.getInt64(1), "", true, true);
+  k->addIncoming(k_next, loop);
+  for (size_t i = 0; i < count; ++i)
+    acc[i]->addIncoming(next[i], loop);
+  set_loop_hints(b.CreateCondBr(b.CreateICmpSLT(k_next, kc), loop, done), config.unroll, true);
+
+  b.SetInsertPoint(done);
+  Tile result(count);
+  for (size_t i = 0; i < count; ++i) {
+    llvm::PHINode* phi = b.CreatePHI(v, 2, "sum");
+    phi->addIncoming(zero[i], pre);
+    phi->addIncoming(next[i], loop);
+    result[i] = phi;
+  }
+  return result;
+}
+
+// Offset of row r, vector j of a C tile whose rows are ldc apart.
+Value* offset(Builder& b, const Config& config, Value* ldc, int64_t r, int64_t j) {
+  return b.CreateAdd(b.CreateMul(b.getInt64(r), ldc), b.getInt64(j * config.lanes));
+}
+
+// Starts fetching the C tile into L1 for writing, so that the stores after the k loop do not
+// wait for it (rows past the edge of C only prefetch, which never faults).
+void prefetch_tile(Builder& b, const Config& config, Value* c, Value* ldc) {
+  llvm::Type* t = element_type(b.getContext(), config);
+  const int64_t row_bytes = config.nr() * config.element_bytes();
+  const int64_t per_line = 64 / config.element_bytes();
+  for (int64_t r = 0; r < config.mr; ++r) {
+    for (int64_t line = 0; line * 64 < row_bytes; ++line) {
+      Value* at = b.CreateGEP(
+          t, c, b.CreateAdd(b.CreateMul(b.getInt64(r), ldc), b.getInt64(line * per_line)));
+      Value* args[] = {at, b.getInt32(1), b.getInt32(3), b.getInt32(1)};
+      b.CreateIntrinsic(llvm::Intrinsic::prefetch, {at->getType()}, args);
+    }
+  }
+}
+
+// Stores the rows × cols corner of the tile, adding C's old values when `accumulate`, with
+// masked loads and stores (all lanes on for a full tile, where they cost what plain ones do;
+// nothing outside the corner is touched, and fully masked rows touch no memory).
+void store_tile(Builder& b, const Config& config, const Tile& tile, Value* c, Value* ldc,
+                Value* rows, Value* cols, Value* accumulate) {
+  llvm::Type* t = element_type(b.getContext(), config);
+  llvm::FixedVectorType* v = vector_type(b.getContext(), config);
+  const llvm::Align align(static_cast<uint64_t>(config.element_bytes()));
+  const unsigned lanes = static_cast<unsigned>(config.lanes);
+  Value* zero = llvm::ConstantAggregateZero::get(v);
+  for (int64_t r = 0; r < config.mr; ++r) {
+    Value* row_ok = b.CreateVectorSplat(lanes, b.CreateICmpSLT(b.getInt64(r), rows));
+    Value* read_ok = b.CreateAnd(row_ok, b.CreateVectorSplat(lanes, accumulate));
+    for (int64_t j = 0; j < config.vectors; ++j) {
+      Value* at = b.CreateGEP(t, c, offset(b, config, ldc, r, j));
+      Value* cols_ok = lanes_below(b, config, j * config.lanes, cols);
+      Value* old = b.CreateMaskedLoad(v, at, align, b.CreateAnd(read_ok, cols_ok), zero);
+      Value* x = b.CreateFAdd(tile[static_cast<size_t>(r * config.vectors + j)], old);
+      b.CreateMaskedStore(x, at, align, b.CreateAnd(row_ok, cols_ok));
+    }
+  }
+}
+
+}  // namespace
+
+Config choose_config(ir::DType dtype, int64_t n) {
+  const VectorUnit unit = host_vector_unit();
+  Config config;
+  config.dtype = dtype;
+  config.lanes = unit.bytes / config.element_bytes();
+  // mr · vectors accumulators and the `vectors` B vectors must fit in the registers (the A
+  // element is broadcast from memory by the FMA). A result no wider than one vector gets a
+  // one-vector micro-tile, so that fewer padding columns are computed.
+  const bool wide = unit.registers >= 32;
+  config.vectors = n <= config.lanes ? 1 : 2;
+  config.mr = config.vectors == 1 ? (wide ? 28 : 12) : (wide ? 14 : 6);
+  // The B micro-panel (kc × nr) stays in L1 while the A panels stream past it.
+  const int64_t l1_budget = wide ? 32 * 1024 : 16 * 1024;
+  config.kc = l1_budget / (config.nr() * config.element_bytes());
+  return config;
+}
+
+std::string Config::tag() const {
+  return fmt::format("{}_{}x{}_{}_{}_{}", ir::dtype_name(dtype), mr, nr(), kc, mc_panels, nc);
+}
+
+Value* emit_min(Builder& b, Value* x, Value* y) {
+  return b.CreateSelect(b.CreateICmpSLT(x, y), x, y);
+}
+
+void emit_range(Builder& b, Value* begin, Value* end, int64_t step,
+                const std::function<void(Value*)>& body, bool vectorize) {
+  llvm::LLVMContext& context = b.getContext();
+  llvm::Function* fn = b.GetInsertBlock()->getParent();
+  llvm::BasicBlock* pre = b.GetInsertBlock();
+  llvm::BasicBlock* header = llvm::BasicBlock::Create(context, "range", fn);
+  llvm::BasicBlock* inner = llvm::BasicBlock::Create(context, "range_body", fn);
+  llvm::BasicBlock* exit = llvm::BasicBlock::Create(context, "range_exit", fn);
+  b.CreateBr(header);
+  b.SetInsertPoint(header);
+  llvm::PHINode* i = b.CreatePHI(b.getInt64Ty(), 2, "i");
+  i->addIncoming(begin, pre);
+  b.CreateCondBr(b.CreateICmpSLT(i, end), inner, exit);
+  b.SetInsertPoint(inner);
+  body(i);
+  i->addIncoming(b.CreateAdd(i, b.getInt64(step), "", true, true), b.GetInsertBlock());
+  llvm::BranchInst* back = b.CreateBr(header);
+  if (!vectorize) set_loop_hints(back, 0, false);
+  b.SetInsertPoint(exit);
+}
+
+llvm::Function* micro_kernel(llvm::Module& module, const Config& config) {
+  const std::string name = fmt::format("gemm_micro_{}", config.tag());
+  if (llvm::Function* existing = module.getFunction(name)) return existing;
+  llvm::LLVMContext& context = module.getContext();
+  llvm::Type* ptr = llvm::PointerType::get(context, 0);
+  llvm::Type* i64 = llvm::Type::getInt64Ty(context);
+  llvm::Type* i1 = llvm::Type::getInt1Ty(context);
+  auto* type = llvm::FunctionType::get(llvm::Type::getVoidTy(context),
+                                       {ptr, ptr, i64, ptr, i64, i64, i64, i1}, false);
+  auto* fn = llvm::Function::Create(type, llvm::Function::InternalLinkage, name, module);
+  fn->addFnAttr(llvm::Attribute::NoInline);
+  fn->addFnAttr("min-legal-vector-width",
+                std::to_string(config.lanes * config.element_bytes() * 8));
+  for (unsigned p : {0u, 1u, 3u})
+    fn->addParamAttr(p, llvm::Attribute::NoAlias);
+  Value* a = fn->getArg(0);
+  Value* bp = fn->getArg(1);
+  Value* kc = fn->getArg(2);
+  Value* c = fn->getArg(3);
+  Value* ldc = fn->getArg(4);
+  Value* rows = fn->getArg(5);
+  Value* cols = fn->getArg(6);
+  Value* accumulate = fn->getArg(7);
+
+  Builder b(llvm::BasicBlock::Create(context, "entry", fn));
+  prefetch_tile(b, config, c, ldc);
+  Tile tile = emit_k_loop(b, config, a, bp, kc);
+  store_tile(b, config, tile, c, ldc, rows, cols, accumulate);
+  b.CreateRetVoid();
+  return fn;
+}
+
+void emit_pack_a_panel(Builder& b, const Config& config, const Problem& problem, Value* a,
+                       Value* dst, Value* i0, Value* pc, Value* kc) {
+  llvm::Type* t = element_type(b.getContext(), config);
+  Value* rows = emit_min(b, b.getInt64(config.mr), b.CreateSub(problem.m, i0));
+  if (problem.transpose_a) {
+    // A is [k, m]: the panel's mr elements at each depth are contiguous; masked vector copies,
+    // zeros past m.
+    llvm::FixedVectorType* v = vector_type(b.getContext(), config);
+    const llvm::Align align(static_cast<uint64_t>(config.element_bytes()));
+    std::vector<Value*> load_masks, store_masks;
+    for (int64_t first = 0; first < config.mr; first += config.lanes) {
+      load_masks.push_back(lanes_below(b, config, first, rows));
+      store_masks.push_back(lanes_below(b, config, first, b.getInt64(config.mr)));
+    }
+    emit_range(
+        b, b.getInt64(0), kc, 1,
+        [&](Value* k) {
+          Value* src = b.CreateAdd(b.CreateMul(b.CreateAdd(pc, k), problem.m), i0);
+          Value* out = b.CreateMul(k, b.getInt64(config.mr));
+          for (size_t q = 0; q < load_masks.size(); ++q) {
+            const int64_t first = static_cast<int64_t>(q) * config.lanes;
+            Value* from = b.CreateGEP(t, a, b.CreateAdd(src, b.getInt64(first)));
+            Value* x = b.CreateMaskedLoad(v, from, align, load_masks[q],
+                                          llvm::ConstantAggregateZero::get(v));
+            Value* to = b.CreateGEP(t, dst, b.CreateAdd(out, b.getInt64(first)));
+            b.CreateMaskedStore(x, to, align, store_masks[q]);
+          }
+        },
+        false);
+    return;
+  }
+  // A is [m, k]: copy each row's contiguous run into its strided slot of the panel (one load
+  // and one store per element), then zero the rows past m.
+  Value* stride = b.getInt64(config.mr);
+  emit_range(
+      b, b.getInt64(0), rows, 1,
+      [&](Value* r) {
+        Value* src =
+            b.CreateInBoundsGEP(t, a, b.CreateAdd(b.CreateMul(b.CreateAdd(i0, r), problem.k), pc));
+        emit_range(
+            b, b.getInt64(0), kc, 1,
+            [&](Value* k) {
+              Value* x = b.CreateLoad(t, b.CreateInBoundsGEP(t, src, k));
+              b.CreateStore(x, b.CreateInBoundsGEP(t, dst, b.CreateAdd(b.CreateMul(k, stride), r)));
+            },
+            false);
+      },
+      false);
+  emit_range(
+      b, rows, stride, 1,
+      [&](Value* r) {
+        emit_range(
+            b, b.getInt64(0), kc, 1,
+            [&](Value* k) {
+              b.CreateStore(llvm::Constant::getNullValue(t),
+                            b.CreateInBoundsGEP(t, dst, b.CreateAdd(b.CreateMul(k, stride), r)));
+            },
+            false);
+      },
+      false);
+}
+
+void emit_pack_b_panel(Builder& b, const Config& config, const Problem& problem, Value* bm,
+                       Value* dst, Value* j0, Value* pc, Value* kc) {
+  llvm::Type* t = element_type(b.getContext(), config);
+  llvm::FixedVectorType* v = vector_type(b.getContext(), config);
+  Value* cols = emit_min(b, b.getInt64(config.nr()), b.CreateSub(problem.n, j0));
+  if (!problem.transpose_b) {
+    // Rows of B are contiguous: masked vector loads, zeros past n.
+    const llvm::Align align(static_cast<uint64_t>(config.element_bytes()));
+    const llvm::Align vector_align(static_cast<uint64_t>(config.lanes * config.element_bytes()));
+    std::vector<Value*> masks;
+    for (int64_t j = 0; j < config.vectors; ++j)
+      masks.push_back(lanes_below(b, config, j * config.lanes, cols));
+    emit_range(
+        b, b.getInt64(0), kc, 1,
+        [&](Value* k) {
+          Value* src = b.CreateAdd(b.CreateMul(b.CreateAdd(pc, k), problem.n), j0);
+          Value* out = b.CreateMul(k, b.getInt64(config.nr()));
+          for (int64_t j = 0; j < config.vectors; ++j) {
+            Value* at = b.CreateGEP(t, bm, b.CreateAdd(src, b.getInt64(j * config.lanes)));
+            Value* x = b.CreateMaskedLoad(v, at, align, masks[static_cast<size_t>(j)],
+                                          llvm::ConstantAggregateZero::get(v));
+            Value* to = b.CreateInBoundsGEP(t, dst, b.CreateAdd(out, b.getInt64(j * config.lanes)));
+            b.CreateAlignedStore(x, to, vector_align);
+          }
+        },
+        false);
+    return;
+  }
+  // B is [n, k]: column j of the panel is a contiguous run of row j0 + j. A partial panel is
+  // zeroed first.
+  llvm::Function* fn = b.GetInsertBlock()->getParent();
+  llvm::BasicBlock* clear = llvm::BasicBlock::Create(b.getContext(), "clear_panel", fn);
+  llvm::BasicBlock* copy = llvm::BasicBlock::Create(b.getContext(), "copy_panel", fn);
+  b.CreateCondBr(b.CreateICmpSLT(cols, b.getInt64(config.nr())), clear, copy);
+  b.SetInsertPoint(clear);
+  Value* bytes = b.CreateMul(kc, b.getInt64(config.nr() * config.element_bytes()));
+  b.CreateMemSet(dst, b.getInt8(0), bytes, llvm::MaybeAlign(64));
+  b.CreateBr(copy);
+  b.SetInsertPoint(copy);
+  emit_range(
+      b, b.getInt64(0), cols, 1,
+      [&](Value* j) {
+        Value* src = b.CreateAdd(b.CreateMul(b.CreateAdd(j0, j), problem.k), pc);
+        emit_range(
+            b, b.getInt64(0), kc, 1,
+            [&](Value* k) {
+              Value* x = b.CreateLoad(t, b.CreateInBoundsGEP(t, bm, b.CreateAdd(src, k)));
+              Value* to = b.CreateAdd(b.CreateMul(k, b.getInt64(config.nr())), j);
+              b.CreateStore(x, b.CreateInBoundsGEP(t, dst, to));
+            },
+            false);
+      },
+      false);
+}
+
+}  // namespace kiln::codegen::gemm

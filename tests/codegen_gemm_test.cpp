@@ -1,0 +1,234 @@
+// Differential tests of the packed GEMM (codegen/gemm.h) against the interpreter: shapes on and
+// around the micro-kernel and cache block sizes, zero-size dimensions, every transpose
+// combination, broadcast batches, f64, fused epilogues, and IEEE specials.
+#include "codegen_test_util.h"
+
+#include <cmath>
+
+using namespace kiln;
+using ir::Attrs;
+using ir::DType;
+using ir::Op;
+using ir::Shape;
+
+namespace {
+
+// Uniform values in [-1, 1], so that a sum of K products is off by at most about K ulps.
+ir::HostTensor uniform(DType dtype, const Shape& shape, uint32_t seed) {
+  ir::HostTensor t(dtype, shape);
+  std::mt19937 gen(seed);
+  std::uniform_real_distribution<double> d(-1.0, 1.0);
+  for (int64_t i = 0; i < t.num_elements(); ++i) {
+    if (dtype == DType::f32)
+      t.data<float>()[i] = static_cast<float>(d(gen));
+    else
+      t.data<double>()[i] = d(gen);
+  }
+  return t;
+}
+
+// Compiled and interpreted results agree within a bound that grows with the depth `k`.
+void check_close(const ir::HostTensor& got, const ir::HostTensor& want, int64_t k) {
+  REQUIRE(got.type() == want.type());
+  const double eps = want.dtype() == DType::f64 ? 1e-15 : 1e-6;
+  const double tol = eps * static_cast<double>(k + 1);
+  int64_t bad = 0;
+  for (int64_t i = 0; i < want.num_elements() && bad < 5; ++i) {
+    const double g = got.element_as_double(i), w = want.element_as_double(i);
+    if (!(std::abs(g - w) <= tol * std::max(1.0, std::abs(w)))) {
+      ++bad;
+      FAIL_CHECK("element " << i << ": compiled " << g << ", interpreter " << w);
+    }
+  }
+}
+
+struct Case {
+  Shape a, b;
+  bool ta = false, tb = false;
+};
+
+Shape matrix(int64_t rows, int64_t cols, bool transposed) {
+  return transposed ? Shape{cols, rows} : Shape{rows, cols};
+}
+
+// One function computing every case (one module to compile), checked output by output; with
+// `uses_gemm` the module must contain the GEMM micro-kernel.
+void check_cases(DType dtype, const std::vector<Case>& cases, bool uses_gemm = true,
+                 uint32_t seed = 1) {
+  ir::Function f("gemm");
+  std::vector<ir::HostTensor> args;
+  std::vector<ir::Value*> outs;
+  std::vector<int64_t> depth;
+  for (const Case& c : cases) {
+    ir::Value* a = f.add_param({dtype, c.a});
+    ir::Value* b = f.add_param({dtype, c.b});
+    args.push_back(uniform(dtype, c.a, seed++));
+    args.push_back(uniform(dtype, c.b, seed++));
+    outs.push_back(f.append(Op::matmul, {a, b},
+                            Attrs().set_bool("transpose_a", c.ta).set_bool("transpose_b", c.tb))
+                       ->output());
+    depth.push_back(c.ta ? c.a[c.a.rank() - 2] : c.a[c.a.rank() - 1]);
+  }
+  f.set_outputs(outs);
+  const testing::Plans plans = testing::simple_plans(f);
+  auto module = codegen::compile_jit(f, plans.kernels, plans.memory);
+  if (uses_gemm) CHECK(module->llvm_ir().find("gemm_micro") != std::string::npos);
+  std::vector<ir::HostTensor> got = testing::run_compiled(*module, f, args);
+  ir::EvalResult want = ir::evaluate(f, args);
+  for (size_t i = 0; i < cases.size(); ++i) {
+    INFO("case " << i << ": " << cases[i].a.to_string() << " x " << cases[i].b.to_string()
+                 << " ta=" << cases[i].ta << " tb=" << cases[i].tb << " " << ir::dtype_name(dtype));
+    check_close(got[i], want.outputs[i], depth[i]);
+  }
+}
+
+// M × K × N cases with every transpose combination.
+std::vector<Case> mkn_cases(std::initializer_list<std::array<int64_t, 3>> sizes) {
+  std::vector<Case> cases;
+  for (const auto& [m, k, n] : sizes) {
+    for (bool ta : {false, true}) {
+      for (bool tb : {false, true})
+        cases.push_back({matrix(m, k, ta), matrix(k, n, tb), ta, tb});
+    }
+  }
+  return cases;
+}
+
+}  // namespace
+
+TEST_CASE("gemm matches the interpreter on odd and block-boundary sizes", "[codegen][gemm]") {
+  // 14 rows and 32 (f32) / 16 (f64) columns per micro-tile (28 × 16 / 28 × 8 when N fits one
+  // vector), 336 rows per packed block, depth blocks of at most 256. Every case does at least
+  // kGemmMinWork multiply-adds, so that it takes the GEMM path.
+  const auto cases = mkn_cases({{1, 4096, 1},
+                                {7, 130, 5},
+                                {33, 17, 65},
+                                {14, 32, 32},
+                                {15, 33, 33},
+                                {13, 31, 31},
+                                {28, 256, 64},
+                                {29, 257, 63},
+                                {3, 513, 17},
+                                {337, 20, 40},
+                                {2, 50, 100}});
+  for (DType dtype : {DType::f32, DType::f64}) {
+    INFO(ir::dtype_name(dtype));
+    check_cases(dtype, cases);
+  }
+}
+
+TEST_CASE("matmuls below the GEMM threshold still match the interpreter", "[codegen][gemm]") {
+  check_cases(DType::f32, mkn_cases({{1, 1, 1}, {2, 3, 4}, {15, 16, 17}}), false);
+}
+
+TEST_CASE("gemm matches the interpreter on an MLP-sized layer", "[codegen][gemm]") {
+  // Large enough to run in parallel: split by rows, and (few rows, many columns) by columns.
+  check_cases(DType::f32, {{Shape{20, 300}, Shape{300, 1000}},
+                           {Shape{300, 20}, Shape{1000, 300}, true, true},
+                           {Shape{128, 784}, Shape{784, 512}},
+                           {Shape{128, 512}, Shape{512, 10}},
+                           {Shape{784, 128}, Shape{784, 512}, true, false},
+                           {Shape{128, 10}, Shape{512, 10}, false, true}});
+}
+
+TEST_CASE("gemm handles zero-size dimensions", "[codegen][gemm]") {
+  for (DType dtype : {DType::f32, DType::f64}) {
+    // K = 0 gives zeros; M = 0, N = 0 or an empty batch give empty results.
+    check_cases(dtype, {{Shape{64, 0}, Shape{0, 70}},
+                        {Shape{0, 80}, Shape{0, 100}, true, false},
+                        {Shape{0, 5}, Shape{5, 3}},
+                        {Shape{5, 3}, Shape{3, 0}},
+                        {Shape{0, 2, 3}, Shape{3, 4}},
+                        {Shape{20, 0}, Shape{33, 0}, false, true}});
+  }
+}
+
+TEST_CASE("gemm broadcasts batch dimensions", "[codegen][gemm]") {
+  for (DType dtype : {DType::f32, DType::f64}) {
+    check_cases(dtype, {{Shape{2, 1, 20, 30}, Shape{3, 30, 17}},
+                        {Shape{4, 60, 100}, Shape{100, 30}},
+                        {Shape{16, 100}, Shape{4, 100, 33}},
+                        {Shape{3, 1, 20, 17}, Shape{1, 2, 33, 20}, true, true},
+                        {Shape{2, 15, 40}, Shape{2, 50, 40}, false, true}});
+  }
+}
+
+TEST_CASE("gemm applies a fused epilogue to every tile", "[codegen][gemm]") {
+  for (DType dtype : {DType::f32, DType::f64}) {
+    INFO(ir::dtype_name(dtype));
+    // relu(x·w + bias) and a batched variant with a broadcast [N] bias and a [M, 1] scale.
+    ir::Function g("dense");
+    ir::Value* x = g.add_param({dtype, Shape{37, 300}});
+    ir::Value* w = g.add_param({dtype, Shape{300, 45}});
+    ir::Value* bias = g.add_param({dtype, Shape{45}});
+    ir::Value* mm = g.append(Op::matmul, {x, w})->output();
+    g.set_outputs({g.append(Op::relu, {g.append(Op::add, {mm, bias})->output()})->output()});
+    const std::vector<ir::HostTensor> args{uniform(dtype, Shape{37, 300}, 1),
+                                           uniform(dtype, Shape{300, 45}, 2),
+                                           uniform(dtype, Shape{45}, 3)};
+    testing::check_against_interpreter(g, testing::fused_plans(g, passes::KernelKind::matmul), args,
+                                       1e-3);
+
+    ir::Function h("batched");
+    ir::Value* p = h.add_param({dtype, Shape{3, 20, 16}});
+    ir::Value* q = h.add_param({dtype, Shape{16, 35}});
+    ir::Value* scale = h.add_param({dtype, Shape{20, 1}});
+    ir::Value* prod = h.append(Op::matmul, {p, q})->output();
+    ir::Value* scaled = h.append(Op::mul, {prod, scale})->output();
+    h.set_outputs({h.append(Op::tanh, {scaled})->output()});
+    testing::check_against_interpreter(
+        h, testing::fused_plans(h, passes::KernelKind::matmul),
+        {uniform(dtype, Shape{3, 20, 16}, 4), uniform(dtype, Shape{16, 35}, 5),
+         uniform(dtype, Shape{20, 1}, 6)},
+        1e-4);
+  }
+}
+
+TEST_CASE("gemm epilogues may change the element type", "[codegen][gemm]") {
+  ir::Function f("positive");
+  ir::Value* a = f.add_param({DType::f32, Shape{19, 40}});
+  ir::Value* b = f.add_param({DType::f32, Shape{40, 50}});
+  ir::Value* mm = f.append(Op::matmul, {a, b})->output();
+  ir::Value* wide = f.append(Op::cast, {mm}, Attrs().set_dtype("dtype", DType::f64))->output();
+  f.set_outputs({f.append(Op::mul, {wide, wide})->output()});
+  testing::check_against_interpreter(
+      f, testing::fused_plans(f, passes::KernelKind::matmul),
+      {uniform(DType::f32, Shape{19, 40}, 7), uniform(DType::f32, Shape{40, 50}, 8)},
+      1e5);  // f64 results of f32 sums: tolerance × 1e-8 below
+}
+
+TEST_CASE("gemm propagates NaN and infinities like the interpreter", "[codegen][gemm]") {
+  // With only ±inf, NaN and small integers the classification of every result does not
+  // depend on the summation order, so compiled and interpreted results must agree exactly.
+  ir::Function f("specials");
+  ir::Value* a = f.add_param({DType::f32, Shape{17, 9}});
+  ir::Value* b = f.add_param({DType::f32, Shape{9, 35}});
+  f.set_outputs({f.append(Op::matmul, {a, b})->output()});
+  auto fill = [](const Shape& shape, uint32_t seed) {
+    ir::HostTensor t(DType::f32, shape);
+    std::mt19937 gen(seed);
+    const float values[] = {0.f,  1.f, -2.f, 3.f,      -0.f,      2.f,
+                            -1.f, 1.f, -3.f, INFINITY, -INFINITY, NAN};
+    for (int64_t i = 0; i < t.num_elements(); ++i)
+      t.data<float>()[i] = values[gen() % (i % 11 == 0 ? 12 : 9)];
+    return t;
+  };
+  testing::check_against_interpreter(f, {fill(Shape{17, 9}, 1), fill(Shape{9, 35}, 2)}, 0.0);
+}
+
+TEST_CASE("gemm uses vector FMAs sized for the target", "[codegen][gemm]") {
+  ir::Function f("fma");
+  ir::Value* a = f.add_param({DType::f32, Shape{64, 64}});
+  ir::Value* b = f.add_param({DType::f32, Shape{64, 64}});
+  f.set_outputs({f.append(Op::matmul, {a, b})->output()});
+  const testing::Plans plans = testing::simple_plans(f);
+  auto module = codegen::compile_jit(f, plans.kernels, plans.memory);
+  const std::string& ir = module->llvm_ir();
+  __builtin_cpu_init();
+  const char* want = __builtin_cpu_supports("avx512f") ? "@llvm.fma.v16f32"
+                     : __builtin_cpu_supports("avx2")  ? "@llvm.fma.v8f32"
+                                                       : "@llvm.fma.v4f32";
+  CHECK(ir.find(want) != std::string::npos);
+  CHECK(ir.find("gemm_micro") != std::string::npos);
+  CHECK(ir.find("kiln_rt_parallel_for") != std::string::npos);
+}
