@@ -64,7 +64,7 @@ void BM_PolyEntry(benchmark::State& state) {
   k::ir::HostTensor workspace(k::f32, k::Shape{module->workspace_bytes() / 4 + 1});
   void* inputs[] = {const_cast<std::byte*>(x.host().raw())};
   void* outputs[] = {out.raw()};
-  kiln_frame frame{inputs, outputs, workspace.raw()};
+  kiln_frame frame{inputs, outputs, workspace.raw(), nullptr};
   for (auto _ : state) {
     module->entry()(&frame);
     benchmark::ClobberMemory();

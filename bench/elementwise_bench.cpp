@@ -63,7 +63,7 @@ void BM_ChainEntry(benchmark::State& state) {
   k::ir::HostTensor workspace(k::f32, k::Shape{module->workspace_bytes() / 4 + 1});
   void* inputs[] = {const_cast<std::byte*>(x.host().raw())};
   void* outputs[] = {out.raw()};
-  kiln_frame frame{inputs, outputs, workspace.raw()};
+  kiln_frame frame{inputs, outputs, workspace.raw(), nullptr};
   module->entry()(&frame);  // touch the output's pages once
   for (auto _ : state) {
     module->entry()(&frame);

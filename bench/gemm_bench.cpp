@@ -64,7 +64,7 @@ void BM_KilnSgemm(benchmark::State& state) {
   Buffer x(m * k), y(k * n), out(m * n), workspace(module->workspace_bytes() / 4 + 16);
   void* inputs[] = {x.get(), y.get()};
   void* outputs[] = {out.get()};
-  kiln_frame frame{inputs, outputs, workspace.get()};
+  kiln_frame frame{inputs, outputs, workspace.get(), nullptr};
   for (auto _ : state) {
     module->entry()(&frame);
     benchmark::ClobberMemory();
@@ -87,7 +87,7 @@ void BM_KilnDenseBiasRelu(benchmark::State& state) {
   Buffer a(m * k), b(k * n), c(n), out(m * n), workspace(module->workspace_bytes() / 4 + 16);
   void* inputs[] = {a.get(), b.get(), c.get()};
   void* outputs[] = {out.get()};
-  kiln_frame frame{inputs, outputs, workspace.get()};
+  kiln_frame frame{inputs, outputs, workspace.get(), nullptr};
   for (auto _ : state) {
     module->entry()(&frame);
     benchmark::ClobberMemory();

@@ -181,7 +181,7 @@ Value* ElementEmitter::compute(const ir::Value* value, const Index& index) {
     case ir::Op::log_softmax:
       return softmax(*node, index);
     case ir::Op::gather:
-      throw CompileError("gather is not supported by compiled code yet");
+      return gather(*node, index);
     default:
       break;
   }
@@ -374,6 +374,29 @@ Value* ElementEmitter::concat(const ir::Node& node, const Index& index) {
   }
   KILN_CHECK(result != nullptr, "concat of empty operands produced an element");
   return result;
+}
+
+// out[outer..., j..., inner...] = params[outer..., indices[j...], inner...]. The entry checked
+// the indices before this kernel (codegen/index_check.h); a bad one reads element 0 instead, so
+// nothing is read out of bounds whatever the indices hold.
+Value* ElementEmitter::gather(const ir::Node& node, const Index& index) {
+  const ir::Value* params = node.input(0);
+  const ir::Value* indices = node.input(1);
+  const ir::Shape& shape = params->type().shape;
+  const size_t axis =
+      static_cast<size_t>(ir::normalize_axis(node.attrs().get_int("axis"), shape.rank()));
+  const int64_t dim = shape[static_cast<int64_t>(axis)];
+  // No index is valid: params has no element to read (the check reported the first index).
+  if (dim == 0) return cast_constant(b_.getContext(), 0.0, params->type().dtype);
+  const size_t count = static_cast<size_t>(indices->type().shape.rank());
+  Index j(index.begin() + static_cast<ptrdiff_t>(axis),
+          index.begin() + static_cast<ptrdiff_t>(axis + count));
+  Value* idx = b_.CreateSExt(element(indices, j), b_.getInt64Ty());
+  Value* in_range = b_.CreateICmpULT(idx, b_.getInt64(dim));
+  Index at(index.begin(), index.begin() + static_cast<ptrdiff_t>(axis));
+  at.push_back(b_.CreateSelect(in_range, idx, b_.getInt64(0)));
+  at.insert(at.end(), index.begin() + static_cast<ptrdiff_t>(axis + count), index.end());
+  return element(params, at);
 }
 
 Value* ElementEmitter::data_movement(const ir::Node& node, int result, const Index& index) {

@@ -53,6 +53,7 @@ class ElementEmitter {
   llvm::Value* reshape(const ir::Node& node, const Index& index);
   llvm::Value* pad(const ir::Node& node, const Index& index);
   llvm::Value* concat(const ir::Node& node, const Index& index);
+  llvm::Value* gather(const ir::Node& node, const Index& index);
   llvm::Value* reduce(const ir::Node& node, const Index& index);
   llvm::Value* arg_reduce(const ir::Node& node, const Index& index);
   llvm::Value* matmul(const ir::Node& node, const Index& index);

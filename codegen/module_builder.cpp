@@ -9,6 +9,7 @@
 
 #include "kiln/codegen/elemental.h"
 #include "kiln/codegen/gemm.h"
+#include "kiln/codegen/index_check.h"
 #include "kiln/codegen/kernel_loops.h"
 #include "kiln/ir/error.h"
 
@@ -32,15 +33,17 @@ class EntryEmitter {
     auto* type = llvm::FunctionType::get(llvm::Type::getVoidTy(context), {ptr}, false);
     entry_ = llvm::Function::Create(type, llvm::Function::ExternalLinkage, kEntryName, module_);
     b_.SetInsertPoint(llvm::BasicBlock::Create(context, "entry", entry_));
-    llvm::Type* frame = llvm::StructType::get(context, {ptr, ptr, ptr});
+    llvm::Type* frame = llvm::StructType::get(context, {ptr, ptr, ptr, ptr});
     Value* arg = entry_->getArg(0);
     inputs_ = b_.CreateLoad(ptr, b_.CreateStructGEP(frame, arg, 0), "inputs");
     outputs_ = b_.CreateLoad(ptr, b_.CreateStructGEP(frame, arg, 1), "outputs");
     workspace_ = b_.CreateLoad(ptr, b_.CreateStructGEP(frame, arg, 2), "workspace");
+    status_ = b_.CreateLoad(ptr, b_.CreateStructGEP(frame, arg, 3), "status");
     return entry_;
   }
 
   Builder& builder() { return b_; }
+  Value* status() const { return status_; }
 
   const passes::Slot& slot(const ir::Value* value) const {
     auto it = memory_.slots.find(value);
@@ -111,6 +114,7 @@ class EntryEmitter {
   Value* inputs_ = nullptr;
   Value* outputs_ = nullptr;
   Value* workspace_ = nullptr;
+  Value* status_ = nullptr;
   std::map<const ir::Value*, llvm::GlobalVariable*> globals_;
 };
 
@@ -161,8 +165,8 @@ const char* kind_name(passes::KernelKind kind) {
 
 }  // namespace
 
-bool op_supported(ir::Op op) {
-  return op != ir::Op::gather;
+bool op_supported(ir::Op) {
+  return true;  // every op has an emitter; kept for ops added before theirs
 }
 
 std::string kernel_label(size_t index, const passes::Kernel& kernel) {
@@ -191,6 +195,10 @@ std::unique_ptr<llvm::Module> build_module(llvm::LLVMContext& context, const ir:
         args.push_back(entry.pointer(v));
       for (const ir::Value* v : kernel.outputs)
         args.push_back(entry.pointer(v));
+      // Gather indices are checked before the kernel runs (codegen/index_check.h).
+      emit_index_checks(
+          entry.builder(), k, kernel, [&](const ir::Value* v) { return entry.pointer(v); },
+          entry.status());
       entry.builder().CreateCall(fn, args);
     } catch (Error& e) {
       throw CompileError(fmt::format("{}: {}", label, e.message()));

@@ -7,6 +7,7 @@
 #include "kiln/codegen/compiler.h"
 #include "kiln/frontend/inline_list.h"
 #include "kiln/frontend/log.h"
+#include "kiln/ir/infer.h"
 #include "kiln/ir/printer.h"
 #include "kiln/passes/pipeline.h"
 #include "kiln/runtime/executable.h"
@@ -51,6 +52,34 @@ runtime::Executable make_executable(const ir::Function& f, const codegen::Compil
                              std::move(input_bytes), std::move(output_bytes));
 }
 
+// The IndexError the interpreter raises for the same bad index (ir/interp/shape.cpp, gather;
+// tests/codegen_gather_test.cpp checks that the two messages agree), located at the node.
+[[noreturn]] void throw_index_error(const passes::PipelineResult& result,
+                                    const runtime::RunStatus& status) {
+  const auto& kernels = result.kernels.kernels;
+  const auto k = static_cast<size_t>(status.code - 1);
+  KILN_CHECK(status.code >= 1 && k < kernels.size(), "compiled code reported an unknown kernel");
+  // Op kernels hold one node; the first gather is the one the status names.
+  const ir::Node* gather = nullptr;
+  for (const ir::Node* node : kernels[k].nodes) {
+    if (node->op() == ir::Op::gather) {
+      gather = node;
+      break;
+    }
+  }
+  KILN_CHECK(gather != nullptr, "compiled code reported a bad index in a kernel with no gather");
+  const int64_t axis =
+      ir::normalize_axis(gather->attrs().get_int("axis"), gather->input(0)->type().shape.rank());
+  const int64_t dim = status.bound;
+  std::string valid = dim == 0 ? "no index is valid" : fmt::format("valid: 0 to {}", dim - 1);
+  IndexError error(
+      fmt::format("index {} (element {} of indices) is out of range for axis {} of size {} ({})",
+                  status.value, status.position, axis, dim, valid));
+  error.prefix(ir::op_name(gather->op()));
+  ir::add_location(error, gather->scope(), gather->loc());
+  throw error;
+}
+
 // Machine code from the LLVM backend, run on host buffers.
 class NativeFunction final : public CompiledFunction {
  public:
@@ -81,12 +110,14 @@ class NativeFunction final : public CompiledFunction {
     }
     // The Executable reuses idle workspaces, so a call allocates none once warm, and gives
     // concurrent calls one each.
+    runtime::RunStatus status;
     try {
-      executable_.run(inputs.span(), outputs.span());
+      status = executable_.run(inputs.span(), outputs.span());
     } catch (const std::invalid_argument& e) {
       // Buffers come from HostTensors, which are always aligned and sized: a Kiln bug.
       throw InternalError(fmt::format("@{}: {}", f.name(), e.what()));
     }
+    if (status.failed()) throw_index_error(result_, status);
     return out;
   }
 

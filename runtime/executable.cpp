@@ -56,7 +56,7 @@ Executable::~Executable() = default;
 Executable::Executable(Executable&&) noexcept = default;
 Executable& Executable::operator=(Executable&&) noexcept = default;
 
-void Executable::run(std::span<void* const> inputs, std::span<void* const> outputs) const {
+RunStatus Executable::run(std::span<void* const> inputs, std::span<void* const> outputs) const {
   check_buffers("input", inputs, input_bytes_);
   check_buffers("output", outputs, output_bytes_);
   Buffer workspace;
@@ -71,10 +71,14 @@ void Executable::run(std::span<void* const> inputs, std::span<void* const> outpu
     workspace.reset(kiln_rt_alloc(workspace_bytes_));
     if (!workspace) throw std::bad_alloc();
   }
-  kiln_frame frame{inputs.data(), outputs.data(), workspace.get()};
+  int64_t status[KILN_RT_STATUS_WORDS] = {};
+  kiln_frame frame{inputs.data(), outputs.data(), workspace.get(), status};
   entry_(&frame);
-  std::lock_guard lock(cache_->mutex);
-  cache_->idle.push_back(std::move(workspace));
+  {
+    std::lock_guard lock(cache_->mutex);
+    cache_->idle.push_back(std::move(workspace));
+  }
+  return RunStatus{status[0], status[1], status[2], status[3]};
 }
 
 }  // namespace kiln::runtime

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <span>
 #include <vector>
@@ -14,6 +15,15 @@ namespace kiln::runtime {
 // Calls a kiln_entry with dense, 64-byte aligned input and output buffers and a workspace of
 // the compiled size. Workspaces are cached per Executable and reused; concurrent run() calls
 // each get their own, so one Executable may run on several threads at once.
+// What the generated code reported through kiln_frame.status (see kiln_rt.h).
+struct RunStatus {
+  int64_t code = 0;      // 0: ok; else 1 + the index of the kernel that found a bad index
+  int64_t value = 0;     // the bad index
+  int64_t position = 0;  // its flat position in the indices operand
+  int64_t bound = 0;     // the size of the indexed axis
+  bool failed() const { return code != 0; }
+};
+
 class Executable {
  public:
   // `input_bytes` / `output_bytes`: the byte size of each parameter / each result (then each
@@ -33,8 +43,9 @@ class Executable {
 
   // Runs the entry. Throws std::invalid_argument if the buffer counts differ from the
   // signature, or a buffer of non-zero size is null or not 64-byte aligned; std::bad_alloc if
-  // no workspace can be allocated.
-  void run(std::span<void* const> inputs, std::span<void* const> outputs) const;
+  // no workspace can be allocated. Returns what the code reported: on failure the outputs hold
+  // values computed with the bad indices replaced by 0; the caller decides what to raise.
+  RunStatus run(std::span<void* const> inputs, std::span<void* const> outputs) const;
 
  private:
   struct WorkspaceCache;

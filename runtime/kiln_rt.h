@@ -11,7 +11,7 @@ extern "C" {
 #endif
 
 /* ABI version of this header; generated code checks it. */
-#define KILN_RT_ABI_VERSION 1
+#define KILN_RT_ABI_VERSION 2
 int32_t kiln_rt_abi_version(void);
 
 /* 64-byte aligned allocation (never NULL for size 0); release with kiln_rt_free. */
@@ -23,7 +23,18 @@ typedef struct kiln_frame {
   void* const* inputs;  /* one per function parameter */
   void* const* outputs; /* one per function result, then one per update */
   void* workspace;      /* the compiled function's workspace (its size is known at compile time) */
+  /* Run-time errors: KILN_RT_STATUS_WORDS words the caller zeroes before the call, or NULL to
+     ignore them. Generated code never reads out of bounds: a gather index outside [0, dim) is
+     replaced by 0 and reported here, and the call runs to the end. The first failure wins
+     (kernels run one after another; each checks its indices in order before computing):
+       status[0]  0 when all went well, else 1 + the index of the kernel that failed
+       status[1]  the bad index value
+       status[2]  its position (flat, row-major) in the indices operand
+       status[3]  the size of the axis it indexes */
+  int64_t* status;
 } kiln_frame;
+
+#define KILN_RT_STATUS_WORDS 4
 
 /* The entry point every compiled function exports as `kiln_entry`. */
 typedef void (*kiln_entry_fn)(const kiln_frame* frame);

@@ -77,16 +77,15 @@ TEST_CASE("emit_object_file writes an ELF object", "[codegen]") {
                   IOError);
 }
 
-TEST_CASE("unsupported ops and broken plans are CompileErrors", "[codegen]") {
+TEST_CASE("broken plans are CompileErrors", "[codegen]") {
+  // Every op is supported now (gather was the last: tests/codegen_gather_test.cpp).
   ir::Function f("gathers");
   ir::Value* p = f.add_param({DType::f32, Shape{4, 3}});
   ir::Value* i = f.add_param({DType::i32, Shape{2}});
   f.set_outputs({f.append(Op::gather, {p, i}, Attrs().set_int("axis", 0))->output()});
   std::string why;
-  CHECK_FALSE(codegen::supports(f, &why));
-  CHECK_THAT(why, Catch::Contains("gather"));
-  auto plans = testing::simple_plans(f);
-  CHECK_THROWS_AS(codegen::compile_jit(f, plans.kernels, plans.memory), CompileError);
+  CHECK(codegen::supports(f, &why));
+  CHECK(why.empty());
 
   ir::Function g("noslot");
   ir::Value* x = g.add_param({DType::f32, Shape{4}});

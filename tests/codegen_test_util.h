@@ -5,6 +5,7 @@
 #include <catch2/catch.hpp>
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -111,10 +112,12 @@ inline Plans fused_plans(const ir::Function& f, passes::KernelKind kind) {
   return p;
 }
 
-// Runs compiled code on `args`; returns the results, then the updated values.
+// Runs compiled code on `args`; returns the results, then the updated values. The frame's
+// status words come back in `status` when given; otherwise they must say that all went well.
 inline std::vector<ir::HostTensor> run_compiled(const codegen::CompiledModule& module,
                                                 const ir::Function& f,
-                                                const std::vector<ir::HostTensor>& args) {
+                                                const std::vector<ir::HostTensor>& args,
+                                                std::array<int64_t, 4>* status = nullptr) {
   std::vector<void*> inputs;
   for (const auto& a : args)
     inputs.push_back(const_cast<std::byte*>(a.raw()));
@@ -127,8 +130,13 @@ inline std::vector<ir::HostTensor> run_compiled(const codegen::CompiledModule& m
   for (auto& o : outs)
     outputs.push_back(o.raw());
   ir::HostTensor workspace(ir::DType::f64, ir::Shape{(module.workspace_bytes() + 7) / 8 + 8});
-  kiln_frame frame{inputs.data(), outputs.data(), workspace.raw()};
+  std::array<int64_t, 4> words{};
+  kiln_frame frame{inputs.data(), outputs.data(), workspace.raw(), words.data()};
   module.entry()(&frame);
+  if (status != nullptr)
+    *status = words;
+  else
+    CHECK(words[0] == 0);
   return outs;
 }
 

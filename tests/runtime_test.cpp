@@ -266,3 +266,29 @@ TEST_CASE("Executable rejects bad buffers", "[runtime]") {
   void* null_only[] = {nullptr};
   CHECK_NOTHROW(empty.run(null_only, {}));
 }
+
+TEST_CASE("Executable hands the entry zeroed status words and returns them", "[runtime]") {
+  Executable ok(
+      [](const kiln_frame* frame) {
+        if (frame->status == nullptr) throw std::logic_error("no status");
+        for (int w = 0; w < KILN_RT_STATUS_WORDS; ++w)
+          if (frame->status[w] != 0) throw std::logic_error("status not zeroed");
+      },
+      0, {}, {});
+  CHECK_FALSE(ok.run({}, {}).failed());
+  Executable bad(
+      [](const kiln_frame* frame) {
+        frame->status[0] = 3;   // kernel 2
+        frame->status[1] = -1;  // the index
+        frame->status[2] = 5;   // its position
+        frame->status[3] = 4;   // the axis size
+      },
+      0, {}, {});
+  kiln::runtime::RunStatus status = bad.run({}, {});
+  CHECK(status.failed());
+  CHECK(status.code == 3);
+  CHECK(status.value == -1);
+  CHECK(status.position == 5);
+  CHECK(status.bound == 4);
+  CHECK_FALSE(ok.run({}, {}).failed());  // each run starts from zero again
+}

@@ -20,6 +20,12 @@ int main(void) {
     return 1;
   }
   if (kiln_rt_abi_version() != KILN_RT_ABI_VERSION || kiln_rt_num_threads() < 1) return 1;
+  {
+    /* The frame as a C caller builds it: the status words start at zero. */
+    int64_t status[KILN_RT_STATUS_WORDS] = {0};
+    kiln_frame frame = {NULL, NULL, NULL, status};
+    if (frame.status[0] != 0) return 1;
+  }
   printf("runtime_no_llvm: %d threads, sum ok\n", (int)kiln_rt_num_threads());
   return 0;
 }
