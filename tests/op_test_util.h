@@ -13,6 +13,23 @@
 
 namespace kiln::testing {
 
+// The IR vocabulary every op test uses; a test file says `using namespace kiln::testing;`.
+using ir::Attrs;
+using ir::DType;
+using ir::HostTensor;
+using ir::Op;
+using ir::Shape;
+using ir::TensorType;
+
+// Hand-written values converted to the element type under test.
+template <class T>
+std::vector<T> as(const std::vector<double>& values) {
+  std::vector<T> out;
+  out.reserve(values.size());
+  for (double v : values) out.push_back(static_cast<T>(v));
+  return out;
+}
+
 // A host tensor of C++ element type T with the given shape and row-major values.
 template <class T>
 ir::HostTensor make(ir::Shape shape, std::vector<T> values) {

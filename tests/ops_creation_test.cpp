@@ -7,15 +7,7 @@
 #include "kiln/ir/philox.h"
 #include "op_test_util.h"
 
-using kiln::ir::Attrs;
-using kiln::ir::DType;
-using kiln::ir::HostTensor;
-using kiln::ir::Op;
-using kiln::ir::Shape;
-using kiln::ir::TensorType;
-using kiln::testing::check_values;
-using kiln::testing::make;
-using kiln::testing::run1;
+using namespace kiln::testing;
 
 namespace {
 

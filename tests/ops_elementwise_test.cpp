@@ -8,25 +8,12 @@
 #include "kiln/ir/interp/elementwise_math.h"
 #include "op_test_util.h"
 
-using kiln::ir::Attrs;
-using kiln::ir::DType;
-using kiln::ir::HostTensor;
-using kiln::ir::Op;
-using kiln::ir::Shape;
-using kiln::ir::TensorType;
-using kiln::testing::check_values;
-using kiln::testing::make;
-using kiln::testing::run1;
+using namespace kiln::testing;
 
 namespace {
 
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 constexpr double kInf = std::numeric_limits<double>::infinity();
-
-template <class T>
-std::vector<T> as(const std::vector<double>& v) {
-  return std::vector<T>(v.begin(), v.end());
-}
 
 template <class T>
 double tolerance() {

@@ -8,23 +8,7 @@
 
 namespace {
 
-using kiln::ir::Attrs;
-using kiln::ir::DType;
-using kiln::ir::HostTensor;
-using kiln::ir::Op;
-using kiln::ir::Shape;
-using kiln::ir::TensorType;
-using kiln::testing::check_values;
-using kiln::testing::make;
-using kiln::testing::run1;
-
-template <class T>
-std::vector<T> as(const std::vector<double>& values) {
-  std::vector<T> out;
-  for (double v : values)
-    out.push_back(static_cast<T>(v));
-  return out;
-}
+using namespace kiln::testing;
 
 Attrs transposes(bool a, bool b) {
   Attrs attrs;

@@ -10,23 +10,7 @@
 
 namespace {
 
-using kiln::ir::Attrs;
-using kiln::ir::DType;
-using kiln::ir::HostTensor;
-using kiln::ir::Op;
-using kiln::ir::Shape;
-using kiln::ir::TensorType;
-using kiln::testing::check_values;
-using kiln::testing::make;
-using kiln::testing::run1;
-
-template <class T>
-std::vector<T> as(const std::vector<double>& values) {
-  std::vector<T> out;
-  for (double v : values)
-    out.push_back(static_cast<T>(v));
-  return out;
-}
+using namespace kiln::testing;
 
 Attrs conv_attrs(std::string padding, std::vector<int64_t> strides = {1, 1},
                  std::vector<int64_t> dilations = {1, 1}) {

@@ -9,28 +9,12 @@
 
 namespace {
 
-using kiln::ir::Attrs;
-using kiln::ir::DType;
-using kiln::ir::HostTensor;
-using kiln::ir::Op;
-using kiln::ir::Shape;
-using kiln::ir::TensorType;
-using kiln::testing::check_values;
-using kiln::testing::make;
-using kiln::testing::run1;
+using namespace kiln::testing;
 
 const double kInf = std::numeric_limits<double>::infinity();
 const double kNaN = std::numeric_limits<double>::quiet_NaN();
 
 // Hand-written values converted to T (every value in the tables is exact in every dtype).
-template <class T>
-std::vector<T> as(const std::vector<double>& values) {
-  std::vector<T> out;
-  for (double v : values)
-    out.push_back(static_cast<T>(v));
-  return out;
-}
-
 Attrs reduce_attrs(std::vector<int64_t> axes, bool keepdims = false) {
   Attrs a;
   a.set_ints("axes", std::move(axes));
