@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include "kiln/frontend/gradient_tape.h"
 #include "kiln/frontend/trace.h"
 #include "kiln/ir/function.h"
 #include "kiln/ir/infer.h"
@@ -16,8 +17,13 @@ std::vector<std::string>& scope_stack() {
   return stack;
 }
 
+const ir::Node*& replay_origin() {
+  thread_local const ir::Node* origin = nullptr;
+  return origin;
+}
+
 void add_user_location(Error& error, const std::source_location& loc) {
-  ir::add_location(error, current_name_scope(), ir::SourceLoc::from(loc));
+  ir::add_location(error, detail::node_scope(), detail::node_loc(loc));
 }
 }  // namespace
 
@@ -40,6 +46,24 @@ std::string current_name_scope() {
 
 namespace detail {
 
+ReplaySite::ReplaySite(const ir::Node& origin) : previous_(replay_origin()) {
+  replay_origin() = &origin;
+}
+
+ReplaySite::~ReplaySite() {
+  replay_origin() = previous_;
+}
+
+std::string node_scope() {
+  const ir::Node* origin = replay_origin();
+  return origin != nullptr ? origin->scope() : current_name_scope();
+}
+
+ir::SourceLoc node_loc(const std::source_location& loc) {
+  const ir::Node* origin = replay_origin();
+  return origin != nullptr ? origin->loc() : ir::SourceLoc::from(loc);
+}
+
 void decorate(Error& error, std::string_view op, std::span<const Tensor> operands,
               const std::source_location& loc) {
   error.prefix(op);
@@ -61,7 +85,11 @@ std::vector<Tensor> apply(ir::Op op, std::span<const Tensor> inputs, const ir::A
   }
   // Tracing: the op becomes a node of the active trace (creation ops too, so constants made
   // inside a traced function are part of its IR); errors carry the scope and the user's line.
-  if (Trace* trace = current_trace()) return trace->append(op, inputs, attrs, loc);
+  if (Trace* trace = current_trace()) {
+    std::vector<Tensor> results = trace->append(op, inputs, attrs, loc);
+    if (tapes_recording()) record_on_tapes(op, inputs, attrs, results, loc);
+    return results;
+  }
   for (const Tensor& t : inputs) {
     if (t.is_symbolic()) {
       raise<ValueError>(ir::op_name(op), inputs,
@@ -106,6 +134,7 @@ std::vector<Tensor> apply(ir::Op op, std::span<const Tensor> inputs, const ir::A
   results.reserve(outs.size());
   for (ir::HostTensor& value : outs)
     results.emplace_back(std::move(value));
+  if (tapes_recording()) record_on_tapes(op, inputs, attrs, results, loc);
   return results;
 }
 

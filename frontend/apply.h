@@ -12,6 +12,7 @@
 #include "kiln/frontend/tensor.h"
 #include "kiln/ir/attrs.h"
 #include "kiln/ir/error.h"
+#include "kiln/ir/function.h"
 #include "kiln/ir/op.h"
 
 namespace kiln {
@@ -30,6 +31,24 @@ class name_scope {
 std::string current_name_scope();
 
 namespace detail {
+
+// While one lives on a thread, the ops applied there are attributed to `origin`'s scope and
+// location instead of the caller's: GradientTape replays gradient nodes this way, so a traced
+// gradient node, or an error raised by one, names the user's forward line.
+class ReplaySite {
+ public:
+  [[nodiscard]] explicit ReplaySite(const ir::Node& origin);
+  ~ReplaySite();
+  ReplaySite(const ReplaySite&) = delete;
+  ReplaySite& operator=(const ReplaySite&) = delete;
+
+ private:
+  const ir::Node* previous_;
+};
+
+// The scope and location a node made now by a call at `loc` carries (see ReplaySite).
+std::string node_scope();
+ir::SourceLoc node_loc(const std::source_location& loc);
 
 // Runs `op` on `inputs`: infers the result types (errors get the user's location and scope
 // added) and computes the results eagerly.

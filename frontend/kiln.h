@@ -3,6 +3,8 @@
 
 #include "kiln/frontend/apply.h"
 #include "kiln/frontend/function.h"
+#include "kiln/frontend/grad.h"
+#include "kiln/frontend/gradient_tape.h"
 #include "kiln/frontend/index.h"
 #include "kiln/frontend/log.h"
 #include "kiln/frontend/npy.h"

@@ -66,8 +66,7 @@ std::vector<Tensor> Trace::append(ir::Op op, std::span<const Tensor> inputs, con
   values.reserve(inputs.size());
   for (const Tensor& t : inputs)
     values.push_back(value_of(t, ir::op_name(op), loc));
-  ir::Node* node = function_.append(op, std::move(values), attrs, current_name_scope(),
-                                    ir::SourceLoc::from(loc));
+  ir::Node* node = function_.append(op, std::move(values), attrs, node_scope(), node_loc(loc));
   std::vector<Tensor> results;
   results.reserve(node->num_outputs());
   for (size_t i = 0; i < node->num_outputs(); ++i)

@@ -5,6 +5,7 @@
 #include <ostream>
 
 #include "kiln/frontend/apply.h"
+#include "kiln/frontend/gradient_tape.h"
 #include "kiln/frontend/trace.h"
 
 namespace kiln {
@@ -45,8 +46,10 @@ Variable::Impl& Variable::impl() {
 
 Tensor Variable::value() const {
   const Impl& self = impl();
-  if (detail::Trace* trace = detail::current_trace()) return trace->read_variable(*this);
-  return Tensor(self.value);
+  Tensor read = detail::current_trace() != nullptr ? detail::current_trace()->read_variable(*this)
+                                                    : Tensor(self.value);
+  if (detail::tapes_recording()) detail::record_variable_read(*this, read);
+  return read;
 }
 
 const TensorType& Variable::type() const {
@@ -140,6 +143,13 @@ const ir::HostTensor& VariableAccess::host(const Variable& v) {
 
 void VariableAccess::set_host(Variable& v, ir::HostTensor value) {
   v.impl().value = std::move(value);
+}
+
+Variable VariableAccess::create(ir::HostTensor initial_value, std::string name, bool trainable) {
+  Variable v;
+  v.impl_ = std::make_shared<Variable::Impl>(
+      Variable::Impl{std::move(initial_value), std::move(name), trainable});
+  return v;
 }
 
 }  // namespace detail

@@ -16,6 +16,7 @@
 #include <memory>
 #include <source_location>
 #include <string>
+#include <type_traits>
 
 #include "kiln/frontend/tensor.h"
 
@@ -34,6 +35,19 @@ class Variable {
   explicit Variable(const Tensor& initial_value, std::string name = "Variable",
                     bool trainable = true,
                     std::source_location loc = std::source_location::current());
+
+  // A new 0-d variable holding a plain number, with the number's dtype (5.0f → f32, 5.0 → f64,
+  // 5 → i32), like tf.Variable(5.0).
+  template <class T>
+    requires std::is_arithmetic_v<T>
+  explicit Variable(T value, std::string name = "Variable", bool trainable = true,
+                    std::source_location loc = std::source_location::current())
+      : Variable(ir::HostTensor::scalar(value), std::move(name), trainable, loc) {}
+  // A new variable holding `initial_value` (see the Tensor overload).
+  explicit Variable(const ir::HostTensor& initial_value, std::string name = "Variable",
+                    bool trainable = true,
+                    std::source_location loc = std::source_location::current())
+      : Variable(Tensor(initial_value), std::move(name), trainable, loc) {}
 
   bool defined() const { return impl_ != nullptr; }
   // The current value (inside a trace: a symbolic tensor for the value at that point).
@@ -86,6 +100,9 @@ struct VariableAccess {
   static const ir::HostTensor& host(const Variable& v);
   // Replaces the concrete value (a compiled function's update; the type is already checked).
   static void set_host(Variable& v, ir::HostTensor value);
+  // A new variable, allowed while tracing (an optimizer makes its slots on the first trace of a
+  // training step; a slot made during a trace is captured by it like any outside variable).
+  static Variable create(ir::HostTensor initial_value, std::string name, bool trainable);
 };
 }  // namespace detail
 

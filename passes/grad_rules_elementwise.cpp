@@ -1,0 +1,105 @@
+// Gradient rules of the elementwise ops. Binary ops broadcast, so each operand's gradient is
+// summed back to the operand's shape (unbroadcast).
+#include "kiln/passes/grad_rules.h"
+
+namespace kiln::passes::grad {
+
+namespace {
+
+using ir::Op;
+
+// The two operand gradients of a broadcasting binary op, summed back to the operand shapes.
+std::vector<V> binary(const Context& c, V da, V db) {
+  return {da ? unbroadcast(da, c.x(0).shape()) : V{}, db ? unbroadcast(db, c.x(1).shape()) : V{}};
+}
+
+// Floor, ceil and round are flat almost everywhere and have no gradient (TensorFlow's None).
+std::vector<V> none(const Context&) { return {V{}}; }
+
+// A cast between floating types passes the gradient back in the operand's precision; a cast to
+// or from an integer type has none.
+std::vector<V> cast_rule(const Context& c) {
+  if (!ir::is_floating(c.x().dtype())) return {V{}};
+  return {cast(c.dy(), c.x().dtype())};
+}
+
+}  // namespace
+
+void add_elementwise_rules(RuleTable& t) {
+  t[size_t(Op::neg)] = [](const Context& c) -> std::vector<V> { return {-c.dy()}; };
+  t[size_t(Op::abs)] = [](const Context& c) -> std::vector<V> { return {c.dy() * sign(c.x())}; };
+  t[size_t(Op::sign)] = [](const Context& c) -> std::vector<V> { return {zeros_like(c.x())}; };
+  t[size_t(Op::exp)] = [](const Context& c) -> std::vector<V> { return {c.dy() * c.y()}; };
+  t[size_t(Op::log)] = [](const Context& c) -> std::vector<V> { return {c.dy() / c.x()}; };
+  t[size_t(Op::sqrt)] = [](const Context& c) -> std::vector<V> {
+    return {c.dy() * 0.5 / c.y()};
+  };
+  t[size_t(Op::rsqrt)] = [](const Context& c) -> std::vector<V> {
+    return {c.dy() * -0.5 * c.y() * c.y() * c.y()};
+  };
+  t[size_t(Op::square)] = [](const Context& c) -> std::vector<V> {
+    return {c.dy() * 2.0 * c.x()};
+  };
+  t[size_t(Op::reciprocal)] = [](const Context& c) -> std::vector<V> {
+    return {-c.dy() * c.y() * c.y()};
+  };
+  t[size_t(Op::sin)] = [](const Context& c) -> std::vector<V> { return {c.dy() * cos(c.x())}; };
+  t[size_t(Op::cos)] = [](const Context& c) -> std::vector<V> { return {-c.dy() * sin(c.x())}; };
+  t[size_t(Op::tanh)] = [](const Context& c) -> std::vector<V> {
+    return {c.dy() * (1.0 - c.y() * c.y())};
+  };
+  t[size_t(Op::sigmoid)] = [](const Context& c) -> std::vector<V> {
+    return {c.dy() * c.y() * (1.0 - c.y())};
+  };
+  t[size_t(Op::relu)] = [](const Context& c) -> std::vector<V> {
+    return {select(greater(c.x(), scalar_like(c.x(), 0.0)), c.dy(), zeros_like(c.dy()))};
+  };
+  t[size_t(Op::elu)] = [](const Context& c) -> std::vector<V> {
+    double alpha = c.attrs().get_float("alpha", 1.0);
+    V positive = greater(c.x(), scalar_like(c.x(), 0.0));
+    return {select(positive, c.dy(), c.dy() * (c.y() + alpha))};
+  };
+  t[size_t(Op::softplus)] = [](const Context& c) -> std::vector<V> {
+    return {c.dy() * sigmoid(c.x())};
+  };
+  t[size_t(Op::floor)] = none;
+  t[size_t(Op::ceil)] = none;
+  t[size_t(Op::round)] = none;
+  t[size_t(Op::cast)] = cast_rule;
+
+  t[size_t(Op::add)] = [](const Context& c) { return binary(c, c.dy(), c.dy()); };
+  t[size_t(Op::sub)] = [](const Context& c) { return binary(c, c.dy(), -c.dy()); };
+  t[size_t(Op::mul)] = [](const Context& c) {
+    return binary(c, c.dy() * c.x(1), c.dy() * c.x(0));
+  };
+  t[size_t(Op::div)] = [](const Context& c) {
+    return binary(c, c.dy() / c.x(1), -c.dy() * c.y() / c.x(1));
+  };
+  t[size_t(Op::pow)] = [](const Context& c) {
+    V a = c.x(0), b = c.x(1);
+    // d/db a^b = a^b·log a, taken as 0 where a <= 0 (as TensorFlow); the log reads a safe
+    // operand there so a second derivative stays finite.
+    V positive = greater(a, scalar_like(a, 0.0));
+    V log_a = log(select(positive, a, ones_like(a)));
+    return binary(c, c.dy() * b * pow(a, b - 1.0), c.dy() * c.y() * log_a);
+  };
+  // Ties go to the first operand (TensorFlow's rule).
+  t[size_t(Op::maximum)] = [](const Context& c) {
+    V first = greater_equal(c.x(0), c.x(1));
+    V zero = zeros_like(c.dy());
+    return binary(c, select(first, c.dy(), zero), select(first, zero, c.dy()));
+  };
+  t[size_t(Op::minimum)] = [](const Context& c) {
+    V first = less_equal(c.x(0), c.x(1));
+    V zero = zeros_like(c.dy());
+    return binary(c, select(first, c.dy(), zero), select(first, zero, c.dy()));
+  };
+  t[size_t(Op::select)] = [](const Context& c) -> std::vector<V> {
+    V zero = zeros_like(c.dy());
+    V cond = c.x(0);
+    return {V{}, unbroadcast(select(cond, c.dy(), zero), c.x(1).shape()),
+            unbroadcast(select(cond, zero, c.dy()), c.x(2).shape())};
+  };
+}
+
+}  // namespace kiln::passes::grad
