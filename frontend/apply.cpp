@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include "kiln/frontend/check_numerics.h"
 #include "kiln/frontend/gradient_tape.h"
 #include "kiln/frontend/trace.h"
 #include "kiln/ir/function.h"
@@ -134,6 +135,7 @@ std::vector<Tensor> apply(ir::Op op, std::span<const Tensor> inputs, const ir::A
   results.reserve(outs.size());
   for (ir::HostTensor& value : outs)
     results.emplace_back(std::move(value));
+  if (check_numerics_enabled()) check_op_results(op, inputs, results, loc);
   if (tapes_recording()) record_on_tapes(op, inputs, attrs, results, loc);
   return results;
 }

@@ -10,6 +10,7 @@
 #include <mutex>
 #include <unordered_map>
 
+#include "kiln/frontend/check_numerics.h"
 #include "kiln/frontend/compile.h"
 #include "kiln/frontend/function_signature.h"
 #include "kiln/frontend/inline_list.h"
@@ -31,6 +32,7 @@ struct TracedEntry {
   std::vector<Binding> bindings;        // one per parameter
   std::vector<size_t> update_bindings;  // the parameter each update writes, in update order
   std::vector<size_t> result_sizes;     // vector lengths in the result structure
+  std::vector<Trace::Check> checks;     // check_numerics calls; their values end the outputs
 };
 
 struct FunctionCore::State {
@@ -117,6 +119,7 @@ const TracedEntry& FunctionCore::entry(const CallArgs& call, const Body& body) {
   }
   entry->graph = std::move(trace.function());
   entry->bindings = trace.bindings();
+  entry->checks = trace.checks();
   for (const ir::Function::Update& update : entry->graph.updates())
     entry->update_bindings.push_back(static_cast<size_t>(update.param->index()));
   entry->compiled = compile(clone_function(entry->graph));
@@ -191,6 +194,19 @@ std::vector<Tensor> FunctionCore::run(const TracedEntry& entry, const CallArgs& 
   ir::EvalResult result = entry.compiled->run(args.span());
   KILN_CHECK(result.updates.size() == entry.update_bindings.size(),
              "compiled function returned a different number of updates");
+  // Checks come before the updates: a failing call leaves the variables as they were.
+  size_t results = result.outputs.size() - entry.checks.size();
+  for (size_t i = 0; i < entry.checks.size(); ++i) {
+    const Trace::Check& check = entry.checks[i];
+    check_traced_value(result.outputs[results + i], check.message, check.scope, check.loc);
+  }
+  result.outputs.resize(results);
+  if (check_numerics_enabled()) {
+    bool finite = true;
+    for (const ir::HostTensor& t : result.outputs) finite = finite && all_finite(t);
+    for (const ir::HostTensor& t : result.updates) finite = finite && all_finite(t);
+    if (!finite) locate_non_finite(entry.graph, args.span(), name_);
+  }
   for (size_t i = 0; i < result.updates.size(); ++i) {
     Variable target = bound_variable(entry.bindings[entry.update_bindings[i]], call);
     VariableAccess::set_host(target, std::move(result.updates[i]));

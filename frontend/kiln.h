@@ -2,6 +2,7 @@
 #pragma once
 
 #include "kiln/frontend/apply.h"
+#include "kiln/frontend/check_numerics.h"
 #include "kiln/frontend/function.h"
 #include "kiln/frontend/grad.h"
 #include "kiln/frontend/gradient_tape.h"

@@ -102,6 +102,11 @@ void Trace::assign_variable(const Variable& v, const Tensor& value,
   variable_state(v).current = new_value;
 }
 
+void Trace::add_check(const Tensor& t, std::string message, const std::source_location& loc) {
+  checked_values_.push_back(value_of(t, "check_numerics", loc));
+  checks_.push_back({std::move(message), node_scope(), node_loc(loc)});
+}
+
 void Trace::finish(std::span<const Tensor> outputs) {
   std::vector<ir::Value*> values;
   for (size_t i = 0; i < outputs.size(); ++i) {
@@ -116,6 +121,7 @@ void Trace::finish(std::span<const Tensor> outputs) {
     }
     values.push_back(value_of(t, "return", std::source_location::current()));
   }
+  values.insert(values.end(), checked_values_.begin(), checked_values_.end());
   function_.set_outputs(std::move(values));
   for (const void* key : variable_order_) {
     const VariableState& state = variables_.at(key);

@@ -62,7 +62,18 @@ class Trace {
   // Records `value` as the variable's new value (type already checked by Variable).
   void assign_variable(const Variable& v, const Tensor& value, const std::source_location& loc);
 
-  // Sets the function's outputs and its variable updates. Call once, when the body returned.
+  // A check_numerics of `t`: after finish(), its value is an extra output of the function.
+  struct Check {
+    std::string message;
+    std::string scope;
+    ir::SourceLoc loc;
+  };
+  void add_check(const Tensor& t, std::string message, const std::source_location& loc);
+  // The checks, whose values follow the body's results among the function's outputs.
+  const std::vector<Check>& checks() const { return checks_; }
+
+  // Sets the function's outputs (the body's results, then the checked values) and its variable
+  // updates. Call once, when the body returned.
   void finish(std::span<const Tensor> outputs);
 
   // The traced IR (complete after finish()).
@@ -86,7 +97,9 @@ class Trace {
   // Keyed by the identity of the captured tensor or variable (the binding keeps it alive).
   std::unordered_map<const void*, ir::Value*> captures_;
   std::unordered_map<const void*, VariableState> variables_;
-  std::vector<const void*> variable_order_;  // updates follow the order of first use
+  std::vector<const void*> variable_order_;
+  std::vector<Check> checks_;
+  std::vector<ir::Value*> checked_values_;  // updates follow the order of first use
 };
 
 // The trace active on this thread, or nullptr when running eagerly.
