@@ -10,6 +10,7 @@
 #include "kiln/frontend/log.h"
 #include "kiln/frontend/npy.h"
 #include "kiln/frontend/operand.h"
+#include "kiln/frontend/optimizers.h"
 #include "kiln/frontend/ops.h"
 #include "kiln/frontend/tensor.h"
 #include "kiln/frontend/variable.h"
