@@ -39,7 +39,8 @@ std::string what_is_wrong(const ir::HostTensor& t) {
 }
 
 std::string describe(const ir::HostTensor& t) {
-  std::string what = t.dtype() == ir::DType::f32 ? what_is_wrong<float>(t) : what_is_wrong<double>(t);
+  std::string what =
+      t.dtype() == ir::DType::f32 ? what_is_wrong<float>(t) : what_is_wrong<double>(t);
   return fmt::format("{} in a tensor of type {}", what, t.type().to_string());
 }
 
@@ -97,8 +98,7 @@ void check_op_results(ir::Op op, std::span<const Tensor> inputs, std::span<const
     for (const Tensor& in : inputs)
       if (!all_finite(in.host())) return;  // not made here: an earlier op (or the data) did
     raise<ValueError>(ir::op_name(op), inputs,
-                      fmt::format("check_numerics: the op produced {}", describe(out.host())),
-                      loc);
+                      fmt::format("check_numerics: the op produced {}", describe(out.host())), loc);
   }
 }
 
@@ -113,7 +113,8 @@ void check_traced_value(const ir::HostTensor& value, const std::string& message,
 void locate_non_finite(const ir::Function& graph, std::span<const ir::HostTensor* const> args,
                        const std::string& function) {
   std::unordered_map<const ir::Value*, ir::HostTensor> values;
-  for (size_t i = 0; i < args.size(); ++i) values[graph.param(i)] = *args[i];
+  for (size_t i = 0; i < args.size(); ++i)
+    values[graph.param(i)] = *args[i];
   for (const auto& node : graph.nodes()) {
     std::vector<ir::HostTensor> inputs;
     bool finite_inputs = true;

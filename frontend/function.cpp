@@ -203,8 +203,10 @@ std::vector<Tensor> FunctionCore::run(const TracedEntry& entry, const CallArgs& 
   result.outputs.resize(results);
   if (check_numerics_enabled()) {
     bool finite = true;
-    for (const ir::HostTensor& t : result.outputs) finite = finite && all_finite(t);
-    for (const ir::HostTensor& t : result.updates) finite = finite && all_finite(t);
+    for (const ir::HostTensor& t : result.outputs)
+      finite = finite && all_finite(t);
+    for (const ir::HostTensor& t : result.updates)
+      finite = finite && all_finite(t);
     if (!finite) locate_non_finite(entry.graph, args.span(), name_);
   }
   for (size_t i = 0; i < result.updates.size(); ++i) {

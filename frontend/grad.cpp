@@ -17,7 +17,8 @@ void check_grad_call(const Tensor& result, std::span<const int> argnums, size_t 
                         loc);
     }
   }
-  if (!result.defined()) raise<ValueError>(transform, {}, "the function returned an undefined Tensor", loc);
+  if (!result.defined())
+    raise<ValueError>(transform, {}, "the function returned an undefined Tensor", loc);
   if (!ir::is_floating(result.dtype()) || result.rank() != 0) {
     raise<TypeError>(transform, {result},
                      fmt::format("the function must return a floating scalar to be "

@@ -49,7 +49,8 @@ std::pair<Tensor, std::vector<Tensor>> value_and_grads(F& f, const std::vector<i
   Tensor result = call_with(f, tensors, std::index_sequence_for<Args...>{});
   check_grad_call(result, argnums, tensors.size(), transform, loc);
   std::vector<Tensor> sources;
-  for (int i : argnums) sources.push_back(tensors[size_t(i)]);
+  for (int i : argnums)
+    sources.push_back(tensors[size_t(i)]);
   std::vector<Tensor> grads = tape.gradient(result, std::span<const Tensor>(sources), Tensor(),
                                             UnconnectedGradients::zero, loc);
   return {result, grads};

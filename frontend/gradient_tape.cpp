@@ -75,12 +75,15 @@ struct GradientTape::Impl {
                                  [&](const Tensor& t) { return find(t) != nullptr; });
     if (!connected) return;
     std::vector<ir::Value*> operands;
-    for (const Tensor& t : inputs) operands.push_back(leaf(t));
+    for (const Tensor& t : inputs)
+      operands.push_back(leaf(t));
     std::vector<ir::TensorType> types;
-    for (const Tensor& t : outputs) types.push_back(t.type());
+    for (const Tensor& t : outputs)
+      types.push_back(t.type());
     ir::Node* node = function.append_unchecked(op, std::move(operands), attrs, std::move(types),
                                                detail::node_scope(), detail::node_loc(loc));
-    for (size_t i = 0; i < outputs.size(); ++i) track(outputs[i], node->output(i));
+    for (size_t i = 0; i < outputs.size(); ++i)
+      track(outputs[i], node->output(i));
   }
 
   std::vector<Tensor> gradient(const Tensor& target, std::span<const Source> sources,
@@ -99,10 +102,12 @@ void replay(const ir::Function& function, size_t first,
   for (size_t n = first; n < nodes.size(); ++n) {
     const ir::Node& node = *nodes[n];
     std::vector<Tensor> inputs;
-    for (const ir::Value* v : node.inputs()) inputs.push_back(tensors.at(v));
+    for (const ir::Value* v : node.inputs())
+      inputs.push_back(tensors.at(v));
     detail::ReplaySite site(node);
     std::vector<Tensor> results = detail::apply(node.op(), inputs, node.attrs(), loc);
-    for (size_t i = 0; i < results.size(); ++i) tensors[node.output(i)] = std::move(results[i]);
+    for (size_t i = 0; i < results.size(); ++i)
+      tensors[node.output(i)] = std::move(results[i]);
   }
 }
 
@@ -119,7 +124,8 @@ std::vector<Tensor> GradientTape::Impl::gradient(const Tensor& target,
                                                  UnconnectedGradients unconnected,
                                                  const std::source_location& loc) {
   const char* op = "GradientTape.gradient";
-  if (!target.defined()) detail::raise<ValueError>(op, {}, "the target is an undefined Tensor", loc);
+  if (!target.defined())
+    detail::raise<ValueError>(op, {}, "the target is an undefined Tensor", loc);
   if (used && !persistent) {
     detail::raise<ValueError>(op, {target},
                               "gradient() was already called on this non-persistent tape; make "
@@ -134,11 +140,11 @@ std::vector<Tensor> GradientTape::Impl::gradient(const Tensor& target,
         loc);
   }
   if (output_gradient.defined() && output_gradient.type() != target.type()) {
-    detail::raise<ShapeError>(op, {target, output_gradient},
-                              fmt::format("output_gradient must have the target's type {}, got {}",
-                                          target.type().to_string(),
-                                          output_gradient.type().to_string()),
-                              loc);
+    detail::raise<ShapeError>(
+        op, {target, output_gradient},
+        fmt::format("output_gradient must have the target's type {}, got {}",
+                    target.type().to_string(), output_gradient.type().to_string()),
+        loc);
   }
   // Every source's values in the tape: a watched tensor, or all reads of a variable.
   std::vector<std::vector<ir::Value*>> source_values;
@@ -182,10 +188,11 @@ std::vector<Tensor> GradientTape::Impl::gradient(const Tensor& target,
     Tensor seed = output_gradient.defined() ? output_gradient : ones_like(target, {}, loc);
     ir::Value* seed_value = leaf(seed);
     std::vector<ir::Value*> xs;
-    for (const auto& vs : source_values) xs.insert(xs.end(), vs.begin(), vs.end());
+    for (const auto& vs : source_values)
+      xs.insert(xs.end(), vs.begin(), vs.end());
     size_t first = function.nodes().size();
-    std::vector<ir::Value*> grads = passes::append_gradients(function, {&y, 1}, {&seed_value, 1},
-                                                             xs);
+    std::vector<ir::Value*> grads =
+        passes::append_gradients(function, {&y, 1}, {&seed_value, 1}, xs);
     replay(function, first, tensors, loc);
     size_t k = 0;
     for (size_t s = 0; s < sources.size(); ++s) {
@@ -201,9 +208,9 @@ std::vector<Tensor> GradientTape::Impl::gradient(const Tensor& target,
   for (size_t s = 0; s < sources.size(); ++s) {
     if (results[s].defined() || unconnected == UnconnectedGradients::none) continue;
     const Source& source = sources[s];
-    results[s] = source.is_variable() ? zeros(source.variable().shape(),
-                                              source.variable().dtype(), loc)
-                                      : zeros_like(source.tensor(), {}, loc);
+    results[s] = source.is_variable()
+                     ? zeros(source.variable().shape(), source.variable().dtype(), loc)
+                     : zeros_like(source.tensor(), {}, loc);
   }
   return results;
 }
@@ -252,8 +259,7 @@ std::vector<Tensor> GradientTape::gradient(const Tensor& target, std::span<const
   return impl_->gradient(target, sources, output_gradient, unconnected, loc);
 }
 
-std::vector<Tensor> GradientTape::gradient(const Tensor& target,
-                                           std::span<const Variable> sources,
+std::vector<Tensor> GradientTape::gradient(const Tensor& target, std::span<const Variable> sources,
                                            const Tensor& output_gradient,
                                            UnconnectedGradients unconnected,
                                            std::source_location loc) {
@@ -271,7 +277,8 @@ std::vector<Tensor> GradientTape::gradient(const Tensor& target, std::span<const
 
 std::vector<Variable> GradientTape::watched_variables() const {
   std::vector<Variable> result;
-  for (const Impl::WatchedVariable& w : impl_->variables) result.push_back(w.variable);
+  for (const Impl::WatchedVariable& w : impl_->variables)
+    result.push_back(w.variable);
   return result;
 }
 

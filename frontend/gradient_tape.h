@@ -36,7 +36,7 @@ enum class UnconnectedGradients {
 // Something to differentiate with respect to: a Tensor or a Variable.
 class Source {
  public:
-  Source(const Tensor& tensor) : tensor_(tensor) {}        // NOLINT: implicit by design
+  Source(const Tensor& tensor) : tensor_(tensor) {}          // NOLINT: implicit by design
   Source(const Variable& variable) : variable_(variable) {}  // NOLINT: implicit by design
 
   bool is_variable() const { return variable_.defined(); }

@@ -115,9 +115,10 @@ Optimizer::Optimizer(std::string name, LearningRate learning_rate, Loc loc)
 }
 
 Tensor Optimizer::minimize(const std::function<Tensor()>& loss, const std::vector<Variable>& vars,
-                          Loc loc) {
+                           Loc loc) {
   GradientTape tape;
-  for (const Variable& v : vars) tape.watch(v, loc);
+  for (const Variable& v : vars)
+    tape.watch(v, loc);
   Tensor value = loss();
   apply_gradients(tape.gradient(value, std::span<const Variable>(vars), Tensor(),
                                 UnconnectedGradients::none, loc),

@@ -47,7 +47,7 @@ Variable::Impl& Variable::impl() {
 Tensor Variable::value() const {
   const Impl& self = impl();
   Tensor read = detail::current_trace() != nullptr ? detail::current_trace()->read_variable(*this)
-                                                    : Tensor(self.value);
+                                                   : Tensor(self.value);
   if (detail::tapes_recording()) detail::record_variable_read(*this, read);
   return read;
 }

@@ -39,7 +39,7 @@ class Variable {
   // A new 0-d variable holding a plain number, with the number's dtype (5.0f → f32, 5.0 → f64,
   // 5 → i32), like tf.Variable(5.0).
   template <class T>
-    requires std::is_arithmetic_v<T>
+  requires std::is_arithmetic_v<T>
   explicit Variable(T value, std::string name = "Variable", bool trainable = true,
                     std::source_location loc = std::source_location::current())
       : Variable(ir::HostTensor::scalar(value), std::move(name), trainable, loc) {}

@@ -25,7 +25,8 @@ std::unordered_set<const ir::Value*> active_values(const ir::Function& function,
     if (carries_gradient(x)) active.insert(x);
   for (const auto& node : function.nodes()) {
     bool reached = false;
-    for (const ir::Value* in : node->inputs()) reached = reached || active.count(in) != 0;
+    for (const ir::Value* in : node->inputs())
+      reached = reached || active.count(in) != 0;
     if (!reached) continue;
     for (size_t i = 0; i < node->num_outputs(); ++i)
       if (carries_gradient(node->output(i))) active.insert(node->output(i));
@@ -44,8 +45,7 @@ std::vector<ir::Value*> append_gradients(ir::Function& function, std::span<ir::V
   std::unordered_map<const ir::Value*, grad::V> grads;
   auto accumulate = [&](const ir::Value* v, grad::V g) {
     KILN_CHECK(g.type() == v->type(), fmt::format("gradient of type {} for a value of type {}",
-                                                  g.type().to_string(),
-                                                  v->type().to_string()));
+                                                  g.type().to_string(), v->type().to_string()));
     grad::V& sum = grads[v];
     sum = sum ? sum + g : g;
   };

@@ -59,38 +59,100 @@ V binary(ir::Op op, V a, V b) {
 }
 }  // namespace
 
-V operator+(V a, V b) { return binary(ir::Op::add, a, b); }
-V operator-(V a, V b) { return binary(ir::Op::sub, a, b); }
-V operator*(V a, V b) { return binary(ir::Op::mul, a, b); }
-V operator/(V a, V b) { return binary(ir::Op::div, a, b); }
-V operator-(V a) { return unary(ir::Op::neg, a); }
-V operator+(V a, double b) { return a + scalar_like(a, b); }
-V operator-(V a, double b) { return a - scalar_like(a, b); }
-V operator*(V a, double b) { return a * scalar_like(a, b); }
-V operator/(V a, double b) { return a / scalar_like(a, b); }
-V operator+(double a, V b) { return scalar_like(b, a) + b; }
-V operator-(double a, V b) { return scalar_like(b, a) - b; }
-V operator*(double a, V b) { return scalar_like(b, a) * b; }
-V operator/(double a, V b) { return scalar_like(b, a) / b; }
+V operator+(V a, V b) {
+  return binary(ir::Op::add, a, b);
+}
+V operator-(V a, V b) {
+  return binary(ir::Op::sub, a, b);
+}
+V operator*(V a, V b) {
+  return binary(ir::Op::mul, a, b);
+}
+V operator/(V a, V b) {
+  return binary(ir::Op::div, a, b);
+}
+V operator-(V a) {
+  return unary(ir::Op::neg, a);
+}
+V operator+(V a, double b) {
+  return a + scalar_like(a, b);
+}
+V operator-(V a, double b) {
+  return a - scalar_like(a, b);
+}
+V operator*(V a, double b) {
+  return a * scalar_like(a, b);
+}
+V operator/(V a, double b) {
+  return a / scalar_like(a, b);
+}
+V operator+(double a, V b) {
+  return scalar_like(b, a) + b;
+}
+V operator-(double a, V b) {
+  return scalar_like(b, a) - b;
+}
+V operator*(double a, V b) {
+  return scalar_like(b, a) * b;
+}
+V operator/(double a, V b) {
+  return scalar_like(b, a) / b;
+}
 
-V exp(V x) { return unary(ir::Op::exp, x); }
-V log(V x) { return unary(ir::Op::log, x); }
-V sqrt(V x) { return unary(ir::Op::sqrt, x); }
-V sign(V x) { return unary(ir::Op::sign, x); }
-V sin(V x) { return unary(ir::Op::sin, x); }
-V cos(V x) { return unary(ir::Op::cos, x); }
-V sigmoid(V x) { return unary(ir::Op::sigmoid, x); }
-V square(V x) { return unary(ir::Op::square, x); }
-V abs(V x) { return unary(ir::Op::abs, x); }
-V pow(V a, V b) { return binary(ir::Op::pow, a, b); }
-V maximum(V a, V b) { return binary(ir::Op::maximum, a, b); }
-V minimum(V a, V b) { return binary(ir::Op::minimum, a, b); }
-V equal(V a, V b) { return binary(ir::Op::equal, a, b); }
-V greater(V a, V b) { return binary(ir::Op::greater, a, b); }
-V greater_equal(V a, V b) { return binary(ir::Op::greater_equal, a, b); }
-V less_equal(V a, V b) { return binary(ir::Op::less_equal, a, b); }
-V logical_and(V a, V b) { return binary(ir::Op::logical_and, a, b); }
-V logical_not(V x) { return unary(ir::Op::logical_not, x); }
+V exp(V x) {
+  return unary(ir::Op::exp, x);
+}
+V log(V x) {
+  return unary(ir::Op::log, x);
+}
+V sqrt(V x) {
+  return unary(ir::Op::sqrt, x);
+}
+V sign(V x) {
+  return unary(ir::Op::sign, x);
+}
+V sin(V x) {
+  return unary(ir::Op::sin, x);
+}
+V cos(V x) {
+  return unary(ir::Op::cos, x);
+}
+V sigmoid(V x) {
+  return unary(ir::Op::sigmoid, x);
+}
+V square(V x) {
+  return unary(ir::Op::square, x);
+}
+V abs(V x) {
+  return unary(ir::Op::abs, x);
+}
+V pow(V a, V b) {
+  return binary(ir::Op::pow, a, b);
+}
+V maximum(V a, V b) {
+  return binary(ir::Op::maximum, a, b);
+}
+V minimum(V a, V b) {
+  return binary(ir::Op::minimum, a, b);
+}
+V equal(V a, V b) {
+  return binary(ir::Op::equal, a, b);
+}
+V greater(V a, V b) {
+  return binary(ir::Op::greater, a, b);
+}
+V greater_equal(V a, V b) {
+  return binary(ir::Op::greater_equal, a, b);
+}
+V less_equal(V a, V b) {
+  return binary(ir::Op::less_equal, a, b);
+}
+V logical_and(V a, V b) {
+  return binary(ir::Op::logical_and, a, b);
+}
+V logical_not(V x) {
+  return unary(ir::Op::logical_not, x);
+}
 
 V cast(V x, ir::DType dtype) {
   if (x.dtype() == dtype) return x;
@@ -103,9 +165,15 @@ V select(V cond, V a, V b) {
   return cond.builder->op(ir::Op::select, {cond, a, b});
 }
 
-V zeros_like(V x) { return x.builder->full(x.type(), 0.0); }
-V ones_like(V x) { return x.builder->full(x.type(), 1.0); }
-V scalar_like(V x, double value) { return x.builder->scalar(value, x.dtype()); }
+V zeros_like(V x) {
+  return x.builder->full(x.type(), 0.0);
+}
+V ones_like(V x) {
+  return x.builder->full(x.type(), 1.0);
+}
+V scalar_like(V x, double value) {
+  return x.builder->scalar(value, x.dtype());
+}
 
 namespace {
 V reduce(ir::Op op, V x, std::vector<int64_t> axes, bool keepdims) {

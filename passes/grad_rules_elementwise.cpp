@@ -14,7 +14,9 @@ std::vector<V> binary(const Context& c, V da, V db) {
 }
 
 // Floor, ceil and round are flat almost everywhere and have no gradient (TensorFlow's None).
-std::vector<V> none(const Context&) { return {V{}}; }
+std::vector<V> none(const Context&) {
+  return {V{}};
+}
 
 // A cast between floating types passes the gradient back in the operand's precision; a cast to
 // or from an integer type has none.
@@ -31,15 +33,11 @@ void add_elementwise_rules(RuleTable& t) {
   t[size_t(Op::sign)] = [](const Context& c) -> std::vector<V> { return {zeros_like(c.x())}; };
   t[size_t(Op::exp)] = [](const Context& c) -> std::vector<V> { return {c.dy() * c.y()}; };
   t[size_t(Op::log)] = [](const Context& c) -> std::vector<V> { return {c.dy() / c.x()}; };
-  t[size_t(Op::sqrt)] = [](const Context& c) -> std::vector<V> {
-    return {c.dy() * 0.5 / c.y()};
-  };
+  t[size_t(Op::sqrt)] = [](const Context& c) -> std::vector<V> { return {c.dy() * 0.5 / c.y()}; };
   t[size_t(Op::rsqrt)] = [](const Context& c) -> std::vector<V> {
     return {c.dy() * -0.5 * c.y() * c.y() * c.y()};
   };
-  t[size_t(Op::square)] = [](const Context& c) -> std::vector<V> {
-    return {c.dy() * 2.0 * c.x()};
-  };
+  t[size_t(Op::square)] = [](const Context& c) -> std::vector<V> { return {c.dy() * 2.0 * c.x()}; };
   t[size_t(Op::reciprocal)] = [](const Context& c) -> std::vector<V> {
     return {-c.dy() * c.y() * c.y()};
   };
@@ -69,9 +67,7 @@ void add_elementwise_rules(RuleTable& t) {
 
   t[size_t(Op::add)] = [](const Context& c) { return binary(c, c.dy(), c.dy()); };
   t[size_t(Op::sub)] = [](const Context& c) { return binary(c, c.dy(), -c.dy()); };
-  t[size_t(Op::mul)] = [](const Context& c) {
-    return binary(c, c.dy() * c.x(1), c.dy() * c.x(0));
-  };
+  t[size_t(Op::mul)] = [](const Context& c) { return binary(c, c.dy() * c.x(1), c.dy() * c.x(0)); };
   t[size_t(Op::div)] = [](const Context& c) {
     return binary(c, c.dy() / c.x(1), -c.dy() * c.y() / c.x(1));
   };

@@ -20,7 +20,8 @@ std::vector<int64_t> reduced_axes(const Context& c) {
 // `v` (shaped like the result) reshaped as if the reduction had kept its dims.
 V with_kept_dims(const Context& c, V v) {
   ir::Shape kept = c.x().shape();
-  for (int64_t a : reduced_axes(c)) kept[a] = 1;
+  for (int64_t a : reduced_axes(c))
+    kept[a] = 1;
   return reshape(v, kept);
 }
 
@@ -31,7 +32,8 @@ V spread(const Context& c, V v) {
 
 int64_t reduced_count(const Context& c) {
   int64_t count = 1;
-  for (int64_t a : reduced_axes(c)) count *= c.x().shape()[a];
+  for (int64_t a : reduced_axes(c))
+    count *= c.x().shape()[a];
   return count;
 }
 

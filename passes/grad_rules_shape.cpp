@@ -18,7 +18,8 @@ std::vector<V> back_to_shape(const Context& c) {
 std::vector<V> transpose_rule(const Context& c) {
   const std::vector<int64_t>& perm = c.attrs().get_ints("perm");
   std::vector<int64_t> inverse(perm.size());
-  for (size_t i = 0; i < perm.size(); ++i) inverse[static_cast<size_t>(perm[i])] = int64_t(i);
+  for (size_t i = 0; i < perm.size(); ++i)
+    inverse[static_cast<size_t>(perm[i])] = int64_t(i);
   return {transpose(c.dy(), inverse)};
 }
 
@@ -41,7 +42,8 @@ std::vector<V> concat_rule(const Context& c) {
 std::vector<V> split_rule(const Context& c) {
   int64_t axis = ir::normalize_axis(c.attrs().get_int("axis"), c.x().rank());
   std::vector<V> parts;
-  for (size_t i = 0; i < c.node.num_outputs(); ++i) parts.push_back(c.dy_or_zeros(i));
+  for (size_t i = 0; i < c.node.num_outputs(); ++i)
+    parts.push_back(c.dy_or_zeros(i));
   return {concat(parts, axis)};
 }
 
@@ -107,8 +109,10 @@ std::vector<V> gather_rule(const Context& c) {
   int64_t axis = ir::normalize_axis(c.attrs().get_int("axis"), params.rank());
   const ir::Shape& p = params.shape();
   int64_t pre = 1, post = 1;
-  for (int64_t d = 0; d < axis; ++d) pre *= p[d];
-  for (int64_t d = axis + 1; d < p.rank(); ++d) post *= p[d];
+  for (int64_t d = 0; d < axis; ++d)
+    pre *= p[d];
+  for (int64_t d = axis + 1; d < p.rank(); ++d)
+    post *= p[d];
   int64_t m = indices.shape().num_elements();
   V hot = one_hot(reshape(indices, ir::Shape{m}), p[axis], params.dtype());
   V rows = reshape(c.dy(), ir::Shape{pre, m, post});

@@ -25,8 +25,7 @@ TEST_CASE("check_numerics passes finite tensors and raises on NaN/Inf", "[check_
   CHECK(k::check_numerics(ok, "ok").to_vector<float>() == std::vector<float>{1, 2});
   k::Tensor bad = k::log(k::constant({1.f, -1.f}));
   int line = __LINE__ + 1;
-  CHECK_THROWS_WITH(k::check_numerics(bad, "loss"),
-                    Contains("loss: NaN") && Contains(here(line)));
+  CHECK_THROWS_WITH(k::check_numerics(bad, "loss"), Contains("loss: NaN") && Contains(here(line)));
   CHECK_THROWS_AS(k::check_numerics(k::constant(1), "int"), k::TypeError);
 }
 

@@ -67,7 +67,8 @@ TEST_CASE("tape errors say what and where", "[tape]") {
   tape.watch(x);
   k::Tensor y = x * x;
   CHECK_THROWS_AS(tape.gradient(y, unseen), k::ValueError);
-  CHECK_THROWS_WITH(tape.gradient(y, unseen), Contains("never saw") && Contains("gradient_tape_test.cpp"));
+  CHECK_THROWS_WITH(tape.gradient(y, unseen),
+                    Contains("never saw") && Contains("gradient_tape_test.cpp"));
   CHECK(tape.gradient(y, x).item<float>() == 6.f);
   CHECK_THROWS_WITH(tape.gradient(y, x), Contains("non-persistent"));
 }
