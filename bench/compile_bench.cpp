@@ -1,7 +1,9 @@
 // Compile time of a training-sized graph: one SGD step of a 784-512-10 MLP on a batch of 128
 // (forward, softmax cross-entropy, a hand-written backward pass, four variable updates). Timed
 // as a whole (kiln::function's first call: trace + pipeline + LLVM + one run) and by stage.
-// The compiled step itself is timed too, for scale.
+// The compiled step itself is timed too, for scale, and the same step with the backward pass
+// made by GradientTape (compiled and eager), to show what autodiff costs over hand-written
+// gradients.
 //
 //   build/bench/compile_bench --benchmark_repetitions=5 --benchmark_report_aggregates_only=true
 #include <benchmark/benchmark.h>
@@ -49,6 +51,18 @@ k::Tensor train_step(Mlp& m, const k::Tensor& x, const k::Tensor& y) {
   m.b1.assign_sub(kLearningRate * d_b1);
   m.w2.assign_sub(kLearningRate * d_w2);
   m.b2.assign_sub(kLearningRate * d_b2);
+  return loss;
+}
+
+// The same step with the gradients from a GradientTape.
+k::Tensor tape_step(Mlp& m, const k::Tensor& x, const k::Tensor& y) {
+  k::GradientTape tape;
+  k::Tensor logits = k::matmul(k::relu(k::matmul(x, m.w1) + m.b1), m.w2) + m.b2;
+  k::Tensor loss = -k::reduce_mean(k::reduce_sum(y * k::log_softmax(logits), 1));
+  std::vector<k::Variable> vars{m.w1, m.b1, m.w2, m.b2};
+  std::vector<k::Tensor> grads = tape.gradient(loss, vars);
+  for (size_t i = 0; i < vars.size(); ++i)
+    vars[i].assign_sub(kLearningRate * grads[i]);
   return loss;
 }
 
@@ -130,5 +144,42 @@ void BM_MlpStep(benchmark::State& state) {
       benchmark::Counter(flops, benchmark::Counter::kIsIterationInvariantRate);
 }
 BENCHMARK(BM_MlpStep)->Unit(benchmark::kMillisecond)->UseRealTime();
+
+// The tape step: first call (trace, autodiff, pipeline, LLVM, one run), then compiled, then eager.
+void BM_MlpTapeFirstCall(benchmark::State& state) {
+  Mlp m;
+  Batch b;
+  for (auto _ : state) {
+    auto step = k::function(
+        [&m](const k::Tensor& x, const k::Tensor& y) { return tape_step(m, x, y); }, "tape_step");
+    benchmark::DoNotOptimize(step(b.x, b.y));
+  }
+}
+BENCHMARK(BM_MlpTapeFirstCall)->Unit(benchmark::kMillisecond)->UseRealTime();
+
+void BM_MlpTapeStep(benchmark::State& state) {
+  Mlp m;
+  Batch b;
+  auto step = k::function(
+      [&m](const k::Tensor& x, const k::Tensor& y) { return tape_step(m, x, y); }, "tape_step");
+  step(b.x, b.y);
+  for (auto _ : state)
+    benchmark::DoNotOptimize(step(b.x, b.y));
+  double flops = 6.0 * kBatch * kHidden * (kIn + kClasses);
+  state.counters["FLOPS"] =
+      benchmark::Counter(flops, benchmark::Counter::kIsIterationInvariantRate);
+}
+BENCHMARK(BM_MlpTapeStep)->Unit(benchmark::kMillisecond)->UseRealTime();
+
+void BM_MlpTapeEagerStep(benchmark::State& state) {
+  Mlp m;
+  Batch b;
+  for (auto _ : state)
+    benchmark::DoNotOptimize(tape_step(m, b.x, b.y));
+  double flops = 6.0 * kBatch * kHidden * (kIn + kClasses);
+  state.counters["FLOPS"] =
+      benchmark::Counter(flops, benchmark::Counter::kIsIterationInvariantRate);
+}
+BENCHMARK(BM_MlpTapeEagerStep)->Unit(benchmark::kMillisecond)->UseRealTime();
 
 }  // namespace

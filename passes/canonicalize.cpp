@@ -18,6 +18,7 @@ namespace {
 std::optional<double> splat(const Value* v) {
   const Node* p = v->producer();
   if (p == nullptr) return std::nullopt;
+  if (p->op() == Op::broadcast_to) return splat(p->input(0));
   if (p->op() == Op::fill) {
     if (const ir::AttrValue* a = p->attrs().find("value"); a && std::holds_alternative<bool>(*a))
       return std::get<bool>(*a) ? 1.0 : 0.0;
@@ -117,8 +118,17 @@ Value* constant_select(const Node& n, Rewriter&) {
   return if_same_type(n, *cond != 0 ? n.input(1) : n.input(2));
 }
 
+// Above this many elements, a fill or a broadcast of a constant stays a broadcast of a scalar
+// rather than becoming a constant buffer: fusion computes it in the loops that read it.
+constexpr int64_t kMaxSplatConstant = 1024;
+
+bool expands(const Node& n) {
+  return (n.op() == Op::broadcast_to || n.op() == Op::tile) &&
+         n.output()->type().shape.num_elements() > kMaxSplatConstant;
+}
+
 Value* fold_constants(const Node& n, Rewriter& rw) {
-  if (n.op() == Op::constant || n.inputs().empty()) return nullptr;
+  if (n.op() == Op::constant || n.inputs().empty() || expands(n)) return nullptr;
   if (n.output()->type().shape.num_elements() > kMaxFoldedElements) return nullptr;
   std::vector<ir::HostTensor> args;
   for (const Value* v : n.inputs()) {
@@ -134,9 +144,24 @@ Value* fold_constants(const Node& n, Rewriter& rw) {
   }
 }
 
+// A small fill becomes a constant (which then folds into its users); a large one becomes a
+// broadcast of a scalar, which fusion computes inside the loops that read it instead of
+// materializing it (gradients are full of zeros and ones of a value's shape).
+Value* fill_to_constant(const Node& n, Rewriter& rw) {
+  if (n.op() != Op::fill) return nullptr;
+  const ir::TensorType& type = n.output()->type();
+  if (type.shape.num_elements() > kMaxSplatConstant) {
+    ir::Attrs scalar = n.attrs();
+    scalar.set_ints("shape", {});
+    Value* value = rw.create(Op::fill, {}, std::move(scalar));
+    return rw.create(Op::broadcast_to, {value}, ir::Attrs().set_ints("shape", type.shape.dims()));
+  }
+  return rw.constant(std::move(ir::run_op(n.op(), {}, n.attrs(), n.output_types()).at(0)));
+}
+
 const Pattern kPatterns[] = {
     identity_operand, double_negation, no_op,          transpose_chain,
-    reshape_chain,    constant_select, fold_constants,
+    reshape_chain,    constant_select, fold_constants, fill_to_constant,
 };
 
 }  // namespace
