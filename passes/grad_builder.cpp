@@ -266,6 +266,22 @@ V conv2d(V input, V filter, std::vector<int64_t> strides, const std::string& pad
   return input.builder->op(ir::Op::conv2d, {input, filter}, std::move(attrs));
 }
 
+V spread_out(V g, int64_t axis, int64_t stride) {
+  int64_t n = g.shape()[axis];
+  if (stride == 1 || n <= 1) return g;
+  std::vector<int64_t> dims = g.shape().dims();
+  std::vector<int64_t> split = dims;
+  split.insert(split.begin() + axis + 1, 1);
+  std::vector<int64_t> paddings(2 * split.size(), 0);
+  paddings[2 * (axis + 1) + 1] = stride - 1;
+  V spaced = pad(reshape(g, ir::Shape(split)), paddings);
+  dims[axis] = n * stride;
+  V flat = reshape(spaced, ir::Shape(dims));
+  std::vector<int64_t> begin(dims.size(), 0), end = dims, strides(dims.size(), 1);
+  end[axis] = (n - 1) * stride + 1;
+  return slice(flat, begin, end, strides);
+}
+
 V unbroadcast(V g, const ir::Shape& shape) {
   if (g.shape() == shape) return g;
   int64_t lead = g.rank() - shape.rank();

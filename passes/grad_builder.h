@@ -117,6 +117,10 @@ V matmul(V a, V b, bool transpose_a = false, bool transpose_b = false);
 V conv2d(V input, V filter, std::vector<int64_t> strides, const std::string& padding,
          std::vector<int64_t> dilations);
 
+// Inserts stride−1 zeros between consecutive elements of `g` along `axis` (the adjoint of taking
+// every stride-th element): [a, b, c] with stride 3 becomes [a, 0, 0, b, 0, 0, c].
+V spread_out(V g, int64_t axis, int64_t stride);
+
 // Sums `g` over the dimensions a NumPy broadcast added to reach g's shape from `shape`, so the
 // result has `shape` (the adjoint of broadcasting).
 V unbroadcast(V g, const ir::Shape& shape);

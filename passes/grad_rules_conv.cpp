@@ -30,24 +30,6 @@ V resize(V x, int64_t axis, int64_t before, int64_t after, double value = 0.0) {
   return slice(x, begin, end, strides);
 }
 
-// Inserts stride−1 zeros between consecutive elements of `g` along `axis` (the adjoint of taking
-// every stride-th element): [a, b, c] with stride 3 becomes [a, 0, 0, b, 0, 0, c].
-V spread_out(V g, int64_t axis, int64_t stride) {
-  int64_t n = g.shape()[axis];
-  if (stride == 1 || n <= 1) return g;
-  std::vector<int64_t> dims = g.shape().dims();
-  std::vector<int64_t> split = dims;
-  split.insert(split.begin() + axis + 1, 1);
-  std::vector<int64_t> paddings(2 * split.size(), 0);
-  paddings[2 * (axis + 1) + 1] = stride - 1;
-  V spaced = pad(reshape(g, ir::Shape(split)), paddings);
-  dims[axis] = n * stride;
-  V flat = reshape(spaced, ir::Shape(dims));
-  std::vector<int64_t> begin(dims.size(), 0), end = dims, strides(dims.size(), 1);
-  end[axis] = (n - 1) * stride + 1;
-  return slice(flat, begin, end, strides);
-}
-
 // The filter [KH, KW, C, O] mirrored in both spatial dims, as [KH, KW, O, C].
 V flip_filter(V w) {
   const ir::Shape& s = w.shape();
