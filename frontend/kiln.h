@@ -8,6 +8,7 @@
 #include "kiln/frontend/gradient_tape.h"
 #include "kiln/frontend/index.h"
 #include "kiln/frontend/log.h"
+#include "kiln/frontend/losses.h"
 #include "kiln/frontend/npy.h"
 #include "kiln/frontend/operand.h"
 #include "kiln/frontend/optimizers.h"

@@ -1,0 +1,133 @@
+// Keras-style losses (keras.losses), built from ordinary ops so they run eagerly and in
+// kiln::function and can be differentiated.
+//
+//   k::Tensor per_sample = k::losses::binary_crossentropy(y, p);          // mean over last axis
+//   k::losses::SparseCategoricalCrossentropy loss_fn(/*from_logits=*/true);
+//   k::Tensor loss = loss_fn(labels, logits);                              // mean over the batch
+//
+// The functions return the per-sample loss, reduced over the last axis as Keras does (the result
+// has y_pred's shape without its last axis). Labels are cast to y_pred's dtype. The logits forms
+// are computed stably (softplus and log-softmax forms: finite for logits of any size); the
+// probability forms clip predictions to [1e-7, 1 − 1e-7] as Keras does.
+#pragma once
+
+#include <cstdint>
+#include <source_location>
+#include <string>
+
+#include "kiln/frontend/tensor.h"
+
+namespace kiln::losses {
+
+using Loc = std::source_location;
+
+// mean((y_pred − y_true)², axis=−1)
+Tensor mean_squared_error(const Tensor& y_true, const Tensor& y_pred, Loc loc = Loc::current());
+// mean(|y_pred − y_true|, axis=−1)
+Tensor mean_absolute_error(const Tensor& y_true, const Tensor& y_pred, Loc loc = Loc::current());
+// −mean(y·log p + (1−y)·log(1−p), axis=−1); with from_logits, y_pred holds logits. Label smoothing
+// s replaces y with y·(1−s) + s/2.
+Tensor binary_crossentropy(const Tensor& y_true, const Tensor& y_pred, bool from_logits = false,
+                           double label_smoothing = 0.0, Loc loc = Loc::current());
+// −Σ y·log p over `axis` (y_pred normalized to sum to one along it first); with from_logits,
+// −Σ y·log_softmax(y_pred). Label smoothing s replaces y with y·(1−s) + s/classes.
+Tensor categorical_crossentropy(const Tensor& y_true, const Tensor& y_pred,
+                                bool from_logits = false, double label_smoothing = 0.0,
+                                int64_t axis = -1, Loc loc = Loc::current());
+// categorical_crossentropy with integer class ids as labels (y_pred's shape without the class
+// axis, or with a trailing size-1 dimension; float labels holding integers are accepted). An id
+// outside [0, classes) is an IndexError when the labels are concrete; traced code cannot check
+// them and such a sample contributes −log(ε)·0 = 0.
+Tensor sparse_categorical_crossentropy(const Tensor& y_true, const Tensor& y_pred,
+                                       bool from_logits = false, int64_t axis = -1,
+                                       Loc loc = Loc::current());
+
+// How a loss object turns per-sample losses into the value it returns.
+enum class Reduction {
+  none,                 // the per-sample losses
+  sum,                  // their sum
+  sum_over_batch_size,  // their sum divided by their number (Keras's default)
+};
+
+// Weights `per_sample` by `sample_weight` (when defined; broadcast against it, a trailing size-1
+// dimension dropped) and reduces it.
+Tensor reduce_loss(const Tensor& per_sample, Reduction reduction,
+                   const Tensor& sample_weight = Tensor(), Loc loc = Loc::current());
+
+// Base of the loss objects (keras.losses.Loss).
+class Loss {
+ public:
+  Loss(std::string name, Reduction reduction) : name_(std::move(name)), reduction_(reduction) {}
+  virtual ~Loss() = default;
+
+  // The reduced, weighted loss.
+  Tensor operator()(const Tensor& y_true, const Tensor& y_pred,
+                    const Tensor& sample_weight = Tensor(), Loc loc = Loc::current()) const;
+  // The per-sample losses.
+  virtual Tensor call(const Tensor& y_true, const Tensor& y_pred, Loc loc) const = 0;
+
+  const std::string& name() const { return name_; }
+  Reduction reduction() const { return reduction_; }
+
+ private:
+  std::string name_;
+  Reduction reduction_;
+};
+
+class MeanSquaredError : public Loss {
+ public:
+  explicit MeanSquaredError(Reduction reduction = Reduction::sum_over_batch_size)
+      : Loss("mean_squared_error", reduction) {}
+  Tensor call(const Tensor& y_true, const Tensor& y_pred, Loc loc) const override;
+};
+
+class MeanAbsoluteError : public Loss {
+ public:
+  explicit MeanAbsoluteError(Reduction reduction = Reduction::sum_over_batch_size)
+      : Loss("mean_absolute_error", reduction) {}
+  Tensor call(const Tensor& y_true, const Tensor& y_pred, Loc loc) const override;
+};
+
+class BinaryCrossentropy : public Loss {
+ public:
+  explicit BinaryCrossentropy(bool from_logits = false, double label_smoothing = 0.0,
+                              Reduction reduction = Reduction::sum_over_batch_size)
+      : Loss("binary_crossentropy", reduction),
+        from_logits_(from_logits),
+        label_smoothing_(label_smoothing) {}
+  Tensor call(const Tensor& y_true, const Tensor& y_pred, Loc loc) const override;
+
+ private:
+  bool from_logits_;
+  double label_smoothing_;
+};
+
+class CategoricalCrossentropy : public Loss {
+ public:
+  explicit CategoricalCrossentropy(bool from_logits = false, double label_smoothing = 0.0,
+                                   int64_t axis = -1,
+                                   Reduction reduction = Reduction::sum_over_batch_size)
+      : Loss("categorical_crossentropy", reduction),
+        from_logits_(from_logits),
+        label_smoothing_(label_smoothing),
+        axis_(axis) {}
+  Tensor call(const Tensor& y_true, const Tensor& y_pred, Loc loc) const override;
+
+ private:
+  bool from_logits_;
+  double label_smoothing_;
+  int64_t axis_;
+};
+
+class SparseCategoricalCrossentropy : public Loss {
+ public:
+  explicit SparseCategoricalCrossentropy(bool from_logits = false,
+                                         Reduction reduction = Reduction::sum_over_batch_size)
+      : Loss("sparse_categorical_crossentropy", reduction), from_logits_(from_logits) {}
+  Tensor call(const Tensor& y_true, const Tensor& y_pred, Loc loc) const override;
+
+ private:
+  bool from_logits_;
+};
+
+}  // namespace kiln::losses
