@@ -140,6 +140,23 @@ std::vector<Tensor> apply(ir::Op op, std::span<const Tensor> inputs, const ir::A
   return results;
 }
 
+void replay(const ir::Function& function, size_t first,
+            std::unordered_map<const ir::Value*, Tensor>& tensors,
+            const std::source_location& loc) {
+  auto nodes = function.nodes();
+  for (size_t n = first; n < nodes.size(); ++n) {
+    const ir::Node& node = *nodes[n];
+    std::vector<Tensor> inputs;
+    inputs.reserve(node.inputs().size());
+    for (const ir::Value* v : node.inputs())
+      inputs.push_back(tensors.at(v));
+    ReplaySite site(node);
+    std::vector<Tensor> results = apply(node.op(), inputs, node.attrs(), loc);
+    for (size_t i = 0; i < results.size(); ++i)
+      tensors[node.output(i)] = std::move(results[i]);
+  }
+}
+
 Tensor apply1(ir::Op op, std::span<const Tensor> inputs, const ir::Attrs& attrs,
               const std::source_location& loc) {
   std::vector<Tensor> results = apply(op, inputs, attrs, loc);

@@ -6,6 +6,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -61,6 +62,12 @@ inline Tensor apply1(ir::Op op, std::initializer_list<Tensor> inputs, const ir::
                      const std::source_location& loc) {
   return apply1(op, std::span<const Tensor>(inputs.begin(), inputs.size()), attrs, loc);
 }
+
+// Runs the nodes of `function` from index `first` on through apply() (so traces and tapes see
+// them), each attributed to its own scope and location, reading operands from and adding
+// results to `tensors` (which must hold every value those nodes read from before `first`).
+void replay(const ir::Function& function, size_t first,
+            std::unordered_map<const ir::Value*, Tensor>& tensors, const std::source_location& loc);
 
 // Adds the op name, the operand types, the name scope and the user's location to an error
 // raised by frontend code itself (argument checks made before an op runs).

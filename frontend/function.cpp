@@ -10,9 +10,11 @@
 #include <mutex>
 #include <unordered_map>
 
+#include "kiln/frontend/apply.h"
 #include "kiln/frontend/check_numerics.h"
 #include "kiln/frontend/compile.h"
 #include "kiln/frontend/function_signature.h"
+#include "kiln/frontend/gradient_tape.h"
 #include "kiln/frontend/inline_list.h"
 #include "kiln/frontend/log.h"
 #include "kiln/frontend/trace.h"
@@ -173,7 +175,52 @@ void FunctionCore::warn_retracing(int64_t retraces) const {
       name_, plural(retraces, "time"), fmt::join(parts, ", ")));
 }
 
+namespace {
+
+// A call made while a GradientTape records: the traced graph runs op by op through the ordinary
+// op path (eagerly, in the interpreter), so the tape records it and can differentiate through
+// the call, as TensorFlow records tf.function calls. Variable reads go through Variable::value(),
+// so the tape watches trainable variables the function reads.
+std::vector<Tensor> run_recorded(const TracedEntry& entry, const CallArgs& call) {
+  const ir::Function& graph = entry.graph;
+  std::unordered_map<const ir::Value*, Tensor> values;
+  for (size_t i = 0; i < entry.bindings.size(); ++i) {
+    const Binding& binding = entry.bindings[i];
+    Tensor t;
+    switch (binding.kind) {
+      case Binding::Kind::argument:
+        t = call.tensors[binding.index];
+        break;
+      case Binding::Kind::captured:
+        t = binding.tensor;
+        break;
+      case Binding::Kind::variable:
+        t = bound_variable(binding, call).value();
+        break;
+    }
+    values[graph.param(i)] = t;
+  }
+  replay(graph, 0, values, std::source_location::current());
+  size_t results = graph.outputs().size() - entry.checks.size();
+  for (size_t i = 0; i < entry.checks.size(); ++i) {
+    const Trace::Check& check = entry.checks[i];
+    check_traced_value(values.at(graph.outputs()[results + i]).host(), check.message, check.scope,
+                       check.loc);
+  }
+  for (size_t i = 0; i < graph.updates().size(); ++i) {
+    Variable target = bound_variable(entry.bindings[entry.update_bindings[i]], call);
+    target.assign(values.at(graph.updates()[i].value));
+  }
+  std::vector<Tensor> outputs;
+  for (size_t i = 0; i < results; ++i)
+    outputs.push_back(values.at(graph.outputs()[i]));
+  return outputs;
+}
+
+}  // namespace
+
 std::vector<Tensor> FunctionCore::run(const TracedEntry& entry, const CallArgs& call) const {
+  if (tapes_recording()) return run_recorded(entry, call);
   // Pointers, not copies: a HostTensor copy would allocate its shape.
   InlineList<const ir::HostTensor*> args(entry.bindings.size());
   for (size_t i = 0; i < entry.bindings.size(); ++i) {

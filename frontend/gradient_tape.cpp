@@ -93,24 +93,6 @@ struct GradientTape::Impl {
 
 namespace {
 
-// Runs the nodes of `function` from `first` on through the op path, reading operands from (and
-// adding results to) `tensors`.
-void replay(const ir::Function& function, size_t first,
-            std::unordered_map<const ir::Value*, Tensor>& tensors,
-            const std::source_location& loc) {
-  auto nodes = function.nodes();
-  for (size_t n = first; n < nodes.size(); ++n) {
-    const ir::Node& node = *nodes[n];
-    std::vector<Tensor> inputs;
-    for (const ir::Value* v : node.inputs())
-      inputs.push_back(tensors.at(v));
-    detail::ReplaySite site(node);
-    std::vector<Tensor> results = detail::apply(node.op(), inputs, node.attrs(), loc);
-    for (size_t i = 0; i < results.size(); ++i)
-      tensors[node.output(i)] = std::move(results[i]);
-  }
-}
-
 std::string describe(const Source& source) {
   if (source.is_variable()) return fmt::format("Variable '{}'", source.variable().name());
   return fmt::format("a tensor of type {}", source.tensor().type().to_string());
@@ -193,7 +175,7 @@ std::vector<Tensor> GradientTape::Impl::gradient(const Tensor& target,
     size_t first = function.nodes().size();
     std::vector<ir::Value*> grads =
         passes::append_gradients(function, {&y, 1}, {&seed_value, 1}, xs);
-    replay(function, first, tensors, loc);
+    detail::replay(function, first, tensors, loc);
     size_t k = 0;
     for (size_t s = 0; s < sources.size(); ++s) {
       Tensor sum;

@@ -94,3 +94,23 @@ TEST_CASE("persistent tapes, watch, unconnected sources, output gradients", "[ta
   k::Tensor q = frozen * frozen;
   CHECK_THROWS_WITH(t2.gradient(q, frozen), Contains("Variable 'frozen'"));
 }
+
+TEST_CASE("a compiled function called under a tape is differentiated through", "[tape]") {
+  k::Variable w(k::constant({1.f, 2.f}), "w");
+  auto f = k::function([&](const k::Tensor& x) {
+    w.assign_add(x);
+    return k::reduce_sum(w * x);
+  });
+  k::Tensor x = k::constant({3.f, 4.f});
+  f(x);  // compiled: w = [4, 6]
+  k::GradientTape tape;
+  tape.watch(x);
+  k::Tensor y = f(x);  // recorded: w becomes [7, 10], y = Σ (w + x)·x with w read before
+  CHECK(y.item<float>() == 7.f * 3.f + 10.f * 4.f);
+  CHECK(w.value().to_vector<float>() == std::vector<float>{7, 10});
+  // dy/dx = w_before + 2x = [4 + 6, 6 + 8]; dy/dw = x
+  std::vector<k::Tensor> g = tape.gradient(y, {x, w});
+  CHECK(g[0].to_vector<float>() == std::vector<float>{10, 14});
+  CHECK(g[1].to_vector<float>() == std::vector<float>{3, 4});
+  CHECK(f.trace_count() == 1);
+}

@@ -6,6 +6,7 @@
 #include "kiln/passes/autodiff.h"
 #include "kiln/passes/canonicalize.h"
 #include "kiln/passes/dce.h"
+#include "kiln/passes/grad_rules.h"
 
 namespace {
 std::string differentiate(const std::string& in, bool simplify) {
@@ -65,4 +66,13 @@ TEST_CASE("autodiff gives zeros for a parameter the output does not depend on",
   CHECK(
       out.find("%9 = constant() {value = dense<f32[2]: 0.0, 0.0>} : f32[2]\n  return %2, %8, %9") !=
       std::string::npos);
+}
+
+TEST_CASE("every differentiable op has a gradient rule, and only those", "[passes][autodiff]") {
+  for (int i = 0; i < kiln::ir::kNumOps; ++i) {
+    auto op = static_cast<kiln::ir::Op>(i);
+    INFO(kiln::ir::op_name(op));
+    bool differentiable = kiln::ir::has_trait(op, kiln::ir::kDifferentiable);
+    CHECK((kiln::passes::grad::rule_for(op) != nullptr) == differentiable);
+  }
 }
