@@ -1,7 +1,7 @@
 // The gradient part of the TensorFlow intro tutorial (shared/tutorials/000, sections 2.4–3.5)
 // in C++: GradientTape on a polynomial, gradient descent by hand, SGD and RMSprop, then logistic
-// regression on two blobs trained with a hand-written loop. tests/gradients_tutorial_test.sh
-// checks what it prints.
+// regression on two blobs trained with a hand-written loop. tests/example_test.sh checks what it
+// prints against tests/expected/gradients_tutorial.txt.
 #include <kiln/kiln.h>
 
 #include <cmath>
@@ -93,8 +93,8 @@ void logistic_regression() {
   }
   k::Tensor predicted = k::round(log_reg(w, b, X));
   float accuracy = k::reduce_mean(k::cast(k::equal(predicted, labels), k::f32)).item<float>();
-  std::cout << "logistic regression: loss " << first << " -> " << last << ", accuracy " << accuracy
-            << "\n";
+  std::cout << "logistic regression: loss " << first << " -> " << last << "\n";
+  std::cout << "training accuracy: " << accuracy << "\n";
   std::cout << "w = " << w.value().to_vector<float>()[0] << ", " << w.value().to_vector<float>()[1]
             << "  b = " << b.value().item<float>() << "\n";
 }

@@ -13,12 +13,6 @@
 #include "kiln/passes/pipeline.h"
 
 using namespace kiln::testing;
-using kiln::ir::Attrs;
-using kiln::ir::DType;
-using kiln::ir::Function;
-using kiln::ir::HostTensor;
-using kiln::ir::Op;
-using kiln::ir::Shape;
 
 namespace {
 
@@ -99,15 +93,17 @@ TEST_CASE("conv2d gradients match finite differences", "[autodiff][conv2d]") {
   }
 }
 
+// Windows for both pools: ksize 2, 3 and 2×3; strides 1 to 3; sizes the stride does not divide.
+const std::vector<PoolCase> kPoolCases = {
+    {{2, 5, 5, 2}, {2, 2}, {2, 2}, "same"},  {{2, 5, 5, 2}, {2, 2}, {2, 2}, "valid"},
+    {{1, 5, 6, 2}, {3, 3}, {1, 1}, "same"},  {{1, 5, 6, 2}, {3, 3}, {1, 1}, "valid"},
+    {{1, 7, 8, 2}, {3, 3}, {2, 2}, "same"},  {{1, 7, 8, 2}, {3, 3}, {3, 3}, "valid"},
+    {{1, 8, 7, 2}, {3, 3}, {3, 3}, "same"},  {{2, 6, 5, 1}, {2, 3}, {1, 3}, "same"},
+    {{1, 7, 7, 1}, {2, 2}, {3, 3}, "valid"},
+};
+
 TEST_CASE("max_pool2d gradient matches finite differences", "[autodiff][pool]") {
-  const std::vector<PoolCase> cases = {
-      {{2, 5, 5, 2}, {2, 2}, {2, 2}, "same"},  {{2, 5, 5, 2}, {2, 2}, {2, 2}, "valid"},
-      {{1, 5, 6, 2}, {3, 3}, {1, 1}, "same"},  {{1, 5, 6, 2}, {3, 3}, {1, 1}, "valid"},
-      {{1, 7, 8, 2}, {3, 3}, {2, 2}, "same"},  {{1, 7, 8, 2}, {3, 3}, {3, 3}, "valid"},
-      {{1, 8, 7, 2}, {3, 3}, {3, 3}, "same"},  {{2, 6, 5, 1}, {2, 3}, {1, 3}, "same"},
-      {{1, 7, 7, 1}, {2, 2}, {3, 3}, "valid"},
-  };
-  for (const PoolCase& c : cases) {
+  for (const PoolCase& c : kPoolCases) {
     std::string text = kiln::ir::print(pool_function(Op::max_pool2d, c));
     INFO(text);
     // All inputs below zero, so padded positions would be larger than every real element.
@@ -116,14 +112,7 @@ TEST_CASE("max_pool2d gradient matches finite differences", "[autodiff][pool]") 
 }
 
 TEST_CASE("avg_pool2d gradient matches finite differences", "[autodiff][pool]") {
-  const std::vector<PoolCase> cases = {
-      {{2, 5, 5, 2}, {2, 2}, {2, 2}, "same"},  {{2, 5, 5, 2}, {2, 2}, {2, 2}, "valid"},
-      {{1, 5, 6, 2}, {3, 3}, {1, 1}, "same"},  {{1, 5, 6, 2}, {3, 3}, {1, 1}, "valid"},
-      {{1, 7, 8, 2}, {3, 3}, {2, 2}, "same"},  {{1, 7, 8, 2}, {3, 3}, {3, 3}, "valid"},
-      {{1, 8, 7, 2}, {3, 3}, {3, 3}, "same"},  {{2, 6, 5, 1}, {2, 3}, {1, 3}, "same"},
-      {{1, 7, 7, 1}, {2, 2}, {3, 3}, "valid"},
-  };
-  for (const PoolCase& c : cases) {
+  for (const PoolCase& c : kPoolCases) {
     std::string text = kiln::ir::print(pool_function(Op::avg_pool2d, c));
     INFO(text);
     check_gradients(text, {random_f64(c.x, 4)});

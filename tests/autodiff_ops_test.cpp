@@ -15,13 +15,6 @@
 #include "kiln/ir/printer.h"
 
 using namespace kiln::testing;
-using kiln::ir::Attrs;
-using kiln::ir::DType;
-using kiln::ir::Function;
-using kiln::ir::HostTensor;
-using kiln::ir::Op;
-using kiln::ir::Shape;
-using kiln::ir::TensorType;
 
 namespace {
 

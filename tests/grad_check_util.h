@@ -17,6 +17,15 @@
 
 namespace kiln::testing {
 
+// The IR vocabulary the gradient tests use; a test file says `using namespace kiln::testing;`.
+using ir::Attrs;
+using ir::DType;
+using ir::Function;
+using ir::HostTensor;
+using ir::Op;
+using ir::Shape;
+using ir::TensorType;
+
 // f64 values drawn uniformly from [lo, hi) with a fixed seed.
 inline ir::HostTensor random_f64(const ir::Shape& shape, uint32_t seed, double lo = -1.0,
                                  double hi = 1.0) {
