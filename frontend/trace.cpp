@@ -143,6 +143,14 @@ TraceScope::~TraceScope() {
   trace_stack().pop_back();
 }
 
+EagerScope::EagerScope() {
+  trace_stack().push_back(nullptr);
+}
+
+EagerScope::~EagerScope() {
+  trace_stack().pop_back();
+}
+
 ir::Function clone_function(const ir::Function& function) {
   ir::Function copy(function.name());
   std::unordered_map<const ir::Value*, ir::Value*> map;

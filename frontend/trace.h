@@ -114,6 +114,16 @@ class TraceScope {
   TraceScope& operator=(const TraceScope&) = delete;
 };
 
+// While one lives, ops on this thread run eagerly even inside a trace (layers make their
+// initial weights this way when first called from a traced function).
+class EagerScope {
+ public:
+  [[nodiscard]] EagerScope();
+  ~EagerScope();
+  EagerScope(const EagerScope&) = delete;
+  EagerScope& operator=(const EagerScope&) = delete;
+};
+
 // A deep copy of `function` (same params, nodes, scopes, locations, outputs and updates).
 ir::Function clone_function(const ir::Function& function);
 

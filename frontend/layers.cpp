@@ -1,0 +1,293 @@
+#include "kiln/frontend/layers.h"
+
+#include <fmt/format.h>
+
+#include <atomic>
+#include <cmath>
+#include <map>
+#include <mutex>
+
+#include "kiln/frontend/apply.h"
+#include "kiln/frontend/ops.h"
+#include "kiln/frontend/trace.h"
+
+namespace kiln {
+
+namespace {
+
+std::atomic<uint64_t>& next_seed() {
+  static std::atomic<uint64_t> seed{0};
+  return seed;
+}
+
+uint64_t seed_or_next(std::optional<uint64_t> seed) {
+  return seed ? *seed : next_seed().fetch_add(1) * 0x9E3779B97F4A7C15ull + 1;
+}
+
+// Keras's fans: a dense kernel [in, out]; a conv kernel [kh, kw, in, out] counts the window.
+std::pair<double, double> fans(const Shape& shape) {
+  if (shape.rank() < 1) return {1, 1};
+  if (shape.rank() == 1) return {double(shape[0]), double(shape[0])};
+  double receptive = 1;
+  for (int64_t i = 0; i + 2 < shape.rank(); ++i)
+    receptive *= double(shape[i]);
+  return {double(shape[shape.rank() - 2]) * receptive, double(shape[shape.rank() - 1]) * receptive};
+}
+
+initializers::Initializer scaled_uniform(double (*limit)(double, double),
+                                         std::optional<uint64_t> seed) {
+  uint64_t s = seed_or_next(seed);
+  return [limit, s](const Shape& shape, DType dtype) {
+    auto [in, out] = fans(shape);
+    double l = limit(in, out);
+    return random_uniform(shape, -l, l, static_cast<int64_t>(s >> 1), dtype);
+  };
+}
+
+initializers::Initializer scaled_normal(double (*stddev)(double, double),
+                                        std::optional<uint64_t> seed) {
+  uint64_t s = seed_or_next(seed);
+  return [stddev, s](const Shape& shape, DType dtype) {
+    auto [in, out] = fans(shape);
+    double sd = stddev(in, out);
+    Tensor n = random_normal(shape, 0.0, sd, static_cast<int64_t>(s >> 1), dtype);
+    return minimum(maximum(n, -2 * sd), 2 * sd);
+  };
+}
+
+}  // namespace
+
+void set_random_seed(uint64_t seed) {
+  next_seed() = seed;
+}
+
+namespace initializers {
+
+Initializer zeros() {
+  return [](const Shape& shape, DType dtype) { return kiln::zeros(shape, dtype); };
+}
+
+Initializer ones() {
+  return [](const Shape& shape, DType dtype) { return kiln::ones(shape, dtype); };
+}
+
+Initializer constant(double value) {
+  return [value](const Shape& shape, DType dtype) { return fill(shape, value, dtype); };
+}
+
+Initializer random_normal(double mean, double stddev, std::optional<uint64_t> seed) {
+  uint64_t s = seed_or_next(seed);
+  return [=](const Shape& shape, DType dtype) {
+    return kiln::random_normal(shape, mean, stddev, static_cast<int64_t>(s >> 1), dtype);
+  };
+}
+
+Initializer random_uniform(double minval, double maxval, std::optional<uint64_t> seed) {
+  uint64_t s = seed_or_next(seed);
+  return [=](const Shape& shape, DType dtype) {
+    return kiln::random_uniform(shape, minval, maxval, static_cast<int64_t>(s >> 1), dtype);
+  };
+}
+
+Initializer glorot_uniform(std::optional<uint64_t> seed) {
+  return scaled_uniform([](double in, double out) { return std::sqrt(6.0 / (in + out)); }, seed);
+}
+
+Initializer glorot_normal(std::optional<uint64_t> seed) {
+  return scaled_normal([](double in, double out) { return std::sqrt(2.0 / (in + out)); }, seed);
+}
+
+Initializer he_normal(std::optional<uint64_t> seed) {
+  return scaled_normal([](double in, double) { return std::sqrt(2.0 / in); }, seed);
+}
+
+Initializer he_uniform(std::optional<uint64_t> seed) {
+  return scaled_uniform([](double in, double) { return std::sqrt(6.0 / in); }, seed);
+}
+
+Initializer get(const std::string& name, std::source_location loc) {
+  if (name == "zeros") return zeros();
+  if (name == "ones") return ones();
+  if (name == "random_normal") return random_normal();
+  if (name == "random_uniform") return random_uniform();
+  if (name == "glorot_uniform") return glorot_uniform();
+  if (name == "glorot_normal") return glorot_normal();
+  if (name == "he_normal") return he_normal();
+  if (name == "he_uniform") return he_uniform();
+  detail::raise<ValueError>("initializers.get", {},
+                            fmt::format("unknown initializer '{}'; known: zeros, ones, "
+                                        "random_normal, random_uniform, glorot_uniform, "
+                                        "glorot_normal, he_normal, he_uniform",
+                                        name),
+                            loc);
+}
+
+}  // namespace initializers
+
+namespace activations {
+
+Activation get(const std::string& name, std::source_location loc) {
+  if (name.empty() || name == "linear") return [](const Tensor& x) { return x; };
+  if (name == "relu") return [](const Tensor& x) { return relu(x); };
+  if (name == "sigmoid") return [](const Tensor& x) { return sigmoid(x); };
+  if (name == "tanh") return [](const Tensor& x) { return tanh(x); };
+  if (name == "softmax") return [](const Tensor& x) { return softmax(x); };
+  if (name == "elu") return [](const Tensor& x) { return elu(x); };
+  if (name == "softplus") return [](const Tensor& x) { return softplus(x); };
+  if (name == "exponential") return [](const Tensor& x) { return exp(x); };
+  detail::raise<ValueError>("activations.get", {},
+                            fmt::format("unknown activation '{}'; known: linear, relu, sigmoid, "
+                                        "tanh, softmax, elu, softplus, exponential",
+                                        name),
+                            loc);
+}
+
+}  // namespace activations
+
+namespace layers {
+
+namespace {
+// "dense", then "dense_1", "dense_2", ... per kind, as Keras names layers.
+std::string unique_name(const std::string& kind) {
+  static std::mutex mutex;
+  static std::map<std::string, int64_t> counts;
+  std::lock_guard lock(mutex);
+  int64_t n = counts[kind]++;
+  return n == 0 ? kind : fmt::format("{}_{}", kind, n);
+}
+}  // namespace
+
+Layer::Layer(const std::string& kind, std::string name, std::optional<Shape> input_shape)
+    : state_(std::make_shared<State>()) {
+  state_->name = name.empty() ? unique_name(kind) : std::move(name);
+  state_->input_shape = std::move(input_shape);
+}
+
+void Layer::build(const Shape&) {}
+
+Tensor Layer::operator()(const Tensor& x, bool training, std::source_location loc) {
+  if (!x.defined()) {
+    detail::raise<ValueError>(name(), {}, "the input is an undefined Tensor", loc);
+  }
+  name_scope scope(name());
+  if (!state_->built) {
+    build(x.shape());
+    state_->built = true;
+  }
+  return call(x, training);
+}
+
+std::vector<Variable> Layer::trainable_weights() const {
+  std::vector<Variable> out;
+  if (!state_->trainable) return out;
+  for (size_t i = 0; i < state_->weights.size(); ++i)
+    if (state_->weight_trainable[i]) out.push_back(state_->weights[i]);
+  return out;
+}
+
+std::vector<Variable> Layer::non_trainable_weights() const {
+  std::vector<Variable> out;
+  for (size_t i = 0; i < state_->weights.size(); ++i)
+    if (!state_->trainable || !state_->weight_trainable[i]) out.push_back(state_->weights[i]);
+  return out;
+}
+
+int64_t Layer::count_params() const {
+  int64_t n = 0;
+  for (const Variable& v : state_->weights)
+    n += v.shape().num_elements();
+  return n;
+}
+
+Variable Layer::add_weight(const std::string& name, const Shape& shape,
+                           const initializers::Initializer& initializer, bool trainable,
+                           DType dtype) {
+  // Weights are made from concrete values even when the first call happens while tracing.
+  Tensor initial;
+  {
+    detail::EagerScope eager;
+    initial = initializer(shape, dtype);
+  }
+  Variable v = detail::VariableAccess::create(initial.host(), state_->name + "/" + name, trainable);
+  state_->weights.push_back(v);
+  state_->weight_trainable.push_back(trainable);
+  return v;
+}
+
+Dense::Dense(int64_t units, const std::string& activation, std::optional<Shape> input_shape,
+             bool use_bias, const std::string& kernel_initializer,
+             const std::string& bias_initializer, std::string name, std::source_location loc)
+    : Layer("dense", std::move(name), std::move(input_shape)),
+      units_(units),
+      activation_name_(activation),
+      activation_(activations::get(activation, loc)),
+      use_bias_(use_bias),
+      kernel_initializer_(initializers::get(kernel_initializer, loc)),
+      bias_initializer_(initializers::get(bias_initializer, loc)) {
+  if (units <= 0) {
+    detail::raise<ValueError>("Dense", {}, fmt::format("units must be positive, got {}", units),
+                              loc);
+  }
+}
+
+void Dense::build(const Shape& input_shape) {
+  if (input_shape.rank() < 1) {
+    throw ShapeError(fmt::format("layer '{}' needs inputs of rank >= 1, got shape {}", name(),
+                                 input_shape.to_string()));
+  }
+  int64_t in = input_shape[input_shape.rank() - 1];
+  add_weight("kernel", Shape{in, units_}, kernel_initializer_);
+  if (use_bias_) add_weight("bias", Shape{units_}, bias_initializer_);
+}
+
+Variable Dense::kernel() const {
+  return weights().at(0);
+}
+
+Variable Dense::bias() const {
+  return use_bias_ ? weights().at(1) : Variable();
+}
+
+Tensor Dense::call(const Tensor& x, bool) {
+  Tensor y = matmul(x, kernel());
+  if (use_bias_) y = y + bias();
+  return activation_(y);
+}
+
+Flatten::Flatten(std::optional<Shape> input_shape, std::string name)
+    : Layer("flatten", std::move(name), std::move(input_shape)) {}
+
+Tensor Flatten::call(const Tensor& x, bool) {
+  if (x.rank() == 0) throw ShapeError(fmt::format("layer '{}' needs a batch dimension", name()));
+  int64_t rest = 1;
+  for (int64_t d = 1; d < x.rank(); ++d)
+    rest *= x.shape()[d];
+  return reshape(x, Shape{x.shape()[0], rest});
+}
+
+Activation::Activation(const std::string& activation, std::string name, std::source_location loc)
+    : Layer("activation", std::move(name), std::nullopt),
+      activation_(activations::get(activation, loc)) {}
+
+Tensor Activation::call(const Tensor& x, bool) {
+  return activation_(x);
+}
+
+Reshape::Reshape(Shape target_shape, std::optional<Shape> input_shape, std::string name)
+    : Layer("reshape", std::move(name), std::move(input_shape)), target_(std::move(target_shape)) {}
+
+Tensor Reshape::call(const Tensor& x, bool) {
+  std::vector<int64_t> dims{x.shape()[0]};
+  dims.insert(dims.end(), target_.begin(), target_.end());
+  return reshape(x, Shape(dims));
+}
+
+Lambda::Lambda(std::function<Tensor(const Tensor&)> fn, std::string name)
+    : Layer("lambda", std::move(name), std::nullopt), fn_(std::move(fn)) {}
+
+Tensor Lambda::call(const Tensor& x, bool) {
+  return fn_(x);
+}
+
+}  // namespace layers
+}  // namespace kiln

@@ -1,0 +1,504 @@
+#include "kiln/frontend/model.h"
+
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <numeric>
+#include <random>
+
+#include "kiln/frontend/apply.h"
+#include "kiln/frontend/function.h"
+#include "kiln/frontend/gradient_tape.h"
+#include "kiln/frontend/ops.h"
+#include "kiln/frontend/trace.h"
+
+namespace kiln {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using TwoTensorFn = std::function<std::vector<Tensor>(const Tensor&, const Tensor&)>;
+using OneTensorFn = std::function<Tensor(const Tensor&)>;
+
+// A kiln::function kept behind std::function (its type names the lambda).
+template <class F>
+TwoTensorFn erase2(F fn, const std::string& name) {
+  auto f = std::make_shared<decltype(kiln::function(std::move(fn), name))>(
+      kiln::function(std::move(fn), name));
+  return [f](const Tensor& a, const Tensor& b) { return (*f)(a, b); };
+}
+
+template <class F>
+OneTensorFn erase1(F fn, const std::string& name) {
+  auto f = std::make_shared<decltype(kiln::function(std::move(fn), name))>(
+      kiln::function(std::move(fn), name));
+  return [f](const Tensor& a) { return (*f)(a); };
+}
+
+using LayerList = std::vector<std::shared_ptr<layers::Layer>>;
+
+// Runs the layers in order under the model's name scope, checking the declared input shape.
+Tensor forward(const LayerList& layers, const std::string& name, const Tensor& x, bool training,
+               const std::source_location& loc) {
+  if (layers.empty()) detail::raise<ValueError>(name, {x}, "the model has no layers", loc);
+  const std::optional<Shape>& declared = layers.front()->declared_input_shape();
+  if (declared && x.defined()) {
+    std::vector<int64_t> want(declared->begin(), declared->end());
+    std::vector<int64_t> got(x.shape().begin() + (x.rank() > 0 ? 1 : 0), x.shape().end());
+    if (want != got) {
+      detail::raise<ShapeError>(name, {x},
+                                fmt::format("the model expects samples of shape {}, got a batch "
+                                            "of shape {}",
+                                            declared->to_string(), x.shape().to_string()),
+                                loc);
+    }
+  }
+  name_scope scope(name);
+  Tensor h = x;
+  for (const auto& l : layers)
+    h = (*l)(h, training, loc);
+  return h;
+}
+
+std::vector<Variable> trainable(const LayerList& layers) {
+  std::vector<Variable> out;
+  for (const auto& l : layers) {
+    std::vector<Variable> w = l->trainable_weights();
+    out.insert(out.end(), w.begin(), w.end());
+  }
+  return out;
+}
+
+enum class AccuracyKind { sparse, binary, categorical };
+
+// Keras resolves "accuracy" from the shapes: integer ids per sample → sparse; one output unit →
+// binary; otherwise one-hot labels → categorical.
+AccuracyKind accuracy_kind(const Tensor& y, const Tensor& pred) {
+  if (y.rank() == pred.rank() - 1 ||
+      (y.rank() == pred.rank() && y.shape().dims().back() == 1 && pred.shape().dims().back() > 1))
+    return AccuracyKind::sparse;
+  if (pred.shape().dims().back() == 1) return AccuracyKind::binary;
+  return AccuracyKind::categorical;
+}
+
+// The number of correct predictions in a batch, as an f32 scalar (traced with the step).
+Tensor correct_count(const Tensor& y, const Tensor& pred) {
+  Tensor hits;
+  switch (accuracy_kind(y, pred)) {
+    case AccuracyKind::sparse: {
+      Tensor labels = y.rank() == pred.rank() ? squeeze(y, -1) : y;
+      hits = equal(argmax(pred, -1), cast(labels, i64));
+      break;
+    }
+    case AccuracyKind::binary:
+      hits = equal(greater(pred, 0.5), greater(cast(y, pred.dtype()), 0.5));
+      break;
+    case AccuracyKind::categorical:
+      hits = equal(argmax(pred, -1), argmax(y, -1));
+      break;
+  }
+  return reduce_sum(cast(hits, f32));
+}
+
+// Rows `begin`..`end` of x in the order `order` (an eager gather).
+Tensor rows(const Tensor& x, const std::vector<int64_t>& order, int64_t begin, int64_t end) {
+  std::vector<int64_t> idx(order.begin() + begin, order.begin() + end);
+  return gather(x, constant(idx, Shape{end - begin}, i64));
+}
+
+std::vector<int64_t> iota(int64_t n) {
+  std::vector<int64_t> v(static_cast<size_t>(n));
+  std::iota(v.begin(), v.end(), 0);
+  return v;
+}
+
+std::string format_logs(const std::vector<std::pair<std::string, double>>& logs) {
+  std::string out;
+  for (const auto& [name, value] : logs)
+    out += fmt::format(" - {}: {:.4f}", name, value);
+  return out;
+}
+
+}  // namespace
+
+struct Sequential::Compiled {
+  std::shared_ptr<optimizers::Optimizer> optimizer;
+  std::shared_ptr<losses::Loss> loss;
+  bool accuracy = false;
+  TwoTensorFn train_step;  // (x, y) → {mean loss, correct count}
+  TwoTensorFn test_step;   // (x, y) → {mean loss, correct count}
+  OneTensorFn predict_step;
+};
+
+void History::to_csv(const std::string& path, std::source_location loc) const {
+  std::string tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp);
+    if (!out) {
+      detail::raise<IOError>("History.to_csv", {}, fmt::format("cannot write '{}'", tmp), loc);
+    }
+    out << "epoch";
+    for (const auto& [name, values] : history)
+      out << "," << name;
+    out << "\n";
+    for (size_t e = 0; e < epochs.size(); ++e) {
+      out << epochs[e];
+      for (const auto& [name, values] : history)
+        out << "," << fmt::format("{:.6g}", values.at(e));
+      out << "\n";
+    }
+    if (!out.flush()) {
+      std::remove(tmp.c_str());
+      detail::raise<IOError>("History.to_csv", {}, fmt::format("failed writing '{}'", tmp), loc);
+    }
+  }
+  std::error_code ec;
+  std::filesystem::rename(tmp, path, ec);
+  if (ec) {
+    std::remove(tmp.c_str());
+    detail::raise<IOError>("History.to_csv", {},
+                           fmt::format("cannot rename '{}' to '{}': {}", tmp, path, ec.message()),
+                           loc);
+  }
+}
+
+Sequential::Sequential(std::vector<LayerHandle> layers, std::string name) : name_(std::move(name)) {
+  for (const LayerHandle& l : layers)
+    layers_.push_back(l.get());
+}
+
+void Sequential::add(const LayerHandle& layer) {
+  layers_.push_back(layer.get());
+}
+
+void Sequential::pop(std::source_location loc) {
+  if (layers_.empty())
+    detail::raise<ValueError>("Sequential.pop", {}, "the model has no layers", loc);
+  layers_.pop_back();
+}
+
+layers::Layer& Sequential::get_layer(const std::string& name, std::source_location loc) const {
+  std::vector<std::string> names;
+  for (const auto& l : layers_) {
+    if (l->name() == name) return *l;
+    names.push_back(l->name());
+  }
+  detail::raise<ValueError>(
+      "Sequential.get_layer", {},
+      fmt::format("no layer named '{}'; the layers are: {}", name, fmt::join(names, ", ")), loc);
+}
+
+Tensor Sequential::operator()(const Tensor& x, bool training, std::source_location loc) const {
+  return forward(layers_, name_, x, training, loc);
+}
+
+std::vector<Variable> Sequential::weights() const {
+  std::vector<Variable> out;
+  for (const auto& l : layers_) {
+    std::vector<Variable> w = l->weights();
+    out.insert(out.end(), w.begin(), w.end());
+  }
+  return out;
+}
+
+std::vector<Variable> Sequential::trainable_weights() const {
+  return trainable(layers_);
+}
+
+std::vector<Variable> Sequential::non_trainable_weights() const {
+  std::vector<Variable> out;
+  for (const auto& l : layers_) {
+    std::vector<Variable> w = l->non_trainable_weights();
+    out.insert(out.end(), w.begin(), w.end());
+  }
+  return out;
+}
+
+int64_t Sequential::count_params() const {
+  int64_t n = 0;
+  for (const auto& l : layers_)
+    n += l->count_params();
+  return n;
+}
+
+void Sequential::compile_with(std::shared_ptr<optimizers::Optimizer> optimizer,
+                              std::shared_ptr<losses::Loss> loss, std::vector<std::string> metrics,
+                              const std::source_location& loc) {
+  auto c = std::make_shared<Compiled>();
+  c->optimizer = std::move(optimizer);
+  c->loss = std::move(loss);
+  for (const std::string& m : metrics) {
+    if (m == "accuracy" || m == "acc") {
+      c->accuracy = true;
+    } else {
+      detail::raise<ValueError>("Sequential.compile", {},
+                                fmt::format("unknown metric '{}'; known: accuracy", m), loc);
+    }
+  }
+  // The steps hold the layer list as it is now (change the layers, compile again) and the
+  // optimizer and loss, not the model, so a model may be moved after compile().
+  Compiled* raw = c.get();
+  LayerList layers = layers_;
+  std::string name = name_;
+  c->train_step = erase2(
+      [layers, name, raw](const Tensor& x, const Tensor& y) {
+        GradientTape tape;
+        Tensor pred = forward(layers, name, x, /*training=*/true, std::source_location::current());
+        Tensor loss = (*raw->loss)(y, pred);
+        std::vector<Variable> vars = trainable(layers);
+        raw->optimizer->apply_gradients(tape.gradient(loss, std::span<const Variable>(vars)), vars);
+        return std::vector<Tensor>{loss, correct_count(y, pred)};
+      },
+      name_ + "_train_step");
+  c->test_step = erase2(
+      [layers, name, raw](const Tensor& x, const Tensor& y) {
+        Tensor pred = forward(layers, name, x, /*training=*/false, std::source_location::current());
+        return std::vector<Tensor>{(*raw->loss)(y, pred), correct_count(y, pred)};
+      },
+      name_ + "_test_step");
+  c->predict_step = erase1(
+      [layers, name](const Tensor& x) {
+        return forward(layers, name, x, /*training=*/false, std::source_location::current());
+      },
+      name_ + "_predict");
+  compiled_ = std::move(c);
+}
+
+namespace {
+
+void check_data(const char* what, const Tensor& x, const Tensor& y,
+                const std::source_location& loc) {
+  if (!x.defined() || !y.defined())
+    detail::raise<ValueError>(what, {}, "x and y must be defined", loc);
+  if (x.rank() == 0 || y.rank() == 0 || x.shape()[0] != y.shape()[0]) {
+    detail::raise<ValueError>(
+        what, {x, y},
+        fmt::format("x and y must have the same number of samples (dimension 0), got {} and {}",
+                    x.rank() > 0 ? x.shape()[0] : 0, y.rank() > 0 ? y.shape()[0] : 0),
+        loc);
+  }
+}
+
+// The labels of a sparse classification must be class ids of the model's output.
+void check_labels(const Tensor& y, const Tensor& probe, const std::source_location& loc) {
+  if (!ir::is_integer(y.dtype()) || accuracy_kind(y, probe) != AccuracyKind::sparse) return;
+  int64_t classes = probe.shape().dims().back();
+  const ir::HostTensor& ids = y.host();
+  for (int64_t i = 0; i < ids.num_elements(); ++i) {
+    auto id = static_cast<int64_t>(ids.element_as_double(i));
+    if (id < 0 || id >= classes) {
+      detail::raise<IndexError>("fit", {y},
+                                fmt::format("label {} of sample {} is outside [0, {}), the "
+                                            "model's {} output classes",
+                                            id, i, classes, classes),
+                                loc);
+    }
+  }
+}
+
+// Prints a Keras-like progress line; on a terminal it redraws in place.
+class Progress {
+ public:
+  Progress(int verbose, int64_t epoch, int64_t epochs, int64_t steps)
+      : verbose_(verbose), steps_(steps), tty_(verbose == 1 && isatty(STDOUT_FILENO) != 0) {
+    if (verbose_ >= 1) std::cout << fmt::format("Epoch {}/{}\n", epoch + 1, epochs) << std::flush;
+  }
+  void update(int64_t step, double elapsed,
+              const std::vector<std::pair<std::string, double>>& logs) {
+    if (!tty_) return;
+    double eta = step > 0 ? elapsed / double(step) * double(steps_ - step) : 0;
+    int width = 30, done = int(double(width) * double(step) / double(steps_));
+    std::string bar = std::string(size_t(std::max(0, done - 1)), '=') +
+                      (step < steps_ ? ">" : "=") +
+                      std::string(size_t(width - std::max(1, done)), '.');
+    std::cout << fmt::format("\r{}/{} [{}] - ETA: {:.0f}s{}", step, steps_, bar, eta,
+                             format_logs(logs))
+              << std::flush;
+  }
+  void end(double seconds, const std::vector<std::pair<std::string, double>>& logs) {
+    if (verbose_ == 0) return;
+    std::cout << fmt::format("{}{}/{} - {:.1f}s{}\n", tty_ ? "\r" : "", steps_, steps_, seconds,
+                             format_logs(logs))
+              << std::flush;
+  }
+
+ private:
+  int verbose_;
+  int64_t steps_;
+  bool tty_;
+};
+
+}  // namespace
+
+History Sequential::fit(const Tensor& x, const Tensor& y, const FitOptions& options,
+                        std::source_location loc) {
+  if (!compiled_) detail::raise<ValueError>("fit", {}, "call compile() before fit()", loc);
+  check_data("fit", x, y, loc);
+  if (options.batch_size <= 0 || options.epochs < 0 ||
+      !(options.validation_split >= 0 && options.validation_split < 1)) {
+    detail::raise<ValueError>(
+        "fit", {},
+        fmt::format("need batch_size > 0, epochs >= 0 and 0 <= validation_split < 1, got {}, "
+                    "{} and {}",
+                    options.batch_size, options.epochs, options.validation_split),
+        loc);
+  }
+  int64_t n = x.shape()[0];
+  auto split_at = static_cast<int64_t>(std::floor(double(n) * (1.0 - options.validation_split)));
+  std::vector<int64_t> all = iota(n);
+  Tensor x_train = x, y_train = y;
+  std::optional<std::pair<Tensor, Tensor>> validation = options.validation_data;
+  if (options.validation_split > 0) {
+    x_train = rows(x, all, 0, split_at);
+    y_train = rows(y, all, 0, split_at);
+    validation = {rows(x, all, split_at, n), rows(y, all, split_at, n)};
+    n = split_at;
+  }
+  if (n == 0) detail::raise<ValueError>("fit", {x, y}, "no training samples", loc);
+  check_labels(y, (*this)(rows(x_train, all, 0, 1)), loc);
+  if (validation) check_data("fit (validation data)", validation->first, validation->second, loc);
+
+  History history;
+  std::mt19937_64 rng(options.seed);
+  int64_t steps = (n + options.batch_size - 1) / options.batch_size;
+  for (int64_t epoch = 0; epoch < options.epochs; ++epoch) {
+    auto start = Clock::now();
+    std::vector<int64_t> order = iota(n);
+    if (options.shuffle) std::shuffle(order.begin(), order.end(), rng);
+    Progress progress(options.verbose, epoch, options.epochs, steps);
+    double loss_sum = 0, correct = 0;
+    int64_t seen = 0;
+    std::vector<std::pair<std::string, double>> logs;
+    for (int64_t s = 0; s < steps; ++s) {
+      int64_t begin = s * options.batch_size, end = std::min(n, begin + options.batch_size);
+      std::vector<Tensor> out =
+          compiled_->train_step(rows(x_train, order, begin, end), rows(y_train, order, begin, end));
+      loss_sum += double(out[0].item<float>()) * double(end - begin);
+      correct += double(out[1].item<float>());
+      seen += end - begin;
+      logs = {{"loss", loss_sum / double(seen)}};
+      if (compiled_->accuracy) logs.emplace_back("accuracy", correct / double(seen));
+      progress.update(s + 1, std::chrono::duration<double>(Clock::now() - start).count(), logs);
+    }
+    if (validation) {
+      std::vector<float> v =
+          evaluate(validation->first, validation->second, options.batch_size, loc);
+      logs.emplace_back("val_loss", v[0]);
+      if (compiled_->accuracy) logs.emplace_back("val_accuracy", v[1]);
+    }
+    double seconds = std::chrono::duration<double>(Clock::now() - start).count();
+    progress.end(seconds, logs);
+    history.epochs.push_back(epoch);
+    history.seconds.push_back(seconds);
+    std::map<std::string, double> log_map(logs.begin(), logs.end());
+    for (const auto& [name, value] : logs)
+      history.history[name].push_back(value);
+    bool go_on = true;
+    for (const EpochCallback& callback : options.callbacks)
+      go_on = callback(epoch, log_map) && go_on;
+    if (!go_on) break;
+  }
+  return history;
+}
+
+std::vector<float> Sequential::evaluate(const Tensor& x, const Tensor& y, int64_t batch_size,
+                                        std::source_location loc) {
+  if (!compiled_)
+    detail::raise<ValueError>("evaluate", {}, "call compile() before evaluate()", loc);
+  check_data("evaluate", x, y, loc);
+  if (batch_size <= 0)
+    detail::raise<ValueError>("evaluate", {}, "batch_size must be positive", loc);
+  int64_t n = x.shape()[0];
+  std::vector<int64_t> order = iota(n);
+  double loss_sum = 0, correct = 0;
+  for (int64_t begin = 0; begin < n; begin += batch_size) {
+    int64_t end = std::min(n, begin + batch_size);
+    std::vector<Tensor> out =
+        compiled_->test_step(rows(x, order, begin, end), rows(y, order, begin, end));
+    loss_sum += double(out[0].item<float>()) * double(end - begin);
+    correct += double(out[1].item<float>());
+  }
+  std::vector<float> result{float(loss_sum / double(n))};
+  if (compiled_->accuracy) result.push_back(float(correct / double(n)));
+  return result;
+}
+
+Tensor Sequential::predict(const Tensor& x, int64_t batch_size, std::source_location loc) {
+  if (!x.defined() || x.rank() == 0) {
+    detail::raise<ValueError>("predict", {}, "x must be a defined tensor with a batch dimension",
+                              loc);
+  }
+  if (batch_size <= 0) detail::raise<ValueError>("predict", {}, "batch_size must be positive", loc);
+  if (!compiled_) {
+    // Keras predicts without compile(): run eagerly.
+    return (*this)(x, false, loc);
+  }
+  int64_t n = x.shape()[0];
+  std::vector<int64_t> order = iota(n);
+  std::vector<Tensor> parts;
+  for (int64_t begin = 0; begin < n; begin += batch_size)
+    parts.push_back(
+        compiled_->predict_step(rows(x, order, begin, std::min(n, begin + batch_size))));
+  return concat(parts, 0);
+}
+
+std::vector<Shape> Sequential::output_shapes() const {
+  const std::optional<Shape>& declared =
+      layers_.empty() ? std::nullopt : layers_.front()->declared_input_shape();
+  if (!declared) return {};
+  std::vector<int64_t> dims{1};
+  dims.insert(dims.end(), declared->begin(), declared->end());
+  detail::Trace trace("summary", {});
+  detail::TraceScope scope(trace);
+  Tensor h = trace.add_argument(TensorType{f32, Shape(dims)});
+  std::vector<Shape> shapes;
+  for (const auto& l : layers_) {
+    h = (*l)(h, false);
+    shapes.push_back(h.shape());
+  }
+  return shapes;
+}
+
+std::string Sequential::summary_text() const {
+  std::vector<Shape> shapes = output_shapes();
+  std::string out = fmt::format("Model: \"{}\"\n", name_);
+  std::string rule(65, '_'), thick(65, '=');
+  out += rule + "\n";
+  out += fmt::format("{:<29}{:<26}{:>10}\n", " Layer (type)", "Output Shape", "Param #");
+  out += thick + "\n";
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    const layers::Layer& l = *layers_[i];
+    std::string shape = "?";
+    if (i < shapes.size()) {
+      std::vector<std::string> dims{"None"};
+      for (int64_t d = 1; d < shapes[i].rank(); ++d)
+        dims.push_back(std::to_string(shapes[i][d]));
+      shape = fmt::format("({})", fmt::join(dims, ", "));
+    }
+    out += fmt::format("{:<29}{:<26}{:>10}\n", fmt::format(" {} ({})", l.name(), l.class_name()),
+                       shape, l.count_params());
+    out += (i + 1 < layers_.size() ? std::string(65, ' ') : thick) + "\n";
+  }
+  int64_t trainable = 0, frozen = 0;
+  for (const Variable& v : trainable_weights())
+    trainable += v.shape().num_elements();
+  for (const Variable& v : non_trainable_weights())
+    frozen += v.shape().num_elements();
+  out += fmt::format("Total params: {}\nTrainable params: {}\nNon-trainable params: {}\n",
+                     trainable + frozen, trainable, frozen);
+  out += rule + "\n";
+  return out;
+}
+
+void Sequential::summary() const {
+  std::cout << summary_text();
+}
+
+}  // namespace kiln

@@ -1,0 +1,138 @@
+// Keras-style models: Sequential, compile / fit / evaluate / predict / summary, History.
+//
+//   k::Sequential model({
+//       k::layers::Flatten(/*input_shape=*/{28, 28}),
+//       k::layers::Dense(512, "relu"),
+//       k::layers::Dense(10, "softmax"),
+//   });
+//   model.compile(k::optimizers::RMSprop(1e-3), k::losses::SparseCategoricalCrossentropy(),
+//                 {"accuracy"});
+//   k::History h = model.fit(x_train, y_train, {.epochs = 5, .batch_size = 128});
+//
+// fit traces one whole training step (forward, loss, GradientTape backward, optimizer update,
+// metric counts) into one compiled kiln::function and runs it per batch; evaluate and predict
+// run compiled inference functions batch by batch.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <source_location>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "kiln/frontend/layers.h"
+#include "kiln/frontend/losses.h"
+#include "kiln/frontend/optimizers.h"
+#include "kiln/frontend/tensor.h"
+
+namespace kiln {
+
+// Per-epoch values of the loss and metrics ("loss", "accuracy", "val_loss", "val_accuracy").
+class History {
+ public:
+  std::map<std::string, std::vector<double>> history;
+  std::vector<int64_t> epochs;
+  // Seconds each epoch took.
+  std::vector<double> seconds;
+
+  // One row per epoch: epoch, then every series in name order; written to a temporary file and
+  // renamed into place.
+  void to_csv(const std::string& path,
+              std::source_location loc = std::source_location::current()) const;
+};
+
+// Called after each epoch with its number (from 0) and its logs; returning false stops
+// training (a lambda at epoch end).
+using EpochCallback = std::function<bool(int64_t epoch, const std::map<std::string, double>& logs)>;
+
+// fit's options, in this order so designated initializers read like Keras's keyword arguments.
+struct FitOptions {
+  int64_t epochs = 1;
+  int64_t batch_size = 32;
+  // The last fraction of the samples (taken before shuffling, as Keras) held out for
+  // validation.
+  double validation_split = 0.0;
+  std::optional<std::pair<Tensor, Tensor>> validation_data = std::nullopt;
+  bool shuffle = true;
+  // 0: silent; 1: a progress bar on a terminal, one line per epoch otherwise; 2: one line per
+  // epoch.
+  int verbose = 1;
+  std::vector<EpochCallback> callbacks = {};
+  // Seeds the per-epoch shuffles.
+  uint64_t seed = 0;
+};
+
+// A layer handle of any kind, so a list of different layers can be written inline.
+class LayerHandle {
+ public:
+  template <class L>
+  requires std::derived_from<L, layers::Layer> LayerHandle(const L& layer)
+      : layer_(std::make_shared<L>(layer)) {}  // NOLINT: implicit
+  const std::shared_ptr<layers::Layer>& get() const { return layer_; }
+
+ private:
+  std::shared_ptr<layers::Layer> layer_;
+};
+
+class Sequential {
+ public:
+  explicit Sequential(std::vector<LayerHandle> layers = {}, std::string name = "sequential");
+
+  void add(const LayerHandle& layer);
+  // Removes the last layer (ValueError when empty).
+  void pop(std::source_location loc = std::source_location::current());
+  const std::vector<std::shared_ptr<layers::Layer>>& layers() const { return layers_; }
+  // The layer named `name` (ValueError listing the names otherwise).
+  layers::Layer& get_layer(const std::string& name,
+                           std::source_location loc = std::source_location::current()) const;
+
+  // Runs the layers in order (eagerly or inside a trace).
+  Tensor operator()(const Tensor& x, bool training = false,
+                    std::source_location loc = std::source_location::current()) const;
+
+  std::vector<Variable> weights() const;
+  std::vector<Variable> trainable_weights() const;
+  std::vector<Variable> non_trainable_weights() const;
+  int64_t count_params() const;
+
+  template <class Opt, class L>
+  requires std::derived_from<Opt, optimizers::Optimizer> && std::derived_from<L, losses::Loss>
+  void compile(const Opt& optimizer, const L& loss, std::vector<std::string> metrics = {},
+               std::source_location loc = std::source_location::current()) {
+    compile_with(optimizer.clone(), std::make_shared<L>(loss), std::move(metrics), loc);
+  }
+
+  History fit(const Tensor& x, const Tensor& y, const FitOptions& options = {},
+              std::source_location loc = std::source_location::current());
+  // {loss, metrics...} over the whole data, in batches.
+  std::vector<float> evaluate(const Tensor& x, const Tensor& y, int64_t batch_size = 32,
+                              std::source_location loc = std::source_location::current());
+  // The outputs for every sample, in batches.
+  Tensor predict(const Tensor& x, int64_t batch_size = 32,
+                 std::source_location loc = std::source_location::current());
+
+  // The Keras summary table: layers, output shapes, parameter counts. Builds the model first
+  // if the first layer declares its input shape.
+  std::string summary_text() const;
+  void summary() const;
+
+  const std::string& name() const { return name_; }
+
+ private:
+  void compile_with(std::shared_ptr<optimizers::Optimizer> optimizer,
+                    std::shared_ptr<losses::Loss> loss, std::vector<std::string> metrics,
+                    const std::source_location& loc);
+  // The output shapes of each layer for a batch of one, building the layers if needed.
+  std::vector<Shape> output_shapes() const;
+  struct Compiled;
+
+  std::string name_;
+  std::vector<std::shared_ptr<layers::Layer>> layers_;
+  std::shared_ptr<Compiled> compiled_;
+};
+
+}  // namespace kiln

@@ -1,0 +1,135 @@
+// Layers, Sequential, compile / fit / evaluate / predict, summary and History.
+#include <catch2/catch.hpp>
+
+#include <kiln/kiln.h>
+
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+
+namespace k = kiln;
+using Catch::Contains;
+
+namespace {
+// Three Gaussian blobs in 2-D, `per_class` points each; labels 0, 1, 2 (i32).
+std::pair<k::Tensor, k::Tensor> blobs(int64_t per_class, int64_t seed) {
+  k::Tensor centers = k::constant({{0.f, 3.f}, {3.f, -2.f}, {-3.f, -2.f}});
+  std::vector<int32_t> labels;
+  for (int32_t c = 0; c < 3; ++c)
+    for (int64_t i = 0; i < per_class; ++i)
+      labels.push_back(c);
+  k::Tensor y = k::constant(labels, k::Shape{3 * per_class});
+  k::Tensor x = k::gather(centers, y) + k::random_normal({3 * per_class, 2}, 0.0, 0.7, seed);
+  return {x, y};
+}
+}  // namespace
+
+TEST_CASE("Dense builds on first call with Keras's shapes and parameter counts", "[model]") {
+  k::layers::Dense dense(512, "relu");
+  CHECK_FALSE(dense.built());
+  k::Tensor y = dense(k::ones({4, 784}));
+  CHECK(dense.built());
+  CHECK(y.shape() == k::Shape{4, 512});
+  CHECK(dense.kernel().shape() == k::Shape{784, 512});
+  CHECK(dense.bias().shape() == k::Shape{512});
+  CHECK(dense.count_params() == 784 * 512 + 512);
+  CHECK(dense.trainable_weights().size() == 2);
+  // glorot_uniform: |w| <= sqrt(6 / (784 + 512))
+  float limit = std::sqrt(6.f / (784 + 512));
+  CHECK(k::reduce_max(k::abs(dense.kernel().value())).item<float>() <= limit);
+  dense.set_trainable(false);
+  CHECK(dense.trainable_weights().empty());
+  CHECK(dense.non_trainable_weights().size() == 2);
+  k::layers::Dense other(3);
+  CHECK(other.name() != dense.name());
+  CHECK(other.name().rfind("dense", 0) == 0);
+}
+
+TEST_CASE("Sequential summary lists layers, output shapes and parameters", "[model]") {
+  k::Sequential model({
+      k::layers::Flatten(/*input_shape=*/k::Shape{28, 28}, "flatten_s"),
+      k::layers::Dense(512, "relu", std::nullopt, true, "glorot_uniform", "zeros", "dense_s"),
+      k::layers::Dense(10, "softmax", std::nullopt, true, "glorot_uniform", "zeros", "dense_s1"),
+  });
+  std::string text = model.summary_text();
+  CHECK_THAT(text, Contains(" flatten_s (Flatten)         (None, 784)                        0"));
+  CHECK_THAT(text, Contains(" dense_s (Dense)             (None, 512)                   401920"));
+  CHECK_THAT(text, Contains(" dense_s1 (Dense)            (None, 10)                      5130"));
+  CHECK_THAT(text,
+             Contains("Total params: 407050\nTrainable params: 407050\nNon-trainable params: 0"));
+  CHECK(model.count_params() == 407050);
+  CHECK(model.get_layer("dense_s").count_params() == 401920);
+  CHECK_THROWS_WITH(model.get_layer("nope"), Contains("flatten_s, dense_s, dense_s1"));
+  model.pop();
+  CHECK(model.layers().size() == 2);
+}
+
+TEST_CASE("fit solves a small classification problem; evaluate and predict agree", "[model]") {
+  auto [x, y] = blobs(100, 1);
+  auto [x_test, y_test] = blobs(50, 2);
+  k::Sequential model({k::layers::Dense(16, "relu", k::Shape{2}), k::layers::Dense(3, "softmax")});
+  model.compile(k::optimizers::Adam(0.05), k::losses::SparseCategoricalCrossentropy(),
+                {"accuracy"});
+  k::History h =
+      model.fit(x, y, {.epochs = 8, .batch_size = 32, .validation_split = 0.2, .verbose = 0});
+  REQUIRE(h.history.at("loss").size() == 8);
+  CHECK(h.history.at("loss").back() < h.history.at("loss").front());
+  CHECK(h.history.at("accuracy").back() > 0.9);
+  CHECK(h.history.count("val_loss") == 1);
+  CHECK(h.history.count("val_accuracy") == 1);
+  std::vector<float> scores = model.evaluate(x_test, y_test);
+  REQUIRE(scores.size() == 2);
+  CHECK(scores[1] > 0.9f);
+  k::Tensor probs = model.predict(x_test, 64);
+  CHECK(probs.shape() == k::Shape{150, 3});
+  float acc =
+      k::reduce_mean(k::cast(k::equal(k::argmax(probs, 1), k::cast(y_test, k::i64)), k::f32))
+          .item<float>();
+  CHECK(acc == Approx(scores[1]).margin(1e-6));
+  // The loss evaluate reports is the mean sparse cross-entropy of predict's outputs.
+  float loss = k::losses::SparseCategoricalCrossentropy()(y_test, probs).item<float>();
+  CHECK(loss == Approx(scores[0]).epsilon(1e-4));
+}
+
+TEST_CASE("fit's callbacks stop training, and History writes CSV", "[model]") {
+  auto [x, y] = blobs(20, 3);
+  k::Sequential model({k::layers::Dense(3, "softmax", k::Shape{2})});
+  model.compile(k::optimizers::SGD(0.1), k::losses::SparseCategoricalCrossentropy(), {"accuracy"});
+  int64_t calls = 0;
+  k::History h =
+      model.fit(x, y,
+                {.epochs = 10,
+                 .batch_size = 16,
+                 .verbose = 0,
+                 .callbacks = {[&](int64_t epoch, const std::map<std::string, double>& logs) {
+                   ++calls;
+                   CHECK(logs.count("loss") == 1);
+                   return epoch < 2;
+                 }}});
+  CHECK(calls == 3);
+  CHECK(h.epochs.size() == 3);
+  std::string path = "model_test_history.csv";
+  h.to_csv(path);
+  std::ifstream in(path);
+  std::string header;
+  std::getline(in, header);
+  CHECK(header == "epoch,accuracy,loss");
+  std::remove(path.c_str());
+}
+
+TEST_CASE("fit and friends reject bad input with clear errors", "[model]") {
+  k::Sequential model({k::layers::Flatten(k::Shape{2, 2}), k::layers::Dense(3, "softmax")});
+  k::Tensor x = k::ones({5, 2, 2});
+  CHECK_THROWS_WITH(model.fit(x, k::constant({0, 1, 2, 0, 1})), Contains("compile()"));
+  model.compile(k::optimizers::SGD(), k::losses::SparseCategoricalCrossentropy());
+  CHECK_THROWS_WITH(model.fit(x, k::constant({0, 1, 2})),
+                    Contains("same number of samples") && Contains("5 and 3"));
+  CHECK_THROWS_AS(model.fit(x, k::constant({0, 1, 2, 3, 1}), {.verbose = 0}), k::IndexError);
+  CHECK_THROWS_WITH(model.fit(x, k::constant({0, 1, 2, 3, 1}), {.verbose = 0}),
+                    Contains("label 3 of sample 3"));
+  CHECK_THROWS_AS(model.predict(k::ones({5, 3, 2})), k::ShapeError);
+  CHECK_THROWS_AS(model.fit(x, k::constant({0, 1, 2, 0, 1}), {.batch_size = 0}), k::ValueError);
+  CHECK_THROWS_AS(k::layers::Dense(3, "swish"), k::ValueError);
+  CHECK_THROWS_AS(model.compile(k::optimizers::SGD(), k::losses::MeanSquaredError(), {"auc"}),
+                  k::ValueError);
+}
