@@ -282,6 +282,79 @@ Tensor Reshape::call(const Tensor& x, bool) {
   return reshape(x, Shape(dims));
 }
 
+Conv2D::Conv2D(int64_t filters, std::vector<int64_t> kernel_size, std::vector<int64_t> strides,
+               std::string padding, const std::string& activation, std::optional<Shape> input_shape,
+               bool use_bias, const std::string& kernel_initializer,
+               const std::string& bias_initializer, std::string name, std::source_location loc)
+    : Layer("conv2d", std::move(name), std::move(input_shape)),
+      filters_(filters),
+      kernel_size_(std::move(kernel_size)),
+      strides_(std::move(strides)),
+      padding_(std::move(padding)),
+      activation_(activations::get(activation, loc)),
+      use_bias_(use_bias),
+      kernel_initializer_(initializers::get(kernel_initializer, loc)),
+      bias_initializer_(initializers::get(bias_initializer, loc)) {
+  if (kernel_size_.size() == 1) kernel_size_.push_back(kernel_size_[0]);
+  bool ok = filters > 0 && kernel_size_.size() == 2 && kernel_size_[0] > 0 && kernel_size_[1] > 0;
+  if (!ok) {
+    detail::raise<ValueError>("Conv2D", {},
+                              fmt::format("need filters > 0 and a positive kernel_size (one or "
+                                          "two values), got {} and {} values",
+                                          filters, kernel_size_.size()),
+                              loc);
+  }
+}
+
+void Conv2D::build(const Shape& input_shape) {
+  if (input_shape.rank() != 4) {
+    throw ShapeError(fmt::format("layer '{}' needs NHWC inputs of rank 4, got shape {}", name(),
+                                 input_shape.to_string()));
+  }
+  add_weight("kernel", Shape{kernel_size_[0], kernel_size_[1], input_shape[3], filters_},
+             kernel_initializer_);
+  if (use_bias_) add_weight("bias", Shape{filters_}, bias_initializer_);
+}
+
+Tensor Conv2D::call(const Tensor& x, bool) {
+  Tensor y = conv2d(x, weights().at(0), strides_, padding_);
+  if (use_bias_) y = y + weights().at(1);
+  return activation_(y);
+}
+
+MaxPooling2D::MaxPooling2D(std::vector<int64_t> pool_size, std::vector<int64_t> strides,
+                           std::string padding, std::string name)
+    : Layer("max_pooling2d", std::move(name), std::nullopt),
+      pool_size_(std::move(pool_size)),
+      strides_(std::move(strides)),
+      padding_(std::move(padding)) {}
+
+Tensor MaxPooling2D::call(const Tensor& x, bool) {
+  return max_pool2d(x, pool_size_, strides_, padding_);
+}
+
+AveragePooling2D::AveragePooling2D(std::vector<int64_t> pool_size, std::vector<int64_t> strides,
+                                   std::string padding, std::string name)
+    : Layer("average_pooling2d", std::move(name), std::nullopt),
+      pool_size_(std::move(pool_size)),
+      strides_(std::move(strides)),
+      padding_(std::move(padding)) {}
+
+Tensor AveragePooling2D::call(const Tensor& x, bool) {
+  return avg_pool2d(x, pool_size_, strides_, padding_);
+}
+
+ZeroPadding2D::ZeroPadding2D(
+    std::pair<std::pair<int64_t, int64_t>, std::pair<int64_t, int64_t>> padding, std::string name)
+    : Layer("zero_padding2d", std::move(name), std::nullopt), padding_(padding) {}
+
+ZeroPadding2D::ZeroPadding2D(int64_t padding, std::string name)
+    : ZeroPadding2D({{padding, padding}, {padding, padding}}, std::move(name)) {}
+
+Tensor ZeroPadding2D::call(const Tensor& x, bool) {
+  return pad(x, {{0, 0}, padding_.first, padding_.second, {0, 0}});
+}
+
 Lambda::Lambda(std::function<Tensor(const Tensor&)> fn, std::string name)
     : Layer("lambda", std::move(name), std::nullopt), fn_(std::move(fn)) {}
 

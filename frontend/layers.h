@@ -167,6 +167,71 @@ class Reshape : public Layer {
   Shape target_;
 };
 
+// 2-D convolution over NHWC inputs: y = activation(conv2d(x, kernel) + bias), kernel
+// [kh, kw, in_channels, filters].
+class Conv2D : public Layer {
+ public:
+  Conv2D(int64_t filters, std::vector<int64_t> kernel_size, std::vector<int64_t> strides = {1, 1},
+         std::string padding = "valid", const std::string& activation = "",
+         std::optional<Shape> input_shape = std::nullopt, bool use_bias = true,
+         const std::string& kernel_initializer = "glorot_uniform",
+         const std::string& bias_initializer = "zeros", std::string name = "",
+         std::source_location loc = std::source_location::current());
+  void build(const Shape& input_shape) override;
+  Tensor call(const Tensor& x, bool training) override;
+  std::string class_name() const override { return "Conv2D"; }
+
+ private:
+  int64_t filters_;
+  std::vector<int64_t> kernel_size_, strides_;
+  std::string padding_;
+  activations::Activation activation_;
+  bool use_bias_;
+  initializers::Initializer kernel_initializer_, bias_initializer_;
+};
+
+// 2-D max or average pooling over NHWC inputs; strides default to pool_size.
+class MaxPooling2D : public Layer {
+ public:
+  explicit MaxPooling2D(std::vector<int64_t> pool_size = {2, 2}, std::vector<int64_t> strides = {},
+                        std::string padding = "valid", std::string name = "");
+  Tensor call(const Tensor& x, bool training) override;
+  std::string class_name() const override { return "MaxPooling2D"; }
+
+ private:
+  std::vector<int64_t> pool_size_, strides_;
+  std::string padding_;
+};
+
+class AveragePooling2D : public Layer {
+ public:
+  explicit AveragePooling2D(std::vector<int64_t> pool_size = {2, 2},
+                            std::vector<int64_t> strides = {}, std::string padding = "valid",
+                            std::string name = "");
+  Tensor call(const Tensor& x, bool training) override;
+  std::string class_name() const override { return "AveragePooling2D"; }
+
+ private:
+  std::vector<int64_t> pool_size_, strides_;
+  std::string padding_;
+};
+
+// Pads NHWC inputs with zero rows and columns: {{top, bottom}, {left, right}}.
+class ZeroPadding2D : public Layer {
+ public:
+  explicit ZeroPadding2D(
+      std::pair<std::pair<int64_t, int64_t>, std::pair<int64_t, int64_t>> padding = {{1, 1},
+                                                                                     {1, 1}},
+      std::string name = "");
+  // The same padding on every side.
+  explicit ZeroPadding2D(int64_t padding, std::string name = "");
+  Tensor call(const Tensor& x, bool training) override;
+  std::string class_name() const override { return "ZeroPadding2D"; }
+
+ private:
+  std::pair<std::pair<int64_t, int64_t>, std::pair<int64_t, int64_t>> padding_;
+};
+
 // Wraps a C++ function of tensors.
 class Lambda : public Layer {
  public:

@@ -133,3 +133,29 @@ TEST_CASE("fit and friends reject bad input with clear errors", "[model]") {
   CHECK_THROWS_AS(model.compile(k::optimizers::SGD(), k::losses::MeanSquaredError(), {"auc"}),
                   k::ValueError);
 }
+
+TEST_CASE("convolutional layers: shapes and parameter counts of the tutorial convnet", "[model]") {
+  k::Sequential model({
+      k::layers::Reshape(k::Shape{28, 28, 1}, k::Shape{28, 28}),
+      k::layers::Conv2D(32, {5, 5}, {1, 1}, "same", "relu"),
+      k::layers::MaxPooling2D({2, 2}),
+      k::layers::Conv2D(64, {5}, {1, 1}, "same", "relu"),
+      k::layers::MaxPooling2D({2, 2}),
+      k::layers::Flatten(),
+      k::layers::Dense(1024, "relu"),
+      k::layers::Dense(10, "softmax"),
+  });
+  std::string text = model.summary_text();
+  CHECK_THAT(text, Contains("(None, 28, 28, 32)") && Contains("(None, 14, 14, 32)") &&
+                       Contains("(None, 7, 7, 64)") && Contains("(None, 3136)"));
+  CHECK(model.layers()[1]->count_params() == 5 * 5 * 1 * 32 + 32);
+  CHECK(model.layers()[3]->count_params() == 5 * 5 * 32 * 64 + 64);
+  CHECK(model.layers()[6]->count_params() == 3136 * 1024 + 1024);
+  CHECK(model.count_params() == 832 + 51264 + 3212288 + 10250);
+
+  k::layers::ZeroPadding2D zp(1);
+  CHECK(zp(k::ones({2, 3, 3, 1})).shape() == k::Shape{2, 5, 5, 1});
+  CHECK(k::reduce_sum(zp(k::ones({1, 3, 3, 1}))).item<float>() == 9.f);
+  k::layers::AveragePooling2D avg({2, 2});
+  CHECK(avg(k::ones({1, 4, 4, 2})).to_vector<float>() == std::vector<float>(8, 1.f));
+}
