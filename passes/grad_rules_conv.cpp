@@ -55,10 +55,10 @@ V input_gradient(V dy, V flipped, const ir::Window2D& win) {
   return conv2d(g, flipped, {1, 1}, "valid", {win.h.dilation, win.w.dilation});
 }
 
-// The filter gradient dw[k, c, o] = Σ_{n, p} x[n, p·s − pad_before + k·d, c] · dy[n, p, o], as a
-// convolution over the spatial dims with the batch as the contracted channel: input x as
-// [C, H', W', N] (padded to exactly the extent the window covers), filter dy as [OH, OW, N, O],
-// the forward dilation as the stride and the forward stride as the dilation.
+// The filter gradient [KH, KW, C, O]: Σ over samples and output positions of the input
+// element each tap read times dy. Built as the forward's patch matrix (one strided slice of the
+// input per tap, concatenated along channels: [N·OH·OW, KH·KW·C]) transposed times dy viewed as
+// [N·OH·OW, O] — one matmul, which runs on the packed GEMM kernel.
 V filter_gradient(V x, V dy, const ir::Window2D& win) {
   const WindowDim* dims[] = {&win.h, &win.w};
   V xp = x;
@@ -67,9 +67,21 @@ V filter_gradient(V x, V dy, const ir::Window2D& win) {
     int64_t extent = (d.out - 1) * d.stride + (d.kernel - 1) * d.dilation + 1;
     xp = resize(xp, axis, d.pad_before, extent - d.pad_before - d.in);
   }
-  V r = conv2d(transpose(xp, {3, 1, 2, 0}), transpose(dy, {1, 2, 0, 3}),
-               {win.h.dilation, win.w.dilation}, "valid", {win.h.stride, win.w.stride});
-  return transpose(r, {1, 2, 0, 3});  // [C, KH, KW, O] → [KH, KW, C, O]
+  const int64_t n = x.shape()[0], c = x.shape()[3], o = dy.shape()[3];
+  std::vector<V> taps;
+  for (int64_t i = 0; i < win.h.kernel; ++i) {
+    for (int64_t j = 0; j < win.w.kernel; ++j) {
+      int64_t y0 = i * win.h.dilation, x0 = j * win.w.dilation;
+      taps.push_back(slice(
+          xp, {0, y0, x0, 0},
+          {n, y0 + (win.h.out - 1) * win.h.stride + 1, x0 + (win.w.out - 1) * win.w.stride + 1, c},
+          {1, win.h.stride, win.w.stride, 1}));
+    }
+  }
+  const int64_t rows = n * win.h.out * win.w.out, depth = win.h.kernel * win.w.kernel * c;
+  V patches = reshape(concat(taps, 3), ir::Shape{rows, depth});
+  V product = matmul(patches, reshape(dy, ir::Shape{rows, o}), /*transpose_a=*/true);
+  return reshape(product, ir::Shape{win.h.kernel, win.w.kernel, c, o});
 }
 
 std::vector<V> conv2d_rule(const Context& c) {

@@ -4,6 +4,7 @@
 
 #include "kiln/ir/printer.h"
 #include "kiln/passes/canonicalize.h"
+#include "kiln/passes/conv_to_gemm.h"
 #include "kiln/passes/cse.h"
 #include "kiln/passes/dce.h"
 #include "kiln/passes/fusion.h"
@@ -13,7 +14,8 @@ namespace kiln::passes {
 
 PipelineResult run_pipeline(ir::Function function, const PipelineOptions& options) {
   PassManager passes({options.verify, options.print_after, options.sink});
-  passes.add("canonicalize", canonicalize)
+  passes.add("conv_to_gemm", lower_conv_to_gemm)
+      .add("canonicalize", canonicalize)
       .add("cse", eliminate_common_subexpressions)
       .add("dce", eliminate_dead_code);
   passes.run(function);
