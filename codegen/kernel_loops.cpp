@@ -121,7 +121,61 @@ class KernelLoops {
       return emit_reduction_across_rows(*last, name);
     if (only_last && (last->op() == ir::Op::softmax || last->op() == ir::Op::log_softmax))
       return emit_softmax(*last, name);
+    if (only_last && last->op() == ir::Op::concat && !aliases_an_input(last->output(0)))
+      return emit_concat(*last, name);
     emit_rows(group, name);
+  }
+
+  // Whether `out` shares its buffer with a kernel input (written in place).
+  bool aliases_an_input(const ir::Value* out) const {
+    size_t buffer = buffers_.buffer_of[argument_of(out)];
+    for (size_t a = 0; a < kernel_.inputs.size(); ++a)
+      if (buffers_.buffer_of[a] == buffer) return true;
+    return false;
+  }
+
+  // A concat root: one loop nest per operand, over the operand's own elements, each storing
+  // into its slab of the output. (Evaluating the output element by element would pick the
+  // operand with a chain of comparisons per element — slow for the many-operand concats of an
+  // im2col patch matrix.)
+  void emit_concat(const ir::Node& node, const std::string& name) {
+    const ir::Value* out = node.output(0);
+    const ir::Shape& out_shape = out->type().shape;
+    const std::vector<int64_t> out_strides = out_shape.strides();
+    const int64_t rank = out_shape.rank();
+    const int64_t axis = ir::normalize_axis(node.attrs().get_int("axis"), rank);
+    int64_t offset = 0;
+    for (size_t k = 0; k < node.inputs().size(); ++k) {
+      const ir::Value* part = node.input(k);
+      const ir::Shape& shape = part->type().shape;
+      const int64_t start = offset;
+      offset += shape[axis];
+      if (shape.num_elements() == 0) continue;
+      const int64_t columns = shape[rank - 1];
+      const int64_t rows = shape.num_elements() / columns;
+      std::vector<int64_t> outer(shape.dims().begin(), shape.dims().end() - 1);
+      parallel(fmt::format("{}.part{}", name, k), rows, columns * work_per_element(kernel_),
+               [&](Builder& b, std::span<Value* const> buffers, Value* begin, Value* end) {
+                 ElementEmitter emitter(b, input_map(buffers));
+                 emit_range_loop(b, begin, end, [&](Value* row) {
+                   Index index = unflatten(b, row, outer);
+                   emitter.scoped([&] {
+                     emit_for(b, columns, [&](Value* j) {
+                       emitter.scoped([&] {
+                         index.push_back(j);
+                         Value* value = emitter.element(part, index);
+                         Index at = index;
+                         at[static_cast<size_t>(axis)] =
+                             b.CreateAdd(at[static_cast<size_t>(axis)], b.getInt64(start));
+                         store_element(b, out->type().dtype, pointer(buffers, out),
+                                       linear_offset(b, at, out_strides), value);
+                         index.pop_back();
+                       });
+                     });
+                   });
+                 });
+               });
+    }
   }
 
   // Whether every kernel input is dense in the group's layout or a single element.
