@@ -137,36 +137,98 @@ struct Sequential::Compiled {
   OneTensorFn predict_step;
 };
 
-void History::to_csv(const std::string& path, std::source_location loc) const {
+void detail::write_file_atomically(const std::string& path, const std::string& text,
+                                   const char* what, const std::source_location& loc) {
   std::string tmp = path + ".tmp";
   {
-    std::ofstream out(tmp);
-    if (!out) {
-      detail::raise<IOError>("History.to_csv", {}, fmt::format("cannot write '{}'", tmp), loc);
-    }
-    out << "epoch";
-    for (const auto& [name, values] : history)
-      out << "," << name;
-    out << "\n";
-    for (size_t e = 0; e < epochs.size(); ++e) {
-      out << epochs[e];
-      for (const auto& [name, values] : history)
-        out << "," << fmt::format("{:.6g}", values.at(e));
-      out << "\n";
-    }
+    std::ofstream out(tmp, std::ios::binary);
+    if (!out) detail::raise<IOError>(what, {}, fmt::format("cannot write '{}'", tmp), loc);
+    out << text;
     if (!out.flush()) {
+      out.close();
       std::remove(tmp.c_str());
-      detail::raise<IOError>("History.to_csv", {}, fmt::format("failed writing '{}'", tmp), loc);
+      detail::raise<IOError>(what, {}, fmt::format("failed writing '{}'", tmp), loc);
     }
   }
   std::error_code ec;
   std::filesystem::rename(tmp, path, ec);
   if (ec) {
     std::remove(tmp.c_str());
-    detail::raise<IOError>("History.to_csv", {},
-                           fmt::format("cannot rename '{}' to '{}': {}", tmp, path, ec.message()),
-                           loc);
+    detail::raise<IOError>(
+        what, {}, fmt::format("cannot rename '{}' to '{}': {}", tmp, path, ec.message()), loc);
   }
+}
+
+void History::to_csv(const std::string& path, std::source_location loc) const {
+  std::string text = "epoch";
+  for (const auto& [name, values] : history)
+    text += "," + name;
+  text += "\n";
+  for (size_t e = 0; e < epochs.size(); ++e) {
+    text += std::to_string(epochs[e]);
+    for (const auto& [name, values] : history)
+      text += fmt::format(",{:.6g}", values.at(e));
+    text += "\n";
+  }
+  detail::write_file_atomically(path, text, "History.to_csv", loc);
+}
+
+void History::plot(const std::string& path, std::source_location loc) const {
+  // One chart per series without the "val_" prefix; its "val_" twin is drawn dashed.
+  std::vector<std::string> metrics;
+  for (const auto& [name, values] : history)
+    if (name.rfind("val_", 0) != 0) metrics.push_back(name);
+  const int width = 420, height = 300, margin = 50;
+  std::string svg = fmt::format(
+      "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{}\" height=\"{}\" "
+      "font-family=\"sans-serif\" font-size=\"12\">\n",
+      width * std::max<size_t>(1, metrics.size()), height);
+  for (size_t m = 0; m < metrics.size(); ++m) {
+    const std::string& metric = metrics[m];
+    const std::vector<double>& train = history.at(metric);
+    auto val_it = history.find("val_" + metric);
+    double lo = *std::min_element(train.begin(), train.end());
+    double hi = *std::max_element(train.begin(), train.end());
+    if (val_it != history.end()) {
+      lo = std::min(lo, *std::min_element(val_it->second.begin(), val_it->second.end()));
+      hi = std::max(hi, *std::max_element(val_it->second.begin(), val_it->second.end()));
+    }
+    if (hi - lo < 1e-12) hi = lo + 1;
+    int x0 = int(m) * width;
+    auto px = [&](size_t e) {
+      return x0 + margin +
+             (train.size() > 1 ? double(e) * (width - 2 * margin) / double(train.size() - 1) : 0);
+    };
+    auto py = [&](double v) {
+      return height - margin - (v - lo) * (height - 2 * margin) / (hi - lo);
+    };
+    auto line = [&](const std::vector<double>& values, const char* color, const char* dash) {
+      std::string points;
+      for (size_t e = 0; e < values.size(); ++e)
+        points += fmt::format("{:.1f},{:.1f} ", px(e), py(values[e]));
+      return fmt::format(
+          "<polyline fill=\"none\" stroke=\"{}\" stroke-width=\"2\" {}points=\"{}\"/>\n", color,
+          dash, points);
+    };
+    svg += fmt::format("<text x=\"{}\" y=\"20\">{} per epoch</text>\n", x0 + margin, metric);
+    svg += fmt::format(
+        "<rect x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\" fill=\"none\" stroke=\"#999\"/>\n",
+        x0 + margin, margin, width - 2 * margin, height - 2 * margin);
+    svg += fmt::format("<text x=\"{}\" y=\"{}\">{:.4g}</text>\n", x0 + 2, margin + 4, hi);
+    svg += fmt::format("<text x=\"{}\" y=\"{}\">{:.4g}</text>\n", x0 + 2, height - margin, lo);
+    svg += fmt::format("<text x=\"{}\" y=\"{}\">epoch 1 … {}</text>\n", x0 + margin,
+                       height - margin + 20, train.size());
+    svg += line(train, "#1f77b4", "");
+    svg += fmt::format("<text x=\"{}\" y=\"{}\" fill=\"#1f77b4\">train</text>\n",
+                       x0 + width - margin - 60, height - 12);
+    if (val_it != history.end()) {
+      svg += line(val_it->second, "#ff7f0e", "stroke-dasharray=\"6,4\" ");
+      svg += fmt::format("<text x=\"{}\" y=\"{}\" fill=\"#ff7f0e\">validation</text>\n",
+                         x0 + width - margin - 60 + 40, height - 12);
+    }
+  }
+  svg += "</svg>\n";
+  detail::write_file_atomically(path, svg, "History.plot", loc);
 }
 
 Sequential::Sequential(std::vector<LayerHandle> layers, std::string name) : name_(std::move(name)) {

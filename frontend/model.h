@@ -43,7 +43,18 @@ class History {
   // renamed into place.
   void to_csv(const std::string& path,
               std::source_location loc = std::source_location::current()) const;
+  // An SVG with one chart per metric (loss, accuracy, ...), train and validation curves per
+  // epoch; written to a temporary file and renamed into place.
+  void plot(const std::string& path,
+            std::source_location loc = std::source_location::current()) const;
 };
+
+namespace detail {
+// Writes `text` to `path` through a temporary file renamed into place (IOError on failure; an
+// existing file is left as it was).
+void write_file_atomically(const std::string& path, const std::string& text, const char* what,
+                           const std::source_location& loc);
+}  // namespace detail
 
 // Called after each epoch with its number (from 0) and its logs; returning false stops
 // training (a lambda at epoch end).

@@ -159,3 +159,23 @@ TEST_CASE("convolutional layers: shapes and parameter counts of the tutorial con
   k::layers::AveragePooling2D avg({2, 2});
   CHECK(avg(k::ones({1, 4, 4, 2})).to_vector<float>() == std::vector<float>(8, 1.f));
 }
+
+TEST_CASE("History plots loss and accuracy to an SVG", "[model]") {
+  k::History h;
+  h.epochs = {0, 1, 2};
+  h.history["loss"] = {1.0, 0.6, 0.4};
+  h.history["val_loss"] = {1.1, 0.7, 0.5};
+  h.history["accuracy"] = {0.5, 0.7, 0.8};
+  std::string path = "model_test_curves.svg";
+  h.plot(path);
+  std::ifstream in(path);
+  std::stringstream text;
+  text << in.rdbuf();
+  std::string svg = text.str();
+  CHECK(svg.rfind("<svg", 0) == 0);
+  CHECK_THAT(svg, Contains("loss per epoch") && Contains("accuracy per epoch") &&
+                      Contains("validation") && Contains("</svg>"));
+  CHECK(std::count(svg.begin(), svg.end(), '\n') > 10);
+  std::remove(path.c_str());
+  CHECK_THROWS_AS(h.plot("/nonexistent-dir/x.svg"), k::IOError);
+}
