@@ -108,7 +108,7 @@ const TracedEntry& FunctionCore::entry(const CallArgs& call, const Body& body) {
   if (const TracedEntry* hit = find(signature.key)) return *hit;
 
   // Said before tracing, so that a retrace that fails still tells what changed.
-  if (!state_->order.empty()) report_retrace(signature);
+  if (!state_->order.empty() && log_retraces_) report_retrace(signature);
   auto entry = std::make_shared<TracedEntry>();
   Trace trace(name_, call.variables);
   try {

@@ -62,6 +62,7 @@ class FunctionCore {
 
   int64_t trace_count() const;
   const std::string& name() const { return name_; }
+  void set_log_retraces(bool on) { log_retraces_ = on; }
   // "poly(Tensor, int)"
   std::string expected_signature() const;
 
@@ -82,6 +83,7 @@ class FunctionCore {
   std::string name_;
   std::string parameter_types_;
   size_t arity_;
+  bool log_retraces_ = true;
   std::unique_ptr<State> state_;
 };
 
@@ -170,6 +172,9 @@ class Function {
 
   // How many times the body was traced (once per new signature).
   int64_t trace_count() const { return core_->trace_count(); }
+  // Turns the "retracing function ..." messages (and the repeated-retrace warning) off or on;
+  // fit turns them off for its steps, whose last partial batch retraces by design.
+  void set_log_retraces(bool on) { core_->set_log_retraces(on); }
   const std::string& name() const { return core_->name(); }
   // The C++ signature calls must match: "poly(Tensor, int)".
   std::string signature() const { return core_->expected_signature(); }

@@ -104,3 +104,18 @@ TEST_CASE("compiled functions check their arguments", "[function]") {
   CHECK_THROWS_WITH(compiled->run(wrong), Contains("must be f32[3], got f32[4]"));
   CHECK_THROWS_AS(compiled->run(std::vector<k::ir::HostTensor>{}), k::TypeError);
 }
+
+TEST_CASE("set_log_retraces(false) silences a function's retrace messages", "[function]") {
+  std::vector<std::string> messages;
+  k::LogSink previous = k::set_log_sink([&](std::string_view m) { messages.emplace_back(m); });
+  auto f = k::function([](const k::Tensor& x) { return x + 1.f; }, "quiet");
+  f.set_log_retraces(false);
+  for (int64_t n = 1; n <= 6; ++n)
+    f(k::zeros({n}));
+  CHECK(f.trace_count() == 6);
+  CHECK(messages.empty());
+  f.set_log_retraces(true);
+  f(k::zeros({7}));
+  CHECK(messages.size() == 1);
+  k::set_log_sink(previous);
+}
