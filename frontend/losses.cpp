@@ -1,4 +1,12 @@
+// The Keras losses of losses.h, composed from frontend ops only (no value is read in C++ except
+// the eager range check of sparse labels), so the same code runs eagerly, traces and
+// differentiates.
 #include "kiln/frontend/losses.h"
+
+#include <cmath>
+#include <string>
+#include <utility>
+#include <vector>
 
 #include <fmt/format.h>
 
@@ -28,17 +36,57 @@ void check_defined(const char* loss, const Tensor& y_true, const Tensor& y_pred,
   }
 }
 
-// y_true cast to y_pred's dtype, after checking that the shapes agree.
-Tensor labels_like(const char* loss, const Tensor& y_true, const Tensor& y_pred, const Loc& loc) {
+// The class (or reduction) axis of y_pred, normalized; ShapeError naming the loss otherwise.
+int64_t class_axis(const char* loss, const Tensor& y_true, const Tensor& y_pred, int64_t axis,
+                   const Loc& loc) {
+  int64_t rank = y_pred.rank();
+  if (rank == 0) {
+    detail::raise<ShapeError>(op_name(loss), {y_true, y_pred},
+                              "y_pred must have at least one dimension (the axis the loss reduces "
+                              "over), got shape ()",
+                              loc);
+  }
+  if (axis < -rank || axis >= rank) {
+    detail::raise<ShapeError>(op_name(loss), {y_true, y_pred},
+                              fmt::format("axis {} is out of range for y_pred of shape {}", axis,
+                                          y_pred.shape().to_string()),
+                              loc);
+  }
+  return axis < 0 ? axis + rank : axis;
+}
+
+// Keras's squeeze_or_expand_to_same_rank: when the ranks differ by one and the longer shape ends
+// in 1, that 1 is squeezed away, or the shorter one (if rank 1) gets a trailing 1.
+void match_ranks(Tensor& a, Tensor& b, const Loc& loc) {
+  if (a.rank() == b.rank() + 1 && a.shape().dims().back() == 1) {
+    if (b.rank() == 1)
+      b = expand_dims(b, -1, loc);
+    else
+      a = squeeze(a, -1, loc);
+  } else if (b.rank() == a.rank() + 1 && b.shape().dims().back() == 1) {
+    if (a.rank() == 1)
+      a = expand_dims(a, -1, loc);
+    else
+      b = squeeze(b, -1, loc);
+  }
+}
+
+// y_true and y_pred with their ranks matched (match_ranks) and equal shapes, y_true cast to
+// y_pred's dtype. `same_rank_only` skips the rank fix-up (the categorical losses).
+std::pair<Tensor, Tensor> labels_like(const char* loss, const Tensor& y_true, const Tensor& y_pred,
+                                      const Loc& loc, bool same_rank_only = false) {
   check_defined(loss, y_true, y_pred, loc);
-  if (y_true.shape() != y_pred.shape()) {
+  Tensor y = y_true, p = y_pred;
+  if (!same_rank_only) match_ranks(y, p, loc);
+  if (y.shape() != p.shape()) {
     detail::raise<ShapeError>(op_name(loss), {y_true, y_pred},
                               fmt::format("y_true has shape {} but y_pred has shape {}; they must "
                                           "be equal",
                                           y_true.shape().to_string(), y_pred.shape().to_string()),
                               loc);
   }
-  return cast(y_true, y_pred.dtype(), loc);
+  class_axis(loss, y_true, p, -1, loc);
+  return {cast(y, p.dtype(), loc), p};
 }
 
 Tensor clip(const Tensor& p, const Loc& loc) {
@@ -56,63 +104,93 @@ void check_smoothing(const char* loss, double label_smoothing, const Loc& loc) {
 }  // namespace
 
 Tensor mean_squared_error(const Tensor& y_true, const Tensor& y_pred, Loc loc) {
-  Tensor y = labels_like("mean_squared_error", y_true, y_pred, loc);
-  return reduce_mean(square(y_pred - y, loc), -1, false, loc);
+  auto [y, p] = labels_like("mean_squared_error", y_true, y_pred, loc);
+  return reduce_mean(square(subtract(p, y, loc), loc), -1, false, loc);
 }
 
 Tensor mean_absolute_error(const Tensor& y_true, const Tensor& y_pred, Loc loc) {
-  Tensor y = labels_like("mean_absolute_error", y_true, y_pred, loc);
-  return reduce_mean(abs(y_pred - y, loc), -1, false, loc);
+  auto [y, p] = labels_like("mean_absolute_error", y_true, y_pred, loc);
+  return reduce_mean(abs(subtract(p, y, loc), loc), -1, false, loc);
 }
 
 Tensor binary_crossentropy(const Tensor& y_true, const Tensor& y_pred, bool from_logits,
                            double label_smoothing, Loc loc) {
   check_smoothing("binary_crossentropy", label_smoothing, loc);
-  Tensor y = labels_like("binary_crossentropy", y_true, y_pred, loc);
-  if (label_smoothing > 0) y = y * (1.0 - label_smoothing) + 0.5 * label_smoothing;
+  auto [y, x] = labels_like("binary_crossentropy", y_true, y_pred, loc);
+  if (label_smoothing > 0)
+    y = add(multiply(y, 1.0 - label_smoothing, loc), 0.5 * label_smoothing, loc);
   Tensor per_element;
   if (from_logits) {
-    // max(x, 0) − x·y + log(1 + e^−|x|): never overflows.
-    Tensor x = y_pred;
-    per_element = relu(x, loc) - x * y + softplus(-abs(x, loc), loc);
+    // max(x, 0) − x·y + log(1 + e^−|x|), which never overflows. max(x, 0) and −|x| are written
+    // as selects on one condition so that at x = 0 the gradient is σ(0) − y, not −y (relu and
+    // abs both have slope 0 there).
+    Tensor nonneg = greater_equal(x, 0, loc);
+    Tensor relu_x = where(nonneg, x, 0, loc);
+    Tensor neg_abs_x = where(nonneg, neg(x, loc), x, loc);
+    per_element = add(subtract(relu_x, multiply(x, y, loc), loc), softplus(neg_abs_x, loc), loc);
   } else {
-    Tensor p = clip(y_pred, loc);
-    per_element = -(y * log(p, loc) + (1.0 - y) * log(1.0 - p, loc));
+    Tensor p = clip(x, loc);
+    Tensor pos = multiply(y, log(p, loc), loc);
+    Tensor neg_part = multiply(subtract(1.0, y, loc), log(subtract(1.0, p, loc), loc), loc);
+    per_element = neg(add(pos, neg_part, loc), loc);
   }
   return reduce_mean(per_element, -1, false, loc);
 }
 
+namespace {
+
+// log p along `axis`: log_softmax of logits, or of probabilities normalized to sum to 1 along it
+// and clipped to [eps, 1 − eps] (Keras's probability form).
+Tensor log_probabilities(const Tensor& y_pred, bool from_logits, int64_t axis, const Loc& loc) {
+  if (from_logits) return log_softmax(y_pred, axis, loc);
+  Tensor normalized = divide(y_pred, reduce_sum(y_pred, axis, true, loc), loc);
+  return log(clip(normalized, loc), loc);
+}
+
+}  // namespace
+
 Tensor categorical_crossentropy(const Tensor& y_true, const Tensor& y_pred, bool from_logits,
                                 double label_smoothing, int64_t axis, Loc loc) {
-  check_smoothing("categorical_crossentropy", label_smoothing, loc);
-  Tensor y = labels_like("categorical_crossentropy", y_true, y_pred, loc);
-  if (y_pred.rank() == 0) {
-    detail::raise<ShapeError>(op_name("categorical_crossentropy"), {y_true, y_pred},
-                              "y_pred needs a class axis (rank >= 1)", loc);
-  }
-  int64_t a = ir::normalize_axis(axis, y_pred.rank());
+  const char* loss = "categorical_crossentropy";
+  check_smoothing(loss, label_smoothing, loc);
+  auto [y, p] = labels_like(loss, y_true, y_pred, loc, /*same_rank_only=*/true);
+  int64_t a = class_axis(loss, y_true, y_pred, axis, loc);
   if (label_smoothing > 0) {
     double classes = static_cast<double>(y_pred.shape()[a]);
-    y = y * (1.0 - label_smoothing) + label_smoothing / classes;
+    y = add(multiply(y, 1.0 - label_smoothing, loc), label_smoothing / classes, loc);
   }
-  Tensor log_p;
-  if (from_logits) {
-    log_p = log_softmax(y_pred, a, loc);
-  } else {
-    log_p = log(clip(y_pred / reduce_sum(y_pred, a, true, loc), loc), loc);
-  }
-  return -reduce_sum(y * log_p, a, false, loc);
+  Tensor log_p = log_probabilities(p, from_logits, a, loc);
+  return neg(reduce_sum(multiply(y, log_p, loc), a, false, loc), loc);
 }
+
+namespace {
+
+// IndexError naming the first label of a concrete y_true outside [0, classes). Float labels are
+// truncated first, as the cast to integer ids does.
+void check_labels(const char* loss, const Tensor& y_true, const Tensor& y_pred, int64_t classes,
+                  const Loc& loc) {
+  const ir::HostTensor& ids = y_true.host();
+  for (int64_t i = 0; i < ids.num_elements(); ++i) {
+    double label = ids.element_as_double(i);
+    double id = std::trunc(label);
+    if (!(id >= 0 && id < static_cast<double>(classes))) {
+      detail::raise<IndexError>(
+          op_name(loss), {y_true, y_pred},
+          fmt::format("label {} at position {} is out of range: y_pred has {} classes, so "
+                      "labels must be in [0, {})",
+                      label, i, classes, classes),
+          loc);
+    }
+  }
+}
+
+}  // namespace
 
 Tensor sparse_categorical_crossentropy(const Tensor& y_true, const Tensor& y_pred, bool from_logits,
                                        int64_t axis, Loc loc) {
   const char* loss = "sparse_categorical_crossentropy";
   check_defined(loss, y_true, y_pred, loc);
-  if (y_pred.rank() == 0) {
-    detail::raise<ShapeError>(op_name(loss), {y_true, y_pred},
-                              "y_pred needs a class axis (rank >= 1)", loc);
-  }
-  int64_t a = ir::normalize_axis(axis, y_pred.rank());
+  int64_t a = class_axis(loss, y_true, y_pred, axis, loc);
   std::vector<int64_t> want = y_pred.shape().dims();
   int64_t classes = want[static_cast<size_t>(a)];
   want.erase(want.begin() + a);
@@ -122,54 +200,56 @@ Tensor sparse_categorical_crossentropy(const Tensor& y_true, const Tensor& y_pre
   if (labels.shape() != Shape(want)) {
     detail::raise<ShapeError>(
         op_name(loss), {y_true, y_pred},
-        fmt::format("y_true must hold one class id per sample, shape {} (y_pred's shape without "
-                    "axis {}), got {}",
-                    Shape(want).to_string(), a, y_true.shape().to_string()),
+        fmt::format("y_true must hold one class id per sample, shape {} (y_pred's shape {} "
+                    "without axis {}), got {}",
+                    Shape(want).to_string(), y_pred.shape().to_string(), a,
+                    y_true.shape().to_string()),
         loc);
   }
   if (labels.dtype() == DType::boolean) {
     detail::raise<TypeError>(op_name(loss), {y_true, y_pred},
                              "y_true must hold integer class ids, got bool", loc);
   }
+  // Traced labels cannot be checked: an out-of-range id one-hot encodes to a zero row (loss 0).
+  if (!y_true.is_symbolic()) check_labels(loss, y_true, y_pred, classes, loc);
   if (labels.dtype() != DType::i32 && labels.dtype() != DType::i64)
     labels = cast(labels, DType::i64, loc);
-  if (!labels.is_symbolic()) {
-    const ir::HostTensor& ids = labels.host();
-    for (int64_t i = 0; i < ids.num_elements(); ++i) {
-      auto id = static_cast<int64_t>(ids.element_as_double(i));
-      if (id < 0 || id >= classes) {
-        detail::raise<IndexError>(
-            op_name(loss), {y_true, y_pred},
-            fmt::format("label {} at position {} is outside [0, {})", id, i, classes), loc);
-      }
-    }
-  }
   Tensor hot = one_hot(labels, classes, 1.0, 0.0, a, y_pred.dtype(), loc);
-  Tensor log_p = from_logits ? log_softmax(y_pred, a, loc)
-                             : log(clip(y_pred / reduce_sum(y_pred, a, true, loc), loc), loc);
-  return -reduce_sum(hot * log_p, a, false, loc);
+  Tensor log_p = log_probabilities(y_pred, from_logits, a, loc);
+  return neg(reduce_sum(multiply(hot, log_p, loc), a, false, loc), loc);
 }
 
 Tensor reduce_loss(const Tensor& per_sample, Reduction reduction, const Tensor& sample_weight,
                    Loc loc) {
+  const char* op = "losses.reduce_loss";
+  if (!per_sample.defined())
+    detail::raise<ValueError>(op, {}, "the per-sample losses are an undefined Tensor", loc);
+  if (!ir::is_floating(per_sample.dtype())) {
+    detail::raise<TypeError>(op, {per_sample},
+                             fmt::format("the per-sample losses must be floating, got {}",
+                                         ir::dtype_long_name(per_sample.dtype())),
+                             loc);
+  }
   Tensor losses = per_sample;
   if (sample_weight.defined()) {
     Tensor w = cast(sample_weight, per_sample.dtype(), loc);
+    // Weights per sample, shape (batch,) or (batch, 1), against losses of shape (batch, ...):
+    // drop trailing 1s the losses lack, then align from the front (TensorFlow Keras's rule).
     while (w.rank() > losses.rank() && w.shape().dims().back() == 1)
       w = squeeze(w, -1, loc);
     while (w.rank() < losses.rank())
       w = expand_dims(w, -1, loc);
     try {
       ir::broadcast_shapes(w.shape(), losses.shape());
-    } catch (Error&) {
+    } catch (const ShapeError&) {
       detail::raise<ShapeError>(
-          "losses.reduce_loss", {per_sample, sample_weight},
-          fmt::format("sample_weight of shape {} does not broadcast against "
-                      "the per-sample losses of shape {}",
+          op, {per_sample, sample_weight},
+          fmt::format("sample_weight of shape {} does not broadcast against the per-sample "
+                      "losses of shape {}",
                       sample_weight.shape().to_string(), per_sample.shape().to_string()),
           loc);
     }
-    losses = broadcast_to(losses * w, ir::broadcast_shapes(w.shape(), losses.shape()), loc);
+    losses = multiply(losses, w, loc);
   }
   switch (reduction) {
     case Reduction::none:
@@ -177,10 +257,23 @@ Tensor reduce_loss(const Tensor& per_sample, Reduction reduction, const Tensor& 
     case Reduction::sum:
       return reduce_sum(losses, {}, false, loc);
     case Reduction::sum_over_batch_size:
-      if (losses.size() == 0) return zeros({}, losses.dtype(), loc);
-      return reduce_mean(losses, {}, false, loc);
+      // No elements: the sum (0) rather than 0/0, as Keras's divide_no_nan.
+      if (losses.size() == 0) return reduce_sum(losses, {}, false, loc);
+      return divide(reduce_sum(losses, {}, false, loc), static_cast<double>(losses.size()), loc);
   }
   return losses;
+}
+
+std::string_view reduction_name(Reduction reduction) {
+  switch (reduction) {
+    case Reduction::none:
+      return "none";
+    case Reduction::sum:
+      return "sum";
+    case Reduction::sum_over_batch_size:
+      return "sum_over_batch_size";
+  }
+  return "?";
 }
 
 Tensor Loss::operator()(const Tensor& y_true, const Tensor& y_pred, const Tensor& sample_weight,

@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <source_location>
 #include <string>
+#include <string_view>
 
 #include "kiln/frontend/tensor.h"
 
@@ -21,23 +22,32 @@ namespace kiln::losses {
 
 using Loc = std::source_location;
 
-// mean((y_pred − y_true)², axis=−1)
+// Every function checks its arguments first: TypeError if y_pred is not floating, ShapeError if
+// the shapes do not fit (both shapes in the message), errors named "losses.<function>".
+//
+// mean((y_pred − y_true)², axis=−1). As in Keras, when the ranks differ by one and the longer
+// shape ends in 1, that dimension is squeezed (or the rank-1 side gets a trailing 1: labels of
+// shape (n,) against predictions (n, 1)); the shapes must then be equal (Keras would broadcast).
 Tensor mean_squared_error(const Tensor& y_true, const Tensor& y_pred, Loc loc = Loc::current());
-// mean(|y_pred − y_true|, axis=−1)
+// mean(|y_pred − y_true|, axis=−1); shapes as for mean_squared_error.
 Tensor mean_absolute_error(const Tensor& y_true, const Tensor& y_pred, Loc loc = Loc::current());
-// −mean(y·log p + (1−y)·log(1−p), axis=−1); with from_logits, y_pred holds logits. Label smoothing
-// s replaces y with y·(1−s) + s/2.
+// −mean(y·log p + (1−y)·log(1−p), axis=−1), p clipped to [1e-7, 1 − 1e-7]; with from_logits,
+// y_pred holds logits x and the terms are max(x, 0) − x·y + log(1 + e^−|x|). Label smoothing s
+// (in [0, 1], ValueError otherwise) replaces y with y·(1−s) + s/2. Shapes as for
+// mean_squared_error.
 Tensor binary_crossentropy(const Tensor& y_true, const Tensor& y_pred, bool from_logits = false,
                            double label_smoothing = 0.0, Loc loc = Loc::current());
 // −Σ y·log p over `axis` (y_pred normalized to sum to one along it first); with from_logits,
-// −Σ y·log_softmax(y_pred). Label smoothing s replaces y with y·(1−s) + s/classes.
+// −Σ y·log_softmax(y_pred). Label smoothing s replaces y with y·(1−s) + s/classes, classes being
+// the size of `axis` (Keras uses the last dim whatever the axis). y_true and y_pred must have the
+// same shape; `axis` out of range is a ShapeError.
 Tensor categorical_crossentropy(const Tensor& y_true, const Tensor& y_pred,
                                 bool from_logits = false, double label_smoothing = 0.0,
                                 int64_t axis = -1, Loc loc = Loc::current());
 // categorical_crossentropy with integer class ids as labels (y_pred's shape without the class
 // axis, or with a trailing size-1 dimension; float labels holding integers are accepted). An id
 // outside [0, classes) is an IndexError when the labels are concrete; traced code cannot check
-// them and such a sample contributes −log(ε)·0 = 0.
+// them and such a sample contributes 0 (its one-hot row is all zeros). Bool labels: TypeError.
 Tensor sparse_categorical_crossentropy(const Tensor& y_true, const Tensor& y_pred,
                                        bool from_logits = false, int64_t axis = -1,
                                        Loc loc = Loc::current());
@@ -49,8 +59,14 @@ enum class Reduction {
   sum_over_batch_size,  // their sum divided by their number (Keras's default)
 };
 
-// Weights `per_sample` by `sample_weight` (when defined; broadcast against it, a trailing size-1
-// dimension dropped) and reduces it.
+// "none", "sum", "sum_over_batch_size".
+std::string_view reduction_name(Reduction reduction);
+
+// Weights `per_sample` by `sample_weight` (when defined) and reduces it. The weight is cast to the
+// losses' dtype, trailing size-1 dims the losses lack are dropped, and it is aligned with the
+// losses from the front (weights of shape (batch,) scale every loss of a sample, as in TensorFlow
+// Keras); ShapeError if it then does not broadcast. sum_over_batch_size divides the sum by the
+// number of elements of the weighted losses (0 for none).
 Tensor reduce_loss(const Tensor& per_sample, Reduction reduction,
                    const Tensor& sample_weight = Tensor(), Loc loc = Loc::current());
 
