@@ -3,6 +3,7 @@
 
 #include "kiln/frontend/apply.h"
 #include "kiln/frontend/check_numerics.h"
+#include "kiln/frontend/data.h"
 #include "kiln/frontend/function.h"
 #include "kiln/frontend/grad.h"
 #include "kiln/frontend/gradient_tape.h"
