@@ -2,7 +2,8 @@
 # Installs what Kiln needs from Debian's packages. Idempotent: does nothing slow when all is there.
 set -euo pipefail
 
-packages=(build-essential cmake ninja-build llvm-19-dev libfmt-dev catch2 libbenchmark-dev)
+packages=(build-essential cmake ninja-build llvm-19-dev libfmt-dev catch2 libbenchmark-dev
+          zlib1g-dev nlohmann-json3-dev dataset-fashion-mnist)
 
 missing=()
 for p in "${packages[@]}"; do
