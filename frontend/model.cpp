@@ -17,6 +17,7 @@
 #include "kiln/frontend/function.h"
 #include "kiln/frontend/gradient_tape.h"
 #include "kiln/frontend/ops.h"
+#include "kiln/frontend/safetensors.h"
 #include "kiln/frontend/trace.h"
 
 namespace kiln {
@@ -511,6 +512,62 @@ Tensor Sequential::predict(const Tensor& x, int64_t batch_size, std::source_loca
     parts.push_back(
         compiled_->predict_step(rows(x, order, begin, std::min(n, begin + batch_size))));
   return concat(parts, 0);
+}
+
+namespace {
+// The model's weights, building it from its declared input shape if needed.
+std::vector<Variable> built_weights(const Sequential& model, const char* what,
+                                    const std::source_location& loc) {
+  bool built = !model.layers().empty();
+  for (const auto& l : model.layers())
+    built = built && l->built();
+  if (!built) {
+    if (model.layers().empty() || !model.layers().front()->declared_input_shape()) {
+      detail::raise<ValueError>(what, {},
+                                fmt::format("model '{}' is not built: call it on data first, or "
+                                            "declare input_shape on its first layer",
+                                            model.name()),
+                                loc);
+    }
+    model.summary_text();  // traces the model once, which builds every layer
+  }
+  return model.weights();
+}
+}  // namespace
+
+void Sequential::save_weights(const std::string& path, std::source_location loc) const {
+  std::vector<std::pair<std::string, Tensor>> named;
+  for (const Variable& v : built_weights(*this, "save_weights", loc))
+    named.emplace_back(v.name(), v.value());
+  safetensors::save(path, named, {{"format", "kiln"}, {"model", name_}}, loc);
+}
+
+void Sequential::load_weights(const std::string& path, std::source_location loc) {
+  std::vector<Variable> vars = built_weights(*this, "load_weights", loc);
+  std::vector<std::pair<std::string, Tensor>> loaded = safetensors::load(path, loc);
+  std::map<std::string, Tensor> by_name(loaded.begin(), loaded.end());
+  std::vector<std::string> problems;
+  for (const Variable& v : vars) {
+    auto it = by_name.find(v.name());
+    if (it == by_name.end()) {
+      problems.push_back(fmt::format("'{}' is missing from the file", v.name()));
+    } else if (it->second.type() != v.type()) {
+      problems.push_back(fmt::format("'{}' is {} in the file but {} in the model", v.name(),
+                                     it->second.type().to_string(), v.type().to_string()));
+    }
+    if (it != by_name.end()) by_name.erase(it);
+  }
+  for (const auto& [name, t] : by_name)
+    problems.push_back(fmt::format("'{}' in the file is not a weight of the model", name));
+  if (!problems.empty()) {
+    detail::raise<ValueError>(
+        "load_weights", {},
+        fmt::format("'{}' does not match model '{}': {}", path, name_, fmt::join(problems, "; ")),
+        loc);
+  }
+  std::map<std::string, Tensor> values(loaded.begin(), loaded.end());
+  for (Variable& v : vars)
+    v.assign(values.at(v.name()), loc);
 }
 
 std::vector<Shape> Sequential::output_shapes() const {

@@ -126,6 +126,16 @@ class Sequential {
   Tensor predict(const Tensor& x, int64_t batch_size = 32,
                  std::source_location loc = std::source_location::current());
 
+  // Writes every weight, named "<layer>/<weight>", to a safetensors file (atomically: a failed
+  // save leaves an existing file as it was). The model must be built.
+  void save_weights(const std::string& path,
+                    std::source_location loc = std::source_location::current()) const;
+  // Reads weights saved by save_weights into this model's variables; every name, shape and
+  // dtype must match (ValueError / ShapeError / TypeError listing what differs; nothing is
+  // assigned then).
+  void load_weights(const std::string& path,
+                    std::source_location loc = std::source_location::current());
+
   // The Keras summary table: layers, output shapes, parameter counts. Builds the model first
   // if the first layer declares its input shape.
   std::string summary_text() const;

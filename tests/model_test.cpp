@@ -179,3 +179,24 @@ TEST_CASE("History plots loss and accuracy to an SVG", "[model]") {
   std::remove(path.c_str());
   CHECK_THROWS_AS(h.plot("/nonexistent-dir/x.svg"), k::IOError);
 }
+
+TEST_CASE("save_weights and load_weights round-trip and check names and shapes", "[model]") {
+  auto make = [](int64_t hidden) {
+    return k::Sequential(
+        {k::layers::Dense(hidden, "relu", k::Shape{3}, true, "glorot_uniform", "zeros", "hidden"),
+         k::layers::Dense(2, "", std::nullopt, true, "glorot_uniform", "zeros", "out")});
+  };
+  k::Sequential a = make(4), b = make(4), c = make(5);
+  std::string path = "model_test_weights.safetensors";
+  a.save_weights(path);
+  b.load_weights(path);
+  k::Tensor x = k::random_normal({2, 3}, 0.0, 1.0, 9);
+  CHECK(a(x).to_vector<float>() == b(x).to_vector<float>());
+  CHECK_THROWS_AS(c.load_weights(path), k::ValueError);
+  CHECK_THROWS_WITH(c.load_weights(path), Contains("'hidden/kernel' is f32[3,4] in the file but "
+                                                   "f32[3,5] in the model"));
+  k::Sequential unbuilt({k::layers::Dense(2)});
+  CHECK_THROWS_WITH(unbuilt.save_weights(path), Contains("not built"));
+  CHECK_THROWS_AS(b.load_weights("no-such-file.safetensors"), k::IOError);
+  std::remove(path.c_str());
+}
