@@ -16,41 +16,16 @@
 
 #include "kiln/frontend/datasets.h"
 
+#include "file_test_util.h"
+
 namespace {
+
+using namespace kiln::testing;
 
 namespace fs = std::filesystem;
 using Catch::Contains;
 using kiln::Tensor;
 using kiln::ir::HostTensor;
-
-template <class T>
-Tensor make(kiln::Shape shape, const std::vector<T>& values) {
-  HostTensor t(kiln::ir::dtype_of<T>(), std::move(shape));
-  REQUIRE(static_cast<size_t>(t.num_elements()) == values.size());
-  for (size_t i = 0; i < values.size(); ++i)
-    t.data<T>()[i] = values[i];
-  return Tensor(std::move(t));
-}
-
-// A fresh empty directory, removed at scope exit.
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    std::string tmpl = (fs::temp_directory_path() / "kiln_idx_XXXXXX").string();
-    path = ::mkdtemp(tmpl.data());
-  }
-  ~TempDir() { fs::remove_all(path); }
-  std::string file(const std::string& name) const { return (path / name).string(); }
-};
-
-void write_bytes(const std::string& path, const std::string& bytes) {
-  std::ofstream(path, std::ios::binary) << bytes;
-}
-
-std::string read_bytes(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), {});
-}
 
 std::string bytes(std::initializer_list<int> values) {
   std::string out;
@@ -111,8 +86,8 @@ TEST_CASE("idx round-trips i32, f32 and f64, plain and gzip-compressed", "[idx]"
         f.push_back(static_cast<float>(i) * -0.375f + 1e-3f);
         d.push_back(static_cast<double>(i) / 3.0 - 1e100);
       }
-      for (const Tensor& t : {make<int32_t>(shape, small), make<int32_t>(shape, wide),
-                              make<float>(shape, f), make<double>(shape, d)}) {
+      for (const Tensor& t : {make_tensor<int32_t>(shape, small), make_tensor<int32_t>(shape, wide),
+                              make_tensor<float>(shape, f), make_tensor<double>(shape, d)}) {
         INFO("gzip " << gzip << ", " << t.type().to_string());
         std::string path = dir.file(gzip ? "t.idx.gz" : "t.idx");
         kiln::idx::write(path, t, gzip);
@@ -130,13 +105,13 @@ TEST_CASE("idx round-trips i32, f32 and f64, plain and gzip-compressed", "[idx]"
 TEST_CASE("idx::write picks ubyte for i32 in [0, 255], else int, and writes big-endian", "[idx]") {
   TempDir dir;
   std::string path = dir.file("t.idx");
-  kiln::idx::write(path, make<int32_t>({2, 2}, {0, 1, 254, 255}), false);
+  kiln::idx::write(path, make_tensor<int32_t>({2, 2}, {0, 1, 254, 255}), false);
   CHECK(read_bytes(path) == idx_header(0x08, {2, 2}) + bytes({0, 1, 254, 255}));
-  kiln::idx::write(path, make<int32_t>({2}, {256, -2}), false);
+  kiln::idx::write(path, make_tensor<int32_t>({2}, {256, -2}), false);
   CHECK(read_bytes(path) == idx_header(0x0C, {2}) + bytes({0, 0, 1, 0, 255, 255, 255, 254}));
-  kiln::idx::write(path, make<float>({1}, {1.5f}), false);
+  kiln::idx::write(path, make_tensor<float>({1}, {1.5f}), false);
   CHECK(read_bytes(path) == idx_header(0x0D, {1}) + bytes({0x3f, 0xc0, 0, 0}));
-  kiln::idx::write(path, make<double>({1}, {-2.0}), false);
+  kiln::idx::write(path, make_tensor<double>({1}, {-2.0}), false);
   CHECK(read_bytes(path) == idx_header(0x0E, {1}) + bytes({0xc0, 0, 0, 0, 0, 0, 0, 0}));
 }
 
@@ -263,22 +238,22 @@ TEST_CASE("idx::read reports missing files and broken gzip streams", "[idx]") {
 TEST_CASE("idx::write rejects dtypes and tensors IDX cannot hold", "[idx]") {
   TempDir dir;
   std::string path = dir.file("t.idx");
-  CHECK_THROWS_AS(kiln::idx::write(path, make<int64_t>({1}, {1}), false), kiln::TypeError);
-  CHECK_THROWS_WITH(kiln::idx::write(path, make<bool>({1}, {true}), false),
+  CHECK_THROWS_AS(kiln::idx::write(path, make_tensor<int64_t>({1}, {1}), false), kiln::TypeError);
+  CHECK_THROWS_WITH(kiln::idx::write(path, make_tensor<bool>({1}, {true}), false),
                     Contains("i32, f32 or f64"));
   CHECK_THROWS_AS(kiln::idx::write(path, Tensor(), false), kiln::ValueError);
   CHECK(!fs::exists(path));
   CHECK(fs::is_empty(dir.path));
   std::string nowhere = dir.file("no/such/dir/t.idx");
-  CHECK_THROWS_AS(kiln::idx::write(nowhere, make<float>({1}, {1.f}), false), kiln::IOError);
+  CHECK_THROWS_AS(kiln::idx::write(nowhere, make_tensor<float>({1}, {1.f}), false), kiln::IOError);
 }
 
 TEST_CASE("mnist_format::load_data reads the four files, plain or .gz", "[datasets]") {
   TempDir dir;
-  Tensor train_x = make<int32_t>({3, 2, 2}, {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 255});
-  Tensor train_y = make<int32_t>({3}, {7, 0, 9});
-  Tensor test_x = make<int32_t>({1, 2, 2}, {5, 6, 7, 8});
-  Tensor test_y = make<int32_t>({1}, {4});
+  Tensor train_x = make_tensor<int32_t>({3, 2, 2}, {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 255});
+  Tensor train_y = make_tensor<int32_t>({3}, {7, 0, 9});
+  Tensor test_x = make_tensor<int32_t>({1, 2, 2}, {5, 6, 7, 8});
+  Tensor test_y = make_tensor<int32_t>({1}, {4});
   kiln::idx::write(dir.file("train-images-idx3-ubyte.gz"), train_x, true);
   kiln::idx::write(dir.file("train-labels-idx1-ubyte"), train_y, false);
   kiln::idx::write(dir.file("t10k-images-idx3-ubyte"), test_x, false);
@@ -290,15 +265,16 @@ TEST_CASE("mnist_format::load_data reads the four files, plain or .gz", "[datase
   CHECK(test.labels.host().bitwise_equal(test_y.host()));
 
   // Mismatched counts, wrong ranks, a missing file.
-  kiln::idx::write(dir.file("t10k-labels-idx1-ubyte.gz"), make<int32_t>({2}, {1, 2}), true);
+  kiln::idx::write(dir.file("t10k-labels-idx1-ubyte.gz"), make_tensor<int32_t>({2}, {1, 2}), true);
   CHECK_THROWS_AS(kiln::datasets::mnist_format::load_data(dir.path.string()), kiln::ShapeError);
   CHECK_THROWS_WITH(kiln::datasets::mnist_format::load_data(dir.path.string()),
                     Contains("holds 1 images but") && Contains("holds 2 labels"));
-  kiln::idx::write(dir.file("t10k-labels-idx1-ubyte.gz"), make<int32_t>({1, 1}, {1}), true);
+  kiln::idx::write(dir.file("t10k-labels-idx1-ubyte.gz"), make_tensor<int32_t>({1, 1}, {1}), true);
   CHECK_THROWS_WITH(kiln::datasets::mnist_format::load_data(dir.path.string()),
                     Contains("labels must be rank 1"));
   kiln::idx::write(dir.file("t10k-labels-idx1-ubyte.gz"), test_y, true);
-  kiln::idx::write(dir.file("t10k-images-idx3-ubyte"), make<int32_t>({4}, {1, 2, 3, 4}), false);
+  kiln::idx::write(dir.file("t10k-images-idx3-ubyte"), make_tensor<int32_t>({4}, {1, 2, 3, 4}),
+                   false);
   CHECK_THROWS_AS(kiln::datasets::mnist_format::load_data(dir.path.string()), kiln::ShapeError);
   CHECK_THROWS_WITH(kiln::datasets::mnist_format::load_data(dir.path.string()),
                     Contains("images must be rank 3"));

@@ -10,36 +10,15 @@
 #include <string>
 #include <vector>
 
+#include "file_test_util.h"
+
 namespace {
+
+using namespace kiln::testing;
 
 using Catch::Contains;
 using kiln::Tensor;
 using kiln::ir::HostTensor;
-
-template <class T>
-Tensor make(kiln::Shape shape, const std::vector<T>& values) {
-  HostTensor t(kiln::ir::dtype_of<T>(), std::move(shape));
-  REQUIRE(static_cast<size_t>(t.num_elements()) == values.size());
-  for (size_t i = 0; i < values.size(); ++i)
-    t.data<T>()[i] = values[i];
-  return Tensor(std::move(t));
-}
-
-// Tensors of every dtype holding 0, 1, 2, ... (bools alternate), for round trips.
-Tensor counting(kiln::DType dtype, kiln::Shape shape) {
-  HostTensor t(dtype, shape);
-  kiln::ir::visit_dtype(dtype, [&](auto zero) {
-    using T = decltype(zero);
-    T* p = t.data<T>();
-    for (int64_t i = 0; i < t.num_elements(); ++i) {
-      if constexpr (std::is_same_v<T, bool>)
-        p[i] = i % 3 == 1;
-      else
-        p[i] = static_cast<T>(i * 3 - 7) / static_cast<T>(2);
-    }
-  });
-  return Tensor(std::move(t));
-}
 
 // What NumPy writes for a header dict: prefix + dict + spaces + '\n', padded to 64 bytes.
 std::string npy_bytes(std::string_view dict, std::string_view data, int major = 1) {
@@ -63,16 +42,6 @@ std::string raw_bytes(std::vector<T> values) {
   return std::string(reinterpret_cast<const char*>(values.data()), values.size() * sizeof(T));
 }
 
-// A fresh empty directory under the system temp dir, removed at scope exit.
-struct TempDir {
-  std::filesystem::path path;
-  TempDir() {
-    std::string tmpl = (std::filesystem::temp_directory_path() / "kiln_npy_XXXXXX").string();
-    path = ::mkdtemp(tmpl.data());
-  }
-  ~TempDir() { std::filesystem::remove_all(path); }
-};
-
 }  // namespace
 
 TEST_CASE("npy round-trips every dtype and shape", "[npy]") {
@@ -95,7 +64,7 @@ TEST_CASE("npy writes and reads the bytes NumPy writes", "[npy]") {
                          "{'descr': '<i4', 'fortran_order': False, 'shape': (2, 3), }" +
                          std::string(58, ' ') + "\n" + raw_bytes<int32_t>({1, 2, 3, 4, 5, 6});
   REQUIRE(expected.size() == 128 + 24);
-  Tensor t = make<int32_t>({2, 3}, {1, 2, 3, 4, 5, 6});
+  Tensor t = make_tensor<int32_t>({2, 3}, {1, 2, 3, 4, 5, 6});
   CHECK(kiln::encode_npy(t) == expected);
   Tensor back = kiln::decode_npy(expected);
   CHECK(back.dtype() == kiln::i32);
@@ -103,24 +72,27 @@ TEST_CASE("npy writes and reads the bytes NumPy writes", "[npy]") {
   CHECK(back.host().bitwise_equal(t.host()));
 
   // Other header spellings NumPy has written: 1-D "(3,)", scalars "()", Python 2 "3L".
-  CHECK(kiln::encode_npy(make<float>({3}, {1, 2, 3})).find("'shape': (3,), }") !=
+  CHECK(kiln::encode_npy(make_tensor<float>({3}, {1, 2, 3})).find("'shape': (3,), }") !=
         std::string::npos);
-  CHECK(kiln::encode_npy(make<double>({}, {2.5})).find("'shape': (), }") != std::string::npos);
-  CHECK(kiln::encode_npy(make<bool>({1}, {true})).find("'descr': '|b1'") != std::string::npos);
+  CHECK(kiln::encode_npy(make_tensor<double>({}, {2.5})).find("'shape': (), }") !=
+        std::string::npos);
+  CHECK(kiln::encode_npy(make_tensor<bool>({1}, {true})).find("'descr': '|b1'") !=
+        std::string::npos);
   Tensor py2 = kiln::decode_npy(npy_bytes(
       "{'descr': '<f8', 'fortran_order': False, 'shape': (2L,), }", raw_bytes<double>({1.5, -2})));
-  CHECK(py2.host().bitwise_equal(make<double>({2}, {1.5, -2}).host()));
+  CHECK(py2.host().bitwise_equal(make_tensor<double>({2}, {1.5, -2}).host()));
   // Double quotes, no trailing comma, keys in another order, no spaces.
   Tensor dq = kiln::decode_npy(npy_bytes(
       "{\"shape\":(1,2),\"fortran_order\":False,\"descr\":\"<i8\"}", raw_bytes<int64_t>({7, 8})));
-  CHECK(dq.host().bitwise_equal(make<int64_t>({1, 2}, {7, 8}).host()));
+  CHECK(dq.host().bitwise_equal(make_tensor<int64_t>({1, 2}, {7, 8}).host()));
 }
 
 TEST_CASE("npy reads format versions 2.0 and 3.0", "[npy]") {
   for (int major : {2, 3}) {
     std::string bytes = npy_bytes("{'descr': '<f4', 'fortran_order': False, 'shape': (2,), }",
                                   raw_bytes<float>({0.5f, 4.f}), major);
-    CHECK(kiln::decode_npy(bytes).host().bitwise_equal(make<float>({2}, {0.5f, 4.f}).host()));
+    CHECK(
+        kiln::decode_npy(bytes).host().bitwise_equal(make_tensor<float>({2}, {0.5f, 4.f}).host()));
   }
 }
 
@@ -130,26 +102,27 @@ TEST_CASE("npy converts big-endian, native and fortran-order data", "[npy]") {
     std::string be_neg2 = std::string("\xc0\0\0\0\0\0\0\0", 8);   // -2.0
     Tensor d = kiln::decode_npy(
         npy_bytes("{'descr': '>f8', 'fortran_order': False, 'shape': (2,), }", be_one + be_neg2));
-    CHECK(d.host().bitwise_equal(make<double>({2}, {1.0, -2.0}).host()));
+    CHECK(d.host().bitwise_equal(make_tensor<double>({2}, {1.0, -2.0}).host()));
     Tensor i = kiln::decode_npy(npy_bytes("{'descr': '>i4', 'fortran_order': False, 'shape': (), }",
                                           std::string("\x00\x00\x01\x02", 4)));
-    CHECK(i.host().bitwise_equal(make<int32_t>({}, {258}).host()));
+    CHECK(i.host().bitwise_equal(make_tensor<int32_t>({}, {258}).host()));
   }
   SECTION("native and any byte order for bool") {
     Tensor n = kiln::decode_npy(npy_bytes(
         "{'descr': '=i8', 'fortran_order': False, 'shape': (1,), }", raw_bytes<int64_t>({-9})));
-    CHECK(n.host().bitwise_equal(make<int64_t>({1}, {-9}).host()));
+    CHECK(n.host().bitwise_equal(make_tensor<int64_t>({1}, {-9}).host()));
     Tensor b =
         kiln::decode_npy(npy_bytes("{'descr': '<b1', 'fortran_order': False, 'shape': (3,), }",
                                    std::string("\x01\x00\x07", 3)));
-    CHECK(b.host().bitwise_equal(make<bool>({3}, {true, false, true}).host()));  // 7 reads as true
+    CHECK(b.host().bitwise_equal(
+        make_tensor<bool>({3}, {true, false, true}).host()));  // 7 reads as true
   }
   SECTION("fortran order 2-D and 3-D") {
     // np.asfortranarray([[1, 2, 3], [4, 5, 6]]) stores columns first.
     Tensor f =
         kiln::decode_npy(npy_bytes("{'descr': '<i4', 'fortran_order': True, 'shape': (2, 3), }",
                                    raw_bytes<int32_t>({1, 4, 2, 5, 3, 6})));
-    CHECK(f.host().bitwise_equal(make<int32_t>({2, 3}, {1, 2, 3, 4, 5, 6}).host()));
+    CHECK(f.host().bitwise_equal(make_tensor<int32_t>({2, 3}, {1, 2, 3, 4, 5, 6}).host()));
     // Element [i][j][k] = 100i + 10j + k, stored with i fastest, then j, then k.
     std::vector<float> column_major;
     for (int k = 0; k < 2; ++k)
@@ -168,7 +141,7 @@ TEST_CASE("npy converts big-endian, native and fortran-order data", "[npy]") {
       for (int j = 0; j < 3; ++j)
         for (int k = 0; k < 2; ++k)
           row_major.push_back(100.f * i + 10.f * j + k);
-    CHECK(g.host().bitwise_equal(make<float>({2, 3, 2}, row_major).host()));
+    CHECK(g.host().bitwise_equal(make_tensor<float>({2, 3, 2}, row_major).host()));
     Tensor empty = kiln::decode_npy(
         npy_bytes("{'descr': '<f8', 'fortran_order': True, 'shape': (0, 4), }", ""));
     CHECK(empty.shape() == kiln::Shape{0, 4});
@@ -176,8 +149,8 @@ TEST_CASE("npy converts big-endian, native and fortran-order data", "[npy]") {
 }
 
 TEST_CASE("npy ignores bytes after the array, as np.load does", "[npy]") {
-  std::string bytes = kiln::encode_npy(make<float>({2}, {1, 2})) + "trailing garbage";
-  CHECK(kiln::decode_npy(bytes).host().bitwise_equal(make<float>({2}, {1, 2}).host()));
+  std::string bytes = kiln::encode_npy(make_tensor<float>({2}, {1, 2})) + "trailing garbage";
+  CHECK(kiln::decode_npy(bytes).host().bitwise_equal(make_tensor<float>({2}, {1, 2}).host()));
 }
 
 TEST_CASE("npy rejects malformed files with IOError", "[npy]") {

@@ -17,57 +17,17 @@
 
 #include "kiln/frontend/function.h"
 
+#include "file_test_util.h"
+
 namespace {
+
+using namespace kiln::testing;
 
 namespace fs = std::filesystem;
 using Catch::Contains;
 using kiln::Tensor;
 using kiln::ir::HostTensor;
 using Named = std::vector<std::pair<std::string, Tensor>>;
-
-template <class T>
-Tensor make(kiln::Shape shape, const std::vector<T>& values) {
-  HostTensor t(kiln::ir::dtype_of<T>(), std::move(shape));
-  REQUIRE(static_cast<size_t>(t.num_elements()) == values.size());
-  for (size_t i = 0; i < values.size(); ++i)
-    t.data<T>()[i] = values[i];
-  return Tensor(std::move(t));
-}
-
-// A tensor of `dtype` holding 0, 1, 2, ... scaled (bools alternate), for round trips.
-Tensor counting(kiln::DType dtype, kiln::Shape shape) {
-  HostTensor t(dtype, shape);
-  kiln::ir::visit_dtype(dtype, [&](auto zero) {
-    using T = decltype(zero);
-    T* p = t.data<T>();
-    for (int64_t i = 0; i < t.num_elements(); ++i) {
-      if constexpr (std::is_same_v<T, bool>)
-        p[i] = i % 3 == 1;
-      else
-        p[i] = static_cast<T>(i * 3 - 7) / static_cast<T>(2);
-    }
-  });
-  return Tensor(std::move(t));
-}
-
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    std::string tmpl = (fs::temp_directory_path() / "kiln_safetensors_XXXXXX").string();
-    path = ::mkdtemp(tmpl.data());
-  }
-  ~TempDir() { fs::remove_all(path); }
-  std::string file(const std::string& name) const { return (path / name).string(); }
-};
-
-void write_bytes(const std::string& path, const std::string& bytes) {
-  std::ofstream(path, std::ios::binary) << bytes;
-}
-
-std::string read_bytes(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), {});
-}
 
 std::string le64(uint64_t v) {
   std::string out;
@@ -129,7 +89,7 @@ TEST_CASE("safetensors metadata is written and read back", "[safetensors]") {
   std::string path = dir.file("m.safetensors");
   std::map<std::string, std::string> meta = {
       {"format", "pt"}, {"note", "quotes \" and \\ and \n newlines, ünïcode"}, {"empty", ""}};
-  kiln::safetensors::save(path, {{"w", make<float>({2}, {1.f, 2.f})}}, meta);
+  kiln::safetensors::save(path, {{"w", make_tensor<float>({2}, {1.f, 2.f})}}, meta);
   CHECK(kiln::safetensors::metadata(path) == meta);
   Named loaded = kiln::safetensors::load(path);
   REQUIRE(loaded.size() == 1);
@@ -143,11 +103,11 @@ TEST_CASE("safetensors::save writes the reference layout byte for byte", "[safet
   // Data order: I64, F64, F32, I32, BOOL (larger alignment first), then by name; JSON keys
   // sorted; the header padded with spaces to a multiple of 8.
   kiln::safetensors::save(path,
-                          {{"mask", make<bool>({3}, {true, false, true})},
-                           {"b", make<float>({2}, {0.5f, -1.f})},
-                           {"a", make<float>({1}, {3.f})},
-                           {"step", make<int64_t>({}, {7})},
-                           {"ids", make<int32_t>({2, 1}, {-1, 2})}},
+                          {{"mask", make_tensor<bool>({3}, {true, false, true})},
+                           {"b", make_tensor<float>({2}, {0.5f, -1.f})},
+                           {"a", make_tensor<float>({1}, {3.f})},
+                           {"step", make_tensor<int64_t>({}, {7})},
+                           {"ids", make_tensor<int32_t>({2, 1}, {-1, 2})}},
                           {{"format", "kiln"}});
   std::string header = R"({"__metadata__":{"format":"kiln"},)"
                        R"("a":{"data_offsets":[8,12],"dtype":"F32","shape":[1]},)"
@@ -315,9 +275,9 @@ TEST_CASE("safetensors::save validates names and tensors before touching the fil
           "[safetensors]") {
   TempDir dir;
   std::string path = dir.file("m.safetensors");
-  kiln::safetensors::save(path, {{"w", make<float>({2}, {1.f, 2.f})}});
+  kiln::safetensors::save(path, {{"w", make_tensor<float>({2}, {1.f, 2.f})}});
   std::string before = read_bytes(path);
-  Tensor x = make<float>({1}, {1.f});
+  Tensor x = make_tensor<float>({1}, {1.f});
   CHECK_THROWS_AS(kiln::safetensors::save(path, {{"a", x}, {"b", x}, {"a", x}}), kiln::ValueError);
   CHECK_THROWS_WITH(kiln::safetensors::save(path, {{"a", x}, {"b", x}, {"a", x}}),
                     Contains("the name 'a' is used twice") && Contains("safetensors.save"));
@@ -343,7 +303,7 @@ TEST_CASE("a save that fails part way leaves the old file intact and no temporar
           "[safetensors]") {
   TempDir dir;
   std::string path = dir.file("m.safetensors");
-  kiln::safetensors::save(path, {{"w", make<float>({2}, {1.f, 2.f})}}, {{"v", "1"}});
+  kiln::safetensors::save(path, {{"w", make_tensor<float>({2}, {1.f, 2.f})}}, {{"v", "1"}});
   std::string before = read_bytes(path);
   // Cap the size of files this process may write (this works as root, unlike a read-only
   // directory): writing the 4 MB tensor fails with EFBIG after the header went out.
@@ -356,7 +316,7 @@ TEST_CASE("a save that fails part way leaves the old file intact and no temporar
   Tensor big = counting(kiln::f32, {1 << 20});
   bool threw = false;
   try {
-    kiln::safetensors::save(path, {{"big", big}, {"w", make<float>({1}, {3.f})}});
+    kiln::safetensors::save(path, {{"big", big}, {"w", make_tensor<float>({1}, {3.f})}});
   } catch (const kiln::IOError& e) {
     threw = true;
     CHECK_THAT(e.what(), Contains("cannot write") && Contains(path) && Contains("File too large"));

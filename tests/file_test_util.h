@@ -1,0 +1,65 @@
+// Helpers for the file-format tests (npy, IDX, safetensors): tensors from values, counting
+// tensors of every dtype, a scratch directory, and raw byte I/O.
+#pragma once
+
+#include <unistd.h>
+#include <catch2/catch.hpp>
+
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <string>
+#include <vector>
+
+#include "kiln/frontend/tensor.h"
+#include "kiln/ir/host_tensor.h"
+
+namespace kiln::testing {
+
+// A tensor of C++ element type T with `values` in row-major order.
+template <class T>
+Tensor make_tensor(Shape shape, const std::vector<T>& values) {
+  ir::HostTensor t(ir::dtype_of<T>(), std::move(shape));
+  REQUIRE(static_cast<size_t>(t.num_elements()) == values.size());
+  for (size_t i = 0; i < values.size(); ++i)
+    t.data<T>()[i] = values[i];
+  return Tensor(std::move(t));
+}
+
+// A tensor of `dtype` holding (3i − 7)/2 (bools: i % 3 == 1), for round trips.
+inline Tensor counting(DType dtype, Shape shape) {
+  ir::HostTensor t(dtype, shape);
+  ir::visit_dtype(dtype, [&](auto zero) {
+    using T = decltype(zero);
+    T* p = t.data<T>();
+    for (int64_t i = 0; i < t.num_elements(); ++i) {
+      if constexpr (std::is_same_v<T, bool>)
+        p[i] = i % 3 == 1;
+      else
+        p[i] = static_cast<T>(i * 3 - 7) / static_cast<T>(2);
+    }
+  });
+  return Tensor(std::move(t));
+}
+
+// A fresh empty directory, removed at scope exit.
+struct TempDir {
+  std::filesystem::path path;
+  TempDir() {
+    std::string tmpl = (std::filesystem::temp_directory_path() / "kiln_test_XXXXXX").string();
+    path = ::mkdtemp(tmpl.data());
+  }
+  ~TempDir() { std::filesystem::remove_all(path); }
+  std::string file(const std::string& name) const { return (path / name).string(); }
+};
+
+inline void write_bytes(const std::string& path, const std::string& bytes) {
+  std::ofstream(path, std::ios::binary) << bytes;
+}
+
+inline std::string read_bytes(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+}  // namespace kiln::testing
