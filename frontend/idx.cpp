@@ -17,6 +17,8 @@
 #include <string_view>
 #include <vector>
 
+#include "kiln/frontend/atomic_file.h"
+
 namespace kiln::idx {
 
 namespace {
@@ -228,36 +230,6 @@ std::string gzip_compress(std::string_view bytes) {
   return out;
 }
 
-// Writes `bytes` to a temporary name next to `path`, fsyncs, and renames it into place.
-void write_atomically(const std::string& path, std::string_view bytes, const Loc& loc) {
-  auto fail = [&](std::string_view what, int error) {
-    detail::raise<IOError>(
-        "idx.write", {}, fmt::format("cannot write '{}': {}: {}", path, what, std::strerror(error)),
-        loc);
-  };
-  std::string tmp = path + ".tmp.XXXXXX";
-  int fd = ::mkstemp(tmp.data());
-  if (fd < 0) fail("cannot create a temporary file", errno);
-  try {
-    ::fchmod(fd, 0644);
-    while (!bytes.empty()) {
-      ssize_t n = ::write(fd, bytes.data(), bytes.size());
-      if (n < 0 && errno == EINTR) continue;
-      if (n < 0) fail("write failed", errno);
-      bytes.remove_prefix(static_cast<size_t>(n));
-    }
-    if (::fsync(fd) != 0) fail("fsync failed", errno);
-    int closed = ::close(fd);
-    fd = -1;
-    if (closed != 0) fail("close failed", errno);
-    if (std::rename(tmp.c_str(), path.c_str()) != 0) fail("rename failed", errno);
-  } catch (...) {
-    if (fd >= 0) ::close(fd);
-    ::unlink(tmp.c_str());
-    throw;
-  }
-}
-
 }  // namespace
 
 Tensor read(const std::string& path, Loc loc) {
@@ -377,7 +349,7 @@ void write(const std::string& path, const Tensor& t, bool gzip, Loc loc) {
     }
   }
   std::string bytes = encode(t, *type);
-  write_atomically(path, gzip ? gzip_compress(bytes) : bytes, loc);
+  detail::write_file_atomically(path, gzip ? gzip_compress(bytes) : bytes, "idx.write", loc);
 }
 
 }  // namespace kiln::idx

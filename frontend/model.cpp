@@ -14,6 +14,7 @@
 #include <random>
 
 #include "kiln/frontend/apply.h"
+#include "kiln/frontend/atomic_file.h"
 #include "kiln/frontend/function.h"
 #include "kiln/frontend/gradient_tape.h"
 #include "kiln/frontend/ops.h"
@@ -139,28 +140,6 @@ struct Sequential::Compiled {
   TwoTensorFn test_step;   // (x, y) → {mean loss, correct count}
   OneTensorFn predict_step;
 };
-
-void detail::write_file_atomically(const std::string& path, const std::string& text,
-                                   const char* what, const std::source_location& loc) {
-  std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::binary);
-    if (!out) detail::raise<IOError>(what, {}, fmt::format("cannot write '{}'", tmp), loc);
-    out << text;
-    if (!out.flush()) {
-      out.close();
-      std::remove(tmp.c_str());
-      detail::raise<IOError>(what, {}, fmt::format("failed writing '{}'", tmp), loc);
-    }
-  }
-  std::error_code ec;
-  std::filesystem::rename(tmp, path, ec);
-  if (ec) {
-    std::remove(tmp.c_str());
-    detail::raise<IOError>(
-        what, {}, fmt::format("cannot rename '{}' to '{}': {}", tmp, path, ec.message()), loc);
-  }
-}
 
 void History::to_csv(const std::string& path, std::source_location loc) const {
   std::string text = "epoch";

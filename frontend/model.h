@@ -49,13 +49,6 @@ class History {
             std::source_location loc = std::source_location::current()) const;
 };
 
-namespace detail {
-// Writes `text` to `path` through a temporary file renamed into place (IOError on failure; an
-// existing file is left as it was).
-void write_file_atomically(const std::string& path, const std::string& text, const char* what,
-                           const std::source_location& loc);
-}  // namespace detail
-
 // Called after each epoch with its number (from 0) and its logs; returning false stops
 // training (a lambda at epoch end).
 using EpochCallback = std::function<bool(int64_t epoch, const std::map<std::string, double>& logs)>;

@@ -16,6 +16,8 @@
 #include <optional>
 #include <vector>
 
+#include "kiln/frontend/atomic_file.h"
+
 namespace kiln {
 
 namespace {
@@ -300,42 +302,6 @@ std::string header_text(const Tensor& t) {
   return fmt::format("{{'descr': '{}', 'fortran_order': False, 'shape': {}, }}", descr, shape);
 }
 
-[[noreturn]] void fail_write(const std::string& path, std::string_view what, int error) {
-  throw IOError(fmt::format("cannot write '{}': {}: {}", path, what, std::strerror(error)));
-}
-
-void write_all(int fd, std::string_view bytes, const std::string& path) {
-  while (!bytes.empty()) {
-    ssize_t n = ::write(fd, bytes.data(), bytes.size());
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) fail_write(path, "write failed", errno);
-    bytes.remove_prefix(static_cast<size_t>(n));
-  }
-}
-
-// Writes to a unique temporary name next to `path`, flushes it to disk, then renames it over
-// `path` (atomic on POSIX), so a crash never leaves a half-written file under the real name.
-void write_file_atomically(const std::string& path, std::string_view bytes) {
-  std::string tmp = path + ".tmp.XXXXXX";
-  int fd = ::mkstemp(tmp.data());
-  if (fd < 0) fail_write(path, "cannot create a temporary file", errno);
-  try {
-    ::fchmod(fd, 0644);
-    write_all(fd, bytes, path);
-    if (::fsync(fd) != 0) fail_write(path, "fsync failed", errno);
-    if (::close(fd) != 0) {
-      fd = -1;
-      fail_write(path, "close failed", errno);
-    }
-    fd = -1;
-    if (std::rename(tmp.c_str(), path.c_str()) != 0) fail_write(path, "rename failed", errno);
-  } catch (...) {
-    if (fd >= 0) ::close(fd);
-    ::unlink(tmp.c_str());
-    throw;
-  }
-}
-
 std::string read_file(const std::string& path) {
   std::unique_ptr<FILE, int (*)(FILE*)> file(std::fopen(path.c_str(), "rb"), &std::fclose);
   if (!file) {
@@ -414,8 +380,8 @@ Tensor decode_npy(std::string_view bytes, std::string_view source) {
   return Tensor(std::move(host));
 }
 
-void save_npy(const std::string& path, const Tensor& t) {
-  write_file_atomically(path, encode_npy(t));
+void save_npy(const std::string& path, const Tensor& t, std::source_location loc) {
+  detail::write_file_atomically(path, encode_npy(t), "save_npy", loc);
 }
 
 Tensor load_npy(const std::string& path) {

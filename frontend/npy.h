@@ -8,6 +8,7 @@
 // sizes are checked against the data length before anything is allocated.
 #pragma once
 
+#include <source_location>
 #include <string>
 #include <string_view>
 
@@ -17,7 +18,8 @@ namespace kiln {
 
 // Writes `t` to `path` as .npy; writes a temporary file in the same directory, then renames it
 // into place, so `path` never holds a half-written file. Throws IOError on failure.
-void save_npy(const std::string& path, const Tensor& t);
+void save_npy(const std::string& path, const Tensor& t,
+              std::source_location loc = std::source_location::current());
 
 // Reads a .npy file into a new tensor. Throws IOError for a missing or malformed file.
 Tensor load_npy(const std::string& path);

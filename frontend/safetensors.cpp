@@ -17,6 +17,9 @@
 #include <set>
 #include <string_view>
 
+#include "kiln/frontend/apply.h"
+#include "kiln/frontend/atomic_file.h"
+
 namespace kiln::safetensors {
 
 namespace {
@@ -320,82 +323,6 @@ Header read_header(const File& file) {
   return header;
 }
 
-// A file written under a temporary name next to `path` and renamed into place by commit();
-// destroyed uncommitted, it removes the temporary file.
-class AtomicFile {
- public:
-  AtomicFile(const std::string& path, const Loc& loc)
-      : path_(path), tmp_(path + ".tmp.XXXXXX"), loc_(loc) {
-    fd_ = ::mkstemp(tmp_.data());
-    if (fd_ < 0) fail("cannot create a temporary file", errno);
-    ::fchmod(fd_, 0644);
-  }
-  ~AtomicFile() {
-    if (fd_ >= 0) ::close(fd_);
-    if (!committed_) ::unlink(tmp_.c_str());
-  }
-  AtomicFile(const AtomicFile&) = delete;
-  AtomicFile& operator=(const AtomicFile&) = delete;
-
-  // Appends bytes, gathering small pieces into one write.
-  void write(const void* data, size_t n) {
-    const char* p = static_cast<const char*>(data);
-    if (buffer_.size() + n > kBufferSize) flush();
-    if (n >= kBufferSize) {
-      write_fd(p, n);
-    } else {
-      buffer_.append(p, n);
-    }
-  }
-
-  // Flushes, syncs to disk and renames the file into place.
-  void commit() {
-    flush();
-    if (::fsync(fd_) != 0) fail("fsync failed", errno);
-    int closed = ::close(fd_);
-    fd_ = -1;
-    if (closed != 0) fail("close failed", errno);
-    if (std::rename(tmp_.c_str(), path_.c_str()) != 0) fail("rename failed", errno);
-    committed_ = true;
-    // Make the rename itself durable; a failure here leaves a complete file, so it is ignored.
-    std::string dir = std::filesystem::path(path_).parent_path().string();
-    int dir_fd = ::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dir_fd >= 0) {
-      ::fsync(dir_fd);
-      ::close(dir_fd);
-    }
-  }
-
- private:
-  static constexpr size_t kBufferSize = size_t{1} << 20;
-
-  [[noreturn]] void fail(std::string_view what, int error) const {
-    detail::raise<IOError>(
-        "safetensors.save", {},
-        fmt::format("cannot write '{}': {}: {}", path_, what, std::strerror(error)), loc_);
-  }
-
-  void flush() {
-    write_fd(buffer_.data(), buffer_.size());
-    buffer_.clear();
-  }
-
-  void write_fd(const char* p, size_t n) {
-    while (n > 0) {
-      ssize_t done = ::write(fd_, p, std::min<size_t>(n, size_t{1} << 30));
-      if (done < 0 && errno == EINTR) continue;
-      if (done < 0) fail("write failed", errno);
-      p += done, n -= static_cast<size_t>(done);
-    }
-  }
-
-  std::string path_, tmp_;
-  Loc loc_;
-  int fd_ = -1;
-  bool committed_ = false;
-  std::string buffer_;
-};
-
 }  // namespace
 
 void save(const std::string& path, const std::vector<std::pair<std::string, Tensor>>& tensors,
@@ -449,7 +376,7 @@ void save(const std::string& path, const std::vector<std::pair<std::string, Tens
   }
   text.append((8 - text.size() % 8) % 8, ' ');
 
-  AtomicFile file(path, loc);
+  detail::AtomicFile file(path, op, loc);
   unsigned char prefix[8];
   for (int i = 0; i < 8; ++i)
     prefix[i] = static_cast<unsigned char>(static_cast<uint64_t>(text.size()) >> (8 * i));
