@@ -157,10 +157,10 @@ std::string unique_name(const std::string& kind) {
 }
 }  // namespace
 
-Layer::Layer(const std::string& kind, std::string name, std::optional<Shape> input_shape)
+Layer::Layer(const std::string& kind, std::string name, InputShape input_shape)
     : state_(std::make_shared<State>()) {
   state_->name = name.empty() ? unique_name(kind) : std::move(name);
-  state_->input_shape = std::move(input_shape);
+  state_->input_shape = std::move(input_shape.shape);
 }
 
 void Layer::build(const Shape&) {}
@@ -214,9 +214,9 @@ Variable Layer::add_weight(const std::string& name, const Shape& shape,
   return v;
 }
 
-Dense::Dense(int64_t units, const std::string& activation, std::optional<Shape> input_shape,
-             bool use_bias, const std::string& kernel_initializer,
-             const std::string& bias_initializer, std::string name, std::source_location loc)
+Dense::Dense(int64_t units, const std::string& activation, InputShape input_shape, bool use_bias,
+             const std::string& kernel_initializer, const std::string& bias_initializer,
+             std::string name, std::source_location loc)
     : Layer("dense", std::move(name), std::move(input_shape)),
       units_(units),
       activation_name_(activation),
@@ -254,7 +254,7 @@ Tensor Dense::call(const Tensor& x, bool) {
   return activation_(y);
 }
 
-Flatten::Flatten(std::optional<Shape> input_shape, std::string name)
+Flatten::Flatten(InputShape input_shape, std::string name)
     : Layer("flatten", std::move(name), std::move(input_shape)) {}
 
 Tensor Flatten::call(const Tensor& x, bool) {
@@ -273,7 +273,7 @@ Tensor Activation::call(const Tensor& x, bool) {
   return activation_(x);
 }
 
-Reshape::Reshape(Shape target_shape, std::optional<Shape> input_shape, std::string name)
+Reshape::Reshape(Shape target_shape, InputShape input_shape, std::string name)
     : Layer("reshape", std::move(name), std::move(input_shape)), target_(std::move(target_shape)) {}
 
 Tensor Reshape::call(const Tensor& x, bool) {
@@ -283,7 +283,7 @@ Tensor Reshape::call(const Tensor& x, bool) {
 }
 
 Conv2D::Conv2D(int64_t filters, std::vector<int64_t> kernel_size, std::vector<int64_t> strides,
-               std::string padding, const std::string& activation, std::optional<Shape> input_shape,
+               std::string padding, const std::string& activation, InputShape input_shape,
                bool use_bias, const std::string& kernel_initializer,
                const std::string& bias_initializer, std::string name, std::source_location loc)
     : Layer("conv2d", std::move(name), std::move(input_shape)),

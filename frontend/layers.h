@@ -12,6 +12,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <initializer_list>
 #include <memory>
 #include <optional>
 #include <source_location>
@@ -62,6 +63,17 @@ Activation get(const std::string& name, std::source_location loc = std::source_l
 
 namespace layers {
 
+// The shape of one sample a layer expects (no batch dimension), as Keras's `input_shape=`:
+// written `{28, 28}` or `k::Shape{28, 28}`; empty when not declared.
+struct InputShape {
+  std::optional<Shape> shape;
+  InputShape() = default;
+  InputShape(std::nullopt_t) {}                                            // NOLINT: implicit
+  InputShape(std::initializer_list<int64_t> dims) : shape(Shape(dims)) {}  // NOLINT: implicit
+  InputShape(Shape s) : shape(std::move(s)) {}                             // NOLINT: implicit
+  InputShape(std::optional<Shape> s) : shape(std::move(s)) {}              // NOLINT: implicit
+};
+
 class Layer {
  public:
   virtual ~Layer() = default;
@@ -95,7 +107,7 @@ class Layer {
 
  protected:
   // `kind` is the Keras snake-case name ("dense") used for unique names.
-  Layer(const std::string& kind, std::string name, std::optional<Shape> input_shape);
+  Layer(const std::string& kind, std::string name, InputShape input_shape);
   Variable add_weight(const std::string& name, const Shape& shape,
                       const initializers::Initializer& initializer, bool trainable = true,
                       DType dtype = f32);
@@ -115,9 +127,8 @@ class Layer {
 // y = activation(x·kernel + bias), over the last axis of x.
 class Dense : public Layer {
  public:
-  explicit Dense(int64_t units, const std::string& activation = "",
-                 std::optional<Shape> input_shape = std::nullopt, bool use_bias = true,
-                 const std::string& kernel_initializer = "glorot_uniform",
+  explicit Dense(int64_t units, const std::string& activation = "", InputShape input_shape = {},
+                 bool use_bias = true, const std::string& kernel_initializer = "glorot_uniform",
                  const std::string& bias_initializer = "zeros", std::string name = "",
                  std::source_location loc = std::source_location::current());
   void build(const Shape& input_shape) override;
@@ -138,7 +149,7 @@ class Dense : public Layer {
 // Collapses every dimension but the batch one.
 class Flatten : public Layer {
  public:
-  explicit Flatten(std::optional<Shape> input_shape = std::nullopt, std::string name = "");
+  explicit Flatten(InputShape input_shape = {}, std::string name = "");
   Tensor call(const Tensor& x, bool training) override;
   std::string class_name() const override { return "Flatten"; }
 };
@@ -158,8 +169,7 @@ class Activation : public Layer {
 // Reshapes every sample to `target_shape` (batch dimension kept; one -1 allowed).
 class Reshape : public Layer {
  public:
-  explicit Reshape(Shape target_shape, std::optional<Shape> input_shape = std::nullopt,
-                   std::string name = "");
+  explicit Reshape(Shape target_shape, InputShape input_shape = {}, std::string name = "");
   Tensor call(const Tensor& x, bool training) override;
   std::string class_name() const override { return "Reshape"; }
 
@@ -173,7 +183,7 @@ class Conv2D : public Layer {
  public:
   Conv2D(int64_t filters, std::vector<int64_t> kernel_size, std::vector<int64_t> strides = {1, 1},
          std::string padding = "valid", const std::string& activation = "",
-         std::optional<Shape> input_shape = std::nullopt, bool use_bias = true,
+         InputShape input_shape = {}, bool use_bias = true,
          const std::string& kernel_initializer = "glorot_uniform",
          const std::string& bias_initializer = "zeros", std::string name = "",
          std::source_location loc = std::source_location::current());
