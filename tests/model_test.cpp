@@ -200,3 +200,47 @@ TEST_CASE("save_weights and load_weights round-trip and check names and shapes",
   CHECK_THROWS_AS(b.load_weights("no-such-file.safetensors"), k::IOError);
   std::remove(path.c_str());
 }
+
+TEST_CASE("EarlyStopping and ModelCheckpoint", "[model]") {
+  auto [x, y] = blobs(30, 5);
+  k::Sequential model({k::layers::Dense(3, "softmax", k::Shape{2})});
+  model.compile(k::optimizers::SGD(0.0), k::losses::SparseCategoricalCrossentropy(), {"accuracy"});
+  // lr 0: the loss never improves after the first epoch, so patience 2 stops at epoch 2.
+  k::callbacks::EarlyStopping stop("loss", /*patience=*/2);
+  std::string path = "model_test_checkpoint.safetensors";
+  k::callbacks::ModelCheckpoint checkpoint(path, "loss", /*save_best_only=*/true);
+  k::History h = model.fit(x, y,
+                           {.epochs = 20,
+                            .batch_size = 90,
+                            .shuffle = false,
+                            .verbose = 0,
+                            .callbacks = {stop, checkpoint}});
+  CHECK(h.epochs.size() == 3);
+  CHECK(stop.stopped_epoch() == 2);
+  k::Sequential copy({k::layers::Dense(3, "softmax", k::Shape{2})});
+  CHECK_THROWS_AS(copy.load_weights(path), k::ValueError);  // other layer names
+  std::remove(path.c_str());
+
+  k::callbacks::EarlyStopping bad_monitor("val_auc");
+  CHECK_THROWS_WITH(model.fit(x, y, {.epochs = 2, .verbose = 0, .callbacks = {bad_monitor}}),
+                    Contains("no 'val_auc'"));
+  CHECK_THROWS_AS(k::callbacks::EarlyStopping("loss", 0, 0.0, "sideways"), k::ValueError);
+
+  // restore_best_weights puts back the best epoch's weights.
+  k::Sequential learner({k::layers::Dense(3, "softmax", k::Shape{2})});
+  learner.compile(k::optimizers::SGD(0.5), k::losses::SparseCategoricalCrossentropy());
+  k::callbacks::EarlyStopping restore("loss", 0, 10.0, "min", /*restore_best_weights=*/true);
+  std::vector<float> before;
+  k::History h2 =
+      learner.fit(x, y,
+                  {.epochs = 5,
+                   .batch_size = 90,
+                   .verbose = 0,
+                   .callbacks = {restore, [&](int64_t epoch, const k::Logs&) {
+                                   if (epoch == 0)
+                                     before = learner.weights()[0].value().to_vector<float>();
+                                   return true;
+                                 }}});
+  CHECK(h2.epochs.size() == 2);  // min_delta 10: epoch 1 never counts as better
+  CHECK(learner.weights()[0].value().to_vector<float>() == before);
+}
