@@ -164,6 +164,7 @@ Value* ElementEmitter::compute(const ir::Value* value, const Index& index) {
       return creation(*node, index);
     case ir::Op::random_uniform:
     case ir::Op::random_normal:
+    case ir::Op::random_uniform_at:
       return random(*node, index);
     case ir::Op::one_hot:
       return one_hot(*node, index);
@@ -233,13 +234,13 @@ Value* ElementEmitter::creation(const ir::Node& node, const Index& index) {
 
 namespace {
 
-// Philox-4x32-10 of counter (lo(i), hi(i), 0, 0) under `seed`, unrolled with the key schedule
-// folded into constants (ir/philox.h is the reference).
-std::array<Value*, 4> emit_philox(Builder& b, uint64_t seed, Value* i) {
+// Philox-4x32-10 of counter (lo(i), hi(i), lo(step), hi(step)) under `seed`, unrolled with the key
+// schedule folded into constants (ir/philox.h is the reference).
+std::array<Value*, 4> emit_philox(Builder& b, uint64_t seed, Value* i, Value* step) {
   llvm::Type* i32 = b.getInt32Ty();
   llvm::Type* i64 = b.getInt64Ty();
   std::array<Value*, 4> c{b.CreateTrunc(i, i32), b.CreateTrunc(b.CreateLShr(i, 32), i32),
-                          b.getInt32(0), b.getInt32(0)};
+                          b.CreateTrunc(step, i32), b.CreateTrunc(b.CreateLShr(step, 32), i32)};
   ir::PhiloxKey key{static_cast<uint32_t>(seed), static_cast<uint32_t>(seed >> 32)};
   for (int round = 0; round < 10; ++round) {
     if (round > 0) {
@@ -278,8 +279,11 @@ Value* ElementEmitter::random(const ir::Node& node, const Index& index) {
   llvm::Type* out = scalar_type(b_.getContext(), type.dtype);
   auto dconst = [&](double v) { return llvm::ConstantFP::get(f64, v); };
   Value* i = linear_offset(b_, index, type.shape.strides());
-  std::array<Value*, 4> w = emit_philox(b_, static_cast<uint64_t>(attrs.get_int("seed")), i);
-  if (node.op() == ir::Op::random_uniform) {
+  // random_uniform_at draws at its run-time step (counter words 2 and 3); the others at 0.
+  Value* step =
+      node.op() == ir::Op::random_uniform_at ? element(node.input(0), Index{}) : b_.getInt64(0);
+  std::array<Value*, 4> w = emit_philox(b_, static_cast<uint64_t>(attrs.get_int("seed")), i, step);
+  if (node.op() != ir::Op::random_normal) {
     const double lo = attrs.get_float("minval"), hi = attrs.get_float("maxval");
     Value* u = f32 ? uniform24(b_, w[0]) : uniform53(b_, w[0], w[1]);
     Value* v = b_.CreateFPCast(b_.CreateFAdd(dconst(lo), b_.CreateFMul(u, dconst(hi - lo))), out);

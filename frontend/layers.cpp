@@ -355,6 +355,26 @@ Tensor ZeroPadding2D::call(const Tensor& x, bool) {
   return pad(x, {{0, 0}, padding_.first, padding_.second, {0, 0}});
 }
 
+Dropout::Dropout(double rate, std::optional<uint64_t> seed, std::string name,
+                 std::source_location loc)
+    : Layer("dropout", std::move(name), std::nullopt),
+      rate_(rate),
+      seed_(static_cast<int64_t>(seed_or_next(seed) >> 1)) {
+  if (!(rate >= 0 && rate < 1)) {
+    detail::raise<ValueError>("Dropout", {}, fmt::format("rate must be in [0, 1), got {}", rate),
+                              loc);
+  }
+  step_ = detail::VariableAccess::create(ir::HostTensor::scalar<int64_t>(0), this->name() + "/step",
+                                         /*trainable=*/false);
+}
+
+Tensor Dropout::call(const Tensor& x, bool training) {
+  if (!training || rate_ == 0) return x;
+  step_.assign_add(constant(int64_t{1}));
+  Tensor u = random_uniform_at(x.shape(), step_.value(), 0.0, 1.0, seed_, x.dtype());
+  return where(greater_equal(u, rate_), x / (1.0 - rate_), zeros_like(x));
+}
+
 Lambda::Lambda(std::function<Tensor(const Tensor&)> fn, std::string name)
     : Layer("lambda", std::move(name), std::nullopt), fn_(std::move(fn)) {}
 

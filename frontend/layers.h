@@ -242,6 +242,24 @@ class ZeroPadding2D : public Layer {
   std::pair<std::pair<int64_t, int64_t>, std::pair<int64_t, int64_t>> padding_;
 };
 
+// Zeroes a fraction `rate` of the inputs in training, scaling the rest by 1/(1 − rate); the
+// identity otherwise. The mask is new on every training call — eager or compiled — because the
+// layer keeps a step counter (an i64 Variable, not a weight) that each training call advances
+// and draws with random_uniform_at(step); seeded, so runs repeat.
+class Dropout : public Layer {
+ public:
+  explicit Dropout(double rate, std::optional<uint64_t> seed = std::nullopt, std::string name = "",
+                   std::source_location loc = std::source_location::current());
+  Tensor call(const Tensor& x, bool training) override;
+  std::string class_name() const override { return "Dropout"; }
+  double rate() const { return rate_; }
+
+ private:
+  double rate_;
+  int64_t seed_;
+  Variable step_;
+};
+
 // Wraps a C++ function of tensors.
 class Lambda : public Layer {
  public:

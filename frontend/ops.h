@@ -188,6 +188,11 @@ Tensor random_uniform(const Shape& shape, double minval = 0.0, double maxval = 1
 Tensor random_normal(const Shape& shape, double mean = 0.0, double stddev = 1.0,
                      std::optional<int64_t> seed = std::nullopt, DType dtype = f32,
                      Loc loc = Loc::current());
+// Uniform random numbers that differ with `step` (an i64 scalar tensor, possibly computed inside
+// a traced function): the same seed and step give the same numbers, step 0 those of
+// random_uniform. Compiled steps draw new numbers each call by passing a counter (dropout).
+Tensor random_uniform_at(const Shape& shape, const Tensor& step, double minval, double maxval,
+                         int64_t seed, DType dtype = f32, Loc loc = Loc::current());
 // One-hot encoding of integer `indices` with a new dimension of size `depth` at `axis`.
 Tensor one_hot(const Tensor& indices, int64_t depth, double on_value = 1.0, double off_value = 0.0,
                int64_t axis = -1, DType dtype = f32, Loc loc = Loc::current());

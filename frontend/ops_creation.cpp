@@ -86,16 +86,22 @@ int64_t fresh_seed() {
   return static_cast<int64_t>(z ^ (z >> 31));
 }
 
-Tensor random(ir::Op op, const Shape& shape, std::string_view a_name, double a,
-              std::string_view b_name, double b, std::optional<int64_t> seed, DType dtype,
-              const Loc& loc) {
+ir::Attrs random_attrs(const Shape& shape, std::string_view a_name, double a,
+                       std::string_view b_name, double b, std::optional<int64_t> seed,
+                       DType dtype) {
   ir::Attrs attrs;
   attrs.set_ints("shape", shape.dims());
   attrs.set_dtype("dtype", dtype);
   attrs.set_float(a_name, a);
   attrs.set_float(b_name, b);
   attrs.set_int("seed", seed ? *seed : fresh_seed());
-  return apply1(op, {}, attrs, loc);
+  return attrs;
+}
+
+Tensor random(ir::Op op, const Shape& shape, std::string_view a_name, double a,
+              std::string_view b_name, double b, std::optional<int64_t> seed, DType dtype,
+              const Loc& loc) {
+  return apply1(op, {}, random_attrs(shape, a_name, a, b_name, b, seed, dtype), loc);
 }
 
 // The dtype range() picks from its arguments: any double → f64, any float → f32, else i32
@@ -177,6 +183,12 @@ Tensor random_uniform(const Shape& shape, double minval, double maxval, std::opt
 Tensor random_normal(const Shape& shape, double mean, double stddev, std::optional<int64_t> seed,
                      DType dtype, Loc loc) {
   return random(ir::Op::random_normal, shape, "mean", mean, "stddev", stddev, seed, dtype, loc);
+}
+
+Tensor random_uniform_at(const Shape& shape, const Tensor& step, double minval, double maxval,
+                         int64_t seed, DType dtype, Loc loc) {
+  return apply1(ir::Op::random_uniform_at, {step},
+                random_attrs(shape, "minval", minval, "maxval", maxval, seed, dtype), loc);
 }
 
 Tensor one_hot(const Tensor& indices, int64_t depth, double on_value, double off_value,

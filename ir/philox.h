@@ -43,8 +43,10 @@ constexpr PhiloxCounter philox4x32_10(PhiloxCounter counter, PhiloxKey key) {
 
 // Kiln's use: element `index` of a random op with `seed` draws counter (index low word, index
 // high word, 0, 0) under key (seed low word, seed high word).
-constexpr PhiloxCounter philox_for_element(uint64_t seed, uint64_t index) {
-  PhiloxCounter counter{static_cast<uint32_t>(index), static_cast<uint32_t>(index >> 32), 0, 0};
+// random_uniform_at puts its run-time step in counter words 2 and 3 (0 for the other ops).
+constexpr PhiloxCounter philox_for_element(uint64_t seed, uint64_t index, uint64_t step = 0) {
+  PhiloxCounter counter{static_cast<uint32_t>(index), static_cast<uint32_t>(index >> 32),
+                        static_cast<uint32_t>(step), static_cast<uint32_t>(step >> 32)};
   PhiloxKey key{static_cast<uint32_t>(seed), static_cast<uint32_t>(seed >> 32)};
   return philox4x32_10(counter, key);
 }
@@ -63,8 +65,9 @@ constexpr double uniform01_53(uint32_t hi, uint32_t lo) {
 // no fused multiply-add), rounded once to T; a result that rounds up to maxval is replaced by the
 // largest T below it, so the range stays [minval, maxval).
 template <class T>
-T random_uniform_value(uint64_t seed, uint64_t index, double minval, double maxval) {
-  PhiloxCounter w = philox_for_element(seed, index);
+T random_uniform_value(uint64_t seed, uint64_t index, double minval, double maxval,
+                       uint64_t step = 0) {
+  PhiloxCounter w = philox_for_element(seed, index, step);
   double u = std::is_same_v<T, float> ? uniform01_24(w[0]) : uniform01_53(w[0], w[1]);
   double scaled = u * (maxval - minval);
   T value = static_cast<T>(minval + scaled);

@@ -71,9 +71,21 @@ TEST_CASE("compiled creation ops match the interpreter bit for bit", "[codegen]"
                               .set_float("off_value", -1.0)
                               .set_int("axis", 1))
                      ->output());
+  ir::Value* step = f.add_param({DType::i64, Shape{}});
+  for (DType dtype : {DType::f32, DType::f64}) {
+    outs.push_back(f.append(Op::random_uniform_at, {step},
+                            Attrs()
+                                .set_ints("shape", {5, 17})
+                                .set_dtype("dtype", dtype)
+                                .set_float("minval", -1.0)
+                                .set_float("maxval", 2.0)
+                                .set_int("seed", 99))
+                       ->output());
+  }
   f.set_outputs(outs);
   std::vector<ir::HostTensor> args{
-      ir::HostTensor::from_values<int32_t>(Shape{2, 3}, std::vector<int32_t>{0, 3, -1, 4, 2, 1})};
+      ir::HostTensor::from_values<int32_t>(Shape{2, 3}, std::vector<int32_t>{0, 3, -1, 4, 2, 1}),
+      ir::HostTensor::scalar<int64_t>(int64_t{5000000000})};
   check_against_interpreter(f, args, 0.0);
 }
 

@@ -66,6 +66,14 @@ std::vector<Row> rows() {
            .set_float("maxval", 1.0)
            .set_int("seed", 42),
        {fl(f32, {3, 2})}},
+      {Op::random_uniform_at,
+       {fl(i64, {})},
+       A().set_ints("shape", {3, 2})
+           .set_dtype("dtype", f32)
+           .set_float("minval", 0.0)
+           .set_float("maxval", 1.0)
+           .set_int("seed", 7),
+       {fl(f32, {3, 2})}},
       {Op::random_normal,
        {},
        A().set_ints("shape", {4})

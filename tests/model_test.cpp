@@ -244,3 +244,25 @@ TEST_CASE("EarlyStopping and ModelCheckpoint", "[model]") {
   CHECK(h2.epochs.size() == 2);  // min_delta 10: epoch 1 never counts as better
   CHECK(learner.weights()[0].value().to_vector<float>() == before);
 }
+
+TEST_CASE("Dropout drops a fraction in training, a new mask each step, eager and compiled",
+          "[model]") {
+  k::layers::Dropout drop(0.4, 123);
+  k::Tensor x = k::ones({200, 50});
+  CHECK(drop(x, /*training=*/false).to_vector<float>() == x.to_vector<float>());
+  k::Tensor a = drop(x, true), b = drop(x, true);
+  auto kept = [](const k::Tensor& t) {
+    return k::reduce_mean(k::cast(k::greater(t, 0.f), k::f32)).item<float>();
+  };
+  CHECK(kept(a) == Approx(0.6).margin(0.02));
+  CHECK(k::reduce_max(a).item<float>() == Approx(1.f / 0.6f));
+  CHECK(a.to_vector<float>() != b.to_vector<float>());
+  // In a compiled function the step counter is a Variable update: every call draws anew.
+  auto f = k::function([&](const k::Tensor& in) { return drop(in, true); });
+  k::Tensor c = f(x), d = f(x);
+  CHECK(c.to_vector<float>() != d.to_vector<float>());
+  CHECK(kept(c) == Approx(0.6).margin(0.02));
+  CHECK(f.trace_count() == 1);
+  CHECK(drop.count_params() == 0);
+  CHECK_THROWS_AS(k::layers::Dropout(1.0), k::ValueError);
+}

@@ -359,3 +359,28 @@ TEST_CASE("random ops reject bad attributes", "[creation][random][errors]") {
                                   normal_attrs(DType::f32, {2}, 0, 1, 1).set_float("seed", 1.0),
                                   "'seed' must be a int");
 }
+
+TEST_CASE("random_uniform_at draws per step: step 0 is random_uniform", "[creation][random]") {
+  Attrs attrs = uniform_attrs(DType::f32, {1000}, -1, 3, 42);
+  auto at = [&](int64_t step) {
+    return run1(Op::random_uniform_at, {HostTensor::scalar<int64_t>(step)}, attrs);
+  };
+  CHECK(at(0).bitwise_equal(create(Op::random_uniform, attrs)));
+  HostTensor one = at(1), big = at(int64_t{1} << 40);
+  CHECK(one.bitwise_equal(at(1)));
+  int64_t same = 0;
+  for (int64_t i = 0; i < 1000; ++i)
+    same += one.data<float>()[i] == at(0).data<float>()[i];
+  CHECK(same < 5);
+  CHECK_FALSE(big.bitwise_equal(one));
+  for (float v : big.values<float>()) {
+    CHECK(v >= -1.f);
+    CHECK(v < 3.f);
+  }
+  CHECK_THROWS_AS(kiln::ir::infer_types(Op::random_uniform_at,
+                                        std::vector<TensorType>{{DType::i32, Shape{}}}, attrs),
+                  kiln::TypeError);
+  CHECK_THROWS_AS(kiln::ir::infer_types(Op::random_uniform_at,
+                                        std::vector<TensorType>{{DType::i64, Shape{2}}}, attrs),
+                  kiln::TypeError);
+}

@@ -76,17 +76,17 @@ void run_linspace(const Attrs& attrs, HostTensor& out) {
   });
 }
 
-void run_random(Op op, const Attrs& attrs, HostTensor& out) {
+void run_random(Op op, const Attrs& attrs, HostTensor& out, uint64_t step = 0) {
   uint64_t seed = static_cast<uint64_t>(attrs.get_int("seed"));
   visit_dtype(out.dtype(), [&](auto zero) {
     using T = decltype(zero);
     if constexpr (std::is_floating_point_v<T>) {
       T* dst = out.data<T>();
       uint64_t n = static_cast<uint64_t>(out.num_elements());
-      if (op == Op::random_uniform) {
+      if (op == Op::random_uniform || op == Op::random_uniform_at) {
         double lo = attrs.get_float("minval"), hi = attrs.get_float("maxval");
         for (uint64_t i = 0; i < n; ++i)
-          dst[i] = random_uniform_value<T>(seed, i, lo, hi);
+          dst[i] = random_uniform_value<T>(seed, i, lo, hi, step);
       } else {
         double mean = attrs.get_float("mean"), stddev = attrs.get_float("stddev");
         for (uint64_t i = 0; i < n; ++i)
@@ -140,6 +140,8 @@ void interpret_creation(Op op, std::span<const HostTensor> inputs, const Attrs& 
     case Op::random_uniform:
     case Op::random_normal:
       return run_random(op, attrs, out);
+    case Op::random_uniform_at:
+      return run_random(op, attrs, out, static_cast<uint64_t>(inputs[0].data<int64_t>()[0]));
     case Op::one_hot:
       return run_one_hot(inputs[0], attrs, out);
     default:

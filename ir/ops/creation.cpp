@@ -169,6 +169,12 @@ std::vector<TensorType> infer_creation(Op op, std::span<const TensorType> inputs
     case Op::random_uniform:
     case Op::random_normal:
       return {infer_random(op, attrs)};
+    case Op::random_uniform_at:
+      if (inputs[0].dtype != DType::i64 || inputs[0].shape.rank() != 0) {
+        throw TypeError(
+            fmt::format("the step must be an i64 scalar, got {}", inputs[0].to_string()));
+      }
+      return {infer_random(Op::random_uniform, attrs)};
     case Op::one_hot:
       return {infer_one_hot(inputs[0], attrs)};
     default:
