@@ -135,6 +135,12 @@ TEST_CASE("random ops: seeded results repeat, unseeded calls differ", "[frontend
   CHECK(n.dtype() == k::f64);
   CHECK(k::reduce_mean(n).item<double>() == Approx(5.0).margin(0.15));
   CHECK(k::reduce_std(n).item<double>() == Approx(2.0).margin(0.15));
+  // random_uniform_at: step 0 is random_uniform; other steps draw again.
+  k::Tensor step0 = k::random_uniform_at({100}, k::constant(int64_t{0}), -2.0, 3.0, 42);
+  CHECK(step0.to_vector<float>() == a.to_vector<float>());
+  k::Tensor step1 = k::random_uniform_at({100}, k::constant(int64_t{1}), -2.0, 3.0, 42);
+  CHECK(step1.to_vector<float>() != a.to_vector<float>());
+  CHECK_THROWS_AS(k::random_uniform_at({2}, k::constant(1), 0.0, 1.0, 1), k::TypeError);
 }
 
 TEST_CASE("one_hot", "[frontend]") {
