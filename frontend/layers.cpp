@@ -375,6 +375,59 @@ Tensor Dropout::call(const Tensor& x, bool training) {
   return where(greater_equal(u, rate_), x / (1.0 - rate_), zeros_like(x));
 }
 
+BatchNormalization::BatchNormalization(int64_t axis, double momentum, double epsilon, bool center,
+                                       bool scale, std::string name, std::source_location loc)
+    : Layer("batch_normalization", std::move(name), std::nullopt),
+      axis_(axis),
+      momentum_(momentum),
+      epsilon_(epsilon),
+      center_(center),
+      scale_(scale) {
+  if (!(momentum >= 0 && momentum <= 1) || !(epsilon > 0)) {
+    detail::raise<ValueError>(
+        "BatchNormalization", {},
+        fmt::format("need 0 <= momentum <= 1 and epsilon > 0, got {} and {}", momentum, epsilon),
+        loc);
+  }
+}
+
+void BatchNormalization::build(const Shape& input_shape) {
+  int64_t axis = ir::normalize_axis(axis_, input_shape.rank());
+  Shape channels{input_shape[axis]};
+  if (scale_) add_weight("gamma", channels, initializers::ones());
+  if (center_) add_weight("beta", channels, initializers::zeros());
+  add_weight("moving_mean", channels, initializers::zeros(), /*trainable=*/false);
+  add_weight("moving_variance", channels, initializers::ones(), /*trainable=*/false);
+}
+
+Tensor BatchNormalization::call(const Tensor& x, bool training) {
+  int64_t axis = ir::normalize_axis(axis_, x.rank());
+  std::vector<int64_t> reduce;
+  std::vector<int64_t> kept(static_cast<size_t>(x.rank()), 1);
+  kept[static_cast<size_t>(axis)] = x.shape()[axis];
+  for (int64_t d = 0; d < x.rank(); ++d)
+    if (d != axis) reduce.push_back(d);
+  // weights(): [gamma][beta] moving_mean moving_variance.
+  std::vector<Variable> w = weights();
+  size_t stats = size_t(scale_) + size_t(center_);
+  Variable moving_mean = w[stats], moving_variance = w[stats + 1];
+  Tensor mean, variance;
+  if (training) {
+    mean = reduce_mean(x, reduce);
+    variance = reduce_mean(square(x - reshape(mean, Shape(kept))), reduce);
+    moving_mean.assign(moving_mean * momentum_ + mean * (1.0 - momentum_));
+    moving_variance.assign(moving_variance * momentum_ + variance * (1.0 - momentum_));
+  } else {
+    mean = moving_mean.value();
+    variance = moving_variance.value();
+  }
+  Tensor y = (x - reshape(mean, Shape(kept))) * reshape(rsqrt(variance + epsilon_), Shape(kept));
+  size_t next = 0;
+  if (scale_) y = y * reshape(w[next++].value(), Shape(kept));
+  if (center_) y = y + reshape(w[next++].value(), Shape(kept));
+  return y;
+}
+
 Lambda::Lambda(std::function<Tensor(const Tensor&)> fn, std::string name)
     : Layer("lambda", std::move(name), std::nullopt), fn_(std::move(fn)) {}
 

@@ -260,6 +260,25 @@ class Dropout : public Layer {
   Variable step_;
 };
 
+// Normalizes over every axis but `axis` (the channels): in training with the batch's mean and
+// (biased) variance, updating moving averages (moving = momentum·moving + (1 − momentum)·batch);
+// otherwise with the moving averages. y = gamma·(x − mean)/sqrt(var + epsilon) + beta. Weights:
+// gamma, beta (trainable), moving_mean, moving_variance (non-trainable), as Keras.
+class BatchNormalization : public Layer {
+ public:
+  explicit BatchNormalization(int64_t axis = -1, double momentum = 0.99, double epsilon = 1e-3,
+                              bool center = true, bool scale = true, std::string name = "",
+                              std::source_location loc = std::source_location::current());
+  void build(const Shape& input_shape) override;
+  Tensor call(const Tensor& x, bool training) override;
+  std::string class_name() const override { return "BatchNormalization"; }
+
+ private:
+  int64_t axis_;
+  double momentum_, epsilon_;
+  bool center_, scale_;
+};
+
 // Wraps a C++ function of tensors.
 class Lambda : public Layer {
  public:

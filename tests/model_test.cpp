@@ -266,3 +266,37 @@ TEST_CASE("Dropout drops a fraction in training, a new mask each step, eager and
   CHECK(drop.count_params() == 0);
   CHECK_THROWS_AS(k::layers::Dropout(1.0), k::ValueError);
 }
+
+TEST_CASE("BatchNormalization normalizes with batch statistics in training and moving ones after",
+          "[model]") {
+  k::layers::BatchNormalization bn(-1, /*momentum=*/0.9);
+  k::Tensor x = k::random_normal({64, 3}, 5.0, 2.0, 11);
+  k::Tensor y = bn(x, /*training=*/true);
+  CHECK(bn.count_params() == 12);
+  CHECK(bn.trainable_weights().size() == 2);
+  CHECK(bn.non_trainable_weights().size() == 2);
+  std::vector<float> mean = k::reduce_mean(y, 0).to_vector<float>();
+  std::vector<float> var = k::reduce_mean(k::square(y), 0).to_vector<float>();
+  for (int c = 0; c < 3; ++c) {
+    CHECK(mean[c] == Approx(0.f).margin(1e-5));
+    CHECK(var[c] == Approx(1.f).epsilon(2e-3));  // var / (var + 1e-3)
+  }
+  // moving = 0.9·moving + 0.1·batch
+  std::vector<float> batch_mean = k::reduce_mean(x, 0).to_vector<float>();
+  std::vector<float> moving = bn.non_trainable_weights()[0].value().to_vector<float>();
+  for (int c = 0; c < 3; ++c)
+    CHECK(moving[c] == Approx(0.1f * batch_mean[c]).epsilon(1e-5));
+  // Inference uses the moving statistics: (x − m)/sqrt(v + eps).
+  k::Tensor z = bn(x, /*training=*/false);
+  std::vector<float> mv = bn.non_trainable_weights()[1].value().to_vector<float>();
+  float expect = (x.to_vector<float>()[0] - moving[0]) / std::sqrt(mv[0] + 1e-3f);
+  CHECK(z.to_vector<float>()[0] == Approx(expect).epsilon(1e-5));
+  // Trains inside fit (moving statistics become updates of the compiled step).
+  k::Sequential model({k::layers::Dense(8, "relu", k::Shape{3}), k::layers::BatchNormalization(),
+                       k::layers::Dense(2, "softmax")});
+  model.compile(k::optimizers::Adam(0.01), k::losses::SparseCategoricalCrossentropy());
+  k::Tensor labels = k::cast(k::greater(k::reduce_sum(x, 1), 15.f), k::i32);
+  k::History h = model.fit(x, labels, {.epochs = 3, .batch_size = 16, .verbose = 0});
+  CHECK(h.history.at("loss").back() < h.history.at("loss").front());
+  CHECK_THROWS_AS(k::layers::BatchNormalization(-1, 1.5), k::ValueError);
+}
