@@ -6,30 +6,17 @@
 
 #include "kiln/kiln.h"
 
+#include "error_test_util.h"
+
 namespace k = kiln;
 
 namespace {
 
-// The message of the E that f throws; fails the test on no exception or another type.
-template <class E, class F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const E& e) {
-    return e.what();
-  } catch (const std::exception& e) {
-    FAIL("wrong exception type: " << e.what());
-  }
-  FAIL("no exception thrown");
-  return "";
-}
+using kiln::testing::error_of;
 
-// Checks that `msg` names everything in `parts` and this file's line `line`.
+// Checks that `msg` names every part and this file's line `line`.
 void check_message(const std::string& msg, std::initializer_list<std::string> parts, int line) {
-  INFO(msg);
-  for (const std::string& part : parts)
-    CHECK_THAT(msg, Catch::Contains(part));
-  CHECK_THAT(msg, Catch::Contains("frontend_errors_test.cpp:" + std::to_string(line) + ":"));
+  kiln::testing::check_message_at(msg, parts, "frontend_errors_test.cpp", line);
 }
 
 // Built per test (not at static-initialization time) so a failure is reported, not a crash.

@@ -10,6 +10,8 @@
 #include <string>
 #include <vector>
 
+#include "error_test_util.h"
+
 namespace k = kiln;
 namespace L = kiln::losses;
 using Catch::Contains;
@@ -58,26 +60,11 @@ double lse3(double a, double b, double c) {
   return m + std::log(std::exp(a - m) + std::exp(b - m) + std::exp(c - m));
 }
 
-// The message of the E that f throws; fails the test on no exception or another type.
-template <class E, class F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const E& e) {
-    return e.what();
-  } catch (const std::exception& e) {
-    FAIL("wrong exception type: " << e.what());
-  }
-  FAIL("no exception thrown");
-  return "";
-}
+using kiln::testing::error_of;
 
 // Checks that `msg` names every part and this file's line `line`.
 void check_message(const std::string& msg, std::initializer_list<std::string> parts, int line) {
-  INFO(msg);
-  for (const std::string& part : parts)
-    CHECK_THAT(msg, Contains(part));
-  CHECK_THAT(msg, Contains("losses_test.cpp:" + std::to_string(line) + ":"));
+  kiln::testing::check_message_at(msg, parts, "losses_test.cpp", line);
 }
 
 const k::DType kFloatTypes[] = {k::f32, k::f64};
