@@ -6,6 +6,7 @@
 
 #include <cmath>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "kiln/ir/infer.h"
@@ -26,7 +27,8 @@ template <class T>
 std::vector<T> as(const std::vector<double>& values) {
   std::vector<T> out;
   out.reserve(values.size());
-  for (double v : values) out.push_back(static_cast<T>(v));
+  for (double v : values)
+    out.push_back(static_cast<T>(v));
   return out;
 }
 
@@ -85,6 +87,25 @@ void check_values(const ir::HostTensor& got, const ir::Shape& shape, const std::
       CHECK(data[i] == want[i]);
     }
   }
+}
+
+// Attribute sets the shape-op tests build again and again.
+inline ir::Attrs ints(std::string_view name, std::vector<int64_t> v) {
+  ir::Attrs a;
+  a.set_ints(name, std::move(v));
+  return a;
+}
+inline ir::Attrs axis_attr(int64_t axis) {
+  ir::Attrs a;
+  a.set_int("axis", axis);
+  return a;
+}
+inline ir::Attrs slice_attrs(std::vector<int64_t> begin, std::vector<int64_t> end,
+                             std::vector<int64_t> strides) {
+  ir::Attrs a;
+  a.set_ints("begin", std::move(begin)).set_ints("end", std::move(end));
+  a.set_ints("strides", std::move(strides));
+  return a;
 }
 
 }  // namespace kiln::testing

@@ -12,13 +12,7 @@ using kiln::IndexError;
 using kiln::ShapeError;
 using kiln::TypeError;
 using kiln::ValueError;
-using kiln::ir::Attrs;
-using kiln::ir::DType;
-using kiln::ir::Op;
-using kiln::ir::Shape;
-using kiln::ir::TensorType;
-using kiln::testing::make;
-using kiln::testing::run1;
+using namespace kiln::testing;
 
 // Shape inference alone: every error here is found before any data is touched.
 std::vector<TensorType> infer(Op op, std::vector<TensorType> inputs, const Attrs& attrs) {
@@ -26,24 +20,6 @@ std::vector<TensorType> infer(Op op, std::vector<TensorType> inputs, const Attrs
 }
 TensorType f32(Shape shape) {
   return {DType::f32, std::move(shape)};
-}
-
-Attrs ints(std::string_view name, std::vector<int64_t> v) {
-  Attrs a;
-  a.set_ints(name, std::move(v));
-  return a;
-}
-Attrs axis_attr(int64_t axis) {
-  Attrs a;
-  a.set_int("axis", axis);
-  return a;
-}
-Attrs slice_attrs(std::vector<int64_t> begin, std::vector<int64_t> end,
-                  std::vector<int64_t> strides) {
-  Attrs a;
-  a.set_ints("begin", std::move(begin)).set_ints("end", std::move(end));
-  a.set_ints("strides", std::move(strides));
-  return a;
 }
 
 constexpr int64_t kMax = std::numeric_limits<int64_t>::max();

@@ -9,15 +9,7 @@
 
 namespace {
 
-using kiln::ir::Attrs;
-using kiln::ir::DType;
-using kiln::ir::HostTensor;
-using kiln::ir::Op;
-using kiln::ir::Shape;
-using kiln::testing::check_values;
-using kiln::testing::make;
-using kiln::testing::run;
-using kiln::testing::run1;
+using namespace kiln::testing;
 
 // Small integers as T. bool keeps only odd/even, which still tells neighbouring elements apart,
 // so a kernel that moved the wrong bytes shows up.
@@ -42,24 +34,6 @@ HostTensor tensor(Shape shape, std::initializer_list<int> v) {
 template <class T>
 void expect(const HostTensor& got, const Shape& shape, std::initializer_list<int> want) {
   check_values<T>(got, shape, vals<T>(want));
-}
-
-Attrs ints(std::string_view name, std::vector<int64_t> v) {
-  Attrs a;
-  a.set_ints(name, std::move(v));
-  return a;
-}
-Attrs axis_attr(int64_t axis) {
-  Attrs a;
-  a.set_int("axis", axis);
-  return a;
-}
-Attrs slice_attrs(std::vector<int64_t> begin, std::vector<int64_t> end,
-                  std::vector<int64_t> strides) {
-  Attrs a;
-  a.set_ints("begin", std::move(begin)).set_ints("end", std::move(end));
-  a.set_ints("strides", std::move(strides));
-  return a;
 }
 
 }  // namespace
