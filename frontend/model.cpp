@@ -29,21 +29,14 @@ using Clock = std::chrono::steady_clock;
 using TwoTensorFn = std::function<std::vector<Tensor>(const Tensor&, const Tensor&)>;
 using OneTensorFn = std::function<Tensor(const Tensor&)>;
 
-// A kiln::function kept behind std::function (its type names the lambda).
+// A quiet kiln::function (the last partial batch retraces by design) kept behind a
+// std::function, whose type does not name the lambda.
 template <class F>
-TwoTensorFn erase2(F fn, const std::string& name) {
-  auto f = std::make_shared<decltype(kiln::function(std::move(fn), name))>(
-      kiln::function(std::move(fn), name));
-  f->set_log_retraces(false);  // the last partial batch retraces by design
-  return [f](const Tensor& a, const Tensor& b) { return (*f)(a, b); };
-}
-
-template <class F>
-OneTensorFn erase1(F fn, const std::string& name) {
+auto quiet_function(F fn, const std::string& name) {
   auto f = std::make_shared<decltype(kiln::function(std::move(fn), name))>(
       kiln::function(std::move(fn), name));
   f->set_log_retraces(false);
-  return [f](const Tensor& a) { return (*f)(a); };
+  return [f](const auto&... args) { return (*f)(args...); };
 }
 
 using LayerList = std::vector<std::shared_ptr<layers::Layer>>;
@@ -291,7 +284,7 @@ void Sequential::compile_with(std::shared_ptr<optimizers::Optimizer> optimizer,
   Compiled* raw = c.get();
   LayerList layers = layers_;
   std::string name = name_;
-  c->train_step = erase2(
+  c->train_step = quiet_function(
       [layers, name, raw](const Tensor& x, const Tensor& y) {
         GradientTape tape;
         Tensor pred = forward(layers, name, x, /*training=*/true, std::source_location::current());
@@ -301,13 +294,13 @@ void Sequential::compile_with(std::shared_ptr<optimizers::Optimizer> optimizer,
         return std::vector<Tensor>{loss, correct_count(y, pred)};
       },
       name_ + "_train_step");
-  c->test_step = erase2(
+  c->test_step = quiet_function(
       [layers, name, raw](const Tensor& x, const Tensor& y) {
         Tensor pred = forward(layers, name, x, /*training=*/false, std::source_location::current());
         return std::vector<Tensor>{(*raw->loss)(y, pred), correct_count(y, pred)};
       },
       name_ + "_test_step");
-  c->predict_step = erase1(
+  c->predict_step = quiet_function(
       [layers, name](const Tensor& x) {
         return forward(layers, name, x, /*training=*/false, std::source_location::current());
       },
