@@ -8,6 +8,7 @@
 
 #include <vector>
 
+#include "entry_bench_util.h"
 #include "kiln/codegen/compiler.h"
 #include "kiln/frontend/compile.h"
 #include "kiln/frontend/trace.h"
@@ -57,16 +58,9 @@ BENCHMARK(BM_PolyCompiledRun);
 void BM_PolyEntry(benchmark::State& state) {
   auto f = k::function(poly, "poly");
   k::Tensor x = input();
-  k::passes::PipelineResult planned =
-      k::passes::run_pipeline(k::detail::clone_function(f.graph(x)));
-  auto module = k::codegen::compile_jit(planned.function, planned.kernels, planned.memory);
-  k::ir::HostTensor out(x.type());
-  k::ir::HostTensor workspace(k::f32, k::Shape{module->workspace_bytes() / 4 + 1});
-  void* inputs[] = {const_cast<std::byte*>(x.host().raw())};
-  void* outputs[] = {out.raw()};
-  kiln_frame frame{inputs, outputs, workspace.raw(), nullptr};
+  k::bench::EntryRunner entry(f.graph(x), x);
   for (auto _ : state) {
-    module->entry()(&frame);
+    entry.run();
     benchmark::ClobberMemory();
   }
 }

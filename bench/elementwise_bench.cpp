@@ -13,6 +13,7 @@
 #include <cstring>
 #include <vector>
 
+#include "entry_bench_util.h"
 #include "kiln/codegen/compiler.h"
 #include "kiln/frontend/trace.h"
 #include "kiln/kiln.h"
@@ -56,17 +57,10 @@ BENCHMARK(BM_ChainFunction)->Unit(benchmark::kMillisecond)->UseRealTime();
 void BM_ChainEntry(benchmark::State& state) {
   auto f = k::function(chain, "chain");
   k::Tensor x = input();
-  k::passes::PipelineResult planned =
-      k::passes::run_pipeline(k::detail::clone_function(f.graph(x)));
-  auto module = k::codegen::compile_jit(planned.function, planned.kernels, planned.memory);
-  k::ir::HostTensor out(x.type());
-  k::ir::HostTensor workspace(k::f32, k::Shape{module->workspace_bytes() / 4 + 1});
-  void* inputs[] = {const_cast<std::byte*>(x.host().raw())};
-  void* outputs[] = {out.raw()};
-  kiln_frame frame{inputs, outputs, workspace.raw(), nullptr};
-  module->entry()(&frame);  // touch the output's pages once
+  k::bench::EntryRunner entry(f.graph(x), x);
+  entry.run();  // touch the output's pages once
   for (auto _ : state) {
-    module->entry()(&frame);
+    entry.run();
     benchmark::ClobberMemory();
   }
   report(state);
