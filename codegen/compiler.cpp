@@ -1,11 +1,16 @@
 #include "kiln/codegen/compiler.h"
 
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <mutex>
 
+#include <unistd.h>
+
+#include <llvm/ExecutionEngine/JITLink/JITLink.h>
 #include <llvm/ExecutionEngine/Orc/JITTargetMachineBuilder.h>
 #include <llvm/ExecutionEngine/Orc/LLJIT.h>
+#include <llvm/ExecutionEngine/Orc/ObjectLinkingLayer.h>
 #include <llvm/ExecutionEngine/Orc/ThreadSafeModule.h>
 #include <llvm/IR/LegacyPassManager.h>
 #include <llvm/MC/TargetRegistry.h>
@@ -98,6 +103,72 @@ std::unique_ptr<llvm::Module> lower(llvm::LLVMContext& context, llvm::TargetMach
   return module;
 }
 
+// With KILN_PERF_MAP=1 in the environment, every function the JIT links is appended to
+// /tmp/perf-<pid>.map, the file `perf report` reads to name JIT-compiled code, so a profile of a
+// compiled step shows its kernels by name.
+llvm::Error append_to_perf_map(llvm::jitlink::LinkGraph& graph) {
+  static std::mutex mutex;
+  std::lock_guard lock(mutex);
+  const std::string path = fmt::format("/tmp/perf-{}.map", getpid());
+  if (std::FILE* file = std::fopen(path.c_str(), "a")) {
+    for (llvm::jitlink::Symbol* symbol : graph.defined_symbols()) {
+      const auto protection = symbol->getBlock().getSection().getMemProt();
+      const bool executable = (static_cast<unsigned>(protection) &
+                               static_cast<unsigned>(llvm::orc::MemProt::Exec)) != 0;
+      if (!symbol->hasName() || !executable) continue;
+      fmt::print(file, "{:x} {:x} {}\n", symbol->getAddress().getValue(), symbol->getSize(),
+                 std::string_view(symbol->getName()));
+    }
+    std::fclose(file);
+  }
+  return llvm::Error::success();
+}
+
+class PerfMapPlugin : public llvm::orc::ObjectLinkingLayer::Plugin {
+ public:
+  void modifyPassConfig(llvm::orc::MaterializationResponsibility&, llvm::jitlink::LinkGraph&,
+                        llvm::jitlink::PassConfiguration& config) override {
+    config.PostFixupPasses.push_back(append_to_perf_map);
+  }
+  llvm::Error notifyFailed(llvm::orc::MaterializationResponsibility&) override {
+    return llvm::Error::success();
+  }
+  llvm::Error notifyRemovingResources(llvm::orc::JITDylib&, llvm::orc::ResourceKey) override {
+    return llvm::Error::success();
+  }
+  void notifyTransferringResources(llvm::orc::JITDylib&, llvm::orc::ResourceKey,
+                                   llvm::orc::ResourceKey) override {}
+};
+
+bool perf_map_enabled() {
+  const char* perf_map = std::getenv("KILN_PERF_MAP");
+  return perf_map && std::string_view(perf_map) == "1";
+}
+
+// JITLink names no local symbols, so for the perf map the module's internal functions become
+// hidden external ones: the same code, with names.
+void name_functions_for_perf(llvm::Module& module) {
+  for (llvm::Function& fn : module.functions()) {
+    if (fn.isDeclaration() || !fn.hasLocalLinkage()) continue;
+    fn.setLinkage(llvm::GlobalValue::ExternalLinkage);
+    fn.setVisibility(llvm::GlobalValue::HiddenVisibility);
+  }
+}
+
+std::unique_ptr<llvm::orc::LLJIT> create_jit(llvm::orc::JITTargetMachineBuilder host) {
+  llvm::orc::LLJITBuilder builder;
+  builder.setJITTargetMachineBuilder(std::move(host));
+  if (perf_map_enabled()) {
+    builder.setObjectLinkingLayerCreator(
+        [](llvm::orc::ExecutionSession& session, const llvm::Triple&) {
+          auto layer = std::make_unique<llvm::orc::ObjectLinkingLayer>(session);
+          layer->addPlugin(std::make_unique<PerfMapPlugin>());
+          return std::unique_ptr<llvm::orc::ObjectLayer>(std::move(layer));
+        });
+  }
+  return unwrap(builder.create(), "creating the JIT");
+}
+
 std::string module_text(const llvm::Module& module) {
   std::string text;
   llvm::raw_string_ostream os(text);
@@ -128,8 +199,8 @@ std::unique_ptr<CompiledModule> compile_jit(const ir::Function& function,
   std::unique_ptr<llvm::Module> module = lower(*context, *machine, function, plan, memory, options);
   std::string text = module_text(*module);
 
-  auto jit = unwrap(llvm::orc::LLJITBuilder().setJITTargetMachineBuilder(std::move(host)).create(),
-                    "creating the JIT");
+  if (perf_map_enabled()) name_functions_for_perf(*module);
+  std::unique_ptr<llvm::orc::LLJIT> jit = create_jit(std::move(host));
   if (llvm::Error error =
           jit->addIRModule(llvm::orc::ThreadSafeModule(std::move(module), std::move(context)))) {
     throw CompileError(fmt::format("{}: {}", function.name(), error_text(std::move(error))));

@@ -12,6 +12,7 @@
 #include "kiln/codegen/index_check.h"
 #include "kiln/codegen/kernel_loops.h"
 #include "kiln/ir/error.h"
+#include "kiln/passes/memory_plan.h"
 
 namespace kiln::codegen {
 
@@ -186,6 +187,7 @@ std::unique_ptr<llvm::Module> build_module(llvm::LLVMContext& context, const ir:
   llvm::Function* entry_fn = entry.begin();
   for (size_t k = 0; k < plan.kernels.size(); ++k) {
     const passes::Kernel& kernel = plan.kernels[k];
+    if (passes::is_view_in_place(kernel, memory)) continue;  // a reshape that moves no bytes
     const std::string label = kernel_label(k, kernel);
     try {
       llvm::Function* fn = emit_kernel(*module, k, kernel, kernel_buffers(kernel, memory));

@@ -80,9 +80,10 @@ struct MemoryPlan {
     int64_t bytes = 0;
   };
   std::vector<OutputCopy> copies;
-  // output → input of the same loop kernel whose workspace block it reuses (same offset). Only
-  // chosen for loop kernels, when the input dies at that kernel and has the output's shape and
-  // element size, so element i is read before element i is written and nothing else is touched.
+  // output → input of the same kernel whose workspace block it reuses (same offset). Chosen for
+  // loop kernels, when the input dies at that kernel and has the output's shape and element
+  // size, so element i is read before element i is written and nothing else is touched; and for
+  // a reshape kernel whose operand dies there, which then moves no bytes (is_view_in_place).
   std::unordered_map<const ir::Value*, const ir::Value*> in_place;
 };
 

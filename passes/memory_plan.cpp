@@ -84,23 +84,37 @@ void assign_boundary_slots(const ir::Function& f, MemoryPlan& memory) {
   }
 }
 
-// An input of loop kernel `k` whose block output `out` can take over, or nullptr.
+// A kernel that is one reshape: its output is its input's bytes, reinterpreted.
+bool is_reshape_kernel(const Kernel& kernel) {
+  return kernel.kind == KernelKind::op && kernel.nodes.size() == 1 &&
+         kernel.nodes.front()->op() == ir::Op::reshape;
+}
+
+// An input of kernel `k` whose block output `out` can take over, or nullptr: for a loop kernel
+// an input of the output's shape and element size (element i is read before it is written), for
+// a reshape its operand (the same bytes; codegen then emits no kernel at all).
 const Value* in_place_source(const Kernel& kernel, size_t k, const Value* out,
                              const std::unordered_map<const Value*, Range>& ranges,
                              const std::unordered_set<const Value*>& donated) {
-  if (kernel.kind != KernelKind::loop) return nullptr;
+  const bool reshape = is_reshape_kernel(kernel);
+  if (kernel.kind != KernelKind::loop && !reshape) return nullptr;
   for (const Value* in : kernel.inputs) {
     auto r = ranges.find(in);
     if (r == ranges.end() || r->second.last != k) continue;
-    if (in->type().shape != out->type().shape ||
-        ir::dtype_size(in->type().dtype) != ir::dtype_size(out->type().dtype))
-      continue;
+    if (!reshape && in->type().shape != out->type().shape) continue;
+    if (ir::dtype_size(in->type().dtype) != ir::dtype_size(out->type().dtype)) continue;
     if (!donated.contains(in)) return in;
   }
   return nullptr;
 }
 
 }  // namespace
+
+bool is_view_in_place(const Kernel& kernel, const MemoryPlan& memory) {
+  if (!is_reshape_kernel(kernel)) return false;
+  auto it = memory.in_place.find(kernel.outputs.front());
+  return it != memory.in_place.end() && it->second == kernel.inputs.front();
+}
 
 MemoryPlan plan_memory(const ir::Function& function, const KernelPlan& plan) {
   MemoryPlan memory;

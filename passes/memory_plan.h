@@ -24,6 +24,9 @@ inline constexpr int64_t kWorkspaceAlignment = 64;
 // Plans the memory of `plan`'s kernels over `function` (the plan must come from it).
 MemoryPlan plan_memory(const ir::Function& function, const KernelPlan& plan);
 
+// True for a reshape kernel whose output took its operand's block: nothing to compute or copy.
+bool is_view_in_place(const Kernel& kernel, const MemoryPlan& memory);
+
 // Throws InternalError if two workspace values live at the same time share bytes (other than
 // an in-place pair at the kernel where one dies and the other is born), if an offset is not
 // aligned or a block ends past workspace_bytes, or if a kernel value has no slot.

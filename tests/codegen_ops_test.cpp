@@ -1,6 +1,9 @@
 // Differential tests of compiled creation, reduction, matmul, data-movement and nn ops against
 // the interpreter, plus reductions and matmuls with fused producers and epilogues.
 #include "codegen_test_util.h"
+#include "kiln/ir/parser.h"
+#include "kiln/passes/fusion.h"
+#include "kiln/passes/memory_plan.h"
 
 using namespace kiln;
 using ir::Attrs;
@@ -243,4 +246,28 @@ TEST_CASE("compiled conv2d, pools and softmax match the interpreter", "[codegen]
     check_against_interpreter(f, {sample({dtype, Shape{2, 7, 6, 3}}, 5, false),
                                   sample({dtype, Shape{3, 2, 3, 4}}, 6, false)});
   }
+}
+
+TEST_CASE("reshapes that take their operand's block compute the same values", "[codegen]") {
+  // The planned memory makes %1, %2 and %6 views of the blocks they reshape: no kernel runs
+  // for them, and what reads them must still see the right bytes.
+  ir::Function f = ir::parse(R"(func @f(%x: f32[2,3], %y: f32[2,3]) -> (f32[3,2], f32[6]) {
+  %0 = concat(%x, %y) {axis = 0} : f32[4,3]
+  %1 = reshape(%0) {shape = [3, 4]} : f32[3,4]
+  %2 = reshape(%1) {shape = [12]} : f32[12]
+  %3 = slice(%2) {begin = [3], end = [9], strides = [1]} : f32[6]
+  %4 = add(%x, %y) : f32[2,3]
+  %5 = exp(%4) : f32[2,3]
+  %6 = reshape(%5) {shape = [6]} : f32[6]
+  %7 = add(%6, %3) : f32[6]
+  %8 = reshape(%4) {shape = [3, 2]} : f32[3,2]
+  return %8, %7
+})");
+  testing::Plans plans;
+  plans.kernels = passes::plan_kernels(f, {.fuse = false});
+  plans.memory = passes::plan_memory(f, plans.kernels);
+  CHECK(plans.memory.in_place.size() >= 3);
+  check_against_interpreter(
+      f, plans,
+      {sample({DType::f32, Shape{2, 3}}, 1, false), sample({DType::f32, Shape{2, 3}}, 2, false)});
 }

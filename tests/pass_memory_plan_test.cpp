@@ -279,3 +279,31 @@ TEST_CASE("random functions run from their kernel and memory plans give the inte
   CHECK(in_place > 20);
   CHECK(fused > 20);
 }
+
+TEST_CASE("a reshape of a value that dies there takes its block and moves no bytes",
+          "[passes][memory_plan]") {
+  const std::string ir = R"(func @f(%x: f32[2,3], %y: f32[2,3]) -> (f32[3,2], f32[6]) {
+  %0 = concat(%x, %y) {axis = 0} : f32[4,3]
+  %1 = reshape(%0) {shape = [3, 4]} : f32[3,4]
+  %2 = reshape(%1) {shape = [12]} : f32[12]
+  %3 = slice(%2) {begin = [0], end = [6], strides = [1]} : f32[6]
+  %4 = add(%x, %y) : f32[2,3]
+  %5 = reshape(%4) {shape = [3, 2]} : f32[3,2]
+  %6 = exp(%4) : f32[2,3]
+  %7 = reshape(%6) {shape = [6]} : f32[6]
+  %8 = add(%7, %3) : f32[6]
+  return %5, %8
+})";
+  kiln::ir::Function f = kiln::ir::parse(ir);
+  auto kernels = kiln::passes::plan_kernels(f, {.fuse = false});
+  MemoryPlan memory = kiln::passes::plan_memory(f, kernels);
+  kiln::passes::check_memory_plan(f, kernels, memory);
+  size_t views = 0;
+  for (const auto& kernel : kernels.kernels)
+    views += kiln::passes::is_view_in_place(kernel, memory) ? 1 : 0;
+  // %1 and %2 reuse the concat's block; %5 is a result (an output slot, copied), and %4 lives
+  // on in %6, so neither of those reshapes is a view; %7 is (%6 dies there).
+  CHECK(views == 3);
+  CHECK(memory.in_place.at(f.nodes()[1]->output()) == f.nodes()[0]->output());
+  CHECK(memory.in_place.at(f.nodes()[2]->output()) == f.nodes()[1]->output());
+}

@@ -1,0 +1,63 @@
+// One Sequential.fit training step of the two main-job models on a batch of 128 random
+// Fashion-MNIST-shaped images: the MLP 784-512-10 (RMSprop) and the TensorFlow tutorial convnet
+// (Conv2D 32 5×5, MaxPool, Conv2D 64 5×5, MaxPool, Dense 1024, Dropout 0.4, Dense 10; Adam).
+// Each iteration is a one-epoch fit over `kSteps` batches after a warm-up fit that traces and
+// compiles, so the time per step is the time reported divided by kSteps.
+//
+//   build/bench/keras_step_bench --benchmark_repetitions=5 --benchmark_report_aggregates_only=true
+#include <benchmark/benchmark.h>
+
+#include "kiln/kiln.h"
+
+namespace k = kiln;
+
+namespace {
+
+constexpr int64_t kBatch = 128, kSteps = 4;
+
+k::Sequential mlp() {
+  return k::Sequential({
+      k::layers::Flatten(k::Shape{28, 28}),
+      k::layers::Dense(512, "relu"),
+      k::layers::Dense(10, "softmax"),
+  });
+}
+
+k::Sequential convnet() {
+  return k::Sequential({
+      k::layers::Reshape({28, 28, 1}, k::Shape{28, 28}),
+      k::layers::Conv2D(32, {5, 5}, {1, 1}, "same", "relu"),
+      k::layers::MaxPooling2D({2, 2}),
+      k::layers::Conv2D(64, {5, 5}, {1, 1}, "same", "relu"),
+      k::layers::MaxPooling2D({2, 2}),
+      k::layers::Flatten(),
+      k::layers::Dense(1024, "relu"),
+      k::layers::Dropout(0.4),
+      k::layers::Dense(10, "softmax"),
+  });
+}
+
+template <typename Opt>
+void run_steps(benchmark::State& state, k::Sequential model, const Opt& optimizer) {
+  model.compile(optimizer, k::losses::SparseCategoricalCrossentropy(), {"accuracy"});
+  k::Tensor x = k::random_uniform({kBatch * kSteps, 28, 28}, 0.0, 1.0, 1);
+  k::Tensor y = k::cast(k::random_uniform({kBatch * kSteps}, 0.0, 9.99, 2), k::i32);
+  k::FitOptions options{.epochs = 1, .batch_size = kBatch, .shuffle = false, .verbose = 0};
+  model.fit(x, y, options);  // traces and compiles
+  for (auto _ : state)
+    model.fit(x, y, options);
+  state.counters["steps_per_s"] =
+      benchmark::Counter(double(kSteps), benchmark::Counter::kIsIterationInvariantRate);
+}
+
+void BM_MlpFitStep(benchmark::State& state) {
+  run_steps(state, mlp(), k::optimizers::RMSprop(1e-3));
+}
+BENCHMARK(BM_MlpFitStep)->Unit(benchmark::kMillisecond)->UseRealTime();
+
+void BM_ConvnetFitStep(benchmark::State& state) {
+  run_steps(state, convnet(), k::optimizers::Adam(1e-3));
+}
+BENCHMARK(BM_ConvnetFitStep)->Unit(benchmark::kMillisecond)->UseRealTime();
+
+}  // namespace
