@@ -15,11 +15,14 @@
 
 #include "kiln/frontend/apply.h"
 #include "kiln/frontend/atomic_file.h"
+#include "kiln/frontend/compile.h"
 #include "kiln/frontend/function.h"
 #include "kiln/frontend/gradient_tape.h"
 #include "kiln/frontend/ops.h"
 #include "kiln/frontend/safetensors.h"
 #include "kiln/frontend/trace.h"
+#include "kiln/ir/parser.h"
+#include "kiln/ir/printer.h"
 
 namespace kiln {
 
@@ -41,27 +44,34 @@ auto quiet_function(F fn, const std::string& name) {
 
 using LayerList = std::vector<std::shared_ptr<layers::Layer>>;
 
-// Runs the layers in order under the model's name scope, checking the declared input shape.
-Tensor forward(const LayerList& layers, const std::string& name, const Tensor& x, bool training,
-               const std::source_location& loc) {
-  if (layers.empty()) detail::raise<ValueError>(name, {x}, "the model has no layers", loc);
-  const std::optional<Shape>& declared = layers.front()->declared_input_shape();
-  if (declared && x.defined()) {
-    std::vector<int64_t> want(declared->begin(), declared->end());
-    std::vector<int64_t> got(x.shape().begin() + (x.rank() > 0 ? 1 : 0), x.shape().end());
-    if (want != got) {
-      detail::raise<ShapeError>(name, {x},
-                                fmt::format("the model expects samples of shape {}, got a batch "
-                                            "of shape {}",
-                                            declared->to_string(), x.shape().to_string()),
-                                loc);
-    }
+// Throws ShapeError unless x is a batch of samples of the declared shape.
+void check_input(const std::optional<TensorType>& declared, const std::string& name,
+                 const Tensor& x, const std::source_location& loc) {
+  if (!declared || !x.defined()) return;
+  const Shape& want = declared->shape;
+  std::vector<int64_t> got(x.shape().begin() + (x.rank() > 0 ? 1 : 0), x.shape().end());
+  if (want.dims() != got) {
+    detail::raise<ShapeError>(name, {x},
+                              fmt::format("the model expects samples of shape {}, got a batch "
+                                          "of shape {}",
+                                          want.to_string(), x.shape().to_string()),
+                              loc);
   }
-  name_scope scope(name);
+}
+
+// Runs the layers in order.
+Tensor run_layers(const LayerList& layers, const std::string& name, const Tensor& x, bool training,
+                  const std::source_location& loc) {
+  if (layers.empty()) detail::raise<ValueError>(name, {x}, "the model has no layers", loc);
   Tensor h = x;
   for (const auto& l : layers)
     h = (*l)(h, training, loc);
   return h;
+}
+
+std::optional<TensorType> declared_sample(const LayerList& layers) {
+  if (layers.empty() || !layers.front()->declared_input_shape()) return std::nullopt;
+  return TensorType{f32, *layers.front()->declared_input_shape()};
 }
 
 std::vector<Variable> trainable(const LayerList& layers) {
@@ -125,7 +135,7 @@ std::string format_logs(const std::vector<std::pair<std::string, double>>& logs)
 
 }  // namespace
 
-struct Sequential::Compiled {
+struct Model::Compiled {
   std::shared_ptr<optimizers::Optimizer> optimizer;
   std::shared_ptr<losses::Loss> loss;
   bool accuracy = false;
@@ -206,7 +216,80 @@ void History::plot(const std::string& path, std::source_location loc) const {
   detail::write_file_atomically(path, svg, "History.plot", loc);
 }
 
-Sequential::Sequential(std::vector<LayerHandle> layers, std::string name) : name_(std::move(name)) {
+Model::Model(std::string name) : name_(std::move(name)) {}
+
+Tensor Model::call(const Tensor& x, bool) {
+  detail::raise<ValueError>(name_, {x}, "a Model subclass must override call(x, training)",
+                            std::source_location::current());
+}
+
+Tensor Model::call_at(const Tensor& x, bool training, const std::source_location&) {
+  return call(x, training);
+}
+
+Tensor Model::operator()(const Tensor& x, bool training, std::source_location loc) {
+  check_input(declared_input(), name_, x, loc);
+  note_input(x);
+  name_scope scope(name_);
+  return call_at(x, training, loc);
+}
+
+void Model::note_input(const Tensor& x) {
+  if (x.defined() && x.rank() > 0)
+    seen_input_ =
+        TensorType{x.dtype(), Shape(std::vector<int64_t>(x.shape().begin() + 1, x.shape().end()))};
+}
+
+std::optional<TensorType> Model::input_spec() const {
+  if (std::optional<TensorType> declared = declared_input()) return declared;
+  return seen_input_;
+}
+
+std::function<Tensor(const Tensor&, bool)> Model::forward_fn() {
+  return [this](const Tensor& x, bool training) { return (*this)(x, training); };
+}
+
+layers::Layer& Model::get_layer(const std::string& name, std::source_location loc) const {
+  std::vector<std::string> names;
+  for (const auto& l : layers_) {
+    if (l->name() == name) return *l;
+    names.push_back(l->name());
+  }
+  detail::raise<ValueError>(
+      "get_layer", {},
+      fmt::format("no layer named '{}'; the layers are: {}", name, fmt::join(names, ", ")), loc);
+}
+
+std::vector<Variable> Model::weights() const {
+  std::vector<Variable> out;
+  for (const auto& l : layers_) {
+    std::vector<Variable> w = l->weights();
+    out.insert(out.end(), w.begin(), w.end());
+  }
+  return out;
+}
+
+std::vector<Variable> Model::trainable_weights() const {
+  return trainable(layers_);
+}
+
+std::vector<Variable> Model::non_trainable_weights() const {
+  std::vector<Variable> out;
+  for (const auto& l : layers_) {
+    std::vector<Variable> w = l->non_trainable_weights();
+    out.insert(out.end(), w.begin(), w.end());
+  }
+  return out;
+}
+
+int64_t Model::count_params() const {
+  int64_t n = 0;
+  for (const auto& l : layers_)
+    n += l->count_params();
+  return n;
+}
+
+Sequential::Sequential(std::vector<LayerHandle> layers, std::string name) : Model(std::move(name)) {
   for (const LayerHandle& l : layers)
     layers_.push_back(l.get());
 }
@@ -221,53 +304,34 @@ void Sequential::pop(std::source_location loc) {
   layers_.pop_back();
 }
 
-layers::Layer& Sequential::get_layer(const std::string& name, std::source_location loc) const {
-  std::vector<std::string> names;
-  for (const auto& l : layers_) {
-    if (l->name() == name) return *l;
-    names.push_back(l->name());
-  }
-  detail::raise<ValueError>(
-      "Sequential.get_layer", {},
-      fmt::format("no layer named '{}'; the layers are: {}", name, fmt::join(names, ", ")), loc);
+Tensor Sequential::call(const Tensor& x, bool training) {
+  return run_layers(layers_, name(), x, training, std::source_location::current());
 }
 
-Tensor Sequential::operator()(const Tensor& x, bool training, std::source_location loc) const {
-  return forward(layers_, name_, x, training, loc);
+Tensor Sequential::call_at(const Tensor& x, bool training, const std::source_location& loc) {
+  return run_layers(layers_, name(), x, training, loc);
 }
 
-std::vector<Variable> Sequential::weights() const {
-  std::vector<Variable> out;
-  for (const auto& l : layers_) {
-    std::vector<Variable> w = l->weights();
-    out.insert(out.end(), w.begin(), w.end());
-  }
-  return out;
+std::optional<TensorType> Sequential::declared_input() const {
+  return declared_sample(layers_);
 }
 
-std::vector<Variable> Sequential::trainable_weights() const {
-  return trainable(layers_);
+std::function<Tensor(const Tensor&, bool)> Sequential::forward_fn() {
+  // The layer list as it is now (change the layers, compile again), not the model, so a
+  // compiled Sequential may be moved.
+  LayerList layers = layers_;
+  std::string name = this->name();
+  return [layers, name](const Tensor& x, bool training) {
+    const std::source_location loc = std::source_location::current();
+    check_input(declared_sample(layers), name, x, loc);
+    name_scope scope(name);
+    return run_layers(layers, name, x, training, loc);
+  };
 }
 
-std::vector<Variable> Sequential::non_trainable_weights() const {
-  std::vector<Variable> out;
-  for (const auto& l : layers_) {
-    std::vector<Variable> w = l->non_trainable_weights();
-    out.insert(out.end(), w.begin(), w.end());
-  }
-  return out;
-}
-
-int64_t Sequential::count_params() const {
-  int64_t n = 0;
-  for (const auto& l : layers_)
-    n += l->count_params();
-  return n;
-}
-
-void Sequential::compile_with(std::shared_ptr<optimizers::Optimizer> optimizer,
-                              std::shared_ptr<losses::Loss> loss, std::vector<std::string> metrics,
-                              const std::source_location& loc) {
+void Model::compile_with(std::shared_ptr<optimizers::Optimizer> optimizer,
+                         std::shared_ptr<losses::Loss> loss, std::vector<std::string> metrics,
+                         const std::source_location& loc) {
   auto c = std::make_shared<Compiled>();
   c->optimizer = std::move(optimizer);
   c->loss = std::move(loss);
@@ -275,19 +339,19 @@ void Sequential::compile_with(std::shared_ptr<optimizers::Optimizer> optimizer,
     if (m == "accuracy" || m == "acc") {
       c->accuracy = true;
     } else {
-      detail::raise<ValueError>("Sequential.compile", {},
+      detail::raise<ValueError>("compile", {},
                                 fmt::format("unknown metric '{}'; known: accuracy", m), loc);
     }
   }
-  // The steps hold the layer list as it is now (change the layers, compile again) and the
-  // optimizer and loss, not the model, so a model may be moved after compile().
+  // The steps hold the forward pass (see forward_fn), the tracked layers, the optimizer and
+  // the loss.
   Compiled* raw = c.get();
   LayerList layers = layers_;
-  std::string name = name_;
+  std::function<Tensor(const Tensor&, bool)> forward = forward_fn();
   c->train_step = quiet_function(
-      [layers, name, raw](const Tensor& x, const Tensor& y) {
+      [layers, forward, raw](const Tensor& x, const Tensor& y) {
         GradientTape tape;
-        Tensor pred = forward(layers, name, x, /*training=*/true, std::source_location::current());
+        Tensor pred = forward(x, /*training=*/true);
         Tensor loss = (*raw->loss)(y, pred);
         std::vector<Variable> vars = trainable(layers);
         raw->optimizer->apply_gradients(tape.gradient(loss, std::span<const Variable>(vars)), vars);
@@ -295,16 +359,13 @@ void Sequential::compile_with(std::shared_ptr<optimizers::Optimizer> optimizer,
       },
       name_ + "_train_step");
   c->test_step = quiet_function(
-      [layers, name, raw](const Tensor& x, const Tensor& y) {
-        Tensor pred = forward(layers, name, x, /*training=*/false, std::source_location::current());
+      [forward, raw](const Tensor& x, const Tensor& y) {
+        Tensor pred = forward(x, /*training=*/false);
         return std::vector<Tensor>{(*raw->loss)(y, pred), correct_count(y, pred)};
       },
       name_ + "_test_step");
   c->predict_step = quiet_function(
-      [layers, name](const Tensor& x) {
-        return forward(layers, name, x, /*training=*/false, std::source_location::current());
-      },
-      name_ + "_predict");
+      [forward](const Tensor& x) { return forward(x, /*training=*/false); }, name_ + "_predict");
   compiled_ = std::move(c);
 }
 
@@ -374,10 +435,11 @@ class Progress {
 
 }  // namespace
 
-History Sequential::fit(const Tensor& x, const Tensor& y, const FitOptions& options,
-                        std::source_location loc) {
+History Model::fit(const Tensor& x, const Tensor& y, const FitOptions& options,
+                   std::source_location loc) {
   if (!compiled_) detail::raise<ValueError>("fit", {}, "call compile() before fit()", loc);
   check_data("fit", x, y, loc);
+  note_input(x);
   if (options.batch_size <= 0 || options.epochs < 0 ||
       !(options.validation_split >= 0 && options.validation_split < 1)) {
     detail::raise<ValueError>(
@@ -449,11 +511,12 @@ History Sequential::fit(const Tensor& x, const Tensor& y, const FitOptions& opti
   return history;
 }
 
-std::vector<float> Sequential::evaluate(const Tensor& x, const Tensor& y, int64_t batch_size,
-                                        std::source_location loc) {
+std::vector<float> Model::evaluate(const Tensor& x, const Tensor& y, int64_t batch_size,
+                                   std::source_location loc) {
   if (!compiled_)
     detail::raise<ValueError>("evaluate", {}, "call compile() before evaluate()", loc);
   check_data("evaluate", x, y, loc);
+  note_input(x);
   if (batch_size <= 0)
     detail::raise<ValueError>("evaluate", {}, "batch_size must be positive", loc);
   int64_t n = x.shape()[0];
@@ -471,12 +534,13 @@ std::vector<float> Sequential::evaluate(const Tensor& x, const Tensor& y, int64_
   return result;
 }
 
-Tensor Sequential::predict(const Tensor& x, int64_t batch_size, std::source_location loc) {
+Tensor Model::predict(const Tensor& x, int64_t batch_size, std::source_location loc) {
   if (!x.defined() || x.rank() == 0) {
     detail::raise<ValueError>("predict", {}, "x must be a defined tensor with a batch dimension",
                               loc);
   }
   if (batch_size <= 0) detail::raise<ValueError>("predict", {}, "batch_size must be positive", loc);
+  note_input(x);
   if (!compiled_) {
     // Keras predicts without compile(): run eagerly.
     return (*this)(x, false, loc);
@@ -490,36 +554,37 @@ Tensor Sequential::predict(const Tensor& x, int64_t batch_size, std::source_loca
   return concat(parts, 0);
 }
 
-namespace {
-// The model's weights, building it from its declared input shape if needed.
-std::vector<Variable> built_weights(const Sequential& model, const char* what,
-                                    const std::source_location& loc) {
-  bool built = !model.layers().empty();
-  for (const auto& l : model.layers())
+std::vector<Variable> Model::built_weights(const char* what, const std::source_location& loc) {
+  bool built = !layers_.empty();
+  for (const auto& l : layers_)
     built = built && l->built();
-  if (!built) {
-    if (model.layers().empty() || !model.layers().front()->declared_input_shape()) {
-      detail::raise<ValueError>(what, {},
-                                fmt::format("model '{}' is not built: call it on data first, or "
-                                            "declare input_shape on its first layer",
-                                            model.name()),
-                                loc);
-    }
-    model.summary_text();  // traces the model once, which builds every layer
+  if (built) return weights();
+  std::optional<TensorType> spec = input_spec();
+  if (!spec) {
+    detail::raise<ValueError>(what, {},
+                              fmt::format("model '{}' is not built: call it on data first, or "
+                                          "declare input_shape on its first layer",
+                                          name_),
+                              loc);
   }
-  return model.weights();
+  // Tracing the model once on a symbolic batch of one builds every layer.
+  std::vector<int64_t> dims{1};
+  dims.insert(dims.end(), spec->shape.begin(), spec->shape.end());
+  detail::Trace trace(name_ + "_build", {});
+  detail::TraceScope scope(trace);
+  (*this)(trace.add_argument(TensorType{spec->dtype, Shape(dims)}), false, loc);
+  return weights();
 }
-}  // namespace
 
-void Sequential::save_weights(const std::string& path, std::source_location loc) const {
+void Model::save_weights(const std::string& path, std::source_location loc) const {
   std::vector<std::pair<std::string, Tensor>> named;
-  for (const Variable& v : built_weights(*this, "save_weights", loc))
+  for (const Variable& v : const_cast<Model*>(this)->built_weights("save_weights", loc))
     named.emplace_back(v.name(), v.value());
   safetensors::save(path, named, {{"format", "kiln"}, {"model", name_}}, loc);
 }
 
-void Sequential::load_weights(const std::string& path, std::source_location loc) {
-  std::vector<Variable> vars = built_weights(*this, "load_weights", loc);
+void Model::load_weights(const std::string& path, std::source_location loc) {
+  std::vector<Variable> vars = built_weights("load_weights", loc);
   std::vector<std::pair<std::string, Tensor>> loaded = safetensors::load(path, loc);
   std::map<std::string, Tensor> by_name(loaded.begin(), loaded.end());
   std::vector<std::string> problems;
@@ -548,7 +613,7 @@ void Sequential::load_weights(const std::string& path, std::source_location loc)
 
 std::vector<Shape> Sequential::output_shapes() const {
   const std::optional<Shape>& declared =
-      layers_.empty() ? std::nullopt : layers_.front()->declared_input_shape();
+      layers_.empty() ? std::optional<Shape>() : layers_.front()->declared_input_shape();
   if (!declared) return {};
   std::vector<int64_t> dims{1};
   dims.insert(dims.end(), declared->begin(), declared->end());
@@ -563,7 +628,7 @@ std::vector<Shape> Sequential::output_shapes() const {
   return shapes;
 }
 
-std::string Sequential::summary_text() const {
+std::string Model::summary_text() const {
   std::vector<Shape> shapes = output_shapes();
   std::string out = fmt::format("Model: \"{}\"\n", name_);
   std::string rule(65, '_'), thick(65, '=');
@@ -594,8 +659,137 @@ std::string Sequential::summary_text() const {
   return out;
 }
 
-void Sequential::summary() const {
+void Model::summary() const {
   std::cout << summary_text();
+}
+
+void Model::save(const std::string& dir, int64_t batch_size, std::source_location loc) {
+  if (batch_size <= 0)
+    detail::raise<ValueError>("save", {},
+                              fmt::format("batch_size must be positive, got {}", batch_size), loc);
+  std::vector<Variable> vars = built_weights("save", loc);
+  std::optional<TensorType> spec = input_spec();
+  if (!spec) {
+    detail::raise<ValueError>("save", {},
+                              fmt::format("model '{}' does not know its input shape: call it on "
+                                          "data first, or declare input_shape on its first layer",
+                                          name_),
+                              loc);
+  }
+  std::vector<int64_t> dims{batch_size};
+  dims.insert(dims.end(), spec->shape.begin(), spec->shape.end());
+  std::function<Tensor(const Tensor&, bool)> forward = forward_fn();
+  auto inference = kiln::function([forward](const Tensor& x) { return forward(x, false); },
+                                  name_ + "_inference");
+  const ir::Function& graph = inference.graph(zeros(Shape(dims), spec->dtype, loc));
+
+  std::map<std::string, Variable> by_name;
+  for (const Variable& v : vars)
+    by_name.emplace(v.name(), v);
+  std::vector<std::pair<std::string, Tensor>> named;
+  for (size_t i = 1; i < graph.params().size(); ++i) {
+    const std::string& param = graph.param(i)->name();
+    auto it = by_name.find(param);
+    if (it == by_name.end()) {
+      detail::raise<ValueError>(
+          "save", {},
+          fmt::format("the inference function of '{}' reads '{}', which is not one of its "
+                      "weights (a tensor captured by a Lambda?); only weights can be saved",
+                      name_, param),
+          loc);
+    }
+    named.emplace_back(param, it->second.value());
+  }
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec)
+    detail::raise<IOError>("save", {}, fmt::format("cannot create {}: {}", dir, ec.message()), loc);
+  safetensors::save(dir + "/weights.safetensors", named, {{"format", "kiln"}, {"model", name_}},
+                    loc);
+  detail::write_file_atomically(dir + "/model.kiln", ir::print(graph), "save", loc);
+}
+
+struct SavedModel::Impl {
+  ir::Function graph{"saved"};
+  std::unique_ptr<CompiledFunction> compiled;
+  std::vector<ir::HostTensor> weights;  // parameters 1, 2, ...
+};
+
+const ir::Function& SavedModel::graph() const {
+  return impl_->graph;
+}
+
+const TensorType& SavedModel::input_type() const {
+  return impl_->graph.param(0)->type();
+}
+
+Tensor SavedModel::operator()(const Tensor& x, std::source_location loc) const {
+  if (!x.defined())
+    detail::raise<ValueError>(impl_->graph.name(), {}, "the input is undefined", loc);
+  const TensorType& want = input_type();
+  if (x.dtype() != want.dtype) {
+    detail::raise<TypeError>(
+        impl_->graph.name(), {x},
+        fmt::format("the saved model takes {}, got {}", want.to_string(), x.type().to_string()),
+        loc);
+  }
+  if (x.shape() != want.shape) {
+    detail::raise<ShapeError>(
+        impl_->graph.name(), {x},
+        fmt::format("the saved model takes {}, got {}", want.to_string(), x.type().to_string()),
+        loc);
+  }
+  std::vector<const ir::HostTensor*> args{&x.host()};
+  for (const ir::HostTensor& w : impl_->weights)
+    args.push_back(&w);
+  ir::EvalResult result = impl_->compiled->run(args);
+  return Tensor(std::move(result.outputs.at(0)));
+}
+
+SavedModel load_model(const std::string& dir, std::source_location loc) {
+  const std::string ir_path = dir + "/model.kiln", weights_path = dir + "/weights.safetensors";
+  for (const std::string& path : {ir_path, weights_path}) {
+    if (!std::filesystem::is_regular_file(path)) {
+      detail::raise<IOError>("load_model", {},
+                             fmt::format("{} is not a saved model: {} is missing", dir, path), loc);
+    }
+  }
+  auto impl = std::make_shared<SavedModel::Impl>();
+  impl->graph = ir::parse_file(ir_path);
+  if (impl->graph.params().empty() || impl->graph.outputs().size() != 1) {
+    detail::raise<ValueError>(
+        "load_model", {}, fmt::format("{} must take an input and return one result", ir_path), loc);
+  }
+  std::map<std::string, Tensor> loaded;
+  for (auto& [name, t] : safetensors::load(weights_path, loc))
+    loaded.emplace(name, t);
+  std::vector<std::string> problems;
+  for (size_t i = 1; i < impl->graph.params().size(); ++i) {
+    const ir::Value* p = impl->graph.param(i);
+    auto it = loaded.find(p->name());
+    if (it == loaded.end()) {
+      problems.push_back(fmt::format("'{}' is missing", p->name()));
+      continue;
+    }
+    if (it->second.type() != p->type()) {
+      problems.push_back(fmt::format("'{}' is {} in the weights but {} in the function", p->name(),
+                                     it->second.type().to_string(), p->type().to_string()));
+    }
+    impl->weights.push_back(it->second.host());
+    loaded.erase(it);
+  }
+  for (const auto& [name, t] : loaded)
+    problems.push_back(fmt::format("'{}' is not a parameter of the function", name));
+  if (!problems.empty()) {
+    detail::raise<ValueError>(
+        "load_model", {},
+        fmt::format("{} does not match {}: {}", weights_path, ir_path, fmt::join(problems, "; ")),
+        loc);
+  }
+  impl->compiled = compile(ir::parse_file(ir_path));
+  SavedModel model;
+  model.impl_ = std::move(impl);
+  return model;
 }
 
 }  // namespace kiln
@@ -645,14 +839,14 @@ EarlyStopping::EarlyStopping(std::string monitor, int64_t patience, double min_d
   state_->restore = restore_best_weights;
 }
 
-void EarlyStopping::on_train_begin(Sequential&) {
+void EarlyStopping::on_train_begin(Model&) {
   state_->have_best = false;
   state_->wait = 0;
   state_->stopped_epoch = -1;
   state_->best_weights.clear();
 }
 
-bool EarlyStopping::on_epoch_end(int64_t epoch, const Logs& logs, Sequential& model) {
+bool EarlyStopping::on_epoch_end(int64_t epoch, const Logs& logs, Model& model) {
   State& s = *state_;
   double value = monitored(logs, s.monitor, "EarlyStopping", loc_);
   bool better =
@@ -675,7 +869,7 @@ bool EarlyStopping::on_epoch_end(int64_t epoch, const Logs& logs, Sequential& mo
   return true;
 }
 
-void EarlyStopping::on_train_end(Sequential& model) {
+void EarlyStopping::on_train_end(Model& model) {
   if (!state_->restore || state_->best_weights.empty() || state_->stopped_epoch < 0) return;
   std::vector<Variable> weights = model.weights();
   for (size_t i = 0; i < weights.size() && i < state_->best_weights.size(); ++i)
@@ -691,7 +885,7 @@ ModelCheckpoint::ModelCheckpoint(std::string filepath, std::string monitor, bool
       best_(std::make_shared<std::optional<double>>()),
       loc_(loc) {}
 
-bool ModelCheckpoint::on_epoch_end(int64_t, const Logs& logs, Sequential& model) {
+bool ModelCheckpoint::on_epoch_end(int64_t, const Logs& logs, Model& model) {
   if (save_best_only_) {
     double value = monitored(logs, monitor_, "ModelCheckpoint", loc_);
     std::optional<double>& best = *best_;

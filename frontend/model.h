@@ -1,4 +1,5 @@
-// Keras-style models: Sequential, compile / fit / evaluate / predict / summary, History.
+// Keras-style models: Model (subclassed with a call()), Sequential, compile / fit / evaluate /
+// predict / summary / save, History, callbacks; load_model for saved inference functions.
 //
 //   k::Sequential model({
 //       k::layers::Flatten(/*input_shape=*/{28, 28}),
@@ -28,6 +29,7 @@
 #include "kiln/frontend/losses.h"
 #include "kiln/frontend/optimizers.h"
 #include "kiln/frontend/tensor.h"
+#include "kiln/ir/function.h"
 
 namespace kiln {
 
@@ -49,7 +51,7 @@ class History {
             std::source_location loc = std::source_location::current()) const;
 };
 
-class Sequential;
+class Model;
 using Logs = std::map<std::string, double>;
 
 // Called after each epoch with its number (from 0) and its logs; returning false stops
@@ -62,9 +64,9 @@ namespace callbacks {
 class Callback {
  public:
   virtual ~Callback() = default;
-  virtual void on_train_begin(Sequential& model) { (void)model; }
-  virtual bool on_epoch_end(int64_t epoch, const Logs& logs, Sequential& model) = 0;
-  virtual void on_train_end(Sequential& model) { (void)model; }
+  virtual void on_train_begin(Model& model) { (void)model; }
+  virtual bool on_epoch_end(int64_t epoch, const Logs& logs, Model& model) = 0;
+  virtual void on_train_end(Model& model) { (void)model; }
 };
 
 // Stops when `monitor` has not improved by more than min_delta for `patience` epochs;
@@ -76,9 +78,9 @@ class EarlyStopping : public Callback {
                          double min_delta = 0.0, std::string mode = "auto",
                          bool restore_best_weights = false,
                          std::source_location loc = std::source_location::current());
-  void on_train_begin(Sequential& model) override;
-  bool on_epoch_end(int64_t epoch, const Logs& logs, Sequential& model) override;
-  void on_train_end(Sequential& model) override;
+  void on_train_begin(Model& model) override;
+  bool on_epoch_end(int64_t epoch, const Logs& logs, Model& model) override;
+  void on_train_end(Model& model) override;
   // The epoch training stopped at (-1 if it ran to the end).
   int64_t stopped_epoch() const { return state_->stopped_epoch; }
 
@@ -105,7 +107,7 @@ class ModelCheckpoint : public Callback {
   explicit ModelCheckpoint(std::string filepath, std::string monitor = "val_loss",
                            bool save_best_only = false, std::string mode = "auto",
                            std::source_location loc = std::source_location::current());
-  bool on_epoch_end(int64_t epoch, const Logs& logs, Sequential& model) override;
+  bool on_epoch_end(int64_t epoch, const Logs& logs, Model& model) override;
 
  private:
   std::string filepath_, monitor_;
@@ -131,9 +133,7 @@ class CallbackHandle {
  private:
   struct Lambda : callbacks::Callback {
     explicit Lambda(EpochCallback f) : fn(std::move(f)) {}
-    bool on_epoch_end(int64_t epoch, const Logs& logs, Sequential&) override {
-      return fn(epoch, logs);
-    }
+    bool on_epoch_end(int64_t epoch, const Logs& logs, Model&) override { return fn(epoch, logs); }
     EpochCallback fn;
   };
   std::shared_ptr<callbacks::Callback> callback_;
@@ -168,21 +168,43 @@ class LayerHandle {
   std::shared_ptr<layers::Layer> layer_;
 };
 
-class Sequential {
+// keras.Model: compile / fit / evaluate / predict / save over a forward pass. Sequential runs a
+// list of layers; a subclass writes its own call() and tracks the layers it owns, so their
+// weights are the model's (Keras tracks attributes; C++ asks, as libtorch's register_module):
+//
+//   struct Mlp : k::Model {
+//     k::layers::Dense hidden{64, "relu"}, out{10, "softmax"};
+//     Mlp() : Model("mlp") {
+//       track(hidden);
+//       track(out);
+//     }
+//     k::Tensor call(const k::Tensor& x, bool training) override {
+//       return out(hidden(x, training), training);
+//     }
+//   };
+//
+// Layers are handles: a tracked layer and the member it was tracked from share their weights.
+// A subclass's compiled steps call its call(), so keep it where it is after compile(); a
+// Sequential's steps hold its layer list and may be moved.
+class Model {
  public:
-  explicit Sequential(std::vector<LayerHandle> layers = {}, std::string name = "sequential");
+  explicit Model(std::string name = "model");
+  virtual ~Model() = default;
+  Model(const Model&) = default;
+  Model(Model&&) = default;
+  Model& operator=(const Model&) = default;
+  Model& operator=(Model&&) = default;
 
-  void add(const LayerHandle& layer);
-  // Removes the last layer (ValueError when empty).
-  void pop(std::source_location loc = std::source_location::current());
+  // The forward pass, run under the model's name scope. Subclasses override it.
+  virtual Tensor call(const Tensor& x, bool training);
+  // Runs call() (eagerly or inside a trace).
+  Tensor operator()(const Tensor& x, bool training = false,
+                    std::source_location loc = std::source_location::current());
+
   const std::vector<std::shared_ptr<layers::Layer>>& layers() const { return layers_; }
   // The layer named `name` (ValueError listing the names otherwise).
   layers::Layer& get_layer(const std::string& name,
                            std::source_location loc = std::source_location::current()) const;
-
-  // Runs the layers in order (eagerly or inside a trace).
-  Tensor operator()(const Tensor& x, bool training = false,
-                    std::source_location loc = std::source_location::current()) const;
 
   std::vector<Variable> weights() const;
   std::vector<Variable> trainable_weights() const;
@@ -214,25 +236,94 @@ class Sequential {
   // assigned then).
   void load_weights(const std::string& path,
                     std::source_location loc = std::source_location::current());
+  // Saves the inference function for batches of `batch_size` into the directory `dir` (made if
+  // missing): `model.kiln`, its IR as text (parameter 0 the input, then one per weight), and
+  // `weights.safetensors`, the weights named as those parameters. Each file is written
+  // atomically. load_model() and the kiln tool read it. The model must be built and know its
+  // input shape (declared on a Sequential's first layer, or seen in a call).
+  void save(const std::string& dir, int64_t batch_size = 1,
+            std::source_location loc = std::source_location::current());
 
   // The Keras summary table: layers, output shapes, parameter counts. Builds the model first
-  // if the first layer declares its input shape.
+  // if its input shape is known.
   std::string summary_text() const;
   void summary() const;
 
   const std::string& name() const { return name_; }
 
+ protected:
+  // Makes `layer` one of the model's layers (its weights become the model's).
+  void track(const LayerHandle& layer) { layers_.push_back(layer.get()); }
+  // The forward pass the compiled steps run. This default calls this object's call(); Sequential
+  // gives its layer list instead.
+  virtual std::function<Tensor(const Tensor&, bool)> forward_fn();
+  // The per-sample input type (no batch dimension) the model is declared for, if any.
+  virtual std::optional<TensorType> declared_input() const { return std::nullopt; }
+  // Each layer's output shape for a batch of one, building the layers if needed; empty when
+  // the input shape is unknown or the layers do not form a chain.
+  virtual std::vector<Shape> output_shapes() const { return {}; }
+  // Weights, building the model from its input shape if it is not built yet.
+  std::vector<Variable> built_weights(const char* what, const std::source_location& loc);
+  // The per-sample input type: declared, or seen in the last call.
+  std::optional<TensorType> input_spec() const;
+  // call() with the caller's source location, for layers' errors; Sequential passes it on.
+  virtual Tensor call_at(const Tensor& x, bool training, const std::source_location& loc);
+
+  std::vector<std::shared_ptr<layers::Layer>> layers_;
+
  private:
   void compile_with(std::shared_ptr<optimizers::Optimizer> optimizer,
                     std::shared_ptr<losses::Loss> loss, std::vector<std::string> metrics,
                     const std::source_location& loc);
-  // The output shapes of each layer for a batch of one, building the layers if needed.
-  std::vector<Shape> output_shapes() const;
+  void note_input(const Tensor& x);
   struct Compiled;
 
   std::string name_;
-  std::vector<std::shared_ptr<layers::Layer>> layers_;
   std::shared_ptr<Compiled> compiled_;
+  std::optional<TensorType> seen_input_;
 };
+
+// keras.Sequential: a model that runs its layers in order.
+class Sequential : public Model {
+ public:
+  explicit Sequential(std::vector<LayerHandle> layers = {}, std::string name = "sequential");
+
+  void add(const LayerHandle& layer);
+  // Removes the last layer (ValueError when empty).
+  void pop(std::source_location loc = std::source_location::current());
+
+  Tensor call(const Tensor& x, bool training) override;
+
+ protected:
+  std::function<Tensor(const Tensor&, bool)> forward_fn() override;
+  std::optional<TensorType> declared_input() const override;
+  std::vector<Shape> output_shapes() const override;
+  Tensor call_at(const Tensor& x, bool training, const std::source_location& loc) override;
+};
+
+// A model saved by Model::save, for inference: the IR compiled once, the weights bound.
+//
+//   k::SavedModel m = k::load_model("fashion_model");
+//   k::Tensor probs = m(x);  // x must have the saved input type
+class SavedModel {
+ public:
+  // The saved IR, unoptimized.
+  const ir::Function& graph() const;
+  // The type of the input the function takes (its first parameter), batch included.
+  const TensorType& input_type() const;
+  // Runs the compiled function (ShapeError / TypeError if x is not of input_type()).
+  Tensor operator()(const Tensor& x,
+                    std::source_location loc = std::source_location::current()) const;
+
+ private:
+  friend SavedModel load_model(const std::string& dir, std::source_location loc);
+  struct Impl;
+  std::shared_ptr<const Impl> impl_;
+};
+
+// Reads a directory written by Model::save: IOError if a file is missing or unreadable,
+// ValueError if the weights do not match the function's parameters (names, types).
+SavedModel load_model(const std::string& dir,
+                      std::source_location loc = std::source_location::current());
 
 }  // namespace kiln
