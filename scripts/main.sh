@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Sets everything up, builds, and runs the main job: the tutorials replayed in C++ (tensors,
-# gradients), then Fashion-MNIST trained with the Keras-style API (the MLP 784-512-10; outputs
-# in ./fashion_mnist_out). FASHION_EPOCHS sets the number of epochs (default 15).
+# gradients), then Fashion-MNIST trained with the Keras-style API: the MLP 784-512-10 and the
+# TensorFlow tutorial convnet, each evaluated on the test set (outputs in ./fashion_mnist_out).
+# MLP_EPOCHS and CONVNET_EPOCHS set the epochs (defaults 15 and 12; 0 skips a model).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 bash scripts/build.sh
 ./build/examples/tensor_tutorial
 ./build/examples/gradients_tutorial
-./build/examples/fashion_mnist "${FASHION_EPOCHS:-15}" fashion_mnist_out
+./build/examples/fashion_mnist "${MLP_EPOCHS:-15}" "${CONVNET_EPOCHS:-12}" fashion_mnist_out
