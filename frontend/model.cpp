@@ -644,8 +644,9 @@ std::string Model::summary_text() const {
         dims.push_back(std::to_string(shapes[i][d]));
       shape = fmt::format("({})", fmt::join(dims, ", "));
     }
-    out += fmt::format("{:<29}{:<26}{:>10}\n", fmt::format(" {} ({})", l.name(), l.class_name()),
-                       shape, l.count_params());
+    // A long "name (Type)" keeps one space before the shape column.
+    std::string layer = fmt::format(" {} ({}) ", l.name(), l.class_name());
+    out += fmt::format("{:<29}{:<26}{:>10}\n", layer, shape, l.count_params());
     out += (i + 1 < layers_.size() ? std::string(65, ' ') : thick) + "\n";
   }
   int64_t trainable = 0, frozen = 0;

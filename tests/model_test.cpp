@@ -148,6 +148,8 @@ TEST_CASE("convolutional layers: shapes and parameter counts of the tutorial con
   std::string text = model.summary_text();
   CHECK_THAT(text, Contains("(None, 28, 28, 32)") && Contains("(None, 14, 14, 32)") &&
                        Contains("(None, 7, 7, 64)") && Contains("(None, 3136)"));
+  // A "name (Type)" wider than its column still leaves a space before the shape.
+  CHECK_THAT(text, Contains("(MaxPooling2D) (None, 7, 7, 64)"));
   CHECK(model.layers()[1]->count_params() == 5 * 5 * 1 * 32 + 32);
   CHECK(model.layers()[3]->count_params() == 5 * 5 * 32 * 64 + 64);
   CHECK(model.layers()[6]->count_params() == 3136 * 1024 + 1024);
