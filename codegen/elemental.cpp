@@ -31,6 +31,8 @@ llvm::Constant* scalar_constant(llvm::LLVMContext& context, const ir::HostTensor
       return llvm::ConstantInt::get(type, static_cast<uint64_t>(tensor.data<int64_t>()[i]), true);
     case ir::DType::boolean:
       return llvm::ConstantInt::get(type, tensor.data<bool>()[i] ? 1 : 0);
+    case ir::DType::u8:
+      return llvm::ConstantInt::get(type, tensor.data<uint8_t>()[i], false);
   }
   KILN_CHECK(false, "unknown dtype");
 }
@@ -74,7 +76,8 @@ llvm::Constant* fill_constant(llvm::LLVMContext& context, const ir::Attrs& attrs
     return llvm::ConstantInt::get(llvm::Type::getInt1Ty(context), value ? 1 : 0);
   }
   return llvm::ConstantInt::get(scalar_type(context, dtype),
-                                static_cast<uint64_t>(attrs.get_int("value")), true);
+                                static_cast<uint64_t>(attrs.get_int("value")),
+                                !ir::is_unsigned(dtype));
 }
 
 // The largest T below `hi` (std::nextafter toward −inf), computed at compile time.

@@ -24,8 +24,8 @@ llvm::Type* wide_type(Builder& b, ir::DType dtype) {
 }
 
 Value* widen(Builder& b, Value* x, ir::DType dtype) {
-  return ir::is_floating(dtype) ? b.CreateFPExt(x, b.getDoubleTy())
-                                : b.CreateSExt(x, b.getInt64Ty());
+  if (ir::is_floating(dtype)) return b.CreateFPExt(x, b.getDoubleTy());
+  return ir::is_unsigned(dtype) ? b.CreateZExt(x, b.getInt64Ty()) : b.CreateSExt(x, b.getInt64Ty());
 }
 
 Value* narrow(Builder& b, Value* x, ir::DType dtype) {
@@ -39,10 +39,12 @@ Value* is_nan(Builder& b, Value* x) {
 }
 
 // Whether `x` replaces the running best (NaN wins and then sticks; ties keep the earlier one).
-Value* beats(Builder& b, bool is_max, Value* x, Value* best) {
+Value* beats(Builder& b, ir::DType dtype, bool is_max, Value* x, Value* best) {
   Value* better;
   if (x->getType()->isFloatingPointTy()) {
     better = is_max ? b.CreateFCmpOGT(x, best) : b.CreateFCmpOLT(x, best);
+  } else if (ir::is_unsigned(dtype)) {
+    better = is_max ? b.CreateICmpUGT(x, best) : b.CreateICmpULT(x, best);
   } else {
     better = is_max ? b.CreateICmpSGT(x, best) : b.CreateICmpSLT(x, best);
   }
@@ -55,6 +57,10 @@ llvm::Constant* extreme(Builder& b, ir::DType dtype, bool lowest) {
     return llvm::ConstantFP::getInfinity(type, lowest);
   }
   unsigned bits = type->getIntegerBitWidth();
+  if (ir::is_unsigned(dtype)) {
+    return llvm::ConstantInt::get(
+        b.getContext(), lowest ? llvm::APInt::getMinValue(bits) : llvm::APInt::getMaxValue(bits));
+  }
   return llvm::ConstantInt::get(b.getContext(), lowest ? llvm::APInt::getSignedMinValue(bits)
                                                        : llvm::APInt::getSignedMaxValue(bits));
 }
@@ -90,7 +96,7 @@ Value* ReduceStep::combine(Value* acc, Value* x) const {
       auto id = op_ == ir::Op::reduce_max ? llvm::Intrinsic::maximum : llvm::Intrinsic::minimum;
       return call_intrinsic(b_, id, args);
     }
-    return b_.CreateSelect(beats(b_, op_ == ir::Op::reduce_max, x, acc), x, acc);
+    return b_.CreateSelect(beats(b_, dtype_, op_ == ir::Op::reduce_max, x, acc), x, acc);
   }
   Value* wide = widen(b_, x, dtype_);
   if (!ir::is_floating(dtype_)) {
@@ -114,7 +120,7 @@ Value* ReduceStep::finish(Value* total) const {
   }
   if (count_ == 0) return narrow(b_, b_.getInt64(0), dtype_);
   // The mean of the wrapped sum, truncating toward zero.
-  Value* wrapped = b_.CreateSExt(narrow(b_, total, dtype_), b_.getInt64Ty());
+  Value* wrapped = widen(b_, narrow(b_, total, dtype_), dtype_);
   return narrow(b_, b_.CreateSDiv(wrapped, b_.getInt64(count_)), dtype_);
 }
 
@@ -176,7 +182,7 @@ Value* ElementEmitter::arg_reduce(const ir::Node& node, const Index& index) {
       Value* k = b_.CreateAdd(i, b_.getInt64(1));
       at[axis] = k;
       Value* x = element(in, at);
-      Value* wins = beats(b_, is_max, x, b_.CreateLoad(type, best));
+      Value* wins = beats(b_, in->type().dtype, is_max, x, b_.CreateLoad(type, best));
       b_.CreateStore(b_.CreateSelect(wins, x, b_.CreateLoad(type, best)), best);
       b_.CreateStore(b_.CreateSelect(wins, k, b_.CreateLoad(b_.getInt64Ty(), best_at)), best_at);
     });
@@ -279,7 +285,7 @@ Value* ElementEmitter::pool(const ir::Node& node, const Index& index) {
     Value* x = element(input, at);
     if (is_max) {
       Value* old = b_.CreateLoad(type, best);
-      Value* wins = b_.CreateAnd(inside, beats(b_, true, x, old));
+      Value* wins = b_.CreateAnd(inside, beats(b_, dtype, true, x, old));
       b_.CreateStore(b_.CreateSelect(wins, x, old), best);
     } else {
       Value* term = b_.CreateSelect(inside, widen(b_, x, dtype), llvm::ConstantFP::get(f64, 0.0));

@@ -19,6 +19,8 @@ llvm::Type* scalar_type(llvm::LLVMContext& context, ir::DType dtype) {
       return llvm::Type::getInt64Ty(context);
     case ir::DType::boolean:
       return llvm::Type::getInt1Ty(context);
+    case ir::DType::u8:  // signedness lives in the operations (udiv, icmp ult, zext, uitofp)
+      return llvm::Type::getInt8Ty(context);
   }
   KILN_CHECK(false, "unknown dtype");
 }

@@ -113,22 +113,33 @@ Value* emit_float_unary(Builder& b, ir::Op op, const ir::Attrs& attrs, Value* x)
   }
 }
 
-Value* emit_int_unary(Builder& b, ir::Op op, Value* x) {
+// Unsigned integers: neg wraps (0 − x), abs and relu are the identity, sign is x != 0.
+Value* emit_int_unary(Builder& b, ir::Op op, bool is_unsigned, Value* x) {
   using ir::Op;
   switch (op) {
     case Op::neg:
       return b.CreateSub(iconst(x, 0), x);
     case Op::abs:  // abs(MIN) wraps to MIN
+      if (is_unsigned) return x;
       return b.CreateSelect(b.CreateICmpSLT(x, iconst(x, 0)), b.CreateSub(iconst(x, 0), x), x);
     case Op::sign:
+      if (is_unsigned) return b.CreateZExt(b.CreateICmpNE(x, iconst(x, 0)), x->getType());
       return emit_sign(b, x, false);
     case Op::square:
       return b.CreateMul(x, x);
     case Op::relu:
+      if (is_unsigned) return x;
       return b.CreateSelect(b.CreateICmpSGT(x, iconst(x, 0)), x, iconst(x, 0));
     default:
       return nullptr;
   }
+}
+
+// Unsigned division that never traps: x/0 = 0.
+Value* emit_uint_div(Builder& b, Value* x, Value* y) {
+  Value* zero = b.CreateICmpEQ(y, iconst(y, 0));
+  Value* q = b.CreateUDiv(x, b.CreateSelect(zero, iconst(y, 1), y));
+  return b.CreateSelect(zero, iconst(x, 0), q);
 }
 
 // Integer division that never traps: x/0 = 0, x/−1 = −x (wrapping).
@@ -142,17 +153,20 @@ Value* emit_int_div(Builder& b, Value* x, Value* y) {
 }
 
 // Exact integer power by squaring, unrolled over every exponent bit (straight-line code, so
-// loops around it still vectorize). A negative exponent gives 1, ±1 or 0 as docs/ops.md says.
-Value* emit_int_pow(Builder& b, Value* base, Value* exponent) {
+// loops around it still vectorize). A negative exponent gives 1, ±1 or 0 as docs/ops.md says;
+// an unsigned exponent is never negative, so all its bits count.
+Value* emit_int_pow(Builder& b, bool is_unsigned, Value* base, Value* exponent) {
   unsigned bits = base->getType()->getIntegerBitWidth();
   Value* result = iconst(base, 1);
   Value* x = base;
-  for (unsigned bit = 0; bit + 1 < bits; ++bit) {
+  const unsigned value_bits = is_unsigned ? bits : bits - 1;
+  for (unsigned bit = 0; bit < value_bits; ++bit) {
     Value* set = b.CreateICmpNE(b.CreateAnd(b.CreateLShr(exponent, bit), iconst(exponent, 1)),
                                 iconst(exponent, 0));
     result = b.CreateSelect(set, b.CreateMul(result, x), result);
     x = b.CreateMul(x, x);
   }
+  if (is_unsigned) return result;
   Value* odd = b.CreateICmpNE(b.CreateAnd(exponent, iconst(exponent, 1)), iconst(exponent, 0));
   Value* negative = b.CreateSelect(
       b.CreateICmpEQ(base, iconst(base, 1)), iconst(base, 1),
@@ -161,8 +175,10 @@ Value* emit_int_pow(Builder& b, Value* base, Value* exponent) {
   return b.CreateSelect(b.CreateICmpSLT(exponent, iconst(exponent, 0)), negative, result);
 }
 
-Value* emit_arithmetic(Builder& b, ir::Op op, bool floating, Value* x, Value* y) {
+Value* emit_arithmetic(Builder& b, ir::Op op, ir::DType dtype, Value* x, Value* y) {
   using ir::Op;
+  const bool floating = ir::is_floating(dtype);
+  const bool is_unsigned = ir::is_unsigned(dtype);
   switch (op) {
     case Op::add:
       return floating ? b.CreateFAdd(x, y) : b.CreateAdd(x, y);
@@ -171,35 +187,41 @@ Value* emit_arithmetic(Builder& b, ir::Op op, bool floating, Value* x, Value* y)
     case Op::mul:
       return floating ? b.CreateFMul(x, y) : b.CreateMul(x, y);
     case Op::div:
-      return floating ? b.CreateFDiv(x, y) : emit_int_div(b, x, y);
+      if (floating) return b.CreateFDiv(x, y);
+      return is_unsigned ? emit_uint_div(b, x, y) : emit_int_div(b, x, y);
     case Op::pow:
-      return floating ? call2(b, intr::pow, x, y) : emit_int_pow(b, x, y);
+      return floating ? call2(b, intr::pow, x, y) : emit_int_pow(b, is_unsigned, x, y);
     case Op::maximum:
-      return call2(b, floating ? intr::maximum : intr::smax, x, y);
+      return call2(b, floating ? intr::maximum : is_unsigned ? intr::umax : intr::smax, x, y);
     case Op::minimum:
-      return call2(b, floating ? intr::minimum : intr::smin, x, y);
+      return call2(b, floating ? intr::minimum : is_unsigned ? intr::umin : intr::smin, x, y);
     default:
       return nullptr;
   }
 }
 
-Value* emit_compare(Builder& b, ir::Op op, bool floating, Value* x, Value* y) {
+Value* emit_compare(Builder& b, ir::Op op, ir::DType dtype, Value* x, Value* y) {
   using ir::Op;
   using P = llvm::CmpInst::Predicate;
-  auto cmp = [&](P fp, P ip) { return floating ? b.CreateFCmp(fp, x, y) : b.CreateICmp(ip, x, y); };
+  const bool floating = ir::is_floating(dtype);
+  const bool is_unsigned = ir::is_unsigned(dtype);
+  // fp: the float predicate; sp/up: the signed and unsigned integer predicates.
+  auto cmp = [&](P fp, P sp, P up) {
+    return floating ? b.CreateFCmp(fp, x, y) : b.CreateICmp(is_unsigned ? up : sp, x, y);
+  };
   switch (op) {
     case Op::equal:
-      return cmp(P::FCMP_OEQ, P::ICMP_EQ);
+      return cmp(P::FCMP_OEQ, P::ICMP_EQ, P::ICMP_EQ);
     case Op::not_equal:
-      return cmp(P::FCMP_UNE, P::ICMP_NE);
+      return cmp(P::FCMP_UNE, P::ICMP_NE, P::ICMP_NE);
     case Op::less:
-      return cmp(P::FCMP_OLT, P::ICMP_SLT);
+      return cmp(P::FCMP_OLT, P::ICMP_SLT, P::ICMP_ULT);
     case Op::less_equal:
-      return cmp(P::FCMP_OLE, P::ICMP_SLE);
+      return cmp(P::FCMP_OLE, P::ICMP_SLE, P::ICMP_ULE);
     case Op::greater:
-      return cmp(P::FCMP_OGT, P::ICMP_SGT);
+      return cmp(P::FCMP_OGT, P::ICMP_SGT, P::ICMP_UGT);
     case Op::greater_equal:
-      return cmp(P::FCMP_OGE, P::ICMP_SGE);
+      return cmp(P::FCMP_OGE, P::ICMP_SGE, P::ICMP_UGE);
     case Op::logical_and:
       return b.CreateAnd(x, y);
     case Op::logical_or:
@@ -219,15 +241,17 @@ Value* emit_cast(Builder& b, Value* value, ir::DType from, ir::DType to) {
     if (ir::is_floating(from)) return b.CreateFCmpUNE(value, fconst(value, 0));
     return b.CreateICmpNE(value, iconst(value, 0));
   }
-  if (from == DType::boolean) {
-    return ir::is_floating(to) ? b.CreateUIToFP(value, type) : b.CreateZExt(value, type);
-  }
+  // bool and u8 hold no sign: they widen with zero bits and convert as unsigned.
+  const bool from_unsigned = from == DType::boolean || ir::is_unsigned(from);
   if (ir::is_floating(from) && ir::is_floating(to)) return b.CreateFPCast(value, type);
-  if (ir::is_floating(to)) return b.CreateSIToFP(value, type);
-  if (ir::is_floating(from)) {  // saturating, NaN → 0
-    return b.CreateIntrinsic(llvm::Intrinsic::fptosi_sat, {type, value->getType()}, {value});
+  if (ir::is_floating(to)) {
+    return from_unsigned ? b.CreateUIToFP(value, type) : b.CreateSIToFP(value, type);
   }
-  return b.CreateSExtOrTrunc(value, type);
+  if (ir::is_floating(from)) {  // truncating toward zero, saturating, NaN → 0
+    auto id = ir::is_unsigned(to) ? llvm::Intrinsic::fptoui_sat : llvm::Intrinsic::fptosi_sat;
+    return b.CreateIntrinsic(id, {type, value->getType()}, {value});
+  }
+  return from_unsigned ? b.CreateZExtOrTrunc(value, type) : b.CreateSExtOrTrunc(value, type);
 }
 
 Value* emit_scalar_op(Builder& b, ir::Op op, ir::DType in, ir::DType out, const ir::Attrs& attrs,
@@ -241,11 +265,12 @@ Value* emit_scalar_op(Builder& b, ir::Op op, ir::DType in, ir::DType out, const 
   } else if (op == ir::Op::logical_not) {
     result = b.CreateNot(args[0]);
   } else if (args.size() == 1) {
-    result = floating ? emit_float_unary(b, op, attrs, args[0]) : emit_int_unary(b, op, args[0]);
+    result = floating ? emit_float_unary(b, op, attrs, args[0])
+                      : emit_int_unary(b, op, ir::is_unsigned(in), args[0]);
   } else if (out == ir::DType::boolean) {
-    result = emit_compare(b, op, floating, args[0], args[1]);
+    result = emit_compare(b, op, in, args[0], args[1]);
   } else {
-    result = emit_arithmetic(b, op, floating, args[0], args[1]);
+    result = emit_arithmetic(b, op, in, args[0], args[1]);
   }
   if (result == nullptr) {
     throw CompileError(

@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <future>
 
@@ -35,6 +36,15 @@ std::string require_file(const std::string& dir, const std::string& name, const 
   return path;
 }
 
+// ubyte labels (read as u8) widened to i32; labels of any other dtype as they are.
+Tensor labels_as_i32(Tensor labels) {
+  if (labels.dtype() != DType::u8) return labels;
+  auto bytes = labels.host().values<uint8_t>();
+  ir::HostTensor wide(DType::i32, labels.shape());
+  std::copy(bytes.begin(), bytes.end(), wide.data<int32_t>());
+  return Tensor(std::move(wide));
+}
+
 Split check_split(Split split, const std::string& images_path, const std::string& labels_path,
                   const Loc& loc) {
   const char* op = "datasets.mnist_format.load_data";
@@ -58,6 +68,7 @@ Split check_split(Split split, const std::string& images_path, const std::string
                     split.images.shape()[0], labels_path, split.labels.shape()[0]),
         loc);
   }
+  split.labels = labels_as_i32(std::move(split.labels));
   return split;
 }
 

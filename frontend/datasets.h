@@ -1,6 +1,7 @@
 // Ready-made datasets, as in tf.keras.datasets: `auto [train, test] = k::datasets::fashion_mnist::
-// load_data();` gives images [N, 28, 28] and labels [N]. Kiln has no uint8 dtype yet, so pixels
-// (0..255) and labels (0..9) come as i32 (see kiln/frontend/idx.h).
+// load_data();` gives images [N, 28, 28] and labels [N]. Pixels (0..255) come as u8, as in
+// TensorFlow (`k::cast(images, k::f32) / 255.f` scales them); labels (0..9) come as i32, the
+// index dtype Kiln's sparse losses and metrics take.
 #pragma once
 
 #include <string>
@@ -20,8 +21,9 @@ struct Split {
 namespace mnist_format {
 // Reads (train, test) from the four MNIST-layout IDX files in `dir`: train-images-idx3-ubyte,
 // train-labels-idx1-ubyte, t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte, each plain or with a
-// .gz suffix. Throws IOError for a missing or malformed file, ShapeError when images are not
-// rank 3, labels not rank 1, or their counts differ.
+// .gz suffix. Images keep the file's dtype (u8 for ubyte files); ubyte labels become i32.
+// Throws IOError for a missing or malformed file, ShapeError when images are not rank 3, labels
+// not rank 1, or their counts differ.
 std::pair<Split, Split> load_data(const std::string& dir, Loc loc = Loc::current());
 }  // namespace mnist_format
 

@@ -31,8 +31,8 @@ struct ElementType {
 };
 
 constexpr ElementType kTypes[] = {
-    {0x08, "ubyte", 1, DType::i32}, {0x09, "byte", 1, DType::i32},  {0x0B, "short", 2, DType::i32},
-    {0x0C, "int", 4, DType::i32},   {0x0D, "float", 4, DType::f32}, {0x0E, "double", 8, DType::f64},
+    {0x08, "ubyte", 1, DType::u8}, {0x09, "byte", 1, DType::i32},  {0x0B, "short", 2, DType::i32},
+    {0x0C, "int", 4, DType::i32},  {0x0D, "float", 4, DType::f32}, {0x0E, "double", 8, DType::f64},
 };
 
 const ElementType* find_type(uint8_t code) {
@@ -159,12 +159,9 @@ void from_big_endian(std::byte* data, int64_t count) {
   }
 }
 
-// Converts `count` file elements of `type` in `src` into the tensor's elements.
+// Converts `count` file elements of `type` (byte or short) in `src` into the tensor's elements.
 void widen(const ElementType& type, const unsigned char* src, int32_t* dst, int64_t count) {
-  if (type.code == 0x08) {
-    for (int64_t i = 0; i < count; ++i)
-      dst[i] = src[i];
-  } else if (type.code == 0x09) {
+  if (type.code == 0x09) {
     for (int64_t i = 0; i < count; ++i)
       dst[i] = static_cast<int8_t>(src[i]);
   } else {  // short
@@ -188,7 +185,10 @@ std::string encode(const Tensor& t, const ElementType& type) {
   };
   for (int64_t d : t.shape())
     put_be(static_cast<uint64_t>(d), 4);
-  if (type.code == 0x08) {
+  if (type.code == 0x08 && host.dtype() == DType::u8) {
+    const auto* bytes = reinterpret_cast<const char*>(host.raw());
+    out.append(bytes, host.nbytes());
+  } else if (type.code == 0x08) {
     for (int32_t v : host.values<int32_t>())
       out += static_cast<char>(v);
   } else if (type.code == 0x0C) {
@@ -327,7 +327,9 @@ void write(const std::string& path, const Tensor& t, bool gzip, Loc loc) {
     detail::raise<ValueError>("idx.write", {t}, "cannot write a symbolic (traced) tensor", loc);
   }
   const ElementType* type = nullptr;
-  if (t.dtype() == DType::i32) {
+  if (t.dtype() == DType::u8) {
+    type = &type_named("ubyte");
+  } else if (t.dtype() == DType::i32) {
     auto values = t.host().values<int32_t>();
     bool bytes =
         std::all_of(values.begin(), values.end(), [](int32_t v) { return v >= 0 && v <= 255; });
@@ -337,7 +339,7 @@ void write(const std::string& path, const Tensor& t, bool gzip, Loc loc) {
   } else if (t.dtype() == DType::f64) {
     type = &type_named("double");
   } else {
-    detail::raise<TypeError>("idx.write", {t}, "IDX files hold i32, f32 or f64 tensors", loc);
+    detail::raise<TypeError>("idx.write", {t}, "IDX files hold u8, i32, f32 or f64 tensors", loc);
   }
   if (t.rank() > 255) {
     detail::raise<ValueError>("idx.write", {t}, "IDX files hold at most 255 dimensions", loc);

@@ -190,7 +190,7 @@ struct ElementFormat {
 
 ElementFormat parse_descr(std::string_view descr, std::string_view source) {
   auto unsupported = [&]() -> ElementFormat {
-    fail(source, fmt::format("unsupported dtype '{}' (Kiln reads f4, f8, i4, i8 and b1)",
+    fail(source, fmt::format("unsupported dtype '{}' (Kiln reads f4, f8, i4, i8, u1 and b1)",
                              descr.substr(0, 20)));
   };
   if (descr.size() != 3) return unsupported();
@@ -202,6 +202,7 @@ ElementFormat parse_descr(std::string_view descr, std::string_view source) {
   if (kind == "i4") dtype = DType::i32;
   if (kind == "i8") dtype = DType::i64;
   if (kind == "b1") dtype = DType::boolean;
+  if (kind == "u1") dtype = DType::u8;
   if (!dtype || (order != '<' && order != '>' && order != '=' && order != '|')) {
     return unsupported();
   }
@@ -292,6 +293,9 @@ std::string header_text(const Tensor& t) {
       break;
     case DType::boolean:
       descr = "|b1";
+      break;
+    case DType::u8:
+      descr = "|u1";
       break;
   }
   std::string shape = "(";

@@ -1,6 +1,6 @@
 // NumPy .npy files: read (format versions 1.0, 2.0, 3.0) and write (1.0, or 2.0 when the header
-// needs it). Supported element types: '<f4', '<f8', '<i4', '<i8', '|b1'; big-endian ('>') and
-// native ('=') byte orders and fortran_order=True are converted on reading.
+// needs it). Supported element types: '<f4', '<f8', '<i4', '<i8', '|u1', '|b1'; big-endian ('>')
+// and native ('=') byte orders and fortran_order=True are converted on reading.
 //
 // Malformed input throws kiln::IOError naming the file and the problem. Bytes after the array
 // data are ignored, as NumPy's np.load does (several arrays may be saved into one stream).

@@ -67,6 +67,10 @@ void Scalar::write(DType dtype, void* dst) const {
     case DType::i64:
       store(dst, v);
       return;
+    case DType::u8:
+      if (!fits<uint8_t>(v)) lossy();
+      store(dst, static_cast<uint8_t>(v));
+      return;
     case DType::boolean:
       if (v != 0 && v != 1) lossy();
       store(dst, v == 1);

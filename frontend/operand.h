@@ -18,7 +18,7 @@ template <class T>
 concept Arithmetic = std::is_arithmetic_v<T>;
 
 // A plain C++ number with the dtype it has on its own: float→f32, double→f64, bool→bool,
-// integers of up to 32 bits→i32, wider→i64.
+// uint8_t (unsigned char)→u8, other integers of up to 32 bits→i32, wider→i64.
 class Scalar {
  public:
   template <Arithmetic T>
@@ -36,7 +36,11 @@ class Scalar {
       kind_ = Kind::integer;
       int_ = static_cast<int64_t>(value);
       float_ = static_cast<double>(value);
-      natural_ = sizeof(T) < 4 || (sizeof(T) == 4 && std::is_signed_v<T>) ? DType::i32 : DType::i64;
+      if constexpr (std::is_same_v<T, unsigned char>)
+        natural_ = DType::u8;
+      else
+        natural_ =
+            sizeof(T) < 4 || (sizeof(T) == 4 && std::is_signed_v<T>) ? DType::i32 : DType::i64;
     }
   }
 

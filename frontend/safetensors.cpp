@@ -35,11 +35,9 @@ struct DTypeName {
   DType dtype;
 };
 // In the reference implementation's write order: larger alignment first.
-constexpr DTypeName kDTypes[] = {{"I64", DType::i64},
-                                 {"F64", DType::f64},
-                                 {"F32", DType::f32},
-                                 {"I32", DType::i32},
-                                 {"BOOL", DType::boolean}};
+constexpr DTypeName kDTypes[] = {{"I64", DType::i64}, {"F64", DType::f64},
+                                 {"F32", DType::f32}, {"I32", DType::i32},
+                                 {"U8", DType::u8},   {"BOOL", DType::boolean}};
 
 std::optional<DType> parse_dtype(std::string_view name) {
   for (const DTypeName& d : kDTypes) {

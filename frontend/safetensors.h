@@ -1,11 +1,11 @@
 // safetensors files, the Hugging Face format: an 8-byte little-endian header length n, n bytes
 // of JSON ({name: {"dtype", "shape", "data_offsets": [begin, end]}, optional "__metadata__":
 // {string: string}}), then the tensors' raw little-endian bytes. Kiln reads and writes the
-// dtypes "F32", "F64", "I32", "I64" and "BOOL".
+// dtypes "F32", "F64", "I32", "I64", "U8" and "BOOL".
 //
 // Writing follows the reference implementation's layout: the header's JSON (keys sorted) is
 // padded with spaces to a multiple of 8 bytes, and the data is ordered by dtype (I64, F64, F32,
-// I32, BOOL) then name, so every tensor starts naturally aligned. Reading checks everything
+// I32, U8, BOOL) then name, so every tensor starts naturally aligned. Reading checks everything
 // before it allocates and throws kiln::IOError naming the file and the problem.
 #pragma once
 

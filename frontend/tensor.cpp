@@ -94,6 +94,8 @@ std::string_view cpp_type_name(DType dtype) {
       return "int64_t";
     case DType::boolean:
       return "bool";
+    case DType::u8:
+      return "uint8_t";
   }
   return "?";
 }
@@ -151,6 +153,7 @@ KILN_INSTANTIATE(double)
 KILN_INSTANTIATE(int32_t)
 KILN_INSTANTIATE(int64_t)
 KILN_INSTANTIATE(bool)
+KILN_INSTANTIATE(uint8_t)
 #undef KILN_INSTANTIATE
 
 }  // namespace kiln

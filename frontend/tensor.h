@@ -35,6 +35,8 @@ inline constexpr DType f64 = DType::f64;
 inline constexpr DType i32 = DType::i32;
 inline constexpr DType i64 = DType::i64;
 inline constexpr DType boolean = DType::boolean;
+inline constexpr DType u8 = DType::u8;
+inline constexpr DType uint8 = DType::u8;
 
 class Tensor {
  public:

@@ -12,7 +12,8 @@
 
 namespace kiln::ir {
 
-// Maps a C++ element type to its DType (float→f32, double→f64, int32→i32, int64→i64, bool).
+// Maps a C++ element type to its DType (float→f32, double→f64, int32→i32, int64→i64, bool,
+// uint8→u8).
 template <class T>
 constexpr DType dtype_of() {
   if constexpr (std::is_same_v<T, float>)
@@ -25,6 +26,8 @@ constexpr DType dtype_of() {
     return DType::i64;
   else if constexpr (std::is_same_v<T, bool>)
     return DType::boolean;
+  else if constexpr (std::is_same_v<T, uint8_t>)
+    return DType::u8;
   else
     static_assert(!sizeof(T), "no Kiln dtype for this C++ type");
 }
@@ -43,6 +46,8 @@ decltype(auto) visit_dtype(DType dtype, F&& f) {
       return f(int64_t{});
     case DType::boolean:
       return f(bool{});
+    case DType::u8:
+      return f(uint8_t{});
   }
   KILN_CHECK(false, "unknown dtype");
 }

@@ -304,8 +304,8 @@ void store_element(HostTensor& tensor, int64_t i, const Token& t) {
     tensor.data<double>()[i] = parse_float_text<double>(t, dname);
   } else {
     if (is_float_text(t.text)) {
-      fail_at(t, fmt::format("expected an integer for an {} element, got {}", dname,
-                             text::describe(t)));
+      fail_at(t, fmt::format("expected an integer for {} {} element, got {}",
+                             dtype == DType::u8 ? "a" : "an", dname, text::describe(t)));
     }
     int64_t v = parse_int_text(t);
     if (dtype == DType::i32) {
@@ -313,6 +313,11 @@ void store_element(HostTensor& tensor, int64_t i, const Token& t) {
         fail_at(t, fmt::format("integer {} is out of range for i32", v));
       }
       tensor.data<int32_t>()[i] = static_cast<int32_t>(v);
+    } else if (dtype == DType::u8) {
+      if (v < 0 || v > std::numeric_limits<uint8_t>::max()) {
+        fail_at(t, fmt::format("integer {} is out of range for u8 (0 to 255)", v));
+      }
+      tensor.data<uint8_t>()[i] = static_cast<uint8_t>(v);
     } else {
       tensor.data<int64_t>()[i] = v;
     }

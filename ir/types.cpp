@@ -21,6 +21,8 @@ std::string_view dtype_name(DType dtype) {
       return "i64";
     case DType::boolean:
       return "bool";
+    case DType::u8:
+      return "u8";
   }
   return "?";
 }
@@ -37,6 +39,8 @@ std::string_view dtype_long_name(DType dtype) {
       return "int64";
     case DType::boolean:
       return "bool";
+    case DType::u8:
+      return "uint8";
   }
   return "?";
 }
@@ -59,6 +63,7 @@ size_t dtype_size(DType dtype) {
     case DType::i64:
       return 8;
     case DType::boolean:
+    case DType::u8:
       return 1;
   }
   return 0;
@@ -68,7 +73,10 @@ bool is_floating(DType dtype) {
   return dtype == DType::f32 || dtype == DType::f64;
 }
 bool is_integer(DType dtype) {
-  return dtype == DType::i32 || dtype == DType::i64;
+  return dtype == DType::i32 || dtype == DType::i64 || dtype == DType::u8;
+}
+bool is_unsigned(DType dtype) {
+  return dtype == DType::u8;
 }
 
 std::ostream& operator<<(std::ostream& os, DType dtype) {

@@ -12,22 +12,26 @@
 
 namespace kiln::ir {
 
-// Element type. f16/bf16 are reserved for later; the numbering leaves room.
-enum class DType : uint8_t { f32, f64, i32, i64, boolean };
+// Element type. f16/bf16 are reserved for later; the numbering leaves room. u8 is unsigned:
+// its arithmetic wraps modulo 256, as NumPy's and TensorFlow's uint8.
+enum class DType : uint8_t { f32, f64, i32, i64, boolean, u8 };
 
-inline constexpr DType kAllDTypes[] = {DType::f32, DType::f64, DType::i32, DType::i64,
-                                       DType::boolean};
+inline constexpr DType kAllDTypes[] = {DType::f32, DType::f64,     DType::i32,
+                                       DType::i64, DType::boolean, DType::u8};
 
-// Short name used in IR text: f32, f64, i32, i64, bool.
+// Short name used in IR text: f32, f64, i32, i64, bool, u8.
 std::string_view dtype_name(DType dtype);
-// TensorFlow-style long name for printing tensors: float32, float64, int32, int64, bool.
+// TensorFlow-style long name for printing tensors: float32, float64, int32, int64, bool, uint8.
 std::string_view dtype_long_name(DType dtype);
 // Parses a short or long name; nullopt if unknown.
 std::optional<DType> parse_dtype(std::string_view name);
 // Bytes per element.
 size_t dtype_size(DType dtype);
 bool is_floating(DType dtype);
+// i32, i64 and u8.
 bool is_integer(DType dtype);
+// The unsigned integer dtypes: u8.
+bool is_unsigned(DType dtype);
 inline bool is_numeric(DType dtype) {
   return dtype != DType::boolean;
 }

@@ -35,7 +35,7 @@ const std::pair<Shape, Shape> kPairs[] = {{Shape{5, 17}, Shape{5, 17}},
 }  // namespace
 
 TEST_CASE("compiled unary ops match the interpreter for every dtype and shape", "[codegen]") {
-  for (DType dtype : {DType::f32, DType::f64, DType::i32, DType::i64}) {
+  for (DType dtype : {DType::f32, DType::f64, DType::i32, DType::i64, DType::u8}) {
     ir::Function f("unary");
     std::vector<ir::HostTensor> args;
     std::vector<ir::Value*> outs;
@@ -59,7 +59,7 @@ TEST_CASE("compiled unary ops match the interpreter for every dtype and shape", 
 }
 
 TEST_CASE("compiled binary ops broadcast and match the interpreter", "[codegen]") {
-  for (DType dtype : {DType::f32, DType::f64, DType::i32, DType::i64}) {
+  for (DType dtype : {DType::f32, DType::f64, DType::i32, DType::i64, DType::u8}) {
     ir::Function f("binary");
     std::vector<ir::HostTensor> args;
     std::vector<ir::Value*> outs;
@@ -97,6 +97,119 @@ TEST_CASE("compiled integer division and power never trap", "[codegen]") {
                                            : fill(std::numeric_limits<int64_t>::min());
     check_against_interpreter(f, args);
   }
+}
+
+TEST_CASE("u8 arithmetic wraps modulo 256 and compares unsigned, compiled as interpreted",
+          "[codegen][u8]") {
+  ir::Function f("u8ops");
+  ir::Value* a = f.add_param({DType::u8, Shape{8}});
+  ir::Value* b = f.add_param({DType::u8, Shape{8}});
+  std::vector<Op> ops{Op::add,     Op::sub,     Op::mul,     Op::div,  Op::pow,
+                      Op::maximum, Op::minimum, Op::greater, Op::less, Op::greater_equal};
+  std::vector<ir::Value*> outs;
+  for (Op op : ops)
+    outs.push_back(f.append(op, {a, b})->output());
+  for (Op op : {Op::neg, Op::abs, Op::sign, Op::square, Op::relu})
+    outs.push_back(f.append(op, {a})->output());
+  f.set_outputs(outs);
+  std::vector<ir::HostTensor> args{
+      testing::make<uint8_t>(Shape{8}, {250, 3, 0, 255, 7, 200, 16, 1}),
+      testing::make<uint8_t>(Shape{8}, {10, 5, 0, 255, 0, 100, 2, 255})};
+  check_against_interpreter(f, args, 0.0);
+  // The oracle's values, as NumPy's uint8 gives them (x / 0 = 0 instead of a warning).
+  ir::EvalResult r = ir::evaluate(f, args);
+  auto u8s = [](const ir::HostTensor& t) {
+    auto v = t.values<uint8_t>();
+    return std::vector<int>(v.begin(), v.end());
+  };
+  auto bools = [](const ir::HostTensor& t) {
+    auto v = t.values<bool>();
+    return std::vector<int>(v.begin(), v.end());
+  };
+  CHECK(u8s(r.outputs[0]) == std::vector<int>{4, 8, 0, 254, 7, 44, 18, 0});        // add
+  CHECK(u8s(r.outputs[1]) == std::vector<int>{240, 254, 0, 0, 7, 100, 14, 2});     // sub
+  CHECK(u8s(r.outputs[2]) == std::vector<int>{196, 15, 0, 1, 0, 32, 32, 255});     // mul
+  CHECK(u8s(r.outputs[3]) == std::vector<int>{25, 0, 0, 1, 0, 2, 8, 0});           // div
+  CHECK(u8s(r.outputs[4]) == std::vector<int>{0, 243, 1, 255, 1, 0, 0, 1});        // pow
+  CHECK(u8s(r.outputs[5]) == std::vector<int>{250, 5, 0, 255, 7, 200, 16, 255});   // maximum
+  CHECK(u8s(r.outputs[6]) == std::vector<int>{10, 3, 0, 255, 0, 100, 2, 1});       // minimum
+  CHECK(bools(r.outputs[7]) == std::vector<int>{1, 0, 0, 0, 1, 1, 1, 0});          // greater
+  CHECK(bools(r.outputs[8]) == std::vector<int>{0, 1, 0, 0, 0, 0, 0, 1});          // less
+  CHECK(bools(r.outputs[9]) == std::vector<int>{1, 0, 1, 1, 1, 1, 1, 0});          // greater_equal
+  CHECK(u8s(r.outputs[10]) == std::vector<int>{6, 253, 0, 1, 249, 56, 240, 255});  // neg wraps
+  CHECK(u8s(r.outputs[11]) == u8s(args[0]));                                       // abs
+  CHECK(u8s(r.outputs[12]) == std::vector<int>{1, 1, 0, 1, 1, 1, 1, 1});           // sign
+  CHECK(u8s(r.outputs[13]) == std::vector<int>{36, 9, 0, 1, 49, 64, 0, 1});        // square
+  CHECK(u8s(r.outputs[14]) == u8s(args[0]));                                       // relu
+}
+
+TEST_CASE("casts to and from u8 agree bit for bit and follow the documented rule",
+          "[codegen][u8]") {
+  // In range (truncating toward zero), at the edges, out of range (saturating) and NaN (0).
+  const std::vector<double> xs{0.0,   0.5,    0.99,  1.0,      1.5,       127.5, 128.0, 254.99,
+                               255.0, 255.99, 256.0, 300.0,    1e10,      -0.0,  -0.5,  -0.99,
+                               -1.0,  -1.5,   -300,  INFINITY, -INFINITY, NAN,   3.7,   42.25};
+  const std::vector<int> want{0,   0, 0, 1, 1, 127, 128, 254, 255, 255, 255, 255,
+                              255, 0, 0, 0, 0, 0,   0,   255, 0,   0,   3,   42};
+  const Shape shape{static_cast<int64_t>(xs.size())};
+  for (DType from : {DType::f32, DType::f64}) {
+    ir::Function f("to_u8");
+    ir::Value* x = f.add_param({from, shape});
+    f.set_outputs({f.append(Op::cast, {x}, ir::Attrs().set_dtype("dtype", DType::u8))->output()});
+    ir::HostTensor arg = from == DType::f32 ? testing::make<float>(shape, testing::as<float>(xs))
+                                            : testing::make<double>(shape, xs);
+    std::vector<ir::HostTensor> args{arg};
+    check_against_interpreter(f, args, 0.0);
+    ir::HostTensor got = ir::evaluate(f, args).outputs[0];
+    CHECK(std::vector<int>(got.values<uint8_t>().begin(), got.values<uint8_t>().end()) == want);
+  }
+  // u8 → everything, every byte value: zero-extended, exact in floats, != 0 as bool.
+  ir::Function g("from_u8");
+  ir::Value* y = g.add_param({DType::u8, Shape{256}});
+  std::vector<ir::Value*> outs;
+  for (DType to : ir::kAllDTypes)
+    outs.push_back(g.append(Op::cast, {y}, ir::Attrs().set_dtype("dtype", to))->output());
+  g.set_outputs(outs);
+  std::vector<uint8_t> bytes(256);
+  for (int i = 0; i < 256; ++i)
+    bytes[static_cast<size_t>(i)] = static_cast<uint8_t>(i);
+  std::vector<ir::HostTensor> args{testing::make<uint8_t>(Shape{256}, bytes)};
+  check_against_interpreter(g, args, 0.0);
+  ir::EvalResult r = ir::evaluate(g, args);
+  for (size_t k = 0; k < outs.size(); ++k) {
+    for (int64_t i = 0; i < 256; ++i) {
+      INFO("to " << ir::dtype_name(ir::kAllDTypes[k]) << ", byte " << i);
+      CHECK(r.outputs[k].element_as_double(i) == (ir::kAllDTypes[k] == DType::boolean
+                                                      ? static_cast<double>(i != 0)
+                                                      : static_cast<double>(i)));
+    }
+  }
+  // Wider integers wrap modulo 256 on the way in: i32 300 → 44, −1 → 255.
+  ir::Function h("i32_to_u8");
+  ir::Value* z = h.add_param({DType::i32, Shape{4}});
+  h.set_outputs({h.append(Op::cast, {z}, ir::Attrs().set_dtype("dtype", DType::u8))->output()});
+  std::vector<ir::HostTensor> ints{testing::make<int32_t>(Shape{4}, {300, -1, 255, 256})};
+  check_against_interpreter(h, ints, 0.0);
+  ir::HostTensor wrapped = ir::evaluate(h, ints).outputs[0];
+  CHECK(std::vector<int>(wrapped.values<uint8_t>().begin(), wrapped.values<uint8_t>().end()) ==
+        std::vector<int>{44, 255, 255, 0});
+}
+
+TEST_CASE("u8 pixels scaled to f32 in one fused kernel, as a data pipeline does", "[codegen][u8]") {
+  // y = cast(x, f32) / 255: the step every image model starts with.
+  ir::Function f("scale");
+  ir::Value* x = f.add_param({DType::u8, Shape{3, 28, 28}});
+  ir::Value* c = f.append(Op::cast, {x}, ir::Attrs().set_dtype("dtype", DType::f32))->output();
+  ir::Value* k =
+      f.append(Op::constant, {}, ir::Attrs().set_tensor("value", ir::HostTensor::scalar(255.0f)))
+          ->output();
+  f.set_outputs({f.append(Op::div, {c, k})->output()});
+  std::vector<ir::HostTensor> args{sample({DType::u8, Shape{3, 28, 28}}, 9)};
+  check_against_interpreter(f, testing::fused_plans(f, passes::KernelKind::loop), args, 0.0);
+  check_against_interpreter(f, args, 0.0);
+  ir::HostTensor y = ir::evaluate(f, args).outputs[0];
+  for (int64_t i = 0; i < y.num_elements(); ++i)
+    CHECK(y.data<float>()[i] == static_cast<float>(args[0].data<uint8_t>()[i]) / 255.0f);
 }
 
 TEST_CASE("compiled bool ops, select and casts match the interpreter", "[codegen]") {

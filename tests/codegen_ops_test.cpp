@@ -22,7 +22,7 @@ TEST_CASE("compiled creation ops match the interpreter bit for bit", "[codegen]"
     if (ir::is_floating(dtype))
       fill.set_float("value", 2.5);
     else
-      fill.set_int("value", dtype == DType::boolean ? 1 : -7);
+      fill.set_int("value", dtype == DType::boolean ? 1 : dtype == DType::u8 ? 200 : -7);
     outs.push_back(f.append(Op::fill, {}, fill)->output());
   }
   for (DType dtype : {DType::f32, DType::f64}) {
@@ -57,6 +57,13 @@ TEST_CASE("compiled creation ops match the interpreter bit for bit", "[codegen]"
                                 .set_int("seed", 42))
                        ->output());
   }
+  outs.push_back(f.append(Op::range, {},
+                          Attrs()
+                              .set_int("start", 250)
+                              .set_int("limit", 3)
+                              .set_int("delta", -7)
+                              .set_dtype("dtype", DType::u8))
+                     ->output());
   for (DType dtype : {DType::i32, DType::i64}) {
     outs.push_back(f.append(Op::range, {},
                             Attrs()
@@ -96,7 +103,7 @@ TEST_CASE("compiled reductions match the interpreter over any axes", "[codegen]"
   const Op ops[] = {Op::reduce_sum, Op::reduce_mean, Op::reduce_max, Op::reduce_min,
                     Op::reduce_prod};
   const std::vector<std::vector<int64_t>> axes_list{{}, {0}, {-1}, {0, 2}, {0, 1, 2}};
-  for (DType dtype : {DType::f32, DType::f64, DType::i32, DType::i64}) {
+  for (DType dtype : {DType::f32, DType::f64, DType::i32, DType::i64, DType::u8}) {
     ir::Function f("reduce");
     ir::Value* x = f.add_param({dtype, Shape{3, 5, 19}});
     ir::Value* empty = f.add_param({dtype, Shape{2, 0}});
@@ -149,7 +156,7 @@ TEST_CASE("compiled matmul with batches, transposes and a fused epilogue", "[cod
       {Shape{5, 7}, Shape{7, 3}, false, false}, {Shape{7, 5}, Shape{7, 3}, true, false},
       {Shape{5, 7}, Shape{3, 7}, false, true},  {Shape{2, 1, 4, 6}, Shape{3, 6, 17}, false, false},
       {Shape{4, 0}, Shape{0, 3}, false, false}, {Shape{1, 1}, Shape{33, 1}, true, true}};
-  for (DType dtype : {DType::f32, DType::f64, DType::i32, DType::i64}) {
+  for (DType dtype : {DType::f32, DType::f64, DType::i32, DType::i64, DType::u8}) {
     ir::Function f("matmul");
     std::vector<ir::HostTensor> args;
     std::vector<ir::Value*> outs;
@@ -180,7 +187,7 @@ TEST_CASE("compiled matmul with batches, transposes and a fused epilogue", "[cod
 }
 
 TEST_CASE("compiled data-movement ops match the interpreter", "[codegen]") {
-  for (DType dtype : {DType::f32, DType::i64, DType::boolean}) {
+  for (DType dtype : {DType::f32, DType::i64, DType::boolean, DType::u8}) {
     ir::Function f("move");
     ir::Value* x = f.add_param({dtype, Shape{3, 4, 5}});
     ir::Value* y = f.add_param({dtype, Shape{3, 2, 5}});
@@ -270,4 +277,35 @@ TEST_CASE("reshapes that take their operand's block compute the same values", "[
   check_against_interpreter(
       f, plans,
       {sample({DType::f32, Shape{2, 3}}, 1, false), sample({DType::f32, Shape{2, 3}}, 2, false)});
+}
+
+TEST_CASE("u8 sums wrap modulo 256 and u8 max/min/argmax compare unsigned", "[codegen][u8]") {
+  ir::Function f("u8reduce");
+  ir::Value* x = f.add_param({DType::u8, Shape{2, 3}});
+  std::vector<ir::Value*> outs;
+  for (Op op : {Op::reduce_sum, Op::reduce_max, Op::reduce_min, Op::reduce_mean}) {
+    for (int64_t axis : {0, 1})
+      outs.push_back(f.append(op, {x}, Attrs().set_ints("axes", {axis}))->output());
+  }
+  outs.push_back(f.append(Op::argmax, {x}, Attrs().set_int("axis", 1))->output());
+  f.set_outputs(outs);
+  std::vector<ir::HostTensor> args{ir::HostTensor::from_values<uint8_t>(
+      Shape{2, 3}, std::vector<uint8_t>{200, 100, 7, 1, 255, 0})};
+  check_against_interpreter(f, args, 0.0);
+  ir::EvalResult r = ir::evaluate(f, args);
+  auto ints = [](const ir::HostTensor& t) {
+    std::vector<int64_t> v;
+    for (int64_t i = 0; i < t.num_elements(); ++i)
+      v.push_back(static_cast<int64_t>(t.element_as_double(i)));
+    return v;
+  };
+  CHECK(ints(r.outputs[0]) == std::vector<int64_t>{201, 99, 7});  // 100 + 255 wraps to 99
+  CHECK(ints(r.outputs[1]) == std::vector<int64_t>{51, 0});       // 307 and 256 wrap
+  CHECK(ints(r.outputs[2]) == std::vector<int64_t>{200, 255, 7});
+  CHECK(ints(r.outputs[3]) == std::vector<int64_t>{200, 255});
+  CHECK(ints(r.outputs[4]) == std::vector<int64_t>{1, 100, 0});
+  CHECK(ints(r.outputs[5]) == std::vector<int64_t>{7, 0});
+  CHECK(ints(r.outputs[6]) == std::vector<int64_t>{100, 49, 3});  // wrapped sums / 2
+  CHECK(ints(r.outputs[7]) == std::vector<int64_t>{17, 0});       // 51 / 3, 0 / 3
+  CHECK(ints(r.outputs[8]) == std::vector<int64_t>{0, 1});        // 200 and 255 are largest
 }

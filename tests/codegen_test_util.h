@@ -196,7 +196,8 @@ inline void check_against_interpreter(const ir::Function& f,
 }
 
 // Deterministic sample values of `type`; floats include specials (NaN, ±inf, −0, halves) when
-// `specials`, integers include 0, ±1 and the extremes.
+// `specials`, integers include 0, ±1 and the extremes. u8 values are small (0..9) or anywhere in
+// 0..255, with 0, 1, 127, 128 and 255 among the specials.
 inline ir::HostTensor sample(const ir::TensorType& type, uint32_t seed, bool specials = true) {
   ir::HostTensor t(type);
   std::mt19937 gen(seed);
@@ -220,6 +221,13 @@ inline ir::HostTensor sample(const ir::TensorType& type, uint32_t seed, bool spe
                           T(3e9),
                           T(-3e19)};
           p[i] = sp[(i / 29) % 7];
+        }
+      } else if constexpr (std::is_unsigned_v<T>) {
+        std::uniform_int_distribution<int> small(0, 9), any(0, 255);
+        p[i] = static_cast<T>(i % 2 == 0 ? small(gen) : any(gen));
+        if (specials && i % 23 == 7) {
+          const T sp[] = {T(0), T(255), T(1), T(128), T(127)};
+          p[i] = sp[(i / 23) % 5];
         }
       } else {
         std::uniform_int_distribution<int64_t> d(-9, 9);

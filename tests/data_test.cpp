@@ -97,6 +97,30 @@ TEST_CASE("from_tensor_slices of several tensors pairs their rows") {
   }
 }
 
+TEST_CASE("u8 images batch as u8 and scale to f32 in map, as a Fashion-MNIST pipeline does") {
+  std::vector<uint8_t> pixels(3 * 2 * 2);
+  for (size_t i = 0; i < pixels.size(); ++i)
+    pixels[i] = static_cast<uint8_t>(250 + i);  // 250..255, then wrapping to 0..5
+  k::Tensor images = k::constant(pixels, k::Shape{3, 2, 2});
+  k::Tensor labels = k::constant({4, 0, 9});
+  REQUIRE(images.dtype() == k::u8);
+  Dataset ds = Dataset::from_tensor_slices({images, labels}).batch(2);
+  std::vector<Element> batches(ds.begin(), ds.end());
+  REQUIRE(batches.size() == 2);
+  CHECK(batches[0][0].dtype() == k::u8);
+  CHECK(batches[0][0].shape() == k::Shape{2, 2, 2});
+  CHECK(batches[1][0].to_vector<uint8_t>() == std::vector<uint8_t>{2, 3, 4, 5});
+  CHECK(batches[1][1].to_vector<int32_t>() == std::vector<int32_t>{9});
+  Dataset scaled = ds.map([](const Element& e) -> Element {
+    return {k::cast(e[0], k::f32) / 255.f, e[1]};
+  });
+  std::vector<Element> got(scaled.begin(), scaled.end());
+  REQUIRE(got.size() == 2);
+  CHECK(got[0][0].dtype() == k::f32);
+  CHECK(got[0][0].to_vector<float>()[5] == 1.f);  // the sixth pixel is 255
+  CHECK(got[0][0].to_vector<float>()[6] == 0.f);  // and the seventh wrapped to 0
+}
+
 TEST_CASE("batch stacks consecutive elements and keeps or drops the remainder") {
   CHECK(rows(range(10).batch(3)) == std::vector<Ints>{{0, 1, 2}, {3, 4, 5}, {6, 7, 8}, {9}});
   CHECK(rows(range(10).batch(3, true)) == std::vector<Ints>{{0, 1, 2}, {3, 4, 5}, {6, 7, 8}});

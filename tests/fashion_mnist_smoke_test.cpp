@@ -15,10 +15,17 @@ TEST_CASE("an MLP learns Fashion-MNIST in one epoch on 6000 images", "[model][fa
   }
   auto [train, test] = k::datasets::fashion_mnist::load_data();
   REQUIRE(train.images.shape() == k::Shape{60000, 28, 28});
+  // Pixels come as uint8, as tf.keras.datasets gives them; labels as int32.
+  CHECK(train.images.dtype() == k::u8);
+  CHECK(test.images.dtype() == k::u8);
+  CHECK(train.labels.dtype() == k::i32);
   k::Tensor x = k::cast(train.images.index({k::Slice(0, 6000)}), k::f32) / 255.f;
   k::Tensor y = train.labels.index({k::Slice(0, 6000)});
   k::Tensor x_test = k::cast(test.images.index({k::Slice(0, 2000)}), k::f32) / 255.f;
   k::Tensor y_test = test.labels.index({k::Slice(0, 2000)});
+  // The scaled pixels span [0, 1] exactly: 0 → 0 and 255 → 1.
+  CHECK(k::reduce_min(x).item<float>() == 0.f);
+  CHECK(k::reduce_max(x).item<float>() == 1.f);
 
   k::Sequential model({
       k::layers::Flatten(/*input_shape=*/{28, 28}),

@@ -187,8 +187,8 @@ TEST_CASE("tensors print like TensorFlow", "[frontend][print]") {
 TEST_CASE("shapes and dtypes print as TensorFlow's", "[frontend][print]") {
   std::ostringstream out;
   out << k::Shape{2, 2} << " " << k::Shape{4} << " " << k::Shape{} << " " << k::f32 << " " << k::f64
-      << " " << k::i32 << " " << k::i64 << " " << k::boolean;
-  CHECK(out.str() == "(2, 2) (4,) () float32 float64 int32 int64 bool");
+      << " " << k::i32 << " " << k::i64 << " " << k::boolean << " " << k::u8 << " " << k::uint8;
+  CHECK(out.str() == "(2, 2) (4,) () float32 float64 int32 int64 bool uint8 uint8");
   CHECK(k::Tensor().to_string() == "kiln.Tensor(<undefined>)");
 }
 
@@ -200,4 +200,21 @@ TEST_CASE("tensors made by ops print their values", "[frontend][print]") {
         "kiln.Tensor([2 3 4 5], shape=(4,), dtype=int32)");
   CHECK(k::greater(k::constant({1, 3}), 2).to_string() ==
         "kiln.Tensor([False  True], shape=(2,), dtype=bool)");
+}
+
+TEST_CASE("uint8 tensors print as numbers, like TensorFlow", "[frontend][print]") {
+  // np.array([[0, 7], [128, 255]], np.uint8): numbers right-aligned, never characters.
+  CHECK(host<uint8_t>({2, 2}, {0, 7, 128, 255}).to_string() ==
+        "kiln.Tensor(\n[[  0   7]\n [128 255]], shape=(2, 2), dtype=uint8)");
+  CHECK(host<uint8_t>({}, {200}).to_string() == "kiln.Tensor(200, shape=(), dtype=uint8)");
+  CHECK(host<uint8_t>({3}, {65, 66, 10}).to_string() ==
+        "kiln.Tensor([65 66 10], shape=(3,), dtype=uint8)");
+  // np.arange(1200).astype(np.uint8), summarized: the last three wrap to 173, 174, 175.
+  CHECK(k::format_values(iota<uint8_t>({1200}).host()) == "[  0   1   2 ... 173 174 175]");
+  // Made by ops: a u8 constant and an eager cast.
+  k::Tensor pixels = k::constant({0, 128, 255}, k::u8);
+  CHECK(pixels.dtype() == k::u8);
+  CHECK(pixels.to_string() == "kiln.Tensor([  0 128 255], shape=(3,), dtype=uint8)");
+  CHECK(k::cast(k::constant({1.5f, 300.f, -2.f}), k::uint8).to_string() ==
+        "kiln.Tensor([  1 255   0], shape=(3,), dtype=uint8)");
 }

@@ -6,6 +6,7 @@
 #include <unistd.h>
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
@@ -71,22 +72,39 @@ std::string idx_header(int type, std::vector<uint32_t> dims) {
 
 }  // namespace
 
-TEST_CASE("idx round-trips i32, f32 and f64, plain and gzip-compressed", "[idx]") {
+namespace {
+
+// `t` as idx::read gives it back: i32 tensors written as ubyte come back as u8.
+Tensor as_read_back(const Tensor& t) {
+  if (t.dtype() != kiln::i32) return t;
+  auto values = t.to_vector<int32_t>();
+  bool bytes =
+      std::all_of(values.begin(), values.end(), [](int32_t v) { return v >= 0 && v <= 255; });
+  if (!bytes) return t;
+  return make_tensor<uint8_t>(t.shape(), std::vector<uint8_t>(values.begin(), values.end()));
+}
+
+}  // namespace
+
+TEST_CASE("idx round-trips u8, i32, f32 and f64, plain and gzip-compressed", "[idx]") {
   TempDir dir;
   std::vector<kiln::Shape> shapes = {{}, {0}, {5}, {2, 3}, {2, 0, 3}, {3, 1, 2, 2}};
   for (bool gzip : {false, true}) {
     for (const kiln::Shape& shape : shapes) {
       int64_t n = shape.num_elements();
       std::vector<int32_t> small, wide;
+      std::vector<uint8_t> pixels;
       std::vector<float> f;
       std::vector<double> d;
       for (int64_t i = 0; i < n; ++i) {
         small.push_back(static_cast<int32_t>(i * 37 % 256));
+        pixels.push_back(static_cast<uint8_t>(255 - i * 11 % 256));
         wide.push_back(static_cast<int32_t>(i * 1000003 - 70000));
         f.push_back(static_cast<float>(i) * -0.375f + 1e-3f);
         d.push_back(static_cast<double>(i) / 3.0 - 1e100);
       }
-      for (const Tensor& t : {make_tensor<int32_t>(shape, small), make_tensor<int32_t>(shape, wide),
+      for (const Tensor& t : {make_tensor<uint8_t>(shape, pixels),
+                              make_tensor<int32_t>(shape, small), make_tensor<int32_t>(shape, wide),
                               make_tensor<float>(shape, f), make_tensor<double>(shape, d)}) {
         INFO("gzip " << gzip << ", " << t.type().to_string());
         std::string path = dir.file(gzip ? "t.idx.gz" : "t.idx");
@@ -94,7 +112,7 @@ TEST_CASE("idx round-trips i32, f32 and f64, plain and gzip-compressed", "[idx]"
         std::string raw = read_bytes(path);
         CHECK((static_cast<unsigned char>(raw[0]) == 0x1f) == gzip);
         Tensor back = kiln::idx::read(path);
-        CHECK(back.host().bitwise_equal(t.host()));
+        CHECK(back.host().bitwise_equal(as_read_back(t).host()));
       }
     }
   }
@@ -102,9 +120,13 @@ TEST_CASE("idx round-trips i32, f32 and f64, plain and gzip-compressed", "[idx]"
   CHECK(std::distance(fs::directory_iterator(dir.path), {}) == 2);
 }
 
-TEST_CASE("idx::write picks ubyte for i32 in [0, 255], else int, and writes big-endian", "[idx]") {
+TEST_CASE("idx::write picks ubyte for u8 and i32 in [0, 255], else int, and writes big-endian",
+          "[idx]") {
   TempDir dir;
   std::string path = dir.file("t.idx");
+  kiln::idx::write(path, make_tensor<uint8_t>({3}, {0, 128, 255}), false);
+  CHECK(read_bytes(path) == idx_header(0x08, {3}) + bytes({0, 128, 255}));
+  CHECK(kiln::idx::read(path).to_vector<uint8_t>() == std::vector<uint8_t>{0, 128, 255});
   kiln::idx::write(path, make_tensor<int32_t>({2, 2}, {0, 1, 254, 255}), false);
   CHECK(read_bytes(path) == idx_header(0x08, {2, 2}) + bytes({0, 1, 254, 255}));
   kiln::idx::write(path, make_tensor<int32_t>({2}, {256, -2}), false);
@@ -125,7 +147,7 @@ TEST_CASE("idx reads hand-built files of every element type", "[idx]") {
   };
   std::vector<Case> cases = {
       {idx_header(0x08, {2, 3}) + bytes({0, 1, 127, 128, 254, 255}),
-       kiln::i32,
+       kiln::u8,
        {2, 3},
        {0, 1, 127, 128, 254, 255}},
       {idx_header(0x09, {4}) + bytes({0x00, 0x7f, 0x80, 0xff}), kiln::i32, {4}, {0, 127, -128, -1}},
@@ -143,7 +165,7 @@ TEST_CASE("idx reads hand-built files of every element type", "[idx]") {
        kiln::f64,
        {1, 1, 1},
        {1.5}},
-      {idx_header(0x08, {0, 7}), kiln::i32, {0, 7}, {}},
+      {idx_header(0x08, {0, 7}), kiln::u8, {0, 7}, {}},
   };
   for (const Case& c : cases) {
     for (bool gzip : {false, true}) {
@@ -232,7 +254,7 @@ TEST_CASE("idx::read reports missing files and broken gzip streams", "[idx]") {
   CHECK_THROWS_AS(kiln::idx::read(path), kiln::IOError);
   // The correct stream reads.
   write_bytes(path, gz);
-  CHECK(kiln::idx::read(path).to_vector<int32_t>() == std::vector<int32_t>{9, 8, 7, 6});
+  CHECK(kiln::idx::read(path).to_vector<uint8_t>() == std::vector<uint8_t>{9, 8, 7, 6});
 }
 
 TEST_CASE("idx::write rejects dtypes and tensors IDX cannot hold", "[idx]") {
@@ -240,7 +262,7 @@ TEST_CASE("idx::write rejects dtypes and tensors IDX cannot hold", "[idx]") {
   std::string path = dir.file("t.idx");
   CHECK_THROWS_AS(kiln::idx::write(path, make_tensor<int64_t>({1}, {1}), false), kiln::TypeError);
   CHECK_THROWS_WITH(kiln::idx::write(path, make_tensor<bool>({1}, {true}), false),
-                    Contains("i32, f32 or f64"));
+                    Contains("u8, i32, f32 or f64"));
   CHECK_THROWS_AS(kiln::idx::write(path, Tensor(), false), kiln::ValueError);
   CHECK(!fs::exists(path));
   CHECK(fs::is_empty(dir.path));
@@ -259,10 +281,17 @@ TEST_CASE("mnist_format::load_data reads the four files, plain or .gz", "[datase
   kiln::idx::write(dir.file("t10k-images-idx3-ubyte"), test_x, false);
   kiln::idx::write(dir.file("t10k-labels-idx1-ubyte.gz"), test_y, true);
   auto [train, test] = kiln::datasets::mnist_format::load_data(dir.path.string());
-  CHECK(train.images.host().bitwise_equal(train_x.host()));
+  // ubyte images come back as u8 (as TensorFlow's), ubyte labels as i32.
+  CHECK(train.images.dtype() == kiln::u8);
+  CHECK(train.images.host().bitwise_equal(as_read_back(train_x).host()));
   CHECK(train.labels.host().bitwise_equal(train_y.host()));
-  CHECK(test.images.host().bitwise_equal(test_x.host()));
+  CHECK(test.images.host().bitwise_equal(as_read_back(test_x).host()));
   CHECK(test.labels.host().bitwise_equal(test_y.host()));
+  // Images already stored as u8 read the same.
+  kiln::idx::write(dir.file("train-images-idx3-ubyte.gz"), as_read_back(train_x), true);
+  CHECK(kiln::datasets::mnist_format::load_data(dir.path.string())
+            .first.images.host()
+            .bitwise_equal(as_read_back(train_x).host()));
 
   // Mismatched counts, wrong ranks, a missing file.
   kiln::idx::write(dir.file("t10k-labels-idx1-ubyte.gz"), make_tensor<int32_t>({2}, {1, 2}), true);
@@ -305,7 +334,8 @@ TEST_CASE("fashion_mnist::load_data reads the installed dataset", "[datasets][fa
   CHECK(train.labels.shape() == k::Shape{60000});
   CHECK(test.images.shape() == k::Shape{10000, 28, 28});
   CHECK(test.labels.shape() == k::Shape{10000});
-  CHECK(train.images.dtype() == k::i32);
+  CHECK(train.images.dtype() == k::u8);
+  CHECK(test.images.dtype() == k::u8);
   CHECK(train.labels.dtype() == k::i32);
 
   // Values computed once from the files with Python's gzip module.
@@ -326,9 +356,9 @@ TEST_CASE("fashion_mnist::load_data reads the installed dataset", "[datasets][fa
   CHECK(train_counts == std::vector<int>(10, 6000));
   CHECK(test_counts == std::vector<int>(10, 1000));
 
-  auto pixels = train.images.host().values<int32_t>();
+  auto pixels = train.images.host().values<uint8_t>();
   int64_t total = 0, first = 0;
-  int32_t lo = 255, hi = 0;
+  uint8_t lo = 255, hi = 0;
   for (size_t i = 0; i < pixels.size(); ++i) {
     total += pixels[i];
     if (i < 784) first += pixels[i];
@@ -340,7 +370,7 @@ TEST_CASE("fashion_mnist::load_data reads the installed dataset", "[datasets][fa
   CHECK(first == 76247);
   CHECK(total == 3431114169);
   int64_t test_total = 0;
-  for (int32_t p : test.images.host().values<int32_t>())
+  for (uint8_t p : test.images.host().values<uint8_t>())
     test_total += p;
   CHECK(test_total == 573469082);
 }

@@ -223,13 +223,17 @@ TEST_CASE("parser reads dense<> literals of every dtype", "[ir][text]") {
   HostTensor b = tensor("dense<bool[3]: true, false, true>");
   CHECK(b.data<bool>()[0]);
   CHECK_FALSE(b.data<bool>()[1]);
+  HostTensor u8 = tensor("dense<u8[4]: 0, 1, 128, 255>");
+  REQUIRE(u8.dtype() == DType::u8);
+  CHECK(std::vector<uint8_t>(u8.values<uint8_t>().begin(), u8.values<uint8_t>().end()) ==
+        std::vector<uint8_t>{0, 1, 128, 255});
   HostTensor s = tensor("dense<f64[]: -0.0>");
   CHECK(std::signbit(s.data<double>()[0]));
   // Every value prints back the same.
   for (const char* text :
        {"dense<f32[3]: 0.1, 3.4028235e+38, 1e-45>", "dense<f64[2]: 0.1, 1.7976931348623157e+308>",
         "dense<i64[1]: -9223372036854775808>", "dense<bool[2]: true, false>", "dense<f32[2,0]>",
-        "dense<f32[]: -inf>"}) {
+        "dense<u8[3]: 0, 7, 255>", "dense<f32[]: -inf>"}) {
     CHECK(attr_to_string(tensor(text)) == text);
   }
 }
@@ -285,6 +289,12 @@ TEST_CASE("parse errors say where and what", "[ir][text]") {
        "expected an integer for an i32 element"},
       {head + "  %0 = neg(%x) {a = dense<i32[1]: 2147483648>} : f32[4]\n", 2, 35,
        "out of range for i32"},
+      {head + "  %0 = neg(%x) {a = dense<u8[2]: 0, 256>} : f32[4]\n", 2, 37,
+       "integer 256 is out of range for u8 (0 to 255)"},
+      {head + "  %0 = neg(%x) {a = dense<u8[1]: -1>} : f32[4]\n", 2, 34,
+       "integer -1 is out of range for u8"},
+      {head + "  %0 = neg(%x) {a = dense<u8[1]: 2.5>} : f32[4]\n", 2, 34,
+       "expected an integer for a u8 element"},
       {head + "  %0 = neg(%x) {a = dense<bool[1]: 1>} : f32[4]\n", 2, 36, "expected true or false"},
       {head + "  %0 = neg(%x) {a = dense<f32[1]: 1e39>} : f32[4]\n", 2, 35, "out of range for f32"},
       {head + "  %0 = neg(%x) {a = dense<f32[1]: 1.0 2.0>} : f32[4]\n", 2, 39,
@@ -406,4 +416,34 @@ TEST_CASE("pathological inputs neither crash nor hang", "[ir][text][fuzz]") {
   CHECK_THROWS_AS(parse(many_dims), ParseError);
   std::string nul("func @f\0() -> () {}", 19);
   CHECK_THROWS_WITH(parse(nul), Catch::Contains("unexpected character '\\x00'"));
+}
+
+TEST_CASE("u8 types, parameters and constants round-trip through the text", "[ir][text]") {
+  const char* text = R"(func @bytes(%x: u8[2,3]) -> (u8[2,3], bool[2,3], f32[2,3], u8[3]) {
+  %0 = constant() {value = dense<u8[3]: 0, 128, 255>} : u8[3]
+  %1 = add(%x, %0) : u8[2,3]
+  %2 = greater(%1, %0) : bool[2,3]
+  %3 = cast(%1) {dtype = f32} : f32[2,3]
+  %4 = reduce_max(%x) {axes = [0]} : u8[3]
+  return %1, %2, %3, %4
+}
+)";
+  Function f = parse(text);  // verifying: the rules accept u8 where the text says so
+  CHECK(f.param(0)->type() == TensorType{DType::u8, Shape{2, 3}});
+  CHECK(f.nodes()[3]->attrs().get_dtype("dtype") == DType::f32);
+  CHECK(print(f) == text);
+  CHECK(print(parse(print(f))) == print(f));
+  // The long name parses as the same dtype and prints short.
+  Function g = parse("func @g(%x: uint8[2]) -> u8[2] {\n  return %x\n}\n");
+  CHECK(g.param(0)->type().dtype == DType::u8);
+  CHECK(print(g) == "func @g(%x: u8[2]) -> u8[2] {\n  return %x\n}\n");
+  CHECK(parse_dtype("u8") == DType::u8);
+  CHECK(parse_dtype("uint8") == DType::u8);
+  CHECK(dtype_name(DType::u8) == "u8");
+  CHECK(dtype_long_name(DType::u8) == "uint8");
+  CHECK(dtype_size(DType::u8) == 1);
+  CHECK(is_integer(DType::u8));
+  CHECK(is_unsigned(DType::u8));
+  CHECK_FALSE(is_unsigned(DType::i32));
+  CHECK_FALSE(is_floating(DType::u8));
 }

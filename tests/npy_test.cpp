@@ -58,6 +58,25 @@ TEST_CASE("npy round-trips every dtype and shape", "[npy]") {
   }
 }
 
+TEST_CASE("npy writes and reads uint8 as NumPy does ('|u1')", "[npy][u8]") {
+  // np.save(f, np.array([[0, 128, 255]], dtype=np.uint8)), byte for byte.
+  std::string expected = std::string("\x93NUMPY\x01\x00\x76\x00", 10) +
+                         "{'descr': '|u1', 'fortran_order': False, 'shape': (1, 3), }" +
+                         std::string(58, ' ') + "\n" + std::string("\x00\x80\xff", 3);
+  Tensor t = make_tensor<uint8_t>({1, 3}, {0, 128, 255});
+  CHECK(kiln::encode_npy(t) == expected);
+  Tensor back = kiln::decode_npy(expected);
+  CHECK(back.dtype() == kiln::u8);
+  CHECK(back.shape() == kiln::Shape{1, 3});
+  CHECK(back.to_vector<uint8_t>() == std::vector<uint8_t>{0, 128, 255});
+  // The byte order character means nothing for one byte: '<u1' and '=u1' read the same.
+  for (const char* descr : {"<u1", "=u1"}) {
+    std::string other = expected;
+    other.replace(other.find("|u1"), 3, descr);
+    CHECK(kiln::decode_npy(other).host().bitwise_equal(t.host()));
+  }
+}
+
 TEST_CASE("npy writes and reads the bytes NumPy writes", "[npy]") {
   // np.save(f, np.array([[1, 2, 3], [4, 5, 6]], dtype=np.int32)), byte for byte: 118 = 'v'.
   std::string expected = std::string("\x93NUMPY\x01\x00\x76\x00", 10) +
@@ -201,7 +220,7 @@ TEST_CASE("npy rejects malformed files with IOError", "[npy]") {
           "unsupported dtype '<c8'");
   rejects(with_dict("{'descr': '<U3', 'fortran_order': False, 'shape': (2,), }"),
           "unsupported dtype '<U3'");
-  rejects(with_dict("{'descr': '|u1', 'fortran_order': False, 'shape': (2,), }"),
+  rejects(with_dict("{'descr': '<u2', 'fortran_order': False, 'shape': (2,), }"),
           "unsupported dtype");
   rejects(with_dict("{'descr': '|f4', 'fortran_order': False, 'shape': (2,), }"), "byte order '|'");
   rejects(with_dict("{'descr': '<f4', 'fortran_order': False, 'shape': (-2,), }"),

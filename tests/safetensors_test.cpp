@@ -100,26 +100,45 @@ TEST_CASE("safetensors metadata is written and read back", "[safetensors]") {
 TEST_CASE("safetensors::save writes the reference layout byte for byte", "[safetensors]") {
   TempDir dir;
   std::string path = dir.file("m.safetensors");
-  // Data order: I64, F64, F32, I32, BOOL (larger alignment first), then by name; JSON keys
+  // Data order: I64, F64, F32, I32, U8, BOOL (larger alignment first), then by name; JSON keys
   // sorted; the header padded with spaces to a multiple of 8.
   kiln::safetensors::save(path,
                           {{"mask", make_tensor<bool>({3}, {true, false, true})},
                            {"b", make_tensor<float>({2}, {0.5f, -1.f})},
                            {"a", make_tensor<float>({1}, {3.f})},
                            {"step", make_tensor<int64_t>({}, {7})},
-                           {"ids", make_tensor<int32_t>({2, 1}, {-1, 2})}},
+                           {"ids", make_tensor<int32_t>({2, 1}, {-1, 2})},
+                           {"pixels", make_tensor<uint8_t>({2}, {0, 255})}},
                           {{"format", "kiln"}});
   std::string header = R"({"__metadata__":{"format":"kiln"},)"
                        R"("a":{"data_offsets":[8,12],"dtype":"F32","shape":[1]},)"
                        R"("b":{"data_offsets":[12,20],"dtype":"F32","shape":[2]},)"
                        R"("ids":{"data_offsets":[20,28],"dtype":"I32","shape":[2,1]},)"
-                       R"("mask":{"data_offsets":[28,31],"dtype":"BOOL","shape":[3]},)"
+                       R"("mask":{"data_offsets":[30,33],"dtype":"BOOL","shape":[3]},)"
+                       R"("pixels":{"data_offsets":[28,30],"dtype":"U8","shape":[2]},)"
                        R"("step":{"data_offsets":[0,8],"dtype":"I64","shape":[]}})";
   std::string data = raw<int64_t>({7}) + raw<float>({3.f}) + raw<float>({0.5f, -1.f}) +
-                     raw<int32_t>({-1, 2}) + std::string("\x01\x00\x01", 3);
+                     raw<int32_t>({-1, 2}) + std::string("\x00\xff", 2) +
+                     std::string("\x01\x00\x01", 3);
   std::string expected = file_bytes(header, data);
   CHECK(header.size() % 8 != 0);  // so the padding is exercised
   CHECK(read_bytes(path) == expected);
+}
+
+TEST_CASE("safetensors reads U8 tensors as uint8", "[safetensors][u8]") {
+  TempDir dir;
+  std::string path = dir.file("u8.safetensors");
+  std::string header = R"({"img":{"dtype":"U8","shape":[2,2],"data_offsets":[0,4]}})";
+  write_bytes(path, file_bytes(header, std::string("\x00\x01\x80\xff", 4)));
+  Named loaded = kiln::safetensors::load(path);
+  REQUIRE(loaded.size() == 1);
+  CHECK(loaded[0].second.dtype() == kiln::u8);
+  CHECK(loaded[0].second.shape() == kiln::Shape{2, 2});
+  CHECK(loaded[0].second.to_vector<uint8_t>() == std::vector<uint8_t>{0, 1, 128, 255});
+  // A U8 entry whose byte range does not match its shape is rejected like any other.
+  write_bytes(path, file_bytes(R"({"img":{"dtype":"U8","shape":[3],"data_offsets":[0,4]}})",
+                               std::string(4, '\0')));
+  CHECK_THROWS_AS(kiln::safetensors::load(path), kiln::IOError);
 }
 
 TEST_CASE("safetensors::load reads a hand-written file", "[safetensors]") {

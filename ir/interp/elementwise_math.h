@@ -38,10 +38,12 @@ T neg(T x) {
     return -x;
 }
 
-// abs(MIN) wraps to MIN, as in two's complement hardware.
+// abs(MIN) wraps to MIN, as in two's complement hardware; unsigned values are their own abs.
 template <class T>
 T abs(T x) {
-  if constexpr (std::is_integral_v<T>)
+  if constexpr (std::is_unsigned_v<T>)
+    return x;
+  else if constexpr (std::is_integral_v<T>)
     return x < 0 ? neg(x) : x;
   else
     return std::fabs(x);
@@ -49,10 +51,14 @@ T abs(T x) {
 
 template <class T>
 T sign(T x) {
-  if constexpr (std::is_floating_point_v<T>) {
-    if (std::isnan(x)) return x;
+  if constexpr (std::is_unsigned_v<T>) {
+    return static_cast<T>(x != 0);
+  } else {
+    if constexpr (std::is_floating_point_v<T>) {
+      if (std::isnan(x)) return x;
+    }
+    return static_cast<T>((x > T{0}) - (x < T{0}));
   }
-  return static_cast<T>((x > T{0}) - (x < T{0}));
 }
 
 template <class T>
@@ -115,20 +121,29 @@ T round_half_even(T x) {
 
 // ---- cast ----
 
-// Float → integer: truncates toward zero, saturates at the integer range, NaN → 0.
+// Float → integer: truncates toward zero, saturates at the integer range, NaN → 0. For an
+// unsigned To every negative number (−0.5 truncates to 0 anyway) gives 0.
 template <class To, class From>
 To float_to_int(From x) {
   double d = static_cast<double>(x);  // exact for f32 and f64
   if (std::isnan(d)) return To{0};
-  // 2^(bits−1) is exactly representable; every in-range truncation is below it.
-  constexpr double limit = static_cast<double>(Unsigned<To>{1} << (sizeof(To) * 8 - 1));
-  if (d >= limit) return std::numeric_limits<To>::max();
-  if (d <= -limit) return std::numeric_limits<To>::min();
+  if constexpr (std::is_unsigned_v<To>) {
+    // 2^bits is exactly representable; every in-range truncation is below it.
+    constexpr double limit = 2.0 * static_cast<double>(To{1} << (sizeof(To) * 8 - 1));
+    if (d >= limit) return std::numeric_limits<To>::max();
+    if (d <= 0) return To{0};
+  } else {
+    // 2^(bits−1) is exactly representable; every in-range truncation is below it.
+    constexpr double limit = static_cast<double>(Unsigned<To>{1} << (sizeof(To) * 8 - 1));
+    if (d >= limit) return std::numeric_limits<To>::max();
+    if (d <= -limit) return std::numeric_limits<To>::min();
+  }
   return static_cast<To>(d);
 }
 
 // Every dtype pair: anything → bool is x != 0; bool → number is 0 or 1; integer → integer wraps
-// modulo 2^bits; integer → float rounds to nearest; f64 → f32 rounds (overflowing to ±inf).
+// modulo 2^bits (u8 → wider zero-extends); integer → float rounds to nearest; f64 → f32 rounds
+// (overflowing to ±inf).
 template <class To, class From>
 To cast(From x) {
   if constexpr (std::is_same_v<To, bool>)
@@ -166,7 +181,10 @@ T mul(T a, T b) {
 // Integers: truncates toward zero; x / 0 = 0 and MIN / −1 = MIN instead of trapping.
 template <class T>
 T div(T a, T b) {
-  if constexpr (std::is_integral_v<T>) {
+  if constexpr (std::is_unsigned_v<T>) {
+    if (b == 0) return 0;
+    return static_cast<T>(a / b);
+  } else if constexpr (std::is_integral_v<T>) {
     if (b == 0) return 0;
     if (b == -1) return neg(a);
     return a / b;
@@ -182,16 +200,18 @@ T pow(T base, T exponent) {
   if constexpr (std::is_floating_point_v<T>) {
     return std::pow(base, exponent);
   } else {
-    if (exponent < 0) {
-      if (base == 1) return 1;
-      if (base == -1) return (exponent & 1) ? -1 : 1;
-      return 0;
+    if constexpr (std::is_signed_v<T>) {
+      if (exponent < 0) {
+        if (base == 1) return 1;
+        if (base == -1) return (exponent & 1) ? -1 : 1;
+        return 0;
+      }
     }
     T result = 1;
     while (exponent > 0) {
       if (exponent & 1) result = wrap_mul(result, base);
       base = wrap_mul(base, base);
-      exponent >>= 1;
+      exponent = static_cast<T>(exponent >> 1);
     }
     return result;
   }

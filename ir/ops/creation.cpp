@@ -19,9 +19,14 @@ void require_finite(const char* name, double v) {
 }
 
 void check_int_in_range(const char* name, int64_t v, DType dtype) {
-  if (dtype == DType::i32 &&
-      (v < std::numeric_limits<int32_t>::min() || v > std::numeric_limits<int32_t>::max())) {
-    throw ValueError(fmt::format("'{}' = {} does not fit in i32", name, v));
+  bool fits = true;
+  if (dtype == DType::i32) {
+    fits = v >= std::numeric_limits<int32_t>::min() && v <= std::numeric_limits<int32_t>::max();
+  } else if (dtype == DType::u8) {
+    fits = v >= 0 && v <= std::numeric_limits<uint8_t>::max();
+  }
+  if (!fits) {
+    throw ValueError(fmt::format("'{}' = {} does not fit in {}", name, v, dtype_name(dtype)));
   }
 }
 
@@ -50,7 +55,9 @@ int64_t range_length(const Attrs& attrs, DType dtype) {
     int64_t delta = attrs.get_int("delta");
     check_int_in_range("start", start, dtype);
     check_int_in_range("limit", limit, dtype);
-    check_int_in_range("delta", delta, dtype);
+    // A u8 range may count down: its delta is any step between −255 and 255.
+    const bool u8_down = dtype == DType::u8 && delta < 0 && delta >= -255;
+    check_int_in_range("delta", u8_down ? -delta : delta, dtype);
     if (delta == 0) throw ValueError("'delta' must not be 0");
     // 128-bit: limit − start may not fit in 64 bits.
     __int128 span = static_cast<__int128>(limit) - start;

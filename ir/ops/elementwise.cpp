@@ -14,7 +14,7 @@ enum class Accepts { numeric, floating, boolean, numeric_or_bool, any };
 const char* accepts_text(Accepts a) {
   switch (a) {
     case Accepts::numeric:
-      return "a numeric dtype (f32, f64, i32, i64)";
+      return "a numeric dtype (f32, f64, i32, i64, u8)";
     case Accepts::floating:
       return "a floating dtype (f32, f64)";
     case Accepts::boolean:

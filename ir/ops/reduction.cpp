@@ -54,7 +54,7 @@ namespace {
 
 void check_numeric(const TensorType& operand) {
   if (!is_numeric(operand.dtype)) {
-    throw TypeError(fmt::format("operand must be numeric (f32, f64, i32, i64), got {}",
+    throw TypeError(fmt::format("operand must be numeric (f32, f64, i32, i64, u8), got {}",
                                 dtype_name(operand.dtype)));
   }
 }
