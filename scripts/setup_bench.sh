@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Optional: the libraries benchmarks compare against (Kiln itself never needs them).
 set -euo pipefail
-packages=(libopenblas-dev)
+# libopenblas-dev: gemm_bench's reference; libtorch-dev: bench/libtorch/fashion_mnist_torch.
+packages=(libopenblas-dev libtorch-dev)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
