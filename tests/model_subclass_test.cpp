@@ -8,9 +8,11 @@
 #include <fstream>
 
 #include "file_test_util.h"
+#include "model_test_util.h"
 
 namespace k = kiln;
 using Catch::Contains;
+using k::testing::blobs;
 
 namespace {
 
@@ -27,17 +29,6 @@ struct ResidualMlp : k::Model {
     return out(h + skip(h, training), training);
   }
 };
-
-// Three Gaussian blobs in 2-D; labels 0, 1, 2.
-std::pair<k::Tensor, k::Tensor> blobs(int64_t per_class, uint64_t seed) {
-  k::Tensor centers = k::constant({{0.f, 3.f}, {3.f, -2.f}, {-3.f, -2.f}});
-  std::vector<int32_t> labels;
-  for (int32_t c = 0; c < 3; ++c)
-    for (int64_t i = 0; i < per_class; ++i)
-      labels.push_back(c);
-  k::Tensor y = k::constant(labels, k::Shape{3 * per_class});
-  return {k::gather(centers, y) + k::random_normal({3 * per_class, 2}, 0.0, 0.7, seed), y};
-}
 
 }  // namespace
 

@@ -7,22 +7,11 @@
 #include <fstream>
 #include <sstream>
 
+#include "model_test_util.h"
+
 namespace k = kiln;
 using Catch::Contains;
-
-namespace {
-// Three Gaussian blobs in 2-D, `per_class` points each; labels 0, 1, 2 (i32).
-std::pair<k::Tensor, k::Tensor> blobs(int64_t per_class, int64_t seed) {
-  k::Tensor centers = k::constant({{0.f, 3.f}, {3.f, -2.f}, {-3.f, -2.f}});
-  std::vector<int32_t> labels;
-  for (int32_t c = 0; c < 3; ++c)
-    for (int64_t i = 0; i < per_class; ++i)
-      labels.push_back(c);
-  k::Tensor y = k::constant(labels, k::Shape{3 * per_class});
-  k::Tensor x = k::gather(centers, y) + k::random_normal({3 * per_class, 2}, 0.0, 0.7, seed);
-  return {x, y};
-}
-}  // namespace
+using k::testing::blobs;
 
 TEST_CASE("Dense builds on first call with Keras's shapes and parameter counts", "[model]") {
   k::layers::Dense dense(512, "relu");
