@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Installs what Kiln needs from Debian's packages. Idempotent: does nothing slow when all is there.
+# Installs what Kiln needs from Debian's packages (graphviz: `kiln dump --format svg`). Idempotent:
+# does nothing slow when all is there.
 set -euo pipefail
 
 packages=(build-essential cmake ninja-build llvm-19-dev libfmt-dev catch2 libbenchmark-dev
-          zlib1g-dev nlohmann-json3-dev dataset-fashion-mnist)
+          zlib1g-dev nlohmann-json3-dev dataset-fashion-mnist graphviz)
 
 missing=()
 for p in "${packages[@]}"; do

@@ -1,0 +1,39 @@
+// Graphviz DOT for an ir::Function, for people to look at (`kiln dump --format dot|svg`).
+//
+//   std::string dot = kiln::ir::to_dot(f);                       // layers collapsed
+//   std::string all = kiln::ir::to_dot(f, {.expand = true});     // every node, scopes as clusters
+//
+// Nodes are labelled with their op and output type (constants, drawn small, with their type only),
+// edges with the tensor type they carry. Parameters are input nodes, the results one output node
+// and each update an "update %var" node. A node's name scope ("sequential/dense_1") is its
+// layer: collapsed (the default), every layer is one box labelled with its scope and op count;
+// expanded, layers are clusters holding their nodes. Nodes whose
+// scope starts with "gradients" (the backward pass autodiff appends) are drawn in another colour
+// than the forward ones, and optimizer updates (scope "SGD", "rmsprop", "adam", "adagrad") in a
+// third. Given a kernel grouping (after fusion), nodes are grouped by kernel instead. The same
+// function gives the same text.
+#pragma once
+
+#include <string>
+#include <unordered_map>
+
+#include "kiln/ir/function.h"
+
+namespace kiln::ir {
+
+struct DotOptions {
+  // Show every node, with name scopes as clusters, instead of one box per scope.
+  bool expand = false;
+  // Optional: the kernel each node runs in (after the pass pipeline). When given, nodes are
+  // drawn one by one and grouped by kernel (a dashed cluster and one fill colour for each
+  // kernel of several nodes) instead of by scope, whatever `expand` says. Nodes not in the map
+  // (constants) stand alone.
+  std::unordered_map<const Node*, int> kernel_of = {};
+  // The graph's title (default: the function's name).
+  std::string title = "";
+};
+
+// The function as a DOT digraph (valid input for Graphviz's `dot`).
+std::string to_dot(const Function& function, const DotOptions& options = {});
+
+}  // namespace kiln::ir

@@ -1,0 +1,166 @@
+// The kiln command on saved models: dump (text, DOT, after a pass), run (.npy in and out), help,
+// and the exit status and message for each kind of bad input.
+#include <catch2/catch.hpp>
+
+#include <kiln/kiln.h>
+
+#include <sys/wait.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <string>
+
+#include "file_test_util.h"
+
+namespace k = kiln;
+using Catch::Contains;
+
+namespace {
+
+struct Outcome {
+  int status = -1;
+  std::string out;  // standard output and error together
+};
+
+// Runs `kiln ARGS` in a shell and captures its output and exit status.
+Outcome kiln_cli(const std::string& args) {
+  Outcome o;
+  const std::string command = std::string(KILN_TOOL) + " " + args + " 2>&1";
+  FILE* pipe = popen(command.c_str(), "r");
+  REQUIRE(pipe != nullptr);
+  char buffer[4096];
+  size_t n;
+  while ((n = fread(buffer, 1, sizeof buffer, pipe)) > 0)
+    o.out.append(buffer, n);
+  int status = pclose(pipe);
+  o.status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return o;
+}
+
+// A small saved MLP in `dir`/mlp, with layer names fixed.
+k::Sequential saved_mlp(const k::testing::TempDir& dir) {
+  k::set_random_seed(11);
+  k::Sequential model(
+      {
+          k::layers::Flatten(/*input_shape=*/{3, 4}),
+          k::layers::Dense(5, "relu", {}, true, "glorot_uniform", "zeros", "hidden"),
+          k::layers::Dense(2, "softmax", {}, true, "glorot_uniform", "zeros", "out"),
+      },
+      "mlp");
+  model.save(dir.file("mlp"), /*batch_size=*/2);
+  return model;
+}
+
+}  // namespace
+
+TEST_CASE("kiln dump prints a saved model as IR text and DOT", "[tool]") {
+  k::testing::TempDir dir;
+  saved_mlp(dir);
+  Outcome text = kiln_cli("dump " + dir.file("mlp"));
+  CHECK(text.status == 0);
+  CHECK_THAT(text.out,
+             Contains("func @mlp_inference(%arg0: f32[2,3,4]") && Contains("scope \"mlp/hidden\""));
+
+  Outcome dot = kiln_cli("dump " + dir.file("mlp") + " --format dot");
+  CHECK(dot.status == 0);
+  CHECK_THAT(dot.out, Contains("digraph") && Contains("mlp/hidden"));
+
+  // After fusion: the kernel plan in text, kernels in DOT; written to a file with -o.
+  Outcome fused = kiln_cli("dump " + dir.file("mlp") + " --after fusion");
+  CHECK(fused.status == 0);
+  CHECK_THAT(fused.out, Contains("kernel 0"));
+  Outcome cse = kiln_cli("dump " + dir.file("mlp") + " --after canonicalize");
+  CHECK(cse.status == 0);
+  CHECK_THAT(cse.out, Contains("func @mlp_inference"));
+  Outcome to_file = kiln_cli("dump " + dir.file("mlp") +
+                             " --format dot --after fusion --expand -o " + dir.file("mlp.dot"));
+  CHECK(to_file.status == 0);
+  CHECK_THAT(k::testing::read_bytes(dir.file("mlp.dot")), Contains("kernel"));
+
+  CHECK(kiln_cli("dump " + dir.file("mlp") + " --format svg").status == 2);  // needs -o
+  if (std::system("command -v dot >/dev/null 2>&1") != 0) {
+    WARN("Graphviz's dot is not installed (Debian: graphviz); skipping --format svg");
+    return;
+  }
+  Outcome svg = kiln_cli("dump " + dir.file("mlp") + " --format svg -o " + dir.file("mlp.svg"));
+  CHECK(svg.status == 0);
+  CHECK_THAT(k::testing::read_bytes(dir.file("mlp.svg")),
+             Contains("<svg") && Contains("mlp/hidden"));
+  CHECK_FALSE(std::filesystem::exists(dir.file("mlp.svg.tmp")));
+}
+
+TEST_CASE("kiln run runs a saved model on .npy inputs", "[tool]") {
+  k::testing::TempDir dir;
+  k::Sequential model = saved_mlp(dir);
+  k::Tensor x = k::random_uniform({2, 3, 4}, 0.0, 1.0, 3);
+  k::save_npy(dir.file("x.npy"), x);
+  Outcome o = kiln_cli("run " + dir.file("mlp") + " --input " + dir.file("x.npy") + " --output " +
+                       dir.file("y.npy"));
+  REQUIRE(o.status == 0);
+  CHECK_THAT(o.out, Contains("result 0: f32[2,2]: min"));
+  std::vector<float> got = k::load_npy(dir.file("y.npy")).to_vector<float>();
+  std::vector<float> want = model(x).to_vector<float>();
+  REQUIRE(got.size() == want.size());
+  for (size_t i = 0; i < got.size(); ++i)
+    CHECK(got[i] == Approx(want[i]).margin(1e-6));
+
+  // An IR file takes one input per parameter.
+  k::testing::write_bytes(dir.file("poly.kiln"), R"(func @poly(%x: f32[3]) -> f32[3] {
+  %0 = mul(%x, %x) : f32[3]
+  return %0
+}
+)");
+  k::save_npy(dir.file("v.npy"), k::constant({1.f, 2.f, 3.f}));
+  Outcome poly = kiln_cli("run " + dir.file("poly.kiln") + " --input " + dir.file("v.npy"));
+  CHECK(poly.status == 0);
+  CHECK_THAT(poly.out, Contains("min 1, max 9, mean 4.66667; first values 1 4 9"));
+}
+
+TEST_CASE("kiln says what is wrong with bad commands and models", "[tool]") {
+  k::testing::TempDir dir;
+  saved_mlp(dir);
+  CHECK(kiln_cli("--help").status == 0);
+  CHECK_THAT(kiln_cli("--help").out, Contains("dump MODEL") && Contains("run  MODEL"));
+  CHECK_THAT(kiln_cli("dump --help").out, Contains("--after PASS"));
+  CHECK(kiln_cli("").status == 2);
+
+  Outcome unknown = kiln_cli("frobnicate");
+  CHECK(unknown.status == 2);
+  CHECK_THAT(unknown.out, Contains("unknown command 'frobnicate'"));
+  Outcome format = kiln_cli("dump " + dir.file("mlp") + " --format png");
+  CHECK(format.status == 2);
+  CHECK_THAT(format.out, Contains("unknown format 'png'"));
+  Outcome pass = kiln_cli("dump " + dir.file("mlp") + " --after inline");
+  CHECK(pass.status == 2);
+  CHECK_THAT(pass.out, Contains("unknown pass 'inline'; the stages are: conv_to_gemm"));
+  CHECK(kiln_cli("dump").status == 2);
+  CHECK(kiln_cli("run " + dir.file("mlp")).status == 2);  // no --input
+
+  Outcome missing = kiln_cli("dump " + dir.file("nothing"));
+  CHECK(missing.status == 1);
+  CHECK_THAT(missing.out, Contains("does not exist"));
+  std::filesystem::create_directories(dir.file("empty"));
+  CHECK_THAT(kiln_cli("run " + dir.file("empty") + " --input x.npy").out,
+             Contains("is not a saved model"));
+
+  // Corrupt IR: the parser's line and column.
+  k::testing::write_bytes(dir.file("bad.kiln"),
+                          "func @f(%x: f32[2]) -> f32[2] {\n  %0 = bogus(%x)\n");
+  Outcome bad = kiln_cli("dump " + dir.file("bad.kiln"));
+  CHECK(bad.status == 1);
+  CHECK_THAT(bad.out, Contains("2:"));
+
+  // An input of the wrong shape, and a file that is not .npy.
+  k::save_npy(dir.file("wrong.npy"), k::zeros({3, 3, 4}));
+  Outcome wrong = kiln_cli("run " + dir.file("mlp") + " --input " + dir.file("wrong.npy"));
+  CHECK(wrong.status == 1);
+  CHECK_THAT(wrong.out, Contains("takes f32[2,3,4], got f32[3,3,4]"));
+  k::testing::write_bytes(dir.file("junk.npy"), "not a numpy file");
+  CHECK(kiln_cli("run " + dir.file("mlp") + " --input " + dir.file("junk.npy")).status == 1);
+
+  // A failed write leaves nothing behind.
+  Outcome unwritable = kiln_cli("dump " + dir.file("mlp") + " -o " + dir.file("no/such/dir/g.txt"));
+  CHECK(unwritable.status == 1);
+  CHECK_FALSE(std::filesystem::exists(dir.file("no")));
+}

@@ -1,0 +1,311 @@
+// The kiln command: looks at and runs saved models.
+//
+//   kiln dump MODEL [--format text|dot|svg] [--after PASS] [--expand] [-o FILE]
+//   kiln run  MODEL --input x.npy [--input ...] [--output out.npy]
+//   kiln --help, kiln COMMAND --help
+//
+// MODEL is a directory written by Model::save (model.kiln + weights.safetensors) or an IR text
+// file. Exit status: 0 on success, 1 when the model or an input is bad (the message says which),
+// 2 for a bad command line.
+#include <kiln/kiln.h>
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <iostream>
+#include <optional>
+#include <source_location>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "kiln/frontend/atomic_file.h"
+#include "kiln/frontend/compile.h"
+#include "kiln/ir/dot.h"
+#include "kiln/ir/parser.h"
+#include "kiln/ir/printer.h"
+#include "kiln/passes/pipeline.h"
+
+namespace k = kiln;
+
+namespace {
+
+constexpr const char* kUsage = R"(usage: kiln COMMAND [options]
+
+Commands:
+  dump MODEL   print a saved model's graph as IR text or Graphviz DOT, or render it to SVG
+  run  MODEL   JIT-compile a saved model, run it on .npy inputs and summarize the outputs
+
+MODEL is a directory written by Model::save (model.kiln + weights.safetensors) or an IR text
+file. `kiln COMMAND --help` describes a command's options.
+)";
+
+constexpr const char* kDumpUsage =
+    R"(usage: kiln dump MODEL [--format text|dot|svg] [--after PASS] [--expand] [-o FILE]
+
+Prints the model's function.
+  --format F    text (IR, the default), dot (Graphviz) or svg (needs Graphviz's dot program)
+  --after PASS  the function after a stage of the compiler pipeline: conv_to_gemm, canonicalize,
+                cse, dce or fusion (kernels grouped; text adds the kernel plan)
+  --expand      dot/svg: draw every node, name scopes as clusters (default: a box per scope)
+  -o FILE       write to FILE (atomically) instead of standard output; svg needs -o
+)";
+
+constexpr const char* kRunUsage =
+    R"(usage: kiln run MODEL --input x.npy [--input ...] [--output out.npy]
+
+Compiles the model's function and runs it once. A saved model directory takes one input (its
+weights come from weights.safetensors); an IR text file takes one --input per parameter, in
+order. Prints each result's type and summary statistics.
+  --input FILE   a .npy file for the next parameter
+  --output FILE  write the (first) result as .npy
+)";
+
+// A command-line mistake: the message, then exit status 2.
+struct UsageError {
+  std::string message;
+};
+
+const std::vector<std::string> kStages = {"conv_to_gemm", "canonicalize", "cse", "dce", "fusion"};
+
+// The function of MODEL: a saved directory's model.kiln, or the IR file itself.
+std::string model_ir_path(const std::string& model) {
+  if (std::filesystem::is_directory(model)) return model + "/model.kiln";
+  return model;
+}
+
+k::ir::Function load_function(const std::string& model) {
+  const std::string path = model_ir_path(model);
+  if (!std::filesystem::exists(path)) {
+    throw k::IOError(std::filesystem::is_directory(model)
+                         ? fmt::format("{} is not a saved model: {} is missing", model, path)
+                         : fmt::format("{} does not exist", model));
+  }
+  return k::ir::parse_file(path);
+}
+
+void write_output(const std::optional<std::string>& path, const std::string& text) {
+  if (path) {
+    k::detail::write_file_atomically(*path, text, "kiln dump", std::source_location::current());
+  } else {
+    std::cout << text;
+  }
+}
+
+// Renders DOT to SVG with Graphviz into `path` (through a temporary file, renamed into place).
+void render_svg(const std::string& dot, const std::string& path) {
+  if (std::system("command -v dot >/dev/null 2>&1") != 0) {
+    throw k::IOError(
+        "--format svg needs Graphviz's dot program (Debian package graphviz); "
+        "--format dot writes the graph for rendering elsewhere");
+  }
+  const std::string dot_path = path + ".dot.tmp", svg_path = path + ".tmp";
+  k::detail::write_file_atomically(dot_path, dot, "kiln dump", std::source_location::current());
+  const std::string command = fmt::format("dot -Tsvg -o '{}' '{}'", svg_path, dot_path);
+  int status = std::system(command.c_str());
+  std::filesystem::remove(dot_path);
+  std::error_code ec;
+  if (status != 0) {
+    std::filesystem::remove(svg_path, ec);
+    throw k::IOError(fmt::format("Graphviz's dot failed (status {}) rendering {}", status, path));
+  }
+  std::filesystem::rename(svg_path, path, ec);
+  if (ec) {
+    std::filesystem::remove(svg_path, ec);
+    throw k::IOError(fmt::format("cannot write {}", path));
+  }
+}
+
+int dump(const std::vector<std::string>& args) {
+  std::optional<std::string> model, output, after;
+  std::string format = "text";
+  bool expand = false;
+  for (size_t i = 0; i < args.size(); ++i) {
+    const std::string& a = args[i];
+    auto value = [&]() -> std::string {
+      if (i + 1 >= args.size()) throw UsageError{fmt::format("{} needs a value", a)};
+      return args[++i];
+    };
+    if (a == "--help" || a == "-h") {
+      std::cout << kDumpUsage;
+      return 0;
+    } else if (a == "--format") {
+      format = value();
+    } else if (a == "--after") {
+      after = value();
+    } else if (a == "--expand") {
+      expand = true;
+    } else if (a == "-o" || a == "--output") {
+      output = value();
+    } else if (!a.empty() && a[0] == '-') {
+      throw UsageError{fmt::format("unknown option {}", a)};
+    } else if (model) {
+      throw UsageError{fmt::format("one MODEL only (got {} and {})", *model, a)};
+    } else {
+      model = a;
+    }
+  }
+  if (!model) throw UsageError{"missing MODEL"};
+  if (format != "text" && format != "dot" && format != "svg") {
+    throw UsageError{fmt::format("unknown format '{}'; choose text, dot or svg", format)};
+  }
+  if (format == "svg" && !output) throw UsageError{"--format svg needs -o FILE"};
+  if (after && std::find(kStages.begin(), kStages.end(), *after) == kStages.end()) {
+    throw UsageError{
+        fmt::format("unknown pass '{}'; the stages are: {}", *after, fmt::join(kStages, ", "))};
+  }
+
+  k::ir::Function function = load_function(*model);
+  k::ir::DotOptions dot_options{.expand = expand};
+  std::string text;
+  std::optional<k::passes::PipelineResult> result;
+  if (!after) {
+    text = format == "text" ? k::ir::print(function) : k::ir::to_dot(function, dot_options);
+  } else if (*after == "fusion") {
+    result = k::passes::run_pipeline(std::move(function), {.print_after = {}});
+    if (format == "text") {
+      text = k::passes::print_pipeline_result(*result);
+    } else {
+      for (size_t kernel = 0; kernel < result->kernels.kernels.size(); ++kernel)
+        for (const k::ir::Node* node : result->kernels.kernels[kernel].nodes)
+          dot_options.kernel_of[node] = static_cast<int>(kernel);
+      dot_options.title = result->function.name() + " after fusion";
+      text = k::ir::to_dot(result->function, dot_options);
+    }
+  } else {
+    // The pipeline prints the IR after the chosen pass; the text is parsed back for DOT.
+    std::string captured;
+    k::passes::run_pipeline(
+        std::move(function),
+        {.print_after = {*after}, .sink = [&](std::string_view s) { captured += s; }});
+    const size_t body = captured.find("func @");
+    captured = body == std::string::npos ? captured : captured.substr(body);
+    if (format == "text") {
+      text = captured;
+    } else {
+      k::ir::Function staged = k::ir::parse(captured);
+      dot_options.title = staged.name() + " after " + *after;
+      text = k::ir::to_dot(staged, dot_options);
+    }
+  }
+  if (format == "svg") {
+    render_svg(text, *output);
+  } else {
+    write_output(output, text);
+  }
+  return 0;
+}
+
+// "f32[1,10]: min 0.001, max 0.93, mean 0.1; first values 0.01 0.02 ..."
+std::string summarize(const k::Tensor& t) {
+  std::string out = t.type().to_string();
+  const k::ir::HostTensor& host = t.host();
+  const int64_t n = host.num_elements();
+  if (n == 0) return out + ": empty";
+  double lo = host.element_as_double(0), hi = lo, sum = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    double v = host.element_as_double(i);
+    lo = std::min(lo, v);
+    hi = std::max(hi, v);
+    sum += v;
+  }
+  out +=
+      fmt::format(": min {:.6g}, max {:.6g}, mean {:.6g}; first values", lo, hi, sum / double(n));
+  for (int64_t i = 0; i < std::min<int64_t>(n, 10); ++i)
+    out += fmt::format(" {:.6g}", host.element_as_double(i));
+  return out;
+}
+
+int run(const std::vector<std::string>& args) {
+  std::optional<std::string> model, output;
+  std::vector<std::string> inputs;
+  for (size_t i = 0; i < args.size(); ++i) {
+    const std::string& a = args[i];
+    auto value = [&]() -> std::string {
+      if (i + 1 >= args.size()) throw UsageError{fmt::format("{} needs a value", a)};
+      return args[++i];
+    };
+    if (a == "--help" || a == "-h") {
+      std::cout << kRunUsage;
+      return 0;
+    } else if (a == "--input") {
+      inputs.push_back(value());
+    } else if (a == "--output") {
+      output = value();
+    } else if (!a.empty() && a[0] == '-') {
+      throw UsageError{fmt::format("unknown option {}", a)};
+    } else if (model) {
+      throw UsageError{fmt::format("one MODEL only (got {} and {})", *model, a)};
+    } else {
+      model = a;
+    }
+  }
+  if (!model) throw UsageError{"missing MODEL"};
+  if (inputs.empty()) throw UsageError{"give at least one --input FILE.npy"};
+
+  std::vector<k::Tensor> results;
+  if (std::filesystem::is_directory(*model)) {
+    if (inputs.size() != 1) {
+      throw UsageError{fmt::format("a saved model takes one --input, got {}", inputs.size())};
+    }
+    k::SavedModel saved = k::load_model(*model);
+    results.push_back(saved(k::load_npy(inputs[0])));
+  } else {
+    k::ir::Function function = load_function(*model);
+    if (inputs.size() != function.params().size()) {
+      throw k::ValueError(fmt::format("{} takes {} parameters; got {} --input files", *model,
+                                      function.params().size(), inputs.size()));
+    }
+    std::vector<k::ir::HostTensor> args_values;
+    for (size_t i = 0; i < inputs.size(); ++i) {
+      k::Tensor t = k::load_npy(inputs[i]);
+      const k::ir::TensorType& want = function.param(i)->type();
+      if (t.type() != want) {
+        throw k::ShapeError(fmt::format("{}: parameter {} ({}) is {}, but {} holds {}", *model, i,
+                                        k::ir::print_value(function, function.param(i)),
+                                        want.to_string(), inputs[i], t.type().to_string()));
+      }
+      args_values.push_back(t.host());
+    }
+    std::unique_ptr<k::CompiledFunction> compiled = k::compile(std::move(function));
+    k::ir::EvalResult result = compiled->run(args_values);
+    for (k::ir::HostTensor& out : result.outputs)
+      results.emplace_back(std::move(out));
+  }
+  for (size_t i = 0; i < results.size(); ++i)
+    std::cout << "result " << i << ": " << summarize(results[i]) << "\n";
+  if (output) {
+    k::save_npy(*output, results.at(0));
+    std::cout << "wrote " << *output << "\n";
+  }
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::vector<std::string> args(argv + 1, argv + argc);
+  if (args.empty() || args[0] == "--help" || args[0] == "-h" || args[0] == "help") {
+    std::cout << kUsage;
+    return args.empty() ? 2 : 0;
+  }
+  const std::string command = args[0];
+  args.erase(args.begin());
+  try {
+    if (command == "dump") return dump(args);
+    if (command == "run") return run(args);
+    throw UsageError{fmt::format("unknown command '{}'", command)};
+  } catch (const UsageError& e) {
+    std::cerr << "kiln " << command << ": " << e.message << "\n(kiln --help lists the commands)\n";
+    return 2;
+  } catch (const k::Error& e) {
+    std::cerr << "kiln " << command << ": error: " << e.what() << "\n";
+    return 1;
+  } catch (const std::exception& e) {
+    std::cerr << "kiln " << command << ": error: " << e.what() << "\n";
+    return 1;
+  }
+}
