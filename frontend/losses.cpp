@@ -278,6 +278,7 @@ std::string_view reduction_name(Reduction reduction) {
 
 Tensor Loss::operator()(const Tensor& y_true, const Tensor& y_pred, const Tensor& sample_weight,
                         Loc loc) const {
+  kiln::name_scope scope(name_);  // the loss's ops under its Keras name, as in graph dumps
   return reduce_loss(call(y_true, y_pred, loc), reduction_, sample_weight, loc);
 }
 
