@@ -174,7 +174,21 @@ class DotWriter {
     return std::move(out_);
   }
 
+  // What write() drew where; call after write().
+  DotLayout layout() {
+    for (const auto& node : function_.nodes())
+      layout_.nodes.emplace_back(node_id_.at(node.get()), node.get());
+    return std::move(layout_);
+  }
+
  private:
+  // Starts a cluster in the layout, inside the clusters open now.
+  void open_cluster(std::string id, std::string label) {
+    std::string parent = open_clusters_.empty() ? "" : layout_.clusters[open_clusters_.back()].id;
+    open_clusters_.push_back(layout_.clusters.size());
+    layout_.clusters.push_back({std::move(id), std::move(label), std::move(parent), {}});
+  }
+
   void line(size_t depth, std::string_view text) {
     out_.append(2 * depth, ' ');
     out_ += text;
@@ -200,6 +214,8 @@ class DotWriter {
     }
     std::string extra = tooltip.empty() ? "" : fmt::format(", tooltip={}", quote(tooltip));
     const std::string& id = node_id_.at(&node);
+    for (size_t open : open_clusters_)
+      layout_.clusters[open].members.push_back(id);
     if (node.op() == Op::constant) {
       line(depth,
            fmt::format("{} [label={}, shape=box, style=filled, fillcolor=\"{}\", fontsize=8, "
@@ -278,13 +294,19 @@ class DotWriter {
     while (!stack.empty()) {
       auto& [at, next_child] = stack.back();
       if (next_child == clusters[at].children.size()) {
+        if (at != 0) open_clusters_.pop_back();
         stack.pop_back();
         if (!stack.empty()) line(stack.size(), "}");
         continue;
       }
       size_t child = clusters[at].children[next_child++];
       size_t depth = stack.size();
-      line(depth, fmt::format("subgraph {} {{", quote(fmt::format("cluster_{}", next_id++))));
+      std::string cluster_id = fmt::format("cluster_{}", next_id++);
+      std::string path = clusters[child].name;
+      for (size_t k = stack.size(); k-- > 1;)
+        path = clusters[stack[k].first].name + "/" + path;
+      open_cluster(cluster_id, path);
+      line(depth, fmt::format("subgraph {} {{", quote(cluster_id)));
       line(depth + 1, fmt::format("label={}; style=rounded; color=\"#999999\"; fontsize=10;",
                                   quote(clusters[child].name)));
       for (const Node* node : clusters[child].nodes)
@@ -312,12 +334,15 @@ class DotWriter {
     for (const auto& [kernel, nodes] : kernels) {
       if (nodes.size() < 2) continue;
       std::string name = fmt::format("kernel {}", kernel);
-      line(1, fmt::format("subgraph {} {{", quote(fmt::format("cluster_kernel_{}", kernel))));
+      std::string cluster_id = fmt::format("cluster_kernel_{}", kernel);
+      open_cluster(cluster_id, name);
+      line(1, fmt::format("subgraph {} {{", quote(cluster_id)));
       line(2, fmt::format("label={}; style=\"dashed,filled\"; fillcolor=\"{}\"; color=\"#666666\"; "
                           "fontsize=10;",
                           quote(name), kKernelFills[colour++ % kKernelFills.size()]));
       for (const Node* node : nodes)
         write_node(*node, 2, name);
+      open_clusters_.pop_back();
       line(1, "}");
     }
   }
@@ -401,12 +426,20 @@ class DotWriter {
   std::unordered_map<const Value*, std::string> param_id_;
   std::set<Role> roles_;  // of the nodes and boxes drawn, for the legend
   std::string out_;
+  DotLayout layout_;
+  std::vector<size_t> open_clusters_;  // indices into layout_.clusters, outermost first
 };
 
 }  // namespace
 
 std::string to_dot(const Function& function, const DotOptions& options) {
   return DotWriter(function, options).write();
+}
+
+DotLayout dot_layout(const Function& function, const DotOptions& options) {
+  DotWriter writer(function, options);
+  writer.write();
+  return writer.layout();
 }
 
 }  // namespace kiln::ir

@@ -16,6 +16,8 @@
 
 #include <string>
 #include <unordered_map>
+#include <utility>
+#include <vector>
 
 #include "kiln/ir/function.h"
 
@@ -35,5 +37,21 @@ struct DotOptions {
 
 // The function as a DOT digraph (valid input for Graphviz's `dot`).
 std::string to_dot(const Function& function, const DotOptions& options = {});
+
+// Where to_dot(function, options) draws each IR node and which nodes each cluster holds, for
+// tools that add to the picture (`kiln dump --format html`).
+struct DotLayout {
+  struct Cluster {
+    std::string id;                    // the DOT subgraph name, "cluster_3" or "cluster_kernel_2"
+    std::string label;                 // the whole scope path ("mlp/hidden") or "kernel 2"
+    std::string parent;                // the enclosing cluster's id; empty at the top level
+    std::vector<std::string> members;  // DOT ids of the nodes inside, nested clusters included
+  };
+  // Each IR node, in function order, with the DOT node drawing it (a scope box draws several).
+  std::vector<std::pair<std::string, const Node*>> nodes;
+  // The clusters of scopes or kernels (not the legend), parents before children.
+  std::vector<Cluster> clusters;
+};
+DotLayout dot_layout(const Function& function, const DotOptions& options = {});
 
 }  // namespace kiln::ir

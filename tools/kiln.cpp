@@ -1,6 +1,6 @@
 // The kiln command: looks at and runs saved models.
 //
-//   kiln dump MODEL [--format text|dot|svg] [--after PASS] [--expand] [-o FILE]
+//   kiln dump MODEL [--format text|dot|svg|html] [--after PASS] [--expand] [-o FILE]
 //   kiln run  MODEL --input x.npy [--input ...] [--output out.npy]
 //   kiln --help, kiln COMMAND --help
 //
@@ -15,6 +15,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <iostream>
 #include <optional>
 #include <source_location>
@@ -22,6 +23,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "graph_html.h"
 #include "kiln/frontend/atomic_file.h"
 #include "kiln/frontend/compile.h"
 #include "kiln/ir/dot.h"
@@ -36,7 +38,8 @@ namespace {
 constexpr const char* kUsage = R"(usage: kiln COMMAND [options]
 
 Commands:
-  dump MODEL   print a saved model's graph as IR text or Graphviz DOT, or render it to SVG
+  dump MODEL   print a saved model's graph as IR text or Graphviz DOT, or render it to SVG or
+               an interactive HTML page
   run  MODEL   JIT-compile a saved model, run it on .npy inputs and summarize the outputs
 
 MODEL is a directory written by Model::save (model.kiln + weights.safetensors) or an IR text
@@ -44,14 +47,16 @@ file. `kiln COMMAND --help` describes a command's options.
 )";
 
 constexpr const char* kDumpUsage =
-    R"(usage: kiln dump MODEL [--format text|dot|svg] [--after PASS] [--expand] [-o FILE]
+    R"(usage: kiln dump MODEL [--format text|dot|svg|html] [--after PASS] [--expand] [-o FILE]
 
 Prints the model's function.
-  --format F    text (IR, the default), dot (Graphviz) or svg (needs Graphviz's dot program)
+  --format F    text (IR, the default), dot (Graphviz), svg, or html: one self-contained page
+                with pan, zoom, collapsible scopes and node details (svg and html need
+                Graphviz's dot program; html always draws every node)
   --after PASS  the function after a stage of the compiler pipeline: conv_to_gemm, canonicalize,
                 cse, dce or fusion (kernels grouped; text adds the kernel plan)
   --expand      dot/svg: draw every node, name scopes as clusters (default: a box per scope)
-  -o FILE       write to FILE (atomically) instead of standard output; svg needs -o
+  -o FILE       write to FILE (atomically) instead of standard output; svg and html need -o
 )";
 
 constexpr const char* kRunUsage =
@@ -95,28 +100,30 @@ void write_output(const std::optional<std::string>& path, const std::string& tex
   }
 }
 
-// Renders DOT to SVG with Graphviz into `path` (through a temporary file, renamed into place).
-void render_svg(const std::string& dot, const std::string& path) {
+// Renders DOT to SVG with Graphviz, through temporary files next to `path` (the output).
+std::string render_svg(const std::string& dot, const std::string& path, const std::string& format) {
   if (std::system("command -v dot >/dev/null 2>&1") != 0) {
     throw k::IOError(
-        "--format svg needs Graphviz's dot program (Debian package graphviz); "
-        "--format dot writes the graph for rendering elsewhere");
+        fmt::format("--format {} needs Graphviz's dot program (Debian package graphviz); "
+                    "--format dot writes the graph for rendering elsewhere",
+                    format));
   }
-  const std::string dot_path = path + ".dot.tmp", svg_path = path + ".tmp";
+  const std::string dot_path = path + ".dot.tmp", svg_path = path + ".svg.tmp";
   k::detail::write_file_atomically(dot_path, dot, "kiln dump", std::source_location::current());
   const std::string command = fmt::format("dot -Tsvg -o '{}' '{}'", svg_path, dot_path);
   int status = std::system(command.c_str());
-  std::filesystem::remove(dot_path);
   std::error_code ec;
-  if (status != 0) {
-    std::filesystem::remove(svg_path, ec);
+  std::filesystem::remove(dot_path, ec);
+  std::string svg;
+  if (status == 0) {
+    std::ifstream in(svg_path, std::ios::binary);
+    svg.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  }
+  std::filesystem::remove(svg_path, ec);
+  if (status != 0 || svg.find("<svg") == std::string::npos) {
     throw k::IOError(fmt::format("Graphviz's dot failed (status {}) rendering {}", status, path));
   }
-  std::filesystem::rename(svg_path, path, ec);
-  if (ec) {
-    std::filesystem::remove(svg_path, ec);
-    throw k::IOError(fmt::format("cannot write {}", path));
-  }
+  return svg;
 }
 
 int dump(const std::vector<std::string>& args) {
@@ -149,21 +156,27 @@ int dump(const std::vector<std::string>& args) {
     }
   }
   if (!model) throw UsageError{"missing MODEL"};
-  if (format != "text" && format != "dot" && format != "svg") {
-    throw UsageError{fmt::format("unknown format '{}'; choose text, dot or svg", format)};
+  if (format != "text" && format != "dot" && format != "svg" && format != "html") {
+    throw UsageError{fmt::format("unknown format '{}'; choose text, dot, svg or html", format)};
   }
-  if (format == "svg" && !output) throw UsageError{"--format svg needs -o FILE"};
+  if ((format == "svg" || format == "html") && !output) {
+    throw UsageError{fmt::format("--format {} needs -o FILE", format)};
+  }
   if (after && std::find(kStages.begin(), kStages.end(), *after) == kStages.end()) {
     throw UsageError{
         fmt::format("unknown pass '{}'; the stages are: {}", *after, fmt::join(kStages, ", "))};
   }
 
   k::ir::Function function = load_function(*model);
-  k::ir::DotOptions dot_options{.expand = expand};
+  // The page draws every node and collapses scopes itself.
+  k::ir::DotOptions dot_options{.expand = expand || format == "html"};
   std::string text;
   std::optional<k::passes::PipelineResult> result;
+  // The function drawn, for the page's node details.
+  std::optional<k::ir::Function> staged;
   if (!after) {
     text = format == "text" ? k::ir::print(function) : k::ir::to_dot(function, dot_options);
+    if (format == "html") staged = std::move(function);
   } else if (*after == "fusion") {
     result = k::passes::run_pipeline(std::move(function), {.print_after = {}});
     if (format == "text") {
@@ -186,13 +199,18 @@ int dump(const std::vector<std::string>& args) {
     if (format == "text") {
       text = captured;
     } else {
-      k::ir::Function staged = k::ir::parse(captured);
-      dot_options.title = staged.name() + " after " + *after;
-      text = k::ir::to_dot(staged, dot_options);
+      staged = k::ir::parse(captured);
+      dot_options.title = staged->name() + " after " + *after;
+      text = k::ir::to_dot(*staged, dot_options);
     }
   }
   if (format == "svg") {
-    render_svg(text, *output);
+    write_output(output, render_svg(text, *output, format));
+  } else if (format == "html") {
+    const k::ir::Function& drawn = result ? result->function : *staged;
+    const std::string title = dot_options.title.empty() ? drawn.name() : dot_options.title;
+    write_output(
+        output, k::tools::graph_html(drawn, dot_options, render_svg(text, *output, format), title));
   } else {
     write_output(output, text);
   }

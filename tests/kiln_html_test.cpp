@@ -1,0 +1,191 @@
+// `kiln dump --format html`: one self-contained page with the graph's SVG, node details as JSON
+// and the script (checked in a headless Chromium when one is installed), and ir::dot_layout,
+// which ties the page's details to the drawing.
+#include <catch2/catch.hpp>
+
+#include <kiln/kiln.h>
+
+#include <sys/wait.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <string>
+
+#include "file_test_util.h"
+#include "kiln/ir/dot.h"
+#include "kiln/ir/parser.h"
+
+namespace k = kiln;
+using Catch::Contains;
+
+namespace {
+
+struct Outcome {
+  int status = -1;
+  std::string out;  // standard output and error together
+};
+
+// Runs a shell command and captures its output and exit status.
+Outcome shell(const std::string& command) {
+  Outcome o;
+  FILE* pipe = popen((command + " 2>&1").c_str(), "r");
+  REQUIRE(pipe != nullptr);
+  char buffer[4096];
+  size_t n;
+  while ((n = fread(buffer, 1, sizeof buffer, pipe)) > 0)
+    o.out.append(buffer, n);
+  int status = pclose(pipe);
+  o.status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return o;
+}
+
+Outcome kiln_cli(const std::string& args) {
+  return shell(std::string(KILN_TOOL) + " " + args);
+}
+
+bool have(const std::string& program) {
+  return std::system(("command -v " + program + " >/dev/null 2>&1").c_str()) == 0;
+}
+
+// A small saved MLP in `dir`/mlp, with layer names fixed.
+void saved_mlp(const k::testing::TempDir& dir) {
+  k::set_random_seed(11);
+  k::Sequential model(
+      {
+          k::layers::Flatten(/*input_shape=*/{3, 4}),
+          k::layers::Dense(5, "relu", {}, true, "glorot_uniform", "zeros", "hidden"),
+          k::layers::Dense(2, "softmax", {}, true, "glorot_uniform", "zeros", "out"),
+      },
+      "mlp");
+  model.save(dir.file("mlp"), /*batch_size=*/2);
+}
+
+// Every "http://" or "https://" in `html` that is not the SVG or XLink namespace.
+std::vector<std::string> external_urls(const std::string& html) {
+  std::vector<std::string> found;
+  for (const char* scheme : {"http://", "https://"}) {
+    for (size_t at = html.find(scheme); at != std::string::npos; at = html.find(scheme, at + 1)) {
+      std::string url = html.substr(at, html.find_first_of("\"' <>", at) - at);
+      if (url != "http://www.w3.org/2000/svg" && url != "http://www.w3.org/1999/xlink")
+        found.push_back(url);
+    }
+  }
+  return found;
+}
+
+// The JSON key (DOT node id) of the first node detail whose op is `op`: {"n3":{"op":"matmul",...
+std::string id_of_op(const std::string& html, const std::string& op) {
+  size_t at = html.find("{\"op\":\"" + op + "\"");
+  if (at == std::string::npos) return "";
+  size_t close = html.rfind("\":", at), open = html.rfind('"', close - 1);
+  return html.substr(open + 1, close - open - 1);
+}
+
+}  // namespace
+
+TEST_CASE("dot_layout: the DOT node and clusters of each IR node", "[tool][dot]") {
+  k::ir::Function f = k::ir::parse(R"(func @f(%x: f32[4,8], %w: f32[8,3]) -> f32[4,3] {
+  %0 = matmul(%x, %w) : f32[4,3]  scope "model/dense"
+  %1 = relu(%0) : f32[4,3]  scope "model/dense"
+  %2 = neg(%1) : f32[4,3]  scope "model"
+  %3 = exp(%2) : f32[4,3]
+  return %3
+}
+)");
+  k::ir::DotLayout layout = k::ir::dot_layout(f, {.expand = true});
+  REQUIRE(layout.nodes.size() == 4);
+  CHECK(layout.nodes[0].first == "n0");
+  CHECK(layout.nodes[0].second == f.nodes()[0].get());
+  CHECK(layout.nodes[3].first == "n3");
+  REQUIRE(layout.clusters.size() == 2);
+  CHECK(layout.clusters[0].label == "model");
+  CHECK(layout.clusters[0].parent.empty());
+  CHECK(layout.clusters[0].members == std::vector<std::string>{"n2", "n0", "n1"});
+  CHECK(layout.clusters[1].label == "model/dense");
+  CHECK(layout.clusters[1].parent == layout.clusters[0].id);
+  CHECK(layout.clusters[1].members == std::vector<std::string>{"n0", "n1"});
+  // The ids are the ones to_dot writes.
+  std::string dot = k::ir::to_dot(f, {.expand = true});
+  for (const auto& c : layout.clusters)
+    CHECK_THAT(dot, Contains("subgraph \"" + c.id + "\""));
+
+  // Collapsed: scoped nodes share their scope's box; no clusters.
+  k::ir::DotLayout collapsed = k::ir::dot_layout(f);
+  CHECK(collapsed.clusters.empty());
+  CHECK(collapsed.nodes[0].first == collapsed.nodes[1].first);
+  CHECK(collapsed.nodes[3].first == "n3");
+
+  // Kernels: one cluster per kernel of two or more nodes.
+  k::ir::DotOptions kernels;
+  kernels.kernel_of = {{f.nodes()[1].get(), 0}, {f.nodes()[2].get(), 0}, {f.nodes()[3].get(), 1}};
+  k::ir::DotLayout fused = k::ir::dot_layout(f, kernels);
+  REQUIRE(fused.clusters.size() == 1);
+  CHECK(fused.clusters[0].id == "cluster_kernel_0");
+  CHECK(fused.clusters[0].label == "kernel 0");
+  CHECK(fused.clusters[0].members == std::vector<std::string>{"n1", "n2"});
+}
+
+TEST_CASE("kiln dump --format html writes one self-contained page", "[tool]") {
+  k::testing::TempDir dir;
+  saved_mlp(dir);
+  Outcome no_output = kiln_cli("dump " + dir.file("mlp") + " --format html");
+  CHECK(no_output.status == 2);
+  CHECK_THAT(no_output.out, Contains("--format html needs -o FILE"));
+  if (!have("dot")) {
+    WARN("Graphviz's dot is not installed (Debian: graphviz); skipping --format html");
+    return;
+  }
+  const std::string page = dir.file("mlp.html");
+  Outcome o = kiln_cli("dump " + dir.file("mlp") + " --format html -o " + page);
+  REQUIRE(o.status == 0);
+  const std::string html = k::testing::read_bytes(page);
+  CHECK(html.starts_with("<!DOCTYPE html>"));
+  CHECK_THAT(html, Contains("<svg") && Contains("</svg>") && Contains("<script>") &&
+                       Contains("data-ready"));
+  CHECK_THAT(html, !Contains("<!DOCTYPE svg") && !Contains("<?xml") && !Contains(" src="));
+  CHECK(external_urls(html).empty());
+  // The hidden layer's matmul: its details, keyed by the id its <title> in the SVG holds.
+  CHECK_THAT(html,
+             Contains("\"op\":\"matmul\"") &&
+                 Contains("\"inputs\":[\"f32[2,12]\",\"f32[12,5]\"],\"outputs\":[\"f32[2,5]\"]"
+                          ",\"scope\":\"mlp/hidden\""));
+  const std::string matmul = id_of_op(html, "matmul");
+  CHECK(matmul.starts_with("n"));
+  CHECK_THAT(html, Contains("<title>" + matmul + "</title>"));
+  // Scopes as clusters, labelled with their whole path.
+  CHECK_THAT(html, Contains("\"label\":\"mlp/hidden\"") && Contains("<title>cluster_"));
+  CHECK_FALSE(std::filesystem::exists(page + ".svg.tmp"));
+  CHECK_FALSE(std::filesystem::exists(page + ".dot.tmp"));
+
+  // After fusion the clusters are kernels.
+  Outcome fused = kiln_cli("dump " + dir.file("mlp") + " --after fusion --format html -o " +
+                           dir.file("fused.html"));
+  REQUIRE(fused.status == 0);
+  const std::string fused_html = k::testing::read_bytes(dir.file("fused.html"));
+  CHECK_THAT(fused_html, Contains("\"label\":\"kernel ") && Contains("<title>cluster_kernel_") &&
+                             Contains("after fusion"));
+  CHECK(external_urls(fused_html).empty());
+
+  // A failed write leaves nothing behind.
+  Outcome unwritable =
+      kiln_cli("dump " + dir.file("mlp") + " --format html -o " + dir.file("no/such/g.html"));
+  CHECK(unwritable.status == 1);
+  CHECK_FALSE(std::filesystem::exists(dir.file("no")));
+
+  // The script in a real browser: it runs, collapses a cluster and fills the details panel.
+  std::string chromium = have("chromium")           ? "chromium"
+                         : have("chromium-browser") ? "chromium-browser"
+                                                    : "";
+  if (chromium.empty()) {
+    WARN("no chromium on PATH; skipping the headless-browser check of the page's script");
+    return;
+  }
+  Outcome dom = shell("timeout 120 " + chromium +
+                      " --headless --no-sandbox --disable-gpu --dump-dom 'file://" + page +
+                      "#test-collapse' 2>/dev/null");
+  REQUIRE(dom.status == 0);
+  CHECK_THAT(dom.out, Contains("<svg") && Contains("data-ready=\"1\""));
+  CHECK_THAT(dom.out, Contains("kiln-collapsed") && Contains("kiln-hidden") &&
+                          Contains("kiln-selected") && Contains("<dt>IR</dt>"));
+}
