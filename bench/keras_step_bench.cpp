@@ -7,6 +7,7 @@
 //   build/bench/keras_step_bench --benchmark_repetitions=5 --benchmark_report_aggregates_only=true
 #include <benchmark/benchmark.h>
 
+#include "../examples/main_job_models.h"
 #include "kiln/kiln.h"
 
 namespace k = kiln;
@@ -14,28 +15,6 @@ namespace k = kiln;
 namespace {
 
 constexpr int64_t kBatch = 128, kSteps = 4;
-
-k::Sequential mlp() {
-  return k::Sequential({
-      k::layers::Flatten(k::Shape{28, 28}),
-      k::layers::Dense(512, "relu"),
-      k::layers::Dense(10, "softmax"),
-  });
-}
-
-k::Sequential convnet() {
-  return k::Sequential({
-      k::layers::Reshape({28, 28, 1}, k::Shape{28, 28}),
-      k::layers::Conv2D(32, {5, 5}, {1, 1}, "same", "relu"),
-      k::layers::MaxPooling2D({2, 2}),
-      k::layers::Conv2D(64, {5, 5}, {1, 1}, "same", "relu"),
-      k::layers::MaxPooling2D({2, 2}),
-      k::layers::Flatten(),
-      k::layers::Dense(1024, "relu"),
-      k::layers::Dropout(0.4),
-      k::layers::Dense(10, "softmax"),
-  });
-}
 
 template <typename Opt>
 void run_steps(benchmark::State& state, k::Sequential model, const Opt& optimizer) {
@@ -51,12 +30,12 @@ void run_steps(benchmark::State& state, k::Sequential model, const Opt& optimize
 }
 
 void BM_MlpFitStep(benchmark::State& state) {
-  run_steps(state, mlp(), k::optimizers::RMSprop(1e-3));
+  run_steps(state, main_job::mlp(), k::optimizers::RMSprop(1e-3));
 }
 BENCHMARK(BM_MlpFitStep)->Unit(benchmark::kMillisecond)->UseRealTime();
 
 void BM_ConvnetFitStep(benchmark::State& state) {
-  run_steps(state, convnet(), k::optimizers::Adam(1e-3));
+  run_steps(state, main_job::convnet(), k::optimizers::Adam(1e-3));
 }
 BENCHMARK(BM_ConvnetFitStep)->Unit(benchmark::kMillisecond)->UseRealTime();
 

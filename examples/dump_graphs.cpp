@@ -12,6 +12,7 @@
 #include <string>
 
 #include "kiln/ir/printer.h"
+#include "main_job_models.h"
 
 namespace k = kiln;
 
@@ -44,27 +45,9 @@ int main(int argc, char** argv) {
   try {
     const std::string out = argc > 1 ? argv[1] : "graphs";
     std::filesystem::create_directories(out);
-    k::Sequential mlp(
-        {
-            k::layers::Flatten(/*input_shape=*/{28, 28}),
-            k::layers::Dense(512, "relu"),
-            k::layers::Dense(10, "softmax"),
-        },
-        "mlp");
+    k::Sequential mlp = main_job::mlp();
     write_graphs(mlp, k::optimizers::RMSprop(1e-3), out);
-    k::Sequential convnet(
-        {
-            k::layers::Reshape({28, 28, 1}, /*input_shape=*/{28, 28}),
-            k::layers::Conv2D(32, {5, 5}, {1, 1}, "same", "relu"),
-            k::layers::MaxPooling2D({2, 2}),
-            k::layers::Conv2D(64, {5, 5}, {1, 1}, "same", "relu"),
-            k::layers::MaxPooling2D({2, 2}),
-            k::layers::Flatten(),
-            k::layers::Dense(1024, "relu"),
-            k::layers::Dropout(0.4),
-            k::layers::Dense(10, "softmax"),
-        },
-        "convnet");
+    k::Sequential convnet = main_job::convnet();
     write_graphs(convnet, k::optimizers::Adam(1e-3), out);
   } catch (const k::Error& e) {
     std::cerr << "error: " << e.what() << "\n";

@@ -16,6 +16,8 @@
 #include <iostream>
 #include <string>
 
+#include "main_job_models.h"
+
 namespace k = kiln;
 
 namespace {
@@ -62,32 +64,14 @@ int main(int argc, char** argv) {
     std::cout << "train " << x_train.shape() << ", test " << x_test.shape() << "\n";
 
     if (mlp_epochs > 0) {
-      k::Sequential mlp(
-          {
-              k::layers::Flatten(/*input_shape=*/{28, 28}),
-              k::layers::Dense(512, "relu"),
-              k::layers::Dense(10, "softmax"),
-          },
-          "mlp");
+      k::Sequential mlp = main_job::mlp();
       mlp.compile(k::optimizers::RMSprop(1e-3), k::losses::SparseCategoricalCrossentropy(),
                   {"accuracy"});
       train(mlp, "mlp", mlp_epochs, x_train, y_train, x_test, y_test, out);
     }
     if (convnet_epochs > 0) {
       k::set_random_seed(1);
-      k::Sequential convnet(
-          {
-              k::layers::Reshape({28, 28, 1}, /*input_shape=*/{28, 28}),
-              k::layers::Conv2D(32, {5, 5}, {1, 1}, "same", "relu"),
-              k::layers::MaxPooling2D({2, 2}),
-              k::layers::Conv2D(64, {5, 5}, {1, 1}, "same", "relu"),
-              k::layers::MaxPooling2D({2, 2}),
-              k::layers::Flatten(),
-              k::layers::Dense(1024, "relu"),
-              k::layers::Dropout(0.4),
-              k::layers::Dense(10, "softmax"),
-          },
-          "convnet");
+      k::Sequential convnet = main_job::convnet();
       convnet.compile(k::optimizers::Adam(1e-3), k::losses::SparseCategoricalCrossentropy(),
                       {"accuracy"});
       train(convnet, "convnet", convnet_epochs, x_train, y_train, x_test, y_test, out);

@@ -4,55 +4,19 @@
 
 #include <kiln/kiln.h>
 
-#include <sys/wait.h>
-
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <string>
 
+#include "cli_test_util.h"
 #include "file_test_util.h"
 
 namespace k = kiln;
 using Catch::Contains;
-
-namespace {
-
-struct Outcome {
-  int status = -1;
-  std::string out;  // standard output and error together
-};
-
-// Runs `kiln ARGS` in a shell and captures its output and exit status.
-Outcome kiln_cli(const std::string& args) {
-  Outcome o;
-  const std::string command = std::string(KILN_TOOL) + " " + args + " 2>&1";
-  FILE* pipe = popen(command.c_str(), "r");
-  REQUIRE(pipe != nullptr);
-  char buffer[4096];
-  size_t n;
-  while ((n = fread(buffer, 1, sizeof buffer, pipe)) > 0)
-    o.out.append(buffer, n);
-  int status = pclose(pipe);
-  o.status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return o;
-}
-
-// A small saved MLP in `dir`/mlp, with layer names fixed.
-k::Sequential saved_mlp(const k::testing::TempDir& dir) {
-  k::set_random_seed(11);
-  k::Sequential model(
-      {
-          k::layers::Flatten(/*input_shape=*/{3, 4}),
-          k::layers::Dense(5, "relu", {}, true, "glorot_uniform", "zeros", "hidden"),
-          k::layers::Dense(2, "softmax", {}, true, "glorot_uniform", "zeros", "out"),
-      },
-      "mlp");
-  model.save(dir.file("mlp"), /*batch_size=*/2);
-  return model;
-}
-
-}  // namespace
+using k::testing::kiln_cli;
+using k::testing::Outcome;
+using k::testing::saved_mlp;
 
 TEST_CASE("kiln dump prints a saved model as IR text and DOT", "[tool]") {
   k::testing::TempDir dir;

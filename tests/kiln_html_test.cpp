@@ -12,54 +12,20 @@
 #include <filesystem>
 #include <string>
 
+#include "cli_test_util.h"
 #include "file_test_util.h"
 #include "kiln/ir/dot.h"
 #include "kiln/ir/parser.h"
 
 namespace k = kiln;
 using Catch::Contains;
+using k::testing::have;
+using k::testing::kiln_cli;
+using k::testing::Outcome;
+using k::testing::saved_mlp;
+using k::testing::shell;
 
 namespace {
-
-struct Outcome {
-  int status = -1;
-  std::string out;  // standard output and error together
-};
-
-// Runs a shell command and captures its output and exit status.
-Outcome shell(const std::string& command) {
-  Outcome o;
-  FILE* pipe = popen((command + " 2>&1").c_str(), "r");
-  REQUIRE(pipe != nullptr);
-  char buffer[4096];
-  size_t n;
-  while ((n = fread(buffer, 1, sizeof buffer, pipe)) > 0)
-    o.out.append(buffer, n);
-  int status = pclose(pipe);
-  o.status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return o;
-}
-
-Outcome kiln_cli(const std::string& args) {
-  return shell(std::string(KILN_TOOL) + " " + args);
-}
-
-bool have(const std::string& program) {
-  return std::system(("command -v " + program + " >/dev/null 2>&1").c_str()) == 0;
-}
-
-// A small saved MLP in `dir`/mlp, with layer names fixed.
-void saved_mlp(const k::testing::TempDir& dir) {
-  k::set_random_seed(11);
-  k::Sequential model(
-      {
-          k::layers::Flatten(/*input_shape=*/{3, 4}),
-          k::layers::Dense(5, "relu", {}, true, "glorot_uniform", "zeros", "hidden"),
-          k::layers::Dense(2, "softmax", {}, true, "glorot_uniform", "zeros", "out"),
-      },
-      "mlp");
-  model.save(dir.file("mlp"), /*batch_size=*/2);
-}
 
 // Every "http://" or "https://" in `html` that is not the SVG or XLink namespace.
 std::vector<std::string> external_urls(const std::string& html) {
