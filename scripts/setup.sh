@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# Installs what Kiln needs from Debian's packages (graphviz: `kiln dump --format svg`). Idempotent:
+# Installs what Kiln needs from Debian's packages (graphviz: `kiln dump --format svg/html`;
+# chromium: the headless-browser test of the HTML page). Idempotent:
 # does nothing slow when all is there.
 set -euo pipefail
 
 packages=(build-essential cmake ninja-build llvm-19-dev libfmt-dev catch2 libbenchmark-dev
-          zlib1g-dev nlohmann-json3-dev dataset-fashion-mnist graphviz)
+          zlib1g-dev nlohmann-json3-dev dataset-fashion-mnist graphviz chromium)
 
 missing=()
 for p in "${packages[@]}"; do
