@@ -21,4 +21,5 @@
 #include "kiln/frontend/ops.h"
 #include "kiln/frontend/tensor.h"
 #include "kiln/frontend/variable.h"
+#include "kiln/ir/dot.h"
 #include "kiln/ir/error.h"

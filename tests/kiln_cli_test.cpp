@@ -128,3 +128,13 @@ TEST_CASE("kiln says what is wrong with bad commands and models", "[tool]") {
   CHECK(unwritable.status == 1);
   CHECK_FALSE(std::filesystem::exists(dir.file("no")));
 }
+
+TEST_CASE("to_dot draws a traced kiln::function's graph, as issue 6's contract writes it",
+          "[tool]") {
+  auto f = k::function([](const k::Tensor& x) { return 10.f * x * x - 5.f * x + 4.f; }, "poly");
+  k::Tensor example_input = k::constant({1.f, 2.f});
+  std::string dot = k::ir::to_dot(f.graph(example_input));
+  CHECK(dot.rfind("digraph \"poly\"", 0) == 0);
+  CHECK(dot.find("mul\\nf32[2]") != std::string::npos);
+  CHECK(dot.find("return\\nf32[2]") != std::string::npos);
+}
