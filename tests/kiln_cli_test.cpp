@@ -92,6 +92,8 @@ TEST_CASE("kiln says what is wrong with bad commands and models", "[tool]") {
   Outcome unknown = kiln_cli("frobnicate");
   CHECK(unknown.status == 2);
   CHECK_THAT(unknown.out, Contains("unknown command 'frobnicate'"));
+  CHECK(kiln_cli("aot " + dir.file("mlp")).status == 2);
+  CHECK_THAT(kiln_cli("aot " + dir.file("mlp")).out, Contains("not in this build yet"));
   Outcome format = kiln_cli("dump " + dir.file("mlp") + " --format png");
   CHECK(format.status == 2);
   CHECK_THAT(format.out, Contains("unknown format 'png'"));

@@ -315,6 +315,11 @@ int main(int argc, char** argv) {
   try {
     if (command == "dump") return dump(args);
     if (command == "run") return run(args);
+    if (command == "aot") {
+      throw UsageError{
+          "ahead-of-time compilation to a shared library is not in this build yet; "
+          "`kiln run` JIT-compiles a saved model"};
+    }
     throw UsageError{fmt::format("unknown command '{}'", command)};
   } catch (const UsageError& e) {
     std::cerr << "kiln " << command << ": " << e.message << "\n(kiln --help lists the commands)\n";
