@@ -17,7 +17,9 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <map>
 #include <optional>
+#include <set>
 #include <source_location>
 #include <string>
 #include <unordered_map>
@@ -126,35 +128,56 @@ std::string render_svg(const std::string& dot, const std::string& path, const st
   return svg;
 }
 
-int dump(const std::vector<std::string>& args) {
-  std::optional<std::string> model, output, after;
-  std::string format = "text";
-  bool expand = false;
+// A command's arguments: its MODEL, the values of options that take one (each repeatable, in
+// order) and the flags given. Throws UsageError for an unknown option, a missing value, or a
+// second MODEL.
+struct Args {
+  std::optional<std::string> model;
+  std::map<std::string, std::vector<std::string>> values;
+  std::set<std::string> flags;
+  bool help = false;
+
+  std::optional<std::string> last(const std::string& option) const {
+    auto it = values.find(option);
+    if (it == values.end()) return std::nullopt;
+    return it->second.back();
+  }
+};
+
+Args parse_args(const std::vector<std::string>& args, const std::set<std::string>& with_value,
+                const std::set<std::string>& flags) {
+  Args parsed;
   for (size_t i = 0; i < args.size(); ++i) {
     const std::string& a = args[i];
-    auto value = [&]() -> std::string {
-      if (i + 1 >= args.size()) throw UsageError{fmt::format("{} needs a value", a)};
-      return args[++i];
-    };
     if (a == "--help" || a == "-h") {
-      std::cout << kDumpUsage;
-      return 0;
-    } else if (a == "--format") {
-      format = value();
-    } else if (a == "--after") {
-      after = value();
-    } else if (a == "--expand") {
-      expand = true;
-    } else if (a == "-o" || a == "--output") {
-      output = value();
+      parsed.help = true;
+    } else if (with_value.contains(a)) {
+      if (i + 1 >= args.size()) throw UsageError{fmt::format("{} needs a value", a)};
+      parsed.values[a].push_back(args[++i]);
+    } else if (flags.contains(a)) {
+      parsed.flags.insert(a);
     } else if (!a.empty() && a[0] == '-') {
       throw UsageError{fmt::format("unknown option {}", a)};
-    } else if (model) {
-      throw UsageError{fmt::format("one MODEL only (got {} and {})", *model, a)};
+    } else if (parsed.model) {
+      throw UsageError{fmt::format("one MODEL only (got {} and {})", *parsed.model, a)};
     } else {
-      model = a;
+      parsed.model = a;
     }
   }
+  return parsed;
+}
+
+int dump(const std::vector<std::string>& args) {
+  Args parsed = parse_args(args, {"--format", "--after", "-o", "--output"}, {"--expand"});
+  if (parsed.help) {
+    std::cout << kDumpUsage;
+    return 0;
+  }
+  std::optional<std::string> model = parsed.model, after = parsed.last("--after");
+  std::optional<std::string> output = parsed.last("-o");
+  if (!output) output = parsed.last("--output");
+  const std::string format = parsed.last("--format").value_or("text");
+  const bool expand = parsed.flags.contains("--expand");
   if (!model) throw UsageError{"missing MODEL"};
   if (format != "text" && format != "dot" && format != "svg" && format != "html") {
     throw UsageError{fmt::format("unknown format '{}'; choose text, dot, svg or html", format)};
@@ -238,29 +261,13 @@ std::string summarize(const k::Tensor& t) {
 }
 
 int run(const std::vector<std::string>& args) {
-  std::optional<std::string> model, output;
-  std::vector<std::string> inputs;
-  for (size_t i = 0; i < args.size(); ++i) {
-    const std::string& a = args[i];
-    auto value = [&]() -> std::string {
-      if (i + 1 >= args.size()) throw UsageError{fmt::format("{} needs a value", a)};
-      return args[++i];
-    };
-    if (a == "--help" || a == "-h") {
-      std::cout << kRunUsage;
-      return 0;
-    } else if (a == "--input") {
-      inputs.push_back(value());
-    } else if (a == "--output") {
-      output = value();
-    } else if (!a.empty() && a[0] == '-') {
-      throw UsageError{fmt::format("unknown option {}", a)};
-    } else if (model) {
-      throw UsageError{fmt::format("one MODEL only (got {} and {})", *model, a)};
-    } else {
-      model = a;
-    }
+  Args parsed = parse_args(args, {"--input", "--output"}, {});
+  if (parsed.help) {
+    std::cout << kRunUsage;
+    return 0;
   }
+  std::optional<std::string> model = parsed.model, output = parsed.last("--output");
+  const std::vector<std::string> inputs = parsed.values["--input"];
   if (!model) throw UsageError{"missing MODEL"};
   if (inputs.empty()) throw UsageError{"give at least one --input FILE.npy"};
 
