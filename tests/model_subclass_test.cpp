@@ -30,6 +30,23 @@ struct ResidualMlp : k::Model {
   }
 };
 
+// A user-defined layer: y = x · gamma + beta per feature, gamma trainable, beta frozen
+// (non-trainable), both made in build() with add_weight.
+class Affine : public k::layers::Layer {
+ public:
+  Affine() : Layer("affine", "", {}) {}
+  void build(const k::Shape& input_shape) override {
+    const k::Shape features{input_shape.dim(-1)};
+    gamma_ = add_weight("gamma", features, k::initializers::ones());
+    beta_ = add_weight("beta", features, k::initializers::constant(0.5), /*trainable=*/false);
+  }
+  k::Tensor call(const k::Tensor& x, bool) override { return x * gamma_ + beta_; }
+  std::string class_name() const override { return "Affine"; }
+
+ private:
+  k::Variable gamma_, beta_;
+};
+
 }  // namespace
 
 TEST_CASE("a Model subclass trains through its own call()", "[model]") {
@@ -126,4 +143,31 @@ TEST_CASE("save and load_model reject what they cannot handle", "[model]") {
     out << "func @f(%x: f32[1,3]) -> f32[1,2] {\n  %0 = nonsense(%x)\n";
   }
   CHECK_THROWS_AS(k::load_model(dir.file("d")), k::ParseError);
+}
+
+TEST_CASE("a user-defined Layer builds its weights lazily and trains inside a Sequential",
+          "[model]") {
+  k::Sequential model({Affine(), k::layers::Dense(3, "softmax")}, "custom");
+  auto [x, y] = blobs(60, 4);
+  CHECK(model(x).shape() == k::Shape{180, 3});  // builds both layers
+  const k::layers::Layer& affine = *model.layers().front();
+  REQUIRE(affine.weights().size() == 2);
+  CHECK(affine.weights()[0].name() == affine.name() + "/gamma");
+  CHECK(affine.trainable_weights().size() == 1);
+  CHECK(affine.non_trainable_weights().size() == 1);
+  CHECK(affine.count_params() == 4);
+  CHECK(model.summary_text().find("(Affine)") != std::string::npos);
+  // Before training the layer computes x · 1 + 0.5.
+  std::vector<float> in = x.to_vector<float>();
+  std::vector<float> out = (*model.layers().front())(x).to_vector<float>();
+  REQUIRE(out.size() == in.size());
+  for (size_t i = 0; i < in.size(); ++i)
+    CHECK(out[i] == in[i] + 0.5f);
+  model.compile(k::optimizers::Adam(0.05), k::losses::SparseCategoricalCrossentropy(),
+                {"accuracy"});
+  k::History h = model.fit(x, y, {.epochs = 8, .batch_size = 32, .verbose = 0});
+  CHECK(h.history.at("accuracy").back() > 0.9);
+  // gamma moved, beta (frozen) did not.
+  CHECK(affine.weights()[0].value().to_vector<float>() != std::vector<float>{1.f, 1.f});
+  CHECK(affine.weights()[1].value().to_vector<float>() == std::vector<float>{0.5f, 0.5f});
 }
