@@ -18,6 +18,7 @@
 #include <fmt/format.h>
 
 #include "kiln/frontend/apply.h"
+#include "kiln/ir/philox.h"
 
 namespace kiln::data {
 namespace detail {
@@ -317,13 +318,6 @@ std::unique_ptr<ItemIterator> BatchNode::iterate() const {
   return std::make_unique<BatchIterator>(*this);
 }
 
-uint64_t splitmix64(uint64_t x) {
-  x += 0x9e3779b97f4a7c15ull;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-  return x ^ (x >> 31);
-}
-
 // A uniform integer in [0, n) (Lemire's multiply-and-reject; the same on every platform, unlike
 // std::uniform_int_distribution).
 uint64_t uniform_below(std::mt19937_64& rng, uint64_t n) {
@@ -387,7 +381,7 @@ class ShuffleNode final : public Node {
     // Iteration k of a reshuffling dataset uses a seed derived from (seed, k), so the sequence
     // of epoch orders is the same in every run with this seed.
     uint64_t k = reshuffle_ ? iterations_.fetch_add(1) : 0;
-    uint64_t seed = splitmix64(seed_ ^ splitmix64(k));
+    uint64_t seed = ir::splitmix64(seed_ ^ ir::splitmix64(k));
     return std::make_unique<ShuffleIterator>(input_->iterate(), buffer_size_, seed);
   }
   int64_t cardinality() const override { return input_->cardinality(); }

@@ -322,12 +322,17 @@ Tensor Conv2D::call(const Tensor& x, bool) {
   return activation_(y);
 }
 
-MaxPooling2D::MaxPooling2D(std::vector<int64_t> pool_size, std::vector<int64_t> strides,
-                           std::string padding, std::string name)
-    : Layer("max_pooling2d", std::move(name), std::nullopt),
+Pooling2D::Pooling2D(const std::string& kind, std::vector<int64_t> pool_size,
+                     std::vector<int64_t> strides, std::string padding, std::string name)
+    : Layer(kind, std::move(name), std::nullopt),
       pool_size_(std::move(pool_size)),
       strides_(std::move(strides)),
       padding_(std::move(padding)) {}
+
+MaxPooling2D::MaxPooling2D(std::vector<int64_t> pool_size, std::vector<int64_t> strides,
+                           std::string padding, std::string name)
+    : Pooling2D("max_pooling2d", std::move(pool_size), std::move(strides), std::move(padding),
+                std::move(name)) {}
 
 Tensor MaxPooling2D::call(const Tensor& x, bool) {
   return max_pool2d(x, pool_size_, strides_, padding_);
@@ -335,10 +340,8 @@ Tensor MaxPooling2D::call(const Tensor& x, bool) {
 
 AveragePooling2D::AveragePooling2D(std::vector<int64_t> pool_size, std::vector<int64_t> strides,
                                    std::string padding, std::string name)
-    : Layer("average_pooling2d", std::move(name), std::nullopt),
-      pool_size_(std::move(pool_size)),
-      strides_(std::move(strides)),
-      padding_(std::move(padding)) {}
+    : Pooling2D("average_pooling2d", std::move(pool_size), std::move(strides), std::move(padding),
+                std::move(name)) {}
 
 Tensor AveragePooling2D::call(const Tensor& x, bool) {
   return avg_pool2d(x, pool_size_, strides_, padding_);

@@ -200,30 +200,31 @@ class Conv2D : public Layer {
   initializers::Initializer kernel_initializer_, bias_initializer_;
 };
 
-// 2-D max or average pooling over NHWC inputs; strides default to pool_size.
-class MaxPooling2D : public Layer {
+// 2-D pooling over NHWC inputs; strides default to pool_size. MaxPooling2D and
+// AveragePooling2D differ only in the op their call() runs.
+class Pooling2D : public Layer {
+ protected:
+  Pooling2D(const std::string& kind, std::vector<int64_t> pool_size, std::vector<int64_t> strides,
+            std::string padding, std::string name);
+  std::vector<int64_t> pool_size_, strides_;
+  std::string padding_;
+};
+
+class MaxPooling2D : public Pooling2D {
  public:
   explicit MaxPooling2D(std::vector<int64_t> pool_size = {2, 2}, std::vector<int64_t> strides = {},
                         std::string padding = "valid", std::string name = "");
   Tensor call(const Tensor& x, bool training) override;
   std::string class_name() const override { return "MaxPooling2D"; }
-
- private:
-  std::vector<int64_t> pool_size_, strides_;
-  std::string padding_;
 };
 
-class AveragePooling2D : public Layer {
+class AveragePooling2D : public Pooling2D {
  public:
   explicit AveragePooling2D(std::vector<int64_t> pool_size = {2, 2},
                             std::vector<int64_t> strides = {}, std::string padding = "valid",
                             std::string name = "");
   Tensor call(const Tensor& x, bool training) override;
   std::string class_name() const override { return "AveragePooling2D"; }
-
- private:
-  std::vector<int64_t> pool_size_, strides_;
-  std::string padding_;
 };
 
 // Pads NHWC inputs with zero rows and columns: {{top, bottom}, {left, right}}.

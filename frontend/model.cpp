@@ -74,13 +74,20 @@ std::optional<TensorType> declared_sample(const LayerList& layers) {
   return TensorType{f32, *layers.front()->declared_input_shape()};
 }
 
-std::vector<Variable> trainable(const LayerList& layers) {
+// The layers' weights of one kind (Layer::weights, trainable_weights, non_trainable_weights), in
+// layer order.
+std::vector<Variable> collect(const LayerList& layers,
+                              std::vector<Variable> (layers::Layer::*kind)() const) {
   std::vector<Variable> out;
   for (const auto& l : layers) {
-    std::vector<Variable> w = l->trainable_weights();
+    std::vector<Variable> w = ((*l).*kind)();
     out.insert(out.end(), w.begin(), w.end());
   }
   return out;
+}
+
+std::vector<Variable> trainable(const LayerList& layers) {
+  return collect(layers, &layers::Layer::trainable_weights);
 }
 
 enum class AccuracyKind { sparse, binary, categorical };
@@ -261,12 +268,7 @@ layers::Layer& Model::get_layer(const std::string& name, std::source_location lo
 }
 
 std::vector<Variable> Model::weights() const {
-  std::vector<Variable> out;
-  for (const auto& l : layers_) {
-    std::vector<Variable> w = l->weights();
-    out.insert(out.end(), w.begin(), w.end());
-  }
-  return out;
+  return collect(layers_, &layers::Layer::weights);
 }
 
 std::vector<Variable> Model::trainable_weights() const {
@@ -274,12 +276,7 @@ std::vector<Variable> Model::trainable_weights() const {
 }
 
 std::vector<Variable> Model::non_trainable_weights() const {
-  std::vector<Variable> out;
-  for (const auto& l : layers_) {
-    std::vector<Variable> w = l->non_trainable_weights();
-    out.insert(out.end(), w.begin(), w.end());
-  }
-  return out;
+  return collect(layers_, &layers::Layer::non_trainable_weights);
 }
 
 int64_t Model::count_params() const {
@@ -439,7 +436,6 @@ History Model::fit(const Tensor& x, const Tensor& y, const FitOptions& options,
                    std::source_location loc) {
   if (!compiled_) detail::raise<ValueError>("fit", {}, "call compile() before fit()", loc);
   check_data("fit", x, y, loc);
-  note_input(x);
   if (options.batch_size <= 0 || options.epochs < 0 ||
       !(options.validation_split >= 0 && options.validation_split < 1)) {
     detail::raise<ValueError>(
@@ -787,7 +783,7 @@ SavedModel load_model(const std::string& dir, std::source_location loc) {
         fmt::format("{} does not match {}: {}", weights_path, ir_path, fmt::join(problems, "; ")),
         loc);
   }
-  impl->compiled = compile(ir::parse_file(ir_path));
+  impl->compiled = compile(detail::clone_function(impl->graph));
   SavedModel model;
   model.impl_ = std::move(impl);
   return model;

@@ -29,6 +29,15 @@ constexpr PhiloxCounter philox_round(const PhiloxCounter& c, const PhiloxKey& k)
   return {hi(p1) ^ c[1] ^ k[0], lo(p1), hi(p0) ^ c[3] ^ k[1], lo(p0)};
 }
 
+// SplitMix64's finalizer (Steele et al. 2014): a bijective 64-bit mix, for deriving seeds from
+// seeds where a full generator is not needed.
+constexpr uint64_t splitmix64(uint64_t x) {
+  x += 0x9e3779b97f4a7c15ull;
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+  return x ^ (x >> 31);
+}
+
 // Philox-4x32-10: ten rounds, the key bumped by the Weyl constants between rounds.
 constexpr PhiloxCounter philox4x32_10(PhiloxCounter counter, PhiloxKey key) {
   for (int round = 0; round < 10; ++round) {

@@ -56,7 +56,7 @@ PassManager& PassManager::add(std::string name, std::function<bool(ir::Function&
   return *this;
 }
 
-bool PassManager::run(ir::Function& function) {
+bool PassManager::run(ir::Function& function, std::string_view stop_after) {
   changed_.clear();
   if (options_.verify) verify_or_throw(function, "before the first pass");
   for (const Pass& pass : passes_) {
@@ -66,6 +66,7 @@ bool PassManager::run(ir::Function& function) {
     if (prints_after(pass.name))
       report(pass.name,
              fmt::format("{}{}", changed ? "" : "// (unchanged)\n", ir::print(function)));
+    if (pass.name == stop_after) break;
   }
   return !changed_.empty();
 }

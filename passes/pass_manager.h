@@ -39,8 +39,9 @@ class PassManager {
 
   // Appends a pass; passes run in the order they were added.
   PassManager& add(std::string name, std::function<bool(ir::Function&)> run);
-  // Runs every pass in order; returns whether any of them changed the function.
-  bool run(ir::Function& function);
+  // Runs every pass in order, or those up to and including `stop_after` when it names one;
+  // returns whether any of them changed the function.
+  bool run(ir::Function& function, std::string_view stop_after = {});
   // Names of the passes that changed the function in the last run, in order.
   const std::vector<std::string>& changed() const { return changed_; }
   // Whether the IR (or plan) after `pass` is to be printed.

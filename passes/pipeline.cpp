@@ -18,7 +18,8 @@ PipelineResult run_pipeline(ir::Function function, const PipelineOptions& option
       .add("canonicalize", canonicalize)
       .add("cse", eliminate_common_subexpressions)
       .add("dce", eliminate_dead_code);
-  passes.run(function);
+  passes.run(function, options.stop_after);
+  if (!options.stop_after.empty()) return {std::move(function), {}, {}};
 
   KernelPlan kernels = plan_kernels(function, {.fuse = options.fuse});
   passes.report("fusion", print_plan(function, kernels));

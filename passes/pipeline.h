@@ -19,6 +19,9 @@ struct PipelineOptions {
   std::vector<std::string> print_after = print_after_from_env();
   // Where printed IR goes; stderr when empty.
   std::function<void(std::string_view)> sink = nullptr;
+  // Stop after this pass (conv_to_gemm, canonicalize, cse, dce): the result's function is the IR
+  // at that stage and its plans are empty. Empty: run everything, planning included.
+  std::string stop_after = "";
 };
 
 struct PipelineResult {

@@ -111,3 +111,22 @@ TEST_CASE("pass manager reads KILN_PRINT_AFTER and KILN_VERIFY", "[passes][pass_
   CHECK_FALSE(kiln::passes::verify_by_default());
   unsetenv("KILN_VERIFY");
 }
+
+TEST_CASE("pass manager stops after the pass it is told to", "[passes][pass_manager]") {
+  kiln::ir::Function f = kiln::ir::parse(kIr);
+  std::vector<std::string> order;
+  auto record = [&](const std::string& name) {
+    return [&order, name](kiln::ir::Function&) {
+      order.push_back(name);
+      return false;
+    };
+  };
+  PassManager pm({.verify = true, .print_after = {}});
+  pm.add("a", record("a")).add("b", record("b")).add("dce", kiln::passes::eliminate_dead_code);
+  CHECK_FALSE(pm.run(f, "b"));
+  CHECK(order == std::vector<std::string>{"a", "b"});
+  CHECK(f.nodes().size() == 2);  // dce did not run
+  CHECK(pm.run(f));              // no stop: every pass
+  CHECK(order == std::vector<std::string>{"a", "b", "a", "b"});
+  CHECK(f.nodes().size() == 1);
+}

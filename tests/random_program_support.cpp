@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstdlib>
 
+#include "kiln/ir/philox.h"
 #include "kiln/ir/printer.h"
 #include "random_program.h"
 
@@ -12,16 +13,9 @@ namespace kiln::testing {
 
 namespace {
 
-uint64_t mix(uint64_t x) {
-  x += 0x9e3779b97f4a7c15ull;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-  return x ^ (x >> 31);
-}
-
 void fill_random(ir::HostTensor& t, uint64_t seed) {
   uint64_t state = seed;
-  auto next = [&state] { return state = mix(state); };
+  auto next = [&state] { return state = ir::splitmix64(state); };
   ir::visit_dtype(t.dtype(), [&](auto zero) {
     using T = decltype(zero);
     T* data = t.data<T>();
@@ -84,7 +78,7 @@ std::vector<ir::HostTensor> random_inputs(const ir::Function& function, uint64_t
   std::vector<ir::HostTensor> inputs;
   for (const auto& p : function.params()) {
     ir::HostTensor t(p->type());
-    fill_random(t, mix(seed) ^ mix(static_cast<uint64_t>(p->index()) + 1));
+    fill_random(t, ir::splitmix64(seed) ^ ir::splitmix64(static_cast<uint64_t>(p->index()) + 1));
     inputs.push_back(std::move(t));
   }
   return inputs;

@@ -193,44 +193,32 @@ int dump(const std::vector<std::string>& args) {
   k::ir::Function function = load_function(*model);
   // The page draws every node and collapses scopes itself.
   k::ir::DotOptions dot_options{.expand = expand || format == "html"};
-  std::string text;
+  // The function at the chosen stage: as saved, or after a pass of the pipeline (with the
+  // kernel plan after fusion).
   std::optional<k::passes::PipelineResult> result;
-  // The function drawn, for the page's node details.
-  std::optional<k::ir::Function> staged;
-  if (!after) {
-    text = format == "text" ? k::ir::print(function) : k::ir::to_dot(function, dot_options);
-    if (format == "html") staged = std::move(function);
-  } else if (*after == "fusion") {
-    result = k::passes::run_pipeline(std::move(function), {.print_after = {}});
-    if (format == "text") {
-      text = k::passes::print_pipeline_result(*result);
-    } else {
+  if (after) {
+    const bool fusion = *after == "fusion";
+    result = k::passes::run_pipeline(std::move(function),
+                                     {.print_after = {}, .stop_after = fusion ? "" : *after});
+    dot_options.title = result->function.name() + " after " + *after;
+    if (fusion) {
       for (size_t kernel = 0; kernel < result->kernels.kernels.size(); ++kernel)
         for (const k::ir::Node* node : result->kernels.kernels[kernel].nodes)
           dot_options.kernel_of[node] = static_cast<int>(kernel);
-      dot_options.title = result->function.name() + " after fusion";
-      text = k::ir::to_dot(result->function, dot_options);
     }
+  }
+  const k::ir::Function& drawn = result ? result->function : function;
+  std::string text;
+  if (format != "text") {
+    text = k::ir::to_dot(drawn, dot_options);
+  } else if (after && *after == "fusion") {
+    text = k::passes::print_pipeline_result(*result);
   } else {
-    // The pipeline prints the IR after the chosen pass; the text is parsed back for DOT.
-    std::string captured;
-    k::passes::run_pipeline(
-        std::move(function),
-        {.print_after = {*after}, .sink = [&](std::string_view s) { captured += s; }});
-    const size_t body = captured.find("func @");
-    captured = body == std::string::npos ? captured : captured.substr(body);
-    if (format == "text") {
-      text = captured;
-    } else {
-      staged = k::ir::parse(captured);
-      dot_options.title = staged->name() + " after " + *after;
-      text = k::ir::to_dot(*staged, dot_options);
-    }
+    text = k::ir::print(drawn);
   }
   if (format == "svg") {
     write_output(output, render_svg(text, *output, format));
   } else if (format == "html") {
-    const k::ir::Function& drawn = result ? result->function : *staged;
     const std::string title = dot_options.title.empty() ? drawn.name() : dot_options.title;
     write_output(
         output, k::tools::graph_html(drawn, dot_options, render_svg(text, *output, format), title));
