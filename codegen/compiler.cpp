@@ -12,7 +12,10 @@
 #include <llvm/ExecutionEngine/Orc/LLJIT.h>
 #include <llvm/ExecutionEngine/Orc/ObjectLinkingLayer.h>
 #include <llvm/ExecutionEngine/Orc/ThreadSafeModule.h>
+#include <llvm/IR/Constants.h>
+#include <llvm/IR/GlobalVariable.h>
 #include <llvm/IR/LegacyPassManager.h>
+#include <llvm/MC/MCSubtargetInfo.h>
 #include <llvm/MC/TargetRegistry.h>
 #include <llvm/Passes/PassBuilder.h>
 #include <llvm/Support/FileSystem.h>
@@ -60,13 +63,45 @@ llvm::CodeGenOptLevel codegen_level(int opt_level) {
   }
 }
 
-// The host CPU's name and features (AVX-512 on Zen 5), position-independent code.
-llvm::orc::JITTargetMachineBuilder host_machine(const CodegenOptions& options) {
+// The host CPU's name and features (AVX-512 on Zen 5), or the named CPU with its own features;
+// position-independent code either way.
+llvm::orc::JITTargetMachineBuilder target_machine(const CodegenOptions& options) {
   init_llvm();
   auto builder = unwrap(llvm::orc::JITTargetMachineBuilder::detectHost(), "detecting the host CPU");
+  if (options.target_cpu != "native") {
+    const llvm::Triple& triple = builder.getTargetTriple();
+    std::string error;
+    const llvm::Target* target = llvm::TargetRegistry::lookupTarget(triple.str(), error);
+    if (target == nullptr)
+      throw CompileError(fmt::format("no LLVM target for {}: {}", triple.str(), error));
+    std::unique_ptr<llvm::MCSubtargetInfo> info(
+        target->createMCSubtargetInfo(triple.str(), "", ""));
+    if (options.target_cpu.empty() || !info || !info->isCPUStringValid(options.target_cpu)) {
+      throw CompileError(fmt::format(
+          "unknown target CPU '{}' for {}; use native, or an LLVM CPU name such as x86-64-v3, "
+          "x86-64-v4 or znver4",
+          options.target_cpu, triple.getArchName().str()));
+    }
+    builder = llvm::orc::JITTargetMachineBuilder(triple);
+    builder.setCPU(options.target_cpu);
+  }
   builder.setCodeGenOptLevel(codegen_level(options.opt_level));
   builder.setRelocationModel(llvm::Reloc::PIC_);
   return builder;
+}
+
+llvm::orc::JITTargetMachineBuilder host_machine(const CodegenOptions& options) {
+  CodegenOptions host = options;
+  host.target_cpu = "native";
+  return target_machine(host);
+}
+
+// The vector registers `machine` generates code for.
+VectorUnit vector_unit(const llvm::TargetMachine& machine) {
+  const llvm::MCSubtargetInfo* info = machine.getMCSubtargetInfo();
+  if (info->checkFeatures("+avx512f")) return {64, 32};
+  if (info->checkFeatures("+avx2,+fma")) return {32, 16};
+  return {16, 16};
 }
 
 // Runs the new pass manager's default pipeline at `opt_level`, tuned for `machine`.
@@ -96,7 +131,8 @@ std::unique_ptr<llvm::Module> lower(llvm::LLVMContext& context, llvm::TargetMach
                                     const ir::Function& function, const passes::KernelPlan& plan,
                                     const passes::MemoryPlan& memory,
                                     const CodegenOptions& options) {
-  std::unique_ptr<llvm::Module> module = build_module(context, function, plan, memory);
+  std::unique_ptr<llvm::Module> module =
+      build_module(context, function, plan, memory, vector_unit(machine));
   module->setDataLayout(machine.createDataLayout());
   module->setTargetTriple(machine.getTargetTriple().str());
   optimize(*module, machine, options.opt_level);
@@ -169,6 +205,32 @@ std::unique_ptr<llvm::orc::LLJIT> create_jit(llvm::orc::JITTargetMachineBuilder 
   return unwrap(builder.create(), "creating the JIT");
 }
 
+// Renames the entry and adds the object's read-only data.
+void add_object_symbols(llvm::Module& module, const ObjectOptions& object) {
+  llvm::Function* entry = module.getFunction(kEntryName);
+  KILN_CHECK(entry != nullptr, "the module has no entry");
+  if (object.entry_name != kEntryName) {
+    if (module.getNamedValue(object.entry_name) != nullptr) {
+      throw CompileError(
+          fmt::format("the entry name '{}' is taken in the module", object.entry_name));
+    }
+    entry->setName(object.entry_name);
+  }
+  if (object.hide_entry) entry->setVisibility(llvm::GlobalValue::HiddenVisibility);
+  for (const ObjectOptions::Data& data : object.data) {
+    if (module.getNamedValue(data.symbol) != nullptr) {
+      throw CompileError(fmt::format("the data symbol '{}' is taken in the module", data.symbol));
+    }
+    llvm::Constant* bytes = llvm::ConstantDataArray::getRaw(
+        llvm::StringRef(data.bytes.data(), data.bytes.size()), data.bytes.size(),
+        llvm::Type::getInt8Ty(module.getContext()));
+    auto* global = new llvm::GlobalVariable(module, bytes->getType(), /*isConstant=*/true,
+                                            llvm::GlobalValue::ExternalLinkage, bytes, data.symbol);
+    global->setAlignment(llvm::Align(64));
+    global->setVisibility(llvm::GlobalValue::HiddenVisibility);
+  }
+}
+
 std::string module_text(const llvm::Module& module) {
   std::string text;
   llvm::raw_string_ostream os(text);
@@ -214,12 +276,14 @@ std::unique_ptr<CompiledModule> compile_jit(const ir::Function& function,
 
 void emit_object_file(const ir::Function& function, const passes::KernelPlan& plan,
                       const passes::MemoryPlan& memory, const std::string& path,
-                      const CodegenOptions& options) {
+                      const CodegenOptions& options, const ObjectOptions& object) {
   std::string why;
   if (!supports(function, &why)) throw CompileError(fmt::format("{}: {}", function.name(), why));
-  auto machine = unwrap(host_machine(options).createTargetMachine(), "creating the target machine");
+  auto machine =
+      unwrap(target_machine(options).createTargetMachine(), "creating the target machine");
   llvm::LLVMContext context;
   std::unique_ptr<llvm::Module> module = lower(context, *machine, function, plan, memory, options);
+  add_object_symbols(*module, object);
 
   const std::string temp = path + ".tmp";
   {

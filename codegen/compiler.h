@@ -4,6 +4,8 @@
 
 #include <memory>
 #include <string>
+#include <string_view>
+#include <vector>
 
 #include "kiln/ir/function.h"
 #include "kiln/passes/kernel_plan.h"
@@ -17,6 +19,25 @@ namespace kiln::codegen {
 
 struct CodegenOptions {
   int opt_level = 2;  // 0..3, the LLVM new-pass-manager pipeline level
+  // The CPU to generate code for: "native" (the host, with every feature it has) or an LLVM
+  // x86 CPU name such as "x86-64-v3" (AVX2 and FMA, no AVX-512), "x86-64-v4" or "znver4".
+  // The JIT always compiles for the host.
+  std::string target_cpu = "native";
+};
+
+// What an object file holds besides the code.
+struct ObjectOptions {
+  // The entry's symbol; an ahead-of-time library names it after itself, so that two libraries
+  // loaded into one process do not collide.
+  std::string entry_name = "kiln_entry";
+  // Gives the entry hidden visibility (an AOT library exports only its C API).
+  bool hide_entry = false;
+  // Read-only data: each `symbol` becomes a hidden, 64-byte aligned array of `bytes`.
+  struct Data {
+    std::string symbol;
+    std::string_view bytes;
+  };
+  std::vector<Data> data;
 };
 
 // A JIT-compiled function: owns the LLJIT instance that holds its machine code.
@@ -49,11 +70,12 @@ std::unique_ptr<CompiledModule> compile_jit(const ir::Function& function,
                                             const passes::MemoryPlan& memory,
                                             const CodegenOptions& options = {});
 
-// Writes the same module, optimized for the host CPU, as an ELF object file at `path`
-// (written to a temporary name, then renamed). Throws CompileError or IOError.
+// Writes the same module, optimized for options.target_cpu, as an ELF object file at `path`
+// (written to a temporary name, then renamed). Throws CompileError (an unknown CPU included) or
+// IOError.
 void emit_object_file(const ir::Function& function, const passes::KernelPlan& plan,
                       const passes::MemoryPlan& memory, const std::string& path,
-                      const CodegenOptions& options = {});
+                      const CodegenOptions& options = {}, const ObjectOptions& object = {});
 
 // Whether every op of `function` can be emitted yet; if not, `why` (when given) says which.
 bool supports(const ir::Function& function, std::string* why = nullptr);

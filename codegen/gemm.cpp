@@ -223,11 +223,11 @@ struct Gemm {
   int64_t row_panels = 0;
   bool separate_c = false;  // C needs its own buffer (the epilogue changes the element type)
 
-  Gemm(const passes::Kernel& k, const ir::Node& node)
+  Gemm(const passes::Kernel& k, const ir::Node& node, const VectorUnit& unit)
       : kernel(k), matmul(node), out(k.outputs.front()) {
     const ir::Value* a = node.input(0);
     dims = ir::matmul_dims(a->type().shape, node.input(1)->type().shape, node.attrs());
-    config = gemm::choose_config(a->type().dtype, dims.n);
+    config = gemm::choose_config(a->type().dtype, dims.n, unit);
     batch_count = dims.batch.num_elements();
     k_blocks = std::max<int64_t>(1, ceil_div(dims.k, config.kc));
     kc = ceil_div(dims.k, k_blocks);
@@ -391,9 +391,9 @@ bool gemm_handles(const passes::Kernel& kernel) {
   return d.m * d.n * std::max<int64_t>(d.k, 1) >= kGemmMinWork;
 }
 
-void emit_gemm_kernel(llvm::Function& fn, const passes::Kernel& kernel) {
+void emit_gemm_kernel(llvm::Function& fn, const passes::Kernel& kernel, const VectorUnit& unit) {
   KILN_CHECK(gemm_handles(kernel), "emit_gemm_kernel called for a kernel it does not handle");
-  const Gemm g(kernel, *kernel.nodes.front());
+  const Gemm g(kernel, *kernel.nodes.front(), unit);
   if (g.c_elements() == 0) {
     Builder b(llvm::BasicBlock::Create(fn.getContext(), "entry", &fn));
     b.CreateRetVoid();

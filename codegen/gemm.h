@@ -6,11 +6,8 @@
 
 #include <cstdint>
 
+#include "kiln/codegen/llvm_util.h"
 #include "kiln/passes/kernel_plan.h"
-
-namespace llvm {
-class Function;
-}
 
 namespace kiln::codegen {
 
@@ -24,7 +21,7 @@ inline constexpr int64_t kGemmMinWork = 4096;
 bool gemm_handles(const passes::Kernel& kernel);
 
 // Emits the body of `fn`, declared void(ptr in0, ..., ptr out0) as the module builder declares
-// every kernel, computing `kernel`.
-void emit_gemm_kernel(llvm::Function& fn, const passes::Kernel& kernel);
+// every kernel, computing `kernel`, blocked for the target's vector registers `unit`.
+void emit_gemm_kernel(llvm::Function& fn, const passes::Kernel& kernel, const VectorUnit& unit);
 
 }  // namespace kiln::codegen

@@ -1,7 +1,6 @@
 // The GEMM's inner pieces: the blocking for the host's vector registers, the register-blocked
 // micro-kernel, and the packing of A and B panels.
 #include <llvm/IR/Module.h>
-#include <llvm/TargetParser/Host.h>
 
 #include "kiln/codegen/gemm_parts.h"
 
@@ -12,23 +11,6 @@ namespace kiln::codegen::gemm {
 using llvm::Value;
 
 namespace {
-
-// Vector register width and count of the host CPU.
-struct VectorUnit {
-  int64_t bytes = 16;
-  int64_t registers = 16;
-};
-
-VectorUnit host_vector_unit() {
-  const auto features = llvm::sys::getHostCPUFeatures();
-  auto has = [&](const char* name) {
-    auto it = features.find(name);
-    return it != features.end() && it->second;
-  };
-  if (has("avx512f")) return {64, 32};
-  if (has("avx2") && has("fma")) return {32, 16};
-  return {16, 16};
-}
 
 llvm::Type* element_type(llvm::LLVMContext& context, const Config& config) {
   return scalar_type(context, config.dtype);
@@ -170,8 +152,7 @@ void store_tile(Builder& b, const Config& config, const Tile& tile, Value* c, Va
 
 }  // namespace
 
-Config choose_config(ir::DType dtype, int64_t n) {
-  const VectorUnit unit = host_vector_unit();
+Config choose_config(ir::DType dtype, int64_t n, const VectorUnit& unit) {
   Config config;
   config.dtype = dtype;
   config.lanes = unit.bytes / config.element_bytes();

@@ -29,9 +29,9 @@ struct Config {
   std::string tag() const;
 };
 
-// The blocking for `dtype` on the host CPU (its vector width and register count) for a result
-// `n` columns wide.
-Config choose_config(ir::DType dtype, int64_t n);
+// The blocking for `dtype` on a target with vector registers `unit`, for a result `n` columns
+// wide.
+Config choose_config(ir::DType dtype, int64_t n, const VectorUnit& unit);
 
 // One (non-batched) C = A·B with sizes read at run time (i64 values) and the transposes fixed:
 // A is [m, k] ([k, m] when transpose_a) and B is [k, n] ([n, k] when transpose_b), dense

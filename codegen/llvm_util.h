@@ -13,6 +13,13 @@ namespace kiln::codegen {
 
 using Builder = llvm::IRBuilder<>;
 
+// The target's vector registers: their width in bytes and how many there are (AVX-512: 64 and
+// 32; AVX2: 32 and 16). The GEMM's blocking is chosen for them.
+struct VectorUnit {
+  int64_t bytes = 16;
+  int64_t registers = 16;
+};
+
 // The type a value of `dtype` has in registers (bool is i1).
 llvm::Type* scalar_type(llvm::LLVMContext& context, ir::DType dtype);
 // The type an element of `dtype` has in memory (bool is i8 holding 0 or 1).

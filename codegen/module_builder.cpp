@@ -125,7 +125,7 @@ class EntryEmitter {
 // (Integer matmul and conv2d kernels use the same path; f32/f64 matmul kernels go to the
 // packed GEMM.)
 llvm::Function* emit_kernel(llvm::Module& module, size_t index, const passes::Kernel& kernel,
-                            const KernelBuffers& buffers) {
+                            const KernelBuffers& buffers, const VectorUnit& unit) {
   llvm::LLVMContext& context = module.getContext();
   llvm::Type* ptr = llvm::PointerType::get(context, 0);
   std::vector<llvm::Type*> params(kernel.inputs.size() + kernel.outputs.size(), ptr);
@@ -133,7 +133,7 @@ llvm::Function* emit_kernel(llvm::Module& module, size_t index, const passes::Ke
   auto* fn = llvm::Function::Create(type, llvm::Function::InternalLinkage,
                                     fmt::format("kernel{}", index), module);
   if (gemm_handles(kernel)) {
-    emit_gemm_kernel(*fn, kernel);  // f32/f64 matmul: the packed GEMM (codegen/gemm.h)
+    emit_gemm_kernel(*fn, kernel, unit);  // f32/f64 matmul: the packed GEMM (codegen/gemm.h)
     return fn;
   }
   emit_kernel_loops(*fn, kernel, buffers);  // codegen/kernel_loops.h
@@ -181,7 +181,8 @@ std::string kernel_label(size_t index, const passes::Kernel& kernel) {
 
 std::unique_ptr<llvm::Module> build_module(llvm::LLVMContext& context, const ir::Function& function,
                                            const passes::KernelPlan& plan,
-                                           const passes::MemoryPlan& memory) {
+                                           const passes::MemoryPlan& memory,
+                                           const VectorUnit& unit) {
   auto module = std::make_unique<llvm::Module>(function.name(), context);
   EntryEmitter entry(*module, memory);
   llvm::Function* entry_fn = entry.begin();
@@ -190,7 +191,7 @@ std::unique_ptr<llvm::Module> build_module(llvm::LLVMContext& context, const ir:
     if (passes::is_view_in_place(kernel, memory)) continue;  // a reshape that moves no bytes
     const std::string label = kernel_label(k, kernel);
     try {
-      llvm::Function* fn = emit_kernel(*module, k, kernel, kernel_buffers(kernel, memory));
+      llvm::Function* fn = emit_kernel(*module, k, kernel, kernel_buffers(kernel, memory), unit);
       verify(*fn, label);
       std::vector<Value*> args;
       for (const ir::Value* v : kernel.inputs)

@@ -8,6 +8,7 @@
 #include <llvm/IR/LLVMContext.h>
 #include <llvm/IR/Module.h>
 
+#include "kiln/codegen/llvm_util.h"
 #include "kiln/ir/function.h"
 #include "kiln/passes/kernel_plan.h"
 
@@ -16,10 +17,12 @@ namespace kiln::codegen {
 // The symbol every compiled module exports.
 inline constexpr const char* kEntryName = "kiln_entry";
 
-// Builds and verifies the module. Throws CompileError naming the kernel that failed.
+// Builds and verifies the module for a target with vector registers `unit`. Throws
+// CompileError naming the kernel that failed.
 std::unique_ptr<llvm::Module> build_module(llvm::LLVMContext& context, const ir::Function& function,
                                            const passes::KernelPlan& plan,
-                                           const passes::MemoryPlan& memory);
+                                           const passes::MemoryPlan& memory,
+                                           const VectorUnit& unit);
 
 // "kernel 2 (loop: mul, add)" for error messages.
 std::string kernel_label(size_t index, const passes::Kernel& kernel);
