@@ -25,7 +25,18 @@ bool is_space(char c) {
   return std::isspace(static_cast<unsigned char>(c)) != 0;
 }
 
+// The global pool's size as asked by request_global_threads (0: not asked), and whether the
+// pool has been created (after which the request can no longer change).
+std::mutex g_global_size_mutex;
+int g_requested_threads = 0;
+bool g_global_created = false;
+
 int configured_threads() {
+  {
+    std::lock_guard lock(g_global_size_mutex);
+    g_global_created = true;
+    if (g_requested_threads > 0) return g_requested_threads;
+  }
   const char* text = std::getenv("KILN_NUM_THREADS");
   if (text == nullptr) return hardware_threads();
   std::optional<int> parsed = parse_num_threads(text);
@@ -105,6 +116,19 @@ ThreadPool::~ThreadPool() {
 ThreadPool& ThreadPool::global() {
   static ThreadPool pool(configured_threads());
   return pool;
+}
+
+bool ThreadPool::request_global_threads(int num_threads) {
+  if (num_threads < 1) return false;
+  num_threads = std::min(num_threads, kMaxThreads);
+  {
+    std::lock_guard lock(g_global_size_mutex);
+    if (!g_global_created) {
+      g_requested_threads = num_threads;
+      return true;
+    }
+  }
+  return global().num_threads() == num_threads;
 }
 
 void ThreadPool::run_chunks(Job& job) {

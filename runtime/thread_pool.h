@@ -43,6 +43,10 @@ class ThreadPool {
   // The process-wide pool, created on first use with KILN_NUM_THREADS threads (default: all
   // cores; an invalid value falls back to the default with a warning on stderr).
   static ThreadPool& global();
+  // Asks for the global pool to have `num_threads` threads (clamped to kMaxThreads) instead of
+  // KILN_NUM_THREADS's count. Before the pool exists: records the size and returns true;
+  // afterwards: true only if it already has that many. False for num_threads < 1.
+  static bool request_global_threads(int num_threads);
 
   int num_threads() const { return static_cast<int>(workers_.size()) + 1; }
 

@@ -1,0 +1,394 @@
+// The model instance behind ahead-of-time libraries (aot_model.h): the state, set up from the
+// embedded weights or a safetensors file (aot_weights.h), runs that stage unaligned buffers and
+// apply updates by swapping buffers, and saving the state. Linked statically into every AOT
+// library, so: no LLVM, no IR, no fmt, no iostream.
+#include "kiln/runtime/aot_model.h"
+
+#include <algorithm>
+#include <cstdarg>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <memory>
+#include <new>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "kiln/runtime/aot_weights.h"
+#include "kiln/runtime/thread_pool.h"
+
+namespace {
+
+using kiln::runtime::detail::dtype_size;
+using kiln::runtime::detail::fail;
+using kiln::runtime::detail::Failure;
+using kiln::runtime::detail::printable;
+using kiln::runtime::detail::read_weights_file;
+using kiln::runtime::detail::shape_string;
+using kiln::runtime::detail::TensorInfo;
+using kiln::runtime::detail::valid_tensor_name;
+using kiln::runtime::detail::write_weights_file;
+
+constexpr size_t kErrorSize = 2048;
+
+// An error message in a fixed buffer, so that recording one never allocates or throws.
+struct ErrorText {
+  char text[kErrorSize] = "";
+  void set(const char* message) noexcept { std::snprintf(text, sizeof text, "%s", message); }
+  void set(const char* who, const char* message) noexcept {
+    std::snprintf(text, sizeof text, "%s: %s", who, message);
+  }
+};
+
+// kiln_aot_last_error(NULL): failed creates, and calls that got no model.
+thread_local ErrorText t_error;
+
+// Records the exception being handled; call only inside a catch block.
+void record_current_exception(ErrorText& error, const char* who) noexcept {
+  try {
+    throw;
+  } catch (const std::bad_alloc&) {
+    error.set(who, "out of memory");
+  } catch (const Failure& e) {
+    error.set(e.what());
+  } catch (const std::exception& e) {
+    error.set(who, e.what());
+  } catch (...) {
+    error.set(who, "unknown error");
+  }
+}
+
+struct FreeAligned {
+  void operator()(void* p) const noexcept { kiln_rt_free(p); }
+};
+using Buffer = std::unique_ptr<void, FreeAligned>;
+
+Buffer allocate(int64_t bytes) {
+  Buffer buffer(kiln_rt_alloc(static_cast<size_t>(bytes)));
+  if (!buffer) throw std::bad_alloc();
+  return buffer;
+}
+
+bool aligned(const void* p) {
+  return reinterpret_cast<uintptr_t>(p) % 64 == 0;
+}
+
+}  // namespace
+
+struct kiln_aot_model {
+  std::string name;
+  kiln_entry_fn entry = nullptr;
+  std::vector<TensorInfo> inputs, outputs, state;
+  std::vector<int32_t> update_state;
+  std::vector<void*> state_data;       // each state's current value
+  std::vector<Buffer> state_owned;     // null where state_data points into the embedded weights
+  std::vector<Buffer> update_buffers;  // where the entry writes each update
+  std::vector<Buffer> input_staging, output_staging;
+  Buffer workspace;
+  std::vector<void*> frame_inputs;   // [inputs..., state...]
+  std::vector<void*> frame_outputs;  // [outputs..., updates...]
+  int64_t status[KILN_RT_STATUS_WORDS] = {};
+  ErrorText error;
+
+  void init(const kiln_aot_desc& desc, const char* weights_path);
+  void read_tensors(const char* kind, int32_t count, const kiln_aot_tensor* tensors,
+                    std::vector<TensorInfo>& out) const;
+  void check_state_names() const;
+  void load_weights_file(const char* path);
+  void load_embedded(const kiln_aot_desc& desc, const std::vector<bool>& updated);
+  int run(const void* const* in, void* const* out);
+  void save(const char* path) const;
+  // Sets the error to "NAME: " + the formatted text, without allocating; returns 1.
+  __attribute__((format(printf, 2, 3))) int run_error(const char* format, ...);
+};
+
+int kiln_aot_model::run_error(const char* format, ...) {
+  int n = std::snprintf(error.text, sizeof error.text, "%s: ", name.c_str());
+  if (n >= 0 && static_cast<size_t>(n) < sizeof error.text) {
+    va_list args;
+    va_start(args, format);
+    std::vsnprintf(error.text + n, sizeof error.text - static_cast<size_t>(n), format, args);
+    va_end(args);
+  }
+  return 1;
+}
+
+void kiln_aot_model::read_tensors(const char* kind, int32_t count, const kiln_aot_tensor* tensors,
+                                  std::vector<TensorInfo>& out) const {
+  std::string prefix = name + ": invalid descriptor: ";
+  if (count < 0) fail(prefix + "negative " + kind + " count");
+  if (count > 0 && tensors == nullptr) fail(prefix + "the " + kind + " array is NULL");
+  for (int32_t i = 0; i < count; ++i) {
+    const kiln_aot_tensor& t = tensors[i];
+    TensorInfo info;
+    if (t.name != nullptr) {
+      info.name = t.name;
+    } else if (std::string_view(kind) != "state") {
+      info.name = std::string(kind) + " " + std::to_string(i);
+    } else {
+      fail(prefix + "state tensor " + std::to_string(i) + " has no name");
+    }
+    std::string what = prefix + kind + " '" + info.name + "' ";
+    int64_t bytes = dtype_size(t.dtype);
+    if (bytes == 0) fail(what + "has unknown dtype " + std::to_string(t.dtype));
+    if (t.rank < 0 || (t.rank > 0 && t.shape == nullptr)) fail(what + "has no valid shape");
+    bool overflow = false;
+    for (int32_t d = 0; d < t.rank; ++d) {
+      if (t.shape[d] < 0) fail(what + "has a negative dimension");
+      overflow = overflow || __builtin_mul_overflow(bytes, t.shape[d], &bytes);
+      info.shape.push_back(t.shape[d]);
+    }
+    if (overflow || bytes != t.bytes) {
+      fail(what + "is declared as " + std::to_string(t.bytes) + " bytes, but its dtype and shape " +
+           shape_string(info.shape) + " say otherwise");
+    }
+    info.dtype = t.dtype;
+    info.bytes = t.bytes;
+    info.offset = t.offset;
+    out.push_back(std::move(info));
+  }
+}
+
+void kiln_aot_model::check_state_names() const {
+  std::vector<std::string_view> names;
+  for (const TensorInfo& s : state) {
+    if (!valid_tensor_name(s.name)) {
+      fail(name + ": invalid descriptor: '" + printable(s.name) +
+           "' cannot name a tensor in a safetensors file");
+    }
+    names.push_back(s.name);
+  }
+  std::sort(names.begin(), names.end());
+  auto repeated = std::adjacent_find(names.begin(), names.end());
+  if (repeated != names.end()) {
+    fail(name + ": invalid descriptor: two state tensors are named '" + std::string(*repeated) +
+         "'");
+  }
+}
+
+void kiln_aot_model::init(const kiln_aot_desc& desc, const char* weights_path) {
+  name = desc.name != nullptr ? desc.name : "kiln_aot";
+  std::string invalid = name + ": invalid descriptor: ";
+  if (desc.entry == nullptr) fail(invalid + "no entry function");
+  if (desc.workspace_bytes < 0) fail(invalid + "negative workspace size");
+  entry = desc.entry;
+  read_tensors("input", desc.num_inputs, desc.inputs, inputs);
+  read_tensors("output", desc.num_outputs, desc.outputs, outputs);
+  read_tensors("state", desc.num_state, desc.state, state);
+  check_state_names();
+
+  if (desc.num_updates < 0) fail(invalid + "negative update count");
+  if (desc.num_updates > 0 && desc.update_state == nullptr) fail(invalid + "update_state is NULL");
+  std::vector<bool> updated(state.size(), false);
+  for (int32_t u = 0; u < desc.num_updates; ++u) {
+    int32_t s = desc.update_state[u];
+    if (s < 0 || static_cast<size_t>(s) >= state.size()) {
+      fail(invalid + "update " + std::to_string(u) + " names state " + std::to_string(s) +
+           ", but there are " + std::to_string(state.size()));
+    }
+    if (updated[s]) fail(invalid + "state '" + state[s].name + "' is updated twice");
+    updated[s] = true;
+    update_state.push_back(s);
+  }
+
+  state_data.assign(state.size(), nullptr);
+  state_owned.resize(state.size());
+  if (weights_path != nullptr) {
+    load_weights_file(weights_path);
+  } else if (!state.empty()) {
+    if (desc.weights == nullptr) {
+      fail(name + ": the weights are not embedded in this library; create it from a weights file");
+    }
+    load_embedded(desc, updated);
+  }
+
+  for (int32_t s : update_state)
+    update_buffers.push_back(allocate(state[s].bytes));
+  for (const TensorInfo& t : inputs)
+    input_staging.push_back(allocate(t.bytes));
+  for (const TensorInfo& t : outputs)
+    output_staging.push_back(allocate(t.bytes));
+  workspace = allocate(desc.workspace_bytes);
+  frame_inputs.assign(inputs.size() + state.size(), nullptr);
+  frame_outputs.assign(outputs.size() + update_state.size(), nullptr);
+}
+
+void kiln_aot_model::load_embedded(const kiln_aot_desc& desc, const std::vector<bool>& updated) {
+  if (desc.weights_bytes < 0) fail(name + ": invalid descriptor: negative weights size");
+  for (size_t s = 0; s < state.size(); ++s) {
+    const TensorInfo& t = state[s];
+    if (t.offset < 0 || t.offset % 64 != 0 || t.offset > desc.weights_bytes - t.bytes) {
+      fail(name + ": invalid descriptor: state '" + t.name + "' at offset " +
+           std::to_string(t.offset) + " (" + std::to_string(t.bytes) +
+           " bytes) is not a 64-byte aligned part of the " + std::to_string(desc.weights_bytes) +
+           " bytes of embedded weights");
+    }
+    const char* src = static_cast<const char*>(desc.weights) + t.offset;
+    if (!updated[s] && aligned(src)) {  // read-only: used in place
+      state_data[s] = const_cast<char*>(src);
+    } else {  // updated state is swapped with update buffers, so it must be owned
+      state_owned[s] = allocate(t.bytes);
+      std::memcpy(state_owned[s].get(), src, static_cast<size_t>(t.bytes));
+      state_data[s] = state_owned[s].get();
+    }
+  }
+}
+
+void kiln_aot_model::load_weights_file(const char* path) {
+  read_weights_file(name, path, state, [&](size_t s) {
+    state_owned[s] = allocate(state[s].bytes);
+    state_data[s] = state_owned[s].get();
+    return state_data[s];
+  });
+}
+
+// Allocates nothing. When the generated code reports a bad gather index, the outputs hold what
+// it computed with the index replaced by 0, and the updates are NOT applied: the state stays as
+// it was before the call, so a training step with bad data can be skipped and retried.
+int kiln_aot_model::run(const void* const* in, void* const* out) {
+  if (!inputs.empty() && in == nullptr) return run_error("the inputs array is NULL");
+  if (!outputs.empty() && out == nullptr) return run_error("the outputs array is NULL");
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    size_t bytes = static_cast<size_t>(inputs[i].bytes);
+    if (in[i] == nullptr && bytes > 0) {
+      return run_error("input %zu (%s) is NULL", i, inputs[i].name.c_str());
+    }
+    if (in[i] != nullptr && aligned(in[i])) {
+      frame_inputs[i] = const_cast<void*>(in[i]);  // generated code never writes its inputs
+    } else {
+      if (bytes > 0) std::memcpy(input_staging[i].get(), in[i], bytes);
+      frame_inputs[i] = input_staging[i].get();
+    }
+  }
+  for (size_t s = 0; s < state.size(); ++s)
+    frame_inputs[inputs.size() + s] = state_data[s];
+  for (size_t o = 0; o < outputs.size(); ++o) {
+    if (out[o] == nullptr && outputs[o].bytes > 0) {
+      return run_error("output %zu (%s) is NULL", o, outputs[o].name.c_str());
+    }
+    frame_outputs[o] = out[o] != nullptr && aligned(out[o]) ? out[o] : output_staging[o].get();
+  }
+  for (size_t u = 0; u < update_state.size(); ++u)
+    frame_outputs[outputs.size() + u] = update_buffers[u].get();
+
+  std::fill(std::begin(status), std::end(status), 0);
+  kiln_frame frame{frame_inputs.data(), frame_outputs.data(), workspace.get(), status};
+  entry(&frame);
+
+  for (size_t o = 0; o < outputs.size(); ++o) {
+    if (frame_outputs[o] != out[o] && outputs[o].bytes > 0) {
+      std::memcpy(out[o], frame_outputs[o], static_cast<size_t>(outputs[o].bytes));
+    }
+  }
+  if (status[0] != 0) {
+    return run_error(
+        "index %lld (element %lld of indices) is out of range for an axis of size "
+        "%lld (kernel %lld)%s",
+        static_cast<long long>(status[1]), static_cast<long long>(status[2]),
+        static_cast<long long>(status[3]), static_cast<long long>(status[0] - 1),
+        update_state.empty() ? "" : "; the state was not updated");
+  }
+  for (size_t u = 0; u < update_state.size(); ++u) {
+    size_t s = static_cast<size_t>(update_state[u]);
+    std::swap(state_owned[s], update_buffers[u]);
+    state_data[s] = state_owned[s].get();
+  }
+  return 0;
+}
+
+void kiln_aot_model::save(const char* path) const {
+  if (path == nullptr) fail(name + ": kiln_aot_save_weights: the path is NULL");
+  write_weights_file(name, path, state, state_data);
+}
+
+extern "C" {
+
+kiln_aot_model* kiln_aot_create(const kiln_aot_desc* desc, const char* weights_path) {
+  const char* who = "kiln_aot_create";
+  try {
+    if (desc == nullptr) fail("kiln_aot_create: the descriptor is NULL");
+    // Nothing else is read from a descriptor of another layout.
+    if (desc->abi_version != KILN_AOT_ABI_VERSION) {
+      fail("kiln_aot_create: the library was built for AOT ABI version " +
+           std::to_string(desc->abi_version) + ", this runtime reads version " +
+           std::to_string(KILN_AOT_ABI_VERSION));
+    }
+    if (desc->name != nullptr) who = desc->name;
+    auto model = std::make_unique<kiln_aot_model>();
+    model->init(*desc, weights_path);
+    return model.release();
+  } catch (...) {
+    record_current_exception(t_error, who);
+    return nullptr;
+  }
+}
+
+int kiln_aot_run(kiln_aot_model* model, const void* const* inputs, void* const* outputs) {
+  if (model == nullptr) {
+    t_error.set("kiln_aot_run: the model is NULL");
+    return 1;
+  }
+  try {
+    return model->run(inputs, outputs);
+  } catch (...) {  // generated code never throws, but a hand-written entry might
+    record_current_exception(model->error, model->name.c_str());
+    return 1;
+  }
+}
+
+const char* kiln_aot_last_error(const kiln_aot_model* model) {
+  return model != nullptr ? model->error.text : t_error.text;
+}
+
+int kiln_aot_save_weights(kiln_aot_model* model, const char* path) {
+  if (model == nullptr) {
+    t_error.set("kiln_aot_save_weights: the model is NULL");
+    return 1;
+  }
+  try {
+    model->save(path);
+    return 0;
+  } catch (...) {
+    record_current_exception(model->error, model->name.c_str());
+    return 1;
+  }
+}
+
+const void* kiln_aot_state(const kiln_aot_model* model, int32_t index) {
+  if (model == nullptr || index < 0 || static_cast<size_t>(index) >= model->state.size()) {
+    return nullptr;
+  }
+  return model->state_data[static_cast<size_t>(index)];
+}
+
+void kiln_aot_destroy(kiln_aot_model* model) {
+  delete model;
+}
+
+int kiln_aot_set_num_threads(int32_t num_threads) {
+  try {
+    if (num_threads < 1) {
+      t_error.set(
+          "kiln_aot_set_num_threads",
+          ("the thread count must be at least 1, got " + std::to_string(num_threads)).c_str());
+      return 1;
+    }
+    if (!kiln::runtime::ThreadPool::request_global_threads(num_threads)) {
+      t_error.set("kiln_aot_set_num_threads",
+                  ("the thread pool already runs " +
+                   std::to_string(kiln::runtime::ThreadPool::global().num_threads()) +
+                   " threads; set the count before the first run")
+                      .c_str());
+      return 1;
+    }
+    return 0;
+  } catch (...) {
+    record_current_exception(t_error, "kiln_aot_set_num_threads");
+    return 1;
+  }
+}
+
+}  // extern "C"

@@ -1,0 +1,104 @@
+/* The model instance behind every ahead-of-time library (`kiln aot`, kiln::aot::compile).
+   A library's generated glue describes its compiled function with a kiln_aot_desc and forwards
+   NAME_create / NAME_run / ... to the functions below, which live in the static runtime linked
+   into the library. Plain C, no LLVM, no IR, no allocation in kiln_aot_run once created.
+
+   The compiled function's parameters are the caller's inputs followed by the model's state
+   (weights, and for a training step also optimizer slots and counters): the state lives in the
+   instance, initialised from the weights embedded in the library or from a safetensors file,
+   and each run applies the function's updates to it. */
+#ifndef KILN_RUNTIME_AOT_MODEL_H
+#define KILN_RUNTIME_AOT_MODEL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kiln/runtime/kiln_rt.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Version of kiln_aot_desc's layout; kiln_aot_create refuses a descriptor of another. */
+#define KILN_AOT_ABI_VERSION 1
+
+/* Element types, numbered as kiln::ir::DType. */
+enum {
+  KILN_AOT_F32 = 0,
+  KILN_AOT_F64 = 1,
+  KILN_AOT_I32 = 2,
+  KILN_AOT_I64 = 3,
+  KILN_AOT_BOOL = 4, /* one byte per element, 0 or 1 */
+  KILN_AOT_U8 = 5
+};
+
+/* One input, output or state tensor: dense, row-major. */
+typedef struct kiln_aot_tensor {
+  const char* name;     /* state: the name in safetensors files; inputs/outputs: for messages */
+  int32_t dtype;        /* KILN_AOT_* */
+  int32_t rank;
+  const int64_t* shape; /* `rank` sizes */
+  int64_t bytes;        /* elements × element size */
+  int64_t offset;       /* state only: byte offset in the embedded weights (a multiple of 64) */
+} kiln_aot_tensor;
+
+/* What the glue knows of its compiled function. */
+typedef struct kiln_aot_desc {
+  int32_t abi_version; /* KILN_AOT_ABI_VERSION */
+  const char* name;    /* the library's name, for messages */
+  kiln_entry_fn entry;
+  int64_t workspace_bytes;
+  int32_t num_inputs;
+  const kiln_aot_tensor* inputs;
+  int32_t num_outputs;
+  const kiln_aot_tensor* outputs;
+  int32_t num_state;
+  const kiln_aot_tensor* state;
+  int32_t num_updates;
+  const int32_t* update_state; /* for each update (in kiln_frame order), the state it writes */
+  const void* weights;         /* the embedded state, 64-byte aligned; NULL when not embedded */
+  int64_t weights_bytes;
+} kiln_aot_desc;
+
+typedef struct kiln_aot_model kiln_aot_model;
+
+/* A new instance. `weights_path` NULL: the state comes from desc->weights (an error when the
+   library embeds none and has state). Otherwise from that safetensors file, which must hold
+   exactly the state tensors by name, with their dtypes and shapes. Returns NULL on failure;
+   kiln_aot_last_error(NULL) then says why (per thread). */
+kiln_aot_model* kiln_aot_create(const kiln_aot_desc* desc, const char* weights_path);
+
+/* Runs the function once: `inputs` holds desc->num_inputs pointers, `outputs` desc->num_outputs
+   pointers, each to a dense buffer of the tensor's size (any alignment; aligned to 64 bytes
+   avoids a copy). Then applies the updates to the state. Returns 0 on success, non-zero on
+   failure (NULL pointers, an out-of-range gather index) with kiln_aot_last_error(model) set.
+   One instance runs one call at a time; separate instances may run concurrently. */
+int kiln_aot_run(kiln_aot_model* model, const void* const* inputs, void* const* outputs);
+
+/* The last error on `model`, or for NULL the last error on this thread of a call that had no
+   model (a failed kiln_aot_create, a NULL model, kiln_aot_set_num_threads); "" when there was
+   none. Errors are not cleared by later successful calls (like errno). Valid until the next
+   call on the same model (or thread). */
+const char* kiln_aot_last_error(const kiln_aot_model* model);
+
+/* Writes the current state to a safetensors file (written to a temporary file, then renamed):
+   the weights after training, loadable with kiln_aot_create and by Kiln's load_weights.
+   Returns 0 on success. */
+int kiln_aot_save_weights(kiln_aot_model* model, const char* path);
+
+/* Read-only view of state tensor `index` (0 <= index < desc->num_state), or NULL. */
+const void* kiln_aot_state(const kiln_aot_model* model, int32_t index);
+
+/* Frees the instance; NULL is ignored. */
+void kiln_aot_destroy(kiln_aot_model* model);
+
+/* Sets the number of threads the library's generated code uses, before its first run (later,
+   only the current count succeeds). Returns 0 on success. Without a call: KILN_NUM_THREADS,
+   else all cores. */
+int kiln_aot_set_num_threads(int32_t num_threads);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif
