@@ -271,6 +271,10 @@ const ir::Function& FunctionCore::graph(const TracedEntry& entry) const {
   return entry.graph;
 }
 
+std::span<const Binding> FunctionCore::bindings(const TracedEntry& entry) const {
+  return entry.bindings;
+}
+
 std::string FunctionCore::compiled_ir(const TracedEntry& entry) const {
   return entry.compiled->compiled_ir();
 }

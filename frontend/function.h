@@ -37,6 +37,13 @@ namespace detail {
 
 struct TracedEntry;
 struct Signature;
+struct Binding;
+
+// One traced signature as kiln::aot compiles it: the IR, and what each parameter is bound to.
+struct TracedView {
+  const ir::Function& graph;
+  std::span<const Binding> bindings;  // one per parameter (frontend/trace.h)
+};
 
 // The non-template heart of every kiln::function: signatures, the cache, tracing, running.
 class FunctionCore {
@@ -57,6 +64,7 @@ class FunctionCore {
   std::vector<Tensor> run(const TracedEntry& entry, const CallArgs& call) const;
 
   const ir::Function& graph(const TracedEntry& entry) const;
+  std::span<const Binding> bindings(const TracedEntry& entry) const;
   std::string compiled_ir(const TracedEntry& entry) const;
   std::span<const size_t> result_sizes(const TracedEntry& entry) const;
 
@@ -163,6 +171,13 @@ class Function {
   template <class... Args>
   const ir::Function& graph(Args&&... args) const {
     return core_->graph(entry_for(std::forward<Args>(args)...));
+  }
+  // The traced IR for these arguments' signature with the binding of each parameter
+  // (argument, captured tensor or variable): what kiln::aot::compile needs.
+  template <class... Args>
+  detail::TracedView traced(Args&&... args) const {
+    const detail::TracedEntry& entry = entry_for(std::forward<Args>(args)...);
+    return {core_->graph(entry), core_->bindings(entry)};
   }
   // The IR for these arguments' signature after the pass pipeline, as text.
   template <class... Args>

@@ -1,6 +1,7 @@
 // The one header a Kiln user includes: `namespace k = kiln; #include <kiln/kiln.h>`.
 #pragma once
 
+#include "kiln/frontend/aot.h"
 #include "kiln/frontend/apply.h"
 #include "kiln/frontend/check_numerics.h"
 #include "kiln/frontend/data.h"

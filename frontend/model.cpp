@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <mutex>
 #include <numeric>
 #include <random>
 
@@ -708,12 +709,19 @@ void Model::save(const std::string& dir, int64_t batch_size, std::source_locatio
 
 struct SavedModel::Impl {
   ir::Function graph{"saved"};
-  std::unique_ptr<CompiledFunction> compiled;
   std::vector<ir::HostTensor> weights;  // parameters 1, 2, ...
+  // Compiled on the first call, so that a model loaded only to be looked at or compiled ahead
+  // of time costs no JIT compile.
+  mutable std::once_flag compile_once;
+  mutable std::unique_ptr<CompiledFunction> compiled;
 };
 
 const ir::Function& SavedModel::graph() const {
   return impl_->graph;
+}
+
+std::span<const ir::HostTensor> SavedModel::weights() const {
+  return impl_->weights;
 }
 
 const TensorType& SavedModel::input_type() const {
@@ -739,6 +747,8 @@ Tensor SavedModel::operator()(const Tensor& x, std::source_location loc) const {
   std::vector<const ir::HostTensor*> args{&x.host()};
   for (const ir::HostTensor& w : impl_->weights)
     args.push_back(&w);
+  std::call_once(impl_->compile_once,
+                 [&] { impl_->compiled = compile(detail::clone_function(impl_->graph)); });
   ir::EvalResult result = impl_->compiled->run(args);
   return Tensor(std::move(result.outputs.at(0)));
 }
@@ -783,7 +793,6 @@ SavedModel load_model(const std::string& dir, std::source_location loc) {
         fmt::format("{} does not match {}: {}", weights_path, ir_path, fmt::join(problems, "; ")),
         loc);
   }
-  impl->compiled = compile(detail::clone_function(impl->graph));
   SavedModel model;
   model.impl_ = std::move(impl);
   return model;

@@ -21,6 +21,7 @@
 #include <memory>
 #include <optional>
 #include <source_location>
+#include <span>
 #include <string>
 #include <utility>
 #include <vector>
@@ -311,6 +312,8 @@ class SavedModel {
   const ir::Function& graph() const;
   // The type of the input the function takes (its first parameter), batch included.
   const TensorType& input_type() const;
+  // The weights: the values of the function's other parameters, in order.
+  std::span<const ir::HostTensor> weights() const;
   // Runs the compiled function (ShapeError / TypeError if x is not of input_type()).
   Tensor operator()(const Tensor& x,
                     std::source_location loc = std::source_location::current()) const;

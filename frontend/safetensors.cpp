@@ -200,7 +200,7 @@ Entry parse_entry(const std::string& name, const json& info, uint64_t data_size,
   if (!dtype.is_string()) bad("\"dtype\" is not a string");
   std::optional<DType> parsed = parse_dtype(dtype.get<std::string>());
   if (!parsed) {
-    bad(fmt::format("unsupported dtype '{}' (Kiln reads F32, F64, I32, I64 and BOOL)",
+    bad(fmt::format("unsupported dtype '{}' (Kiln reads F32, F64, I32, I64, U8 and BOOL)",
                     printable(dtype.get<std::string>())));
   }
   entry.dtype = *parsed;

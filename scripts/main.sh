@@ -10,3 +10,11 @@ bash scripts/build.sh
 ./build/examples/tensor_tutorial
 ./build/examples/gradients_tutorial
 ./build/examples/fashion_mnist "${MLP_EPOCHS:-15}" "${CONVNET_EPOCHS:-12}" fashion_mnist_out
+# The trained MLP compiled ahead of time into a shared library, used by a plain C program that
+# classifies the test set (docs/aot.md).
+if [ -d fashion_mnist_out/mlp_model ]; then
+  ./build/tools/kiln aot fashion_mnist_out/mlp_model -o fashion_mnist_out/aot/libfashion.so
+  cc -std=c99 -O2 examples/aot_classify.c -Ifashion_mnist_out/aot -Lfashion_mnist_out/aot \
+    -lfashion -lz -Wl,-rpath,'$ORIGIN' -o fashion_mnist_out/aot/classify
+  fashion_mnist_out/aot/classify /usr/share/datasets/fashion-mnist
+fi

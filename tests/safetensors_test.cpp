@@ -194,7 +194,7 @@ TEST_CASE("safetensors::load rejects corrupt files with IOError", "[safetensors]
       {"unknown dtype", file_bytes("{" + entry("a", "Q7", "[2]", "[0,8]") + "}", f8),
        "unsupported dtype 'Q7'"},
       {"unsupported dtype", file_bytes("{" + entry("a", "F16", "[4]", "[0,8]") + "}", f8),
-       "unsupported dtype 'F16' (Kiln reads F32, F64, I32, I64 and BOOL)"},
+       "unsupported dtype 'F16' (Kiln reads F32, F64, I32, I64, U8 and BOOL)"},
       {"negative dim", file_bytes("{" + entry("a", "F32", "[-2]", "[0,8]") + "}", f8),
        "\"shape\" holds -2"},
       {"fractional dim", file_bytes("{" + entry("a", "F32", "[2.5]", "[0,8]") + "}", f8),

@@ -2,6 +2,7 @@
 //
 //   kiln dump MODEL [--format text|dot|svg|html] [--after PASS] [--expand] [-o FILE]
 //   kiln run  MODEL --input x.npy [--input ...] [--output out.npy]
+//   kiln aot  MODEL -o build/libNAME.so [--name NAME] [--target-cpu CPU] [--weights embed|external]
 //   kiln --help, kiln COMMAND --help
 //
 // MODEL is a directory written by Model::save (model.kiln + weights.safetensors) or an IR text
@@ -12,6 +13,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -43,6 +45,8 @@ Commands:
   dump MODEL   print a saved model's graph as IR text or Graphviz DOT, or render it to SVG or
                an interactive HTML page
   run  MODEL   JIT-compile a saved model, run it on .npy inputs and summarize the outputs
+  aot  MODEL   compile a saved model ahead of time into a self-contained shared library with a
+               C header
 
 MODEL is a directory written by Model::save (model.kiln + weights.safetensors) or an IR text
 file. `kiln COMMAND --help` describes a command's options.
@@ -69,6 +73,23 @@ weights come from weights.safetensors); an IR text file takes one --input per pa
 order. Prints each result's type and summary statistics.
   --input FILE   a .npy file for the next parameter
   --output FILE  write the (first) result as .npy
+)";
+
+constexpr const char* kAotUsage =
+    R"(usage: kiln aot MODEL -o DIR/libNAME.so [--name NAME] [--target-cpu CPU]
+                [--weights embed|external] [--opt-level N]
+
+Compiles the model's function into a shared library that needs only libc, libm and libpthread,
+and writes its C header (NAME.h) next to it. A saved model directory's input becomes NAME_run's
+argument and its weights the model's state; every parameter of an IR text file is an input.
+  -o FILE             the library to write (lib<NAME>.so names it NAME)
+  --name NAME         the C prefix of the API (NAME_create, NAME_run, ...) and of the header
+  --target-cpu CPU    native (this machine, the default) or an LLVM CPU name for others:
+                      x86-64-v3 (AVX2, no AVX-512), x86-64-v4, znver4, ...
+  --weights W         embed (in the library, the default) or external (NAME.safetensors next to
+                      it, loaded by NAME_create_from)
+  --opt-level N       LLVM optimization level 0-3 (default 2)
+docs/aot.md describes the library's API.
 )";
 
 // A command-line mistake: the message, then exit status 2.
@@ -297,6 +318,68 @@ int run(const std::vector<std::string>& args) {
   return 0;
 }
 
+// NAME from --name, else from the library's file name (libNAME.so).
+std::string library_name(const std::optional<std::string>& name, const std::string& output) {
+  if (name) return *name;
+  std::string file = std::filesystem::path(output).filename().string();
+  if (file.starts_with("lib")) file = file.substr(3);
+  if (file.ends_with(".so")) file = file.substr(0, file.size() - 3);
+  if (file.empty() || file.find('.') != std::string::npos) {
+    throw UsageError{fmt::format("cannot tell NAME from {}; give --name NAME", output)};
+  }
+  return file;
+}
+
+int aot(const std::vector<std::string>& args) {
+  Args parsed = parse_args(
+      args, {"-o", "--output", "--name", "--target-cpu", "--weights", "--opt-level"}, {});
+  if (parsed.help) {
+    std::cout << kAotUsage;
+    return 0;
+  }
+  std::optional<std::string> model = parsed.model, output = parsed.last("-o");
+  if (!output) output = parsed.last("--output");
+  if (!model) throw UsageError{"missing MODEL"};
+  if (!output) throw UsageError{"give the library to write: -o DIR/libNAME.so"};
+  k::aot::Options options;
+  options.name = library_name(parsed.last("--name"), *output);
+  options.out_dir = std::filesystem::path(*output).parent_path().string();
+  if (options.out_dir.empty()) options.out_dir = ".";
+  options.target_cpu = parsed.last("--target-cpu").value_or("native");
+  const std::string weights = parsed.last("--weights").value_or("embed");
+  if (weights != "embed" && weights != "external") {
+    throw UsageError{fmt::format("unknown --weights '{}'; choose embed or external", weights)};
+  }
+  options.weights = weights == "embed" ? k::aot::Weights::embed : k::aot::Weights::external;
+  if (std::optional<std::string> level = parsed.last("--opt-level")) {
+    if (level->size() != 1 || (*level)[0] < '0' || (*level)[0] > '3') {
+      throw UsageError{fmt::format("--opt-level takes 0, 1, 2 or 3, got '{}'", *level)};
+    }
+    options.opt_level = (*level)[0] - '0';
+  }
+
+  const auto start = std::chrono::steady_clock::now();
+  k::aot::Library lib;
+  if (std::filesystem::is_directory(*model)) {
+    lib = k::aot::compile(k::load_model(*model), options);
+  } else {
+    k::ir::Function function = load_function(*model);
+    lib = k::aot::compile(function, function.params().size(), {}, options);
+  }
+  // The library goes where -o says, under whatever file name it gives.
+  if (std::filesystem::path(lib.library) != std::filesystem::path(*output)) {
+    std::filesystem::rename(lib.library, *output);
+    lib.library = *output;
+  }
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  std::cout << fmt::format("wrote {} ({:.1f} KiB) and {}", lib.library,
+                           double(std::filesystem::file_size(lib.library)) / 1024, lib.header);
+  if (!lib.weights.empty()) std::cout << fmt::format(" and {}", lib.weights);
+  std::cout << fmt::format(" in {:.2f} s\n", seconds);
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -310,11 +393,7 @@ int main(int argc, char** argv) {
   try {
     if (command == "dump") return dump(args);
     if (command == "run") return run(args);
-    if (command == "aot") {
-      throw UsageError{
-          "ahead-of-time compilation to a shared library is not in this build yet; "
-          "`kiln run` JIT-compiles a saved model"};
-    }
+    if (command == "aot") return aot(args);
     throw UsageError{fmt::format("unknown command '{}'", command)};
   } catch (const UsageError& e) {
     std::cerr << "kiln " << command << ": " << e.message << "\n(kiln --help lists the commands)\n";

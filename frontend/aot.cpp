@@ -1,0 +1,686 @@
+#include "kiln/frontend/aot.h"
+
+#include <fcntl.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <set>
+#include <sstream>
+
+#include <fmt/format.h>
+
+#include "kiln/codegen/compiler.h"
+#include "kiln/frontend/atomic_file.h"
+#include "kiln/frontend/safetensors.h"
+#include "kiln/frontend/trace.h"
+#include "kiln/passes/pipeline.h"
+
+extern char** environ;
+
+namespace kiln::aot {
+
+namespace {
+
+namespace fs = std::filesystem;
+
+// ---- Names --------------------------------------------------------------------------------
+
+bool is_identifier(const std::string& name) {
+  if (name.empty() || name.size() > 64) return false;
+  auto alpha = [](char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_'; };
+  if (!alpha(name[0])) return false;
+  return std::all_of(name.begin(), name.end(),
+                     [&](char c) { return alpha(c) || (c >= '0' && c <= '9'); });
+}
+
+// Words a C or C++ compiler would not take as the name of the generated namespace or prefix.
+bool is_reserved(const std::string& name) {
+  static const std::set<std::string> words{
+      "auto",   "bool",     "break",     "case",     "char",     "class",  "const",
+      "delete", "default",  "do",        "double",   "else",     "enum",   "extern",
+      "float",  "for",      "goto",      "if",       "inline",   "int",    "long",
+      "new",    "operator", "private",   "public",   "register", "return", "short",
+      "signed", "sizeof",   "static",    "std",      "struct",   "switch", "template",
+      "this",   "typedef",  "union",     "unsigned", "using",    "void",   "volatile",
+      "while",  "kiln",     "namespace", "true",     "false",    "try",    "catch"};
+  return words.count(name) != 0 || name.starts_with("__") || name.starts_with("kiln_");
+}
+
+std::string upper(std::string s) {
+  for (char& c : s)
+    if (c >= 'a' && c <= 'z') c = static_cast<char>(c - 'a' + 'A');
+  return s;
+}
+
+// A C string literal holding `text`.
+std::string c_string(const std::string& text) {
+  std::string out = "\"";
+  for (unsigned char c : text) {
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += static_cast<char>(c);
+    } else if (c < 0x20 || c >= 0x7f) {
+      out += fmt::format("\\{:03o}", c);
+    } else {
+      out += static_cast<char>(c);
+    }
+  }
+  return out + "\"";
+}
+
+const char* c_type(DType dtype) {
+  switch (dtype) {
+    case DType::f32:
+      return "float";
+    case DType::f64:
+      return "double";
+    case DType::i32:
+      return "int32_t";
+    case DType::i64:
+      return "int64_t";
+    case DType::boolean:
+    case DType::u8:
+      return "uint8_t";
+  }
+  return "void";
+}
+
+std::string shape_list(const Shape& shape) {
+  std::string out;
+  for (int64_t d = 0; d < shape.rank(); ++d)
+    out += fmt::format("{}{}", d ? ", " : "", shape[d]);
+  return out;
+}
+
+size_t byte_size(const TensorType& type) {
+  return static_cast<size_t>(type.shape.num_elements()) * ir::dtype_size(type.dtype);
+}
+
+// ---- What the library holds ----------------------------------------------------------------
+
+struct TensorInfo {
+  std::string name;
+  TensorType type;
+  int64_t offset = 0;  // state: in the embedded blob
+};
+
+struct Layout {
+  std::vector<TensorInfo> inputs, outputs, state;
+  std::vector<int32_t> update_state;
+  std::string blob;  // the state, each tensor at a multiple of 64 bytes
+};
+
+Layout make_layout(const ir::Function& f, size_t num_inputs, std::span<const ir::HostTensor> values,
+                   Loc loc) {
+  Layout layout;
+  std::set<std::string> taken;
+  for (size_t i = 0; i < f.params().size(); ++i) {
+    const ir::Value* p = f.param(i);
+    if (i < num_inputs) {
+      layout.inputs.push_back({p->name(), p->type()});
+      continue;
+    }
+    const ir::HostTensor& value = values[i - num_inputs];
+    if (value.type() != p->type()) {
+      kiln::detail::raise<ValueError>("aot::compile", {},
+                                      fmt::format("state %{} must be {}, got {}", p->name(),
+                                                  p->type().to_string(), value.type().to_string()),
+                                      loc);
+    }
+    // safetensors names must be unique: a second "Variable" becomes "Variable_1".
+    std::string name = p->name();
+    for (int n = 1; taken.count(name); ++n)
+      name = fmt::format("{}_{}", p->name(), n);
+    taken.insert(name);
+    layout.blob.resize((layout.blob.size() + 63) / 64 * 64, '\0');
+    layout.state.push_back({name, p->type(), static_cast<int64_t>(layout.blob.size())});
+    layout.blob.append(reinterpret_cast<const char*>(value.raw()), byte_size(p->type()));
+  }
+  for (size_t j = 0; j < f.outputs().size(); ++j)
+    layout.outputs.push_back({fmt::format("output{}", j), f.outputs()[j]->type()});
+  for (const ir::Function::Update& u : f.updates()) {
+    const auto param = static_cast<size_t>(u.param->index());
+    if (param < num_inputs) {
+      kiln::detail::raise<ValueError>(
+          "aot::compile", {},
+          fmt::format("the function assigns its input %{}; only state can be updated",
+                      u.param->name()),
+          loc);
+    }
+    layout.update_state.push_back(static_cast<int32_t>(param - num_inputs));
+  }
+  return layout;
+}
+
+// ---- The header ----------------------------------------------------------------------------
+
+std::string run_parameters(const Layout& layout, bool named) {
+  std::vector<std::string> params;
+  for (size_t i = 0; i < layout.inputs.size(); ++i)
+    params.push_back(fmt::format("const {}*{}", c_type(layout.inputs[i].type.dtype),
+                                 named ? fmt::format(" input{}", i) : ""));
+  for (size_t j = 0; j < layout.outputs.size(); ++j)
+    params.push_back(fmt::format("{}*{}", c_type(layout.outputs[j].type.dtype),
+                                 named ? fmt::format(" output{}", j) : ""));
+  return fmt::format("{}", fmt::join(params, ", "));
+}
+
+std::string run_arguments(const Layout& layout) {
+  std::vector<std::string> args;
+  for (size_t i = 0; i < layout.inputs.size(); ++i)
+    args.push_back(fmt::format("input{}", i));
+  for (size_t j = 0; j < layout.outputs.size(); ++j)
+    args.push_back(fmt::format("output{}", j));
+  return fmt::format("{}", fmt::join(args, ", "));
+}
+
+void describe_tensors(std::string& out, const std::string& prefix, const char* kind,
+                      const std::vector<TensorInfo>& tensors) {
+  out += fmt::format("#define {}_NUM_{}S {}\n", prefix, kind, tensors.size());
+  for (size_t i = 0; i < tensors.size(); ++i) {
+    const TensorInfo& t = tensors[i];
+    const std::string p = fmt::format("{}_{}{}", prefix, kind, i);
+    out += fmt::format("#define {}_NAME {}\n", p, c_string(t.name));
+    out += fmt::format("#define {}_DTYPE \"{}\"  /* {} */\n", p, ir::dtype_name(t.type.dtype),
+                       c_type(t.type.dtype));
+    out += fmt::format("#define {}_RANK {}\n", p, t.type.shape.rank());
+    if (t.type.shape.rank() > 0)
+      out += fmt::format("#define {}_SHAPE {{{}}}\n", p, shape_list(t.type.shape));
+    out += fmt::format("#define {}_SIZE {}  /* elements */\n", p, t.type.shape.num_elements());
+  }
+}
+
+std::string header_text(const std::string& name, const Layout& layout, bool embedded) {
+  const std::string N = upper(name);
+  std::string out = fmt::format(
+      R"(/* {0}.h: the C API of lib{0}.so, generated by Kiln's ahead-of-time compiler (kiln aot).
+   Plain C; link with -l{0}. Buffers are dense and row-major, of the sizes below; aligning them
+   to 64 bytes saves a copy. One model instance runs one call at a time; use one instance per
+   thread to run concurrently. */
+#ifndef {1}_KILN_H
+#define {1}_KILN_H
+
+#include <stdint.h>
+
+)",
+      name, N);
+  describe_tensors(out, N, "INPUT", layout.inputs);
+  describe_tensors(out, N, "OUTPUT", layout.outputs);
+  out += fmt::format(
+      "/* Tensors each instance holds (weights; for a training step also optimizer state). */\n"
+      "#define {}_NUM_STATE {}\n"
+      "#define {}_UPDATES_STATE {}  /* whether {}_run changes them (a training step) */\n"
+      "#define {}_WEIGHTS_EMBEDDED {}\n\n",
+      N, layout.state.size(), N, layout.update_state.empty() ? 0 : 1, name, N, embedded ? 1 : 0);
+  out += fmt::format(
+      R"(#ifdef __cplusplus
+extern "C" {{
+#endif
+
+typedef struct {0}_model {0}_model;
+
+/* A model with the weights built into the library ({1}_WEIGHTS_EMBEDDED), or NULL with the
+   reason in {0}_last_error(NULL). */
+{0}_model* {0}_create(void);
+/* A model with its weights read from a safetensors file holding exactly the state tensors
+   (as written by kiln aot --weights external or {0}_save_weights); NULL on failure. */
+{0}_model* {0}_create_from(const char* weights_path);
+/* Runs the model: inputs, then outputs. Returns 0 on success, else non-zero with the reason
+   in {0}_last_error(model). */
+int {0}_run({0}_model* model, {2});
+/* The last error on `model`, or with NULL the last failed create on this thread ("" if
+   none). */
+const char* {0}_last_error(const {0}_model* model);
+/* Writes the model's state (e.g. weights after training) to a safetensors file; 0 on
+   success. */
+int {0}_save_weights({0}_model* model, const char* path);
+void {0}_destroy({0}_model* model);
+/* Threads the library's code uses; call before the first run (default: KILN_NUM_THREADS, else
+   every core). 0 on success. */
+int {0}_set_num_threads(int num_threads);
+
+#ifdef __cplusplus
+}}  /* extern "C" */
+
+#include <stdexcept>
+#include <utility>
+
+namespace {0} {{
+
+/* Owns a {0}_model; failures throw std::runtime_error with the library's message. */
+class Model {{
+ public:
+  Model() : model_(check({0}_create())) {{}}
+  explicit Model(const char* weights_path) : model_(check({0}_create_from(weights_path))) {{}}
+  Model(Model&& other) noexcept : model_(std::exchange(other.model_, nullptr)) {{}}
+  Model& operator=(Model&& other) noexcept {{
+    std::swap(model_, other.model_);
+    return *this;
+  }}
+  Model(const Model&) = delete;
+  Model& operator=(const Model&) = delete;
+  ~Model() {{ {0}_destroy(model_); }}
+
+  void run({3}) {{
+    if ({0}_run(model_, {4}) != 0) throw std::runtime_error({0}_last_error(model_));
+  }}
+  void save_weights(const char* path) {{
+    if ({0}_save_weights(model_, path) != 0) throw std::runtime_error({0}_last_error(model_));
+  }}
+  {0}_model* get() const {{ return model_; }}
+
+ private:
+  static {0}_model* check({0}_model* model) {{
+    if (model == nullptr) throw std::runtime_error({0}_last_error(nullptr));
+    return model;
+  }}
+  {0}_model* model_;
+}};
+
+}}  // namespace {0}
+#endif
+
+#endif
+)",
+      name, N, run_parameters(layout, true), run_parameters(layout, true), run_arguments(layout));
+  return out;
+}
+
+// ---- The glue: the C API over the runtime's kiln_aot_model --------------------------------
+
+std::string tensor_table(std::string& out, const std::string& table,
+                         const std::vector<TensorInfo>& tensors) {
+  if (tensors.empty()) return "NULL";
+  std::vector<std::string> rows;
+  for (size_t i = 0; i < tensors.size(); ++i) {
+    const TensorInfo& t = tensors[i];
+    std::string shape = "NULL";
+    if (t.type.shape.rank() > 0) {
+      shape = fmt::format("{}_shape{}", table, i);
+      out += fmt::format("static const int64_t {}[] = {{{}}};\n", shape, shape_list(t.type.shape));
+    }
+    rows.push_back(fmt::format("    {{{}, {}, {}, {}, {}, {}}}", c_string(t.name),
+                               static_cast<int>(t.type.dtype), t.type.shape.rank(), shape,
+                               byte_size(t.type), t.offset));
+  }
+  out +=
+      fmt::format("static const kiln_aot_tensor {}[] = {{\n{}}};\n", table, fmt::join(rows, ",\n"));
+  return table;
+}
+
+std::string glue_text(const std::string& name, const Layout& layout, int64_t workspace_bytes,
+                      bool embedded) {
+  std::string out = fmt::format(
+      "/* Generated by Kiln's ahead-of-time compiler: the C API of lib{0}.so. */\n"
+      "#include \"kiln/runtime/aot_model.h\"\n#include \"{0}.h\"\n\n"
+      "extern void {0}_kiln_entry(const kiln_frame* frame);\n",
+      name);
+  if (embedded) out += fmt::format("extern const unsigned char {}_kiln_weights[];\n", name);
+  out += "\n";
+  const std::string inputs = tensor_table(out, "inputs", layout.inputs);
+  const std::string outputs = tensor_table(out, "outputs", layout.outputs);
+  const std::string state = tensor_table(out, "state", layout.state);
+  std::string updates = "NULL";
+  if (!layout.update_state.empty()) {
+    updates = "update_state";
+    out += fmt::format("static const int32_t update_state[] = {{{}}};\n",
+                       fmt::join(layout.update_state, ", "));
+  }
+  out += fmt::format(
+      R"(
+static const kiln_aot_desc desc = {{
+    KILN_AOT_ABI_VERSION, "{0}", {0}_kiln_entry, {1},
+    {2}, {3}, {4}, {5}, {6}, {7}, {8}, {9},
+    {10}, {11}}};
+
+{0}_model* {0}_create(void) {{ return ({0}_model*)kiln_aot_create(&desc, NULL); }}
+
+{0}_model* {0}_create_from(const char* weights_path) {{
+  if (weights_path == NULL) return {0}_create();
+  return ({0}_model*)kiln_aot_create(&desc, weights_path);
+}}
+
+int {0}_run({0}_model* model, {12}) {{
+)",
+      name, workspace_bytes, layout.inputs.size(), inputs, layout.outputs.size(), outputs,
+      layout.state.size(), state, layout.update_state.size(), updates,
+      embedded ? fmt::format("{}_kiln_weights", name) : "NULL", embedded ? layout.blob.size() : 0,
+      run_parameters(layout, true));
+  std::string in = "NULL", outs = "NULL";
+  if (!layout.inputs.empty()) {
+    std::vector<std::string> items;
+    for (size_t i = 0; i < layout.inputs.size(); ++i)
+      items.push_back(fmt::format("input{}", i));
+    out += fmt::format("  const void* in[] = {{{}}};\n", fmt::join(items, ", "));
+    in = "in";
+  }
+  if (!layout.outputs.empty()) {
+    std::vector<std::string> items;
+    for (size_t j = 0; j < layout.outputs.size(); ++j)
+      items.push_back(fmt::format("output{}", j));
+    out += fmt::format("  void* out[] = {{{}}};\n", fmt::join(items, ", "));
+    outs = "out";
+  }
+  out += fmt::format(
+      R"(  return kiln_aot_run((kiln_aot_model*)model, {1}, {2});
+}}
+
+const char* {0}_last_error(const {0}_model* model) {{
+  return kiln_aot_last_error((const kiln_aot_model*)model);
+}}
+
+int {0}_save_weights({0}_model* model, const char* path) {{
+  return kiln_aot_save_weights((kiln_aot_model*)model, path);
+}}
+
+void {0}_destroy({0}_model* model) {{ kiln_aot_destroy((kiln_aot_model*)model); }}
+
+int {0}_set_num_threads(int num_threads) {{ return kiln_aot_set_num_threads(num_threads); }}
+)",
+      name, in, outs);
+  return out;
+}
+
+// ---- Building the library ------------------------------------------------------------------
+
+// A directory in out_dir for the intermediate files, removed with everything in it.
+class TempDir {
+ public:
+  TempDir(const std::string& parent, const std::string& name, Loc loc) {
+    std::string pattern = (fs::path(parent) / fmt::format(".{}.aot-XXXXXX", name)).string();
+    if (::mkdtemp(pattern.data()) == nullptr) {
+      kiln::detail::raise<IOError>(
+          "aot::compile", {}, fmt::format("cannot write to {}: {}", parent, std::strerror(errno)),
+          loc);
+    }
+    path_ = pattern;
+  }
+  ~TempDir() {
+    std::error_code ec;
+    fs::remove_all(path_, ec);
+  }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  std::string file(const std::string& name) const { return (fs::path(path_) / name).string(); }
+
+ private:
+  std::string path_;
+};
+
+void write_text(const std::string& path, const std::string& text, Loc loc) {
+  kiln::detail::write_file_atomically(path, text, "aot::compile", loc);
+}
+
+// Where the static runtime and its headers are: next to the build tree Kiln was built in, or
+// where it was installed (KILN_AOT_RUNTIME and KILN_AOT_INCLUDE override both).
+struct RuntimeFiles {
+  std::string archive, include;
+};
+
+RuntimeFiles find_runtime(Loc loc) {
+  std::vector<RuntimeFiles> candidates;
+  const char* archive = std::getenv("KILN_AOT_RUNTIME");
+  const char* include = std::getenv("KILN_AOT_INCLUDE");
+  if (archive != nullptr || include != nullptr) {
+    candidates.push_back({archive ? archive : "", include ? include : ""});
+  } else {
+    candidates.push_back({KILN_AOT_BUILD_RUNTIME, KILN_AOT_BUILD_INCLUDE});
+    candidates.push_back({KILN_AOT_INSTALL_RUNTIME, KILN_AOT_INSTALL_INCLUDE});
+  }
+  std::vector<std::string> tried;
+  for (const RuntimeFiles& c : candidates) {
+    const fs::path header = fs::path(c.include) / "kiln/runtime/aot_model.h";
+    std::error_code ec;
+    if (fs::is_regular_file(c.archive, ec) && fs::is_regular_file(header, ec)) return c;
+    tried.push_back(fmt::format("{} with {}", c.archive, header.string()));
+  }
+  kiln::detail::raise<CompileError>(
+      "aot::compile", {},
+      fmt::format("cannot find Kiln's static runtime to link into the library (tried {}); set "
+                  "KILN_AOT_RUNTIME to libkiln_runtime_static.a and KILN_AOT_INCLUDE to the "
+                  "folder holding kiln/runtime/aot_model.h",
+                  fmt::join(tried, "; ")),
+      loc);
+}
+
+// Runs `argv` with its output in `log`; returns the exit status, or -1 with `error` set when
+// it cannot start.
+int run_program(const std::vector<std::string>& argv, const std::string& log, std::string& error) {
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, log.c_str(),
+                                   O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  posix_spawn_file_actions_adddup2(&actions, STDOUT_FILENO, STDERR_FILENO);
+  posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
+  std::vector<char*> args;
+  for (const std::string& a : argv)
+    args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
+  pid_t pid = 0;
+  const int spawned = posix_spawnp(&pid, args[0], &actions, nullptr, args.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  if (spawned != 0) {
+    error = std::strerror(spawned);
+    return -1;
+  }
+  int status = 0;
+  while (waitpid(pid, &status, 0) < 0) {
+    if (errno != EINTR) {
+      error = std::strerror(errno);
+      return -1;
+    }
+  }
+  if (WIFEXITED(status)) return WEXITSTATUS(status);
+  error = fmt::format("killed by signal {}", WTERMSIG(status));
+  return -1;
+}
+
+std::string tail_of_file(const std::string& path, size_t max_bytes) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream text;
+  text << in.rdbuf();
+  std::string s = text.str();
+  if (s.size() > max_bytes) s = "..." + s.substr(s.size() - max_bytes);
+  while (!s.empty() && (s.back() == '\n' || s.back() == ' '))
+    s.pop_back();
+  return s;
+}
+
+// Compiles the glue and links it with the object and the static runtime into `library`. The
+// exported symbols are the library's C API alone; libstdc++ and libgcc go in statically.
+void link_library(const std::string& name, const TempDir& temp, const std::string& object,
+                  const std::string& glue, const std::string& library, Loc loc) {
+  const RuntimeFiles runtime = find_runtime(loc);
+  const std::string script = temp.file(name + ".map");
+  write_text(script, fmt::format("{{\n  global: {}_*;\n  local: *;\n}};\n", name), loc);
+  const char* driver = std::getenv("KILN_AOT_CXX");
+  const std::string cxx = driver != nullptr && *driver != '\0' ? driver : "c++";
+  const std::vector<std::string> argv{cxx,
+                                      "-shared",
+                                      "-fPIC",
+                                      "-O2",
+                                      "-I" + runtime.include,
+                                      "-I" + fs::path(glue).parent_path().string(),
+                                      "-x",
+                                      "c",
+                                      glue,
+                                      "-x",
+                                      "none",
+                                      object,
+                                      runtime.archive,
+                                      "-o",
+                                      library,
+                                      "-static-libstdc++",
+                                      "-static-libgcc",
+                                      "-pthread",
+                                      "-lm",
+                                      "-Wl,--version-script=" + script,
+                                      "-Wl,--gc-sections",
+                                      "-Wl,-z,defs",
+                                      "-Wl,-s"};
+  const std::string log = temp.file("link.log");
+  std::string error;
+  const int status = run_program(argv, log, error);
+  if (status == -1) {
+    kiln::detail::raise<CompileError>(
+        "aot::compile", {},
+        fmt::format("cannot run the C++ compiler driver '{}' to link lib{}.so: {} (install g++, "
+                    "or set KILN_AOT_CXX)",
+                    cxx, name, error),
+        loc);
+  }
+  if (status != 0) {
+    kiln::detail::raise<CompileError>(
+        "aot::compile", {},
+        fmt::format("linking lib{}.so failed ({} exited with {}):\n{}", name, cxx, status,
+                    tail_of_file(log, 4000)),
+        loc);
+  }
+}
+
+void move_into_place(const std::string& from, const std::string& to, Loc loc) {
+  std::error_code ec;
+  fs::rename(from, to, ec);
+  if (ec) {
+    kiln::detail::raise<IOError>("aot::compile", {},
+                                 fmt::format("cannot write {}: {}", to, ec.message()), loc);
+  }
+}
+
+}  // namespace
+
+Library compile(const ir::Function& graph, size_t num_inputs, std::span<const ir::HostTensor> state,
+                const Options& options, Loc loc) {
+  const std::string& name = options.name;
+  if (!is_identifier(name) || is_reserved(name)) {
+    kiln::detail::raise<ValueError>(
+        "aot::compile", {},
+        fmt::format("the library name '{}' must be a C identifier of at most 64 characters "
+                    "(letters, digits, _; not starting with a digit), and not a C or C++ "
+                    "keyword or kiln_ prefix",
+                    name),
+        loc);
+  }
+  if (options.opt_level < 0 || options.opt_level > 3) {
+    kiln::detail::raise<ValueError>(
+        "aot::compile", {},
+        fmt::format("opt_level must be between 0 and 3, got {}", options.opt_level), loc);
+  }
+  if (num_inputs > graph.params().size() || graph.params().size() - num_inputs != state.size()) {
+    kiln::detail::raise<ValueError>(
+        "aot::compile", {},
+        fmt::format("@{} has {} parameters: {} inputs need {} state values, got {}", graph.name(),
+                    graph.params().size(), num_inputs,
+                    graph.params().size() - std::min(num_inputs, graph.params().size()),
+                    state.size()),
+        loc);
+  }
+  const Layout layout = make_layout(graph, num_inputs, state, loc);
+
+  std::error_code ec;
+  fs::create_directories(options.out_dir, ec);
+  if (ec || !fs::is_directory(options.out_dir, ec)) {
+    kiln::detail::raise<IOError>(
+        "aot::compile", {},
+        fmt::format("cannot create the output folder {}: {}", options.out_dir,
+                    ec ? ec.message() : "a file of that name exists"),
+        loc);
+  }
+  Library result;
+  result.library = (fs::path(options.out_dir) / fmt::format("lib{}.so", name)).string();
+  result.header = (fs::path(options.out_dir) / fmt::format("{}.h", name)).string();
+  const bool embedded = options.weights == Weights::embed;
+  if (!embedded)
+    result.weights = (fs::path(options.out_dir) / fmt::format("{}.safetensors", name)).string();
+
+  passes::PipelineResult compiled = passes::run_pipeline(kiln::detail::clone_function(graph));
+  TempDir temp(options.out_dir, name, loc);
+  const std::string object = temp.file(name + ".o");
+  codegen::CodegenOptions codegen_options;
+  codegen_options.opt_level = options.opt_level;
+  codegen_options.target_cpu = options.target_cpu;
+  codegen::ObjectOptions object_options;
+  object_options.entry_name = name + "_kiln_entry";
+  object_options.hide_entry = true;
+  if (embedded) object_options.data.push_back({name + "_kiln_weights", layout.blob});
+  try {
+    codegen::emit_object_file(compiled.function, compiled.kernels, compiled.memory, object,
+                              codegen_options, object_options);
+  } catch (Error& e) {
+    e.add_context(fmt::format("while compiling lib{}.so", name));
+    throw;
+  }
+
+  const std::string glue = temp.file(name + "_glue.c");
+  write_text(temp.file(name + ".h"), header_text(name, layout, embedded), loc);
+  write_text(glue, glue_text(name, layout, compiled.memory.workspace_bytes, embedded), loc);
+  link_library(name, temp, object, glue, temp.file("lib" + name + ".so"), loc);
+
+  if (!embedded) {
+    std::vector<std::pair<std::string, Tensor>> named;
+    for (size_t i = 0; i < layout.state.size(); ++i)
+      named.emplace_back(layout.state[i].name, Tensor(state[i]));
+    safetensors::save(temp.file(name + ".safetensors"), named,
+                      {{"format", "kiln"}, {"library", name}}, loc);
+    move_into_place(temp.file(name + ".safetensors"), result.weights, loc);
+  }
+  move_into_place(temp.file(name + ".h"), result.header, loc);
+  move_into_place(temp.file("lib" + name + ".so"), result.library, loc);
+  return result;
+}
+
+Library compile(const SavedModel& model, const Options& options, Loc loc) {
+  return compile(model.graph(), 1, model.weights(), options, loc);
+}
+
+namespace detail {
+
+Library compile_traced(const kiln::detail::TracedView& traced, const Options& options, Loc loc) {
+  using kiln::detail::Binding;
+  size_t num_inputs = 0;
+  std::vector<ir::HostTensor> state;
+  for (size_t i = 0; i < traced.bindings.size(); ++i) {
+    const Binding& b = traced.bindings[i];
+    switch (b.kind) {
+      case Binding::Kind::argument:
+        // Arguments are traced first, so they are the first parameters (frontend/function.cpp).
+        KILN_CHECK(num_inputs == i, "a traced argument follows captured state");
+        ++num_inputs;
+        break;
+      case Binding::Kind::captured:
+        state.push_back(b.tensor.host());
+        break;
+      case Binding::Kind::variable:
+        if (b.index != Binding::kCaptured) {
+          kiln::detail::raise<ValueError>(
+              "aot::compile", {},
+              "a Variable passed as an argument cannot be compiled ahead of time; let the "
+              "function use it without taking it, so that the library holds it",
+              loc);
+        }
+        state.push_back(b.variable.value().host());
+        break;
+    }
+  }
+  return compile(traced.graph, num_inputs, state, options, loc);
+}
+
+void wrong_spec_count(const std::string& function, size_t expected, size_t given, Loc loc) {
+  kiln::detail::raise<ValueError>(
+      "aot::compile", {},
+      fmt::format("{} takes {} tensor arguments, but {} TensorSpecs were given", function, expected,
+                  given),
+      loc);
+}
+
+}  // namespace detail
+
+}  // namespace kiln::aot

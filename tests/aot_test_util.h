@@ -1,0 +1,64 @@
+// Helpers for the ahead-of-time tests: loading a compiled library with dlopen and calling its
+// C API by name, and comparing its results with the JIT's.
+#pragma once
+
+#include <dlfcn.h>
+#include <catch2/catch.hpp>
+
+#include <kiln/kiln.h>
+
+#include <cmath>
+#include <string>
+#include <vector>
+
+namespace kiln::testing {
+
+// A library from kiln::aot, opened with dlopen; fn<Signature>("run") finds NAME_run.
+class AotLibrary {
+ public:
+  AotLibrary(const std::string& path, std::string name) : name_(std::move(name)) {
+    handle_ = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
+    const char* error = handle_ != nullptr ? "" : dlerror();
+    INFO(path << ": " << error);
+    REQUIRE(handle_ != nullptr);
+  }
+  ~AotLibrary() { dlclose(handle_); }
+  AotLibrary(const AotLibrary&) = delete;
+  AotLibrary& operator=(const AotLibrary&) = delete;
+
+  template <class Signature>
+  Signature* fn(const std::string& suffix) const {
+    void* symbol = dlsym(handle_, (name_ + "_" + suffix).c_str());
+    INFO(name_ + "_" + suffix);
+    REQUIRE(symbol != nullptr);
+    return reinterpret_cast<Signature*>(symbol);
+  }
+
+  // A new instance (embedded weights, or `weights` when given); REQUIREs success.
+  void* create(const char* weights = nullptr) const {
+    void* model =
+        weights ? fn<void*(const char*)>("create_from")(weights) : fn<void*()>("create")();
+    INFO(last_error(nullptr));
+    REQUIRE(model != nullptr);
+    return model;
+  }
+  std::string last_error(void* model) const { return fn<const char*(void*)>("last_error")(model); }
+  void destroy(void* model) const { fn<void(void*)>("destroy")(model); }
+
+ private:
+  std::string name_;
+  void* handle_ = nullptr;
+};
+
+// |a − b| ≤ tolerance · max(1, |b|) for every element of two f32 tensors of equal size.
+inline void check_close(const float* a, const Tensor& b, double tolerance = 1e-6) {
+  const Tensor expected = b.dtype() == f32 ? b : cast(b, f32);
+  const float* e = expected.host().data<float>();
+  for (int64_t i = 0; i < expected.size(); ++i) {
+    INFO("element " << i << ": " << a[i] << " vs " << e[i]);
+    REQUIRE(std::abs(double(a[i]) - double(e[i])) <=
+            tolerance * std::max(1.0, std::abs(double(e[i]))));
+  }
+}
+
+}  // namespace kiln::testing
