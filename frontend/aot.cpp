@@ -41,17 +41,50 @@ bool is_identifier(const std::string& name) {
                      [&](char c) { return alpha(c) || (c >= '0' && c <= '9'); });
 }
 
-// Words a C or C++ compiler would not take as the name of the generated namespace or prefix.
+// Names a library cannot take: C and C++ keywords and alternative tokens (the header opens
+// `namespace NAME`), macros g++ predefines, names reserved to the implementation (a leading
+// underscore, a _t suffix), and standard or common system headers (NAME.h next to a program's
+// sources would hide them).
 bool is_reserved(const std::string& name) {
   static const std::set<std::string> words{
-      "auto",   "bool",     "break",     "case",     "char",     "class",  "const",
-      "delete", "default",  "do",        "double",   "else",     "enum",   "extern",
-      "float",  "for",      "goto",      "if",       "inline",   "int",    "long",
-      "new",    "operator", "private",   "public",   "register", "return", "short",
-      "signed", "sizeof",   "static",    "std",      "struct",   "switch", "template",
-      "this",   "typedef",  "union",     "unsigned", "using",    "void",   "volatile",
-      "while",  "kiln",     "namespace", "true",     "false",    "try",    "catch"};
-  return words.count(name) != 0 || name.starts_with("__") || name.starts_with("kiln_");
+      // C and C++ keywords, alternative tokens
+      "alignas", "alignof", "and", "and_eq", "asm", "auto", "bitand", "bitor", "bool", "break",
+      "case", "catch", "char", "char8_t", "char16_t", "char32_t", "class", "compl", "concept",
+      "const", "consteval", "constexpr", "constinit", "const_cast", "continue", "co_await",
+      "co_return", "co_yield", "decltype", "default", "delete", "do", "double", "dynamic_cast",
+      "else", "enum", "explicit", "export", "extern", "false", "float", "for", "friend", "goto",
+      "if", "inline", "int", "long", "mutable", "namespace", "new", "noexcept", "not", "not_eq",
+      "nullptr", "operator", "or", "or_eq", "private", "protected", "public", "register",
+      "reinterpret_cast", "requires", "restrict", "return", "short", "signed", "sizeof", "static",
+      "static_assert", "static_cast", "struct", "switch", "template", "this", "thread_local",
+      "throw", "true", "try", "typedef", "typeid", "typename", "union", "unsigned", "using",
+      "virtual", "void", "volatile", "wchar_t", "while", "xor", "xor_eq",
+      // predefined macros and namespaces
+      "linux", "unix", "i386", "std", "kiln",
+      // standard C and common POSIX headers
+      "assert", "complex", "ctype", "errno", "fenv", "float", "inttypes", "iso646", "limits",
+      "locale", "math", "setjmp", "signal", "stdalign", "stdarg", "stdatomic", "stdbool", "stddef",
+      "stdint", "stdio", "stdlib", "stdnoreturn", "string", "tgmath", "threads", "time", "uchar",
+      "wchar", "wctype", "alloca", "dlfcn", "fcntl", "features", "malloc", "memory", "pthread",
+      "sched", "semaphore", "strings", "unistd", "zlib"};
+  return words.count(name) != 0 || name.starts_with("_") || name.ends_with("_t") ||
+         name.starts_with("kiln_");
+}
+
+bool valid_utf8(const std::string& s) {
+  for (size_t i = 0; i < s.size();) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    const size_t n = c < 0x80           ? 1
+                     : (c >> 5) == 0x6  ? 2
+                     : (c >> 4) == 0xe  ? 3
+                     : (c >> 3) == 0x1e ? 4
+                                        : 0;
+    if (n == 0 || i + n > s.size()) return false;
+    for (size_t k = 1; k < n; ++k)
+      if ((static_cast<unsigned char>(s[i + k]) >> 6) != 0x2) return false;
+    i += n;
+  }
+  return true;
 }
 
 std::string upper(std::string s) {
@@ -114,11 +147,13 @@ struct TensorInfo {
 
 struct Layout {
   std::vector<TensorInfo> inputs, outputs, state;
+  std::vector<TensorInfo> checks;  // check_numerics values, after the outputs; named by message
   std::vector<int32_t> update_state;
   std::string blob;  // the state, each tensor at a multiple of 64 bytes
 };
 
-Layout make_layout(const ir::Function& f, size_t num_inputs, std::span<const ir::HostTensor> values,
+Layout make_layout(const ir::Function& f, size_t num_inputs,
+                   std::span<const ir::HostTensor> values, std::span<const std::string> checks,
                    Loc loc) {
   Layout layout;
   std::set<std::string> taken;
@@ -135,6 +170,13 @@ Layout make_layout(const ir::Function& f, size_t num_inputs, std::span<const ir:
                                                   p->type().to_string(), value.type().to_string()),
                                       loc);
     }
+    if (p->name() == "__metadata__" || !valid_utf8(p->name())) {
+      kiln::detail::raise<ValueError>(
+          "aot::compile", {},
+          fmt::format("state %{} cannot name a tensor in a safetensors file (rename the variable)",
+                      p->name()),
+          loc);
+    }
     // safetensors names must be unique: a second "Variable" becomes "Variable_1".
     std::string name = p->name();
     for (int n = 1; taken.count(name); ++n)
@@ -144,8 +186,12 @@ Layout make_layout(const ir::Function& f, size_t num_inputs, std::span<const ir:
     layout.state.push_back({name, p->type(), static_cast<int64_t>(layout.blob.size())});
     layout.blob.append(reinterpret_cast<const char*>(value.raw()), byte_size(p->type()));
   }
-  for (size_t j = 0; j < f.outputs().size(); ++j)
+  KILN_CHECK(checks.size() <= f.outputs().size(), "more checks than outputs");
+  const size_t results = f.outputs().size() - checks.size();
+  for (size_t j = 0; j < results; ++j)
     layout.outputs.push_back({fmt::format("output{}", j), f.outputs()[j]->type()});
+  for (size_t c = 0; c < checks.size(); ++c)
+    layout.checks.push_back({checks[c], f.outputs()[results + c]->type()});
   for (const ir::Function::Update& u : f.updates()) {
     const auto param = static_cast<size_t>(u.param->index());
     if (param < num_inputs) {
@@ -162,24 +208,30 @@ Layout make_layout(const ir::Function& f, size_t num_inputs, std::span<const ir:
 
 // ---- The header ----------------------------------------------------------------------------
 
-std::string run_parameters(const Layout& layout, bool named) {
+// NAME_run's parameters after the model: one pointer per input, then one per output.
+std::vector<std::string> run_parameters(const Layout& layout) {
   std::vector<std::string> params;
   for (size_t i = 0; i < layout.inputs.size(); ++i)
-    params.push_back(fmt::format("const {}*{}", c_type(layout.inputs[i].type.dtype),
-                                 named ? fmt::format(" input{}", i) : ""));
+    params.push_back(fmt::format("const {}* input{}", c_type(layout.inputs[i].type.dtype), i));
   for (size_t j = 0; j < layout.outputs.size(); ++j)
-    params.push_back(fmt::format("{}*{}", c_type(layout.outputs[j].type.dtype),
-                                 named ? fmt::format(" output{}", j) : ""));
-  return fmt::format("{}", fmt::join(params, ", "));
+    params.push_back(fmt::format("{}* output{}", c_type(layout.outputs[j].type.dtype), j));
+  return params;
 }
 
-std::string run_arguments(const Layout& layout) {
+// The names of those parameters.
+std::vector<std::string> run_arguments(const Layout& layout) {
   std::vector<std::string> args;
   for (size_t i = 0; i < layout.inputs.size(); ++i)
     args.push_back(fmt::format("input{}", i));
   for (size_t j = 0; j < layout.outputs.size(); ++j)
     args.push_back(fmt::format("output{}", j));
-  return fmt::format("{}", fmt::join(args, ", "));
+  return args;
+}
+
+// `first`, then `rest`, comma-separated.
+std::string with_first(const std::string& first, std::vector<std::string> rest) {
+  rest.insert(rest.begin(), first);
+  return fmt::format("{}", fmt::join(rest, ", "));
 }
 
 void describe_tensors(std::string& out, const std::string& prefix, const char* kind,
@@ -235,7 +287,7 @@ typedef struct {0}_model {0}_model;
 {0}_model* {0}_create_from(const char* weights_path);
 /* Runs the model: inputs, then outputs. Returns 0 on success, else non-zero with the reason
    in {0}_last_error(model). */
-int {0}_run({0}_model* model, {2});
+int {0}_run({2});
 /* The last error on `model`, or with NULL the last failed create on this thread ("" if
    none). */
 const char* {0}_last_error(const {0}_model* model);
@@ -270,7 +322,7 @@ class Model {{
   ~Model() {{ {0}_destroy(model_); }}
 
   void run({3}) {{
-    if ({0}_run(model_, {4}) != 0) throw std::runtime_error({0}_last_error(model_));
+    if ({0}_run({4}) != 0) throw std::runtime_error({0}_last_error(model_));
   }}
   void save_weights(const char* path) {{
     if ({0}_save_weights(model_, path) != 0) throw std::runtime_error({0}_last_error(model_));
@@ -290,7 +342,8 @@ class Model {{
 
 #endif
 )",
-      name, N, run_parameters(layout, true), run_parameters(layout, true), run_arguments(layout));
+      name, N, with_first(name + "_model* model", run_parameters(layout)),
+      fmt::join(run_parameters(layout), ", "), with_first("model_", run_arguments(layout)));
   return out;
 }
 
@@ -328,6 +381,7 @@ std::string glue_text(const std::string& name, const Layout& layout, int64_t wor
   const std::string inputs = tensor_table(out, "inputs", layout.inputs);
   const std::string outputs = tensor_table(out, "outputs", layout.outputs);
   const std::string state = tensor_table(out, "state", layout.state);
+  const std::string checks = tensor_table(out, "checks", layout.checks);
   std::string updates = "NULL";
   if (!layout.update_state.empty()) {
     updates = "update_state";
@@ -339,7 +393,8 @@ std::string glue_text(const std::string& name, const Layout& layout, int64_t wor
 static const kiln_aot_desc desc = {{
     KILN_AOT_ABI_VERSION, "{0}", {0}_kiln_entry, {1},
     {2}, {3}, {4}, {5}, {6}, {7}, {8}, {9},
-    {10}, {11}}};
+    {10}, {11},
+    {13}, {14}}};
 
 {0}_model* {0}_create(void) {{ return ({0}_model*)kiln_aot_create(&desc, NULL); }}
 
@@ -348,12 +403,12 @@ static const kiln_aot_desc desc = {{
   return ({0}_model*)kiln_aot_create(&desc, weights_path);
 }}
 
-int {0}_run({0}_model* model, {12}) {{
+int {0}_run({12}) {{
 )",
       name, workspace_bytes, layout.inputs.size(), inputs, layout.outputs.size(), outputs,
       layout.state.size(), state, layout.update_state.size(), updates,
       embedded ? fmt::format("{}_kiln_weights", name) : "NULL", embedded ? layout.blob.size() : 0,
-      run_parameters(layout, true));
+      with_first(name + "_model* model", run_parameters(layout)), layout.checks.size(), checks);
   std::string in = "NULL", outs = "NULL";
   if (!layout.inputs.empty()) {
     std::vector<std::string> items;
@@ -429,11 +484,12 @@ RuntimeFiles find_runtime(Loc loc) {
   std::vector<RuntimeFiles> candidates;
   const char* archive = std::getenv("KILN_AOT_RUNTIME");
   const char* include = std::getenv("KILN_AOT_INCLUDE");
-  if (archive != nullptr || include != nullptr) {
-    candidates.push_back({archive ? archive : "", include ? include : ""});
-  } else {
-    candidates.push_back({KILN_AOT_BUILD_RUNTIME, KILN_AOT_BUILD_INCLUDE});
-    candidates.push_back({KILN_AOT_INSTALL_RUNTIME, KILN_AOT_INSTALL_INCLUDE});
+  // Each variable overrides its own half of both places.
+  for (RuntimeFiles c : {RuntimeFiles{KILN_AOT_BUILD_RUNTIME, KILN_AOT_BUILD_INCLUDE},
+                         RuntimeFiles{KILN_AOT_INSTALL_RUNTIME, KILN_AOT_INSTALL_INCLUDE}}) {
+    if (archive != nullptr) c.archive = archive;
+    if (include != nullptr) c.include = include;
+    candidates.push_back(c);
   }
   std::vector<std::string> tried;
   for (const RuntimeFiles& c : candidates) {
@@ -501,31 +557,37 @@ void link_library(const std::string& name, const TempDir& temp, const std::strin
   const RuntimeFiles runtime = find_runtime(loc);
   const std::string script = temp.file(name + ".map");
   write_text(script, fmt::format("{{\n  global: {}_*;\n  local: *;\n}};\n", name), loc);
+  // KILN_AOT_CXX may be a command with arguments ("ccache c++"), split at spaces.
   const char* driver = std::getenv("KILN_AOT_CXX");
-  const std::string cxx = driver != nullptr && *driver != '\0' ? driver : "c++";
-  const std::vector<std::string> argv{cxx,
-                                      "-shared",
-                                      "-fPIC",
-                                      "-O2",
-                                      "-I" + runtime.include,
-                                      "-I" + fs::path(glue).parent_path().string(),
-                                      "-x",
-                                      "c",
-                                      glue,
-                                      "-x",
-                                      "none",
-                                      object,
-                                      runtime.archive,
-                                      "-o",
-                                      library,
-                                      "-static-libstdc++",
-                                      "-static-libgcc",
-                                      "-pthread",
-                                      "-lm",
-                                      "-Wl,--version-script=" + script,
-                                      "-Wl,--gc-sections",
-                                      "-Wl,-z,defs",
-                                      "-Wl,-s"};
+  std::vector<std::string> argv;
+  std::istringstream words(driver != nullptr ? driver : "");
+  for (std::string word; words >> word;)
+    argv.push_back(word);
+  if (argv.empty()) argv.push_back("c++");
+  const std::string cxx = argv.front();
+  argv.insert(argv.end(), {"-shared",
+                           "-fPIC",
+                           "-O2",
+                           "-I" + runtime.include,
+                           "-iquote",
+                           fs::path(glue).parent_path().string(),
+                           "-x",
+                           "c",
+                           glue,
+                           "-x",
+                           "none",
+                           object,
+                           runtime.archive,
+                           "-o",
+                           library,
+                           "-static-libstdc++",
+                           "-static-libgcc",
+                           "-pthread",
+                           "-lm",
+                           "-Wl,--version-script=" + script,
+                           "-Wl,--gc-sections",
+                           "-Wl,-z,defs",
+                           "-Wl,-s"});
   const std::string log = temp.file("link.log");
   std::string error;
   const int status = run_program(argv, log, error);
@@ -555,10 +617,10 @@ void move_into_place(const std::string& from, const std::string& to, Loc loc) {
   }
 }
 
-}  // namespace
-
-Library compile(const ir::Function& graph, size_t num_inputs, std::span<const ir::HostTensor> state,
-                const Options& options, Loc loc) {
+// aot::compile, for a graph whose last `checks.size()` outputs are check_numerics values.
+Library compile_checked(const ir::Function& graph, size_t num_inputs,
+                        std::span<const ir::HostTensor> state, std::span<const std::string> checks,
+                        const Options& options, Loc loc) {
   const std::string& name = options.name;
   if (!is_identifier(name) || is_reserved(name)) {
     kiln::detail::raise<ValueError>(
@@ -583,7 +645,14 @@ Library compile(const ir::Function& graph, size_t num_inputs, std::span<const ir
                     state.size()),
         loc);
   }
-  const Layout layout = make_layout(graph, num_inputs, state, loc);
+  const std::string library_file =
+      options.library_file.empty() ? fmt::format("lib{}.so", name) : options.library_file;
+  if (library_file.find('/') != std::string::npos || library_file == "." || library_file == "..") {
+    kiln::detail::raise<ValueError>(
+        "aot::compile", {},
+        fmt::format("library_file '{}' must be a file name, without a folder", library_file), loc);
+  }
+  const Layout layout = make_layout(graph, num_inputs, state, checks, loc);
 
   std::error_code ec;
   fs::create_directories(options.out_dir, ec);
@@ -595,7 +664,7 @@ Library compile(const ir::Function& graph, size_t num_inputs, std::span<const ir
         loc);
   }
   Library result;
-  result.library = (fs::path(options.out_dir) / fmt::format("lib{}.so", name)).string();
+  result.library = (fs::path(options.out_dir) / library_file).string();
   result.header = (fs::path(options.out_dir) / fmt::format("{}.h", name)).string();
   const bool embedded = options.weights == Weights::embed;
   if (!embedded)
@@ -637,6 +706,13 @@ Library compile(const ir::Function& graph, size_t num_inputs, std::span<const ir
   return result;
 }
 
+}  // namespace
+
+Library compile(const ir::Function& graph, size_t num_inputs, std::span<const ir::HostTensor> state,
+                const Options& options, Loc loc) {
+  return compile_checked(graph, num_inputs, state, {}, options, loc);
+}
+
 Library compile(const SavedModel& model, const Options& options, Loc loc) {
   return compile(model.graph(), 1, model.weights(), options, loc);
 }
@@ -670,7 +746,7 @@ Library compile_traced(const kiln::detail::TracedView& traced, const Options& op
         break;
     }
   }
-  return compile(traced.graph, num_inputs, state, options, loc);
+  return compile_checked(traced.graph, num_inputs, state, traced.checks, options, loc);
 }
 
 void wrong_spec_count(const std::string& function, size_t expected, size_t given, Loc loc) {

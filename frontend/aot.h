@@ -51,6 +51,8 @@ struct Options {
   std::string name = "model";
   // Created if missing.
   std::string out_dir = ".";
+  // The library's file name in out_dir; empty: libNAME.so.
+  std::string library_file = {};
   // "native" (every feature of this machine's CPU), or an LLVM CPU name for other machines:
   // "x86-64-v3" (AVX2 and FMA, no AVX-512), "x86-64-v4", "znver4", ...
   std::string target_cpu = "native";

@@ -275,6 +275,16 @@ std::span<const Binding> FunctionCore::bindings(const TracedEntry& entry) const 
   return entry.bindings;
 }
 
+std::vector<std::string> FunctionCore::check_messages(const TracedEntry& entry) const {
+  std::vector<std::string> messages;
+  for (const Trace::Check& check : entry.checks) {
+    messages.push_back(check.loc.file.empty() ? check.message
+                                              : fmt::format("{} (at {}:{})", check.message,
+                                                            check.loc.file, check.loc.line));
+  }
+  return messages;
+}
+
 std::string FunctionCore::compiled_ir(const TracedEntry& entry) const {
   return entry.compiled->compiled_ir();
 }

@@ -43,6 +43,8 @@ struct Binding;
 struct TracedView {
   const ir::Function& graph;
   std::span<const Binding> bindings;  // one per parameter (frontend/trace.h)
+  // One per check_numerics call, whose values end the graph's outputs: "message (at file:line)".
+  std::vector<std::string> checks;
 };
 
 // The non-template heart of every kiln::function: signatures, the cache, tracing, running.
@@ -65,6 +67,7 @@ class FunctionCore {
 
   const ir::Function& graph(const TracedEntry& entry) const;
   std::span<const Binding> bindings(const TracedEntry& entry) const;
+  std::vector<std::string> check_messages(const TracedEntry& entry) const;
   std::string compiled_ir(const TracedEntry& entry) const;
   std::span<const size_t> result_sizes(const TracedEntry& entry) const;
 
@@ -177,7 +180,7 @@ class Function {
   template <class... Args>
   detail::TracedView traced(Args&&... args) const {
     const detail::TracedEntry& entry = entry_for(std::forward<Args>(args)...);
-    return {core_->graph(entry), core_->bindings(entry)};
+    return {core_->graph(entry), core_->bindings(entry), core_->check_messages(entry)};
   }
   // The IR for these arguments' signature after the pass pipeline, as text.
   template <class... Args>

@@ -5,6 +5,7 @@
 #include "kiln/runtime/aot_model.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstdarg>
 #include <cstdint>
 #include <cstdio>
@@ -72,6 +73,25 @@ Buffer allocate(int64_t bytes) {
   return buffer;
 }
 
+// "NaN", "Inf" or "NaN and Inf" when the f32/f64 tensor at `data` is not all finite, else NULL.
+template <class T>
+const char* non_finite_values(const T* data, int64_t n) {
+  bool nan = false, inf = false;
+  for (int64_t i = 0; i < n; ++i) {
+    nan = nan || std::isnan(data[i]);
+    inf = inf || std::isinf(data[i]);
+  }
+  return nan && inf ? "NaN and Inf" : nan ? "NaN" : inf ? "Inf" : nullptr;
+}
+
+const char* non_finite(const TensorInfo& t, const void* data) {
+  if (t.dtype == KILN_AOT_F32)
+    return non_finite_values(static_cast<const float*>(data), t.bytes / 4);
+  if (t.dtype == KILN_AOT_F64)
+    return non_finite_values(static_cast<const double*>(data), t.bytes / 8);
+  return nullptr;  // integers are always finite
+}
+
 bool aligned(const void* p) {
   return reinterpret_cast<uintptr_t>(p) % 64 == 0;
 }
@@ -81,15 +101,16 @@ bool aligned(const void* p) {
 struct kiln_aot_model {
   std::string name;
   kiln_entry_fn entry = nullptr;
-  std::vector<TensorInfo> inputs, outputs, state;
+  std::vector<TensorInfo> inputs, outputs, state, checks;
   std::vector<int32_t> update_state;
   std::vector<void*> state_data;       // each state's current value
   std::vector<Buffer> state_owned;     // null where state_data points into the embedded weights
   std::vector<Buffer> update_buffers;  // where the entry writes each update
+  std::vector<Buffer> check_buffers;   // where it writes each check_numerics value
   std::vector<Buffer> input_staging, output_staging;
   Buffer workspace;
   std::vector<void*> frame_inputs;   // [inputs..., state...]
-  std::vector<void*> frame_outputs;  // [outputs..., updates...]
+  std::vector<void*> frame_outputs;  // [outputs..., checks..., updates...]
   int64_t status[KILN_RT_STATUS_WORDS] = {};
   ErrorText error;
 
@@ -178,6 +199,7 @@ void kiln_aot_model::init(const kiln_aot_desc& desc, const char* weights_path) {
   read_tensors("input", desc.num_inputs, desc.inputs, inputs);
   read_tensors("output", desc.num_outputs, desc.outputs, outputs);
   read_tensors("state", desc.num_state, desc.state, state);
+  read_tensors("check", desc.num_checks, desc.checks, checks);
   check_state_names();
 
   if (desc.num_updates < 0) fail(invalid + "negative update count");
@@ -211,9 +233,11 @@ void kiln_aot_model::init(const kiln_aot_desc& desc, const char* weights_path) {
     input_staging.push_back(allocate(t.bytes));
   for (const TensorInfo& t : outputs)
     output_staging.push_back(allocate(t.bytes));
+  for (const TensorInfo& t : checks)
+    check_buffers.push_back(allocate(t.bytes));
   workspace = allocate(desc.workspace_bytes);
   frame_inputs.assign(inputs.size() + state.size(), nullptr);
-  frame_outputs.assign(outputs.size() + update_state.size(), nullptr);
+  frame_outputs.assign(outputs.size() + checks.size() + update_state.size(), nullptr);
 }
 
 void kiln_aot_model::load_embedded(const kiln_aot_desc& desc, const std::vector<bool>& updated) {
@@ -271,8 +295,10 @@ int kiln_aot_model::run(const void* const* in, void* const* out) {
     }
     frame_outputs[o] = out[o] != nullptr && aligned(out[o]) ? out[o] : output_staging[o].get();
   }
+  for (size_t c = 0; c < checks.size(); ++c)
+    frame_outputs[outputs.size() + c] = check_buffers[c].get();
   for (size_t u = 0; u < update_state.size(); ++u)
-    frame_outputs[outputs.size() + u] = update_buffers[u].get();
+    frame_outputs[outputs.size() + checks.size() + u] = update_buffers[u].get();
 
   std::fill(std::begin(status), std::end(status), 0);
   kiln_frame frame{frame_inputs.data(), frame_outputs.data(), workspace.get(), status};
@@ -290,6 +316,13 @@ int kiln_aot_model::run(const void* const* in, void* const* out) {
         static_cast<long long>(status[1]), static_cast<long long>(status[2]),
         static_cast<long long>(status[3]), static_cast<long long>(status[0] - 1),
         update_state.empty() ? "" : "; the state was not updated");
+  }
+  for (size_t c = 0; c < checks.size(); ++c) {
+    const char* wrong = non_finite(checks[c], check_buffers[c].get());
+    if (wrong != nullptr) {
+      return run_error("check_numerics: %s: found %s%s", checks[c].name.c_str(), wrong,
+                       update_state.empty() ? "" : "; the state was not updated");
+    }
   }
   for (size_t u = 0; u < update_state.size(); ++u) {
     size_t s = static_cast<size_t>(update_state[u]);

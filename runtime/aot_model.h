@@ -20,7 +20,7 @@ extern "C" {
 #endif
 
 /* Version of kiln_aot_desc's layout; kiln_aot_create refuses a descriptor of another. */
-#define KILN_AOT_ABI_VERSION 1
+#define KILN_AOT_ABI_VERSION 2
 
 /* Element types, numbered as kiln::ir::DType. */
 enum {
@@ -34,8 +34,8 @@ enum {
 
 /* One input, output or state tensor: dense, row-major. */
 typedef struct kiln_aot_tensor {
-  const char* name;     /* state: the name in safetensors files; inputs/outputs: for messages */
-  int32_t dtype;        /* KILN_AOT_* */
+  const char* name; /* state: the name in safetensors files; inputs/outputs: for messages */
+  int32_t dtype;    /* KILN_AOT_* */
   int32_t rank;
   const int64_t* shape; /* `rank` sizes */
   int64_t bytes;        /* elements × element size */
@@ -58,6 +58,11 @@ typedef struct kiln_aot_desc {
   const int32_t* update_state; /* for each update (in kiln_frame order), the state it writes */
   const void* weights;         /* the embedded state, 64-byte aligned; NULL when not embedded */
   int64_t weights_bytes;
+  /* check_numerics values: the entry writes them after the outputs (before the updates); a run
+     in which one holds NaN or Inf fails, naming the check, and applies no update. Each name is
+     the check's message. */
+  int32_t num_checks;
+  const kiln_aot_tensor* checks;
 } kiln_aot_desc;
 
 typedef struct kiln_aot_model kiln_aot_model;
@@ -71,7 +76,8 @@ kiln_aot_model* kiln_aot_create(const kiln_aot_desc* desc, const char* weights_p
 /* Runs the function once: `inputs` holds desc->num_inputs pointers, `outputs` desc->num_outputs
    pointers, each to a dense buffer of the tensor's size (any alignment; aligned to 64 bytes
    avoids a copy). Then applies the updates to the state. Returns 0 on success, non-zero on
-   failure (NULL pointers, an out-of-range gather index) with kiln_aot_last_error(model) set.
+   failure (NULL pointers, an out-of-range gather index, a check_numerics value that is not
+   finite) with kiln_aot_last_error(model) set; a failed run applies no update.
    One instance runs one call at a time; separate instances may run concurrently. */
 int kiln_aot_run(kiln_aot_model* model, const void* const* inputs, void* const* outputs);
 
@@ -82,7 +88,7 @@ int kiln_aot_run(kiln_aot_model* model, const void* const* inputs, void* const* 
 const char* kiln_aot_last_error(const kiln_aot_model* model);
 
 /* Writes the current state to a safetensors file (written to a temporary file, then renamed):
-   the weights after training, loadable with kiln_aot_create and by Kiln's load_weights.
+   the weights after training, loadable with kiln_aot_create and kiln::safetensors::load.
    Returns 0 on success. */
 int kiln_aot_save_weights(kiln_aot_model* model, const char* path);
 

@@ -58,6 +58,19 @@ k::Sequential built(k::Sequential model) {
   return model;
 }
 
+// Compiles a program in `dir` against libpoly.so there with `compiler` (a command line naming
+// the source), runs it and returns its output.
+std::string build_and_run(const TempDir& dir, const std::string& compiler) {
+  k::testing::Outcome build = k::testing::shell(fmt::format(
+      "cd {} && {} -L. -lpoly -Wl,-rpath,'$ORIGIN' -o main", dir.path.string(), compiler));
+  INFO(build.out);
+  REQUIRE(build.status == 0);
+  k::testing::Outcome run = k::testing::shell(dir.file("main"));
+  INFO(run.out);
+  REQUIRE(run.status == 0);
+  return run.out;
+}
+
 k::Tensor images(int64_t n, uint64_t seed) {
   return k::random_uniform({n, 28, 28}, 0.0, 1.0, seed);
 }
@@ -149,16 +162,8 @@ int main(void) {
   return 0;
 }
 )");
-  k::testing::Outcome build = k::testing::shell(
-      fmt::format("cd {} && cc -std=c99 -Wall -Wextra -Werror -pedantic main.c -L. -lpoly "
-                  "-Wl,-rpath,'$ORIGIN' -o main",
-                  dir.path.string()));
-  INFO(build.out);
-  REQUIRE(build.status == 0);
-  k::testing::Outcome run = k::testing::shell(dir.file("main"));
-  INFO(run.out);
-  REQUIRE(run.status == 0);
-  CHECK(run.out == "f32 output0 6: 54.0000 9.0000 4.0000 3.3750 9.0000 79.0000\n");
+  const std::string out = build_and_run(dir, "cc -std=c99 -Wall -Wextra -Werror -pedantic main.c");
+  CHECK(out == "f32 output0 6: 54.0000 9.0000 4.0000 3.3750 9.0000 79.0000\n");
   // The program itself needs no libstdc++ either.
   CHECK(needed(dir.file("main")).count("libstdc++.so.6") == 0);
 }
@@ -193,18 +198,10 @@ int main() {
   return 0;
 }
 )");
-  k::testing::Outcome build = k::testing::shell(
-      fmt::format("cd {} && c++ -std=c++17 -Wall -Wextra -Werror main.cpp -L. -lpoly "
-                  "-Wl,-rpath,'$ORIGIN' -o main",
-                  dir.path.string()));
-  INFO(build.out);
-  REQUIRE(build.status == 0);
-  k::testing::Outcome run = k::testing::shell(dir.file("main"));
-  INFO(run.out);
-  REQUIRE(run.status == 0);
-  CHECK(run.out.rfind("54.0000 79.0000\ncaught: ", 0) == 0);
-  CHECK(run.out.find("NULL") != std::string::npos);
-  CHECK(run.out.find("/nonexistent/poly.safetensors") != std::string::npos);
+  const std::string out = build_and_run(dir, "c++ -std=c++17 -Wall -Wextra -Werror main.cpp");
+  CHECK(out.rfind("54.0000 79.0000\ncaught: ", 0) == 0);
+  CHECK(out.find("NULL") != std::string::npos);
+  CHECK(out.find("/nonexistent/poly.safetensors") != std::string::npos);
 }
 
 TEST_CASE("aot: the Fashion-MNIST MLP from its saved model matches the JIT", "[aot]") {
@@ -460,7 +457,9 @@ TEST_CASE("kiln aot compiles the Fashion-MNIST MLP's saved model", "[aot][tool]"
   check_close(y.data(), k::load_model(dir.file("saved"))(x));
   so.destroy(model);
 
-  // --name, --weights external and another file name.
+  // --name, --weights external and another file name; an existing libmnist.so is left alone.
+  std::filesystem::create_directories(dir.file("other"));
+  k::testing::write_bytes(dir.file("other/libmnist.so"), "not touched");
   o = k::testing::kiln_cli(
       fmt::format("aot {} -o {} --name mnist --weights external --target-cpu x86-64-v3",
                   dir.file("saved"), dir.file("other/mnist-v3.so")));
@@ -470,6 +469,7 @@ TEST_CASE("kiln aot compiles the Fashion-MNIST MLP's saved model", "[aot][tool]"
     INFO(file);
     CHECK(std::filesystem::is_regular_file(dir.file(file)));
   }
+  CHECK(k::testing::read_bytes(dir.file("other/libmnist.so")) == "not touched");
 }
 
 TEST_CASE("kiln aot says what is wrong and writes no library", "[aot][tool]") {
@@ -542,4 +542,77 @@ TEST_CASE("aot: the C example classifies the Fashion-MNIST test set as the JIT d
   }
   CHECK_THAT(run.out, Catch::StartsWith(fmt::format("test accuracy {:.4f} ({} of 10000 images)",
                                                     double(correct) / 10000, correct)));
+}
+
+TEST_CASE("aot: check_numerics in a compiled step fails the run and keeps the state", "[aot]") {
+  TempDir dir;
+  k::Variable w(k::constant({1.f, 2.f}), "w");
+  auto step = k::function(
+      [&](const k::Tensor& x) {
+        k::Tensor loss = k::check_numerics(k::reduce_sum(k::log(x) * w.value()), "loss");
+        w.assign_sub(0.5f * x);
+        return loss;
+      },
+      "step");
+  const k::aot::Library lib =
+      k::aot::compile(step, {k::TensorSpec({2})}, {.name = "checked", .out_dir = dir.path});
+  // The check is not an output: NAME_run takes the input and the loss only.
+  CHECK_THAT(k::testing::read_bytes(lib.header),
+             Catch::Contains("int checked_run(checked_model* model, const float* input0, "
+                             "float* output0);"));
+  AotLibrary so(lib.library, "checked");
+  void* model = so.create();
+  auto run = so.fn<RunFn>("run");
+  const float good[2] = {1.f, 1.f}, bad[2] = {-1.f, 1.f};
+  float loss = -1;
+  REQUIRE(run(model, good, &loss) == 0);
+  CHECK(loss == 0.f);
+  CHECK(run(model, bad, &loss) != 0);
+  CHECK_THAT(so.last_error(model), Catch::Contains("check_numerics: loss") &&
+                                       Catch::Contains("found NaN") &&
+                                       Catch::Contains("the state was not updated"));
+  // w went 1, 2 → 0.5, 1.5 after the good step and stayed there.
+  REQUIRE(so.fn<int(void*, const char*)>("save_weights")(model,
+                                                         dir.file("w.safetensors").c_str()) == 0);
+  const k::Tensor saved = k::safetensors::load(dir.file("w.safetensors")).at(0).second;
+  CHECK(saved.host().data<float>()[0] == 0.5f);
+  CHECK(saved.host().data<float>()[1] == 1.5f);
+  so.destroy(model);
+}
+
+TEST_CASE("aot: a function with no inputs and no outputs compiles and updates its state", "[aot]") {
+  TempDir dir;
+  k::Variable count(k::constant(0.f), "count");
+  auto tick = k::function([&]() { count.assign_add(k::constant(1.f)); }, "tick");
+  const k::aot::Library lib = k::aot::compile(tick, {}, {.name = "tick", .out_dir = dir.path});
+  CHECK_THAT(k::testing::read_bytes(lib.header),
+             Catch::Contains("int tick_run(tick_model* model);"));
+  AotLibrary so(lib.library, "tick");
+  void* model = so.create();
+  for (int i = 0; i < 3; ++i)
+    REQUIRE(so.fn<int(void*)>("run")(model) == 0);
+  REQUIRE(so.fn<int(void*, const char*)>("save_weights")(model,
+                                                         dir.file("t.safetensors").c_str()) == 0);
+  CHECK(k::safetensors::load(dir.file("t.safetensors")).at(0).second.item<float>() == 3.f);
+  so.destroy(model);
+}
+
+TEST_CASE("aot: names that would break a C or C++ user are refused", "[aot]") {
+  TempDir dir;
+  auto poly = poly_function();
+  for (const char* name :
+       {"continue", "and", "virtual", "_Unwind", "linux", "int64_t", "math", "stdint", "std"}) {
+    INFO(name);
+    CHECK_THAT(k::testing::error_of<k::ValueError>([&] {
+                 k::aot::compile(poly, {k::TensorSpec({6})}, {.name = name, .out_dir = dir.path});
+               }),
+               Catch::Contains("C identifier"));
+  }
+  k::Variable meta(k::constant(1.f), "__metadata__");
+  auto reads = k::function([&](const k::Tensor& x) { return x * meta.value(); }, "reads");
+  CHECK_THAT(k::testing::error_of<k::ValueError>([&] {
+               k::aot::compile(reads, {k::TensorSpec({2})}, {.name = "reads", .out_dir = dir.path});
+             }),
+             Catch::Contains("%__metadata__ cannot name a tensor"));
+  CHECK(std::filesystem::is_empty(dir.path));
 }

@@ -344,6 +344,7 @@ int aot(const std::vector<std::string>& args) {
   k::aot::Options options;
   options.name = library_name(parsed.last("--name"), *output);
   options.out_dir = std::filesystem::path(*output).parent_path().string();
+  options.library_file = std::filesystem::path(*output).filename().string();
   if (options.out_dir.empty()) options.out_dir = ".";
   options.target_cpu = parsed.last("--target-cpu").value_or("native");
   const std::string weights = parsed.last("--weights").value_or("embed");
@@ -365,11 +366,6 @@ int aot(const std::vector<std::string>& args) {
   } else {
     k::ir::Function function = load_function(*model);
     lib = k::aot::compile(function, function.params().size(), {}, options);
-  }
-  // The library goes where -o says, under whatever file name it gives.
-  if (std::filesystem::path(lib.library) != std::filesystem::path(*output)) {
-    std::filesystem::rename(lib.library, *output);
-    lib.library = *output;
   }
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
