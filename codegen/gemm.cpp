@@ -210,6 +210,128 @@ llvm::Function* part_body(llvm::Module& module, const Config& cfg, bool transpos
   return fn;
 }
 
+// Rows of C up to which a matmul may stream B instead of packing it (small_m_body). Each part
+// reads a block of B's rows at a stride of N elements (a new page per row when B is wide).
+// With up to 3 rows the block is 8 vectors wide and streaming wins; with 4 to 8 rows it is
+// narrower, and streaming wins only while the block stays in L2 (measured, 784 × 512 and
+// 3136 × 1024 B at 1 to 12 rows: docs/performance.md).
+constexpr int64_t kSmallM = 8;
+constexpr int64_t kSmallMWide = 3;
+constexpr int64_t kSmallMBlockBytes = 512 * 1024;
+
+// Vectors of columns one small-M part computes: rows × vectors accumulators fill the vector
+// registers but 8 (for B's vectors and the broadcast A elements), at most 8 vectors.
+int64_t small_m_vectors(const Config& cfg, int64_t rows) {
+  return std::clamp<int64_t>((cfg.registers - 8) / std::max<int64_t>(rows, 1), 1, 8);
+}
+
+// body(ctx, begin, end) for a C of `rows` rows (a batch of one at inference): parts are blocks
+// of small_m_vectors · lanes columns; acc[r][v] += a[r][k] · B[k][j0 + v·lanes] over k, for all
+// rows at once, so B is read once, as it lies (packing would read it and write it again for
+// the few rows that use it). Then the block's epilogue.
+llvm::Function* small_m_body(llvm::Module& module, const Config& cfg, bool transpose_a,
+                             int64_t rows) {
+  const int64_t vectors = small_m_vectors(cfg, rows);
+  const std::string name = fmt::format("gemm_small_{}_{}x{}x{}{}", ir::dtype_name(cfg.dtype), rows,
+                                       vectors, cfg.lanes, transpose_a ? "_ta" : "");
+  if (llvm::Function* existing = module.getFunction(name)) return existing;
+  llvm::Function* fn = loop_body(module, name);
+  llvm::LLVMContext& context = module.getContext();
+  llvm::Type* ptr = llvm::PointerType::get(context, 0);
+  llvm::Type* i64 = llvm::Type::getInt64Ty(context);
+  auto* epilogue_type =
+      llvm::FunctionType::get(llvm::Type::getVoidTy(context), {ptr, i64, i64, i64, i64}, false);
+  llvm::Type* t = scalar_type(context, cfg.dtype);
+  auto* v = llvm::FixedVectorType::get(t, static_cast<unsigned>(cfg.lanes));
+  const llvm::Align align(static_cast<uint64_t>(cfg.element_bytes()));
+  const int64_t width = cfg.lanes * vectors;
+  const auto count = static_cast<size_t>(rows * vectors);  // accumulators, [r * vectors + q]
+
+  Builder b(llvm::BasicBlock::Create(context, "entry", fn));
+  Value* ctx_ptr = fn->getArg(0);
+  ContextAccess ctx(b, ctx_ptr);
+  Value* a = ctx.get(kA);
+  Value* bm = ctx.get(kB);
+  Value* c = ctx.get(kC);
+  Value* n = ctx.get(kN);
+  Value* k = ctx.get(kK);
+  Value* epilogue = ctx.get(kEpilogue);
+  Value* zero = b.getInt64(0);
+  Value* zero_vector = llvm::ConstantAggregateZero::get(v);
+  gemm::emit_range(b, fn->getArg(1), fn->getArg(2), 1, [&](Value* part) {
+    Value* j0 = b.CreateMul(part, b.getInt64(width));
+    Value* cols = gemm::emit_min(b, b.getInt64(width), b.CreateSub(n, j0));
+    std::vector<Value*> masks;
+    for (int64_t q = 0; q < vectors; ++q)
+      masks.push_back(gemm::lanes_below(b, cfg, q * cfg.lanes, cols));
+
+    // The k loop, its accumulators in registers (phi nodes).
+    llvm::BasicBlock* pre = b.GetInsertBlock();
+    llvm::BasicBlock* loop = llvm::BasicBlock::Create(context, "small_k", fn);
+    llvm::BasicBlock* done = llvm::BasicBlock::Create(context, "small_k_done", fn);
+    b.CreateCondBr(b.CreateICmpSGT(k, zero), loop, done);
+    b.SetInsertPoint(loop);
+    llvm::PHINode* kk = b.CreatePHI(i64, 2, "k");
+    kk->addIncoming(zero, pre);
+    std::vector<llvm::PHINode*> acc;
+    for (size_t i = 0; i < count; ++i) {
+      acc.push_back(b.CreatePHI(v, 2, "acc"));
+      acc.back()->addIncoming(zero_vector, pre);
+    }
+    Value* row = b.CreateInBoundsGEP(t, bm, b.CreateAdd(b.CreateMul(kk, n), j0));
+    std::vector<Value*> bv;
+    for (int64_t q = 0; q < vectors; ++q) {
+      Value* at = b.CreateInBoundsGEP(t, row, b.getInt64(q * cfg.lanes));
+      bv.push_back(b.CreateMaskedLoad(v, at, align, masks[static_cast<size_t>(q)], zero_vector));
+    }
+    std::vector<Value*> next(count);
+    for (int64_t r = 0; r < rows; ++r) {
+      // A is [rows, k] (or [k, rows] transposed).
+      Value* a_at = transpose_a ? b.CreateAdd(b.CreateMul(kk, b.getInt64(rows)), b.getInt64(r))
+                                : b.CreateAdd(b.CreateMul(b.getInt64(r), k), kk);
+      Value* a_rk = b.CreateVectorSplat(static_cast<unsigned>(cfg.lanes),
+                                        b.CreateLoad(t, b.CreateInBoundsGEP(t, a, a_at)));
+      for (int64_t q = 0; q < vectors; ++q) {
+        const auto i = static_cast<size_t>(r * vectors + q);
+        Value* args[] = {a_rk, bv[static_cast<size_t>(q)], acc[i]};
+        next[i] = b.CreateIntrinsic(llvm::Intrinsic::fma, {v}, args);
+      }
+    }
+    Value* k_next = b.CreateAdd(kk, b.getInt64(1));
+    llvm::BasicBlock* latch = b.GetInsertBlock();
+    kk->addIncoming(k_next, latch);
+    for (size_t i = 0; i < count; ++i)
+      acc[i]->addIncoming(next[i], latch);
+    b.CreateCondBr(b.CreateICmpSLT(k_next, k), loop, done);
+
+    b.SetInsertPoint(done);
+    std::vector<Value*> results;  // phis first: they must open the block
+    for (size_t i = 0; i < count; ++i) {
+      llvm::PHINode* result = b.CreatePHI(v, 2, "c");
+      result->addIncoming(zero_vector, pre);
+      result->addIncoming(next[i], latch);
+      results.push_back(result);
+    }
+    for (int64_t r = 0; r < rows; ++r) {
+      Value* c_row = b.CreateInBoundsGEP(t, c, b.CreateAdd(b.CreateMul(b.getInt64(r), n), j0));
+      for (int64_t q = 0; q < vectors; ++q) {
+        b.CreateMaskedStore(results[static_cast<size_t>(r * vectors + q)],
+                            b.CreateInBoundsGEP(t, c_row, b.getInt64(q * cfg.lanes)), align,
+                            masks[static_cast<size_t>(q)]);
+      }
+    }
+    llvm::BasicBlock* run = llvm::BasicBlock::Create(context, "epilogue", fn);
+    llvm::BasicBlock* after = llvm::BasicBlock::Create(context, "after_epilogue", fn);
+    b.CreateCondBr(b.CreateIsNotNull(epilogue), run, after);
+    b.SetInsertPoint(run);
+    b.CreateCall(epilogue_type, epilogue, {ctx_ptr, zero, j0, b.getInt64(rows), cols});
+    b.CreateBr(after);
+    b.SetInsertPoint(after);
+  });
+  b.CreateRetVoid();
+  return fn;
+}
+
 // What the per-kernel code needs to know about one matmul kernel, fixed at compile time.
 struct Gemm {
   const passes::Kernel& kernel;
@@ -236,6 +358,16 @@ struct Gemm {
   }
 
   bool has_epilogue() const { return kernel.nodes.size() > 1; }
+  // Few rows and B as it lies in memory ([K, N]): stream B (small_m_body).
+  bool small_m() const {
+    if (dims.m > kSmallM || dims.transpose_b) return false;
+    const int64_t block =
+        dims.k * config.lanes * small_m_vectors(config, dims.m) * config.element_bytes();
+    return dims.m <= kSmallMWide || block <= kSmallMBlockBytes;
+  }
+  int64_t small_m_parts() const {
+    return ceil_div(dims.n, config.lanes * small_m_vectors(config, dims.m));
+  }
   int64_t c_elements() const { return batch_count * dims.m * dims.n; }
   int64_t col_panels() const { return ceil_div(dims.n, config.nr()); }
   // Parts along N when there are too few row panels to go around the threads.
@@ -323,7 +455,9 @@ void emit_driver(llvm::Function& fn, const Gemm& g) {
   const int64_t es = cfg.element_bytes();
   llvm::Type* t = scalar_type(context, cfg.dtype);
 
-  llvm::Function* part = part_body(module, cfg, g.dims.transpose_a, g.dims.transpose_b);
+  llvm::Function* part = g.small_m()
+                             ? small_m_body(module, cfg, g.dims.transpose_a, g.dims.m)
+                             : part_body(module, cfg, g.dims.transpose_a, g.dims.transpose_b);
   llvm::Function* epilogue =
       g.has_epilogue() ? emit_epilogue(module, g, fn.getName().str() + "_epilogue") : nullptr;
   auto alloc = module.getOrInsertFunction("kiln_rt_alloc", ptr, i64);
@@ -359,7 +493,9 @@ void emit_driver(llvm::Function& fn, const Gemm& g) {
   // One part per thread (each packs its own copy of the other operand); a problem too small to
   // be worth waking a thread for runs on the calling thread.
   constexpr int64_t kParallelWork = int64_t{1} << 22;
-  const int64_t parts = g.split_n() ? g.col_panels() : g.row_panels;
+  const int64_t parts = g.small_m()   ? g.small_m_parts()
+                        : g.split_n() ? g.col_panels()
+                                      : g.row_panels;
   Value* grain = b.getInt64(parts);
   if (g.dims.m * g.dims.n * std::max<int64_t>(g.dims.k, 1) >= kParallelWork) {
     Value* threads = b.CreateSExt(b.CreateCall(num_threads), i64);

@@ -38,15 +38,6 @@ void set_loop_hints(llvm::BranchInst* branch, unsigned unroll, bool vectorize) {
   branch->setMetadata(llvm::LLVMContext::MD_loop, loop);
 }
 
-// Lanes [first, first + lanes) that are below `limit`, as an i1 vector.
-Value* lanes_below(Builder& b, const Config& config, int64_t first, Value* limit) {
-  std::vector<llvm::Constant*> iota;
-  for (int64_t l = 0; l < config.lanes; ++l)
-    iota.push_back(b.getInt64(static_cast<uint64_t>(first + l)));
-  Value* splat = b.CreateVectorSplat(static_cast<unsigned>(config.lanes), limit);
-  return b.CreateICmpSLT(llvm::ConstantVector::get(iota), splat);
-}
-
 using Tile = std::vector<Value*>;  // accumulators, row-major: [r * vectors + v]
 
 // The k loop: acc[r][v] += splat(a[k][r]) · b[k][v], kept in registers.
@@ -156,6 +147,7 @@ Config choose_config(ir::DType dtype, int64_t n, const VectorUnit& unit) {
   Config config;
   config.dtype = dtype;
   config.lanes = unit.bytes / config.element_bytes();
+  config.registers = unit.registers;
   // mr · vectors accumulators and the `vectors` B vectors must fit in the registers (the A
   // element is broadcast from memory by the FMA). A result no wider than one vector gets a
   // one-vector micro-tile, so that fewer padding columns are computed.
@@ -166,6 +158,14 @@ Config choose_config(ir::DType dtype, int64_t n, const VectorUnit& unit) {
   const int64_t l1_budget = wide ? 32 * 1024 : 16 * 1024;
   config.kc = l1_budget / (config.nr() * config.element_bytes());
   return config;
+}
+
+Value* lanes_below(Builder& b, const Config& config, int64_t first, Value* limit) {
+  std::vector<llvm::Constant*> iota;
+  for (int64_t l = 0; l < config.lanes; ++l)
+    iota.push_back(b.getInt64(static_cast<uint64_t>(first + l)));
+  Value* splat = b.CreateVectorSplat(static_cast<unsigned>(config.lanes), limit);
+  return b.CreateICmpSLT(llvm::ConstantVector::get(iota), splat);
 }
 
 std::string Config::tag() const {

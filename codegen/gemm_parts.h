@@ -17,6 +17,7 @@ namespace kiln::codegen::gemm {
 struct Config {
   ir::DType dtype = ir::DType::f32;
   int64_t lanes = 16;
+  int64_t registers = 32;  // vector registers of the target
   int64_t mr = 14;
   int64_t vectors = 2;
   int64_t kc = 256;
@@ -50,6 +51,9 @@ void emit_range(Builder& b, llvm::Value* begin, llvm::Value* end, int64_t step,
                 const std::function<void(llvm::Value*)>& body, bool vectorize = true);
 
 llvm::Value* emit_min(Builder& b, llvm::Value* x, llvm::Value* y);
+
+// Lanes [first, first + config.lanes) that are below `limit` (an i64), as an i1 vector.
+llvm::Value* lanes_below(Builder& b, const Config& config, int64_t first, llvm::Value* limit);
 
 // void micro(ptr a_panel, ptr b_panel, i64 kc, ptr c, i64 ldc, i64 rows, i64 cols,
 // i1 accumulate): C[0:rows, 0:cols] (+)= Σ_k a_panel[k][0:mr] ⊗ b_panel[k][0:nr], C with row
