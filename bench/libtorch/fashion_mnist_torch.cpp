@@ -25,6 +25,20 @@
 // busy 2-core machine, OpenMP's default spin-waiting threads starve OpenBLAS's (the MLP took
 // 25-45 s per epoch instead of 1.9 s), hence OMP_WAIT_POLICY=passive.
 // The data are the IDX files of the Debian package dataset-fashion-mnist.
+//
+// --infer: no data and no training; latency of one eval-mode forward pass at batch 1 (a random
+// [1,1,28,28] input in [0,1]; the MLP's Flatten takes it too) on a freshly initialised model.
+// First the cold start: model construction + init + first forward call, under NoGradGuard; then,
+// for each of torch::NoGradGuard and c10::InferenceMode, 200 warm-up calls and N timed calls
+// (--calls N; default 2000 for mlp, 300 for convnet), summarised as
+//   model=mlp mode=first_call threads=T first_call_ms=X
+//   model=mlp mode=infer guard=no_grad threads=T calls=N median_us=X p10_us=Y p90_us=Z
+// With --model both, the convnet's first call is no longer the process's first.
+//   env -u OPENBLAS_CORETYPE $bin --model mlp --infer --threads 1
+//   env -u OPENBLAS_CORETYPE OMP_WAIT_POLICY=passive $bin --model mlp --infer --threads 2
+//   env -u OPENBLAS_CORETYPE $bin --model convnet --infer --threads 1
+//   env -u OPENBLAS_CORETYPE OMP_WAIT_POLICY=passive $bin --model convnet --infer --threads 2
+#include <c10/core/InferenceMode.h>
 #include <dlfcn.h>
 #include <fmt/core.h>
 #include <torch/torch.h>
@@ -50,6 +64,8 @@ struct Options {
   int64_t epochs = 3;
   int threads = 1;
   std::string model = "both";
+  bool infer = false;
+  int64_t calls = 0;  // --infer's timed calls; 0: the model's default
 };
 
 struct Split {
@@ -192,6 +208,71 @@ void run(const std::string& tag, torch::nn::Sequential model, torch::optim::Opti
   std::fflush(stdout);
 }
 
+// The q-quantile of sorted values, interpolating between neighbours.
+double quantile(const std::vector<double>& sorted, double q) {
+  if (sorted.empty()) return 0;
+  double at = q * double(sorted.size() - 1);
+  auto below = static_cast<size_t>(at);
+  size_t above = std::min(below + 1, sorted.size() - 1);
+  return sorted[below] + (at - double(below)) * (sorted[above] - sorted[below]);
+}
+
+// Microseconds per forward call of `model` on `x`, one entry per timed call, after warm-up; the
+// caller holds the gradient guard.
+std::vector<double> time_forward(torch::nn::Sequential& model, const torch::Tensor& x,
+                                 int64_t calls) {
+  constexpr int kWarmup = 200;
+  for (int i = 0; i < kWarmup; ++i)
+    model->forward(x);
+  std::vector<double> micros;
+  micros.reserve(size_t(calls));
+  for (int64_t i = 0; i < calls; ++i) {
+    auto start = std::chrono::steady_clock::now();
+    torch::Tensor y = model->forward(x);
+    micros.push_back(
+        std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - start)
+            .count());
+  }
+  std::sort(micros.begin(), micros.end());
+  return micros;
+}
+
+// --infer for one model: the cold first call, then batch-1 latency under each gradient guard.
+void run_infer(const std::string& tag, torch::nn::Sequential (*make)(), int64_t default_calls,
+               const Options& opts) {
+  int64_t calls = opts.calls > 0 ? opts.calls : default_calls;
+  torch::Tensor x = torch::rand({1, 1, 28, 28});
+  torch::nn::Sequential model;
+  {
+    torch::NoGradGuard no_grad;
+    auto start = std::chrono::steady_clock::now();
+    model = make();
+    init_like_keras(*model);
+    model->eval();
+    torch::Tensor y = model->forward(x);
+    double ms =
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+    if (y.dim() != 2 || y.size(0) != 1 || y.size(1) != 10)
+      throw std::runtime_error(fmt::format("{}: output is not [1, 10]", tag));
+    fmt::print("model={} mode=first_call threads={} first_call_ms={:.3f}\n", tag, opts.threads, ms);
+  }
+  auto report = [&](const char* guard, const std::vector<double>& us) {
+    fmt::print(
+        "model={} mode=infer guard={} threads={} calls={} median_us={:.1f} p10_us={:.1f} "
+        "p90_us={:.1f}\n",
+        tag, guard, opts.threads, calls, quantile(us, 0.5), quantile(us, 0.1), quantile(us, 0.9));
+    std::fflush(stdout);
+  };
+  {
+    torch::NoGradGuard no_grad;
+    report("no_grad", time_forward(model, x, calls));
+  }
+  {
+    c10::InferenceMode inference;
+    report("inference_mode", time_forward(model, x, calls));
+  }
+}
+
 Options parse(int argc, char** argv) {
   Options opts;
   auto value = [&](int& i) -> std::string {
@@ -214,6 +295,11 @@ Options parse(int argc, char** argv) {
       opts.threads = int(std::clamp<int64_t>(number(i), 0, 1024));
     } else if (arg == "--model") {
       opts.model = value(i);
+    } else if (arg == "--infer") {
+      opts.infer = true;
+    } else if (arg == "--calls") {
+      opts.calls = number(i);
+      if (opts.calls < 1) throw std::invalid_argument("--calls needs a number >= 1");
     } else {
       throw std::invalid_argument(fmt::format("unknown argument '{}'", arg));
     }
@@ -235,6 +321,17 @@ int set_openblas_threads(int threads) {
   return get ? get() : 0;
 }
 
+// One inter-op thread and `threads` intra-op and OpenBLAS threads; prints what took effect.
+void set_threads(int threads) {
+  at::set_num_interop_threads(1);
+  torch::set_num_threads(threads);
+  int blas_threads = set_openblas_threads(threads);
+  const char* coretype = std::getenv("OPENBLAS_CORETYPE");
+  fmt::print("libtorch {}: intra-op threads {}, OpenBLAS threads {}, OPENBLAS_CORETYPE {}\n",
+             TORCH_VERSION, torch::get_num_threads(), blas_threads,
+             coretype ? coretype : "(unset)");
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -242,9 +339,23 @@ int main(int argc, char** argv) {
   try {
     opts = parse(argc, argv);
   } catch (const std::exception& e) {
-    fmt::print(stderr, "{}\nusage: {} [--epochs N] [--threads T] [--model mlp|convnet|both]\n",
+    fmt::print(stderr,
+               "{}\nusage: {} [--epochs N] [--threads T] [--model mlp|convnet|both] "
+               "[--infer [--calls N]]\n",
                e.what(), argv[0]);
     return 2;
+  }
+  if (opts.infer) {
+    try {
+      set_threads(opts.threads);
+      torch::manual_seed(1);
+      if (opts.model != "convnet") run_infer("mlp", make_mlp, 2000, opts);
+      if (opts.model != "mlp") run_infer("convnet", make_convnet, 300, opts);
+    } catch (const std::exception& e) {
+      fmt::print(stderr, "error: {}\n", e.what());
+      return 1;
+    }
+    return 0;
   }
   for (const char* name : {"train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
                            "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"}) {
@@ -255,13 +366,7 @@ int main(int argc, char** argv) {
     }
   }
   try {
-    at::set_num_interop_threads(1);
-    torch::set_num_threads(opts.threads);
-    int blas_threads = set_openblas_threads(opts.threads);
-    const char* coretype = std::getenv("OPENBLAS_CORETYPE");
-    fmt::print("libtorch {}: intra-op threads {}, OpenBLAS threads {}, OPENBLAS_CORETYPE {}\n",
-               TORCH_VERSION, torch::get_num_threads(), blas_threads,
-               coretype ? coretype : "(unset)");
+    set_threads(opts.threads);
     torch::manual_seed(1);
 
     Split all = load_split("train"), test = load_split("t10k");
