@@ -1,5 +1,6 @@
 #include "kiln/frontend/aot.h"
 
+#include <dlfcn.h>
 #include <fcntl.h>
 #include <spawn.h>
 #include <sys/wait.h>
@@ -152,9 +153,8 @@ struct Layout {
   std::string blob;  // the state, each tensor at a multiple of 64 bytes
 };
 
-Layout make_layout(const ir::Function& f, size_t num_inputs,
-                   std::span<const ir::HostTensor> values, std::span<const std::string> checks,
-                   Loc loc) {
+Layout make_layout(const ir::Function& f, size_t num_inputs, std::span<const ir::HostTensor> values,
+                   std::span<const std::string> checks, Loc loc) {
   Layout layout;
   std::set<std::string> taken;
   for (size_t i = 0; i < f.params().size(); ++i) {
@@ -474,19 +474,32 @@ void write_text(const std::string& path, const std::string& text, Loc loc) {
   kiln::detail::write_file_atomically(path, text, "aot::compile", loc);
 }
 
-// Where the static runtime and its headers are: next to the build tree Kiln was built in, or
-// where it was installed (KILN_AOT_RUNTIME and KILN_AOT_INCLUDE override both).
+// Where the static runtime and its headers are: installed next to the libkiln in use (found
+// from its own path, so an installed tree may move), or in the build tree Kiln was built in.
+// KILN_AOT_RUNTIME and KILN_AOT_INCLUDE override either half.
 struct RuntimeFiles {
   std::string archive, include;
 };
+
+// The folder of the shared library (or program) this code was loaded from.
+fs::path own_folder() {
+  Dl_info info{};
+  if (dladdr(reinterpret_cast<void*>(&own_folder), &info) == 0 || info.dli_fname == nullptr)
+    return {};
+  std::error_code ec;
+  fs::path path = fs::canonical(info.dli_fname, ec);
+  return ec ? fs::path() : path.parent_path();
+}
 
 RuntimeFiles find_runtime(Loc loc) {
   std::vector<RuntimeFiles> candidates;
   const char* archive = std::getenv("KILN_AOT_RUNTIME");
   const char* include = std::getenv("KILN_AOT_INCLUDE");
   // Each variable overrides its own half of both places.
-  for (RuntimeFiles c : {RuntimeFiles{KILN_AOT_BUILD_RUNTIME, KILN_AOT_BUILD_INCLUDE},
-                         RuntimeFiles{KILN_AOT_INSTALL_RUNTIME, KILN_AOT_INSTALL_INCLUDE}}) {
+  const fs::path lib = own_folder();
+  const RuntimeFiles installed{(lib / KILN_AOT_RUNTIME_NAME).string(),
+                               (lib / KILN_AOT_LIB_TO_INCLUDE).lexically_normal().string()};
+  for (RuntimeFiles c : {installed, RuntimeFiles{KILN_AOT_BUILD_RUNTIME, KILN_AOT_BUILD_INCLUDE}}) {
     if (archive != nullptr) c.archive = archive;
     if (include != nullptr) c.include = include;
     candidates.push_back(c);

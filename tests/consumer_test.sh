@@ -18,6 +18,10 @@ cmake --install "$build" --prefix "$prefix" >"$work/install.log" || {
   exit 1
 }
 [ -f "$prefix/include/kiln/kiln.h" ] || { echo "include/kiln/kiln.h was not installed"; exit 1; }
+# What kiln::aot links into libraries, found next to the installed libkiln.
+[ -n "$(find "$prefix" -name libkiln_runtime_static.a)" ] ||
+  { echo "libkiln_runtime_static.a was not installed"; exit 1; }
+[ -f "$prefix/include/kiln/runtime/aot_model.h" ] || { echo "aot_model.h was not installed"; exit 1; }
 
 step "checking that installed headers include neither fmt nor LLVM"
 if grep -rnE '#include [<"](fmt|llvm|llvm-c)/' "$prefix/include"; then
@@ -60,4 +64,5 @@ mkdir -p "$work/run"
 cd "$work/run"
 "$work/build/consumer"
 [ -s a.npy ] || { echo "consumer: a.npy was not written"; exit 1; }
+[ -f aot/libpoly.so ] && [ -f aot/poly.h ] || { echo "consumer: aot/libpoly.so was not written"; exit 1; }
 step "passed"

@@ -1,5 +1,6 @@
 // The README's first program, built against an installed Kiln. main() holds that snippet as
 // written, then checks the values its comments promise; any mismatch makes the exit status 1.
+#include <dlfcn.h>
 #include <kiln/kiln.h>
 #include <cmath>
 #include <cstdint>
@@ -72,6 +73,23 @@ int main() {
   check_values<float>(w.value(), {2, 2}, {1, 2, 3, 4}, "w");
   check(back.dtype() == k::f32, "back dtype");
   check_values<float>(back, {2, 2}, {1, 2, 3, 4}, "back");
+
+  // Ahead of time: the library links the runtime installed next to this libkiln.
+  auto poly = k::function([](const k::Tensor& x) { return 10.f * x * x - 5.f * x + 4.f; }, "poly");
+  k::aot::compile(poly, {k::TensorSpec({3})}, {.name = "poly", .out_dir = "aot"});
+  void* so = dlopen("./aot/libpoly.so", RTLD_NOW | RTLD_LOCAL);
+  check(so != nullptr, "dlopen aot/libpoly.so");
+  if (so != nullptr) {
+    auto create = reinterpret_cast<void* (*)()>(dlsym(so, "poly_create"));
+    auto run = reinterpret_cast<int (*)(void*, const float*, float*)>(dlsym(so, "poly_run"));
+    auto destroy = reinterpret_cast<void (*)(void*)>(dlsym(so, "poly_destroy"));
+    void* model = create();
+    const float x[3] = {-2.f, 1.f, 3.f};
+    float y[3] = {0, 0, 0};
+    check(model != nullptr && run(model, x, y) == 0, "poly_run");
+    check(y[0] == 54.f && y[1] == 9.f && y[2] == 79.f, "poly values");
+    destroy(model);
+  }
 
   if (failures > 0) return 1;
   std::cout << "consumer: all checks passed\n";
