@@ -38,6 +38,30 @@ void set_loop_hints(llvm::BranchInst* branch, unsigned unroll, bool vectorize) {
   branch->setMetadata(llvm::LLVMContext::MD_loop, loop);
 }
 
+// The transpose of a square tile of vectors: out[j][r] = in[r][j], in log2(lanes) rounds of
+// two-input shuffles; round t exchanges bit t of the row with bit t of the lane.
+std::vector<Value*> transpose_tile(Builder& b, std::vector<Value*> rows) {
+  const auto n = static_cast<int>(rows.size());
+  for (int bit = 1; bit < n; bit <<= 1) {
+    std::vector<int> low_mask, high_mask;
+    for (int c = 0; c < n; ++c) {
+      const bool set = (c & bit) != 0;
+      low_mask.push_back(set ? n + (c ^ bit) : c);  // row r (bit clear) takes partner lanes
+      high_mask.push_back(set ? n + c : (c | bit));
+    }
+    std::vector<Value*> next(rows.size());
+    for (int r = 0; r < n; ++r) {
+      if ((r & bit) != 0) continue;
+      Value* x = rows[static_cast<size_t>(r)];
+      Value* y = rows[static_cast<size_t>(r | bit)];
+      next[static_cast<size_t>(r)] = b.CreateShuffleVector(x, y, low_mask);
+      next[static_cast<size_t>(r | bit)] = b.CreateShuffleVector(x, y, high_mask);
+    }
+    rows = std::move(next);
+  }
+  return rows;
+}
+
 using Tile = std::vector<Value*>;  // accumulators, row-major: [r * vectors + v]
 
 // The k loop: acc[r][v] += splat(a[k][r]) · b[k][v], kept in registers.
@@ -260,33 +284,46 @@ void emit_pack_a_panel(Builder& b, const Config& config, const Problem& problem,
         false);
     return;
   }
-  // A is [m, k]: copy each row's contiguous run into its strided slot of the panel (one load
-  // and one store per element), then zero the rows past m.
-  Value* stride = b.getInt64(config.mr);
+  // A is [m, k]: rows are contiguous along k, the panel wants k-major. Per group of `lanes`
+  // rows and block of `lanes` depths: one masked vector load per row, a transpose in registers,
+  // one masked store per depth (rows past m load as zeros).
+  const int64_t lanes = config.lanes;
+  llvm::FixedVectorType* v = vector_type(b.getContext(), config);
+  const llvm::Align align(static_cast<uint64_t>(config.element_bytes()));
+  Value* zero_vector = llvm::ConstantAggregateZero::get(v);
+  llvm::Value* no_lanes = llvm::Constant::getNullValue(
+      llvm::FixedVectorType::get(b.getInt1Ty(), static_cast<unsigned>(lanes)));
   emit_range(
-      b, b.getInt64(0), rows, 1,
-      [&](Value* r) {
-        Value* src =
-            b.CreateInBoundsGEP(t, a, b.CreateAdd(b.CreateMul(b.CreateAdd(i0, r), problem.k), pc));
-        emit_range(
-            b, b.getInt64(0), kc, 1,
-            [&](Value* k) {
-              Value* x = b.CreateLoad(t, b.CreateInBoundsGEP(t, src, k));
-              b.CreateStore(x, b.CreateInBoundsGEP(t, dst, b.CreateAdd(b.CreateMul(k, stride), r)));
-            },
-            false);
-      },
-      false);
-  emit_range(
-      b, rows, stride, 1,
-      [&](Value* r) {
-        emit_range(
-            b, b.getInt64(0), kc, 1,
-            [&](Value* k) {
-              b.CreateStore(llvm::Constant::getNullValue(t),
-                            b.CreateInBoundsGEP(t, dst, b.CreateAdd(b.CreateMul(k, stride), r)));
-            },
-            false);
+      b, b.getInt64(0), kc, lanes,
+      [&](Value* k0) {
+        Value* depths = emit_min(b, b.getInt64(lanes), b.CreateSub(kc, k0));
+        Value* depth_mask = lanes_below(b, config, 0, depths);
+        for (int64_t g = 0; g < config.mr; g += lanes) {
+          const int64_t group = std::min(lanes, config.mr - g);
+          std::vector<Value*> tile;
+          for (int64_t r = 0; r < lanes; ++r) {
+            if (r >= group) {
+              tile.push_back(zero_vector);
+              continue;
+            }
+            Value* row = b.getInt64(g + r);
+            Value* mask = b.CreateSelect(b.CreateICmpSLT(row, rows), depth_mask, no_lanes);
+            Value* src =
+                b.CreateAdd(b.CreateMul(b.CreateAdd(i0, row), problem.k), b.CreateAdd(pc, k0));
+            tile.push_back(
+                b.CreateMaskedLoad(v, b.CreateInBoundsGEP(t, a, src), align, mask, zero_vector));
+          }
+          tile = transpose_tile(b, tile);
+          Value* group_mask = lanes_below(b, config, 0, b.getInt64(group));
+          for (int64_t j = 0; j < lanes; ++j) {
+            Value* mask =
+                b.CreateSelect(b.CreateICmpSLT(b.getInt64(j), depths), group_mask, no_lanes);
+            Value* at = b.CreateAdd(
+                b.CreateMul(b.CreateAdd(k0, b.getInt64(j)), b.getInt64(config.mr)), b.getInt64(g));
+            b.CreateMaskedStore(tile[static_cast<size_t>(j)], b.CreateInBoundsGEP(t, dst, at),
+                                align, mask);
+          }
+        }
       },
       false);
 }
