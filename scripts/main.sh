@@ -18,3 +18,8 @@ if [ -d fashion_mnist_out/mlp_model ]; then
     -lfashion -lz -Wl,-rpath,'$ORIGIN' -o fashion_mnist_out/aot/classify
   fashion_mnist_out/aot/classify /usr/share/datasets/fashion-mnist
 fi
+# The MLP's training step compiled ahead of time, and a plain C program that trains with it.
+./build/examples/aot_train_step fashion_mnist_out/aot
+cc -std=c99 -O2 examples/aot_train.c -Ifashion_mnist_out/aot -Lfashion_mnist_out/aot \
+  -lmnist_train -lz -Wl,-rpath,'$ORIGIN' -o fashion_mnist_out/aot/train
+fashion_mnist_out/aot/train /usr/share/datasets/fashion-mnist 2 fashion_mnist_out/aot/trained.safetensors
