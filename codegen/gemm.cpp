@@ -115,6 +115,25 @@ void release_scratch(Builder& b, const Scratch& scratch) {
   b.CreateCall(release, {scratch.b});
 }
 
+// if (condition) epilogue(ctx, i0, j0, rows, cols): a finished tile's fused epilogue, through
+// the pointer in the context.
+void call_epilogue_if(Builder& b, Value* condition, Value* epilogue,
+                      std::initializer_list<Value*> args) {
+  llvm::LLVMContext& context = b.getContext();
+  llvm::Function* fn = b.GetInsertBlock()->getParent();
+  llvm::Type* ptr = llvm::PointerType::get(context, 0);
+  llvm::Type* i64 = llvm::Type::getInt64Ty(context);
+  auto* type =
+      llvm::FunctionType::get(llvm::Type::getVoidTy(context), {ptr, i64, i64, i64, i64}, false);
+  llvm::BasicBlock* run = llvm::BasicBlock::Create(context, "epilogue", fn);
+  llvm::BasicBlock* after = llvm::BasicBlock::Create(context, "after_epilogue", fn);
+  b.CreateCondBr(condition, run, after);
+  b.SetInsertPoint(run);
+  b.CreateCall(type, epilogue, args);
+  b.CreateBr(after);
+  b.SetInsertPoint(after);
+}
+
 // body(ctx, begin, end): C[rows, cols] for the parts [begin, end): row panels (all columns) or
 // column panels (all rows).
 llvm::Function* part_body(llvm::Module& module, const Config& cfg, bool transpose_a,
@@ -125,10 +144,6 @@ llvm::Function* part_body(llvm::Module& module, const Config& cfg, bool transpos
   llvm::Function* micro = gemm::micro_kernel(module, cfg);
   llvm::Function* fn = loop_body(module, name);
   llvm::LLVMContext& context = module.getContext();
-  llvm::Type* ptr = llvm::PointerType::get(context, 0);
-  llvm::Type* i64 = llvm::Type::getInt64Ty(context);
-  auto* epilogue_type =
-      llvm::FunctionType::get(llvm::Type::getVoidTy(context), {ptr, i64, i64, i64, i64}, false);
   Builder b(llvm::BasicBlock::Create(context, "entry", fn));
   Value* ctx_ptr = fn->getArg(0);
   ContextAccess ctx(b, ctx_ptr);
@@ -193,13 +208,7 @@ llvm::Function* part_body(llvm::Module& module, const Config& cfg, bool transpos
             Value* rows = gemm::emit_min(b, b.getInt64(cfg.mr), b.CreateSub(m, i0));
             Value* cp = b.CreateGEP(t, c, b.CreateAdd(b.CreateMul(i0, n), j0));
             b.CreateCall(micro, {a_panel(p), b_panel(q), kc, cp, n, rows, cols, accumulate});
-            llvm::BasicBlock* run = llvm::BasicBlock::Create(context, "epilogue", fn);
-            llvm::BasicBlock* after = llvm::BasicBlock::Create(context, "after_epilogue", fn);
-            b.CreateCondBr(run_epilogue, run, after);
-            b.SetInsertPoint(run);
-            b.CreateCall(epilogue_type, epilogue, {ctx_ptr, i0, j0, rows, cols});
-            b.CreateBr(after);
-            b.SetInsertPoint(after);
+            call_epilogue_if(b, run_epilogue, epilogue, {ctx_ptr, i0, j0, rows, cols});
           });
         });
       });
@@ -237,10 +246,7 @@ llvm::Function* small_m_body(llvm::Module& module, const Config& cfg, bool trans
   if (llvm::Function* existing = module.getFunction(name)) return existing;
   llvm::Function* fn = loop_body(module, name);
   llvm::LLVMContext& context = module.getContext();
-  llvm::Type* ptr = llvm::PointerType::get(context, 0);
   llvm::Type* i64 = llvm::Type::getInt64Ty(context);
-  auto* epilogue_type =
-      llvm::FunctionType::get(llvm::Type::getVoidTy(context), {ptr, i64, i64, i64, i64}, false);
   llvm::Type* t = scalar_type(context, cfg.dtype);
   auto* v = llvm::FixedVectorType::get(t, static_cast<unsigned>(cfg.lanes));
   const llvm::Align align(static_cast<uint64_t>(cfg.element_bytes()));
@@ -320,13 +326,8 @@ llvm::Function* small_m_body(llvm::Module& module, const Config& cfg, bool trans
                             masks[static_cast<size_t>(q)]);
       }
     }
-    llvm::BasicBlock* run = llvm::BasicBlock::Create(context, "epilogue", fn);
-    llvm::BasicBlock* after = llvm::BasicBlock::Create(context, "after_epilogue", fn);
-    b.CreateCondBr(b.CreateIsNotNull(epilogue), run, after);
-    b.SetInsertPoint(run);
-    b.CreateCall(epilogue_type, epilogue, {ctx_ptr, zero, j0, b.getInt64(rows), cols});
-    b.CreateBr(after);
-    b.SetInsertPoint(after);
+    call_epilogue_if(b, b.CreateIsNotNull(epilogue), epilogue,
+                     {ctx_ptr, zero, j0, b.getInt64(rows), cols});
   });
   b.CreateRetVoid();
   return fn;

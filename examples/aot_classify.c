@@ -14,9 +14,8 @@
 #include <string.h>
 #include <time.h>
 
-#include <zlib.h>
-
 #include "fashion.h"
+#include "fashion_idx.h"
 
 #if FASHION_NUM_INPUTS != 1 || FASHION_NUM_OUTPUTS != 1 || FASHION_INPUT0_RANK != 3 || \
     FASHION_OUTPUT0_RANK != 2
@@ -25,30 +24,6 @@
 
 static const int64_t kInputShape[] = FASHION_INPUT0_SHAPE;
 static const int64_t kOutputShape[] = FASHION_OUTPUT0_SHAPE;
-
-/* The payload of a gzipped IDX file after its `header_bytes` header, or NULL. */
-static unsigned char* read_idx(const char* dir, const char* file, int header_bytes, long count) {
-  char path[4096];
-  unsigned char header[16];
-  unsigned char* data;
-  gzFile in;
-  snprintf(path, sizeof path, "%s/%s", dir, file);
-  in = gzopen(path, "rb");
-  if (in == NULL) {
-    fprintf(stderr, "cannot open %s\n", path);
-    return NULL;
-  }
-  data = malloc((size_t)count);
-  if (data == NULL || gzread(in, header, (unsigned)header_bytes) != header_bytes ||
-      gzread(in, data, (unsigned)count) != (int)count) {
-    fprintf(stderr, "%s is shorter than expected\n", path);
-    free(data);
-    gzclose(in);
-    return NULL;
-  }
-  gzclose(in);
-  return data;
-}
 
 int main(int argc, char** argv) {
   const long n = 10000, pixels = 28 * 28;

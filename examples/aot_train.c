@@ -16,8 +16,7 @@
 #include <stdlib.h>
 #include <time.h>
 
-#include <zlib.h>
-
+#include "fashion_idx.h"
 #include "mnist_train.h"
 
 #if MNIST_TRAIN_NUM_INPUTS != 2 || MNIST_TRAIN_NUM_OUTPUTS != 2
@@ -25,30 +24,6 @@
 #endif
 
 static const int64_t kImagesShape[] = MNIST_TRAIN_INPUT0_SHAPE;
-
-/* The payload of a gzipped IDX file after its `header_bytes` header, or NULL. */
-static unsigned char* read_idx(const char* dir, const char* file, int header_bytes, long count) {
-  char path[4096];
-  unsigned char header[16];
-  unsigned char* data;
-  gzFile in;
-  snprintf(path, sizeof path, "%s/%s", dir, file);
-  in = gzopen(path, "rb");
-  if (in == NULL) {
-    fprintf(stderr, "cannot open %s\n", path);
-    return NULL;
-  }
-  data = malloc((size_t)count);
-  if (data == NULL || gzread(in, header, (unsigned)header_bytes) != header_bytes ||
-      gzread(in, data, (unsigned)count) != (int)count) {
-    fprintf(stderr, "%s is shorter than expected\n", path);
-    free(data);
-    gzclose(in);
-    return NULL;
-  }
-  gzclose(in);
-  return data;
-}
 
 int main(int argc, char** argv) {
   const long n = 60000, pixels = 28 * 28;
