@@ -639,8 +639,9 @@ Library compile_checked(const ir::Function& graph, size_t num_inputs,
     kiln::detail::raise<ValueError>(
         "aot::compile", {},
         fmt::format("the library name '{}' must be a C identifier of at most 64 characters "
-                    "(letters, digits, _; not starting with a digit), and not a C or C++ "
-                    "keyword or kiln_ prefix",
+                    "(letters, digits, _; not starting with a digit or _, not ending in _t, not "
+                    "starting with kiln_), and neither a C or C++ keyword nor the name of a "
+                    "system header (math, stdint, ...)",
                     name),
         loc);
   }
