@@ -97,13 +97,17 @@ struct Scratch {
   Value* b;
 };
 
-Scratch allocate_scratch(Builder& b, const Config& cfg, Value* kc) {
+// A block of mc_panels A panels, and B's packed panels for `cols` columns (at most nc), each
+// `kc` deep.
+Scratch allocate_scratch(Builder& b, const Config& cfg, Value* kc, Value* cols) {
   llvm::Module& module = *b.GetInsertBlock()->getModule();
   llvm::Type* ptr = llvm::PointerType::get(b.getContext(), 0);
   auto alloc = module.getOrInsertFunction("kiln_rt_alloc", ptr, b.getInt64Ty());
   Value* depth_bytes = b.CreateMul(kc, b.getInt64(cfg.element_bytes()));
   Value* a = b.CreateCall(alloc, {b.CreateMul(depth_bytes, b.getInt64(cfg.mc_panels * cfg.mr))});
-  Value* bp = b.CreateCall(alloc, {b.CreateMul(depth_bytes, b.getInt64(cfg.nc))});
+  Value* b_cols = gemm::emit_min(b, b.getInt64(cfg.nc),
+                                 b.CreateMul(ceil_div(b, cols, cfg.nr()), b.getInt64(cfg.nr())));
+  Value* bp = b.CreateCall(alloc, {b.CreateMul(depth_bytes, b_cols)});
   return {a, bp};
 }
 
@@ -168,7 +172,7 @@ llvm::Function* part_body(llvm::Module& module, const Config& cfg, bool transpos
   Value* col_lo = b.CreateSelect(split_n, b.CreateMul(begin, b.getInt64(cfg.nr())), zero);
   Value* col_hi =
       b.CreateSelect(split_n, gemm::emit_min(b, b.CreateMul(end, b.getInt64(cfg.nr())), n), n);
-  const Scratch scratch = allocate_scratch(b, cfg, kcb);
+  const Scratch scratch = allocate_scratch(b, cfg, kcb, b.CreateSub(col_hi, col_lo));
   const int64_t mc = cfg.mc_panels * cfg.mr;
 
   gemm::emit_range(b, col_lo, col_hi, cfg.nc, [&](Value* jc) {
@@ -333,6 +337,9 @@ llvm::Function* small_m_body(llvm::Module& module, const Config& cfg, bool trans
   return fn;
 }
 
+// Bytes of packed B a depth block may take when B has few columns (half of L2).
+constexpr int64_t kDeepBlockBytes = 512 * 1024;
+
 // What the per-kernel code needs to know about one matmul kernel, fixed at compile time.
 struct Gemm {
   const passes::Kernel& kernel;
@@ -352,7 +359,15 @@ struct Gemm {
     dims = ir::matmul_dims(a->type().shape, node.input(1)->type().shape, node.attrs());
     config = gemm::choose_config(a->type().dtype, dims.n, unit);
     batch_count = dims.batch.num_elements();
-    k_blocks = std::max<int64_t>(1, ceil_div(dims.k, config.kc));
+    // Depth blocks of config.kc keep a B micro-panel in L1. When B has few columns its packed
+    // panels for a much deeper block still fit L2, from where the micro-kernel's two B loads
+    // per step are easily fed: then the blocks grow (to the whole depth, often), so that A is
+    // read in long runs and C is written once instead of once per block.
+    const int64_t b_depth_bytes =
+        ceil_div(dims.n, config.nr()) * config.nr() * config.element_bytes();
+    const int64_t max_kc =
+        std::max(config.kc, kDeepBlockBytes / std::max<int64_t>(b_depth_bytes, 1));
+    k_blocks = std::max<int64_t>(1, ceil_div(dims.k, max_kc));
     kc = ceil_div(dims.k, k_blocks);
     row_panels = ceil_div(dims.m, config.mr);
     separate_c = out->type().dtype != a->type().dtype;

@@ -104,7 +104,8 @@ std::vector<Case> mkn_cases(std::initializer_list<std::array<int64_t, 3>> sizes)
 TEST_CASE("gemm matches the interpreter on odd and block-boundary sizes", "[codegen][gemm]") {
   // 14 rows and 32 (f32) / 16 (f64) columns per micro-tile (28 × 16 / 28 × 8 when N fits one
   // vector), 336 rows per packed block, depth blocks of at most 256. Every case does at least
-  // kGemmMinWork multiply-adds, so that it takes the GEMM path.
+  // kGemmMinWork multiply-adds, so that it takes the GEMM path. With few columns the depth
+  // blocks grow until packed B takes 512 KiB (4096 deep for up to 32 f32 columns).
   const auto cases = mkn_cases({{1, 4096, 1},
                                 {7, 130, 5},
                                 {33, 17, 65},
@@ -115,7 +116,8 @@ TEST_CASE("gemm matches the interpreter on odd and block-boundary sizes", "[code
                                 {29, 257, 63},
                                 {3, 513, 17},
                                 {337, 20, 40},
-                                {2, 50, 100}});
+                                {2, 50, 100},
+                                {30, 9000, 20}});  // few columns: deep blocks, more than one
   for (DType dtype : {DType::f32, DType::f64}) {
     INFO(ir::dtype_name(dtype));
     check_cases(dtype, cases);
