@@ -11,6 +11,7 @@
 #include <set>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "../examples/main_job_models.h"
@@ -651,4 +652,41 @@ TEST_CASE("aot: a plain C program trains the MLP on Fashion-MNIST (examples/aot_
   auto saved = k::safetensors::load(dir.file("w.safetensors"));
   CHECK(saved.size() >= 8);
 #endif
+}
+
+TEST_CASE("aot: separate instances run concurrently on several threads", "[aot]") {
+  TempDir dir;
+  k::Sequential mlp = built(main_job::mlp());
+  mlp.save(dir.file("saved"), /*batch_size=*/2);
+  k::SavedModel saved = k::load_model(dir.file("saved"));
+  const k::aot::Library lib = k::aot::compile(saved, {.name = "shared", .out_dir = dir.path});
+  AotLibrary so(lib.library, "shared");
+  // Looked up here: Catch's assertions (in fn) are not for other threads.
+  auto run = so.fn<RunFn>("run");
+  auto create = so.fn<void*()>("create");
+  auto destroy = so.fn<void(void*)>("destroy");
+  const k::Tensor x = images(2, 77);
+  const k::Tensor expected = saved(x);
+  constexpr int kThreads = 4, kRuns = 50;
+  std::vector<std::vector<float>> results(kThreads, std::vector<float>(20));
+  std::vector<int> failures(kThreads, 0);
+  {
+    std::vector<std::thread> threads;
+    for (int t = 0; t < kThreads; ++t) {
+      threads.emplace_back([&, t] {
+        void* model = create();
+        for (int r = 0; r < kRuns && model != nullptr; ++r)
+          failures[t] += run(model, x.host().data<float>(), results[t].data()) != 0;
+        if (model == nullptr) failures[t] = -1;
+        destroy(model);
+      });
+    }
+    for (std::thread& th : threads)
+      th.join();
+  }
+  for (int t = 0; t < kThreads; ++t) {
+    INFO("thread " << t);
+    CHECK(failures[t] == 0);
+    check_close(results[t].data(), expected);
+  }
 }
