@@ -139,13 +139,14 @@ void call_epilogue_if(Builder& b, Value* condition, Value* epilogue,
 }
 
 // body(ctx, begin, end): C[rows, cols] for the parts [begin, end): row panels (all columns) or
-// column panels (all rows).
+// column panels (all rows). With `unpacked_a` (A not transposed, few columns) the micro-kernel
+// reads A where it lies instead of from packed panels.
 llvm::Function* part_body(llvm::Module& module, const Config& cfg, bool transpose_a,
-                          bool transpose_b) {
-  const std::string name = fmt::format("gemm_part_{}{}{}", cfg.tag(), transpose_a ? "_ta" : "",
-                                       transpose_b ? "_tb" : "");
+                          bool transpose_b, bool unpacked_a) {
+  const std::string name = fmt::format("gemm_part_{}{}{}{}", cfg.tag(), transpose_a ? "_ta" : "",
+                                       transpose_b ? "_tb" : "", unpacked_a ? "_ua" : "");
   if (llvm::Function* existing = module.getFunction(name)) return existing;
-  llvm::Function* micro = gemm::micro_kernel(module, cfg);
+  llvm::Function* micro = gemm::micro_kernel(module, cfg, unpacked_a);
   llvm::Function* fn = loop_body(module, name);
   llvm::LLVMContext& context = module.getContext();
   Builder b(llvm::BasicBlock::Create(context, "entry", fn));
@@ -200,10 +201,12 @@ llvm::Function* part_body(llvm::Module& module, const Config& cfg, bool transpos
       gemm::emit_range(b, row_lo, row_hi, mc, [&](Value* ic) {
         Value* a_panels =
             ceil_div(b, gemm::emit_min(b, b.getInt64(mc), b.CreateSub(row_hi, ic)), cfg.mr);
-        gemm::emit_range(b, zero, a_panels, 1, [&](Value* p) {
-          Value* i0 = b.CreateAdd(ic, b.CreateMul(p, b.getInt64(cfg.mr)));
-          gemm::emit_pack_a_panel(b, cfg, problem, a, a_panel(p), i0, pc, kc);
-        });
+        if (!unpacked_a) {
+          gemm::emit_range(b, zero, a_panels, 1, [&](Value* p) {
+            Value* i0 = b.CreateAdd(ic, b.CreateMul(p, b.getInt64(cfg.mr)));
+            gemm::emit_pack_a_panel(b, cfg, problem, a, a_panel(p), i0, pc, kc);
+          });
+        }
         gemm::emit_range(b, zero, b_panels, 1, [&](Value* q) {
           Value* j0 = b.CreateAdd(jc, b.CreateMul(q, b.getInt64(cfg.nr())));
           Value* cols = gemm::emit_min(b, b.getInt64(cfg.nr()), b.CreateSub(n, j0));
@@ -211,7 +214,12 @@ llvm::Function* part_body(llvm::Module& module, const Config& cfg, bool transpos
             Value* i0 = b.CreateAdd(ic, b.CreateMul(p, b.getInt64(cfg.mr)));
             Value* rows = gemm::emit_min(b, b.getInt64(cfg.mr), b.CreateSub(m, i0));
             Value* cp = b.CreateGEP(t, c, b.CreateAdd(b.CreateMul(i0, n), j0));
-            b.CreateCall(micro, {a_panel(p), b_panel(q), kc, cp, n, rows, cols, accumulate});
+            if (unpacked_a) {
+              Value* at = b.CreateGEP(t, a, b.CreateAdd(b.CreateMul(i0, k), pc));
+              b.CreateCall(micro, {at, b_panel(q), kc, cp, n, rows, cols, accumulate, k});
+            } else {
+              b.CreateCall(micro, {a_panel(p), b_panel(q), kc, cp, n, rows, cols, accumulate});
+            }
             call_epilogue_if(b, run_epilogue, epilogue, {ctx_ptr, i0, j0, rows, cols});
           });
         });
@@ -337,6 +345,9 @@ llvm::Function* small_m_body(llvm::Module& module, const Config& cfg, bool trans
   return fn;
 }
 
+// Column panels up to which the micro-kernel reads A unpacked.
+constexpr int64_t kUnpackedPanels = 2;
+
 // Bytes of packed B a depth block may take when B has few columns (half of L2).
 constexpr int64_t kDeepBlockBytes = 512 * 1024;
 
@@ -386,6 +397,9 @@ struct Gemm {
   }
   int64_t c_elements() const { return batch_count * dims.m * dims.n; }
   int64_t col_panels() const { return ceil_div(dims.n, config.nr()); }
+  // A (not transposed) is used by at most kUnpackedPanels micro-kernel calls per element:
+  // packing it would cost about as much as using it.
+  bool unpacked_a() const { return !dims.transpose_a && col_panels() <= kUnpackedPanels; }
   // Parts along N when there are too few row panels to go around the threads.
   bool split_n() const { return row_panels < 8 && col_panels() > row_panels; }
 };
@@ -471,9 +485,9 @@ void emit_driver(llvm::Function& fn, const Gemm& g) {
   const int64_t es = cfg.element_bytes();
   llvm::Type* t = scalar_type(context, cfg.dtype);
 
-  llvm::Function* part = g.small_m()
-                             ? small_m_body(module, cfg, g.dims.transpose_a, g.dims.m)
-                             : part_body(module, cfg, g.dims.transpose_a, g.dims.transpose_b);
+  llvm::Function* part =
+      g.small_m() ? small_m_body(module, cfg, g.dims.transpose_a, g.dims.m)
+                  : part_body(module, cfg, g.dims.transpose_a, g.dims.transpose_b, g.unpacked_a());
   llvm::Function* epilogue =
       g.has_epilogue() ? emit_epilogue(module, g, fn.getName().str() + "_epilogue") : nullptr;
   auto alloc = module.getOrInsertFunction("kiln_rt_alloc", ptr, i64);

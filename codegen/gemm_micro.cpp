@@ -64,8 +64,11 @@ std::vector<Value*> transpose_tile(Builder& b, std::vector<Value*> rows) {
 
 using Tile = std::vector<Value*>;  // accumulators, row-major: [r * vectors + v]
 
+// Where A's element for row r of the tile and depth k lies.
+using AAddress = std::function<Value*(int64_t r, Value* k)>;
+
 // The k loop: acc[r][v] += splat(a[k][r]) · b[k][v], kept in registers.
-Tile emit_k_loop(Builder& b, const Config& config, Value* a, Value* bp, Value* kc) {
+Tile emit_k_loop(Builder& b, const Config& config, const AAddress& a_at, Value* bp, Value* kc) {
   llvm::LLVMContext& context = b.getContext();
   llvm::Function* fn = b.GetInsertBlock()->getParent();
   llvm::Type* t = element_type(context, config);
@@ -93,10 +96,9 @@ Tile emit_k_loop(Builder& b, const Config& config, Value* a, Value* bp, Value* k
     Value* at = b.CreateInBoundsGEP(t, bp, b.CreateAdd(brow, b.getInt64(j * config.lanes)));
     bv.push_back(b.CreateAlignedLoad(v, at, vector_align));
   }
-  Value* arow = b.CreateMul(k, b.getInt64(config.mr));
   Tile next(count);
   for (int64_t r = 0; r < config.mr; ++r) {
-    Value* x = b.CreateLoad(t, b.CreateInBoundsGEP(t, a, b.CreateAdd(arow, b.getInt64(r))));
+    Value* x = b.CreateLoad(t, a_at(r, k));
     Value* splat = b.CreateVectorSplat(static_cast<unsigned>(config.lanes), x);
     for (int64_t j = 0; j < config.vectors; ++j) {
       const size_t i = static_cast<size_t>(r * config.vectors + j);
@@ -221,15 +223,16 @@ void emit_range(Builder& b, Value* begin, Value* end, int64_t step,
   b.SetInsertPoint(exit);
 }
 
-llvm::Function* micro_kernel(llvm::Module& module, const Config& config) {
-  const std::string name = fmt::format("gemm_micro_{}", config.tag());
+llvm::Function* micro_kernel(llvm::Module& module, const Config& config, bool unpacked_a) {
+  const std::string name = fmt::format("gemm_micro_{}{}", config.tag(), unpacked_a ? "_ua" : "");
   if (llvm::Function* existing = module.getFunction(name)) return existing;
   llvm::LLVMContext& context = module.getContext();
   llvm::Type* ptr = llvm::PointerType::get(context, 0);
   llvm::Type* i64 = llvm::Type::getInt64Ty(context);
   llvm::Type* i1 = llvm::Type::getInt1Ty(context);
-  auto* type = llvm::FunctionType::get(llvm::Type::getVoidTy(context),
-                                       {ptr, ptr, i64, ptr, i64, i64, i64, i1}, false);
+  std::vector<llvm::Type*> params{ptr, ptr, i64, ptr, i64, i64, i64, i1};
+  if (unpacked_a) params.push_back(i64);  // lda
+  auto* type = llvm::FunctionType::get(llvm::Type::getVoidTy(context), params, false);
   auto* fn = llvm::Function::Create(type, llvm::Function::InternalLinkage, name, module);
   fn->addFnAttr(llvm::Attribute::NoInline);
   fn->addFnAttr("min-legal-vector-width",
@@ -247,7 +250,27 @@ llvm::Function* micro_kernel(llvm::Module& module, const Config& config) {
 
   Builder b(llvm::BasicBlock::Create(context, "entry", fn));
   prefetch_tile(b, config, c, ldc);
-  Tile tile = emit_k_loop(b, config, a, bp, kc);
+  llvm::Type* t = element_type(context, config);
+  AAddress a_at;
+  if (unpacked_a) {
+    // A as it lies, rows lda apart; rows past `rows` read the last valid row (their results
+    // are not stored).
+    Value* lda = fn->getArg(8);
+    std::vector<Value*> row_start;
+    for (int64_t r = 0; r < config.mr; ++r) {
+      Value* row = emit_min(b, b.getInt64(r), b.CreateSub(rows, b.getInt64(1)));
+      row_start.push_back(b.CreateInBoundsGEP(t, a, b.CreateMul(row, lda)));
+    }
+    a_at = [&b, t, row_start](int64_t r, Value* k) {
+      return b.CreateInBoundsGEP(t, row_start[static_cast<size_t>(r)], k);
+    };
+  } else {
+    a_at = [&b, t, a, &config](int64_t r, Value* k) {
+      return b.CreateInBoundsGEP(t, a,
+                                 b.CreateAdd(b.CreateMul(k, b.getInt64(config.mr)), b.getInt64(r)));
+    };
+  }
+  Tile tile = emit_k_loop(b, config, a_at, bp, kc);
   store_tile(b, config, tile, c, ldc, rows, cols, accumulate);
   b.CreateRetVoid();
   return fn;

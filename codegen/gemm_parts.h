@@ -57,8 +57,10 @@ llvm::Value* lanes_below(Builder& b, const Config& config, int64_t first, llvm::
 
 // void micro(ptr a_panel, ptr b_panel, i64 kc, ptr c, i64 ldc, i64 rows, i64 cols,
 // i1 accumulate): C[0:rows, 0:cols] (+)= Σ_k a_panel[k][0:mr] ⊗ b_panel[k][0:nr], C with row
-// stride ldc. One per element type in a module, shared by its matmul kernels.
-llvm::Function* micro_kernel(llvm::Module& module, const Config& config);
+// stride ldc. One per element type in a module, shared by its matmul kernels. With
+// `unpacked_a` it takes a ninth argument, lda, and reads A as it lies (row r at a + r·lda):
+// for results so narrow that packing A would cost as much as using it.
+llvm::Function* micro_kernel(llvm::Module& module, const Config& config, bool unpacked_a = false);
 
 // Packs rows [i0, i0 + mr) × depth [pc, pc + kc) of A into `dst` as dst[k][r] (mr per k),
 // rows past m zero.
