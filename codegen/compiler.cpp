@@ -98,6 +98,7 @@ llvm::orc::JITTargetMachineBuilder host_machine(const CodegenOptions& options) {
 
 // The vector registers `machine` generates code for.
 VectorUnit vector_unit(const llvm::TargetMachine& machine) {
+  if (!machine.getTargetTriple().isX86()) return {16, 16};  // feature names below are x86's
   const llvm::MCSubtargetInfo* info = machine.getMCSubtargetInfo();
   if (info->checkFeatures("+avx512f")) return {64, 32};
   if (info->checkFeatures("+avx2,+fma")) return {32, 16};

@@ -99,12 +99,14 @@ struct Scratch {
 
 // A block of mc_panels A panels, and B's packed panels for `cols` columns (at most nc), each
 // `kc` deep.
-Scratch allocate_scratch(Builder& b, const Config& cfg, Value* kc, Value* cols) {
+Scratch allocate_scratch(Builder& b, const Config& cfg, Value* kc, Value* cols, bool pack_a) {
   llvm::Module& module = *b.GetInsertBlock()->getModule();
   llvm::Type* ptr = llvm::PointerType::get(b.getContext(), 0);
   auto alloc = module.getOrInsertFunction("kiln_rt_alloc", ptr, b.getInt64Ty());
   Value* depth_bytes = b.CreateMul(kc, b.getInt64(cfg.element_bytes()));
-  Value* a = b.CreateCall(alloc, {b.CreateMul(depth_bytes, b.getInt64(cfg.mc_panels * cfg.mr))});
+  Value* a = b.CreateCall(
+      alloc,
+      {pack_a ? b.CreateMul(depth_bytes, b.getInt64(cfg.mc_panels * cfg.mr)) : b.getInt64(0)});
   Value* b_cols = gemm::emit_min(b, b.getInt64(cfg.nc),
                                  b.CreateMul(ceil_div(b, cols, cfg.nr()), b.getInt64(cfg.nr())));
   Value* bp = b.CreateCall(alloc, {b.CreateMul(depth_bytes, b_cols)});
@@ -173,7 +175,8 @@ llvm::Function* part_body(llvm::Module& module, const Config& cfg, bool transpos
   Value* col_lo = b.CreateSelect(split_n, b.CreateMul(begin, b.getInt64(cfg.nr())), zero);
   Value* col_hi =
       b.CreateSelect(split_n, gemm::emit_min(b, b.CreateMul(end, b.getInt64(cfg.nr())), n), n);
-  const Scratch scratch = allocate_scratch(b, cfg, kcb, b.CreateSub(col_hi, col_lo));
+  const Scratch scratch =
+      allocate_scratch(b, cfg, kcb, b.CreateSub(col_hi, col_lo), /*pack_a=*/!unpacked_a);
   const int64_t mc = cfg.mc_panels * cfg.mr;
 
   gemm::emit_range(b, col_lo, col_hi, cfg.nc, [&](Value* jc) {
@@ -299,7 +302,7 @@ llvm::Function* small_m_body(llvm::Module& module, const Config& cfg, bool trans
     Value* row = b.CreateInBoundsGEP(t, bm, b.CreateAdd(b.CreateMul(kk, n), j0));
     std::vector<Value*> bv;
     for (int64_t q = 0; q < vectors; ++q) {
-      Value* at = b.CreateInBoundsGEP(t, row, b.getInt64(q * cfg.lanes));
+      Value* at = b.CreateGEP(t, row, b.getInt64(q * cfg.lanes));  // may pass n: masked
       bv.push_back(b.CreateMaskedLoad(v, at, align, masks[static_cast<size_t>(q)], zero_vector));
     }
     std::vector<Value*> next(count);
@@ -334,7 +337,7 @@ llvm::Function* small_m_body(llvm::Module& module, const Config& cfg, bool trans
       Value* c_row = b.CreateInBoundsGEP(t, c, b.CreateAdd(b.CreateMul(b.getInt64(r), n), j0));
       for (int64_t q = 0; q < vectors; ++q) {
         b.CreateMaskedStore(results[static_cast<size_t>(r * vectors + q)],
-                            b.CreateInBoundsGEP(t, c_row, b.getInt64(q * cfg.lanes)), align,
+                            b.CreateGEP(t, c_row, b.getInt64(q * cfg.lanes)), align,
                             masks[static_cast<size_t>(q)]);
       }
     }
@@ -348,8 +351,10 @@ llvm::Function* small_m_body(llvm::Module& module, const Config& cfg, bool trans
 // Column panels up to which the micro-kernel reads A unpacked.
 constexpr int64_t kUnpackedPanels = 2;
 
-// Bytes of packed B a depth block may take when B has few columns (half of L2).
+// Bytes of packed B a depth block may take when B has few columns (half of L2), and of the
+// packed A block that goes with it (in L3).
 constexpr int64_t kDeepBlockBytes = 512 * 1024;
+constexpr int64_t kDeepBlockABytes = 4 * 1024 * 1024;
 
 // What the per-kernel code needs to know about one matmul kernel, fixed at compile time.
 struct Gemm {
@@ -376,8 +381,11 @@ struct Gemm {
     // read in long runs and C is written once instead of once per block.
     const int64_t b_depth_bytes =
         ceil_div(dims.n, config.nr()) * config.nr() * config.element_bytes();
+    // A packed A block (mc_panels · mr rows) must stay within kDeepBlockABytes too.
+    const int64_t a_depth_bytes = config.mc_panels * config.mr * config.element_bytes();
     const int64_t max_kc =
-        std::max(config.kc, kDeepBlockBytes / std::max<int64_t>(b_depth_bytes, 1));
+        std::max(config.kc, std::min(kDeepBlockBytes / std::max<int64_t>(b_depth_bytes, 1),
+                                     kDeepBlockABytes / a_depth_bytes));
     k_blocks = std::max<int64_t>(1, ceil_div(dims.k, max_kc));
     kc = ceil_div(dims.k, k_blocks);
     row_panels = ceil_div(dims.m, config.mr);

@@ -333,8 +333,7 @@ void emit_pack_a_panel(Builder& b, const Config& config, const Problem& problem,
             Value* mask = b.CreateSelect(b.CreateICmpSLT(row, rows), depth_mask, no_lanes);
             Value* src =
                 b.CreateAdd(b.CreateMul(b.CreateAdd(i0, row), problem.k), b.CreateAdd(pc, k0));
-            tile.push_back(
-                b.CreateMaskedLoad(v, b.CreateInBoundsGEP(t, a, src), align, mask, zero_vector));
+            tile.push_back(b.CreateMaskedLoad(v, b.CreateGEP(t, a, src), align, mask, zero_vector));
           }
           tile = transpose_tile(b, tile);
           Value* group_mask = lanes_below(b, config, 0, b.getInt64(group));

@@ -215,6 +215,19 @@ TEST_CASE("gemm streams B for a few rows, with the epilogue, across column block
   }
 }
 
+TEST_CASE("gemm's narrow and small-M paths at their edges", "[codegen][gemm]") {
+  // Column panels split across threads with A unpacked; deep blocks with transposed B split by
+  // columns; small-M with no depth, above the threading threshold, and with a broadcast A.
+  for (DType dtype : {DType::f32, DType::f64}) {
+    INFO(ir::dtype_name(dtype));
+    check_cases(dtype, {{Shape{12, 6000}, Shape{6000, 60}},
+                        {Shape{10, 20000}, Shape{40, 20000}, false, true},
+                        {Shape{4, 0}, Shape{0, 1100}},
+                        {Shape{1, 4096}, Shape{4096, 1100}},
+                        {Shape{4, 100}, Shape{3, 100, 200}}});
+  }
+}
+
 TEST_CASE("gemm epilogues may change the element type", "[codegen][gemm]") {
   ir::Function f("positive");
   ir::Value* a = f.add_param({DType::f32, Shape{19, 40}});
