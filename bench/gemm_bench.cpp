@@ -130,6 +130,7 @@ BENCHMARK(BM_KilnDenseBiasRelu)
 BENCHMARK(BM_OpenblasSgemm)->Apply(shapes);
 #endif
 
+#ifdef KILN_HAVE_OPENBLAS
 // The command line, from /proc/self/cmdline, for re-executing.
 std::vector<std::string> own_arguments() {
   std::ifstream in("/proc/self/cmdline", std::ios::binary);
@@ -143,6 +144,7 @@ std::vector<std::string> own_arguments() {
   }
   return args;
 }
+#endif
 
 // Re-executes without OPENBLAS_CORETYPE (see the top of the file); returns if it cannot.
 void drop_openblas_coretype() {

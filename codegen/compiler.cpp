@@ -4,6 +4,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <mutex>
+#include <optional>
 
 #include <unistd.h>
 
@@ -27,6 +28,7 @@
 
 #include "kiln/codegen/module_builder.h"
 #include "kiln/ir/error.h"
+#include "kiln/runtime/atomic_write.h"
 
 namespace kiln::codegen {
 
@@ -286,11 +288,19 @@ void emit_object_file(const ir::Function& function, const passes::KernelPlan& pl
   std::unique_ptr<llvm::Module> module = lower(context, *machine, function, plan, memory, options);
   add_object_symbols(*module, object);
 
-  const std::string temp = path + ".tmp";
+  // Through the shared atomic writer: no fixed temporary name for two emitters to share, and
+  // nothing left behind by a crash.
+  auto io_error = [&](const runtime::AtomicWriteError& e) {
+    return IOError(fmt::format("cannot write {}: {}", path, e.what()));
+  };
+  std::optional<runtime::AtomicWriter> file;
+  try {
+    file.emplace(path);
+  } catch (const runtime::AtomicWriteError& e) {
+    throw io_error(e);
+  }
   {
-    std::error_code ec;
-    llvm::raw_fd_ostream out(temp, ec, llvm::sys::fs::OF_None);
-    if (ec) throw IOError(fmt::format("cannot write {}: {}", temp, ec.message()));
+    llvm::raw_fd_ostream out(file->fd(), /*shouldClose=*/false);
     llvm::legacy::PassManager passes;
     if (machine->addPassesToEmitFile(passes, out, nullptr, llvm::CodeGenFileType::ObjectFile)) {
       throw CompileError(fmt::format("{}: the target cannot emit object files", function.name()));
@@ -298,15 +308,15 @@ void emit_object_file(const ir::Function& function, const passes::KernelPlan& pl
     passes.run(*module);
     out.flush();
     if (out.has_error()) {
-      std::remove(temp.c_str());
-      throw IOError(fmt::format("cannot write {}: {}", temp, out.error().message()));
+      std::string message = out.error().message();
+      out.clear_error();
+      throw IOError(fmt::format("cannot write {}: {}", path, message));
     }
   }
-  std::error_code ec;
-  std::filesystem::rename(temp, path, ec);
-  if (ec) {
-    std::remove(temp.c_str());
-    throw IOError(fmt::format("cannot rename {} to {}: {}", temp, path, ec.message()));
+  try {
+    file->commit();
+  } catch (const runtime::AtomicWriteError& e) {
+    throw io_error(e);
   }
 }
 

@@ -186,6 +186,8 @@ Value* ElementEmitter::compute(const ir::Value* value, const Index& index) {
       return softmax(*node, index);
     case ir::Op::gather:
       return gather(*node, index);
+    case ir::Op::check_index:  // the entry checked the operand before this kernel runs
+      return element(node->input(0), index);
     default:
       break;
   }

@@ -1,6 +1,7 @@
 #include "kiln/codegen/index_check.h"
 
 #include <algorithm>
+#include <optional>
 
 #include "kiln/ir/error.h"
 
@@ -23,16 +24,32 @@ void emit_if(Builder& b, Value* cond, const std::function<void()>& then) {
   b.SetInsertPoint(done);
 }
 
-// Checks one gather's indices against [0, dim). The common case costs one pass that ORs the
+// What a checked node checks: its operand of indices and the bound they must stay below.
+struct Checked {
+  const ir::Value* indices;
+  int64_t dim;
+};
+
+// gather checks its indices against the gathered axis; check_index its operand against `limit`.
+std::optional<Checked> checked_indices(const ir::Node& node) {
+  if (node.op() == ir::Op::gather) {
+    const ir::Shape& params = node.input(0)->type().shape;
+    const int64_t axis = ir::normalize_axis(node.attrs().get_int("axis"), params.rank());
+    return Checked{node.input(1), params[axis]};
+  }
+  if (node.op() == ir::Op::check_index)
+    return Checked{node.input(0), node.attrs().get_int("limit")};
+  return std::nullopt;
+}
+
+// Checks one node's indices against [0, dim). The common case costs one pass that ORs the
 // "out of range" flags (a loop LLVM vectorizes); only when some index is bad does a second pass
 // find the first one and record it, unless an earlier kernel failed already.
-void check_gather(Builder& b, int64_t code, const ir::Node& node, Value* indices, Value* status) {
-  const ir::Value* idx_value = node.input(1);
-  const ir::Shape& params = node.input(0)->type().shape;
-  const ir::DType dtype = idx_value->type().dtype;
-  const int64_t n = idx_value->type().shape.num_elements();
-  const int64_t axis = ir::normalize_axis(node.attrs().get_int("axis"), params.rank());
-  const int64_t dim = params[axis];
+void check_indices(Builder& b, int64_t code, const Checked& checked, Value* indices,
+                   Value* status) {
+  const ir::DType dtype = checked.indices->type().dtype;
+  const int64_t n = checked.indices->type().shape.num_elements();
+  const int64_t dim = checked.dim;
   if (n == 0) return;
   llvm::Type* i64 = b.getInt64Ty();
   auto index_at = [&](Value* j) { return b.CreateSExt(load_element(b, dtype, indices, j), i64); };
@@ -66,23 +83,22 @@ void check_gather(Builder& b, int64_t code, const ir::Node& node, Value* indices
 
 void emit_index_checks(Builder& b, size_t kernel_index, const passes::Kernel& kernel,
                        const std::function<Value*(const ir::Value*)>& pointer, Value* status) {
-  std::vector<const ir::Node*> gathers;
+  std::vector<Checked> checks;
   for (const ir::Node* node : kernel.nodes) {
-    if (node->op() == ir::Op::gather && node->input(1)->type().shape.num_elements() > 0)
-      gathers.push_back(node);
+    std::optional<Checked> c = checked_indices(*node);
+    if (!c || c->indices->type().shape.num_elements() == 0) continue;
+    KILN_CHECK(c->indices->producer() == nullptr ||
+                   std::find(kernel.nodes.begin(), kernel.nodes.end(), c->indices->producer()) ==
+                       kernel.nodes.end(),
+               "checked indices computed inside the kernel that reads them");
+    checks.push_back(*c);
   }
-  if (gathers.empty()) return;
+  if (checks.empty()) return;
   Value* reporting = b.CreateICmpNE(
       status, llvm::ConstantPointerNull::get(llvm::PointerType::get(b.getContext(), 0)));
   emit_if(b, reporting, [&] {
-    for (const ir::Node* node : gathers) {
-      KILN_CHECK(node->input(1)->producer() == nullptr ||
-                     std::find(kernel.nodes.begin(), kernel.nodes.end(),
-                               node->input(1)->producer()) == kernel.nodes.end(),
-                 "gather indices computed inside the gather's kernel");
-      check_gather(b, static_cast<int64_t>(kernel_index) + 1, *node, pointer(node->input(1)),
-                   status);
-    }
+    for (const Checked& c : checks)
+      check_indices(b, static_cast<int64_t>(kernel_index) + 1, c, pointer(c.indices), status);
   });
 }
 

@@ -32,8 +32,7 @@ int64_t round_up(int64_t n, int64_t multiple) {
 }
 
 int64_t byte_size(const ir::Value* v) {
-  const ir::TensorType& t = v->type();
-  return t.shape.num_elements() * static_cast<int64_t>(ir::dtype_size(t.dtype));
+  return static_cast<int64_t>(v->type().nbytes());
 }
 
 // Groups the kernel's outputs by shape so that each group shares one loop nest (and the

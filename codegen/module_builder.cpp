@@ -76,9 +76,7 @@ class EntryEmitter {
   void copy_to_output(const ir::Value* value, int64_t index) {
     const passes::Slot& s = slot(value);
     if (s.kind == passes::Slot::Kind::output && s.index == index) return;
-    const ir::TensorType& type = value->type();
-    const uint64_t bytes =
-        static_cast<uint64_t>(type.shape.num_elements()) * ir::dtype_size(type.dtype);
+    const uint64_t bytes = value->type().nbytes();
     if (bytes == 0) return;
     llvm::Type* ptr = llvm::PointerType::get(module_.getContext(), 0);
     Value* dst = b_.CreateLoad(ptr, b_.CreateConstInBoundsGEP1_64(ptr, outputs_, index));
@@ -140,6 +138,9 @@ llvm::Function* emit_kernel(llvm::Module& module, size_t index, const passes::Ke
   return fn;
 }
 
+// Above this many kernels, build_module keeps them out of the entry (see there).
+constexpr size_t kMaxInlinedKernels = 256;
+
 void verify(const llvm::Function& fn, const std::string& what) {
   std::string message;
   llvm::raw_string_ostream os(message);
@@ -192,6 +193,9 @@ std::unique_ptr<llvm::Module> build_module(llvm::LLVMContext& context, const ir:
     const std::string label = kernel_label(k, kernel);
     try {
       llvm::Function* fn = emit_kernel(*module, k, kernel, kernel_buffers(kernel, memory), unit);
+      // Many kernels stay calls: inlined, they would make the entry one huge function, on which
+      // LLVM's loop passes take time quadratic in its size (a 100,000-node chain took minutes).
+      if (plan.kernels.size() > kMaxInlinedKernels) fn->addFnAttr(llvm::Attribute::NoInline);
       verify(*fn, label);
       std::vector<Value*> args;
       for (const ir::Value* v : kernel.inputs)

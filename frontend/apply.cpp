@@ -23,6 +23,21 @@ const ir::Node*& replay_origin() {
   return origin;
 }
 
+std::vector<std::source_location>& user_sites() {
+  thread_local std::vector<std::source_location> sites;
+  return sites;
+}
+
+// Kiln's source root as this file was compiled ("/src/kiln/" or "" under a relative prefix map).
+std::string_view source_root() {
+  static const std::string root = [] {
+    std::string_view self = __FILE__;
+    std::string_view tail = "frontend/apply.cpp";
+    return std::string(self.ends_with(tail) ? self.substr(0, self.size() - tail.size()) : "");
+  }();
+  return root;
+}
+
 void add_user_location(Error& error, const std::source_location& loc) {
   ir::add_location(error, detail::node_scope(), detail::node_loc(loc));
 }
@@ -55,6 +70,31 @@ ReplaySite::~ReplaySite() {
   replay_origin() = previous_;
 }
 
+UserSite::UserSite(const std::source_location& loc) : pushed_(!is_kiln_source(loc.file_name())) {
+  if (pushed_) user_sites().push_back(loc);
+}
+
+UserSite::~UserSite() {
+  if (pushed_) user_sites().pop_back();
+}
+
+bool is_kiln_source(std::string_view file) {
+  // Installed headers (…/include/kiln/…) hold inline code too.
+  if (file.find("/include/kiln/") != std::string_view::npos) return true;
+  std::string_view root = source_root();
+  if (!file.starts_with(root)) return false;
+  file.remove_prefix(root.size());
+  for (std::string_view folder : {"frontend/", "ir/", "passes/", "codegen/", "runtime/"})
+    if (file.starts_with(folder)) return true;
+  return false;
+}
+
+std::source_location user_loc(const std::source_location& loc) {
+  const std::vector<std::source_location>& sites = user_sites();
+  if (sites.empty() || !is_kiln_source(loc.file_name())) return loc;
+  return sites.back();
+}
+
 std::string node_scope() {
   const ir::Node* origin = replay_origin();
   return origin != nullptr ? origin->scope() : current_name_scope();
@@ -62,7 +102,7 @@ std::string node_scope() {
 
 ir::SourceLoc node_loc(const std::source_location& loc) {
   const ir::Node* origin = replay_origin();
-  return origin != nullptr ? origin->loc() : ir::SourceLoc::from(loc);
+  return origin != nullptr ? origin->loc() : ir::SourceLoc::from(user_loc(loc));
 }
 
 void decorate(Error& error, std::string_view op, std::span<const Tensor> operands,

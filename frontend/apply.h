@@ -47,7 +47,30 @@ class ReplaySite {
   const ir::Node* previous_;
 };
 
-// The scope and location a node made now by a call at `loc` carries (see ReplaySite).
+// While one lives on a thread, a location inside Kiln's own sources (the matmul in Dense::call,
+// a check in Model::fit) is reported as `loc`, the user's line that called into Kiln (a layer or
+// model call, fit, evaluate, predict): in errors and in the nodes traced meanwhile. Lines in user
+// code are kept, so the ops of a user's own layer or call() keep their lines. Sites nest and the
+// innermost wins; a `loc` inside Kiln pushes nothing, so the user's line stays in force.
+class UserSite {
+ public:
+  [[nodiscard]] explicit UserSite(const std::source_location& loc);
+  ~UserSite();
+  UserSite(const UserSite&) = delete;
+  UserSite& operator=(const UserSite&) = delete;
+
+ private:
+  bool pushed_;
+};
+
+// Whether `file` (a std::source_location::file_name()) is one of Kiln's own sources or installed
+// headers rather than user code.
+bool is_kiln_source(std::string_view file);
+
+// `loc`, or the innermost UserSite's location when `loc` is inside Kiln.
+std::source_location user_loc(const std::source_location& loc);
+
+// The scope and location a node made now by a call at `loc` carries (see ReplaySite, UserSite).
 std::string node_scope();
 ir::SourceLoc node_loc(const std::source_location& loc);
 

@@ -1,13 +1,17 @@
-// Writing a file so that it appears whole or not at all: the bytes go to a temporary file next
-// to the target, which is synced and renamed over it (atomic on POSIX). A failure, or an
-// AtomicFile destroyed without commit(), removes the temporary file and leaves any existing file
-// as it was. npy, IDX, safetensors, History CSV/SVG and weights all save this way.
+// Writing a file so that it appears whole or not at all: runtime/atomic_write.h's writer (an
+// unnamed temporary where the system has them, so a crash leaves nothing behind; the mode the
+// umask gives a new file) with errors raised as IOErrors naming the op and the user's line. A
+// failure, or an AtomicFile destroyed without commit(), leaves any existing file as it was.
+// npy, IDX, safetensors, History CSV/SVG and weights all save this way.
 #pragma once
 
 #include <cstddef>
+#include <optional>
 #include <source_location>
 #include <string>
 #include <string_view>
+
+#include "kiln/runtime/atomic_write.h"
 
 namespace kiln::detail {
 
@@ -25,16 +29,11 @@ class AtomicFile {
   void commit();
 
  private:
-  static constexpr size_t kBufferSize = size_t{1} << 20;
-  [[noreturn]] void fail(std::string_view what, int error) const;
-  void flush();
-  void write_fd(const char* p, size_t n);
+  [[noreturn]] void fail(const runtime::AtomicWriteError& error) const;
 
-  std::string path_, tmp_, op_;
+  std::string path_, op_;
   std::source_location loc_;
-  int fd_ = -1;
-  bool committed_ = false;
-  std::string buffer_;
+  std::optional<runtime::AtomicWriter> writer_;
 };
 
 // Writes `bytes` to `path` through an AtomicFile.

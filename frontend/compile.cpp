@@ -2,12 +2,14 @@
 
 #include <fmt/format.h>
 
+#include <new>
 #include <stdexcept>
 
 #include "kiln/codegen/compiler.h"
 #include "kiln/frontend/inline_list.h"
 #include "kiln/frontend/log.h"
 #include "kiln/ir/infer.h"
+#include "kiln/ir/interpreter.h"
 #include "kiln/ir/printer.h"
 #include "kiln/passes/pipeline.h"
 #include "kiln/runtime/executable.h"
@@ -35,48 +37,50 @@ void check_args(const ir::Function& function, std::span<const ir::HostTensor* co
   }
 }
 
-size_t byte_size(const ir::Value* v) {
-  return static_cast<size_t>(v->type().shape.num_elements()) * ir::dtype_size(v->type().dtype);
-}
-
 // The runtime's view of `f`: its entry, workspace size and the byte size of every buffer.
 runtime::Executable make_executable(const ir::Function& f, const codegen::CompiledModule& module) {
   std::vector<size_t> input_bytes, output_bytes;
   for (size_t i = 0; i < f.params().size(); ++i)
-    input_bytes.push_back(byte_size(f.param(i)));
+    input_bytes.push_back(f.param(i)->type().nbytes());
   for (const ir::Value* v : f.outputs())
-    output_bytes.push_back(byte_size(v));
+    output_bytes.push_back(v->type().nbytes());
   for (const auto& u : f.updates())
-    output_bytes.push_back(byte_size(u.value));
+    output_bytes.push_back(u.value->type().nbytes());
   return runtime::Executable(module.entry(), static_cast<size_t>(module.workspace_bytes()),
                              std::move(input_bytes), std::move(output_bytes));
 }
 
-// The IndexError the interpreter raises for the same bad index (ir/interp/shape.cpp, gather;
-// tests/codegen_gather_test.cpp checks that the two messages agree), located at the node.
+// The IndexError the interpreter raises for the same bad index (ir/interp/shape.cpp, gather and
+// check_index; tests/codegen_gather_test.cpp checks that the messages agree), located at the node.
 [[noreturn]] void throw_index_error(const passes::PipelineResult& result,
                                     const runtime::RunStatus& status) {
   const auto& kernels = result.kernels.kernels;
   const auto k = static_cast<size_t>(status.code - 1);
   KILN_CHECK(status.code >= 1 && k < kernels.size(), "compiled code reported an unknown kernel");
-  // Op kernels hold one node; the first gather is the one the status names.
-  const ir::Node* gather = nullptr;
+  // Op kernels hold one node; the first checked one is the one the status names.
+  const ir::Node* checked = nullptr;
   for (const ir::Node* node : kernels[k].nodes) {
-    if (node->op() == ir::Op::gather) {
-      gather = node;
+    if (node->op() == ir::Op::gather || node->op() == ir::Op::check_index) {
+      checked = node;
       break;
     }
   }
-  KILN_CHECK(gather != nullptr, "compiled code reported a bad index in a kernel with no gather");
-  const int64_t axis =
-      ir::normalize_axis(gather->attrs().get_int("axis"), gather->input(0)->type().shape.rank());
-  const int64_t dim = status.bound;
-  std::string valid = dim == 0 ? "no index is valid" : fmt::format("valid: 0 to {}", dim - 1);
-  IndexError error(
-      fmt::format("index {} (element {} of indices) is out of range for axis {} of size {} ({})",
-                  status.value, status.position, axis, dim, valid));
-  error.prefix(ir::op_name(gather->op()));
-  ir::add_location(error, gather->scope(), gather->loc());
+  KILN_CHECK(checked != nullptr, "compiled code reported a bad index in a kernel that checks none");
+  std::string message;
+  if (checked->op() == ir::Op::check_index) {
+    message = ir::check_index_message(checked->attrs(), status.value, status.position);
+  } else {
+    const int64_t axis = ir::normalize_axis(checked->attrs().get_int("axis"),
+                                            checked->input(0)->type().shape.rank());
+    const int64_t dim = status.bound;
+    std::string valid = dim == 0 ? "no index is valid" : fmt::format("valid: 0 to {}", dim - 1);
+    message =
+        fmt::format("index {} (element {} of indices) is out of range for axis {} of size {} ({})",
+                    status.value, status.position, axis, dim, valid);
+  }
+  IndexError error(std::move(message));
+  error.prefix(ir::op_name(checked->op()));
+  ir::add_location(error, checked->scope(), checked->loc());
   throw error;
 }
 
@@ -99,13 +103,14 @@ class NativeFunction final : public CompiledFunction {
     detail::InlineList<void*> outputs(f.outputs().size() + f.updates().size());
     size_t next = 0;
     out.outputs.reserve(f.outputs().size());
-    for (const ir::Value* v : f.outputs()) {
-      out.outputs.push_back(ir::HostTensor::uninitialized(v->type()));
+    for (size_t i = 0; i < f.outputs().size(); ++i) {
+      out.outputs.push_back(allocate_result(f.outputs()[i], fmt::format("result {}", i)));
       outputs[next++] = out.outputs.back().raw();
     }
     out.updates.reserve(f.updates().size());
     for (const auto& u : f.updates()) {
-      out.updates.push_back(ir::HostTensor::uninitialized(u.value->type()));
+      out.updates.push_back(
+          allocate_result(u.value, fmt::format("the update of %{}", u.param->name())));
       outputs[next++] = out.updates.back().raw();
     }
     // The Executable reuses idle workspaces, so a call allocates none once warm, and gives
@@ -116,6 +121,11 @@ class NativeFunction final : public CompiledFunction {
     } catch (const std::invalid_argument& e) {
       // Buffers come from HostTensors, which are always aligned and sized: a Kiln bug.
       throw InternalError(fmt::format("@{}: {}", f.name(), e.what()));
+    } catch (const std::bad_alloc&) {
+      throw ResourceError(
+          fmt::format("@{}: cannot allocate the {} workspace that holds the compiled function's "
+                      "intermediate values: more memory than this machine can give",
+                      f.name(), ir::describe_bytes(executable_.workspace_bytes())));
     }
     if (status.failed()) throw_index_error(result_, status);
     return out;
@@ -124,6 +134,19 @@ class NativeFunction final : public CompiledFunction {
   std::string compiled_ir() const override { return passes::print_pipeline_result(result_); }
 
  private:
+  // A buffer for `value`; one too large to allocate is a ResourceError located where the user
+  // made the value.
+  ir::HostTensor allocate_result(const ir::Value* value, const std::string& what) const {
+    try {
+      return ir::HostTensor::uninitialized(value->type());
+    } catch (ResourceError& e) {
+      e.prefix(fmt::format("@{}: {}", result_.function.name(), what));
+      if (const ir::Node* producer = value->producer())
+        ir::add_location(e, producer->scope(), producer->loc());
+      throw;
+    }
+  }
+
   passes::PipelineResult result_;
   std::unique_ptr<codegen::CompiledModule> module_;  // owns the code executable_ calls
   runtime::Executable executable_;

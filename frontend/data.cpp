@@ -31,7 +31,7 @@ struct Column {
   explicit Column(ir::HostTensor tensor)
       : data(std::move(tensor)),
         row_type{data.dtype(), Shape(std::span(data.shape().dims()).subspan(1))},
-        row_bytes(static_cast<size_t>(row_type.shape.num_elements()) * dtype_size(data.dtype())) {}
+        row_bytes(row_type.nbytes()) {}
   const std::byte* row(int64_t i) const { return data.raw() + static_cast<size_t>(i) * row_bytes; }
 
   ir::HostTensor data;
@@ -244,7 +244,7 @@ Tensor stack_component(const std::vector<Item>& rows, size_t c, int64_t first_in
   std::vector<int64_t> dims{static_cast<int64_t>(rows.size())};
   dims.insert(dims.end(), first.shape.begin(), first.shape.end());
   ir::HostTensor out = ir::HostTensor::uninitialized({first.dtype, Shape(std::move(dims))});
-  size_t bytes = static_cast<size_t>(first.shape.num_elements()) * dtype_size(first.dtype);
+  size_t bytes = first.nbytes();
   if (bytes > 0) {
     for (size_t r = 0; r < rows.size(); ++r) {
       const Part& part = rows[r][c];

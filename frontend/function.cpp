@@ -167,12 +167,14 @@ void FunctionCore::warn_retracing(int64_t retraces) const {
   std::vector<std::string> parts;
   for (const auto& [what, count] : tally)
     parts.push_back(fmt::format("{} ({} of {})", what, count, retraces));
-  log_message(fmt::format(
-      "warning: function '{}' was retraced {}; what keeps changing: {}. Each retrace traces "
-      "and compiles the function again: pass values that change as Tensors rather than plain "
-      "C++ values, keep shapes and dtypes steady (pad or bucket the inputs), and create each "
-      "kiln::function once, outside loops",
-      name_, plural(retraces, "time"), fmt::join(parts, ", ")));
+  log_message(
+      LogLevel::warning,
+      fmt::format(
+          "function '{}' was retraced {}; what keeps changing: {}. Each retrace traces "
+          "and compiles the function again: pass values that change as Tensors rather than plain "
+          "C++ values, keep shapes and dtypes steady (pad or bucket the inputs), and create each "
+          "kiln::function once, outside loops",
+          name_, plural(retraces, "time"), fmt::join(parts, ", ")));
 }
 
 namespace {

@@ -144,6 +144,16 @@ Activation get(const std::string& name, std::source_location loc) {
 
 }  // namespace activations
 
+namespace detail {
+std::string cast_hint(DType got, DType want) {
+  std::string cast = fmt::format("k::cast(x, k::{})", ir::dtype_name(want));
+  if (got == DType::u8) {
+    return fmt::format("cast to {} and scale, e.g. {} / 255.f", ir::dtype_name(want), cast);
+  }
+  return fmt::format("cast to {} first, e.g. {}", ir::dtype_name(want), cast);
+}
+}  // namespace detail
+
 namespace layers {
 
 namespace {
@@ -166,15 +176,47 @@ Layer::Layer(const std::string& kind, std::string name, InputShape input_shape)
 void Layer::build(const Shape&) {}
 
 Tensor Layer::operator()(const Tensor& x, bool training, std::source_location loc) {
-  if (!x.defined()) {
-    detail::raise<ValueError>(name(), {}, "the input is an undefined Tensor", loc);
-  }
+  // Errors below, and those of the ops the layer runs, name this line rather than Kiln's.
+  detail::UserSite site(loc);
+  const std::source_location here = std::source_location::current();
+  if (!x.defined()) detail::raise<ValueError>(name(), {}, "the input is an undefined Tensor", loc);
   name_scope scope(name());
-  if (!state_->built) {
-    build(x.shape());
-    state_->built = true;
+  try {
+    if (state_->input_shape && x.rank() >= 1) {
+      Shape sample(std::vector<int64_t>(x.shape().begin() + 1, x.shape().end()));
+      if (sample != *state_->input_shape) {
+        detail::raise<ShapeError>(
+            class_name(), {x},
+            fmt::format("the layer was declared with input_shape {} but gets samples of shape {}; "
+                        "input_shape belongs on a model's first layer only: remove it here or "
+                        "make it match",
+                        state_->input_shape->to_string(), sample.to_string()),
+            here);
+      }
+    }
+    if (!state_->built) {
+      build(x.shape());
+      state_->built = true;
+    }
+    if (!ir::is_floating(x.dtype())) {
+      for (const Variable& w : state_->weights) {
+        if (!ir::is_floating(w.dtype())) continue;
+        detail::raise<TypeError>(class_name(), {x},
+                                 fmt::format("the layer computes in {} but its input is {}: {}",
+                                             ir::dtype_name(w.dtype()), x.type().to_string(),
+                                             kiln::detail::cast_hint(x.dtype(), w.dtype())),
+                                 here);
+      }
+    }
+    return call(x, training);
+  } catch (InternalError&) {
+    throw;
+  } catch (Error& e) {
+    // The innermost layer names itself; the layers around it leave the message alone.
+    if (e.message().find("\n  in layer '") == std::string::npos)
+      e.add_context(fmt::format("in layer '{}' ({})", name(), class_name()));
+    throw;
   }
-  return call(x, training);
 }
 
 std::vector<Variable> Layer::trainable_weights() const {
@@ -232,8 +274,10 @@ Dense::Dense(int64_t units, const std::string& activation, InputShape input_shap
 
 void Dense::build(const Shape& input_shape) {
   if (input_shape.rank() < 1) {
-    throw ShapeError(fmt::format("layer '{}' needs inputs of rank >= 1, got shape {}", name(),
-                                 input_shape.to_string()));
+    detail::raise<ShapeError>(
+        "Dense", {},
+        fmt::format("needs inputs of rank >= 1, got shape {}", input_shape.to_string()),
+        std::source_location::current());
   }
   int64_t in = input_shape[input_shape.rank() - 1];
   add_weight("kernel", Shape{in, units_}, kernel_initializer_);
@@ -249,6 +293,14 @@ Variable Dense::bias() const {
 }
 
 Tensor Dense::call(const Tensor& x, bool) {
+  int64_t features = kernel().shape()[0];
+  if (x.rank() < 1 || x.shape()[x.rank() - 1] != features) {
+    detail::raise<ShapeError>("Dense", {x},
+                              fmt::format("the layer was built for inputs with {} features (the "
+                                          "last axis), got input of shape {}",
+                                          features, x.shape().to_string()),
+                              std::source_location::current());
+  }
   Tensor y = matmul(x, kernel());
   if (use_bias_) y = y + bias();
   return activation_(y);
@@ -258,7 +310,10 @@ Flatten::Flatten(InputShape input_shape, std::string name)
     : Layer("flatten", std::move(name), std::move(input_shape)) {}
 
 Tensor Flatten::call(const Tensor& x, bool) {
-  if (x.rank() == 0) throw ShapeError(fmt::format("layer '{}' needs a batch dimension", name()));
+  if (x.rank() == 0) {
+    detail::raise<ShapeError>("Flatten", {x}, "the input needs a batch dimension",
+                              std::source_location::current());
+  }
   int64_t rest = 1;
   for (int64_t d = 1; d < x.rank(); ++d)
     rest *= x.shape()[d];
@@ -308,8 +363,10 @@ Conv2D::Conv2D(int64_t filters, std::vector<int64_t> kernel_size, std::vector<in
 
 void Conv2D::build(const Shape& input_shape) {
   if (input_shape.rank() != 4) {
-    throw ShapeError(fmt::format("layer '{}' needs NHWC inputs of rank 4, got shape {}", name(),
-                                 input_shape.to_string()));
+    detail::raise<ShapeError>(
+        "Conv2D", {},
+        fmt::format("needs NHWC inputs of rank 4, got shape {}", input_shape.to_string()),
+        std::source_location::current());
   }
   add_weight("kernel", Shape{kernel_size_[0], kernel_size_[1], input_shape[3], filters_},
              kernel_initializer_);
@@ -317,6 +374,14 @@ void Conv2D::build(const Shape& input_shape) {
 }
 
 Tensor Conv2D::call(const Tensor& x, bool) {
+  int64_t channels = weights().at(0).shape()[2];
+  if (x.rank() != 4 || x.shape()[3] != channels) {
+    detail::raise<ShapeError>("Conv2D", {x},
+                              fmt::format("the layer was built for NHWC inputs with {} channels, "
+                                          "got input of shape {}",
+                                          channels, x.shape().to_string()),
+                              std::source_location::current());
+  }
   Tensor y = conv2d(x, weights().at(0), strides_, padding_);
   if (use_bias_) y = y + weights().at(1);
   return activation_(y);

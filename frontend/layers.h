@@ -61,6 +61,12 @@ using Activation = std::function<Tensor(const Tensor&)>;
 Activation get(const std::string& name, std::source_location loc = std::source_location::current());
 }  // namespace activations
 
+namespace detail {
+// What to do instead of feeding `got` (an integer or bool dtype) to a layer that computes in
+// `want`: "cast to f32 and scale, e.g. k::cast(x, k::f32) / 255.f" for u8 images.
+std::string cast_hint(DType got, DType want);
+}  // namespace detail
+
 namespace layers {
 
 // The shape of one sample a layer expects (no batch dimension), as Keras's `input_shape=`:

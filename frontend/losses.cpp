@@ -3,6 +3,7 @@
 // differentiates.
 #include "kiln/frontend/losses.h"
 
+#include <charconv>
 #include <cmath>
 #include <string>
 #include <utility>
@@ -153,6 +154,20 @@ Tensor categorical_crossentropy(const Tensor& y_true, const Tensor& y_pred, bool
                                 double label_smoothing, int64_t axis, Loc loc) {
   const char* loss = "categorical_crossentropy";
   check_smoothing(loss, label_smoothing, loc);
+  check_defined(loss, y_true, y_pred, loc);
+  bool ids = y_true.rank() + 1 == y_pred.rank() ||
+             (y_true.rank() == y_pred.rank() && y_pred.rank() > 0 &&
+              y_true.shape().dims().back() == 1 && y_pred.shape().dims().back() > 1);
+  if (ids && !ir::is_floating(y_true.dtype())) {
+    detail::raise<ShapeError>(
+        op_name(loss), {y_true, y_pred},
+        fmt::format("y_true {} looks like class ids, but this loss takes one-hot labels of "
+                    "y_pred's shape {}: use SparseCategoricalCrossentropy "
+                    "(\"sparse_categorical_crossentropy\") for class ids, or one-hot encode them "
+                    "(k::one_hot(y, classes))",
+                    y_true.type().to_string(), y_pred.shape().to_string()),
+        loc);
+  }
   auto [y, p] = labels_like(loss, y_true, y_pred, loc, /*same_rank_only=*/true);
   int64_t a = class_axis(loss, y_true, y_pred, axis, loc);
   if (label_smoothing > 0) {
@@ -198,22 +213,34 @@ Tensor sparse_categorical_crossentropy(const Tensor& y_true, const Tensor& y_pre
   if (labels.rank() == y_pred.rank() && labels.shape().dims().back() == 1)
     labels = squeeze(labels, -1, loc);
   if (labels.shape() != Shape(want)) {
+    // Labels shaped like the predictions are one-hot rows: the other loss takes them.
+    std::string hint = y_true.shape() == y_pred.shape()
+                           ? "; these look like one-hot labels: use CategoricalCrossentropy "
+                             "(\"categorical_crossentropy\") for them, or pass class ids"
+                           : "";
     detail::raise<ShapeError>(
         op_name(loss), {y_true, y_pred},
         fmt::format("y_true must hold one class id per sample, shape {} (y_pred's shape {} "
-                    "without axis {}), got {}",
+                    "without axis {}), got {}{}",
                     Shape(want).to_string(), y_pred.shape().to_string(), a,
-                    y_true.shape().to_string()),
+                    y_true.shape().to_string(), hint),
         loc);
   }
   if (labels.dtype() == DType::boolean) {
     detail::raise<TypeError>(op_name(loss), {y_true, y_pred},
                              "y_true must hold integer class ids, got bool", loc);
   }
-  // Traced labels cannot be checked: an out-of-range id one-hot encodes to a zero row (loss 0).
   if (!y_true.is_symbolic()) check_labels(loss, y_true, y_pred, classes, loc);
   if (labels.dtype() != DType::i32 && labels.dtype() != DType::i64)
     labels = cast(labels, DType::i64, loc);
+  // Traced labels are checked when the compiled code runs: without the check an out-of-range id
+  // would one-hot encode to a zero row and give a silent loss of 0.
+  if (labels.is_symbolic()) {
+    ir::Attrs check;
+    check.set_int("limit", classes);
+    check.set_string("what", fmt::format("{} label", op_name(loss)));
+    labels = detail::apply1(ir::Op::check_index, {labels}, check, loc);
+  }
   Tensor hot = one_hot(labels, classes, 1.0, 0.0, a, y_pred.dtype(), loc);
   Tensor log_p = log_probabilities(y_pred, from_logits, a, loc);
   return neg(reduce_sum(multiply(hot, log_p, loc), a, false, loc), loc);
@@ -301,6 +328,143 @@ Tensor CategoricalCrossentropy::call(const Tensor& y_true, const Tensor& y_pred,
 Tensor SparseCategoricalCrossentropy::call(const Tensor& y_true, const Tensor& y_pred,
                                            Loc loc) const {
   return sparse_categorical_crossentropy(y_true, y_pred, from_logits_, -1, loc);
+}
+
+namespace {
+
+std::string bool_text(bool b) {
+  return b ? "true" : "false";
+}
+
+// The value of `key` in a loss config, or `fallback` when absent.
+std::string config_value(const std::map<std::string, std::string>& config, const std::string& key,
+                         const std::string& fallback) {
+  auto it = config.find(key);
+  return it == config.end() ? fallback : it->second;
+}
+
+[[noreturn]] void bad_config(const std::string& key, const std::string& value, const char* want,
+                             const Loc& loc) {
+  detail::raise<ValueError>("losses.from_config", {},
+                            fmt::format("'{}' must be {}, got '{}'", key, want, value), loc);
+}
+
+bool config_bool(const std::map<std::string, std::string>& config, const std::string& key,
+                 const Loc& loc) {
+  std::string v = config_value(config, key, "false");
+  if (v != "true" && v != "false") bad_config(key, v, "true or false", loc);
+  return v == "true";
+}
+
+double config_double(const std::map<std::string, std::string>& config, const std::string& key,
+                     const Loc& loc) {
+  std::string v = config_value(config, key, "0");
+  double out = 0;
+  auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), out);
+  if (ec != std::errc() || end != v.data() + v.size()) bad_config(key, v, "a number", loc);
+  return out;
+}
+
+int64_t config_int(const std::map<std::string, std::string>& config, const std::string& key,
+                   const Loc& loc) {
+  std::string v = config_value(config, key, "-1");
+  int64_t out = 0;
+  auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), out);
+  if (ec != std::errc() || end != v.data() + v.size()) bad_config(key, v, "an integer", loc);
+  return out;
+}
+
+Reduction config_reduction(const std::map<std::string, std::string>& config, const Loc& loc) {
+  std::string v = config_value(config, "reduction", "sum_over_batch_size");
+  for (Reduction r : {Reduction::none, Reduction::sum, Reduction::sum_over_batch_size})
+    if (reduction_name(r) == v) return r;
+  bad_config("reduction", v, "none, sum or sum_over_batch_size", loc);
+}
+
+// Keras's snake-case name for any accepted spelling ("mse", "MeanSquaredError", ...), or "".
+std::string canonical_name(const std::string& name) {
+  static const std::map<std::string, std::string> names = {
+      {"mean_squared_error", "mean_squared_error"},
+      {"mse", "mean_squared_error"},
+      {"MeanSquaredError", "mean_squared_error"},
+      {"mean_absolute_error", "mean_absolute_error"},
+      {"mae", "mean_absolute_error"},
+      {"MeanAbsoluteError", "mean_absolute_error"},
+      {"binary_crossentropy", "binary_crossentropy"},
+      {"BinaryCrossentropy", "binary_crossentropy"},
+      {"categorical_crossentropy", "categorical_crossentropy"},
+      {"CategoricalCrossentropy", "categorical_crossentropy"},
+      {"sparse_categorical_crossentropy", "sparse_categorical_crossentropy"},
+      {"SparseCategoricalCrossentropy", "sparse_categorical_crossentropy"},
+  };
+  auto it = names.find(name);
+  return it == names.end() ? "" : it->second;
+}
+
+constexpr const char* kKnownLosses =
+    "mean_squared_error (mse), mean_absolute_error (mae), binary_crossentropy, "
+    "categorical_crossentropy, sparse_categorical_crossentropy (or their class names, e.g. "
+    "SparseCategoricalCrossentropy)";
+
+}  // namespace
+
+std::map<std::string, std::string> Loss::get_config() const {
+  return {{"name", name_}, {"reduction", std::string(reduction_name(reduction_))}};
+}
+
+std::map<std::string, std::string> BinaryCrossentropy::get_config() const {
+  std::map<std::string, std::string> config = Loss::get_config();
+  config["from_logits"] = bool_text(from_logits_);
+  config["label_smoothing"] = fmt::format("{}", label_smoothing_);
+  return config;
+}
+
+std::map<std::string, std::string> CategoricalCrossentropy::get_config() const {
+  std::map<std::string, std::string> config = Loss::get_config();
+  config["from_logits"] = bool_text(from_logits_);
+  config["label_smoothing"] = fmt::format("{}", label_smoothing_);
+  config["axis"] = std::to_string(axis_);
+  return config;
+}
+
+std::map<std::string, std::string> SparseCategoricalCrossentropy::get_config() const {
+  std::map<std::string, std::string> config = Loss::get_config();
+  config["from_logits"] = bool_text(from_logits_);
+  return config;
+}
+
+std::shared_ptr<Loss> LossSpec::resolve(Loc loc) const {
+  return loss_ ? loss_ : get(name_, loc);
+}
+
+std::shared_ptr<Loss> get(const std::string& name, Loc loc) {
+  if (canonical_name(name).empty()) {
+    detail::raise<ValueError>("losses.get", {},
+                              fmt::format("unknown loss '{}'; known: {}", name, kKnownLosses), loc);
+  }
+  return from_config({{"name", name}}, loc);
+}
+
+std::shared_ptr<Loss> from_config(const std::map<std::string, std::string>& config, Loc loc) {
+  std::string given = config_value(config, "name", "");
+  std::string name = canonical_name(given);
+  Reduction r = config_reduction(config, loc);
+  if (name == "mean_squared_error") return std::make_shared<MeanSquaredError>(r);
+  if (name == "mean_absolute_error") return std::make_shared<MeanAbsoluteError>(r);
+  if (name == "binary_crossentropy") {
+    return std::make_shared<BinaryCrossentropy>(config_bool(config, "from_logits", loc),
+                                                config_double(config, "label_smoothing", loc), r);
+  }
+  if (name == "categorical_crossentropy") {
+    return std::make_shared<CategoricalCrossentropy>(config_bool(config, "from_logits", loc),
+                                                     config_double(config, "label_smoothing", loc),
+                                                     config_int(config, "axis", loc), r);
+  }
+  if (name == "sparse_categorical_crossentropy")
+    return std::make_shared<SparseCategoricalCrossentropy>(config_bool(config, "from_logits", loc),
+                                                           r);
+  detail::raise<ValueError>("losses.from_config", {},
+                            fmt::format("unknown loss '{}'; known: {}", given, kKnownLosses), loc);
 }
 
 }  // namespace kiln::losses

@@ -11,7 +11,10 @@
 // probability forms clip predictions to [1e-7, 1 − 1e-7] as Keras does.
 #pragma once
 
+#include <concepts>
 #include <cstdint>
+#include <map>
+#include <memory>
 #include <source_location>
 #include <string>
 #include <string_view>
@@ -81,6 +84,9 @@ class Loss {
                     const Tensor& sample_weight = Tensor(), Loc loc = Loc::current()) const;
   // The per-sample losses.
   virtual Tensor call(const Tensor& y_true, const Tensor& y_pred, Loc loc) const = 0;
+  // Keras's get_config(), as text: "name", "reduction" and the constructor's other arguments
+  // (from_config makes the loss back).
+  virtual std::map<std::string, std::string> get_config() const;
 
   const std::string& name() const { return name_; }
   Reduction reduction() const { return reduction_; }
@@ -112,6 +118,7 @@ class BinaryCrossentropy : public Loss {
         from_logits_(from_logits),
         label_smoothing_(label_smoothing) {}
   Tensor call(const Tensor& y_true, const Tensor& y_pred, Loc loc) const override;
+  std::map<std::string, std::string> get_config() const override;
 
  private:
   bool from_logits_;
@@ -128,6 +135,7 @@ class CategoricalCrossentropy : public Loss {
         label_smoothing_(label_smoothing),
         axis_(axis) {}
   Tensor call(const Tensor& y_true, const Tensor& y_pred, Loc loc) const override;
+  std::map<std::string, std::string> get_config() const override;
 
  private:
   bool from_logits_;
@@ -141,9 +149,35 @@ class SparseCategoricalCrossentropy : public Loss {
                                          Reduction reduction = Reduction::sum_over_batch_size)
       : Loss("sparse_categorical_crossentropy", reduction), from_logits_(from_logits) {}
   Tensor call(const Tensor& y_true, const Tensor& y_pred, Loc loc) const override;
+  std::map<std::string, std::string> get_config() const override;
 
  private:
   bool from_logits_;
 };
+
+// A loss as compile() takes it: a loss object or a Keras name ("sparse_categorical_crossentropy").
+class LossSpec {
+ public:
+  template <class L>
+  requires std::derived_from<L, Loss> LossSpec(const L& loss)  // NOLINT: implicit
+      : loss_(std::make_shared<L>(loss)) {}
+  LossSpec(const char* name) : name_(name) {}             // NOLINT: implicit
+  LossSpec(std::string name) : name_(std::move(name)) {}  // NOLINT: implicit
+  // The loss object; made by get() from a name (ValueError for an unknown one).
+  std::shared_ptr<Loss> resolve(Loc loc = Loc::current()) const;
+
+ private:
+  std::shared_ptr<Loss> loss_;
+  std::string name_;
+};
+
+// A loss object by Keras name, with Keras's defaults: "mean_squared_error" ("mse",
+// "MeanSquaredError"), "mean_absolute_error" ("mae", "MeanAbsoluteError"), "binary_crossentropy",
+// "categorical_crossentropy", "sparse_categorical_crossentropy" (or their class names).
+// ValueError listing the known names otherwise.
+std::shared_ptr<Loss> get(const std::string& name, Loc loc = Loc::current());
+// The loss a get_config() described; ValueError for an unknown name or a malformed value.
+std::shared_ptr<Loss> from_config(const std::map<std::string, std::string>& config,
+                                  Loc loc = Loc::current());
 
 }  // namespace kiln::losses

@@ -1,28 +1,24 @@
 #include "kiln/frontend/model.h"
 
 #include <fmt/format.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cmath>
-#include <cstdio>
 #include <filesystem>
-#include <fstream>
 #include <iostream>
-#include <mutex>
 #include <numeric>
 #include <random>
 
 #include "kiln/frontend/apply.h"
 #include "kiln/frontend/atomic_file.h"
-#include "kiln/frontend/compile.h"
 #include "kiln/frontend/function.h"
 #include "kiln/frontend/gradient_tape.h"
+#include "kiln/frontend/metrics.h"
 #include "kiln/frontend/ops.h"
+#include "kiln/frontend/progbar.h"
 #include "kiln/frontend/safetensors.h"
 #include "kiln/frontend/trace.h"
-#include "kiln/ir/parser.h"
 #include "kiln/ir/printer.h"
 
 namespace kiln {
@@ -32,6 +28,8 @@ namespace {
 using Clock = std::chrono::steady_clock;
 using TwoTensorFn = std::function<std::vector<Tensor>(const Tensor&, const Tensor&)>;
 using OneTensorFn = std::function<Tensor(const Tensor&)>;
+using Batch = std::pair<Tensor, Tensor>;
+using NextBatch = std::function<std::optional<Batch>()>;
 
 // A quiet kiln::function (the last partial batch retraces by design) kept behind a
 // std::function, whose type does not name the lambda.
@@ -45,18 +43,34 @@ auto quiet_function(F fn, const std::string& name) {
 
 using LayerList = std::vector<std::shared_ptr<layers::Layer>>;
 
-// Throws ShapeError unless x is a batch of samples of the declared shape.
-void check_input(const std::optional<TensorType>& declared, const std::string& name,
-                 const Tensor& x, const std::source_location& loc) {
+// Throws unless x is a batch of samples of the declared type: ShapeError naming the whole batch,
+// TypeError (with what to do) for integer data into a floating model.
+void check_input(const std::optional<TensorType>& declared, const std::string& first,
+                 const std::string& name, const Tensor& x, const std::source_location& loc) {
   if (!declared || !x.defined()) return;
   const Shape& want = declared->shape;
-  std::vector<int64_t> got(x.shape().begin() + (x.rank() > 0 ? 1 : 0), x.shape().end());
-  if (want.dims() != got) {
+  if (x.rank() == 0) {
     detail::raise<ShapeError>(name, {x},
-                              fmt::format("the model expects samples of shape {}, got a batch "
-                                          "of shape {}",
-                                          want.to_string(), x.shape().to_string()),
+                              fmt::format("the model expects a batch of samples of shape {} (the "
+                                          "input_shape of its first layer '{}'), got a scalar",
+                                          want.to_string(), first),
                               loc);
+  }
+  Shape sample(std::vector<int64_t>(x.shape().begin() + 1, x.shape().end()));
+  if (sample != want) {
+    detail::raise<ShapeError>(
+        name, {x},
+        fmt::format("the model expects samples of shape {} (the input_shape "
+                    "of its first layer '{}'), got {} samples of shape {}",
+                    want.to_string(), first, x.shape()[0], sample.to_string()),
+        loc);
+  }
+  if (!ir::is_floating(x.dtype()) && ir::is_floating(declared->dtype)) {
+    detail::raise<TypeError>(name, {x},
+                             fmt::format("the model computes in {} but its input is {}: {}",
+                                         ir::dtype_name(declared->dtype), x.type().to_string(),
+                                         detail::cast_hint(x.dtype(), declared->dtype)),
+                             loc);
   }
 }
 
@@ -91,35 +105,25 @@ std::vector<Variable> trainable(const LayerList& layers) {
   return collect(layers, &layers::Layer::trainable_weights);
 }
 
-enum class AccuracyKind { sparse, binary, categorical };
-
-// Keras resolves "accuracy" from the shapes: integer ids per sample → sparse; one output unit →
-// binary; otherwise one-hot labels → categorical.
-AccuracyKind accuracy_kind(const Tensor& y, const Tensor& pred) {
-  if (y.rank() == pred.rank() - 1 ||
-      (y.rank() == pred.rank() && y.shape().dims().back() == 1 && pred.shape().dims().back() > 1))
-    return AccuracyKind::sparse;
-  if (pred.shape().dims().back() == 1) return AccuracyKind::binary;
-  return AccuracyKind::categorical;
-}
-
-// The number of correct predictions in a batch, as an f32 scalar (traced with the step).
-Tensor correct_count(const Tensor& y, const Tensor& pred) {
-  Tensor hits;
-  switch (accuracy_kind(y, pred)) {
-    case AccuracyKind::sparse: {
-      Tensor labels = y.rank() == pred.rank() ? squeeze(y, -1) : y;
-      hits = equal(argmax(pred, -1), cast(labels, i64));
-      break;
-    }
-    case AccuracyKind::binary:
-      hits = equal(greater(pred, 0.5), greater(cast(y, pred.dtype()), 0.5));
-      break;
-    case AccuracyKind::categorical:
-      hits = equal(argmax(pred, -1), argmax(y, -1));
-      break;
+// Appends `layer` unless the model has a layer of its name (Keras: names are unique in a model,
+// and weights are saved under them).
+void add_layer(LayerList& layers, const std::string& model,
+               const std::shared_ptr<layers::Layer>& layer, const std::source_location& loc) {
+  for (const auto& l : layers) {
+    if (l->name() != layer->name()) continue;
+    // Layer handles share their state, name included: the same name object is the same layer.
+    detail::raise<ValueError>(
+        model, {},
+        fmt::format("the model has a layer named '{}' already; layer names must be unique within "
+                    "a model (their weights are saved under them): give one another name{}",
+                    layer->name(),
+                    &l->name() == &layer->name()
+                        ? " (this is the same layer twice: to share its weights, call it "
+                          "twice in a Model subclass's call() instead)"
+                        : ""),
+        loc);
   }
-  return reduce_sum(cast(hits, f32));
+  layers.push_back(layer);
 }
 
 // Rows `begin`..`end` of x in the order `order` (an eager gather).
@@ -134,95 +138,115 @@ std::vector<int64_t> iota(int64_t n) {
   return v;
 }
 
-std::string format_logs(const std::vector<std::pair<std::string, double>>& logs) {
-  std::string out;
-  for (const auto& [name, value] : logs)
-    out += fmt::format(" - {}: {:.4f}", name, value);
-  return out;
+TensorType with_batch(int64_t batch, const TensorType& sample) {
+  std::vector<int64_t> dims{batch};
+  dims.insert(dims.end(), sample.shape.begin(), sample.shape.end());
+  return TensorType{sample.dtype, Shape(dims)};
+}
+
+void check_data(const char* what, const Tensor& x, const Tensor& y,
+                const std::source_location& loc) {
+  if (!x.defined() || !y.defined())
+    detail::raise<ValueError>(what, {}, "x and y must be defined", loc);
+  if (x.rank() == 0 || y.rank() == 0 || x.shape()[0] != y.shape()[0]) {
+    detail::raise<ValueError>(
+        what, {x, y},
+        fmt::format("x and y must have the same number of samples (dimension 0), got {} and {}",
+                    x.rank() > 0 ? x.shape()[0] : 0, y.rank() > 0 ? y.shape()[0] : 0),
+        loc);
+  }
+}
+
+// The labels of a sparse classification must be class ids of the model's output.
+void check_labels(const char* what, const Tensor& y, const TensorType& pred,
+                  const std::source_location& loc) {
+  if (!ir::is_integer(y.dtype()) || !metrics::sparse_labels(y.shape(), pred.shape)) return;
+  int64_t classes = pred.shape.dims().back();
+  const ir::HostTensor& ids = y.host();
+  for (int64_t i = 0; i < ids.num_elements(); ++i) {
+    auto id = static_cast<int64_t>(ids.element_as_double(i));
+    if (id < 0 || id >= classes) {
+      detail::raise<IndexError>(what, {y},
+                                fmt::format("label {} of sample {} is outside [0, {}), the "
+                                            "model's {} output classes",
+                                            id, i, classes, classes),
+                                loc);
+    }
+  }
+}
+
+// An (x, y) element of a dataset given to fit or evaluate.
+Batch xy_element(const char* what, const data::Element& element, const std::source_location& loc) {
+  if (element.size() != 2) {
+    detail::raise<ValueError>(what, {},
+                              fmt::format("the dataset must yield (x, y) pairs, as "
+                                          "Dataset::from_tensor_slices({{x, y}}).batch(n) does; "
+                                          "its elements have {} tensors",
+                                          element.size()),
+                              loc);
+  }
+  check_data(what, element[0], element[1], loc);
+  return {element[0], element[1]};
+}
+
+// Keras's rule for a dataset's steps: at most steps_per_epoch, at most its cardinality.
+std::optional<int64_t> dataset_steps(const char* what, const data::Dataset& ds,
+                                     std::optional<int64_t> steps_per_epoch,
+                                     const std::source_location& loc) {
+  int64_t card = ds.cardinality();
+  if (steps_per_epoch && *steps_per_epoch <= 0) {
+    detail::raise<ValueError>(
+        what, {}, fmt::format("steps_per_epoch must be positive, got {}", *steps_per_epoch), loc);
+  }
+  if (card == data::infinite_cardinality && !steps_per_epoch) {
+    detail::raise<ValueError>(what, {},
+                              "the dataset is endless (repeat() without a count): set "
+                              "steps_per_epoch",
+                              loc);
+  }
+  if (steps_per_epoch) return card >= 0 ? std::min(card, *steps_per_epoch) : *steps_per_epoch;
+  return card >= 0 ? std::optional<int64_t>(card) : std::nullopt;
+}
+
+// The batches of one pass over a dataset of (x, y) elements, at most `limit` of them.
+NextBatch dataset_batches(const data::Dataset& ds, std::optional<int64_t> limit, const char* what,
+                          const std::source_location& loc) {
+  auto it = std::make_shared<data::Dataset::Iterator>(ds.begin());
+  auto taken = std::make_shared<int64_t>(0);
+  return [it, taken, limit, what, loc]() -> std::optional<Batch> {
+    if (limit && *taken >= *limit) return std::nullopt;
+    std::optional<data::Element> element = it->next();
+    if (!element) return std::nullopt;
+    ++*taken;
+    return xy_element(what, *element, loc);
+  };
 }
 
 }  // namespace
 
+// What a dataset's batches were checked for: one sample's input and output types.
+struct Model::BatchChecker {
+  std::optional<TensorType> input, output;
+};
+
 struct Model::Compiled {
   std::shared_ptr<optimizers::Optimizer> optimizer;
   std::shared_ptr<losses::Loss> loss;
+  std::vector<std::string> metrics;
   bool accuracy = false;
   TwoTensorFn train_step;  // (x, y) → {mean loss, correct count}
   TwoTensorFn test_step;   // (x, y) → {mean loss, correct count}
   OneTensorFn predict_step;
 };
 
-void History::to_csv(const std::string& path, std::source_location loc) const {
-  std::string text = "epoch";
-  for (const auto& [name, values] : history)
-    text += "," + name;
-  text += "\n";
-  for (size_t e = 0; e < epochs.size(); ++e) {
-    text += std::to_string(epochs[e]);
-    for (const auto& [name, values] : history)
-      text += fmt::format(",{:.6g}", values.at(e));
-    text += "\n";
-  }
-  detail::write_file_atomically(path, text, "History.to_csv", loc);
-}
-
-void History::plot(const std::string& path, std::source_location loc) const {
-  // One chart per series without the "val_" prefix; its "val_" twin is drawn dashed.
-  std::vector<std::string> metrics;
-  for (const auto& [name, values] : history)
-    if (name.rfind("val_", 0) != 0) metrics.push_back(name);
-  const int width = 420, height = 300, margin = 50;
-  std::string svg = fmt::format(
-      "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{}\" height=\"{}\" "
-      "font-family=\"sans-serif\" font-size=\"12\">\n",
-      width * std::max<size_t>(1, metrics.size()), height);
-  for (size_t m = 0; m < metrics.size(); ++m) {
-    const std::string& metric = metrics[m];
-    const std::vector<double>& train = history.at(metric);
-    auto val_it = history.find("val_" + metric);
-    double lo = *std::min_element(train.begin(), train.end());
-    double hi = *std::max_element(train.begin(), train.end());
-    if (val_it != history.end()) {
-      lo = std::min(lo, *std::min_element(val_it->second.begin(), val_it->second.end()));
-      hi = std::max(hi, *std::max_element(val_it->second.begin(), val_it->second.end()));
-    }
-    if (hi - lo < 1e-12) hi = lo + 1;
-    int x0 = int(m) * width;
-    auto px = [&](size_t e) {
-      return x0 + margin +
-             (train.size() > 1 ? double(e) * (width - 2 * margin) / double(train.size() - 1) : 0);
-    };
-    auto py = [&](double v) {
-      return height - margin - (v - lo) * (height - 2 * margin) / (hi - lo);
-    };
-    auto line = [&](const std::vector<double>& values, const char* color, const char* dash) {
-      std::string points;
-      for (size_t e = 0; e < values.size(); ++e)
-        points += fmt::format("{:.1f},{:.1f} ", px(e), py(values[e]));
-      return fmt::format(
-          "<polyline fill=\"none\" stroke=\"{}\" stroke-width=\"2\" {}points=\"{}\"/>\n", color,
-          dash, points);
-    };
-    svg += fmt::format("<text x=\"{}\" y=\"20\">{} per epoch</text>\n", x0 + margin, metric);
-    svg += fmt::format(
-        "<rect x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\" fill=\"none\" stroke=\"#999\"/>\n",
-        x0 + margin, margin, width - 2 * margin, height - 2 * margin);
-    svg += fmt::format("<text x=\"{}\" y=\"{}\">{:.4g}</text>\n", x0 + 2, margin + 4, hi);
-    svg += fmt::format("<text x=\"{}\" y=\"{}\">{:.4g}</text>\n", x0 + 2, height - margin, lo);
-    svg += fmt::format("<text x=\"{}\" y=\"{}\">epoch 1 … {}</text>\n", x0 + margin,
-                       height - margin + 20, train.size());
-    svg += line(train, "#1f77b4", "");
-    svg += fmt::format("<text x=\"{}\" y=\"{}\" fill=\"#1f77b4\">train</text>\n",
-                       x0 + width - margin - 60, height - 12);
-    if (val_it != history.end()) {
-      svg += line(val_it->second, "#ff7f0e", "stroke-dasharray=\"6,4\" ");
-      svg += fmt::format("<text x=\"{}\" y=\"{}\" fill=\"#ff7f0e\">validation</text>\n",
-                         x0 + width - margin - 60 + 40, height - 12);
-    }
-  }
-  svg += "</svg>\n";
-  detail::write_file_atomically(path, svg, "History.plot", loc);
-}
+// Where one fit's batches come from: tensors shuffled every epoch, or a dataset.
+struct Model::EpochData {
+  std::optional<int64_t> steps;  // per epoch; nullopt while unknown
+  // A fresh pass over the training batches of `epoch`, called once per epoch in order.
+  std::function<NextBatch(int64_t epoch)> batches;
+  // {loss, metrics...} on the validation data; empty when there is none.
+  std::function<std::vector<float>()> validate;
+};
 
 Model::Model(std::string name) : name_(std::move(name)) {}
 
@@ -236,10 +260,15 @@ Tensor Model::call_at(const Tensor& x, bool training, const std::source_location
 }
 
 Tensor Model::operator()(const Tensor& x, bool training, std::source_location loc) {
-  check_input(declared_input(), name_, x, loc);
+  detail::UserSite site(loc);
+  check_batch(x, loc);
   note_input(x);
   name_scope scope(name_);
   return call_at(x, training, loc);
+}
+
+void Model::check_batch(const Tensor& x, const std::source_location& loc) const {
+  check_input(declared_input(), layers_.empty() ? "" : layers_.front()->name(), name_, x, loc);
 }
 
 void Model::note_input(const Tensor& x) {
@@ -255,6 +284,10 @@ std::optional<TensorType> Model::input_spec() const {
 
 std::function<Tensor(const Tensor&, bool)> Model::forward_fn() {
   return [this](const Tensor& x, bool training) { return (*this)(x, training); };
+}
+
+void Model::track(const LayerHandle& layer, std::source_location loc) {
+  add_layer(layers_, name_, layer.get(), loc);
 }
 
 layers::Layer& Model::get_layer(const std::string& name, std::source_location loc) const {
@@ -287,13 +320,40 @@ int64_t Model::count_params() const {
   return n;
 }
 
-Sequential::Sequential(std::vector<LayerHandle> layers, std::string name) : Model(std::move(name)) {
-  for (const LayerHandle& l : layers)
-    layers_.push_back(l.get());
+bool Model::built() const {
+  return !layers_.empty() &&
+         std::all_of(layers_.begin(), layers_.end(), [](const auto& l) { return l->built(); });
 }
 
-void Sequential::add(const LayerHandle& layer) {
-  layers_.push_back(layer.get());
+TensorType Model::dry_run(const TensorType& x, const std::optional<TensorType>& y,
+                          const std::source_location& loc) {
+  detail::Trace trace(name_ + "_check", {});
+  detail::TraceScope scope(trace);
+  Tensor pred = (*this)(trace.add_argument(x), false, loc);
+  if (y && compiled_) {
+    (*compiled_->loss)(trace.add_argument(*y), pred, Tensor(), loc);
+    if (compiled_->accuracy) metrics::correct_count(trace.add_argument(*y), pred);
+  }
+  return pred.type();
+}
+
+void Model::build(const layers::InputShape& input_shape, DType dtype, std::source_location loc) {
+  detail::UserSite site(loc);
+  if (!input_shape.shape) {
+    detail::raise<ValueError>("build", {}, "give the shape of one sample (no batch dimension)",
+                              loc);
+  }
+  dry_run(with_batch(1, TensorType{dtype, *input_shape.shape}), std::nullopt, loc);
+}
+
+Sequential::Sequential(std::vector<LayerHandle> layers, std::string name, std::source_location loc)
+    : Model(std::move(name)) {
+  for (const LayerHandle& l : layers)
+    add_layer(layers_, this->name(), l.get(), loc);
+}
+
+void Sequential::add(const LayerHandle& layer, std::source_location loc) {
+  add_layer(layers_, name(), layer.get(), loc);
 }
 
 void Sequential::pop(std::source_location loc) {
@@ -321,26 +381,20 @@ std::function<Tensor(const Tensor&, bool)> Sequential::forward_fn() {
   std::string name = this->name();
   return [layers, name](const Tensor& x, bool training) {
     const std::source_location loc = std::source_location::current();
-    check_input(declared_sample(layers), name, x, loc);
+    check_input(declared_sample(layers), layers.empty() ? "" : layers.front()->name(), name, x,
+                loc);
     name_scope scope(name);
     return run_layers(layers, name, x, training, loc);
   };
 }
 
-void Model::compile_with(std::shared_ptr<optimizers::Optimizer> optimizer,
-                         std::shared_ptr<losses::Loss> loss, std::vector<std::string> metrics,
-                         const std::source_location& loc) {
+void Model::compile(const optimizers::OptimizerSpec& optimizer, const losses::LossSpec& loss,
+                    std::vector<std::string> metrics, std::source_location loc) {
   auto c = std::make_shared<Compiled>();
-  c->optimizer = std::move(optimizer);
-  c->loss = std::move(loss);
-  for (const std::string& m : metrics) {
-    if (m == "accuracy" || m == "acc") {
-      c->accuracy = true;
-    } else {
-      detail::raise<ValueError>("compile", {},
-                                fmt::format("unknown metric '{}'; known: accuracy", m), loc);
-    }
-  }
+  c->optimizer = optimizer.resolve(loc);
+  c->loss = loss.resolve(loc);
+  c->accuracy = metrics::parse_names(metrics, "compile", loc);
+  c->metrics = std::move(metrics);
   // The steps hold the forward pass (see forward_fn), the tracked layers, the optimizer and
   // the loss.
   Compiled* raw = c.get();
@@ -353,13 +407,13 @@ void Model::compile_with(std::shared_ptr<optimizers::Optimizer> optimizer,
         Tensor loss = (*raw->loss)(y, pred);
         std::vector<Variable> vars = trainable(layers);
         raw->optimizer->apply_gradients(tape.gradient(loss, std::span<const Variable>(vars)), vars);
-        return std::vector<Tensor>{loss, correct_count(y, pred)};
+        return std::vector<Tensor>{loss, metrics::correct_count(y, pred)};
       },
       name_ + "_train_step");
   c->test_step = quiet_function(
       [forward, raw](const Tensor& x, const Tensor& y) {
         Tensor pred = forward(x, /*training=*/false);
-        return std::vector<Tensor>{(*raw->loss)(y, pred), correct_count(y, pred)};
+        return std::vector<Tensor>{(*raw->loss)(y, pred), metrics::correct_count(y, pred)};
       },
       name_ + "_test_step");
   c->predict_step = quiet_function(
@@ -367,74 +421,9 @@ void Model::compile_with(std::shared_ptr<optimizers::Optimizer> optimizer,
   compiled_ = std::move(c);
 }
 
-namespace {
-
-void check_data(const char* what, const Tensor& x, const Tensor& y,
-                const std::source_location& loc) {
-  if (!x.defined() || !y.defined())
-    detail::raise<ValueError>(what, {}, "x and y must be defined", loc);
-  if (x.rank() == 0 || y.rank() == 0 || x.shape()[0] != y.shape()[0]) {
-    detail::raise<ValueError>(
-        what, {x, y},
-        fmt::format("x and y must have the same number of samples (dimension 0), got {} and {}",
-                    x.rank() > 0 ? x.shape()[0] : 0, y.rank() > 0 ? y.shape()[0] : 0),
-        loc);
-  }
-}
-
-// The labels of a sparse classification must be class ids of the model's output.
-void check_labels(const Tensor& y, const Tensor& probe, const std::source_location& loc) {
-  if (!ir::is_integer(y.dtype()) || accuracy_kind(y, probe) != AccuracyKind::sparse) return;
-  int64_t classes = probe.shape().dims().back();
-  const ir::HostTensor& ids = y.host();
-  for (int64_t i = 0; i < ids.num_elements(); ++i) {
-    auto id = static_cast<int64_t>(ids.element_as_double(i));
-    if (id < 0 || id >= classes) {
-      detail::raise<IndexError>("fit", {y},
-                                fmt::format("label {} of sample {} is outside [0, {}), the "
-                                            "model's {} output classes",
-                                            id, i, classes, classes),
-                                loc);
-    }
-  }
-}
-
-// Prints a Keras-like progress line; on a terminal it redraws in place.
-class Progress {
- public:
-  Progress(int verbose, int64_t epoch, int64_t epochs, int64_t steps)
-      : verbose_(verbose), steps_(steps), tty_(verbose == 1 && isatty(STDOUT_FILENO) != 0) {
-    if (verbose_ >= 1) std::cout << fmt::format("Epoch {}/{}\n", epoch + 1, epochs) << std::flush;
-  }
-  void update(int64_t step, double elapsed,
-              const std::vector<std::pair<std::string, double>>& logs) {
-    if (!tty_) return;
-    double eta = step > 0 ? elapsed / double(step) * double(steps_ - step) : 0;
-    int width = 30, done = int(double(width) * double(step) / double(steps_));
-    std::string bar = std::string(size_t(std::max(0, done - 1)), '=') +
-                      (step < steps_ ? ">" : "=") +
-                      std::string(size_t(width - std::max(1, done)), '.');
-    std::cout << fmt::format("\r{}/{} [{}] - ETA: {:.0f}s{}", step, steps_, bar, eta,
-                             format_logs(logs))
-              << std::flush;
-  }
-  void end(double seconds, const std::vector<std::pair<std::string, double>>& logs) {
-    if (verbose_ == 0) return;
-    std::cout << fmt::format("{}{}/{} - {:.1f}s{}\n", tty_ ? "\r" : "", steps_, steps_, seconds,
-                             format_logs(logs))
-              << std::flush;
-  }
-
- private:
-  int verbose_;
-  int64_t steps_;
-  bool tty_;
-};
-
-}  // namespace
-
 History Model::fit(const Tensor& x, const Tensor& y, const FitOptions& options,
                    std::source_location loc) {
+  detail::UserSite site(loc);
   if (!compiled_) detail::raise<ValueError>("fit", {}, "call compile() before fit()", loc);
   check_data("fit", x, y, loc);
   if (options.batch_size <= 0 || options.epochs < 0 ||
@@ -450,49 +439,126 @@ History Model::fit(const Tensor& x, const Tensor& y, const FitOptions& options,
   auto split_at = static_cast<int64_t>(std::floor(double(n) * (1.0 - options.validation_split)));
   std::vector<int64_t> all = iota(n);
   Tensor x_train = x, y_train = y;
-  std::optional<std::pair<Tensor, Tensor>> validation = options.validation_data;
+  std::optional<ValidationData> validation = options.validation_data;
   if (options.validation_split > 0) {
     x_train = rows(x, all, 0, split_at);
     y_train = rows(y, all, 0, split_at);
-    validation = {rows(x, all, split_at, n), rows(y, all, split_at, n)};
+    validation = ValidationData(rows(x, all, split_at, n), rows(y, all, split_at, n));
     n = split_at;
   }
   if (n == 0) detail::raise<ValueError>("fit", {x, y}, "no training samples", loc);
-  check_labels(y, (*this)(rows(x_train, all, 0, 1)), loc);
-  if (validation) check_data("fit (validation data)", validation->first, validation->second, loc);
+  check_batch(x_train, loc);
+  check_labels("fit", y_train, dry_run(x_train.type(), y_train.type(), loc), loc);
+  if (validation && validation->tensors) {
+    check_data("fit (validation data)", validation->tensors->first, validation->tensors->second,
+               loc);
+  }
 
+  EpochData data;
+  int64_t batch = options.batch_size;
+  data.steps = (n + batch - 1) / batch;
+  auto rng = std::make_shared<std::mt19937_64>(options.seed);
+  bool shuffle = options.shuffle;
+  data.batches = [x_train, y_train, n, batch, rng, shuffle](int64_t) -> NextBatch {
+    auto order = std::make_shared<std::vector<int64_t>>(iota(n));
+    if (shuffle) std::shuffle(order->begin(), order->end(), *rng);
+    auto begin = std::make_shared<int64_t>(0);
+    return [=]() -> std::optional<Batch> {
+      if (*begin >= n) return std::nullopt;
+      int64_t end = std::min(n, *begin + batch);
+      Batch b{rows(x_train, *order, *begin, end), rows(y_train, *order, *begin, end)};
+      *begin = end;
+      return b;
+    };
+  };
+  if (validation) {
+    data.validate = [this, validation, batch, loc] {
+      if (validation->dataset) return evaluate(*validation->dataset, loc);
+      return evaluate(validation->tensors->first, validation->tensors->second, batch, loc);
+    };
+  }
+  return fit_epochs(data, options, loc);
+}
+
+History Model::fit(const data::Dataset& dataset, const FitOptions& options,
+                   std::source_location loc) {
+  detail::UserSite site(loc);
+  if (!compiled_) detail::raise<ValueError>("fit", {}, "call compile() before fit()", loc);
+  if (options.epochs < 0) {
+    detail::raise<ValueError>("fit", {}, fmt::format("epochs must be >= 0, got {}", options.epochs),
+                              loc);
+  }
+  if (options.validation_split != 0) {
+    detail::raise<ValueError>("fit", {},
+                              "validation_split needs tensor data; for a dataset, pass "
+                              "validation_data (another dataset, or tensors)",
+                              loc);
+  }
+  EpochData data;
+  data.steps = dataset_steps("fit", dataset, options.steps_per_epoch, loc);
+  std::optional<int64_t> limit = options.steps_per_epoch;
+  auto checker = std::make_shared<BatchChecker>();
+  data.batches = [this, dataset, limit, checker, loc](int64_t) -> NextBatch {
+    NextBatch next = dataset_batches(dataset, limit, "fit", loc);
+    return [this, next, checker, loc]() -> std::optional<Batch> {
+      std::optional<Batch> b = next();
+      if (b) check_dataset_batch(*checker, *b, "fit", loc);
+      return b;
+    };
+  };
+  if (options.validation_data) {
+    ValidationData validation = *options.validation_data;
+    if (validation.tensors) {
+      check_data("fit (validation data)", validation.tensors->first, validation.tensors->second,
+                 loc);
+    }
+    int64_t batch = options.batch_size;
+    data.validate = [this, validation, batch, loc] {
+      if (validation.dataset) return evaluate(*validation.dataset, loc);
+      return evaluate(validation.tensors->first, validation.tensors->second, batch, loc);
+    };
+  }
+  return fit_epochs(data, options, loc);
+}
+
+History Model::fit_epochs(EpochData& data, const FitOptions& options,
+                          const std::source_location& loc) {
   History history;
   for (const CallbackHandle& callback : options.callbacks)
     callback.get().on_train_begin(*this);
-  std::mt19937_64 rng(options.seed);
-  int64_t steps = (n + options.batch_size - 1) / options.batch_size;
   for (int64_t epoch = 0; epoch < options.epochs; ++epoch) {
     auto start = Clock::now();
-    std::vector<int64_t> order = iota(n);
-    if (options.shuffle) std::shuffle(order.begin(), order.end(), rng);
-    Progress progress(options.verbose, epoch, options.epochs, steps);
+    Progbar progress(data.steps, options.verbose,
+                     fmt::format("Epoch {}/{}", epoch + 1, options.epochs));
+    NextBatch next = data.batches(epoch);
     double loss_sum = 0, correct = 0;
-    int64_t seen = 0;
-    std::vector<std::pair<std::string, double>> logs;
-    for (int64_t s = 0; s < steps; ++s) {
-      int64_t begin = s * options.batch_size, end = std::min(n, begin + options.batch_size);
-      std::vector<Tensor> out =
-          compiled_->train_step(rows(x_train, order, begin, end), rows(y_train, order, begin, end));
-      loss_sum += double(out[0].item<float>()) * double(end - begin);
+    int64_t seen = 0, s = 0;
+    ProgressValues logs;
+    while (std::optional<Batch> batch = next()) {
+      std::vector<Tensor> out = compiled_->train_step(batch->first, batch->second);
+      int64_t size = batch->first.shape()[0];
+      loss_sum += double(out[0].item<float>()) * double(size);
       correct += double(out[1].item<float>());
-      seen += end - begin;
+      seen += size;
       logs = {{"loss", loss_sum / double(seen)}};
       if (compiled_->accuracy) logs.emplace_back("accuracy", correct / double(seen));
-      progress.update(s + 1, std::chrono::duration<double>(Clock::now() - start).count(), logs);
+      progress.update(s + 1, logs);
+      if (!options.callbacks.empty()) {
+        const Logs batch_logs(logs.begin(), logs.end());
+        for (const CallbackHandle& callback : options.callbacks)
+          callback.get().on_train_batch_end(s, batch_logs, *this);
+      }
+      ++s;
     }
-    if (validation) {
-      std::vector<float> v =
-          evaluate(validation->first, validation->second, options.batch_size, loc);
+    if (seen == 0) detail::raise<ValueError>("fit", {}, "the training data has no batches", loc);
+    if (!data.steps) data.steps = s;  // a dataset of unknown length: known after one pass
+    if (data.validate) {
+      std::vector<float> v = data.validate();
       logs.emplace_back("val_loss", v[0]);
       if (compiled_->accuracy) logs.emplace_back("val_accuracy", v[1]);
     }
     double seconds = std::chrono::duration<double>(Clock::now() - start).count();
-    progress.end(seconds, logs);
+    progress.update(s, logs, /*finalize=*/true);
     history.epochs.push_back(epoch);
     history.seconds.push_back(seconds);
     std::map<std::string, double> log_map(logs.begin(), logs.end());
@@ -508,54 +574,119 @@ History Model::fit(const Tensor& x, const Tensor& y, const FitOptions& options,
   return history;
 }
 
-std::vector<float> Model::evaluate(const Tensor& x, const Tensor& y, int64_t batch_size,
-                                   std::source_location loc) {
-  if (!compiled_)
-    detail::raise<ValueError>("evaluate", {}, "call compile() before evaluate()", loc);
-  check_data("evaluate", x, y, loc);
-  note_input(x);
-  if (batch_size <= 0)
-    detail::raise<ValueError>("evaluate", {}, "batch_size must be positive", loc);
-  int64_t n = x.shape()[0];
-  std::vector<int64_t> order = iota(n);
-  double loss_sum = 0, correct = 0;
-  for (int64_t begin = 0; begin < n; begin += batch_size) {
-    int64_t end = std::min(n, begin + batch_size);
-    std::vector<Tensor> out =
-        compiled_->test_step(rows(x, order, begin, end), rows(y, order, begin, end));
-    loss_sum += double(out[0].item<float>()) * double(end - begin);
-    correct += double(out[1].item<float>());
+void Model::check_dataset_batch(BatchChecker& checker, const std::pair<Tensor, Tensor>& batch,
+                                const char* what, const std::source_location& loc) {
+  check_batch(batch.first, loc);
+  TensorType sample{batch.first.dtype(), Shape(std::vector<int64_t>(batch.first.shape().begin() + 1,
+                                                                    batch.first.shape().end()))};
+  if (!checker.input || *checker.input != sample) {
+    // A new kind of batch (the first one): build the model and try the loss on symbolic
+    // tensors, so errors name this batch rather than come from inside a compiled step.
+    TensorType pred = dry_run(batch.first.type(), batch.second.type(), loc);
+    checker.input = sample;
+    checker.output = TensorType{
+        pred.dtype, Shape(std::vector<int64_t>(pred.shape.begin() + 1, pred.shape.end()))};
   }
+  check_labels(what, batch.second, with_batch(batch.first.shape()[0], *checker.output), loc);
+}
+
+std::vector<float> Model::evaluate_batches(const NextBatch& next, const char* what,
+                                           const std::source_location& loc) {
+  double loss_sum = 0, correct = 0;
+  int64_t n = 0;
+  while (std::optional<Batch> b = next()) {
+    std::vector<Tensor> out = compiled_->test_step(b->first, b->second);
+    int64_t size = b->first.shape()[0];
+    loss_sum += double(out[0].item<float>()) * double(size);
+    correct += double(out[1].item<float>());
+    n += size;
+  }
+  if (n == 0) detail::raise<ValueError>(what, {}, "no samples to evaluate", loc);
   std::vector<float> result{float(loss_sum / double(n))};
   if (compiled_->accuracy) result.push_back(float(correct / double(n)));
   return result;
 }
 
+std::vector<float> Model::evaluate(const Tensor& x, const Tensor& y, int64_t batch_size,
+                                   std::source_location loc) {
+  detail::UserSite site(loc);
+  if (!compiled_)
+    detail::raise<ValueError>("evaluate", {}, "call compile() before evaluate()", loc);
+  check_data("evaluate", x, y, loc);
+  if (batch_size <= 0)
+    detail::raise<ValueError>("evaluate", {}, "batch_size must be positive", loc);
+  check_batch(x, loc);
+  check_labels("evaluate", y, dry_run(x.type(), y.type(), loc), loc);
+  note_input(x);
+  int64_t n = x.shape()[0];
+  std::vector<int64_t> order = iota(n);
+  int64_t begin = 0;
+  return evaluate_batches(
+      [&]() -> std::optional<Batch> {
+        if (begin >= n) return std::nullopt;
+        int64_t end = std::min(n, begin + batch_size);
+        Batch b{rows(x, order, begin, end), rows(y, order, begin, end)};
+        begin = end;
+        return b;
+      },
+      "evaluate", loc);
+}
+
+std::vector<float> Model::evaluate(const data::Dataset& dataset, std::source_location loc) {
+  detail::UserSite site(loc);
+  if (!compiled_)
+    detail::raise<ValueError>("evaluate", {}, "call compile() before evaluate()", loc);
+  NextBatch next = dataset_batches(dataset, dataset_steps("evaluate", dataset, std::nullopt, loc),
+                                   "evaluate", loc);
+  BatchChecker checker;
+  return evaluate_batches(
+      [&]() -> std::optional<Batch> {
+        std::optional<Batch> b = next();
+        if (b) check_dataset_batch(checker, *b, "evaluate", loc);
+        return b;
+      },
+      "evaluate", loc);
+}
+
 Tensor Model::predict(const Tensor& x, int64_t batch_size, std::source_location loc) {
+  detail::UserSite site(loc);
   if (!x.defined() || x.rank() == 0) {
     detail::raise<ValueError>("predict", {}, "x must be a defined tensor with a batch dimension",
                               loc);
   }
   if (batch_size <= 0) detail::raise<ValueError>("predict", {}, "batch_size must be positive", loc);
+  check_batch(x, loc);
   note_input(x);
   if (!compiled_) {
     // Keras predicts without compile(): run eagerly.
     return (*this)(x, false, loc);
   }
+  dry_run(x.type(), std::nullopt, loc);
   int64_t n = x.shape()[0];
   std::vector<int64_t> order = iota(n);
   std::vector<Tensor> parts;
   for (int64_t begin = 0; begin < n; begin += batch_size)
     parts.push_back(
         compiled_->predict_step(rows(x, order, begin, std::min(n, begin + batch_size))));
-  return concat(parts, 0);
+  return parts.size() == 1 ? parts[0] : concat(parts, 0);
+}
+
+Tensor Model::predict(const data::Dataset& dataset, std::source_location loc) {
+  detail::UserSite site(loc);
+  std::vector<Tensor> parts;
+  for (const data::Element& element : dataset) {
+    if (element.empty()) {
+      detail::raise<ValueError>("predict", {}, "the dataset's elements have no tensors", loc);
+    }
+    parts.push_back(predict(
+        element[0], std::max<int64_t>(1, element[0].rank() > 0 ? element[0].shape()[0] : 1), loc));
+  }
+  if (parts.empty()) detail::raise<ValueError>("predict", {}, "the dataset has no elements", loc);
+  return parts.size() == 1 ? parts[0] : concat(parts, 0);
 }
 
 std::vector<Variable> Model::built_weights(const char* what, const std::source_location& loc) {
-  bool built = !layers_.empty();
-  for (const auto& l : layers_)
-    built = built && l->built();
-  if (built) return weights();
+  if (built()) return weights();
   std::optional<TensorType> spec = input_spec();
   if (!spec) {
     detail::raise<ValueError>(what, {},
@@ -565,11 +696,7 @@ std::vector<Variable> Model::built_weights(const char* what, const std::source_l
                               loc);
   }
   // Tracing the model once on a symbolic batch of one builds every layer.
-  std::vector<int64_t> dims{1};
-  dims.insert(dims.end(), spec->shape.begin(), spec->shape.end());
-  detail::Trace trace(name_ + "_build", {});
-  detail::TraceScope scope(trace);
-  (*this)(trace.add_argument(TensorType{spec->dtype, Shape(dims)}), false, loc);
+  dry_run(with_batch(1, *spec), std::nullopt, loc);
   return weights();
 }
 
@@ -625,8 +752,19 @@ std::vector<Shape> Sequential::output_shapes() const {
   return shapes;
 }
 
-std::string Model::summary_text() const {
+std::string Model::summary_text(std::source_location loc) const {
+  detail::UserSite site(loc);
   std::vector<Shape> shapes = output_shapes();
+  if (!built()) {
+    // Keras's words, with Kiln's ways to build.
+    detail::raise<ValueError>(
+        "summary", {},
+        fmt::format("This model has not yet been built. Build the model first by calling build() "
+                    "or by calling the model on a batch of data (or declare input_shape on its "
+                    "first layer). Model '{}' has {} layers{}",
+                    name_, layers_.size(), layers_.empty() ? "" : ", not all of them built"),
+        loc);
+  }
   std::string out = fmt::format("Model: \"{}\"\n", name_);
   std::string rule(65, '_'), thick(65, '=');
   out += rule + "\n";
@@ -657,11 +795,12 @@ std::string Model::summary_text() const {
   return out;
 }
 
-void Model::summary() const {
-  std::cout << summary_text();
+void Model::summary(std::source_location loc) const {
+  std::cout << summary_text(loc);
 }
 
 void Model::save(const std::string& dir, int64_t batch_size, std::source_location loc) {
+  detail::UserSite site(loc);
   if (batch_size <= 0)
     detail::raise<ValueError>("save", {},
                               fmt::format("batch_size must be positive, got {}", batch_size), loc);
@@ -674,12 +813,11 @@ void Model::save(const std::string& dir, int64_t batch_size, std::source_locatio
                                           name_),
                               loc);
   }
-  std::vector<int64_t> dims{batch_size};
-  dims.insert(dims.end(), spec->shape.begin(), spec->shape.end());
   std::function<Tensor(const Tensor&, bool)> forward = forward_fn();
   auto inference = kiln::function([forward](const Tensor& x) { return forward(x, false); },
                                   name_ + "_inference");
-  const ir::Function& graph = inference.graph(zeros(Shape(dims), spec->dtype, loc));
+  const ir::Function& graph =
+      inference.graph(zeros(with_batch(batch_size, *spec).shape, spec->dtype, loc));
 
   std::map<std::string, Variable> by_name;
   for (const Variable& v : vars)
@@ -702,100 +840,11 @@ void Model::save(const std::string& dir, int64_t batch_size, std::source_locatio
   std::filesystem::create_directories(dir, ec);
   if (ec)
     detail::raise<IOError>("save", {}, fmt::format("cannot create {}: {}", dir, ec.message()), loc);
-  safetensors::save(dir + "/weights.safetensors", named, {{"format", "kiln"}, {"model", name_}},
-                    loc);
+  // The compile() configuration goes with the weights, so load_model can evaluate.
+  std::map<std::string, std::string> metadata{{"format", "kiln"}, {"model", name_}};
+  if (compiled_) metadata.merge(detail::compile_metadata(*compiled_->loss, compiled_->metrics));
+  safetensors::save(dir + "/weights.safetensors", named, metadata, loc);
   detail::write_file_atomically(dir + "/model.kiln", ir::print(graph), "save", loc);
-}
-
-struct SavedModel::Impl {
-  ir::Function graph{"saved"};
-  std::vector<ir::HostTensor> weights;  // parameters 1, 2, ...
-  // Compiled on the first call, so that a model loaded only to be looked at or compiled ahead
-  // of time costs no JIT compile.
-  mutable std::once_flag compile_once;
-  mutable std::unique_ptr<CompiledFunction> compiled;
-};
-
-const ir::Function& SavedModel::graph() const {
-  return impl_->graph;
-}
-
-std::span<const ir::HostTensor> SavedModel::weights() const {
-  return impl_->weights;
-}
-
-const TensorType& SavedModel::input_type() const {
-  return impl_->graph.param(0)->type();
-}
-
-Tensor SavedModel::operator()(const Tensor& x, std::source_location loc) const {
-  if (!x.defined())
-    detail::raise<ValueError>(impl_->graph.name(), {}, "the input is undefined", loc);
-  const TensorType& want = input_type();
-  if (x.dtype() != want.dtype) {
-    detail::raise<TypeError>(
-        impl_->graph.name(), {x},
-        fmt::format("the saved model takes {}, got {}", want.to_string(), x.type().to_string()),
-        loc);
-  }
-  if (x.shape() != want.shape) {
-    detail::raise<ShapeError>(
-        impl_->graph.name(), {x},
-        fmt::format("the saved model takes {}, got {}", want.to_string(), x.type().to_string()),
-        loc);
-  }
-  std::vector<const ir::HostTensor*> args{&x.host()};
-  for (const ir::HostTensor& w : impl_->weights)
-    args.push_back(&w);
-  std::call_once(impl_->compile_once,
-                 [&] { impl_->compiled = compile(detail::clone_function(impl_->graph)); });
-  ir::EvalResult result = impl_->compiled->run(args);
-  return Tensor(std::move(result.outputs.at(0)));
-}
-
-SavedModel load_model(const std::string& dir, std::source_location loc) {
-  const std::string ir_path = dir + "/model.kiln", weights_path = dir + "/weights.safetensors";
-  for (const std::string& path : {ir_path, weights_path}) {
-    if (!std::filesystem::is_regular_file(path)) {
-      detail::raise<IOError>("load_model", {},
-                             fmt::format("{} is not a saved model: {} is missing", dir, path), loc);
-    }
-  }
-  auto impl = std::make_shared<SavedModel::Impl>();
-  impl->graph = ir::parse_file(ir_path);
-  if (impl->graph.params().empty() || impl->graph.outputs().size() != 1) {
-    detail::raise<ValueError>(
-        "load_model", {}, fmt::format("{} must take an input and return one result", ir_path), loc);
-  }
-  std::map<std::string, Tensor> loaded;
-  for (auto& [name, t] : safetensors::load(weights_path, loc))
-    loaded.emplace(name, t);
-  std::vector<std::string> problems;
-  for (size_t i = 1; i < impl->graph.params().size(); ++i) {
-    const ir::Value* p = impl->graph.param(i);
-    auto it = loaded.find(p->name());
-    if (it == loaded.end()) {
-      problems.push_back(fmt::format("'{}' is missing", p->name()));
-      continue;
-    }
-    if (it->second.type() != p->type()) {
-      problems.push_back(fmt::format("'{}' is {} in the weights but {} in the function", p->name(),
-                                     it->second.type().to_string(), p->type().to_string()));
-    }
-    impl->weights.push_back(it->second.host());
-    loaded.erase(it);
-  }
-  for (const auto& [name, t] : loaded)
-    problems.push_back(fmt::format("'{}' is not a parameter of the function", name));
-  if (!problems.empty()) {
-    detail::raise<ValueError>(
-        "load_model", {},
-        fmt::format("{} does not match {}: {}", weights_path, ir_path, fmt::join(problems, "; ")),
-        loc);
-  }
-  SavedModel model;
-  model.impl_ = std::move(impl);
-  return model;
 }
 
 }  // namespace kiln

@@ -1,5 +1,5 @@
 // Keras-style models: Model (subclassed with a call()), Sequential, compile / fit / evaluate /
-// predict / summary / save, History, callbacks; load_model for saved inference functions.
+// predict / summary / save, History, callbacks; load_model (saved_model.h) for saved models.
 //
 //   k::Sequential model({
 //       k::layers::Flatten(/*input_shape=*/{28, 28}),
@@ -8,7 +8,11 @@
 //   });
 //   model.compile(k::optimizers::RMSprop(1e-3), k::losses::SparseCategoricalCrossentropy(),
 //                 {"accuracy"});
+//   // or by Keras's names: model.compile("rmsprop", "sparse_categorical_crossentropy", ...)
 //   k::History h = model.fit(x_train, y_train, {.epochs = 5, .batch_size = 128});
+//
+// Errors from a layer call, fit, evaluate and predict name the layer and the caller's line (the
+// line that called fit or the model or layer), and say what to do where the fix is plain.
 //
 // fit traces one whole training step (forward, loss, GradientTape backward, optimizer update,
 // metric counts) into one compiled kiln::function and runs it per batch; evaluate and predict
@@ -26,9 +30,11 @@
 #include <utility>
 #include <vector>
 
+#include "kiln/frontend/data.h"
 #include "kiln/frontend/layers.h"
 #include "kiln/frontend/losses.h"
 #include "kiln/frontend/optimizers.h"
+#include "kiln/frontend/saved_model.h"
 #include "kiln/frontend/tensor.h"
 #include "kiln/ir/function.h"
 
@@ -46,8 +52,10 @@ class History {
   // renamed into place.
   void to_csv(const std::string& path,
               std::source_location loc = std::source_location::current()) const;
-  // An SVG with one chart per metric (loss, accuracy, ...), train and validation curves per
-  // epoch; written to a temporary file and renamed into place.
+  // An SVG with one chart per metric (loss first, then accuracy, ...): train and validation
+  // curves over the epochs with a marker per epoch (up to 60), value and epoch axes with round
+  // ticks, labels and a legend; one epoch is a point. Written to a temporary file and renamed
+  // into place.
   void plot(const std::string& path,
             std::source_location loc = std::source_location::current()) const;
 };
@@ -68,6 +76,11 @@ class Callback {
   virtual void on_train_begin(Model& model) { (void)model; }
   virtual bool on_epoch_end(int64_t epoch, const Logs& logs, Model& model) = 0;
   virtual void on_train_end(Model& model) { (void)model; }
+  // After each training batch: its index in the epoch (from 0) and the epoch's logs so far
+  // (running means, as the progress bar shows).
+  virtual void on_train_batch_end(int64_t batch, const Logs& logs, Model& model) {
+    (void)batch, (void)logs, (void)model;
+  }
 };
 
 // Stops when `monitor` has not improved by more than min_delta for `patience` epochs;
@@ -140,21 +153,36 @@ class CallbackHandle {
   std::shared_ptr<callbacks::Callback> callback_;
 };
 
+// fit's validation data: (x, y) tensors, or a batched dataset of (x, y) elements.
+struct ValidationData {
+  ValidationData(Tensor x, Tensor y) : tensors(std::pair{std::move(x), std::move(y)}) {}
+  ValidationData(std::pair<Tensor, Tensor> xy) : tensors(std::move(xy)) {}  // NOLINT: implicit
+  ValidationData(data::Dataset ds) : dataset(std::move(ds)) {}              // NOLINT: implicit
+
+  std::optional<std::pair<Tensor, Tensor>> tensors;
+  std::optional<data::Dataset> dataset;
+};
+
 // fit's options, in this order so designated initializers read like Keras's keyword arguments.
 struct FitOptions {
   int64_t epochs = 1;
+  // Samples per step for tensor data (a dataset is batched already).
   int64_t batch_size = 32;
   // The last fraction of the samples (taken before shuffling, as Keras) held out for
-  // validation.
+  // validation; tensor data only.
   double validation_split = 0.0;
-  std::optional<std::pair<Tensor, Tensor>> validation_data = std::nullopt;
+  std::optional<ValidationData> validation_data = std::nullopt;
+  // Reshuffles tensor data every epoch (a dataset shuffles itself: Dataset::shuffle).
   bool shuffle = true;
-  // 0: silent; 1: a progress bar on a terminal, one line per epoch otherwise; 2: one line per
-  // epoch.
+  // 0: silent; 1: a progress bar redrawn in place on a terminal (Progbar), one line per epoch
+  // otherwise; 2: one line per epoch.
   int verbose = 1;
   std::vector<CallbackHandle> callbacks = {};
   // Seeds the per-epoch shuffles.
   uint64_t seed = 0;
+  // For a dataset: at most this many batches an epoch (needed for an endless one). Each epoch
+  // iterates the dataset afresh.
+  std::optional<int64_t> steps_per_epoch = std::nullopt;
 };
 
 // A layer handle of any kind, so a list of different layers can be written inline.
@@ -212,21 +240,38 @@ class Model {
   std::vector<Variable> non_trainable_weights() const;
   int64_t count_params() const;
 
-  template <class Opt, class L>
-  requires std::derived_from<Opt, optimizers::Optimizer> && std::derived_from<L, losses::Loss>
-  void compile(const Opt& optimizer, const L& loss, std::vector<std::string> metrics = {},
-               std::source_location loc = std::source_location::current()) {
-    compile_with(optimizer.clone(), std::make_shared<L>(loss), std::move(metrics), loc);
-  }
+  // Sets the optimizer, the loss and the metrics fit and evaluate use, each an object or a Keras
+  // name: compile("adam", "sparse_categorical_crossentropy", {"accuracy"}) (see
+  // optimizers::get, losses::get; ValueError listing the known names for others).
+  void compile(const optimizers::OptimizerSpec& optimizer, const losses::LossSpec& loss,
+               std::vector<std::string> metrics = {},
+               std::source_location loc = std::source_location::current());
 
   History fit(const Tensor& x, const Tensor& y, const FitOptions& options = {},
+              std::source_location loc = std::source_location::current());
+  // fit on a batched dataset of (x, y) elements, iterated afresh every epoch (batch_size,
+  // validation_split and shuffle do not apply).
+  History fit(const data::Dataset& dataset, const FitOptions& options = {},
               std::source_location loc = std::source_location::current());
   // {loss, metrics...} over the whole data, in batches.
   std::vector<float> evaluate(const Tensor& x, const Tensor& y, int64_t batch_size = 32,
                               std::source_location loc = std::source_location::current());
+  // {loss, metrics...} over a batched dataset of (x, y) elements.
+  std::vector<float> evaluate(const data::Dataset& dataset,
+                              std::source_location loc = std::source_location::current());
   // The outputs for every sample, in batches.
   Tensor predict(const Tensor& x, int64_t batch_size = 32,
                  std::source_location loc = std::source_location::current());
+  // The outputs for every batch of a dataset (its elements' first component), concatenated.
+  Tensor predict(const data::Dataset& dataset,
+                 std::source_location loc = std::source_location::current());
+
+  // Builds every layer for samples of `input_shape` (no batch dimension; keras.Model.build takes
+  // the batch too) by tracing the model once on a symbolic batch.
+  void build(const layers::InputShape& input_shape, DType dtype = f32,
+             std::source_location loc = std::source_location::current());
+  // Whether the model has layers and all are built.
+  bool built() const;
 
   // Writes every weight, named "<layer>/<weight>", to a safetensors file (atomically: a failed
   // save leaves an existing file as it was). The model must be built.
@@ -246,15 +291,17 @@ class Model {
             std::source_location loc = std::source_location::current());
 
   // The Keras summary table: layers, output shapes, parameter counts. Builds the model first
-  // if its input shape is known.
-  std::string summary_text() const;
-  void summary() const;
+  // if its input shape is known; ValueError ("This model has not yet been built...") if it
+  // cannot be built.
+  std::string summary_text(std::source_location loc = std::source_location::current()) const;
+  void summary(std::source_location loc = std::source_location::current()) const;
 
   const std::string& name() const { return name_; }
 
  protected:
-  // Makes `layer` one of the model's layers (its weights become the model's).
-  void track(const LayerHandle& layer) { layers_.push_back(layer.get()); }
+  // Makes `layer` one of the model's layers (its weights become the model's); ValueError if the
+  // model has a layer of that name already.
+  void track(const LayerHandle& layer, std::source_location loc = std::source_location::current());
   // The forward pass the compiled steps run. This default calls this object's call(); Sequential
   // gives its layer list instead.
   virtual std::function<Tensor(const Tensor&, bool)> forward_fn();
@@ -273,11 +320,26 @@ class Model {
   std::vector<std::shared_ptr<layers::Layer>> layers_;
 
  private:
-  void compile_with(std::shared_ptr<optimizers::Optimizer> optimizer,
-                    std::shared_ptr<losses::Loss> loss, std::vector<std::string> metrics,
-                    const std::source_location& loc);
   void note_input(const Tensor& x);
+  // Throws unless x is a batch of the declared input (shape naming the whole batch; integer
+  // data into a floating model, with what to do).
+  void check_batch(const Tensor& x, const std::source_location& loc) const;
+  // Runs the model (and the loss on `y`, when given) on symbolic tensors of these types,
+  // building the layers: shape errors then name the whole data, and nothing is computed.
+  // Returns the output type.
+  TensorType dry_run(const TensorType& x, const std::optional<TensorType>& y,
+                     const std::source_location& loc);
   struct Compiled;
+  struct EpochData;
+  struct BatchChecker;
+  // Checks one (x, y) batch of a dataset (input type, labels), dry-running the model on the
+  // first batch of each input type.
+  void check_dataset_batch(BatchChecker& checker, const std::pair<Tensor, Tensor>& batch,
+                           const char* what, const std::source_location& loc);
+  History fit_epochs(EpochData& data, const FitOptions& options, const std::source_location& loc);
+  std::vector<float> evaluate_batches(
+      const std::function<std::optional<std::pair<Tensor, Tensor>>()>& next, const char* what,
+      const std::source_location& loc);
 
   std::string name_;
   std::shared_ptr<Compiled> compiled_;
@@ -287,9 +349,12 @@ class Model {
 // keras.Sequential: a model that runs its layers in order.
 class Sequential : public Model {
  public:
-  explicit Sequential(std::vector<LayerHandle> layers = {}, std::string name = "sequential");
+  // ValueError if two layers share a name (Keras: names must be unique within a model).
+  explicit Sequential(std::vector<LayerHandle> layers = {}, std::string name = "sequential",
+                      std::source_location loc = std::source_location::current());
 
-  void add(const LayerHandle& layer);
+  // Appends a layer (ValueError for a name the model has already).
+  void add(const LayerHandle& layer, std::source_location loc = std::source_location::current());
   // Removes the last layer (ValueError when empty).
   void pop(std::source_location loc = std::source_location::current());
 
@@ -301,32 +366,5 @@ class Sequential : public Model {
   std::vector<Shape> output_shapes() const override;
   Tensor call_at(const Tensor& x, bool training, const std::source_location& loc) override;
 };
-
-// A model saved by Model::save, for inference: the IR compiled once, the weights bound.
-//
-//   k::SavedModel m = k::load_model("fashion_model");
-//   k::Tensor probs = m(x);  // x must have the saved input type
-class SavedModel {
- public:
-  // The saved IR, unoptimized.
-  const ir::Function& graph() const;
-  // The type of the input the function takes (its first parameter), batch included.
-  const TensorType& input_type() const;
-  // The weights: the values of the function's other parameters, in order.
-  std::span<const ir::HostTensor> weights() const;
-  // Runs the compiled function (ShapeError / TypeError if x is not of input_type()).
-  Tensor operator()(const Tensor& x,
-                    std::source_location loc = std::source_location::current()) const;
-
- private:
-  friend SavedModel load_model(const std::string& dir, std::source_location loc);
-  struct Impl;
-  std::shared_ptr<const Impl> impl_;
-};
-
-// Reads a directory written by Model::save: IOError if a file is missing or unreadable,
-// ValueError if the weights do not match the function's parameters (names, types).
-SavedModel load_model(const std::string& dir,
-                      std::source_location loc = std::source_location::current());
 
 }  // namespace kiln

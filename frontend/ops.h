@@ -158,6 +158,12 @@ Tensor constant(const std::vector<T>& values, const Shape& shape,
   detail::store_values<T>(values, host);
   return detail::make_constant(std::move(host), dtype, loc);
 }
+// A 1-D constant from a vector, as tf.constant(list): k::constant(std::vector<float>{1, 2}).
+template <Arithmetic T>
+Tensor constant(const std::vector<T>& values, std::optional<DType> dtype = std::nullopt,
+                Loc loc = Loc::current()) {
+  return constant(values, Shape{static_cast<int64_t>(values.size())}, dtype, loc);
+}
 // A constant holding (sharing) a host tensor.
 Tensor constant(const ir::HostTensor& value, Loc loc = Loc::current());
 

@@ -4,6 +4,7 @@
 
 #include <fmt/format.h>
 
+#include <cctype>
 #include <cmath>
 #include <map>
 #include <unordered_map>
@@ -393,6 +394,23 @@ void Adagrad::update_step(const Tensor& grad, Variable& var, const Tensor& lr) {
   Variable accumulator = slots(var)[0];
   accumulator.assign_add(square(grad));
   var.assign_sub(lr * grad / sqrt(accumulator + epsilon_));
+}
+
+std::shared_ptr<Optimizer> OptimizerSpec::resolve(Loc loc) const {
+  return optimizer_ ? optimizer_ : get(name_, loc);
+}
+
+std::shared_ptr<Optimizer> get(const std::string& name, Loc loc) {
+  std::string lower;
+  for (char c : name)
+    lower += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  if (lower == "sgd") return std::make_shared<SGD>();
+  if (lower == "rmsprop") return std::make_shared<RMSprop>();
+  if (lower == "adam") return std::make_shared<Adam>();
+  if (lower == "adagrad") return std::make_shared<Adagrad>();
+  detail::raise<ValueError>(
+      "optimizers.get", {},
+      fmt::format("unknown optimizer '{}'; known: sgd, rmsprop, adam, adagrad", name), loc);
 }
 
 }  // namespace kiln::optimizers

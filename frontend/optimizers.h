@@ -234,4 +234,25 @@ class Adagrad : public Optimizer {
   double epsilon_;
 };
 
+// An optimizer as compile() takes it: an optimizer object (its state shared, as a handle) or a
+// Keras name ("adam").
+class OptimizerSpec {
+ public:
+  template <class O>
+  requires std::derived_from<O, Optimizer> OptimizerSpec(const O& optimizer)  // NOLINT: implicit
+      : optimizer_(optimizer.clone()) {}
+  OptimizerSpec(const char* name) : name_(name) {}             // NOLINT: implicit
+  OptimizerSpec(std::string name) : name_(std::move(name)) {}  // NOLINT: implicit
+  // The optimizer; made by get() from a name (ValueError for an unknown one).
+  std::shared_ptr<Optimizer> resolve(Loc loc = Loc::current()) const;
+
+ private:
+  std::shared_ptr<Optimizer> optimizer_;
+  std::string name_;
+};
+
+// A new optimizer by Keras name, with Keras's default hyper-parameters: "sgd", "rmsprop",
+// "adam", "adagrad" (any case: "Adam", "RMSprop"). ValueError listing the known names otherwise.
+std::shared_ptr<Optimizer> get(const std::string& name, Loc loc = Loc::current());
+
 }  // namespace kiln::optimizers

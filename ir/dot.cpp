@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "kiln/ir/printer.h"
+#include "kiln/ir/utf8.h"
 
 namespace kiln::ir {
 
@@ -64,22 +65,6 @@ std::string_view role_name(Role role) {
       break;
   }
   return "forward";
-}
-
-// Length of the well-formed UTF-8 sequence starting at text[i], or 0 if there is none.
-size_t utf8_length(std::string_view text, size_t i) {
-  auto byte = [&](size_t k) { return static_cast<unsigned char>(text[k]); };
-  unsigned char lead = byte(i);
-  size_t n = lead < 0x80                    ? 1
-             : lead >= 0xc2 && lead <= 0xdf ? 2
-             : lead >= 0xe0 && lead <= 0xef ? 3
-             : lead >= 0xf0 && lead <= 0xf4 ? 4
-                                            : 0;
-  if (n == 0 || i + n > text.size()) return 0;
-  for (size_t k = i + 1; k < i + n; ++k) {
-    if ((byte(k) & 0xc0) != 0x80) return 0;
-  }
-  return n;
 }
 
 // `text` as a DOT quoted string. `"` and `\` are escaped (so no escape sequence of Graphviz's
@@ -286,11 +271,24 @@ class DotWriter {
       }
       clusters[at].nodes.push_back(node.get());
     }
+    // Ids and paths first, in the depth-first order of drawing, so that collapsing a cluster
+    // renumbers none of the others. Walks use an explicit stack: (cluster, next child).
+    std::vector<std::string> ids(clusters.size()), paths(clusters.size());
+    std::vector<std::pair<size_t, size_t>> stack = {{0, 0}};
+    for (size_t next_id = 0; !stack.empty();) {
+      auto& [at, next_child] = stack.back();
+      if (next_child == clusters[at].children.size()) {
+        stack.pop_back();
+        continue;
+      }
+      size_t child = clusters[at].children[next_child++];
+      ids[child] = fmt::format("cluster_{}", next_id++);
+      paths[child] = at == 0 ? clusters[child].name : paths[at] + "/" + clusters[child].name;
+      stack.push_back({child, 0});
+    }
     for (const Node* node : clusters[0].nodes)
       write_node(*node, 1);
-    // Depth-first with an explicit stack: (cluster, index of the next child to open).
-    std::vector<std::pair<size_t, size_t>> stack = {{0, 0}};
-    size_t next_id = 0;
+    stack = {{0, 0}};
     while (!stack.empty()) {
       auto& [at, next_child] = stack.back();
       if (next_child == clusters[at].children.size()) {
@@ -301,18 +299,51 @@ class DotWriter {
       }
       size_t child = clusters[at].children[next_child++];
       size_t depth = stack.size();
-      std::string cluster_id = fmt::format("cluster_{}", next_id++);
-      std::string path = clusters[child].name;
-      for (size_t k = stack.size(); k-- > 1;)
-        path = clusters[stack[k].first].name + "/" + path;
-      open_cluster(cluster_id, path);
-      line(depth, fmt::format("subgraph {} {{", quote(cluster_id)));
+      if (options_.collapsed.contains(ids[child])) {
+        write_box(ids[child], paths[child], subtree_nodes(clusters, child), depth,
+                  fill_of(role_of(paths[child])));
+        continue;
+      }
+      open_cluster(ids[child], paths[child]);
+      line(depth, fmt::format("subgraph {} {{", quote(ids[child])));
       line(depth + 1, fmt::format("label={}; style=rounded; color=\"#999999\"; fontsize=10;",
                                   quote(clusters[child].name)));
       for (const Node* node : clusters[child].nodes)
         write_node(*node, depth + 1);
       stack.push_back({child, 0});
     }
+  }
+
+  // The nodes of cluster `at` and of every cluster inside it.
+  static std::vector<const Node*> subtree_nodes(const std::vector<Cluster>& clusters, size_t at) {
+    std::vector<const Node*> nodes;
+    std::vector<size_t> todo = {at};
+    while (!todo.empty()) {
+      size_t next = todo.back();
+      todo.pop_back();
+      nodes.insert(nodes.end(), clusters[next].nodes.begin(), clusters[next].nodes.end());
+      todo.insert(todo.end(), clusters[next].children.begin(), clusters[next].children.end());
+    }
+    return nodes;
+  }
+
+  // A collapsed cluster: one box "box_<cluster id>" standing for `nodes`, labelled with the
+  // cluster's label and op count.
+  void write_box(const std::string& cluster_id, std::string_view label,
+                 const std::vector<const Node*>& nodes, size_t depth, std::string_view fill) {
+    std::string id = "box_" + cluster_id;
+    boxes_.insert(id);
+    for (const Node* node : nodes) {
+      node_id_[node] = id;
+      // The legend stays the same whatever is collapsed.
+      if (node->op() != Op::constant) roles_.insert(role_of(node->scope()));
+    }
+    for (size_t open : open_clusters_)
+      layout_.clusters[open].members.push_back(id);
+    std::string text =
+        fmt::format("{}\n{} op{}", label, nodes.size(), nodes.size() == 1 ? "" : "s");
+    line(depth, fmt::format("{} [label={}, shape=box3d, style=filled, fillcolor=\"{}\"];",
+                            quote(id), quote(text), fill));
   }
 
   // Every node; each kernel of two or more nodes is a dashed, filled cluster.
@@ -335,11 +366,16 @@ class DotWriter {
       if (nodes.size() < 2) continue;
       std::string name = fmt::format("kernel {}", kernel);
       std::string cluster_id = fmt::format("cluster_kernel_{}", kernel);
+      std::string_view fill = kKernelFills[colour++ % kKernelFills.size()];
+      if (options_.collapsed.contains(cluster_id)) {
+        write_box(cluster_id, name, nodes, 1, fill);
+        continue;
+      }
       open_cluster(cluster_id, name);
       line(1, fmt::format("subgraph {} {{", quote(cluster_id)));
       line(2, fmt::format("label={}; style=\"dashed,filled\"; fillcolor=\"{}\"; color=\"#666666\"; "
                           "fontsize=10;",
-                          quote(name), kKernelFills[colour++ % kKernelFills.size()]));
+                          quote(name), fill));
       for (const Node* node : nodes)
         write_node(*node, 2, name);
       open_clusters_.pop_back();
@@ -383,14 +419,16 @@ class DotWriter {
   }
 
   // Edges labelled with the type they carry. Collapsed, one edge per pair of boxes (labelled
-  // with the first value's type) and none inside a box; otherwise one per value and consumer.
+  // with the first value's type) and none inside a box; otherwise one per value and consumer,
+  // except into and out of a collapsed cluster's box (one per pair of endpoints).
   void write_edges() {
     bool collapsed = !options_.expand && options_.kernel_of.empty();
     std::set<std::tuple<std::string, std::string, const Value*>> seen;
     auto edge = [&](const Value* value, const std::string& to) {
       std::string from = endpoint(value);
       if (from.empty() || from == to) return;
-      if (!seen.emplace(from, to, collapsed ? nullptr : value).second) return;
+      bool per_pair = collapsed || boxes_.contains(from) || boxes_.contains(to);
+      if (!seen.emplace(from, to, per_pair ? nullptr : value).second) return;
       line(1, fmt::format("{} -> {} [label={}];", quote(from), quote(to),
                           quote(value->type().to_string())));
     };
@@ -421,10 +459,12 @@ class DotWriter {
   const Function& function_;
   const DotOptions& options_;
   std::unordered_map<const Value*, std::string> param_names_;
-  // The graph node drawing each IR node ("n3", or its scope's box "s1") and parameter ("p0").
+  // The graph node drawing each IR node ("n3", its scope's box "s1" or its collapsed cluster's
+  // box "box_cluster_2") and parameter ("p0").
   std::unordered_map<const Node*, std::string> node_id_;
   std::unordered_map<const Value*, std::string> param_id_;
-  std::set<Role> roles_;  // of the nodes and boxes drawn, for the legend
+  std::set<Role> roles_;         // of the nodes and boxes drawn, for the legend
+  std::set<std::string> boxes_;  // the ids of collapsed clusters' boxes
   std::string out_;
   DotLayout layout_;
   std::vector<size_t> open_clusters_;  // indices into layout_.clusters, outermost first

@@ -14,6 +14,7 @@
 // function gives the same text.
 #pragma once
 
+#include <set>
 #include <string>
 #include <unordered_map>
 #include <utility>
@@ -31,6 +32,11 @@ struct DotOptions {
   // kernel of several nodes) instead of by scope, whatever `expand` says. Nodes not in the map
   // (constants) stand alone.
   std::unordered_map<const Node*, int> kernel_of = {};
+  // Clusters drawn as one box each (id "box_" + the cluster's id) standing for every node and
+  // cluster inside, when nodes are drawn one by one (`expand` or `kernel_of`); named by the ids
+  // dot_layout gives clusters ("cluster_3", "cluster_kernel_2"), which do not depend on this
+  // set. Edges into and out of a box are drawn once per pair of endpoints.
+  std::set<std::string> collapsed = {};
   // The graph's title (default: the function's name).
   std::string title = "";
 };
@@ -47,9 +53,11 @@ struct DotLayout {
     std::string parent;                // the enclosing cluster's id; empty at the top level
     std::vector<std::string> members;  // DOT ids of the nodes inside, nested clusters included
   };
-  // Each IR node, in function order, with the DOT node drawing it (a scope box draws several).
+  // Each IR node, in function order, with the DOT node drawing it (a scope box or a collapsed
+  // cluster's box draws several).
   std::vector<std::pair<std::string, const Node*>> nodes;
-  // The clusters of scopes or kernels (not the legend), parents before children.
+  // The clusters of scopes or kernels drawn (not the legend, nor collapsed ones), parents
+  // before children.
   std::vector<Cluster> clusters;
 };
 DotLayout dot_layout(const Function& function, const DotOptions& options = {});

@@ -55,6 +55,11 @@ class ParseError : public Error {
 class IOError : public Error {
   using Error::Error;
 };
+// Memory that cannot be had: a tensor, a workspace or a buffer too large for this machine (the
+// analogue of TensorFlow's ResourceExhaustedError). Names the size and what it was for.
+class ResourceError : public Error {
+  using Error::Error;
+};
 // Code generation failed (names the kernel).
 class CompileError : public Error {
   using Error::Error;

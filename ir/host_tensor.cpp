@@ -1,29 +1,86 @@
 #include "kiln/ir/host_tensor.h"
 
+#include <fmt/format.h>
+
 #include <cstdlib>
 #include <cstring>
-#include <new>
+#include <iterator>
+#include <limits>
+#include <string>
+
+#ifdef __linux__
+#include <sys/sysinfo.h>
+#endif
 
 namespace kiln::ir {
 
 namespace {
 constexpr size_t kAlignment = 64;
 
+// Whether `bytes` may be had at all: more than the machine's memory and swap together cannot,
+// and asking anyway where the kernel always overcommits ends with the OOM killer (the zero fill
+// touches every page), not with an error.
+bool within_machine_memory(size_t bytes) {
+#ifdef __linux__
+  if (bytes < (size_t{1} << 30)) return true;
+  struct sysinfo info;
+  if (::sysinfo(&info) != 0) return true;
+  unsigned __int128 total =
+      static_cast<unsigned __int128>(info.totalram + info.totalswap) * info.mem_unit;
+  return bytes <= total;
+#else
+  return true;
+#endif
+}
+
+// Null when the memory cannot be had (too large for the address space or for the machine).
 std::shared_ptr<std::byte> allocate(size_t nbytes, bool zeroed) {
+  if (nbytes > std::numeric_limits<size_t>::max() - kAlignment) return nullptr;
+  if (!within_machine_memory(nbytes)) return nullptr;
   size_t rounded = (nbytes + kAlignment - 1) / kAlignment * kAlignment;
   if (rounded == 0) rounded = kAlignment;
   void* p = std::aligned_alloc(kAlignment, rounded);
-  if (p == nullptr) throw std::bad_alloc();
+  if (p == nullptr) return nullptr;
   if (zeroed) std::memset(p, 0, rounded);
   return std::shared_ptr<std::byte>(static_cast<std::byte*>(p), [](std::byte* q) { std::free(q); });
 }
+
+std::string allocation_failure_message(const TensorType& type) {
+  return fmt::format(
+      "cannot allocate a tensor of shape {} and dtype {}: {} elements, {}, more memory than this "
+      "machine can give",
+      type.shape.to_string(), dtype_long_name(type.dtype), type.shape.num_elements(),
+      describe_bytes(type.nbytes()));
+}
 }  // namespace
 
+std::string describe_bytes(size_t bytes) {
+  const char* units[] = {"KiB", "MiB", "GiB", "TiB", "PiB", "EiB"};
+  if (bytes < 1024) return fmt::format("{} bytes", bytes);
+  double v = static_cast<double>(bytes) / 1024;
+  size_t u = 0;
+  while (v >= 1024 && u + 1 < std::size(units)) {
+    v /= 1024;
+    ++u;
+  }
+  return fmt::format("{:.3g} {} ({} bytes)", v, units[u], bytes);
+}
+
 HostTensor::HostTensor(TensorType type, bool zeroed) : type_(std::move(type)) {
+  // The byte count, checked: a shape whose size overflows cannot be allocated either.
+  uint64_t bytes = dtype_size(type_.dtype);
+  bool overflow = false;
   for (int64_t d : type_.shape) {
     KILN_CHECK(d >= 0, "negative dimension in HostTensor");
+    overflow = overflow || __builtin_mul_overflow(bytes, static_cast<uint64_t>(d), &bytes);
+  }
+  if (overflow) {
+    throw ResourceError(
+        fmt::format("cannot allocate a tensor of shape {} and dtype {}: its size overflows 64 bits",
+                    type_.shape.to_string(), dtype_long_name(type_.dtype)));
   }
   storage_ = allocate(nbytes(), zeroed);
+  if (storage_ == nullptr) throw ResourceError(allocation_failure_message(type_));
 }
 
 HostTensor HostTensor::uninitialized(TensorType type) {

@@ -5,6 +5,7 @@
 #include <cstddef>
 #include <memory>
 #include <span>
+#include <string>
 #include <type_traits>
 
 #include "kiln/ir/error.h"
@@ -52,6 +53,11 @@ decltype(auto) visit_dtype(DType dtype, F&& f) {
   KILN_CHECK(false, "unknown dtype");
 }
 
+// A byte count for messages: "4 TiB (4398046511104 bytes)", "12 bytes".
+std::string describe_bytes(size_t bytes);
+
+// Host tensors allocate their storage when made; memory that cannot be had is a ResourceError
+// naming the shape, the dtype and the size.
 class HostTensor {
  public:
   // An empty handle (no type, no storage).
@@ -81,7 +87,7 @@ class HostTensor {
   DType dtype() const { return type_.dtype; }
   const Shape& shape() const { return type_.shape; }
   int64_t num_elements() const { return type_.shape.num_elements(); }
-  size_t nbytes() const { return static_cast<size_t>(num_elements()) * dtype_size(type_.dtype); }
+  size_t nbytes() const { return type_.nbytes(); }
 
   std::byte* raw() { return storage_.get(); }
   const std::byte* raw() const { return storage_.get(); }

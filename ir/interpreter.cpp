@@ -13,9 +13,10 @@ std::vector<HostTensor> run_op(Op op, std::span<const HostTensor> inputs, const 
                                std::span<const TensorType> output_types) {
   std::vector<HostTensor> outputs;
   outputs.reserve(output_types.size());
-  for (const TensorType& t : output_types)
-    outputs.emplace_back(t);
   try {
+    // Inside the try: a result too large to allocate is a ResourceError named after the op.
+    for (const TensorType& t : output_types)
+      outputs.emplace_back(t);
     switch (op) {
 #define KILN_OP(name, family, nin, nout, traits)    \
   case Op::name:                                    \

@@ -1,7 +1,9 @@
 // The reference interpreter: the oracle every compiled kernel is checked against.
 #pragma once
 
+#include <cstdint>
 #include <span>
+#include <string>
 #include <vector>
 
 #include "kiln/ir/attrs.h"
@@ -15,6 +17,10 @@ namespace kiln::ir {
 // Throws kiln::Error for data-dependent failures (e.g. a gather index out of range).
 std::vector<HostTensor> run_op(Op op, std::span<const HostTensor> inputs, const Attrs& attrs,
                                std::span<const TensorType> output_types);
+
+// check_index's IndexError message for the element at flat `position` holding `value` (compiled
+// code reports a bad element with the same words).
+std::string check_index_message(const Attrs& attrs, int64_t value, int64_t position);
 
 struct EvalResult {
   std::vector<HostTensor> outputs;

@@ -78,6 +78,8 @@ struct TensorType {
   DType dtype = DType::f32;
   Shape shape;
   bool operator==(const TensorType&) const = default;
+  // Bytes of a dense tensor of this type.
+  size_t nbytes() const { return static_cast<size_t>(shape.num_elements()) * dtype_size(dtype); }
   // "f32[2,3]", "i64[]".
   std::string to_string() const;
 };

@@ -17,8 +17,9 @@ namespace {
 // The value every element of `v` has, if `v` is a constant or fill with one value throughout.
 std::optional<double> splat(const Value* v) {
   const Node* p = v->producer();
+  while (p != nullptr && p->op() == Op::broadcast_to)  // a loop: chains may be long
+    p = p->input(0)->producer();
   if (p == nullptr) return std::nullopt;
-  if (p->op() == Op::broadcast_to) return splat(p->input(0));
   if (p->op() == Op::fill) {
     if (const ir::AttrValue* a = p->attrs().find("value"); a && std::holds_alternative<bool>(*a))
       return std::get<bool>(*a) ? 1.0 : 0.0;

@@ -2,7 +2,9 @@
 
 #include <cstring>
 #include <functional>
+#include <memory>
 #include <unordered_map>
+#include <vector>
 
 #include "kiln/passes/rewrite.h"
 
@@ -46,9 +48,18 @@ bool same_node(const ir::Node& a, const ir::Node& b) {
 bool eliminate_common_subexpressions(ir::Function& function) {
   auto& nodes = function.mutable_nodes();
   std::unordered_multimap<size_t, const ir::Node*> seen;
+  // Uses of a removed duplicate are redirected when the walk reaches them (one map lookup per
+  // operand rather than a rescan of the function per duplicate). Removed nodes live until the
+  // end: their values' addresses are keys here.
+  std::unordered_map<const ir::Value*, ir::Value*> replaced;
+  std::vector<std::unique_ptr<ir::Node>> removed;
   size_t kept = 0;
   for (size_t i = 0; i < nodes.size(); ++i) {
-    const ir::Node& node = *nodes[i];
+    ir::Node& node = *nodes[i];
+    for (size_t k = 0; k < node.inputs().size() && !replaced.empty(); ++k) {
+      auto it = replaced.find(node.input(k));
+      if (it != replaced.end()) node.set_input(k, it->second);
+    }
     size_t h = node_hash(node);
     const ir::Node* first = nullptr;
     auto [begin, end] = seen.equal_range(h);
@@ -60,11 +71,17 @@ bool eliminate_common_subexpressions(ir::Function& function) {
       continue;
     }
     for (size_t o = 0; o < node.num_outputs(); ++o)
-      replace_all_uses(function, node.output(o), first->output(o), i + 1);
-    nodes[i].reset();
+      replaced[node.output(o)] = first->output(o);
+    removed.push_back(std::move(nodes[i]));
   }
   bool changed = kept != nodes.size();
   nodes.resize(kept);
+  std::vector<ir::Value*> outputs = function.outputs();
+  for (ir::Value*& v : outputs)
+    if (auto it = replaced.find(v); it != replaced.end()) v = it->second;
+  function.set_outputs(std::move(outputs));
+  for (auto& update : function.mutable_updates())
+    if (auto it = replaced.find(update.value); it != replaced.end()) update.value = it->second;
   return changed;
 }
 

@@ -51,8 +51,13 @@ struct Uses {
 
 class Partitioner {
  public:
-  Partitioner(const ir::Function& f, bool fuse)
-      : f_(f), uses_(f), group_of_(f.nodes().size(), -1), fuse_(fuse) {
+  Partitioner(const ir::Function& f, bool fuse, int max_depth)
+      : f_(f),
+        uses_(f),
+        group_of_(f.nodes().size(), -1),
+        depth_(f.nodes().size(), 0),
+        fuse_(fuse),
+        max_depth_(max_depth) {
     for (size_t i = 0; i < f.nodes().size(); ++i)
       index_[f.nodes()[i].get()] = i;
   }
@@ -100,7 +105,9 @@ class Partitioner {
     int g = new_group(root, kernel_kind_of(nodes()[root]->op()));
     const ir::Shape& shape = nodes()[root]->output()->type().shape;
     const Value* tail = nodes()[root]->output();
-    while (!uses_.escapes.contains(tail) && uses_.of(tail).size() == 1) {
+    for (int length = 1;
+         length < max_depth_ && !uses_.escapes.contains(tail) && uses_.of(tail).size() == 1;
+         ++length) {
       size_t next = uses_.of(tail)[0];
       const Node& n = *nodes()[next];
       if (group_of_[next] >= 0 || !is_loop_node(n) || n.output()->type().shape != shape) break;
@@ -124,6 +131,12 @@ class Partitioner {
         const Node& producer = *nodes()[p];
         if (group_of_[p] >= 0 || !is_loop_node(producer) || v->type().shape != shape) continue;
         if (!all_uses_in(v, g) || (reduction && uses_.escapes.contains(v))) continue;
+        // Its depth: one below its deepest consumer (all of them are in the group by now).
+        int depth = 0;
+        for (size_t c : uses_.of(v))
+          depth = std::max(depth, depth_[c] + 1);
+        if (depth >= max_depth_) continue;  // it roots a kernel of its own
+        depth_[p] = depth;
         join(g, p);
         work.push_back(p);
       }
@@ -184,15 +197,17 @@ class Partitioner {
   Uses uses_;
   std::unordered_map<const Node*, size_t> index_;
   std::vector<int> group_of_;
+  std::vector<int> depth_;  // nodes on the longest path from the group's root (root: 0)
   std::vector<std::vector<size_t>> groups_;
   std::vector<KernelKind> kinds_;
   bool fuse_;
+  int max_depth_;
 };
 
 }  // namespace
 
 KernelPlan plan_kernels(const ir::Function& function, const FusionOptions& options) {
-  return Partitioner(function, options.fuse).run();
+  return Partitioner(function, options.fuse, std::max(1, options.max_depth)).run();
 }
 
 }  // namespace kiln::passes

@@ -14,6 +14,11 @@
 //   multi-result nodes) is an `op` kernel of its own; shape ops are not fused in this version.
 // Since a group's only value read by other kernels is its last node's result, ordering kernels
 // by their last node gives a topological order; plan_kernels checks it anyway.
+//
+// A group stops growing where a path through it from the root would pass max_depth nodes: the
+// codegen's expression emitter recurses along such paths (and LLVM's passes along the
+// expression trees it makes), so a chain of any length compiles as kernels of bounded depth
+// instead of exhausting the stack.
 #pragma once
 
 #include "kiln/ir/function.h"
@@ -24,6 +29,9 @@ namespace kiln::passes {
 struct FusionOptions {
   // false: one kernel per non-constant node (a baseline for differential tests).
   bool fuse = true;
+  // The most nodes a path from a fused group's root (down its operands) may pass.
+  int max_depth = kMaxFusedDepth;
+  static constexpr int kMaxFusedDepth = 256;
 };
 
 // The kernel kind a single node gets on its own.

@@ -1,5 +1,10 @@
 // Gradient rules of the elementwise ops. Binary ops broadcast, so each operand's gradient is
 // summed back to the operand's shape (unbroadcast).
+//
+// Every expression here that makes two nodes in the operands of one call names them as locals
+// first: C++ leaves the order in which a call's arguments are evaluated open, so `f(a * b, c * d)`
+// numbers its nodes differently under gcc and clang, and printed IR and saved models would
+// depend on the compiler (tests/pass_autodiff_test.cpp pins the order).
 #include "kiln/passes/grad_rules.h"
 
 namespace kiln::passes::grad {
@@ -42,15 +47,20 @@ void add_elementwise_rules(RuleTable& t) {
     return {-c.dy() * c.y() * c.y()};
   };
   t[size_t(Op::sin)] = [](const Context& c) -> std::vector<V> { return {c.dy() * cos(c.x())}; };
-  t[size_t(Op::cos)] = [](const Context& c) -> std::vector<V> { return {-c.dy() * sin(c.x())}; };
+  t[size_t(Op::cos)] = [](const Context& c) -> std::vector<V> {
+    V minus_dy = -c.dy();
+    return {minus_dy * sin(c.x())};
+  };
   t[size_t(Op::tanh)] = [](const Context& c) -> std::vector<V> {
     return {c.dy() * (1.0 - c.y() * c.y())};
   };
   t[size_t(Op::sigmoid)] = [](const Context& c) -> std::vector<V> {
-    return {c.dy() * c.y() * (1.0 - c.y())};
+    V dy_y = c.dy() * c.y();
+    return {dy_y * (1.0 - c.y())};
   };
   t[size_t(Op::relu)] = [](const Context& c) -> std::vector<V> {
-    return {select(greater(c.x(), scalar_like(c.x(), 0.0)), c.dy(), zeros_like(c.dy()))};
+    V positive = greater(c.x(), scalar_like(c.x(), 0.0));
+    return {select(positive, c.dy(), zeros_like(c.dy()))};
   };
   t[size_t(Op::elu)] = [](const Context& c) -> std::vector<V> {
     double alpha = c.attrs().get_float("alpha", 1.0);
@@ -67,9 +77,15 @@ void add_elementwise_rules(RuleTable& t) {
 
   t[size_t(Op::add)] = [](const Context& c) { return binary(c, c.dy(), c.dy()); };
   t[size_t(Op::sub)] = [](const Context& c) { return binary(c, c.dy(), -c.dy()); };
-  t[size_t(Op::mul)] = [](const Context& c) { return binary(c, c.dy() * c.x(1), c.dy() * c.x(0)); };
+  t[size_t(Op::mul)] = [](const Context& c) {
+    V da = c.dy() * c.x(1);
+    V db = c.dy() * c.x(0);
+    return binary(c, da, db);
+  };
   t[size_t(Op::div)] = [](const Context& c) {
-    return binary(c, c.dy() / c.x(1), -c.dy() * c.y() / c.x(1));
+    V da = c.dy() / c.x(1);
+    V db = -c.dy() * c.y() / c.x(1);
+    return binary(c, da, db);
   };
   t[size_t(Op::pow)] = [](const Context& c) {
     V a = c.x(0), b = c.x(1);
@@ -77,18 +93,25 @@ void add_elementwise_rules(RuleTable& t) {
     // operand there so a second derivative stays finite.
     V positive = greater(a, scalar_like(a, 0.0));
     V log_a = log(select(positive, a, ones_like(a)));
-    return binary(c, c.dy() * b * pow(a, b - 1.0), c.dy() * c.y() * log_a);
+    V dy_b = c.dy() * b;
+    V da = dy_b * pow(a, b - 1.0);
+    V db = c.dy() * c.y() * log_a;
+    return binary(c, da, db);
   };
   // Ties go to the first operand (TensorFlow's rule).
   t[size_t(Op::maximum)] = [](const Context& c) {
     V first = greater_equal(c.x(0), c.x(1));
     V zero = zeros_like(c.dy());
-    return binary(c, select(first, c.dy(), zero), select(first, zero, c.dy()));
+    V da = select(first, c.dy(), zero);
+    V db = select(first, zero, c.dy());
+    return binary(c, da, db);
   };
   t[size_t(Op::minimum)] = [](const Context& c) {
     V first = less_equal(c.x(0), c.x(1));
     V zero = zeros_like(c.dy());
-    return binary(c, select(first, c.dy(), zero), select(first, zero, c.dy()));
+    V da = select(first, c.dy(), zero);
+    V db = select(first, zero, c.dy());
+    return binary(c, da, db);
   };
   t[size_t(Op::select)] = [](const Context& c) -> std::vector<V> {
     V zero = zeros_like(c.dy());

@@ -31,7 +31,10 @@ void add_nn_rules(RuleTable& t) {
   // y = log_softmax(x): dx = dy − softmax(x)·Σ dy
   t[size_t(ir::Op::log_softmax)] = [](const Context& c) -> std::vector<V> {
     V g = c.dy();
-    return {g - exp(c.y()) * reduce_sum(g, {softmax_axis(c)}, /*keepdims=*/true)};
+    // Named locals: the two operands of one call would be built in an unspecified order.
+    V softmax = exp(c.y());
+    V sum = reduce_sum(g, {softmax_axis(c)}, /*keepdims=*/true);
+    return {g - softmax * sum};
   };
 }
 

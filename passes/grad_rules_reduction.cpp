@@ -58,8 +58,11 @@ std::vector<V> product(const Context& c) {
   V zeros = broadcast_to(reduce_sum(cast(is_zero, x.dtype()), axes, true), x.shape());
   V none_zero = equal(zeros, scalar_like(x, 0.0));
   V one_zero = equal(zeros, scalar_like(x, 1.0));
-  V others = select(none_zero, nonzero_product / safe,
-                    select(logical_and(one_zero, is_zero), nonzero_product, zeros_like(x)));
+  // Named locals: the operands of one call would be built in an unspecified order.
+  V only_zero = logical_and(one_zero, is_zero);
+  V one_zero_case = select(only_zero, nonzero_product, zeros_like(x));
+  V no_zero_case = nonzero_product / safe;
+  V others = select(none_zero, no_zero_case, one_zero_case);
   return {spread(c, c.dy()) * others};
 }
 

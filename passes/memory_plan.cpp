@@ -15,7 +15,7 @@ using ir::Value;
 namespace {
 
 int64_t value_bytes(const Value* v) {
-  return v->type().shape.num_elements() * static_cast<int64_t>(ir::dtype_size(v->type().dtype));
+  return static_cast<int64_t>(v->type().nbytes());
 }
 
 int64_t align_up(int64_t n) {

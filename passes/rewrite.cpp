@@ -1,6 +1,8 @@
 #include "kiln/passes/rewrite.h"
 
 #include <algorithm>
+#include <memory>
+#include <unordered_map>
 
 #include "kiln/ir/error.h"
 #include "kiln/ir/infer.h"
@@ -38,46 +40,80 @@ void replace_all_uses(ir::Function& function, const ir::Value* from, ir::Value* 
 
 namespace {
 
-// Tries the patterns on node `i`; on a match, moves the new nodes in front of it, redirects its
-// uses and removes it. Returns the index of the next node to look at.
-size_t rewrite_node(ir::Function& function, size_t i, std::span<const Pattern> patterns,
-                    bool& changed) {
-  auto& nodes = function.mutable_nodes();
-  const ir::Node& node = *nodes[i];
-  if (node.num_outputs() != 1) return i + 1;
-  size_t before = nodes.size();
+// Tries the patterns on `node`, which is the function's last node, so that the nodes a pattern
+// builds come after it. Returns the value replacing its result, or nullptr.
+ir::Value* try_patterns(ir::Function& function, const ir::Node& node,
+                        std::span<const Pattern> patterns) {
+  if (node.num_outputs() != 1) return nullptr;
+  const size_t before = function.nodes().size();
   for (const Pattern& pattern : patterns) {
     Rewriter rewriter(function, node);
     ir::Value* replacement = pattern(node, rewriter);
     if (replacement == nullptr) {
-      KILN_CHECK(nodes.size() == before, "a pattern that did not match created nodes");
+      KILN_CHECK(function.nodes().size() == before, "a pattern that did not match created nodes");
       continue;
     }
     KILN_CHECK(replacement->type() == node.output()->type(),
                "a rewrite changed the type of a value");
-    size_t added = nodes.size() - before;
-    std::rotate(nodes.begin() + static_cast<ptrdiff_t>(i),
-                nodes.begin() + static_cast<ptrdiff_t>(before), nodes.end());
-    size_t at = i + added;  // the rewritten node's new index
-    replace_all_uses(function, nodes[at]->output(), replacement, at + 1);
-    nodes.erase(nodes.begin() + static_cast<ptrdiff_t>(at));
-    changed = true;
-    // New nodes may match patterns themselves: look at them next.
-    return i;
+    return replacement;
   }
-  return i + 1;
+  return nullptr;
+}
+
+// One pass over the nodes in order, in time linear in their number (a chain of 100,000 rewrites
+// must not rescan the function each time): the nodes are taken out and put back one by one;
+// a rewritten node is dropped, the nodes its pattern built are looked at next, and its uses are
+// redirected as the sweep reaches them. Returns whether anything changed.
+bool sweep(ir::Function& function, std::span<const Pattern> patterns) {
+  auto& nodes = function.mutable_nodes();
+  std::vector<std::unique_ptr<ir::Node>> pending = std::move(nodes);
+  nodes.clear();
+  nodes.reserve(pending.size());
+  std::reverse(pending.begin(), pending.end());  // a stack: the next node is at the back
+  std::unordered_map<const ir::Value*, ir::Value*> replaced;
+  // Dropped nodes live until the sweep ends: their values' addresses are keys of `replaced`.
+  std::vector<std::unique_ptr<ir::Node>> dropped;
+  auto resolve = [&](ir::Value* v) {
+    for (auto it = replaced.find(v); it != replaced.end(); it = replaced.find(v))
+      v = it->second;
+    return v;
+  };
+  bool changed = false;
+  while (!pending.empty()) {
+    std::unique_ptr<ir::Node> node = std::move(pending.back());
+    pending.pop_back();
+    for (size_t k = 0; k < node->inputs().size(); ++k) {
+      ir::Value* to = resolve(node->input(k));
+      if (to != node->input(k)) node->set_input(k, to);
+    }
+    nodes.push_back(std::move(node));
+    const size_t at = nodes.size() - 1;
+    ir::Value* replacement = try_patterns(function, *nodes[at], patterns);
+    if (replacement == nullptr) continue;
+    // New nodes may match patterns themselves: look at them next, in the order they were built.
+    for (size_t i = nodes.size(); i-- > at + 1;)
+      pending.push_back(std::move(nodes[i]));
+    nodes.resize(at + 1);
+    replaced[nodes[at]->output()] = replacement;
+    dropped.push_back(std::move(nodes[at]));
+    nodes.pop_back();
+    changed = true;
+  }
+  std::vector<ir::Value*> outputs = function.outputs();
+  for (ir::Value*& v : outputs)
+    v = resolve(v);
+  function.set_outputs(std::move(outputs));
+  for (auto& update : function.mutable_updates())
+    update.value = resolve(update.value);
+  return changed;
 }
 
 }  // namespace
 
 bool apply_patterns(ir::Function& function, std::span<const Pattern> patterns) {
   bool changed = false;
-  for (bool again = true; again;) {
-    again = false;
-    for (size_t i = 0; i < function.nodes().size();)
-      i = rewrite_node(function, i, patterns, again);
-    changed = changed || again;
-  }
+  while (sweep(function, patterns))
+    changed = true;
   return changed;
 }
 

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "kiln/runtime/aot_weights.h"
+#include "kiln/runtime/generated_code.h"
 #include "kiln/runtime/thread_pool.h"
 
 namespace {
@@ -67,9 +68,14 @@ struct FreeAligned {
 };
 using Buffer = std::unique_ptr<void, FreeAligned>;
 
-Buffer allocate(int64_t bytes) {
+// A buffer of `bytes` for `what` (of model `model`); memory that cannot be had is a Failure that
+// says how much and what for.
+Buffer allocate(int64_t bytes, const std::string& model, const std::string& what) {
   Buffer buffer(kiln_rt_alloc(static_cast<size_t>(bytes)));
-  if (!buffer) throw std::bad_alloc();
+  if (!buffer) {
+    fail(model + ": cannot allocate " + std::to_string(bytes) + " bytes for " + what +
+         ": out of memory");
+  }
   return buffer;
 }
 
@@ -228,14 +234,15 @@ void kiln_aot_model::init(const kiln_aot_desc& desc, const char* weights_path) {
   }
 
   for (int32_t s : update_state)
-    update_buffers.push_back(allocate(state[s].bytes));
+    update_buffers.push_back(
+        allocate(state[s].bytes, name, "the update of '" + state[s].name + "'"));
   for (const TensorInfo& t : inputs)
-    input_staging.push_back(allocate(t.bytes));
+    input_staging.push_back(allocate(t.bytes, name, "input '" + t.name + "'"));
   for (const TensorInfo& t : outputs)
-    output_staging.push_back(allocate(t.bytes));
+    output_staging.push_back(allocate(t.bytes, name, "output '" + t.name + "'"));
   for (const TensorInfo& t : checks)
-    check_buffers.push_back(allocate(t.bytes));
-  workspace = allocate(desc.workspace_bytes);
+    check_buffers.push_back(allocate(t.bytes, name, "check '" + t.name + "'"));
+  workspace = allocate(desc.workspace_bytes, name, "the workspace");
   frame_inputs.assign(inputs.size() + state.size(), nullptr);
   frame_outputs.assign(outputs.size() + checks.size() + update_state.size(), nullptr);
 }
@@ -254,7 +261,7 @@ void kiln_aot_model::load_embedded(const kiln_aot_desc& desc, const std::vector<
     if (!updated[s] && aligned(src)) {  // read-only: used in place
       state_data[s] = const_cast<char*>(src);
     } else {  // updated state is swapped with update buffers, so it must be owned
-      state_owned[s] = allocate(t.bytes);
+      state_owned[s] = allocate(t.bytes, name, "state '" + t.name + "'");
       std::memcpy(state_owned[s].get(), src, static_cast<size_t>(t.bytes));
       state_data[s] = state_owned[s].get();
     }
@@ -263,7 +270,7 @@ void kiln_aot_model::load_embedded(const kiln_aot_desc& desc, const std::vector<
 
 void kiln_aot_model::load_weights_file(const char* path) {
   read_weights_file(name, path, state, [&](size_t s) {
-    state_owned[s] = allocate(state[s].bytes);
+    state_owned[s] = allocate(state[s].bytes, name, "state '" + state[s].name + "'");
     state_data[s] = state_owned[s].get();
     return state_data[s];
   });
@@ -272,7 +279,8 @@ void kiln_aot_model::load_weights_file(const char* path) {
 // Allocates nothing. When the generated code reports a bad gather index, the outputs hold what
 // it computed with the index replaced by 0, and the updates are NOT applied: the state stays as
 // it was before the call, so a training step with bad data can be skipped and retried.
-int kiln_aot_model::run(const void* const* in, void* const* out) {
+// Calls the generated entry (generated_code.h).
+KILN_CALLS_GENERATED_CODE int kiln_aot_model::run(const void* const* in, void* const* out) {
   if (!inputs.empty() && in == nullptr) return run_error("the inputs array is NULL");
   if (!outputs.empty() && out == nullptr) return run_error("the outputs array is NULL");
   for (size_t i = 0; i < inputs.size(); ++i) {

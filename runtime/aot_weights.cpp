@@ -12,18 +12,23 @@
 #include <cstdio>
 #include <cstring>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
 #include <vector>
 
 #include "kiln/runtime/aot_model.h"
+#include "kiln/runtime/atomic_write.h"
 
 static_assert(std::endian::native == std::endian::little,
               "safetensors data is little-endian; this runtime copies it as is");
 
 namespace kiln::runtime::detail {
 namespace {
+
+using kiln::runtime::AtomicWriteError;
+using kiln::runtime::AtomicWriter;
 
 constexpr uint64_t kMaxHeaderBytes = 100'000'000;  // the reference implementation's limit
 constexpr int kMaxJsonDepth = 64;
@@ -494,63 +499,37 @@ std::string json_escape(std::string_view s) {
   return out;
 }
 
-// A file written under a temporary name and renamed into place by commit(); destroyed before
-// that, it removes the temporary file and leaves `path` as it was.
+// atomic_write.h's writer with its errors as Failures naming the model and the file.
 class AtomicWrite {
  public:
   AtomicWrite(const std::string& model, const char* path)
-      : path_(path),
-        tmp_(path_ + ".tmp-XXXXXX"),
-        prefix_(model + ": cannot write '" + path_ + "': ") {
-    int fd = ::mkstemp(tmp_.data());
-    if (fd < 0) error("cannot create a temporary file");
-    ::fchmod(fd, 0644);
-    file_ = ::fdopen(fd, "wb");
-    if (file_ == nullptr) {
-      int saved = errno;
-      ::close(fd);
-      ::unlink(tmp_.c_str());
-      errno = saved;
-      error("fdopen failed");
+      : prefix_(model + ": cannot write '" + path + "': ") {
+    try {
+      writer_.emplace(path);
+    } catch (const AtomicWriteError& e) {
+      fail(prefix_ + e.what());
     }
   }
-  ~AtomicWrite() {
-    if (file_ != nullptr) std::fclose(file_);
-    if (!committed_) ::unlink(tmp_.c_str());
-  }
-  AtomicWrite(const AtomicWrite&) = delete;
-  AtomicWrite& operator=(const AtomicWrite&) = delete;
 
   void write(const void* data, size_t n) {
-    if (n > 0 && std::fwrite(data, 1, n, file_) != n) error("write failed");
+    try {
+      writer_->write(data, n);
+    } catch (const AtomicWriteError& e) {
+      fail(prefix_ + e.what());
+    }
   }
 
   void commit() {
-    if (std::fflush(file_) != 0) error("write failed");
-    if (::fsync(::fileno(file_)) != 0) error("fsync failed");
-    int closed = std::fclose(file_);
-    file_ = nullptr;
-    if (closed != 0) error("close failed");
-    if (std::rename(tmp_.c_str(), path_.c_str()) != 0) error("rename failed");
-    committed_ = true;
-    // Makes the rename durable; a failure leaves a complete file, so it is ignored.
-    size_t slash = path_.rfind('/');
-    std::string dir = slash == std::string::npos ? "." : slash == 0 ? "/" : path_.substr(0, slash);
-    int dir_fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dir_fd >= 0) {
-      ::fsync(dir_fd);
-      ::close(dir_fd);
+    try {
+      writer_->commit();
+    } catch (const AtomicWriteError& e) {
+      fail(prefix_ + e.what());
     }
   }
 
  private:
-  [[noreturn]] void error(const char* what) const {
-    fail(prefix_ + what + ": " + std::strerror(errno));
-  }
-
-  std::string path_, tmp_, prefix_;
-  FILE* file_ = nullptr;
-  bool committed_ = false;
+  std::string prefix_;
+  std::optional<AtomicWriter> writer_;
 };
 
 }  // namespace

@@ -6,6 +6,8 @@
 #include <stdexcept>
 #include <string>
 
+#include "kiln/runtime/generated_code.h"
+
 namespace kiln::runtime {
 
 namespace {
@@ -56,7 +58,9 @@ Executable::~Executable() = default;
 Executable::Executable(Executable&&) noexcept = default;
 Executable& Executable::operator=(Executable&&) noexcept = default;
 
-RunStatus Executable::run(std::span<void* const> inputs, std::span<void* const> outputs) const {
+// Calls the generated entry (generated_code.h).
+KILN_CALLS_GENERATED_CODE RunStatus Executable::run(std::span<void* const> inputs,
+                                                    std::span<void* const> outputs) const {
   check_buffers("input", inputs, input_bytes_);
   check_buffers("output", outputs, output_bytes_);
   Buffer workspace;

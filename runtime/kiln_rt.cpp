@@ -3,6 +3,10 @@
 #include <cstdint>
 #include <cstdlib>
 
+#ifdef __linux__
+#include <sys/sysinfo.h>
+#endif
+
 #include "kiln/runtime/thread_pool.h"
 
 extern "C" {
@@ -11,8 +15,26 @@ int32_t kiln_rt_abi_version(void) {
   return KILN_RT_ABI_VERSION;
 }
 
+namespace {
+// Whether `bytes` may be had at all: more than the machine's memory and swap together cannot,
+// and asking anyway where the kernel always overcommits ends with the OOM killer, not NULL.
+bool within_machine_memory(size_t bytes) {
+#ifdef __linux__
+  if (bytes < (size_t{1} << 30)) return true;
+  struct sysinfo info;
+  if (::sysinfo(&info) != 0) return true;
+  unsigned __int128 total =
+      static_cast<unsigned __int128>(info.totalram + info.totalswap) * info.mem_unit;
+  return bytes <= total;
+#else
+  return true;
+#endif
+}
+}  // namespace
+
 void* kiln_rt_alloc(size_t bytes) {
   if (bytes > SIZE_MAX - 63) return nullptr;  // rounding up would wrap around
+  if (!within_machine_memory(bytes)) return nullptr;
   size_t rounded = (bytes + 63) / 64 * 64;
   return std::aligned_alloc(64, rounded == 0 ? 64 : rounded);
 }

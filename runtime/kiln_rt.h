@@ -14,7 +14,8 @@ extern "C" {
 #define KILN_RT_ABI_VERSION 2
 int32_t kiln_rt_abi_version(void);
 
-/* 64-byte aligned allocation (never NULL for size 0); release with kiln_rt_free. */
+/* 64-byte aligned allocation (never NULL for size 0); release with kiln_rt_free. NULL when the
+   memory cannot be had, and for more bytes than the machine's memory and swap hold together. */
 void* kiln_rt_alloc(size_t bytes);
 void kiln_rt_free(void* ptr);
 
@@ -25,7 +26,8 @@ typedef struct kiln_frame {
   void* workspace;      /* the compiled function's workspace (its size is known at compile time) */
   /* Run-time errors: KILN_RT_STATUS_WORDS words the caller zeroes before the call, or NULL to
      ignore them. Generated code never reads out of bounds: a gather index outside [0, dim) is
-     replaced by 0 and reported here, and the call runs to the end. The first failure wins
+     replaced by 0 and reported here, as is a check_index element outside [0, limit) (its
+     "axis size" below), and the call runs to the end. The first failure wins
      (kernels run one after another; each checks its indices in order before computing):
        status[0]  0 when all went well, else 1 + the index of the kernel that failed
        status[1]  the bad index value

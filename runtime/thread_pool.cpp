@@ -7,6 +7,8 @@
 #include <cstdlib>
 #include <exception>
 
+#include "kiln/runtime/generated_code.h"
+
 namespace kiln::runtime {
 
 namespace {
@@ -40,14 +42,16 @@ int configured_threads() {
   const char* text = std::getenv("KILN_NUM_THREADS");
   if (text == nullptr) return hardware_threads();
   std::optional<int> parsed = parse_num_threads(text);
-  if (!parsed) {
+  // KILN_LOG_LEVEL 2 and up hides warnings (frontend/log.h); the runtime reads it itself.
+  const char* level = std::getenv("KILN_LOG_LEVEL");
+  bool quiet = level != nullptr && level[0] >= '2' && level[0] <= '3' && level[1] == '\0';
+  if (!parsed && !quiet) {
     std::fprintf(stderr,
                  "kiln: ignoring KILN_NUM_THREADS=\"%s\" (want a positive integer); using %d "
                  "threads\n",
                  text, hardware_threads());
-    return hardware_threads();
   }
-  return *parsed;
+  return parsed ? *parsed : hardware_threads();
 }
 
 struct DepthGuard {
@@ -97,13 +101,21 @@ struct ThreadPool::Job {
 };
 
 ThreadPool::ThreadPool(int num_threads) {
-  int workers = std::clamp(num_threads, 1, kMaxThreads) - 1;
-  workers_.reserve(static_cast<size_t>(workers));
-  for (int i = 0; i < workers; ++i)
-    workers_.emplace_back([this] { worker_loop(); });
+  start_workers(std::clamp(num_threads, 1, kMaxThreads) - 1);
 }
 
 ThreadPool::~ThreadPool() {
+  stop_workers();
+}
+
+void ThreadPool::start_workers(int count) {
+  workers_.reserve(static_cast<size_t>(count));
+  for (int i = 0; i < count; ++i)
+    workers_.emplace_back([this] { worker_loop(); });
+  num_threads_.store(count + 1, std::memory_order_relaxed);
+}
+
+void ThreadPool::stop_workers() {
   {
     std::lock_guard lock(mutex_);
     stop_ = true;
@@ -111,6 +123,20 @@ ThreadPool::~ThreadPool() {
   work_ready_.notify_all();
   for (std::thread& t : workers_)
     t.join();
+  workers_.clear();
+  std::lock_guard lock(mutex_);
+  stop_ = false;
+}
+
+bool ThreadPool::resize(int num_threads) {
+  if (t_body_depth > 0) return false;
+  num_threads = std::clamp(num_threads, 1, kMaxThreads);
+  // No parallel_for is using the workers while this is held, so no job is queued.
+  std::unique_lock resize_lock(resize_mutex_);
+  if (num_threads == this->num_threads()) return true;
+  stop_workers();
+  start_workers(num_threads - 1);
+  return true;
 }
 
 ThreadPool& ThreadPool::global() {
@@ -131,7 +157,21 @@ bool ThreadPool::request_global_threads(int num_threads) {
   return global().num_threads() == num_threads;
 }
 
-void ThreadPool::run_chunks(Job& job) {
+bool ThreadPool::set_global_threads(int num_threads) {
+  if (num_threads < 1 || t_body_depth > 0) return false;
+  num_threads = std::min(num_threads, kMaxThreads);
+  {
+    std::lock_guard lock(g_global_size_mutex);
+    if (!g_global_created) {
+      g_requested_threads = num_threads;
+      return true;
+    }
+  }
+  return global().resize(num_threads);
+}
+
+// Loop bodies are mostly generated code (generated_code.h).
+KILN_CALLS_GENERATED_CODE void ThreadPool::run_chunks(Job& job) {
   DepthGuard depth;
   while (!job.failed.load(std::memory_order_relaxed)) {
     int64_t c = job.next_chunk.fetch_add(1, std::memory_order_relaxed);
@@ -173,10 +213,17 @@ void ThreadPool::worker_loop() {
   }
 }
 
-void ThreadPool::parallel_for(int64_t n, int64_t grain, LoopBody body, void* context) {
+KILN_CALLS_GENERATED_CODE void ThreadPool::parallel_for(int64_t n, int64_t grain, LoopBody body,
+                                                        void* context) {
   if (n <= 0) return;
   grain = std::max<int64_t>(grain, 1);
-  if (workers_.empty() || n <= grain || t_body_depth > 0) {
+  if (n <= grain || t_body_depth > 0 || num_threads() == 1) {
+    body(context, 0, n);
+    return;
+  }
+  std::shared_lock resize_lock(resize_mutex_);
+  if (workers_.empty()) {  // resized to one thread meanwhile
+    resize_lock.unlock();
     body(context, 0, n);
     return;
   }

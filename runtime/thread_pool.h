@@ -1,11 +1,13 @@
 // The runtime's fixed thread pool and its parallel_for. No LLVM, no IR: plain C++ and threads.
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
 #include <mutex>
 #include <optional>
+#include <shared_mutex>
 #include <thread>
 #include <type_traits>
 #include <utility>
@@ -47,8 +49,17 @@ class ThreadPool {
   // KILN_NUM_THREADS's count. Before the pool exists: records the size and returns true;
   // afterwards: true only if it already has that many. False for num_threads < 1.
   static bool request_global_threads(int num_threads);
+  // Gives the global pool `num_threads` threads (clamped to kMaxThreads): recorded for its
+  // creation if it does not exist yet, resized (see resize) otherwise. False for
+  // num_threads < 1 or when called from inside a loop body.
+  static bool set_global_threads(int num_threads);
 
-  int num_threads() const { return static_cast<int>(workers_.size()) + 1; }
+  // Stops the workers and starts num_threads - 1 new ones (clamped to [1, kMaxThreads]), once
+  // the parallel_for calls running now have returned; later calls wait for it. False, and
+  // nothing changes, when called from inside a loop body (it would wait for itself).
+  bool resize(int num_threads);
+
+  int num_threads() const { return num_threads_.load(std::memory_order_relaxed); }
 
   void parallel_for(int64_t n, int64_t grain, LoopBody body, void* context);
 
@@ -67,7 +78,12 @@ class ThreadPool {
   void worker_loop();
   void run_chunks(Job& job);
   void remove_job(Job* job);
+  void start_workers(int count);
+  void stop_workers();
 
+  // parallel_for holds it shared while it uses the workers; resize holds it exclusively.
+  std::shared_mutex resize_mutex_;
+  std::atomic<int> num_threads_{1};
   std::vector<std::thread> workers_;
   std::mutex mutex_;
   std::condition_variable work_ready_;  // workers wait here for jobs (or stop)

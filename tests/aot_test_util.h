@@ -45,6 +45,17 @@ class AotLibrary {
   std::string last_error(void* model) const { return fn<const char*(void*)>("last_error")(model); }
   void destroy(void* model) const { fn<void(void*)>("destroy")(model); }
 
+  // NAME_run for a library of one f32 input and one f32 output of `size` elements: runs `model`
+  // on `x` and returns the output (REQUIREs success).
+  std::vector<float> run(void* model, const Tensor& x, size_t size) const {
+    std::vector<float> y(size);
+    const int status =
+        fn<int(void*, const float*, float*)>("run")(model, x.host().data<float>(), y.data());
+    INFO(last_error(model));
+    REQUIRE(status == 0);
+    return y;
+  }
+
  private:
   std::string name_;
   void* handle_ = nullptr;

@@ -16,6 +16,7 @@
 #include "kiln/codegen/compiler.h"
 #include "kiln/ir/interpreter.h"
 #include "kiln/passes/kernel_plan.h"
+#include "kiln/runtime/generated_code.h"
 
 namespace kiln::testing {
 
@@ -112,6 +113,14 @@ inline Plans fused_plans(const ir::Function& f, passes::KernelKind kind) {
   return p;
 }
 
+// Calls the compiled entry on `frame`. Tests call generated code through this (or through
+// runtime::Executable), which turns off UBSan's -fsanitize=function check for that call
+// (runtime/generated_code.h says why).
+KILN_CALLS_GENERATED_CODE inline void call_entry(const codegen::CompiledModule& module,
+                                                 const kiln_frame& frame) {
+  module.entry()(&frame);
+}
+
 // Runs compiled code on `args`; returns the results, then the updated values. The frame's
 // status words come back in `status` when given; otherwise they must say that all went well.
 inline std::vector<ir::HostTensor> run_compiled(const codegen::CompiledModule& module,
@@ -132,7 +141,7 @@ inline std::vector<ir::HostTensor> run_compiled(const codegen::CompiledModule& m
   ir::HostTensor workspace(ir::DType::f64, ir::Shape{(module.workspace_bytes() + 7) / 8 + 8});
   std::array<int64_t, 4> words{};
   kiln_frame frame{inputs.data(), outputs.data(), workspace.raw(), words.data()};
-  module.entry()(&frame);
+  call_entry(module, frame);
   if (status != nullptr)
     *status = words;
   else

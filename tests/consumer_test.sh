@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs a built Kiln into a temporary prefix, checks the installed headers (no fmt or LLVM
-# includes; each one compiles on its own against the prefix alone), then configures, builds and
-# runs tests/consumer against it the way a user would.
+# includes; each one compiles on its own against the prefix alone), runs the installed kiln
+# command with a clean environment, builds a program with pkg-config, then configures, builds
+# and runs tests/consumer (kiln::kiln and kiln::runtime_static) against it the way a user would.
 # Usage: consumer_test.sh SOURCE_DIR BUILD_DIR
 set -euo pipefail
 src=$(cd "$1" && pwd)
@@ -45,6 +46,55 @@ while IFS= read -r header; do
 done <"$work/headers.txt"
 [ $failed -eq 0 ] || exit 1
 
+step "running the installed bin/kiln with a clean environment (env -i)"
+mkdir -p "$work/cli"
+cat >"$work/cli/square.kiln" <<'IR'
+func @square(%x: f32[4]) -> f32[4] {
+  %0 = mul(%x, %x) : f32[4]
+  return %0
+}
+IR
+env -i "$prefix/bin/kiln" --version >"$work/cli/version.txt" 2>&1 || {
+  cat "$work/cli/version.txt"
+  exit 1
+}
+grep -qE '^kiln [0-9]+\.[0-9]+\.[0-9]+$' "$work/cli/version.txt" ||
+  { echo "consumer: kiln --version printed: $(cat "$work/cli/version.txt")"; exit 1; }
+env -i "$prefix/bin/kiln" dump "$work/cli/square.kiln" >"$work/cli/dump.txt" 2>&1 || {
+  cat "$work/cli/dump.txt"
+  exit 1
+}
+grep -q 'mul(%x, %x)' "$work/cli/dump.txt" || { cat "$work/cli/dump.txt"; exit 1; }
+# aot finds the installed static runtime next to libkiln, and c++ on the default search path.
+env -i "$prefix/bin/kiln" aot "$work/cli/square.kiln" -o "$work/cli/out/libsquare.so" \
+  >"$work/cli/aot.txt" 2>&1 || {
+  cat "$work/cli/aot.txt"
+  exit 1
+}
+[ -f "$work/cli/out/libsquare.so" ] && [ -f "$work/cli/out/square.h" ] ||
+  { echo "consumer: kiln aot wrote no library"; cat "$work/cli/aot.txt"; exit 1; }
+
+step "building a program with pkg-config"
+pc_flags=$(PKG_CONFIG_PATH="$(dirname "$(find "$prefix" -name kiln.pc)")" \
+  pkg-config --cflags --libs kiln)
+cat >"$work/cli/pc.cpp" <<'CPP'
+#include <kiln/kiln.h>
+#include <iostream>
+int main() {
+  kiln::Tensor x = kiln::constant(std::vector<float>{1, 2, 3});
+  std::cout << kiln::version() << " " << kiln::reduce_sum(x * x).item<float>() << "\n";
+}
+CPP
+# shellcheck disable=SC2086 # pkg-config's output is a list of words
+"$cxx" "$work/cli/pc.cpp" $pc_flags -o "$work/cli/pc" >"$work/cli/pc.log" 2>&1 || {
+  cat "$work/cli/pc.log"
+  exit 1
+}
+libdir=$(dirname "$(find "$prefix" -name 'libkiln.so' | head -1)")
+LD_LIBRARY_PATH=$libdir "$work/cli/pc" >"$work/cli/pc.txt"
+grep -qE '^[0-9]+\.[0-9]+\.[0-9]+ 14$' "$work/cli/pc.txt" ||
+  { echo "consumer: the pkg-config program printed: $(cat "$work/cli/pc.txt")"; exit 1; }
+
 step "configuring tests/consumer against the installed package"
 generator=()
 command -v ninja >/dev/null && generator=(-G Ninja)
@@ -63,6 +113,7 @@ step "running"
 mkdir -p "$work/run"
 cd "$work/run"
 "$work/build/consumer"
+"$work/build/runtime_user"
 [ -s a.npy ] || { echo "consumer: a.npy was not written"; exit 1; }
 [ -f aot/libpoly.so ] && [ -f aot/poly.h ] || { echo "consumer: aot/libpoly.so was not written"; exit 1; }
 step "passed"

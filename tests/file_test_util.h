@@ -5,6 +5,7 @@
 #include <unistd.h>
 #include <catch2/catch.hpp>
 
+#include <cstdint>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
@@ -60,6 +61,26 @@ inline void write_bytes(const std::string& path, const std::string& bytes) {
 inline std::string read_bytes(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+// `v` as 8 little-endian bytes.
+inline std::string le64(uint64_t v) {
+  std::string out;
+  for (int i = 0; i < 8; ++i)
+    out += static_cast<char>(v >> (8 * i));
+  return out;
+}
+
+// The bytes of `values` as they lie in memory.
+template <class T>
+std::string raw(const std::vector<T>& values) {
+  return std::string(reinterpret_cast<const char*>(values.data()), values.size() * sizeof(T));
+}
+
+// A safetensors file with `header` (padded with spaces to 8 bytes) and `data`.
+inline std::string safetensors_bytes(std::string header, const std::string& data) {
+  header.append((8 - header.size() % 8) % 8, ' ');
+  return le64(header.size()) + header + data;
 }
 
 }  // namespace kiln::testing

@@ -20,6 +20,7 @@
 #include "kiln/ir/dot.h"
 #include "kiln/ir/parser.h"
 #include "kiln/ir/printer.h"
+#include "process_test_util.h"
 
 using namespace kiln;
 using namespace kiln::ir;
@@ -255,7 +256,7 @@ DotGraph read_dot(const std::string& dot) {
 
 // Graphviz's own verdict, where it is installed.
 void check_with_graphviz(const std::string& dot) {
-  static const bool have_dot = std::system("command -v dot >/dev/null 2>&1") == 0;
+  static const bool have_dot = kiln::testing::have("dot");
   if (!have_dot) {
     static bool warned = false;
     if (!std::exchange(warned, true))
@@ -267,8 +268,7 @@ void check_with_graphviz(const std::string& dot) {
   std::string in = (dir / (stem + ".dot")).string();
   std::string out = (dir / (stem + ".svg")).string();
   std::ofstream(in) << dot;
-  int rc = std::system(fmt::format("dot -Tsvg '{}' -o '{}' 2>/dev/null", in, out).c_str());
-  CHECK(rc == 0);
+  CHECK(kiln::testing::run({"dot", "-Tsvg", in, "-o", out}).status == 0);
   CHECK(std::filesystem::file_size(out) > 0);
   std::filesystem::remove(in);
   std::filesystem::remove(out);

@@ -4,10 +4,13 @@
 
 #include <kiln/kiln.h>
 
+#include <fmt/format.h>
+
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <string>
+#include <vector>
 
 #include "cli_test_util.h"
 #include "file_test_util.h"
@@ -65,7 +68,7 @@ TEST_CASE("kiln dump prints a saved model as IR text and DOT", "[tool]") {
   CHECK_THAT(k::testing::read_bytes(dir.file("mlp.dot")), Contains("kernel"));
 
   CHECK(kiln_cli("dump " + dir.file("mlp") + " --format svg").status == 2);  // needs -o
-  if (std::system("command -v dot >/dev/null 2>&1") != 0) {
+  if (!k::testing::have("dot")) {
     WARN("Graphviz's dot is not installed (Debian: graphviz); skipping --format svg");
     return;
   }
@@ -106,25 +109,33 @@ TEST_CASE("kiln run runs a saved model on .npy inputs", "[tool]") {
 TEST_CASE("kiln says what is wrong with bad commands and models", "[tool]") {
   k::testing::TempDir dir;
   saved_mlp(dir);
-  CHECK(kiln_cli("--help").status == 0);
-  CHECK_THAT(kiln_cli("--help").out,
-             Contains("dump MODEL") && Contains("run  MODEL") && Contains("aot  MODEL"));
-  CHECK_THAT(kiln_cli("dump --help").out, Contains("--after PASS"));
+  // Help for the command and for each subcommand (exit 0), none at all (exit 2).
+  Outcome help = kiln_cli("--help");
+  CHECK(help.status == 0);
+  CHECK_THAT(help.out,
+             Contains("dump") && Contains("run") && Contains("aot") && Contains("--version"));
+  CHECK_THAT(kiln_cli("dump --help").out, Contains("--after") && Contains("--format"));
+  CHECK_THAT(kiln_cli("run --help").out, Contains("--input") && Contains("--output"));
+  CHECK_THAT(kiln_cli("aot --help").out, Contains("--target-cpu") && Contains("--weights"));
+  CHECK(kiln_cli("dump --help").status == 0);
   CHECK(kiln_cli("").status == 2);
 
-  Outcome unknown = kiln_cli("frobnicate");
-  CHECK(unknown.status == 2);
-  CHECK_THAT(unknown.out, Contains("unknown command 'frobnicate'"));
-  CHECK(kiln_cli("aot " + dir.file("mlp")).status == 2);
-  CHECK_THAT(kiln_cli("aot " + dir.file("mlp")).out, Contains("-o DIR/libNAME.so"));
-  Outcome format = kiln_cli("dump " + dir.file("mlp") + " --format png");
-  CHECK(format.status == 2);
-  CHECK_THAT(format.out, Contains("unknown format 'png'"));
-  Outcome pass = kiln_cli("dump " + dir.file("mlp") + " --after inline");
-  CHECK(pass.status == 2);
-  CHECK_THAT(pass.out, Contains("unknown pass 'inline'; the stages are: conv_to_gemm"));
-  CHECK(kiln_cli("dump").status == 2);
-  CHECK(kiln_cli("run " + dir.file("mlp")).status == 2);  // no --input
+  // Every command-line mistake: exit 2 and a message naming the option.
+  auto usage_error = [&](const std::string& args, const std::string& message) {
+    Outcome o = kiln_cli(args);
+    INFO(args << "\n" << o.out);
+    CHECK(o.status == 2);
+    CHECK_THAT(o.out, Contains(message));
+  };
+  usage_error("frobnicate", "frobnicate");
+  usage_error("aot " + dir.file("mlp"), "--output is required");
+  usage_error("dump " + dir.file("mlp") + " --format png", "--format: png not in");
+  usage_error("dump " + dir.file("mlp") + " --format=png", "--format: png not in");
+  usage_error("dump " + dir.file("mlp") + " --after inline", "--after: inline not in");
+  usage_error("dump " + dir.file("mlp") + " --frobnicate", "--frobnicate");
+  usage_error("dump", "MODEL is required");
+  usage_error("run " + dir.file("mlp"), "--input is required");
+  usage_error("dump " + dir.file("mlp") + " " + dir.file("mlp"), "not expected");
 
   Outcome missing = kiln_cli("dump " + dir.file("nothing"));
   CHECK(missing.status == 1);
@@ -162,4 +173,105 @@ TEST_CASE("to_dot draws a traced kiln::function's graph, as issue 6's contract w
   CHECK(dot.rfind("digraph \"poly\"", 0) == 0);
   CHECK(dot.find("mul\\nf32[2]") != std::string::npos);
   CHECK(dot.find("return\\nf32[2]") != std::string::npos);
+}
+
+TEST_CASE("kiln --version prints the library's version", "[tool]") {
+  Outcome version = kiln_cli("--version");
+  CHECK(version.status == 0);
+  CHECK(version.out ==
+        fmt::format("kiln {}.{}.{}\n", KILN_VERSION_MAJOR, KILN_VERSION_MINOR, KILN_VERSION_PATCH));
+  CHECK(std::string(k::version()) ==
+        fmt::format("{}.{}.{}", KILN_VERSION_MAJOR, KILN_VERSION_MINOR, KILN_VERSION_PATCH));
+}
+
+TEST_CASE("kiln takes --option=value as well as --option value", "[tool]") {
+  k::testing::TempDir dir;
+  saved_mlp(dir);
+  Outcome spaced = kiln_cli("dump " + dir.file("mlp") + " --format dot --after cse");
+  Outcome joined = kiln_cli("dump " + dir.file("mlp") + " --format=dot --after=cse");
+  CHECK(spaced.status == 0);
+  CHECK(joined.status == 0);
+  CHECK(spaced.out == joined.out);
+  CHECK_THAT(joined.out, Contains("digraph"));
+}
+
+// Output names a shell would read as commands: each must name exactly one file, and nothing may
+// run (a marker file would appear in the working folder).
+TEST_CASE("kiln dump writes to any output name and runs no shell", "[tool][security]") {
+  k::testing::TempDir dir;
+  saved_mlp(dir);
+  // A shell would run `touch PWNED` in this process's folder.
+  const std::string marker = (std::filesystem::current_path() / "PWNED").string();
+  std::filesystem::remove(marker);
+  const std::vector<std::string> names = {
+      "a'; touch PWNED; echo '.svg",
+      "with space.svg",
+      "$(touch PWNED).svg",
+      "`touch PWNED`.svg",
+      "semi;colon.svg",
+      "new\nline.svg",
+      "quote\"d.svg",
+      "-dash.svg",
+  };
+  std::vector<std::string> formats = {"text", "dot"};
+  if (k::testing::have("dot")) {
+    formats.push_back("svg");
+    formats.push_back("html");
+  } else {
+    WARN("Graphviz's dot is not installed; checking text and dot output only");
+  }
+  for (const std::string& format : formats) {
+    for (const std::string& name : names) {
+      const std::string out_dir = dir.file("out");
+      std::filesystem::create_directories(out_dir);
+      const std::string path = out_dir + "/" + name;
+      Outcome o = kiln_cli(
+          std::vector<std::string>{"dump", dir.file("mlp"), "--format", format, "-o", path});
+      INFO(format << " " << name << "\n" << o.out);
+      CHECK(o.status == 0);
+      std::vector<std::string> written;
+      for (const auto& entry : std::filesystem::directory_iterator(out_dir))
+        written.push_back(entry.path().filename().string());
+      REQUIRE(written.size() == 1);
+      CHECK(written[0] == name);
+      CHECK(std::filesystem::file_size(path) > 100);
+      CHECK_FALSE(std::filesystem::exists(marker));
+      std::filesystem::remove_all(out_dir);
+    }
+  }
+  // Nothing but the saved model is left next to the output folder: no temporaries, no marker.
+  std::vector<std::string> left;
+  for (const auto& entry : std::filesystem::directory_iterator(dir.path))
+    left.push_back(entry.path().filename().string());
+  CHECK(left == std::vector<std::string>{"mlp"});
+}
+
+TEST_CASE("kiln run compiles a saved model whose function is a 100000-node chain", "[tool]") {
+  // Deep chains used to exhaust the stack (a recursive expression emitter); now fusion bounds
+  // each kernel's depth (tests/deep_chain_test.cpp has the other walks).
+  k::testing::TempDir dir;
+  const int n = 100'000;
+  std::string text = "func @chain(%x: f32[4]) -> f32[4] {\n  %0 = add(%x, %x) : f32[4]\n";
+  for (int i = 1; i < n; ++i)
+    text += fmt::format("  %{} = {}(%{}, %x) : f32[4]\n", i, i % 2 ? "mul" : "add", i - 1);
+  text += fmt::format("  return %{}\n}}\n", n - 1);
+  std::filesystem::create_directories(dir.file("chain"));
+  k::testing::write_bytes(dir.file("chain/model.kiln"), text);
+  k::safetensors::save(dir.file("chain/weights.safetensors"), {});
+  const k::Tensor x = k::constant({1.f, 0.5f, 0.25f, 0.9f});
+  k::save_npy(dir.file("x.npy"), x);
+
+  Outcome o = kiln_cli(std::vector<std::string>{"run", dir.file("chain"), "--input",
+                                                dir.file("x.npy"), "--output", dir.file("y.npy")});
+  INFO(o.out);
+  REQUIRE(o.status == 0);
+  const std::vector<float> got = k::load_npy(dir.file("y.npy")).to_vector<float>();
+  const std::vector<float> xs = x.to_vector<float>();
+  REQUIRE(got.size() == 4);
+  for (size_t e = 0; e < got.size(); ++e) {
+    float want = xs[e] + xs[e];
+    for (int i = 1; i < n; ++i)
+      want = i % 2 ? want * xs[e] : want + xs[e];
+    CHECK(got[e] == Approx(want).epsilon(1e-5));
+  }
 }

@@ -1,6 +1,6 @@
-// `kiln dump --format html`: one self-contained page with the graph's SVG, node details as JSON
-// and the script (checked in a headless Chromium when one is installed), and ir::dot_layout,
-// which ties the page's details to the drawing.
+// `kiln dump --format html`: one self-contained page with the graph's SVG layouts, node details
+// as JSON and the script (checked in a headless Chromium when one is installed), and
+// ir::dot_layout and DotOptions::collapsed, which tie the page's details to the drawings.
 #include <catch2/catch.hpp>
 
 #include <kiln/kiln.h>
@@ -9,8 +9,11 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <string>
+
+#include <nlohmann/json.hpp>
 
 #include "cli_test_util.h"
 #include "file_test_util.h"
@@ -23,7 +26,6 @@ using k::testing::have;
 using k::testing::kiln_cli;
 using k::testing::Outcome;
 using k::testing::saved_mlp;
-using k::testing::shell;
 
 namespace {
 
@@ -48,7 +50,89 @@ std::string id_of_op(const std::string& html, const std::string& op) {
   return html.substr(open + 1, close - open - 1);
 }
 
+// The text between `open` and the next `close` in `text`, "" if there is none.
+std::string between(const std::string& text, const std::string& open, const std::string& close) {
+  size_t start = text.find(open);
+  if (start == std::string::npos) return "";
+  start += open.size();
+  size_t end = text.find(close, start);
+  return end == std::string::npos ? "" : text.substr(start, end - start);
+}
+
+// `text` with the entities a DOM dump writes in element text decoded.
+std::string unescape_html(std::string text) {
+  for (auto [entity, c] :
+       {std::pair{"&lt;", "<"}, {"&gt;", ">"}, {"&quot;", "\""}, {"&amp;", "&"}}) {
+    for (size_t at = text.find(entity); at != std::string::npos; at = text.find(entity, at + 1))
+      text.replace(at, std::strlen(entity), c);
+  }
+  return text;
+}
+
+size_t count_of(const std::string& text, const std::string& part) {
+  size_t n = 0;
+  for (size_t at = text.find(part); at != std::string::npos; at = text.find(part, at + 1))
+    ++n;
+  return n;
+}
+
 }  // namespace
+
+TEST_CASE("to_dot draws collapsed clusters as boxes and keeps every other id", "[tool][dot]") {
+  k::ir::Function f = k::ir::parse(R"(func @f(%x: f32[4,8], %w: f32[8,3]) -> f32[4,3] {
+  %0 = matmul(%x, %w) : f32[4,3]  scope "model/dense"
+  %1 = relu(%0) : f32[4,3]  scope "model/dense"
+  %2 = add(%1, %1) : f32[4,3]  scope "model/out"
+  %3 = mul(%2, %0) : f32[4,3]  scope "model/out"
+  %4 = exp(%3) : f32[4,3]
+  return %4
+}
+)");
+  k::ir::DotLayout all = k::ir::dot_layout(f, {.expand = true});
+  REQUIRE(all.clusters.size() == 3);
+  CHECK(all.clusters[1].label == "model/dense");
+  CHECK(all.clusters[2].label == "model/out");
+
+  // model/dense collapsed: its two nodes become one box, model/out keeps its id.
+  k::ir::DotOptions dense_closed{.expand = true, .collapsed = {all.clusters[1].id}};
+  k::ir::DotLayout layout = k::ir::dot_layout(f, dense_closed);
+  const std::string box = "box_" + all.clusters[1].id;
+  CHECK(layout.nodes[0].first == box);
+  CHECK(layout.nodes[1].first == box);
+  CHECK(layout.nodes[2].first == "n2");
+  REQUIRE(layout.clusters.size() == 2);
+  CHECK(layout.clusters[0].id == all.clusters[0].id);
+  CHECK(layout.clusters[0].members == std::vector<std::string>{box, "n2", "n3"});
+  CHECK(layout.clusters[1].id == all.clusters[2].id);
+  std::string dot = k::ir::to_dot(f, dense_closed);
+  CHECK_THAT(dot, Contains("\"" + box + "\" [label=\"model/dense\\n2 ops\", shape=box3d"));
+  CHECK_THAT(dot, !Contains("subgraph \"" + all.clusters[1].id + "\"") &&
+                      Contains("subgraph \"" + all.clusters[2].id + "\""));
+  // %0 feeds add's consumer mul and relu inside the box: one edge from the box to n3, one to
+  // n2 (from relu), none inside.
+  CHECK(count_of(dot, "\"" + box + "\" -> \"n3\"") == 1);
+  CHECK(count_of(dot, "\"" + box + "\" -> \"n2\"") == 1);
+  CHECK(count_of(dot, "\"" + box + "\" -> \"" + box + "\"") == 0);
+
+  // The outer cluster collapsed holds everything in it, nested clusters included.
+  k::ir::DotLayout outer =
+      k::ir::dot_layout(f, {.expand = true, .collapsed = {all.clusters[0].id}});
+  CHECK(outer.clusters.empty());
+  for (size_t i = 0; i < 4; ++i)
+    CHECK(outer.nodes[i].first == "box_" + all.clusters[0].id);
+  CHECK(outer.nodes[4].first == "n4");
+  CHECK_THAT(k::ir::to_dot(f, {.expand = true, .collapsed = {all.clusters[0].id}}),
+             Contains("label=\"model\\n4 ops\""));
+
+  // Kernels collapse the same way.
+  k::ir::DotOptions kernels;
+  kernels.kernel_of = {{f.nodes()[2].get(), 0}, {f.nodes()[3].get(), 0}, {f.nodes()[4].get(), 0}};
+  kernels.collapsed = {"cluster_kernel_0"};
+  k::ir::DotLayout fused = k::ir::dot_layout(f, kernels);
+  CHECK(fused.clusters.empty());
+  CHECK(fused.nodes[2].first == "box_cluster_kernel_0");
+  CHECK_THAT(k::ir::to_dot(f, kernels), Contains("label=\"kernel 0\\n3 ops\""));
+}
 
 TEST_CASE("dot_layout: the DOT node and clusters of each IR node", "[tool][dot]") {
   k::ir::Function f = k::ir::parse(R"(func @f(%x: f32[4,8], %w: f32[8,3]) -> f32[4,3] {
@@ -121,6 +205,17 @@ TEST_CASE("kiln dump --format html writes one self-contained page", "[tool]") {
   CHECK_THAT(html, Contains("<title>" + matmul + "</title>"));
   // Scopes as clusters, labelled with their whole path.
   CHECK_THAT(html, Contains("\"label\":\"mlp/hidden\"") && Contains("<title>cluster_"));
+  // One layout per state of the scope tree mlp/{flatten, hidden, out}: closed, or open with each
+  // child open or closed (1 + 2^3); the page opens with every scope collapsed.
+  const nlohmann::json data = nlohmann::json::parse(
+      between(html, "<script type=\"application/json\" id=\"kiln-data\">", "</script>"));
+  REQUIRE(data.at("clusters").size() == 4);
+  CHECK(data.at("clusters")[0].at("label") == "mlp");
+  CHECK(data.at("layouts").size() == 9);
+  CHECK(count_of(html, "<template class=\"kiln-layout\">") == 9);
+  CHECK(data.at("complete") == true);
+  CHECK(data.at("initial") == nlohmann::json::array());
+  CHECK(data.at("nodes").at(matmul).at("name").get<std::string>().starts_with("%"));
   CHECK_FALSE(std::filesystem::exists(page + ".svg.tmp"));
   CHECK_FALSE(std::filesystem::exists(page + ".dot.tmp"));
 
@@ -131,6 +226,10 @@ TEST_CASE("kiln dump --format html writes one self-contained page", "[tool]") {
   const std::string fused_html = k::testing::read_bytes(dir.file("fused.html"));
   CHECK_THAT(fused_html, Contains("\"label\":\"kernel ") && Contains("<title>cluster_kernel_") &&
                              Contains("after fusion"));
+  // Kernels start open: the view after fusion is about how nodes are grouped.
+  const nlohmann::json fused_data = nlohmann::json::parse(
+      between(fused_html, "<script type=\"application/json\" id=\"kiln-data\">", "</script>"));
+  CHECK(fused_data.at("initial").size() == fused_data.at("clusters").size());
   CHECK(external_urls(fused_html).empty());
 
   // A failed write leaves nothing behind.
@@ -139,7 +238,10 @@ TEST_CASE("kiln dump --format html writes one self-contained page", "[tool]") {
   CHECK(unwritable.status == 1);
   CHECK_FALSE(std::filesystem::exists(dir.file("no")));
 
-  // The script in a real browser: it runs, collapses a cluster and fills the details panel.
+  // The script in a real browser (the page's #test-relayout hook reports what it saw): it opens
+  // collapsed, opening the top scope shows another layout (its size and the places of nodes
+  // outside the scope change) and closing it brings the first back; the search finds nodes by
+  // op, scope and name and Enter opens the scope of the first match and selects it.
   std::string chromium = have("chromium")           ? "chromium"
                          : have("chromium-browser") ? "chromium-browser"
                                                     : "";
@@ -147,11 +249,50 @@ TEST_CASE("kiln dump --format html writes one self-contained page", "[tool]") {
     WARN("no chromium on PATH; skipping the headless-browser check of the page's script");
     return;
   }
-  Outcome dom = shell("timeout 120 " + chromium +
-                      " --headless --no-sandbox --disable-gpu --dump-dom 'file://" + page +
-                      "#test-collapse' 2>/dev/null");
+  const std::string relu = id_of_op(html, "relu");
+  std::string relu_name = data.at("nodes").at(relu).at("name");  // "%N", in a URL "%25N"
+  relu_name.replace(0, 1, "%25");
+  Outcome dom = k::testing::run(
+      {"timeout", "120", chromium, "--headless", "--no-sandbox", "--disable-gpu", "--dump-dom",
+       "file://" + page + "#test-relayout&search=matmul&search=mlp%2Fout&search=" + relu_name},
+      /*with_stderr=*/false);
   REQUIRE(dom.status == 0);
   CHECK_THAT(dom.out, Contains("<svg") && Contains("data-ready=\"1\""));
-  CHECK_THAT(dom.out, Contains("kiln-collapsed") && Contains("kiln-hidden") &&
-                          Contains("kiln-selected") && Contains("<dt>IR</dt>"));
+  const std::string report_text =
+      unescape_html(between(dom.out, "<pre id=\"kiln-test\">", "</pre>"));
+  INFO(report_text);
+  const nlohmann::json report = nlohmann::json::parse(report_text);
+  const nlohmann::json& initial = report.at("initial");
+  CHECK(report.at("layouts") == 9);
+  CHECK(initial.at("layout") == "");
+  CHECK(initial.at("clusters") == 0);
+  CHECK(initial.at("boxes") == 1);  // mlp
+  const nlohmann::json& opened = report.at("opened");
+  CHECK(opened.at("layout") == "0");
+  CHECK(opened.at("clusters") == 1);
+  CHECK(opened.at("boxes") == 3);  // flatten, hidden, out
+  CHECK(opened.at("viewBox") != initial.at("viewBox"));
+  CHECK(opened.at("places").at("out") != initial.at("places").at("out"));
+  CHECK(report.at("closed") == initial);
+
+  const nlohmann::json& searches = report.at("searches");
+  REQUIRE(searches.size() == 3);
+  // By op: the hidden layer's matmul and the output layer's, the first selected in its opened
+  // scope.
+  CHECK(searches[0].at("count") == 2);
+  CHECK(searches[0].at("shown") == 1);  // both inside the collapsed mlp box
+  CHECK(searches[0].at("selected") == matmul);
+  CHECK(searches[0].at("selectedDrawn") == true);
+  CHECK(searches[0].at("status") == "1 of 2 matches");
+  // By scope: every node of mlp/out (matmul, add, softmax's ops).
+  size_t in_out = 0;
+  for (const auto& [id, node] : data.at("nodes").items())
+    in_out += node.at("scope") == "mlp/out";
+  CHECK(searches[1].at("count") == in_out);
+  const std::string selected = searches[1].at("selected");
+  CHECK(data.at("nodes").at(selected).at("scope") == "mlp/out");
+  CHECK(searches[1].at("selectedDrawn") == true);
+  // By name.
+  CHECK(searches[2].at("selected") == relu);
+  CHECK(searches[2].at("selectedDrawn") == true);
 }

@@ -51,7 +51,7 @@ TEST_CASE("gradient nodes carry the forward node's location under a gradients sc
   std::string out = kiln::ir::print(f, kiln::ir::PrintOptions{.locations = true});
   CHECK(
       out.find(
-          R"(reduce_sum(%2) {axes = [0], keepdims = false} : f32[3]  scope "gradients/dense" loc "model.cpp":7:3)") !=
+          R"(reduce_sum(%3) {axes = [0], keepdims = false} : f32[3]  scope "gradients/dense" loc "model.cpp":7:3)") !=
       std::string::npos);
 }
 
@@ -88,4 +88,33 @@ TEST_CASE("every differentiable op has a gradient rule, and only those", "[passe
     bool differentiable = kiln::ir::has_trait(op, kiln::ir::kDifferentiable);
     CHECK((kiln::passes::grad::rule_for(op) != nullptr) == differentiable);
   }
+}
+
+// Rules that build two nodes for one call's operands name them first (C++ leaves the order of
+// a call's argument evaluation open), so the gradient IR is the same whichever compiler built
+// Kiln: dA is built before dB, each in the order the rule's text reads.
+TEST_CASE("gradient IR does not depend on the C++ compiler's argument order",
+          "[passes][autodiff]") {
+  std::string out = differentiate(R"(func @f(%a: f32[2,3], %b: f32[3]) -> f32[2,3] {
+  %0 = div(%a, %b) : f32[2,3]
+  %1 = mul(%0, %b) : f32[2,3]
+  return %1
+})",
+                                  false);
+  CHECK(out == R"(func @f(%a: f32[2,3], %b: f32[3]) -> (f32[2,3], f32[2,3], f32[3]) {
+  %0 = div(%a, %b) : f32[2,3]
+  %1 = mul(%0, %b) : f32[2,3]
+  %2 = fill() {dtype = f32, shape = [2, 3], value = 1.0} : f32[2,3]
+  %3 = mul(%2, %b) : f32[2,3]  scope "gradients"
+  %4 = mul(%2, %0) : f32[2,3]  scope "gradients"
+  %5 = reduce_sum(%4) {axes = [0], keepdims = false} : f32[3]  scope "gradients"
+  %6 = div(%3, %b) : f32[2,3]  scope "gradients"
+  %7 = neg(%3) : f32[2,3]  scope "gradients"
+  %8 = mul(%7, %0) : f32[2,3]  scope "gradients"
+  %9 = div(%8, %b) : f32[2,3]  scope "gradients"
+  %10 = reduce_sum(%9) {axes = [0], keepdims = false} : f32[3]  scope "gradients"
+  %11 = add(%5, %10) : f32[3]  scope "gradients"
+  return %1, %6, %11
+}
+)");
 }

@@ -222,3 +222,53 @@ kernel 2 loop(%1, %2) -> %3 {
 }
 )");
 }
+
+TEST_CASE("fusion cuts groups where a path from the root would pass max_depth nodes",
+          "[passes][fusion]") {
+  // A chain of five, depth 2: the root pulls one producer, and so on from the back.
+  const char* chain = R"(func @chain(%x: f32[4]) -> f32[4] {
+  %0 = exp(%x) : f32[4]
+  %1 = neg(%0) : f32[4]
+  %2 = exp(%1) : f32[4]
+  %3 = neg(%2) : f32[4]
+  %4 = exp(%3) : f32[4]
+  return %4
+})";
+  kiln::ir::Function f = kiln::ir::parse(chain);
+  CHECK(kiln::passes::print_plan(f, kiln::passes::plan_kernels(f, {.max_depth = 2})) ==
+        R"(kernel 0 loop(%x) -> %0 {
+  %0 = exp(%x) : f32[4]
+}
+kernel 1 loop(%0) -> %2 {
+  %1 = neg(%0) : f32[4]
+  %2 = exp(%1) : f32[4]
+}
+kernel 2 loop(%2) -> %4 {
+  %3 = neg(%2) : f32[4]
+  %4 = exp(%3) : f32[4]
+}
+)");
+  // A diamond counts its longest path: %1 is one below %3 but two below %4 through %2 and %3,
+  // so with depth 3 it stays out while %2 and %3 join %4's group.
+  kiln::ir::Function diamond = kiln::ir::parse(R"(func @d(%x: f32[4]) -> f32[4] {
+  %0 = exp(%x) : f32[4]
+  %1 = neg(%0) : f32[4]
+  %2 = exp(%1) : f32[4]
+  %3 = add(%1, %2) : f32[4]
+  %4 = mul(%3, %x) : f32[4]
+  return %4
+})");
+  CHECK(kiln::passes::print_plan(diamond, kiln::passes::plan_kernels(diamond, {.max_depth = 3})) ==
+        R"(kernel 0 loop(%x) -> %1 {
+  %0 = exp(%x) : f32[4]
+  %1 = neg(%0) : f32[4]
+}
+kernel 1 loop(%1, %x) -> %4 {
+  %2 = exp(%1) : f32[4]
+  %3 = add(%1, %2) : f32[4]
+  %4 = mul(%3, %x) : f32[4]
+}
+)");
+  // Without a limit that bites, one kernel as before.
+  CHECK(kiln::passes::plan_kernels(diamond).kernels.size() == 1);
+}

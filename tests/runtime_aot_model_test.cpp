@@ -200,24 +200,6 @@ std::vector<float> run(kiln_aot_model* model, size_t misalign) {
 
 // ---- safetensors files -----------------------------------------------------------------------
 
-std::string le64(uint64_t v) {
-  std::string out;
-  for (int i = 0; i < 8; ++i)
-    out += static_cast<char>(v >> (8 * i));
-  return out;
-}
-
-template <class T>
-std::string raw(const std::vector<T>& values) {
-  return std::string(reinterpret_cast<const char*>(values.data()), values.size() * sizeof(T));
-}
-
-// A safetensors file with `header` (padded to 8 bytes) and `data`.
-std::string file_bytes(std::string header, const std::string& data) {
-  header.append((8 - header.size() % 8) % 8, ' ');
-  return le64(header.size()) + header + data;
-}
-
 // One header entry.
 std::string entry(const std::string& name, const std::string& dtype, const std::string& shape,
                   uint64_t begin, uint64_t end) {
@@ -361,7 +343,7 @@ TEST_CASE("kiln_aot_create reads escaped names, metadata and any layout", "[aot]
   std::string header = " {\n \"__metadata__\" : {\"format\": \"pt\"},\n " +
                        entry("caf\\u00e9 \\\"\\ud83d\\ude00\\\"", "F32", "[ 3 ]", 0, 12) + " ,\t" +
                        entry("a\\\\b\\/c\\n", "F32", "[3]", 0, 12) + "}\r\n";
-  write_bytes(path, file_bytes(header, kData));
+  write_bytes(path, safetensors_bytes(header, kData));
   Model model = create(desc, path.c_str());
   CHECK(state<float>(model, 0, 3) == std::vector<float>{4, 5, 6});
   CHECK(state<float>(model, 1, 3) == std::vector<float>{4, 5, 6});
@@ -430,7 +412,7 @@ TEST_CASE("kiln_aot_create refuses bad weights files with the file and the probl
     std::string bytes;
     std::string message;
   };
-  std::string good = file_bytes("{" + kKernel + "," + kBias + "}", kData);
+  std::string good = safetensors_bytes("{" + kKernel + "," + kBias + "}", kData);
   std::vector<Case> cases = {
       {"empty", "", "the file is 0 bytes, too short"},
       {"short", "abc", "the file is 3 bytes, too short"},
@@ -439,53 +421,56 @@ TEST_CASE("kiln_aot_create refuses bad weights files with the file and the probl
       {"cut in the header", good.substr(0, 20), "runs past the end of the file"},
       {"cut in the data", good.substr(0, good.size() - 4), "run past the end of the data"},
       {"garbage", le64(8) + "\x01\x02garbage", "the header is not valid JSON"},
-      {"trailing text", file_bytes("{} x", ""), "unexpected text after the JSON value"},
-      {"two values", file_bytes("{}{}", ""), "unexpected text after the JSON value"},
-      {"not an object", file_bytes("[1, 2]", ""), "the header is not a JSON object"},
-      {"unterminated", file_bytes("{\"a", ""), "the text ends inside a string"},
-      {"unclosed", file_bytes("{\"a\": [1, 2", ""), "the text ends inside an array"},
-      {"missing colon", file_bytes("{\"a\" 1}", ""), "expected ':'"},
-      {"trailing comma", file_bytes("{\"a\": 1,}", ""), "expected a string key"},
-      {"bad literal", file_bytes("{\"a\": nul}", ""), "unexpected character 'n'"},
-      {"leading zero", file_bytes("{\"a\": 01}", ""), "expected ',' or '}'"},
-      {"bad escape", file_bytes("{\"a\\q\": 1}", ""), "an invalid escape"},
-      {"short \\u", file_bytes("{\"a\\u12\": 1}", ""), "four hex digits"},
-      {"lone surrogate", file_bytes("{\"\\udc00\": 1}", ""), "lone low surrogate"},
-      {"half a pair", file_bytes("{\"\\ud83d\": 1}", ""), "no low one"},
-      {"control byte", file_bytes("{\"a\tb\": 1}", ""), "a control character"},
-      {"bad UTF-8", file_bytes("{\"\xff\": 1}", ""), "not valid UTF-8"},
-      {"deep", file_bytes(std::string(100, '[') + std::string(100, ']'), ""), "nests deeper"},
-      {"duplicate", file_bytes("{" + kKernel + "," + kKernel + "}", kData), "appears twice"},
-      {"entry not object", file_bytes("{\"dense/kernel\": 3}", ""), "not a JSON object"},
-      {"no dtype", file_bytes("{\"k\": {\"shape\": [], \"data_offsets\": [0, 4]}}", ""),
+      {"trailing text", safetensors_bytes("{} x", ""), "unexpected text after the JSON value"},
+      {"two values", safetensors_bytes("{}{}", ""), "unexpected text after the JSON value"},
+      {"not an object", safetensors_bytes("[1, 2]", ""), "the header is not a JSON object"},
+      {"unterminated", safetensors_bytes("{\"a", ""), "the text ends inside a string"},
+      {"unclosed", safetensors_bytes("{\"a\": [1, 2", ""), "the text ends inside an array"},
+      {"missing colon", safetensors_bytes("{\"a\" 1}", ""), "expected ':'"},
+      {"trailing comma", safetensors_bytes("{\"a\": 1,}", ""), "expected a string key"},
+      {"bad literal", safetensors_bytes("{\"a\": nul}", ""), "unexpected character 'n'"},
+      {"leading zero", safetensors_bytes("{\"a\": 01}", ""), "expected ',' or '}'"},
+      {"bad escape", safetensors_bytes("{\"a\\q\": 1}", ""), "an invalid escape"},
+      {"short \\u", safetensors_bytes("{\"a\\u12\": 1}", ""), "four hex digits"},
+      {"lone surrogate", safetensors_bytes("{\"\\udc00\": 1}", ""), "lone low surrogate"},
+      {"half a pair", safetensors_bytes("{\"\\ud83d\": 1}", ""), "no low one"},
+      {"control byte", safetensors_bytes("{\"a\tb\": 1}", ""), "a control character"},
+      {"bad UTF-8", safetensors_bytes("{\"\xff\": 1}", ""), "not valid UTF-8"},
+      {"deep", safetensors_bytes(std::string(100, '[') + std::string(100, ']'), ""),
+       "nests deeper"},
+      {"duplicate", safetensors_bytes("{" + kKernel + "," + kKernel + "}", kData), "appears twice"},
+      {"entry not object", safetensors_bytes("{\"dense/kernel\": 3}", ""), "not a JSON object"},
+      {"no dtype", safetensors_bytes("{\"k\": {\"shape\": [], \"data_offsets\": [0, 4]}}", ""),
        "tensor 'k': its entry has no \"dtype\""},
-      {"BF16", file_bytes("{" + entry("k", "BF16", "[3]", 0, 6) + "}", kData),
+      {"BF16", safetensors_bytes("{" + entry("k", "BF16", "[3]", 0, 6) + "}", kData),
        "unsupported dtype 'BF16'"},
-      {"negative dim", file_bytes("{" + entry("k", "F32", "[-3]", 0, 12) + "}", kData),
+      {"negative dim", safetensors_bytes("{" + entry("k", "F32", "[-3]", 0, 12) + "}", kData),
        "non-negative integer"},
-      {"fractional dim", file_bytes("{" + entry("k", "F32", "[1.5]", 0, 12) + "}", kData),
+      {"fractional dim", safetensors_bytes("{" + entry("k", "F32", "[1.5]", 0, 12) + "}", kData),
        "non-negative integer"},
       {"huge shape",
-       file_bytes("{" + entry("k", "F32", "[4294967296, 4294967296]", 0, 12) + "}", kData),
+       safetensors_bytes("{" + entry("k", "F32", "[4294967296, 4294967296]", 0, 12) + "}", kData),
        "its shape is too large"},
-      {"backwards offsets", file_bytes("{" + entry("k", "F32", "[0]", 8, 4) + "}", kData),
+      {"backwards offsets", safetensors_bytes("{" + entry("k", "F32", "[0]", 8, 4) + "}", kData),
        "end before they begin"},
-      {"offsets outside", file_bytes("{" + entry("k", "F32", "[3]", 20, 32) + "}", kData),
+      {"offsets outside", safetensors_bytes("{" + entry("k", "F32", "[3]", 20, 32) + "}", kData),
        "[20, 32] run past the end of the data (24 bytes"},
-      {"size mismatch", file_bytes("{" + entry("k", "F32", "[3]", 0, 8) + "}", kData),
+      {"size mismatch", safetensors_bytes("{" + entry("k", "F32", "[3]", 0, 8) + "}", kData),
        "needs 12 bytes, but \"data_offsets\" [0, 8] span 8"},
-      {"bad metadata", file_bytes("{\"__metadata__\": {\"a\": 1}}", ""), "is not a string"},
-      {"missing tensor", file_bytes("{" + kKernel + "}", kData),
+      {"bad metadata", safetensors_bytes("{\"__metadata__\": {\"a\": 1}}", ""), "is not a string"},
+      {"missing tensor", safetensors_bytes("{" + kKernel + "}", kData),
        "it has no tensor 'dense/bias', which the model needs"},
       {"extra tensor",
-       file_bytes("{" + kKernel + "," + kBias + "," + entry("extra", "F32", "[1]", 0, 4) + "}",
-                  kData),
+       safetensors_bytes(
+           "{" + kKernel + "," + kBias + "," + entry("extra", "F32", "[1]", 0, 4) + "}", kData),
        "it holds tensor 'extra', which is not part of the model"},
       {"wrong dtype",
-       file_bytes("{" + kKernel + "," + entry("dense/bias", "I32", "[3]", 12, 24) + "}", kData),
+       safetensors_bytes("{" + kKernel + "," + entry("dense/bias", "I32", "[3]", 12, 24) + "}",
+                         kData),
        "dense/bias has dtype I32 in the file, the model expects F32"},
       {"wrong shape",
-       file_bytes("{" + entry("dense/kernel", "F32", "[1, 3]", 0, 12) + "," + kBias + "}", kData),
+       safetensors_bytes("{" + entry("dense/kernel", "F32", "[1, 3]", 0, 12) + "," + kBias + "}",
+                         kData),
        "dense/kernel has shape [1, 3] in the file, the model expects [3]"},
   };
   kiln_aot_desc desc = inference_desc();
@@ -617,8 +602,8 @@ TEST_CASE("exceptions from an entry become errors", "[aot]") {
 TEST_CASE("kiln_aot_create survives every truncation and byte flip of a weights file", "[aot]") {
   TempDir dir;
   std::string path = dir.file("w.safetensors");
-  std::string good =
-      file_bytes("{\"__metadata__\":{\"k\":\"v\\u00e9\"}," + kKernel + "," + kBias + "}", kData);
+  std::string good = safetensors_bytes(
+      "{\"__metadata__\":{\"k\":\"v\\u00e9\"}," + kKernel + "," + kBias + "}", kData);
   kiln_aot_desc desc = inference_desc();
   int loaded = 0, refused = 0;
   auto attempt = [&](const std::string& bytes) {

@@ -29,24 +29,6 @@ using kiln::Tensor;
 using kiln::ir::HostTensor;
 using Named = std::vector<std::pair<std::string, Tensor>>;
 
-std::string le64(uint64_t v) {
-  std::string out;
-  for (int i = 0; i < 8; ++i)
-    out += static_cast<char>(v >> (8 * i));
-  return out;
-}
-
-template <class T>
-std::string raw(std::vector<T> values) {
-  return std::string(reinterpret_cast<const char*>(values.data()), values.size() * sizeof(T));
-}
-
-// A safetensors file with `header` (padded to 8 bytes) and `data`.
-std::string file_bytes(std::string header, const std::string& data) {
-  header.append((8 - header.size() % 8) % 8, ' ');
-  return le64(header.size()) + header + data;
-}
-
 void check_same(const Named& a, const Named& b) {
   REQUIRE(a.size() == b.size());
   for (size_t i = 0; i < a.size(); ++i) {
@@ -120,7 +102,7 @@ TEST_CASE("safetensors::save writes the reference layout byte for byte", "[safet
   std::string data = raw<int64_t>({7}) + raw<float>({3.f}) + raw<float>({0.5f, -1.f}) +
                      raw<int32_t>({-1, 2}) + std::string("\x00\xff", 2) +
                      std::string("\x01\x00\x01", 3);
-  std::string expected = file_bytes(header, data);
+  std::string expected = safetensors_bytes(header, data);
   CHECK(header.size() % 8 != 0);  // so the padding is exercised
   CHECK(read_bytes(path) == expected);
 }
@@ -129,15 +111,15 @@ TEST_CASE("safetensors reads U8 tensors as uint8", "[safetensors][u8]") {
   TempDir dir;
   std::string path = dir.file("u8.safetensors");
   std::string header = R"({"img":{"dtype":"U8","shape":[2,2],"data_offsets":[0,4]}})";
-  write_bytes(path, file_bytes(header, std::string("\x00\x01\x80\xff", 4)));
+  write_bytes(path, safetensors_bytes(header, std::string("\x00\x01\x80\xff", 4)));
   Named loaded = kiln::safetensors::load(path);
   REQUIRE(loaded.size() == 1);
   CHECK(loaded[0].second.dtype() == kiln::u8);
   CHECK(loaded[0].second.shape() == kiln::Shape{2, 2});
   CHECK(loaded[0].second.to_vector<uint8_t>() == std::vector<uint8_t>{0, 1, 128, 255});
   // A U8 entry whose byte range does not match its shape is rejected like any other.
-  write_bytes(path, file_bytes(R"({"img":{"dtype":"U8","shape":[3],"data_offsets":[0,4]}})",
-                               std::string(4, '\0')));
+  write_bytes(path, safetensors_bytes(R"({"img":{"dtype":"U8","shape":[3],"data_offsets":[0,4]}})",
+                                      std::string(4, '\0')));
   CHECK_THROWS_AS(kiln::safetensors::load(path), kiln::IOError);
 }
 
@@ -151,7 +133,7 @@ TEST_CASE("safetensors::load reads a hand-written file", "[safetensors]") {
                             "__metadata__": {"k": "v"} })";
   std::string data =
       raw<double>({1.25, -3.0}) + raw<int32_t>({1, -2, 3, -4}) + std::string("\x00\x05", 2);
-  write_bytes(path, file_bytes(header, data));
+  write_bytes(path, safetensors_bytes(header, data));
   Named loaded = kiln::safetensors::load(path);
   REQUIRE(loaded.size() == 3);
   CHECK(loaded[0].first == "x");
@@ -181,63 +163,65 @@ TEST_CASE("safetensors::load rejects corrupt files with IOError", "[safetensors]
       {"short length", std::string("\x08\x00\x00", 3), "3 bytes, too short"},
       {"length past the end", le64(100) + "{}", "header length 100 runs past the end of the file"},
       {"huge length", le64(UINT64_MAX) + "{}", "runs past the end"},
-      {"not JSON", file_bytes("{nope", ""), "not valid JSON"},
-      {"not an object", file_bytes("[1,2]", ""), "does not start with '{'"},
-      {"leading garbage", file_bytes("x{}", ""), "does not start with '{'"},
-      {"invalid UTF-8", file_bytes("{\"\xff\":1}", ""), "not valid JSON"},
+      {"not JSON", safetensors_bytes("{nope", ""), "not valid JSON"},
+      {"not an object", safetensors_bytes("[1,2]", ""), "does not start with '{'"},
+      {"leading garbage", safetensors_bytes("x{}", ""), "does not start with '{'"},
+      {"invalid UTF-8", safetensors_bytes("{\"\xff\":1}", ""), "not valid JSON"},
       {"deep nesting",
-       file_bytes("{\"a\":" + std::string(100, '[') + std::string(100, ']') + "}", ""),
+       safetensors_bytes("{\"a\":" + std::string(100, '[') + std::string(100, ']') + "}", ""),
        "nests deeper than 16 levels"},
-      {"entry not an object", file_bytes(R"({"a":3})", ""), "tensor 'a': its entry is not a JSON"},
-      {"no dtype", file_bytes(R"({"a":{"shape":[],"data_offsets":[0,0]}})", ""),
+      {"entry not an object", safetensors_bytes(R"({"a":3})", ""),
+       "tensor 'a': its entry is not a JSON"},
+      {"no dtype", safetensors_bytes(R"({"a":{"shape":[],"data_offsets":[0,0]}})", ""),
        "its entry has no \"dtype\""},
-      {"unknown dtype", file_bytes("{" + entry("a", "Q7", "[2]", "[0,8]") + "}", f8),
+      {"unknown dtype", safetensors_bytes("{" + entry("a", "Q7", "[2]", "[0,8]") + "}", f8),
        "unsupported dtype 'Q7'"},
-      {"unsupported dtype", file_bytes("{" + entry("a", "F16", "[4]", "[0,8]") + "}", f8),
+      {"unsupported dtype", safetensors_bytes("{" + entry("a", "F16", "[4]", "[0,8]") + "}", f8),
        "unsupported dtype 'F16' (Kiln reads F32, F64, I32, I64, U8 and BOOL)"},
-      {"negative dim", file_bytes("{" + entry("a", "F32", "[-2]", "[0,8]") + "}", f8),
+      {"negative dim", safetensors_bytes("{" + entry("a", "F32", "[-2]", "[0,8]") + "}", f8),
        "\"shape\" holds -2"},
-      {"fractional dim", file_bytes("{" + entry("a", "F32", "[2.5]", "[0,8]") + "}", f8),
+      {"fractional dim", safetensors_bytes("{" + entry("a", "F32", "[2.5]", "[0,8]") + "}", f8),
        "\"shape\" holds 2.5"},
       {"shape overflow",
-       file_bytes("{" + entry("a", "F32", "[4294967296,4294967296]", "[0,8]") + "}", f8),
+       safetensors_bytes("{" + entry("a", "F32", "[4294967296,4294967296]", "[0,8]") + "}", f8),
        "is too large"},
       {"overflow hidden by 0",
-       file_bytes("{" + entry("a", "F32", "[0,4294967296,4294967296,4294967296]", "[0,0]") + "}",
-                  ""),
+       safetensors_bytes(
+           "{" + entry("a", "F32", "[0,4294967296,4294967296,4294967296]", "[0,0]") + "}", ""),
        "is too large"},
-      {"offsets not a pair", file_bytes("{" + entry("a", "F32", "[2]", "[0]") + "}", f8),
+      {"offsets not a pair", safetensors_bytes("{" + entry("a", "F32", "[2]", "[0]") + "}", f8),
        "\"data_offsets\" must be [begin, end]"},
-      {"negative offset", file_bytes("{" + entry("a", "F32", "[2]", "[-8,0]") + "}", f8),
+      {"negative offset", safetensors_bytes("{" + entry("a", "F32", "[2]", "[-8,0]") + "}", f8),
        "\"data_offsets\" must be [begin, end]"},
-      {"offsets reversed", file_bytes("{" + entry("a", "F32", "[0]", "[8,0]") + "}", f8),
+      {"offsets reversed", safetensors_bytes("{" + entry("a", "F32", "[0]", "[8,0]") + "}", f8),
        "end before they begin"},
-      {"offsets past the end", file_bytes("{" + entry("a", "F32", "[4]", "[0,16]") + "}", f8),
+      {"offsets past the end",
+       safetensors_bytes("{" + entry("a", "F32", "[4]", "[0,16]") + "}", f8),
        "run past the end of the data (8 bytes"},
-      {"size mismatch", file_bytes("{" + entry("a", "F32", "[3]", "[0,8]") + "}", f8),
+      {"size mismatch", safetensors_bytes("{" + entry("a", "F32", "[3]", "[0,8]") + "}", f8),
        "shape (3,) of F32 needs 12 bytes, but \"data_offsets\" [0, 8] span 8"},
       {"overlap",
-       file_bytes(
+       safetensors_bytes(
            "{" + entry("a", "F32", "[2]", "[0,8]") + "," + entry("b", "F32", "[1]", "[4,8]") + "}",
            f8),
        "tensors 'a' and 'b' overlap"},
-      {"gap", file_bytes("{" + entry("a", "F32", "[1]", "[4,8]") + "}", f8),
+      {"gap", safetensors_bytes("{" + entry("a", "F32", "[1]", "[4,8]") + "}", f8),
        "data bytes [0, 4) belong to no tensor"},
-      {"trailing data", file_bytes("{" + entry("a", "F32", "[1]", "[0,4]") + "}", f8),
+      {"trailing data", safetensors_bytes("{" + entry("a", "F32", "[1]", "[0,4]") + "}", f8),
        "the tensors cover 4 bytes of data, but the file holds 8"},
       {"duplicate tensor",
-       file_bytes(
+       safetensors_bytes(
            "{" + entry("a", "F32", "[1]", "[0,4]") + "," + entry("a", "F32", "[1]", "[4,8]") + "}",
            f8),
        "lists the key 'a' twice"},
       {"duplicate field",
-       file_bytes(R"({"a":{"dtype":"F32","dtype":"I32","shape":[2],)"
-                  R"("data_offsets":[0,8]}})",
-                  f8),
+       safetensors_bytes(R"({"a":{"dtype":"F32","dtype":"I32","shape":[2],)"
+                         R"("data_offsets":[0,8]}})",
+                         f8),
        "lists the key 'dtype' twice"},
-      {"metadata not an object", file_bytes(R"({"__metadata__":[1]})", ""),
+      {"metadata not an object", safetensors_bytes(R"({"__metadata__":[1]})", ""),
        "\"__metadata__\" is not a JSON object"},
-      {"metadata value not a string", file_bytes(R"({"__metadata__":{"k":1}})", ""),
+      {"metadata value not a string", safetensors_bytes(R"({"__metadata__":{"k":1}})", ""),
        "\"__metadata__\" value for 'k' is not a string"},
   };
   for (const Case& c : cases) {

@@ -1,35 +1,34 @@
-// The kiln command: looks at and runs saved models.
+// The kiln command: looks at, runs and compiles saved models.
 //
 //   kiln dump MODEL [--format text|dot|svg|html] [--after PASS] [--expand] [-o FILE]
 //   kiln run  MODEL --input x.npy [--input ...] [--output out.npy]
 //   kiln aot  MODEL -o build/libNAME.so [--name NAME] [--target-cpu CPU] [--weights embed|external]
-//   kiln --help, kiln COMMAND --help
+//   kiln --help, kiln COMMAND --help, kiln --version
 //
 // MODEL is a directory written by Model::save (model.kiln + weights.safetensors) or an IR text
 // file. Exit status: 0 on success, 1 when the model or an input is bad (the message says which),
-// 2 for a bad command line.
+// 2 for a bad command line. The command line is parsed by CLI11; other programs (Graphviz) run
+// from an argument vector, never through a shell.
 #include <kiln/kiln.h>
 
 #include <fmt/format.h>
+#include <CLI/CLI.hpp>
 
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
-#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
-#include <map>
 #include <optional>
-#include <set>
 #include <source_location>
 #include <string>
-#include <unordered_map>
 #include <vector>
 
 #include "graph_html.h"
 #include "kiln/frontend/atomic_file.h"
 #include "kiln/frontend/compile.h"
+#include "kiln/frontend/process.h"
 #include "kiln/ir/dot.h"
 #include "kiln/ir/parser.h"
 #include "kiln/ir/printer.h"
@@ -39,60 +38,10 @@ namespace k = kiln;
 
 namespace {
 
-constexpr const char* kUsage = R"(usage: kiln COMMAND [options]
+constexpr const char* kModelHelp =
+    "a directory written by Model::save (model.kiln + weights.safetensors) or an IR text file";
 
-Commands:
-  dump MODEL   print a saved model's graph as IR text or Graphviz DOT, or render it to SVG or
-               an interactive HTML page
-  run  MODEL   JIT-compile a saved model, run it on .npy inputs and summarize the outputs
-  aot  MODEL   compile a saved model ahead of time into a self-contained shared library with a
-               C header
-
-MODEL is a directory written by Model::save (model.kiln + weights.safetensors) or an IR text
-file. `kiln COMMAND --help` describes a command's options.
-)";
-
-constexpr const char* kDumpUsage =
-    R"(usage: kiln dump MODEL [--format text|dot|svg|html] [--after PASS] [--expand] [-o FILE]
-
-Prints the model's function.
-  --format F    text (IR, the default), dot (Graphviz), svg, or html: one self-contained page
-                with pan, zoom, collapsible scopes and node details (svg and html need
-                Graphviz's dot program; html always draws every node)
-  --after PASS  the function after a stage of the compiler pipeline: conv_to_gemm, canonicalize,
-                cse, dce or fusion (kernels grouped; text adds the kernel plan)
-  --expand      dot/svg: draw every node, name scopes as clusters (default: a box per scope)
-  -o FILE       write to FILE (atomically) instead of standard output; svg and html need -o
-)";
-
-constexpr const char* kRunUsage =
-    R"(usage: kiln run MODEL --input x.npy [--input ...] [--output out.npy]
-
-Compiles the model's function and runs it once. A saved model directory takes one input (its
-weights come from weights.safetensors); an IR text file takes one --input per parameter, in
-order. Prints each result's type and summary statistics.
-  --input FILE   a .npy file for the next parameter
-  --output FILE  write the (first) result as .npy
-)";
-
-constexpr const char* kAotUsage =
-    R"(usage: kiln aot MODEL -o DIR/libNAME.so [--name NAME] [--target-cpu CPU]
-                [--weights embed|external] [--opt-level N]
-
-Compiles the model's function into a shared library that needs only libc, libm and libpthread,
-and writes its C header (NAME.h) next to it. A saved model directory's input becomes NAME_run's
-argument and its weights the model's state; every parameter of an IR text file is an input.
-  -o FILE             the library to write (lib<NAME>.so names it NAME)
-  --name NAME         the C prefix of the API (NAME_create, NAME_run, ...) and of the header
-  --target-cpu CPU    native (this machine, the default) or an LLVM CPU name for others:
-                      x86-64-v3 (AVX2, no AVX-512), x86-64-v4, znver4, ...
-  --weights W         embed (in the library, the default) or external (NAME.safetensors next to
-                      it, loaded by NAME_create_from)
-  --opt-level N       LLVM optimization level 0-3 (default 2)
-docs/aot.md describes the library's API.
-)";
-
-// A command-line mistake: the message, then exit status 2.
+// A command-line mistake found after parsing: the message, then exit status 2.
 struct UsageError {
   std::string message;
 };
@@ -123,95 +72,54 @@ void write_output(const std::optional<std::string>& path, const std::string& tex
   }
 }
 
-// Renders DOT to SVG with Graphviz, through temporary files next to `path` (the output).
+// Renders DOT to SVG with Graphviz's dot, run without a shell on files in a private temporary
+// folder next to `path` (the output), so no output name can be read as a command.
 std::string render_svg(const std::string& dot, const std::string& path, const std::string& format) {
-  if (std::system("command -v dot >/dev/null 2>&1") != 0) {
+  std::filesystem::path parent = std::filesystem::path(path).parent_path();
+  if (parent.empty()) parent = ".";
+  const k::detail::TempDir temp(parent.string(), "kiln-dump", "kiln dump",
+                                std::source_location::current());
+  const std::string dot_path = temp.file("graph.dot"), svg_path = temp.file("graph.svg");
+  k::detail::write_file_atomically(dot_path, dot, "kiln dump", std::source_location::current());
+  std::string error;
+  const int status =
+      k::detail::run_program({"dot", "-Tsvg", "-o", svg_path, dot_path}, temp.file("log"), error);
+  if (status < 0 && error == std::strerror(ENOENT)) {
     throw k::IOError(
         fmt::format("--format {} needs Graphviz's dot program (Debian package graphviz); "
                     "--format dot writes the graph for rendering elsewhere",
                     format));
   }
-  const std::string dot_path = path + ".dot.tmp", svg_path = path + ".svg.tmp";
-  k::detail::write_file_atomically(dot_path, dot, "kiln dump", std::source_location::current());
-  const std::string command = fmt::format("dot -Tsvg -o '{}' '{}'", svg_path, dot_path);
-  int status = std::system(command.c_str());
-  std::error_code ec;
-  std::filesystem::remove(dot_path, ec);
   std::string svg;
   if (status == 0) {
     std::ifstream in(svg_path, std::ios::binary);
     svg.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
   }
-  std::filesystem::remove(svg_path, ec);
   if (status != 0 || svg.find("<svg") == std::string::npos) {
-    throw k::IOError(fmt::format("Graphviz's dot failed (status {}) rendering {}", status, path));
+    throw k::IOError(fmt::format("Graphviz's dot failed rendering {} ({}): {}", path,
+                                 status < 0 ? error : fmt::format("status {}", status),
+                                 k::detail::tail_of_file(temp.file("log"), 2000)));
   }
   return svg;
 }
 
-// A command's arguments: its MODEL, the values of options that take one (each repeatable, in
-// order) and the flags given. Throws UsageError for an unknown option, a missing value, or a
-// second MODEL.
-struct Args {
-  std::optional<std::string> model;
-  std::map<std::string, std::vector<std::string>> values;
-  std::set<std::string> flags;
-  bool help = false;
-
-  std::optional<std::string> last(const std::string& option) const {
-    auto it = values.find(option);
-    if (it == values.end()) return std::nullopt;
-    return it->second.back();
-  }
+struct DumpOptions {
+  std::string model;
+  std::string format = "text";
+  std::optional<std::string> after, output;
+  bool expand = false;
 };
 
-Args parse_args(const std::vector<std::string>& args, const std::set<std::string>& with_value,
-                const std::set<std::string>& flags) {
-  Args parsed;
-  for (size_t i = 0; i < args.size(); ++i) {
-    const std::string& a = args[i];
-    if (a == "--help" || a == "-h") {
-      parsed.help = true;
-    } else if (with_value.contains(a)) {
-      if (i + 1 >= args.size()) throw UsageError{fmt::format("{} needs a value", a)};
-      parsed.values[a].push_back(args[++i]);
-    } else if (flags.contains(a)) {
-      parsed.flags.insert(a);
-    } else if (!a.empty() && a[0] == '-') {
-      throw UsageError{fmt::format("unknown option {}", a)};
-    } else if (parsed.model) {
-      throw UsageError{fmt::format("one MODEL only (got {} and {})", *parsed.model, a)};
-    } else {
-      parsed.model = a;
-    }
-  }
-  return parsed;
-}
-
-int dump(const std::vector<std::string>& args) {
-  Args parsed = parse_args(args, {"--format", "--after", "-o", "--output"}, {"--expand"});
-  if (parsed.help) {
-    std::cout << kDumpUsage;
-    return 0;
-  }
-  std::optional<std::string> model = parsed.model, after = parsed.last("--after");
-  std::optional<std::string> output = parsed.last("-o");
-  if (!output) output = parsed.last("--output");
-  const std::string format = parsed.last("--format").value_or("text");
-  const bool expand = parsed.flags.contains("--expand");
-  if (!model) throw UsageError{"missing MODEL"};
-  if (format != "text" && format != "dot" && format != "svg" && format != "html") {
-    throw UsageError{fmt::format("unknown format '{}'; choose text, dot, svg or html", format)};
-  }
+int dump(const DumpOptions& o) {
+  const std::string& format = o.format;
+  const std::optional<std::string>& after = o.after;
+  const std::optional<std::string>& output = o.output;
+  const bool expand = o.expand;
   if ((format == "svg" || format == "html") && !output) {
     throw UsageError{fmt::format("--format {} needs -o FILE", format)};
   }
-  if (after && std::find(kStages.begin(), kStages.end(), *after) == kStages.end()) {
-    throw UsageError{
-        fmt::format("unknown pass '{}'; the stages are: {}", *after, fmt::join(kStages, ", "))};
-  }
 
-  k::ir::Function function = load_function(*model);
+  k::ir::Function function = load_function(o.model);
   // The page draws every node and collapses scopes itself.
   k::ir::DotOptions dot_options{.expand = expand || format == "html"};
   // The function at the chosen stage: as saved, or after a pass of the pipeline (with the
@@ -241,8 +149,8 @@ int dump(const std::vector<std::string>& args) {
     write_output(output, render_svg(text, *output, format));
   } else if (format == "html") {
     const std::string title = dot_options.title.empty() ? drawn.name() : dot_options.title;
-    write_output(
-        output, k::tools::graph_html(drawn, dot_options, render_svg(text, *output, format), title));
+    const auto render = [&](const std::string& dot) { return render_svg(dot, *output, format); };
+    write_output(output, k::tools::graph_html(drawn, dot_options, render, title));
   } else {
     write_output(output, text);
   }
@@ -269,16 +177,15 @@ std::string summarize(const k::Tensor& t) {
   return out;
 }
 
-int run(const std::vector<std::string>& args) {
-  Args parsed = parse_args(args, {"--input", "--output"}, {});
-  if (parsed.help) {
-    std::cout << kRunUsage;
-    return 0;
-  }
-  std::optional<std::string> model = parsed.model, output = parsed.last("--output");
-  const std::vector<std::string> inputs = parsed.values["--input"];
-  if (!model) throw UsageError{"missing MODEL"};
-  if (inputs.empty()) throw UsageError{"give at least one --input FILE.npy"};
+struct RunOptions {
+  std::string model;
+  std::vector<std::string> inputs;
+  std::optional<std::string> output;
+};
+
+int run(const RunOptions& o) {
+  const std::optional<std::string> model = o.model, output = o.output;
+  const std::vector<std::string>& inputs = o.inputs;
 
   std::vector<k::Tensor> results;
   if (std::filesystem::is_directory(*model)) {
@@ -330,34 +237,23 @@ std::string library_name(const std::optional<std::string>& name, const std::stri
   return file;
 }
 
-int aot(const std::vector<std::string>& args) {
-  Args parsed = parse_args(
-      args, {"-o", "--output", "--name", "--target-cpu", "--weights", "--opt-level"}, {});
-  if (parsed.help) {
-    std::cout << kAotUsage;
-    return 0;
-  }
-  std::optional<std::string> model = parsed.model, output = parsed.last("-o");
-  if (!output) output = parsed.last("--output");
-  if (!model) throw UsageError{"missing MODEL"};
-  if (!output) throw UsageError{"give the library to write: -o DIR/libNAME.so"};
+struct AotOptions {
+  std::string model, output;
+  std::optional<std::string> name;
+  std::string target_cpu = "native", weights = "embed";
+  int opt_level = 2;
+};
+
+int aot(const AotOptions& o) {
+  const std::optional<std::string> model = o.model;
   k::aot::Options options;
-  options.name = library_name(parsed.last("--name"), *output);
-  options.out_dir = std::filesystem::path(*output).parent_path().string();
-  options.library_file = std::filesystem::path(*output).filename().string();
+  options.name = library_name(o.name, o.output);
+  options.out_dir = std::filesystem::path(o.output).parent_path().string();
+  options.library_file = std::filesystem::path(o.output).filename().string();
   if (options.out_dir.empty()) options.out_dir = ".";
-  options.target_cpu = parsed.last("--target-cpu").value_or("native");
-  const std::string weights = parsed.last("--weights").value_or("embed");
-  if (weights != "embed" && weights != "external") {
-    throw UsageError{fmt::format("unknown --weights '{}'; choose embed or external", weights)};
-  }
-  options.weights = weights == "embed" ? k::aot::Weights::embed : k::aot::Weights::external;
-  if (std::optional<std::string> level = parsed.last("--opt-level")) {
-    if (level->size() != 1 || (*level)[0] < '0' || (*level)[0] > '3') {
-      throw UsageError{fmt::format("--opt-level takes 0, 1, 2 or 3, got '{}'", *level)};
-    }
-    options.opt_level = (*level)[0] - '0';
-  }
+  options.target_cpu = o.target_cpu;
+  options.weights = o.weights == "embed" ? k::aot::Weights::embed : k::aot::Weights::external;
+  options.opt_level = o.opt_level;
 
   const auto start = std::chrono::steady_clock::now();
   k::aot::Library lib;
@@ -376,29 +272,121 @@ int aot(const std::vector<std::string>& args) {
   return 0;
 }
 
+// "kiln 0.1.0": what --version prints.
+std::string version_text() {
+  return fmt::format("kiln {}", k::version());
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::vector<std::string> args(argv + 1, argv + argc);
-  if (args.empty() || args[0] == "--help" || args[0] == "-h" || args[0] == "help") {
-    std::cout << kUsage;
-    return args.empty() ? 2 : 0;
-  }
-  const std::string command = args[0];
-  args.erase(args.begin());
+  CLI::App app{
+      "kiln: look at, run and compile saved Kiln models.\n"
+      "MODEL is a directory written by Model::save (model.kiln + weights.safetensors) or an IR "
+      "text file. Exit status: 0 success, 1 a bad model or input, 2 a bad command line.",
+      "kiln"};
+  app.require_subcommand(0, 1);
+  bool show_version = false;
+  app.add_flag("--version", show_version, "print Kiln's version and exit");
+
+  DumpOptions dump_options;
+  CLI::App* dump_command = app.add_subcommand(
+      "dump",
+      "print a saved model's graph as IR text or Graphviz DOT, or render it to SVG or an "
+      "interactive HTML page");
+  dump_command->add_option("MODEL", dump_options.model, kModelHelp)->required();
+  dump_command
+      ->add_option("--format", dump_options.format,
+                   "text (IR, the default), dot (Graphviz), svg, or html: one self-contained page "
+                   "with pan, zoom, collapsible scopes, search and node details (svg and html "
+                   "need Graphviz's dot program)")
+      ->check(CLI::IsMember({"text", "dot", "svg", "html"}));
+  dump_command
+      ->add_option("--after", dump_options.after,
+                   "the function after a stage of the compiler pipeline (fusion: kernels grouped; "
+                   "text adds the kernel plan)")
+      ->check(CLI::IsMember(kStages));
+  dump_command->add_flag("--expand", dump_options.expand,
+                         "dot/svg: draw every node, name scopes as clusters (default: a box per "
+                         "scope)");
+  dump_command->add_option("-o,--output", dump_options.output,
+                           "write to FILE (atomically) instead of standard output; svg and html "
+                           "need it");
+
+  RunOptions run_options;
+  CLI::App* run_command = app.add_subcommand(
+      "run", "JIT-compile a saved model, run it on .npy inputs and summarize the outputs");
+  run_command->add_option("MODEL", run_options.model, kModelHelp)->required();
+  run_command
+      ->add_option("--input", run_options.inputs,
+                   "a .npy file for the next parameter (repeat it: a saved model takes one, an IR "
+                   "file one per parameter, in order)")
+      ->required()
+      ->allow_extra_args(false);
+  run_command->add_option("--output", run_options.output, "write the (first) result as .npy");
+
+  AotOptions aot_options;
+  CLI::App* aot_command = app.add_subcommand(
+      "aot",
+      "compile a saved model ahead of time into a self-contained shared library (needing only "
+      "libc, libm and libpthread) with a C header; docs/aot.md describes its API");
+  aot_command->add_option("MODEL", aot_options.model, kModelHelp)->required();
+  aot_command
+      ->add_option("-o,--output", aot_options.output,
+                   "the library to write, DIR/libNAME.so (lib<NAME>.so names it NAME; the header "
+                   "NAME.h goes next to it)")
+      ->required();
+  aot_command->add_option("--name", aot_options.name,
+                          "the C prefix of the API (NAME_create, NAME_run, ...) and of the header");
+  aot_command->add_option("--target-cpu", aot_options.target_cpu,
+                          "native (this machine, the default) or an LLVM CPU name for others: "
+                          "x86-64-v3 (AVX2, no AVX-512), x86-64-v4, znver4, ...");
+  aot_command
+      ->add_option("--weights", aot_options.weights,
+                   "embed (in the library, the default) or external (NAME.safetensors next to "
+                   "it, loaded by NAME_create_from)")
+      ->check(CLI::IsMember({"embed", "external"}));
+  aot_command
+      ->add_option("--opt-level", aot_options.opt_level, "LLVM optimization level 0-3 (default 2)")
+      ->check(CLI::Range(0, 3));
+
+  std::string command = "kiln";
   try {
-    if (command == "dump") return dump(args);
-    if (command == "run") return run(args);
-    if (command == "aot") return aot(args);
-    throw UsageError{fmt::format("unknown command '{}'", command)};
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    if (e.get_exit_code() == static_cast<int>(CLI::ExitCodes::Success)) return app.exit(e);
+    for (const CLI::App* sub : app.get_subcommands())
+      command = "kiln " + sub->get_name();
+    std::cerr << command << ": " << e.what() << "\n(" << command << " --help lists the options)\n";
+    return 2;
+  }
+  if (show_version) {
+    std::cout << version_text() << "\n";
+    return 0;
+  }
+  try {
+    if (dump_command->parsed()) {
+      command = "kiln dump";
+      return dump(dump_options);
+    }
+    if (run_command->parsed()) {
+      command = "kiln run";
+      return run(run_options);
+    }
+    if (aot_command->parsed()) {
+      command = "kiln aot";
+      return aot(aot_options);
+    }
+    std::cerr << app.help();
+    return 2;
   } catch (const UsageError& e) {
-    std::cerr << "kiln " << command << ": " << e.message << "\n(kiln --help lists the commands)\n";
+    std::cerr << command << ": " << e.message << "\n(" << command << " --help lists the options)\n";
     return 2;
   } catch (const k::Error& e) {
-    std::cerr << "kiln " << command << ": error: " << e.what() << "\n";
+    std::cerr << command << ": error: " << e.what() << "\n";
     return 1;
   } catch (const std::exception& e) {
-    std::cerr << "kiln " << command << ": error: " << e.what() << "\n";
+    std::cerr << command << ": error: " << e.what() << "\n";
     return 1;
   }
 }

@@ -9,6 +9,7 @@
 
 #include "kiln/ir/error.h"
 #include "kiln/ir/interp/util.h"
+#include "kiln/ir/interpreter.h"
 #include "kiln/ir/ops/families.h"
 
 namespace kiln::ir {
@@ -225,7 +226,24 @@ void run_tile(const HostTensor& in, HostTensor& out) {
   });
 }
 
+// Every element is checked, so the first bad one is reported, as compiled code reports it.
+void run_check_index(const HostTensor& in, const Attrs& attrs, HostTensor& out) {
+  const int64_t limit = attrs.get_int("limit");
+  for (int64_t i = 0; i < in.num_elements(); ++i) {
+    int64_t v = index_at(in, i);
+    if (v < 0 || v >= limit) throw IndexError(check_index_message(attrs, v, i));
+  }
+  copy_all_bytes(in, out);
+}
+
 }  // namespace
+
+std::string check_index_message(const Attrs& attrs, int64_t value, int64_t position) {
+  return fmt::format("{} {} at position {} is out of range [0, {}){}",
+                     attrs.has("what") ? attrs.get_string("what") : std::string("index"), value,
+                     position, attrs.get_int("limit"),
+                     attrs.get_int("limit") == 0 ? " (no value is valid)" : "");
+}
 
 void interpret_shape(Op op, std::span<const HostTensor> inputs, const Attrs& attrs,
                      std::span<HostTensor> outputs) {
@@ -263,6 +281,9 @@ void interpret_shape(Op op, std::span<const HostTensor> inputs, const Attrs& att
       return;
     case Op::gather:
       run_gather(inputs[0], inputs[1], attrs, outputs[0]);
+      return;
+    case Op::check_index:
+      run_check_index(inputs[0], attrs, outputs[0]);
       return;
     case Op::pad:
       run_pad(inputs[0], attrs, outputs[0]);

@@ -268,6 +268,17 @@ std::vector<TensorType> infer_gather(std::span<const TensorType> inputs, const A
   return {result_type(params.dtype, std::move(dims))};
 }
 
+std::vector<TensorType> infer_check_index(const TensorType& in, const Attrs& attrs) {
+  if (in.dtype != DType::i32 && in.dtype != DType::i64) {
+    throw TypeError(fmt::format("the operand must be i32 or i64, got {}", dtype_name(in.dtype)));
+  }
+  if (attrs.get_int("limit") < 0) {
+    throw ValueError(fmt::format("'limit' must be >= 0, got {}", attrs.get_int("limit")));
+  }
+  if (attrs.has("what")) attrs.get_string("what");  // a string, when given
+  return {in};
+}
+
 std::vector<TensorType> infer_pad(const TensorType& in, const Attrs& attrs) {
   int64_t rank = in.shape.rank();
   const auto& paddings =
@@ -320,6 +331,8 @@ std::vector<TensorType> infer_shape(Op op, std::span<const TensorType> inputs, c
       return infer_slice(inputs[0], attrs);
     case Op::gather:
       return infer_gather(inputs, attrs);
+    case Op::check_index:
+      return infer_check_index(inputs[0], attrs);
     case Op::pad:
       return infer_pad(inputs[0], attrs);
     case Op::tile:

@@ -1,0 +1,130 @@
+// Tensors, workspaces and buffers too large for the machine are ResourceErrors that name the
+// size (elements and bytes), the shape and dtype and the user's line, eagerly, in compiled
+// functions and in the AOT runtime; never std::bad_alloc, and never the OOM killer.
+#include <catch2/catch.hpp>
+
+#include <kiln/kiln.h>
+
+#include <cstdint>
+#include <string>
+
+#include "aot_test_util.h"
+#include "error_test_util.h"
+#include "file_test_util.h"
+#include "kiln/frontend/compile.h"
+#include "kiln/ir/host_tensor.h"
+#include "kiln/ir/interpreter.h"
+#include "kiln/runtime/kiln_rt.h"
+
+namespace k = kiln;
+using k::testing::check_message_at;
+using k::testing::error_of;
+
+namespace {
+constexpr int64_t kHuge = int64_t{1} << 40;  // 4 TiB of f32, more than any machine here
+}  // namespace
+
+TEST_CASE("k::zeros of 2^40 elements is a ResourceError naming the size and the line",
+          "[errors][memory]") {
+  int line = __LINE__ + 1;
+  std::string msg = error_of<k::ResourceError>([] { k::zeros({kHuge}); });
+  check_message_at(msg,
+                   {"fill: cannot allocate a tensor of shape (1099511627776,) and dtype float32",
+                    "1099511627776 elements", "4 TiB (4398046511104 bytes)"},
+                   __FILE__, line);
+
+  // Other dtypes and creation ops say the same, with their own op and byte count.
+  line = __LINE__ + 1;
+  msg = error_of<k::ResourceError>([] { k::ones({kHuge, 2}, k::DType::i64); });
+  check_message_at(msg,
+                   {"fill:", "shape (1099511627776, 2) and dtype int64", "2199023255552 elements",
+                    "16 TiB (17592186044416 bytes)"},
+                   __FILE__, line);
+  msg = error_of<k::ResourceError>([] { k::random_uniform({kHuge}, 0.0, 1.0, 1); });
+  CHECK_THAT(msg, Catch::StartsWith("random_uniform: cannot allocate"));
+}
+
+TEST_CASE("an op whose result is too large is a ResourceError naming the op and operands",
+          "[errors][memory]") {
+  k::Tensor x = k::constant({1.f, 2.f});
+  int line = __LINE__ + 1;
+  std::string msg = error_of<k::ResourceError>([&] { k::broadcast_to(x, {kHuge, 2}); });
+  check_message_at(msg,
+                   {"broadcast_to: cannot allocate", "shape (1099511627776, 2)",
+                    "2199023255552 elements", "operands: f32[2]"},
+                   __FILE__, line);
+  // The failure leaves everything usable.
+  CHECK(k::zeros({3}).to_vector<float>() == std::vector<float>{0, 0, 0});
+}
+
+TEST_CASE("HostTensor throws ResourceError, never std::bad_alloc", "[errors][memory]") {
+  using k::ir::HostTensor;
+  CHECK_THROWS_AS(HostTensor(k::DType::f64, k::Shape{kHuge}), k::ResourceError);
+  CHECK_THROWS_AS(HostTensor::uninitialized({k::DType::u8, k::Shape{kHuge, kHuge / 16}}),
+                  k::ResourceError);
+  CHECK(k::ir::describe_bytes(12) == "12 bytes");
+  CHECK(k::ir::describe_bytes(1536) == "1.5 KiB (1536 bytes)");
+  CHECK(k::ir::describe_bytes(size_t{3} << 30) == "3 GiB (3221225472 bytes)");
+}
+
+TEST_CASE("the interpreter names the op whose result it cannot allocate", "[errors][memory]") {
+  k::ir::Attrs attrs;
+  attrs.set_ints("shape", {kHuge}).set_dtype("dtype", k::DType::f32).set_float("value", 0.0);
+  std::vector<k::ir::TensorType> types{{k::DType::f32, k::Shape{kHuge}}};
+  std::string msg =
+      error_of<k::ResourceError>([&] { k::ir::run_op(k::ir::Op::fill, {}, attrs, types); });
+  CHECK_THAT(msg, Catch::StartsWith("fill: cannot allocate"));
+}
+
+TEST_CASE("a compiled function's result too large to allocate is a ResourceError at its line",
+          "[errors][memory]") {
+  int line = __LINE__ + 1;
+  auto f = k::function([](const k::Tensor& x) { return k::add(x, k::zeros({kHuge})); }, "huge");
+  std::string msg = error_of<k::ResourceError>([&] { f(k::constant(1.f)); });
+  check_message_at(msg,
+                   {"@huge: result 0: cannot allocate a tensor of shape (1099511627776,)",
+                    "4 TiB (4398046511104 bytes)"},
+                   __FILE__, line);
+}
+
+TEST_CASE("a compiled function's workspace too large to allocate is a ResourceError",
+          "[errors][memory]") {
+  // The random tensor is an intermediate in the workspace (1 TiB); only its sum leaves.
+  auto f = k::function(
+      [](const k::Tensor& x) {
+        return k::reduce_sum(k::random_uniform({int64_t{1} << 38}, 0.0, 1.0, 7)) + x;
+      },
+      "big_workspace");
+  std::string msg = error_of<k::ResourceError>([&] { f(k::constant(1.f)); });
+  INFO(msg);
+  CHECK_THAT(msg, Catch::Contains("@big_workspace: cannot allocate the 1 TiB (10995116") &&
+                      Catch::Contains("bytes) workspace"));
+  // A small call of another function still runs.
+  auto g = k::function([](const k::Tensor& x) { return x * 2.f; });
+  CHECK(g(k::constant(2.f)).item<float>() == 4.f);
+}
+
+TEST_CASE("kiln_rt_alloc returns NULL for more than the machine holds", "[errors][memory]") {
+  CHECK(kiln_rt_alloc(size_t{1} << 50) == nullptr);
+  CHECK(kiln_rt_alloc(SIZE_MAX) == nullptr);
+  void* p = kiln_rt_alloc(100);
+  CHECK(p != nullptr);
+  kiln_rt_free(p);
+}
+
+TEST_CASE("an AOT library whose workspace cannot be allocated fails create with the size",
+          "[errors][memory][aot]") {
+  k::testing::TempDir dir;
+  auto f = k::function(
+      [](const k::Tensor& x) {
+        return k::reduce_sum(k::random_uniform({int64_t{1} << 38}, 0.0, 1.0, 7)) + x;
+      },
+      "huge_ws");
+  const k::aot::Library lib = k::aot::compile(f, {k::TensorSpec({}, k::f32)},
+                                              {.name = "huge_ws", .out_dir = dir.path.string()});
+  k::testing::AotLibrary so(lib.library, "huge_ws");
+  void* model = so.fn<void*()>("create")();
+  CHECK(model == nullptr);
+  CHECK_THAT(so.last_error(nullptr), Catch::StartsWith("huge_ws: cannot allocate 10995116") &&
+                                         Catch::EndsWith("bytes for the workspace: out of memory"));
+}
