@@ -526,7 +526,7 @@ void link_library(const std::string& name, const kiln::detail::TempDir& temp,
   const std::string log = temp.file("link.log");
   std::string error;
   const int status = kiln::detail::run_program(argv, log, error);
-  if (status == -1) {
+  if (status < 0) {
     kiln::detail::raise<CompileError>(
         "aot::compile", {},
         fmt::format("cannot run the C++ compiler driver '{}' to link lib{}.so: {} (install g++, "

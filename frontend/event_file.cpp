@@ -157,7 +157,12 @@ EventFile::EventFile(const std::string& dir, std::string op, const std::source_l
                      loc_);
     }
   }
-  write_record(file_version_event(wall_time));
+  try {
+    write_record(file_version_event(wall_time));
+  } catch (...) {
+    ::close(fd_);  // no destructor runs for a constructor that throws
+    throw;
+  }
 }
 
 EventFile::~EventFile() {

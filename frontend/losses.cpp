@@ -231,6 +231,13 @@ Tensor sparse_categorical_crossentropy(const Tensor& y_true, const Tensor& y_pre
                              "y_true must hold integer class ids, got bool", loc);
   }
   if (!y_true.is_symbolic()) check_labels(loss, y_true, y_pred, classes, loc);
+  if (labels.is_symbolic() && is_floating(labels.dtype())) {
+    // A traced float label that is no whole number (0.5, NaN) becomes -1, and a huge one is
+    // clamped to 2^31 (its cast would be undefined), so check_index below rejects both.
+    Tensor whole = kiln::equal(kiln::floor(labels, loc), labels, loc);
+    Tensor bounded = kiln::minimum(kiln::maximum(labels, -1.0, loc), 2147483648.0, loc);
+    labels = kiln::where(whole, bounded, -1.0, loc);
+  }
   if (labels.dtype() != DType::i32 && labels.dtype() != DType::i64)
     labels = cast(labels, DType::i64, loc);
   // Traced labels are checked when the compiled code runs: without the check an out-of-range id

@@ -57,8 +57,8 @@ int run_program(const std::vector<std::string>& argv, const std::string& log, st
   }
   const std::string program = find_program(argv[0]);
   if (program.empty()) {
-    error = std::strerror(ENOENT);
-    return -1;
+    error = argv[0] + " is not on the search path";
+    return kProgramNotFound;
   }
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);

@@ -13,7 +13,9 @@ namespace kiln::detail {
 // arguments argv[1...], standard input from
 // /dev/null and standard output and error into the file `log`. Returns the exit status, or -1
 // with `error` set when it cannot start or is killed by a signal.
+// kProgramNotFound when there is no such program.
 int run_program(const std::vector<std::string>& argv, const std::string& log, std::string& error);
+constexpr int kProgramNotFound = -2;
 
 // The last `max_bytes` of the file at `path` ("..." before a cut), trailing blanks removed.
 std::string tail_of_file(const std::string& path, size_t max_bytes);

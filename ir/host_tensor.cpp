@@ -67,14 +67,18 @@ std::string describe_bytes(size_t bytes) {
 }
 
 HostTensor::HostTensor(TensorType type, bool zeroed) : type_(std::move(type)) {
-  // The byte count, checked: a shape whose size overflows cannot be allocated either.
-  uint64_t bytes = dtype_size(type_.dtype);
-  bool overflow = false;
+  // The element and byte counts, checked: a shape whose size overflows int64 cannot be
+  // allocated either (a zero dimension makes any shape empty).
+  int64_t elements = 1, bytes = 0;
+  bool overflow = false, empty = false;
   for (int64_t d : type_.shape) {
     KILN_CHECK(d >= 0, "negative dimension in HostTensor");
-    overflow = overflow || __builtin_mul_overflow(bytes, static_cast<uint64_t>(d), &bytes);
+    empty = empty || d == 0;
+    overflow = overflow || __builtin_mul_overflow(elements, d, &elements);
   }
-  if (overflow) {
+  overflow = overflow || __builtin_mul_overflow(
+                             elements, static_cast<int64_t>(dtype_size(type_.dtype)), &bytes);
+  if (overflow && !empty) {
     throw ResourceError(
         fmt::format("cannot allocate a tensor of shape {} and dtype {}: its size overflows 64 bits",
                     type_.shape.to_string(), dtype_long_name(type_.dtype)));

@@ -55,6 +55,7 @@ ir::Value* try_patterns(ir::Function& function, const ir::Node& node,
     }
     KILN_CHECK(replacement->type() == node.output()->type(),
                "a rewrite changed the type of a value");
+    KILN_CHECK(replacement != node.output(), "a pattern replaced a value with itself");
     return replacement;
   }
   return nullptr;

@@ -53,21 +53,15 @@ bool is_suffix_char(char c) {
   return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
 }
 
-// Whether `name` is `base` + one of the temporary patterns (ours, and mkstemp's of the writers
-// before it: ".tmp." and ".tmp-") + 6 suffix characters.
+// Whether `name` is `base` + our temporary pattern + 6 suffix characters. Only ours: the
+// ".tmp.XXXXXX" names of older writers could as well be a user's own files.
 bool is_temporary_of(std::string_view name, std::string_view base) {
   if (name.size() <= base.size() || name.substr(0, base.size()) != base) return false;
   std::string_view rest = name.substr(base.size());
-  for (std::string_view pattern :
-       {kPattern, std::string_view(".tmp."), std::string_view(".tmp-")}) {
-    if (rest.size() == pattern.size() + kSuffixLength &&
-        rest.substr(0, pattern.size()) == pattern &&
-        std::all_of(rest.begin() + static_cast<ptrdiff_t>(pattern.size()), rest.end(),
-                    is_suffix_char)) {
-      return true;
-    }
-  }
-  return false;
+  return rest.size() == kPattern.size() + kSuffixLength &&
+         rest.substr(0, kPattern.size()) == kPattern &&
+         std::all_of(rest.begin() + static_cast<ptrdiff_t>(kPattern.size()), rest.end(),
+                     is_suffix_char);
 }
 
 void sync_folder(const std::string& dir) {
@@ -182,6 +176,8 @@ void AtomicWriter::link_into_place() {
   };
   if (link_as(path_) == 0) return;
   if (errno != EEXIST) throw AtomicWriteError("cannot link the file into place", errno);
+  // Replacing a file names a temporary for an instant; one a crash left there earlier goes now.
+  remove_stale_temporaries(path_);
   std::string temp;
   int linked = -1;
   for (int attempt = 0; attempt < kNameAttempts && linked != 0; ++attempt) {

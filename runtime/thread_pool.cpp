@@ -110,8 +110,14 @@ ThreadPool::~ThreadPool() {
 
 void ThreadPool::start_workers(int count) {
   workers_.reserve(static_cast<size_t>(count));
-  for (int i = 0; i < count; ++i)
-    workers_.emplace_back([this] { worker_loop(); });
+  try {
+    for (int i = 0; i < count; ++i)
+      workers_.emplace_back([this] { worker_loop(); });
+  } catch (...) {
+    // The system would not give another thread: the pool is what started.
+    num_threads_.store(static_cast<int>(workers_.size()) + 1, std::memory_order_relaxed);
+    throw;
+  }
   num_threads_.store(count + 1, std::memory_order_relaxed);
 }
 
@@ -131,11 +137,19 @@ void ThreadPool::stop_workers() {
 bool ThreadPool::resize(int num_threads) {
   if (t_body_depth > 0) return false;
   num_threads = std::clamp(num_threads, 1, kMaxThreads);
-  // No parallel_for is using the workers while this is held, so no job is queued.
+  // No parallel_for is using the workers while this is held, so no job is queued. The shared
+  // mutex may let new readers in ahead of a waiting writer; while a resize is pending, new loops
+  // run on their own thread instead, so the loops in flight drain and the resize gets in.
+  struct Pending {
+    std::atomic<int>& count;
+    explicit Pending(std::atomic<int>& c) : count(c) { count.fetch_add(1); }
+    ~Pending() { count.fetch_sub(1); }
+  } pending(resize_pending_);
   std::unique_lock resize_lock(resize_mutex_);
-  if (num_threads == this->num_threads()) return true;
-  stop_workers();
-  start_workers(num_threads - 1);
+  if (num_threads != this->num_threads()) {
+    stop_workers();
+    start_workers(num_threads - 1);
+  }
   return true;
 }
 
@@ -217,7 +231,7 @@ KILN_CALLS_GENERATED_CODE void ThreadPool::parallel_for(int64_t n, int64_t grain
                                                         void* context) {
   if (n <= 0) return;
   grain = std::max<int64_t>(grain, 1);
-  if (n <= grain || t_body_depth > 0 || num_threads() == 1) {
+  if (n <= grain || t_body_depth > 0 || num_threads() == 1 || resize_pending_.load() > 0) {
     body(context, 0, n);
     return;
   }

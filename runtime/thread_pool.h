@@ -83,6 +83,7 @@ class ThreadPool {
 
   // parallel_for holds it shared while it uses the workers; resize holds it exclusively.
   std::shared_mutex resize_mutex_;
+  std::atomic<int> resize_pending_{0};  // resizes waiting for resize_mutex_: loops run serially
   std::atomic<int> num_threads_{1};
   std::vector<std::thread> workers_;
   std::mutex mutex_;

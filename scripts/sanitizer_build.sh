@@ -13,6 +13,7 @@ case $kind in
   tsan) options=(-DKILN_SANITIZE=thread -DKILN_BUILD_FUZZ=OFF) ;;
   *) echo "sanitizer_build: unknown build '$kind' (asan or tsan)" >&2; exit 2 ;;
 esac
+bash scripts/setup.sh  # clang-19 and libclang-rt-19-dev among the rest; quick when all is there
 dir=build-$kind
 mkdir -p "$dir"
 jobs=${KILN_JOBS:-$(nproc 2>/dev/null || echo 2)}

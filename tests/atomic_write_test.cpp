@@ -192,16 +192,18 @@ TEST_CASE("named temporaries left by a killed save are removed by a later save o
   // A fresh one may belong to a save still under way: kept.
   write_whole(dir.file("big.bin"), "new");
   CHECK(fs::exists(dir.file(temp)));
-  // Once stale it goes, with the patterns older Kiln versions left; other files stay.
-  for (const char* name : {"big.bin.tmp.AbC123", "big.bin.tmp-xyz789", "big.bin.tmp.toolong1",
+  // Once stale it goes; other files stay, even ones a user might name like a temporary
+  // (".tmp-backup"), since only Kiln's own pattern is ever removed.
+  for (const char* name : {"big.bin.tmp.AbC123", "big.bin.tmp-backup", "big.bin.tmp.toolong1",
                            "other.bin.kiln-tmp-abcdef", "big.bin.kiln-tmp-abc"}) {
     k::testing::write_bytes(dir.file(name), "x");
   }
   const auto old = fs::file_time_type::clock::now() - std::chrono::hours(2);
   for (const auto& entry : fs::directory_iterator(dir.path))
     fs::last_write_time(entry.path(), old);
-  CHECK(k::runtime::remove_stale_temporaries(dir.file("big.bin")) == 3);
+  CHECK(k::runtime::remove_stale_temporaries(dir.file("big.bin")) == 1);
   CHECK(listing(dir) == std::vector<std::string>{"big.bin", "big.bin.kiln-tmp-abc",
+                                                 "big.bin.tmp-backup", "big.bin.tmp.AbC123",
                                                  "big.bin.tmp.toolong1",
                                                  "other.bin.kiln-tmp-abcdef"});
   // Every save with a named temporary does this housekeeping first.

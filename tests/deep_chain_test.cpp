@@ -108,7 +108,7 @@ TEST_CASE("fusion cuts a deep chain into kernels of bounded depth", "[deep][fusi
     CHECK(kernel.nodes.size() <= size_t(depth));
 }
 
-TEST_CASE("a 100000-node chain differentiates, and the pipeline passes are linear",
+TEST_CASE("a 100000-node chain differentiates and goes through the pipeline passes",
           "[deep][autodiff]") {
   // y = x + x + ... (100,001 terms); dy/dx = 100,001. Interpreted: differentiation and the
   // passes are what is tested here (the compiled gradient would be a 300,000-node chain).

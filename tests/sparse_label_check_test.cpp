@@ -6,6 +6,7 @@
 
 #include <kiln/kiln.h>
 
+#include <cmath>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -127,6 +128,20 @@ TEST_CASE("an out-of-range sparse label is an IndexError inside kiln::function",
                  Contains("scope sparse_categorical_crossentropy"));
   CHECK_THROWS_AS(loss_object(k::constant({0, 7, 1}, k::i64), logits()), k::IndexError);
   CHECK(loss_object(k::constant({0.f, 1.f, 2.f}), logits()).item<float>() > 0.f);
+  // Float labels that are no class id: a fraction or NaN reads as -1, a huge value as 2^31 (its
+  // cast would be undefined); each is an error, never a silent loss.
+  CHECK_THAT(error_of<k::IndexError>([&] {
+               loss_object(k::constant({0.f, 0.5f, 2.f}), logits());
+             }),
+             Contains("label -1 at position 1 is out of range [0, 3)"));
+  CHECK_THAT(error_of<k::IndexError>([&] {
+               loss_object(k::constant({0.f, 1.f, std::nanf("")}), logits());
+             }),
+             Contains("label -1 at position 2 is out of range [0, 3)"));
+  CHECK_THAT(error_of<k::IndexError>([&] {
+               loss_object(k::constant({1e30f, 1.f, 2.f}), logits());
+             }),
+             Contains("label 2147483648 at position 0 is out of range [0, 3)"));
 }
 
 TEST_CASE("an out-of-range sparse label is an IndexError inside model.fit's compiled step",

@@ -84,7 +84,7 @@ std::string render_svg(const std::string& dot, const std::string& path, const st
   std::string error;
   const int status =
       k::detail::run_program({"dot", "-Tsvg", "-o", svg_path, dot_path}, temp.file("log"), error);
-  if (status < 0 && error == std::strerror(ENOENT)) {
+  if (status == k::detail::kProgramNotFound) {
     throw k::IOError(
         fmt::format("--format {} needs Graphviz's dot program (Debian package graphviz); "
                     "--format dot writes the graph for rendering elsewhere",
