@@ -138,8 +138,9 @@ llvm::Function* emit_kernel(llvm::Module& module, size_t index, const passes::Ke
   return fn;
 }
 
-// Above this many kernels, build_module keeps them out of the entry (see there).
-constexpr size_t kMaxInlinedKernels = 256;
+// Above this many IR nodes in kernels, build_module keeps the kernels out of the entry (see
+// there). Training steps of the main job's models hold a few hundred nodes and stay inlined.
+constexpr size_t kMaxInlinedNodes = 10000;
 
 void verify(const llvm::Function& fn, const std::string& what) {
   std::string message;
@@ -187,6 +188,9 @@ std::unique_ptr<llvm::Module> build_module(llvm::LLVMContext& context, const ir:
   auto module = std::make_unique<llvm::Module>(function.name(), context);
   EntryEmitter entry(*module, memory);
   llvm::Function* entry_fn = entry.begin();
+  size_t kernel_nodes = 0;
+  for (const passes::Kernel& kernel : plan.kernels)
+    kernel_nodes += kernel.nodes.size();
   for (size_t k = 0; k < plan.kernels.size(); ++k) {
     const passes::Kernel& kernel = plan.kernels[k];
     if (passes::is_view_in_place(kernel, memory)) continue;  // a reshape that moves no bytes
@@ -195,7 +199,7 @@ std::unique_ptr<llvm::Module> build_module(llvm::LLVMContext& context, const ir:
       llvm::Function* fn = emit_kernel(*module, k, kernel, kernel_buffers(kernel, memory), unit);
       // Many kernels stay calls: inlined, they would make the entry one huge function, on which
       // LLVM's loop passes take time quadratic in its size (a 100,000-node chain took minutes).
-      if (plan.kernels.size() > kMaxInlinedKernels) fn->addFnAttr(llvm::Attribute::NoInline);
+      if (kernel_nodes > kMaxInlinedNodes) fn->addFnAttr(llvm::Attribute::NoInline);
       verify(*fn, label);
       std::vector<Value*> args;
       for (const ir::Value* v : kernel.inputs)
