@@ -12,7 +12,28 @@
 #include <string>
 #include <string_view>
 
+#include "kiln/ir/function.h"
+
 namespace kiln::fuzz {
+
+// Whether `f` is small enough to compile and run on every fuzzer iteration: at most 64 nodes and
+// 2^20 elements in its parameters and results together (long chains are tested elsewhere).
+inline bool small_enough(const ir::Function& f) {
+  constexpr size_t kMaxNodes = 64;
+  constexpr int64_t kMaxElements = int64_t(1) << 20;
+  if (f.nodes().size() > kMaxNodes) return false;
+  int64_t elements = 0;
+  auto add = [&](const ir::TensorType& t) {
+    elements += t.shape.num_elements();
+    return elements <= kMaxElements;
+  };
+  for (const auto& p : f.params())
+    if (!add(p->type())) return false;
+  for (const auto& n : f.nodes())
+    for (size_t i = 0; i < n->num_outputs(); ++i)
+      if (!add(n->output(i)->type())) return false;
+  return true;
+}
 
 // Bytes of the fuzzer's input.
 inline std::string_view bytes(const uint8_t* data, size_t size) {

@@ -4,8 +4,8 @@
 //
 // Caps, so the fuzzer spends its time on the reader and not on huge programs: inputs over 4 KiB
 // and functions with more than 64 nodes or over 2^20 elements in all are only parsed, not
-// compiled. Long elementwise chains are a known compiler limit handled elsewhere (issue 12);
-// fuzzing them here would only rediscover it.
+// compiled (kiln::fuzz::small_enough). Long elementwise chains have their own tests
+// (tests/deep_chain_test.cpp).
 #include "fuzz_util.h"
 #include "kiln/frontend/compile.h"
 #include "kiln/ir/error.h"
@@ -17,24 +17,6 @@
 namespace {
 
 constexpr size_t kMaxCompiledBytes = 4096;
-constexpr size_t kMaxCompiledNodes = 64;
-constexpr int64_t kMaxElements = int64_t(1) << 20;
-
-// Whether `f` is small enough to compile on every fuzzer iteration.
-bool small(const kiln::ir::Function& f) {
-  if (f.nodes().size() > kMaxCompiledNodes) return false;
-  int64_t elements = 0;
-  auto add = [&](const kiln::ir::TensorType& t) {
-    elements += t.shape.num_elements();
-    return elements <= kMaxElements;
-  };
-  for (const auto& p : f.params())
-    if (!add(p->type())) return false;
-  for (const auto& n : f.nodes())
-    for (size_t i = 0; i < n->num_outputs(); ++i)
-      if (!add(n->output(i)->type())) return false;
-  return true;
-}
 
 }  // namespace
 
@@ -51,7 +33,7 @@ int kiln::fuzz::ir_text_fuzz(const uint8_t* data, size_t size) {
   const std::string printed = kiln::ir::print(f);
   if (kiln::ir::print(kiln::ir::parse(printed)) != printed)
     kiln::fuzz::harness_failure("ir: print(parse(print(f))) != print(f)");
-  if (size > kMaxCompiledBytes || !small(f)) return 0;
+  if (size > kMaxCompiledBytes || !kiln::fuzz::small_enough(f)) return 0;
   try {
     (void)kiln::compile(std::move(f));
   } catch (const kiln::Error&) {

@@ -3,9 +3,7 @@
 // then weights.safetensors (scripts/fuzz_corpus.sh writes seeds in this layout). Any folder
 // either loads or throws kiln::Error; a small model that loads is then called on ones.
 //
-// Not run: models with an integer division (division by zero in compiled code is issue 12's
-// open item, handled elsewhere), and, as in ir_text_fuzz.cpp, models over 64 nodes or 2^20
-// elements.
+// Not run, as in ir_text_fuzz.cpp: models over 64 nodes or 2^20 elements (small_enough).
 #include <cstring>
 
 #include "fuzz_util.h"
@@ -13,31 +11,6 @@
 #include "kiln/frontend/ops.h"
 #include "kiln/ir/error.h"
 #include "targets.h"
-
-namespace {
-
-constexpr size_t kMaxRunNodes = 64;
-constexpr int64_t kMaxElements = int64_t(1) << 20;
-
-bool runnable(const kiln::ir::Function& f) {
-  if (f.nodes().size() > kMaxRunNodes) return false;
-  int64_t elements = 0;
-  auto add = [&](const kiln::ir::TensorType& t) {
-    elements += t.shape.num_elements();
-    return elements <= kMaxElements;
-  };
-  for (const auto& p : f.params())
-    if (!add(p->type())) return false;
-  for (const auto& n : f.nodes()) {
-    if (n->op() == kiln::ir::Op::div && !kiln::ir::is_floating(n->output()->type().dtype))
-      return false;
-    for (size_t i = 0; i < n->num_outputs(); ++i)
-      if (!add(n->output(i)->type())) return false;
-  }
-  return true;
-}
-
-}  // namespace
 
 int kiln::fuzz::saved_model_fuzz(const uint8_t* data, size_t size) {
   static kiln::fuzz::ScratchDir dir;
@@ -50,7 +23,7 @@ int kiln::fuzz::saved_model_fuzz(const uint8_t* data, size_t size) {
   kiln::fuzz::write_file(dir.file("weights.safetensors"), rest.substr(n));
   try {
     kiln::SavedModel model = kiln::load_model(dir.path());
-    if (!runnable(model.graph())) return 0;
+    if (!kiln::fuzz::small_enough(model.graph())) return 0;
     (void)model(kiln::ones(model.input_type().shape, model.input_type().dtype));
   } catch (const kiln::Error&) {
   }
