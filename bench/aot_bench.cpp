@@ -8,6 +8,8 @@
 // Cold times run in fresh processes (this program started again with --cold-aot/--cold-jit),
 // seven of each; every time quoted is a median.
 #include <dlfcn.h>
+#include <spawn.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -22,6 +24,8 @@
 
 #include "../examples/main_job_models.h"
 #include "kiln/kiln.h"
+
+extern char** environ;
 
 namespace k = kiln;
 
@@ -65,16 +69,43 @@ int cold_jit(const std::string& dir) {
   return 0;
 }
 
+// This program run again with `args` (no shell): the milliseconds it prints, or -1.
+double run_self(const std::vector<std::string>& args) {
+  const std::string self = std::filesystem::read_symlink("/proc/self/exe").string();
+  std::vector<char*> argv = {const_cast<char*>(self.c_str())};
+  for (const std::string& a : args)
+    argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
+  int fds[2];
+  if (::pipe(fds) != 0) return -1;
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_adddup2(&actions, fds[1], STDOUT_FILENO);
+  posix_spawn_file_actions_addclose(&actions, fds[0]);
+  posix_spawn_file_actions_addclose(&actions, fds[1]);
+  pid_t pid = 0;
+  const int spawned = posix_spawn(&pid, self.c_str(), &actions, nullptr, argv.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  ::close(fds[1]);
+  std::string out;
+  char buffer[256];
+  for (ssize_t n; (n = ::read(fds[0], buffer, sizeof buffer)) > 0;)
+    out.append(buffer, static_cast<size_t>(n));
+  ::close(fds[0]);
+  if (spawned != 0) return -1;
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  double ms = -1;
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0 || std::sscanf(out.c_str(), "%lf", &ms) != 1)
+    return -1;
+  return ms;
+}
+
 // Median of seven runs of this program with `args`, each printing milliseconds.
-double cold(const std::string& args) {
+double cold(const std::vector<std::string>& args) {
   std::vector<double> times;
-  for (int i = 0; i < 7; ++i) {
-    FILE* pipe = popen(fmt::format("/proc/{}/exe {}", getpid(), args).c_str(), "r");
-    double ms = -1;
-    if (pipe == nullptr || std::fscanf(pipe, "%lf", &ms) != 1) ms = -1;
-    if (pipe != nullptr) pclose(pipe);
-    times.push_back(ms);
-  }
+  for (int i = 0; i < 7; ++i)
+    times.push_back(run_self(args));
   return median(times);
 }
 
@@ -118,8 +149,8 @@ void measure(const std::string& label, k::Sequential model, const std::string& o
   }
   reinterpret_cast<void (*)(void*)>(dlsym(handle, (label + "_destroy").c_str()))(instance);
 
-  const double cold_aot_ms = cold(fmt::format("--cold-aot {} {}", library, label));
-  const double cold_jit_ms = cold(fmt::format("--cold-jit {}", saved));
+  const double cold_aot_ms = cold({"--cold-aot", library, label});
+  const double cold_jit_ms = cold({"--cold-jit", saved});
   fmt::print(
       "{:8} aot compile {:7.0f} ms | .so {:7.0f} KiB, without weights {:5.0f} KiB | "
       "cold first answer: aot {:6.1f} ms, jit {:7.1f} ms ({:.0f}x) | steady per call: "
