@@ -8,8 +8,6 @@
 // Cold times run in fresh processes (this program started again with --cold-aot/--cold-jit),
 // seven of each; every time quoted is a median.
 #include <dlfcn.h>
-#include <spawn.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -17,15 +15,15 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <string>
 #include <vector>
 
 #include <fmt/format.h>
 
 #include "../examples/main_job_models.h"
+#include "kiln/frontend/process.h"
 #include "kiln/kiln.h"
-
-extern char** environ;
 
 namespace k = kiln;
 
@@ -71,34 +69,15 @@ int cold_jit(const std::string& dir) {
 
 // This program run again with `args` (no shell): the milliseconds it prints, or -1.
 double run_self(const std::vector<std::string>& args) {
-  const std::string self = std::filesystem::read_symlink("/proc/self/exe").string();
-  std::vector<char*> argv = {const_cast<char*>(self.c_str())};
-  for (const std::string& a : args)
-    argv.push_back(const_cast<char*>(a.c_str()));
-  argv.push_back(nullptr);
-  int fds[2];
-  if (::pipe(fds) != 0) return -1;
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_adddup2(&actions, fds[1], STDOUT_FILENO);
-  posix_spawn_file_actions_addclose(&actions, fds[0]);
-  posix_spawn_file_actions_addclose(&actions, fds[1]);
-  pid_t pid = 0;
-  const int spawned = posix_spawn(&pid, self.c_str(), &actions, nullptr, argv.data(), environ);
-  posix_spawn_file_actions_destroy(&actions);
-  ::close(fds[1]);
-  std::string out;
-  char buffer[256];
-  for (ssize_t n; (n = ::read(fds[0], buffer, sizeof buffer)) > 0;)
-    out.append(buffer, static_cast<size_t>(n));
-  ::close(fds[0]);
-  if (spawned != 0) return -1;
-  int status = 0;
-  ::waitpid(pid, &status, 0);
+  std::vector<std::string> argv = {std::filesystem::read_symlink("/proc/self/exe").string()};
+  argv.insert(argv.end(), args.begin(), args.end());
+  k::detail::TempDir dir(std::filesystem::temp_directory_path().string(), "kiln_aot_bench",
+                         "aot_bench", std::source_location::current());
+  std::string error;
+  if (k::detail::run_program(argv, dir.file("out"), error, dir.file("err")) != 0) return -1;
   double ms = -1;
-  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0 || std::sscanf(out.c_str(), "%lf", &ms) != 1)
-    return -1;
-  return ms;
+  std::ifstream in(dir.file("out"));
+  return (in >> ms) ? ms : -1;
 }
 
 // Median of seven runs of this program with `args`, each printing milliseconds.

@@ -4,7 +4,6 @@
 #include <cstdlib>
 #include <filesystem>
 #include <mutex>
-#include <optional>
 
 #include <unistd.h>
 
@@ -290,33 +289,25 @@ void emit_object_file(const ir::Function& function, const passes::KernelPlan& pl
 
   // Through the shared atomic writer: no fixed temporary name for two emitters to share, and
   // nothing left behind by a crash.
-  auto io_error = [&](const runtime::AtomicWriteError& e) {
-    return IOError(fmt::format("cannot write {}: {}", path, e.what()));
-  };
-  std::optional<runtime::AtomicWriter> file;
   try {
-    file.emplace(path);
-  } catch (const runtime::AtomicWriteError& e) {
-    throw io_error(e);
-  }
-  {
-    llvm::raw_fd_ostream out(file->fd(), /*shouldClose=*/false);
-    llvm::legacy::PassManager passes;
-    if (machine->addPassesToEmitFile(passes, out, nullptr, llvm::CodeGenFileType::ObjectFile)) {
-      throw CompileError(fmt::format("{}: the target cannot emit object files", function.name()));
+    runtime::AtomicWriter file(path);
+    {
+      llvm::raw_fd_ostream out(file.fd(), /*shouldClose=*/false);
+      llvm::legacy::PassManager passes;
+      if (machine->addPassesToEmitFile(passes, out, nullptr, llvm::CodeGenFileType::ObjectFile)) {
+        throw CompileError(fmt::format("{}: the target cannot emit object files", function.name()));
+      }
+      passes.run(*module);
+      out.flush();
+      if (out.has_error()) {
+        std::string message = out.error().message();
+        out.clear_error();
+        throw IOError(fmt::format("cannot write {}: {}", path, message));
+      }
     }
-    passes.run(*module);
-    out.flush();
-    if (out.has_error()) {
-      std::string message = out.error().message();
-      out.clear_error();
-      throw IOError(fmt::format("cannot write {}: {}", path, message));
-    }
-  }
-  try {
-    file->commit();
+    file.commit();
   } catch (const runtime::AtomicWriteError& e) {
-    throw io_error(e);
+    throw IOError(fmt::format("cannot write {}: {}", path, e.what()));
   }
 }
 

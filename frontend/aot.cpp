@@ -21,8 +21,8 @@
 #include "kiln/frontend/process.h"
 #include "kiln/frontend/safetensors.h"
 #include "kiln/frontend/trace.h"
-#include "kiln/ir/utf8.h"
 #include "kiln/passes/pipeline.h"
+#include "kiln/runtime/aot_weights.h"
 
 namespace kiln::aot {
 
@@ -148,7 +148,8 @@ Layout make_layout(const ir::Function& f, size_t num_inputs, std::span<const ir:
                                                   p->type().to_string(), value.type().to_string()),
                                       loc);
     }
-    if (p->name() == "__metadata__" || !ir::is_utf8(p->name())) {
+    // The AOT runtime's own rule, so every name compiled here loads there.
+    if (!runtime::detail::valid_tensor_name(p->name())) {
       kiln::detail::raise<ValueError>(
           "aot::compile", {},
           fmt::format("state %{} cannot name a tensor in a safetensors file (rename the variable)",
@@ -196,7 +197,6 @@ std::vector<std::string> run_parameters(const Layout& layout) {
   return params;
 }
 
-// The names of those parameters.
 // "input0", "input1", ... (`count` of them).
 std::vector<std::string> numbered(const char* prefix, size_t count) {
   std::vector<std::string> names;
@@ -205,6 +205,7 @@ std::vector<std::string> numbered(const char* prefix, size_t count) {
   return names;
 }
 
+// The names of run_parameters' parameters.
 std::vector<std::string> run_arguments(const Layout& layout) {
   std::vector<std::string> args = numbered("input", layout.inputs.size());
   for (std::string& name : numbered("output", layout.outputs.size()))

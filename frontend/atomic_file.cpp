@@ -2,8 +2,6 @@
 
 #include <fmt/format.h>
 
-#include <cstring>
-
 #include "kiln/frontend/apply.h"
 
 namespace kiln::detail {
@@ -36,10 +34,7 @@ void AtomicFile::commit() {
 }
 
 void AtomicFile::fail(const runtime::AtomicWriteError& error) const {
-  raise<IOError>(
-      op_, {},
-      fmt::format("cannot write '{}': {}: {}", path_, error.step(), std::strerror(error.error())),
-      loc_);
+  raise<IOError>(op_, {}, fmt::format("cannot write '{}': {}", path_, error.what()), loc_);
 }
 
 void write_file_atomically(const std::string& path, std::string_view bytes, const std::string& op,

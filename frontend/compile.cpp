@@ -50,8 +50,8 @@ runtime::Executable make_executable(const ir::Function& f, const codegen::Compil
                              std::move(input_bytes), std::move(output_bytes));
 }
 
-// The IndexError the interpreter raises for the same bad index (ir/interp/shape.cpp, gather and
-// check_index; tests/codegen_gather_test.cpp checks that the messages agree), located at the node.
+// The IndexError the interpreter raises for the same bad index (the same ir::bad_index_message),
+// located at the node.
 [[noreturn]] void throw_index_error(const passes::PipelineResult& result,
                                     const runtime::RunStatus& status) {
   const auto& kernels = result.kernels.kernels;
@@ -66,19 +66,9 @@ runtime::Executable make_executable(const ir::Function& f, const codegen::Compil
     }
   }
   KILN_CHECK(checked != nullptr, "compiled code reported a bad index in a kernel that checks none");
-  std::string message;
-  if (checked->op() == ir::Op::check_index) {
-    message = ir::check_index_message(checked->attrs(), status.value, status.position);
-  } else {
-    const int64_t axis = ir::normalize_axis(checked->attrs().get_int("axis"),
-                                            checked->input(0)->type().shape.rank());
-    const int64_t dim = status.bound;
-    std::string valid = dim == 0 ? "no index is valid" : fmt::format("valid: 0 to {}", dim - 1);
-    message =
-        fmt::format("index {} (element {} of indices) is out of range for axis {} of size {} ({})",
-                    status.value, status.position, axis, dim, valid);
-  }
-  IndexError error(std::move(message));
+  IndexError error(ir::bad_index_message(checked->op(), checked->attrs(),
+                                         checked->input(0)->type().shape, status.value,
+                                         status.position));
   error.prefix(ir::op_name(checked->op()));
   ir::add_location(error, checked->scope(), checked->loc());
   throw error;

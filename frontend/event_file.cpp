@@ -128,21 +128,24 @@ std::string scalars_event(double wall_time, int64_t step,
   return out;
 }
 
-EventFile::EventFile(const std::string& dir, std::string op, const std::source_location& loc)
-    : op_(std::move(op)), loc_(loc) {
+void make_folder(const std::string& dir, std::string_view what, const std::string& op,
+                 const std::source_location& loc) {
   std::error_code ec;
-  if (fs::exists(dir, ec) && !fs::is_directory(dir, ec)) {
-    raise<IOError>(op_, {}, fmt::format("cannot write logs to '{}': it is not a folder", dir),
-                   loc_);
-  }
+  if (fs::exists(dir, ec) && !fs::is_directory(dir, ec))
+    raise<IOError>(op, {}, fmt::format("{} '{}' is a file, not a folder", what, dir), loc);
   fs::create_directories(dir, ec);
   std::error_code unused;
   if (ec || !fs::is_directory(dir, unused)) {
-    raise<IOError>(op_, {},
-                   fmt::format("cannot make the log folder '{}': {}", dir,
+    raise<IOError>(op, {},
+                   fmt::format("cannot make {} '{}': {}", what, dir,
                                ec ? ec.message() : "a part of the path is not a folder"),
-                   loc_);
+                   loc);
   }
+}
+
+EventFile::EventFile(const std::string& dir, std::string op, const std::source_location& loc)
+    : op_(std::move(op)), loc_(loc) {
+  make_folder(dir, "the log folder", op_, loc_);
   const double wall_time = now_seconds();
   const std::string stem =
       fmt::format("events.out.tfevents.{:010d}.{}.{}", static_cast<int64_t>(wall_time), host_name(),

@@ -28,6 +28,12 @@ std::string file_version_event(double wall_time);
 std::string scalars_event(double wall_time, int64_t step,
                           const std::vector<std::pair<std::string, float>>& scalars);
 
+// Makes the folder `dir` and its parents if missing. IOError, raised as `op` at `loc` and
+// naming the folder as `what` ("log_dir", "the log folder"), when `dir` is a file or cannot be
+// made (a file among its parents, no permission).
+void make_folder(const std::string& dir, std::string_view what, const std::string& op,
+                 const std::source_location& loc);
+
 // One event file, `dir`/events.out.tfevents.<seconds>.<host>.<pid>.<n>.v2, opened for appending
 // records. Records go straight to the file (no buffer in the process), so a crash of the
 // process loses nothing written before it.

@@ -212,9 +212,7 @@ Tensor Layer::operator()(const Tensor& x, bool training, std::source_location lo
   } catch (InternalError&) {
     throw;
   } catch (Error& e) {
-    // The innermost layer names itself; the layers around it leave the message alone.
-    if (e.message().find("\n  in layer '") == std::string::npos)
-      e.add_context(fmt::format("in layer '{}' ({})", name(), class_name()));
+    e.add_layer_context(name(), class_name());  // the innermost layer names itself
     throw;
   }
 }

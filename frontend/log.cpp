@@ -4,11 +4,12 @@
 
 #include <algorithm>
 #include <atomic>
-#include <cctype>
 #include <cstdio>
 #include <cstdlib>
 #include <mutex>
 #include <string>
+
+#include "kiln/runtime/log_level.h"
 
 namespace kiln {
 
@@ -25,29 +26,10 @@ SinkState& state() {
   return s;
 }
 
-// -1 until set_min_log_level or the first message reads KILN_LOG_LEVEL.
-std::atomic<int>& level_setting() {
-  static std::atomic<int> level{-1};
-  return level;
-}
-
 void write_stderr(std::string_view message) {
   fmt::print(stderr, "kiln: {}\n", message);
 }
 }  // namespace
-
-namespace detail {
-int parse_log_level(const char* text) {
-  if (text == nullptr) return -1;
-  std::string_view s(text);
-  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front())))
-    s.remove_prefix(1);
-  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back())))
-    s.remove_suffix(1);
-  if (s.size() != 1 || s[0] < '0' || s[0] > '3') return -1;
-  return s[0] - '0';
-}
-}  // namespace detail
 
 LogSink set_log_sink(LogSink sink) {
   std::lock_guard lock(state().mutex);
@@ -57,21 +39,21 @@ LogSink set_log_sink(LogSink sink) {
 }
 
 void set_min_log_level(int level) {
-  level_setting() = std::clamp(level, 0, 3);
+  runtime::set_min_log_level(level);
 }
 
 int min_log_level() {
-  int level = level_setting().load();
-  if (level >= 0) return level;
-  const char* text = std::getenv("KILN_LOG_LEVEL");
-  int parsed = detail::parse_log_level(text);
-  int expected = -1;
-  level_setting().compare_exchange_strong(expected, parsed >= 0 ? parsed : 0);
-  if (text != nullptr && parsed < 0) {
-    log_message(LogLevel::warning,
-                fmt::format("ignoring KILN_LOG_LEVEL=\"{}\" (want 0, 1, 2 or 3)", text));
+  const int level = runtime::min_log_level();
+  // A malformed KILN_LOG_LEVEL is warned about once (the warning itself asks for the level).
+  static std::atomic<bool> checked{false};
+  if (!checked.exchange(true)) {
+    const char* text = std::getenv("KILN_LOG_LEVEL");
+    if (text != nullptr && runtime::parse_log_level(text) < 0) {
+      log_message(LogLevel::warning,
+                  fmt::format("ignoring KILN_LOG_LEVEL=\"{}\" (want 0, 1, 2 or 3)", text));
+    }
   }
-  return level_setting().load();
+  return level;
 }
 
 void log_message(std::string_view message) {

@@ -36,9 +36,4 @@ void log_message(std::string_view message);
 // The same at `level`; warnings and errors reach the sink prefixed "warning: " / "error: ".
 void log_message(LogLevel level, std::string_view message);
 
-namespace detail {
-// Reads a KILN_LOG_LEVEL value: a digit 0 to 3 (surrounding whitespace allowed); -1 otherwise.
-int parse_log_level(const char* text);
-}  // namespace detail
-
 }  // namespace kiln

@@ -6,12 +6,14 @@
 #include <charconv>
 #include <cmath>
 #include <string>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
 #include <fmt/format.h>
 
 #include "kiln/frontend/apply.h"
+#include "kiln/frontend/metrics.h"
 #include "kiln/frontend/ops.h"
 
 namespace kiln::losses {
@@ -155,9 +157,7 @@ Tensor categorical_crossentropy(const Tensor& y_true, const Tensor& y_pred, bool
   const char* loss = "categorical_crossentropy";
   check_smoothing(loss, label_smoothing, loc);
   check_defined(loss, y_true, y_pred, loc);
-  bool ids = y_true.rank() + 1 == y_pred.rank() ||
-             (y_true.rank() == y_pred.rank() && y_pred.rank() > 0 &&
-              y_true.shape().dims().back() == 1 && y_pred.shape().dims().back() > 1);
+  bool ids = metrics::sparse_labels(y_true.shape(), y_pred.shape());
   if (ids && !ir::is_floating(y_true.dtype())) {
     detail::raise<ShapeError>(
         op_name(loss), {y_true, y_pred},
@@ -363,21 +363,15 @@ bool config_bool(const std::map<std::string, std::string>& config, const std::st
   return v == "true";
 }
 
-double config_double(const std::map<std::string, std::string>& config, const std::string& key,
-                     const Loc& loc) {
-  std::string v = config_value(config, key, "0");
-  double out = 0;
+// A number in a loss config: a double or an int64_t, `fallback` when absent.
+template <class T>
+T config_number(const std::map<std::string, std::string>& config, const std::string& key,
+                const char* fallback, const Loc& loc) {
+  std::string v = config_value(config, key, fallback);
+  T out = 0;
   auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), out);
-  if (ec != std::errc() || end != v.data() + v.size()) bad_config(key, v, "a number", loc);
-  return out;
-}
-
-int64_t config_int(const std::map<std::string, std::string>& config, const std::string& key,
-                   const Loc& loc) {
-  std::string v = config_value(config, key, "-1");
-  int64_t out = 0;
-  auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), out);
-  if (ec != std::errc() || end != v.data() + v.size()) bad_config(key, v, "an integer", loc);
+  if (ec != std::errc() || end != v.data() + v.size())
+    bad_config(key, v, std::is_integral_v<T> ? "an integer" : "a number", loc);
   return out;
 }
 
@@ -388,30 +382,67 @@ Reduction config_reduction(const std::map<std::string, std::string>& config, con
   bad_config("reduction", v, "none, sum or sum_over_batch_size", loc);
 }
 
-// Keras's snake-case name for any accepted spelling ("mse", "MeanSquaredError", ...), or "".
-std::string canonical_name(const std::string& name) {
-  static const std::map<std::string, std::string> names = {
-      {"mean_squared_error", "mean_squared_error"},
-      {"mse", "mean_squared_error"},
-      {"MeanSquaredError", "mean_squared_error"},
-      {"mean_absolute_error", "mean_absolute_error"},
-      {"mae", "mean_absolute_error"},
-      {"MeanAbsoluteError", "mean_absolute_error"},
-      {"binary_crossentropy", "binary_crossentropy"},
-      {"BinaryCrossentropy", "binary_crossentropy"},
-      {"categorical_crossentropy", "categorical_crossentropy"},
-      {"CategoricalCrossentropy", "categorical_crossentropy"},
-      {"sparse_categorical_crossentropy", "sparse_categorical_crossentropy"},
-      {"SparseCategoricalCrossentropy", "sparse_categorical_crossentropy"},
+using Config = std::map<std::string, std::string>;
+
+// Every loss get() and from_config() know: Keras's name, its short alias, its class name, and
+// how to make one from a config.
+struct LossKind {
+  const char* name;
+  const char* alias;  // "" when none
+  const char* class_name;
+  std::shared_ptr<Loss> (*make)(const Config& config, Reduction r, const Loc& loc);
+};
+
+const std::vector<LossKind>& loss_kinds() {
+  static const std::vector<LossKind> kinds = {
+      {"mean_squared_error", "mse", "MeanSquaredError",
+       [](const Config&, Reduction r, const Loc&) -> std::shared_ptr<Loss> {
+         return std::make_shared<MeanSquaredError>(r);
+       }},
+      {"mean_absolute_error", "mae", "MeanAbsoluteError",
+       [](const Config&, Reduction r, const Loc&) -> std::shared_ptr<Loss> {
+         return std::make_shared<MeanAbsoluteError>(r);
+       }},
+      {"binary_crossentropy", "", "BinaryCrossentropy",
+       [](const Config& c, Reduction r, const Loc& loc) -> std::shared_ptr<Loss> {
+         return std::make_shared<BinaryCrossentropy>(
+             config_bool(c, "from_logits", loc),
+             config_number<double>(c, "label_smoothing", "0", loc), r);
+       }},
+      {"categorical_crossentropy", "", "CategoricalCrossentropy",
+       [](const Config& c, Reduction r, const Loc& loc) -> std::shared_ptr<Loss> {
+         return std::make_shared<CategoricalCrossentropy>(
+             config_bool(c, "from_logits", loc),
+             config_number<double>(c, "label_smoothing", "0", loc),
+             config_number<int64_t>(c, "axis", "-1", loc), r);
+       }},
+      {"sparse_categorical_crossentropy", "", "SparseCategoricalCrossentropy",
+       [](const Config& c, Reduction r, const Loc& loc) -> std::shared_ptr<Loss> {
+         return std::make_shared<SparseCategoricalCrossentropy>(config_bool(c, "from_logits", loc),
+                                                                r);
+       }},
   };
-  auto it = names.find(name);
-  return it == names.end() ? "" : it->second;
+  return kinds;
 }
 
-constexpr const char* kKnownLosses =
-    "mean_squared_error (mse), mean_absolute_error (mae), binary_crossentropy, "
-    "categorical_crossentropy, sparse_categorical_crossentropy (or their class names, e.g. "
-    "SparseCategoricalCrossentropy)";
+// The kind `name` spells (Keras's name, alias or class name), or null.
+const LossKind* find_kind(const std::string& name) {
+  for (const LossKind& kind : loss_kinds())
+    if (name == kind.name || (*kind.alias && name == kind.alias) || name == kind.class_name)
+      return &kind;
+  return nullptr;
+}
+
+[[noreturn]] void unknown_loss(const char* op, const std::string& name, const Loc& loc) {
+  std::vector<std::string> known;
+  for (const LossKind& kind : loss_kinds())
+    known.push_back(*kind.alias ? fmt::format("{} ({})", kind.name, kind.alias) : kind.name);
+  detail::raise<ValueError>(
+      op, {},
+      fmt::format("unknown loss '{}'; known: {} (or their class names, e.g. {})", name,
+                  fmt::join(known, ", "), loss_kinds().back().class_name),
+      loc);
+}
 
 }  // namespace
 
@@ -445,33 +476,15 @@ std::shared_ptr<Loss> LossSpec::resolve(Loc loc) const {
 }
 
 std::shared_ptr<Loss> get(const std::string& name, Loc loc) {
-  if (canonical_name(name).empty()) {
-    detail::raise<ValueError>("losses.get", {},
-                              fmt::format("unknown loss '{}'; known: {}", name, kKnownLosses), loc);
-  }
+  if (find_kind(name) == nullptr) unknown_loss("losses.get", name, loc);
   return from_config({{"name", name}}, loc);
 }
 
 std::shared_ptr<Loss> from_config(const std::map<std::string, std::string>& config, Loc loc) {
-  std::string given = config_value(config, "name", "");
-  std::string name = canonical_name(given);
-  Reduction r = config_reduction(config, loc);
-  if (name == "mean_squared_error") return std::make_shared<MeanSquaredError>(r);
-  if (name == "mean_absolute_error") return std::make_shared<MeanAbsoluteError>(r);
-  if (name == "binary_crossentropy") {
-    return std::make_shared<BinaryCrossentropy>(config_bool(config, "from_logits", loc),
-                                                config_double(config, "label_smoothing", loc), r);
-  }
-  if (name == "categorical_crossentropy") {
-    return std::make_shared<CategoricalCrossentropy>(config_bool(config, "from_logits", loc),
-                                                     config_double(config, "label_smoothing", loc),
-                                                     config_int(config, "axis", loc), r);
-  }
-  if (name == "sparse_categorical_crossentropy")
-    return std::make_shared<SparseCategoricalCrossentropy>(config_bool(config, "from_logits", loc),
-                                                           r);
-  detail::raise<ValueError>("losses.from_config", {},
-                            fmt::format("unknown loss '{}'; known: {}", given, kKnownLosses), loc);
+  const std::string name = config_value(config, "name", "");
+  const LossKind* kind = find_kind(name);
+  if (kind == nullptr) unknown_loss("losses.from_config", name, loc);
+  return kind->make(config, config_reduction(config, loc), loc);
 }
 
 }  // namespace kiln::losses

@@ -12,6 +12,7 @@
 
 #include "kiln/frontend/apply.h"
 #include "kiln/frontend/atomic_file.h"
+#include "kiln/frontend/batches.h"
 #include "kiln/frontend/function.h"
 #include "kiln/frontend/gradient_tape.h"
 #include "kiln/frontend/metrics.h"
@@ -25,6 +26,9 @@ namespace kiln {
 
 namespace {
 
+using detail::check_data;
+using detail::sample_type;
+using detail::with_batch;
 using Clock = std::chrono::steady_clock;
 using TwoTensorFn = std::function<std::vector<Tensor>(const Tensor&, const Tensor&)>;
 using OneTensorFn = std::function<Tensor(const Tensor&)>;
@@ -56,7 +60,7 @@ void check_input(const std::optional<TensorType>& declared, const std::string& f
                                           want.to_string(), first),
                               loc);
   }
-  Shape sample(std::vector<int64_t>(x.shape().begin() + 1, x.shape().end()));
+  Shape sample = detail::sample_shape(x.shape());
   if (sample != want) {
     detail::raise<ShapeError>(
         name, {x},
@@ -138,23 +142,18 @@ std::vector<int64_t> iota(int64_t n) {
   return v;
 }
 
-TensorType with_batch(int64_t batch, const TensorType& sample) {
-  std::vector<int64_t> dims{batch};
-  dims.insert(dims.end(), sample.shape.begin(), sample.shape.end());
-  return TensorType{sample.dtype, Shape(dims)};
-}
-
-void check_data(const char* what, const Tensor& x, const Tensor& y,
-                const std::source_location& loc) {
-  if (!x.defined() || !y.defined())
-    detail::raise<ValueError>(what, {}, "x and y must be defined", loc);
-  if (x.rank() == 0 || y.rank() == 0 || x.shape()[0] != y.shape()[0]) {
-    detail::raise<ValueError>(
-        what, {x, y},
-        fmt::format("x and y must have the same number of samples (dimension 0), got {} and {}",
-                    x.rank() > 0 ? x.shape()[0] : 0, y.rank() > 0 ? y.shape()[0] : 0),
-        loc);
-  }
+// The batches of `batch` rows of (x, y), the rows taken in `order`.
+NextBatch tensor_batches(const Tensor& x, const Tensor& y,
+                         std::shared_ptr<const std::vector<int64_t>> order, int64_t batch) {
+  auto begin = std::make_shared<int64_t>(0);
+  const auto n = static_cast<int64_t>(order->size());
+  return [=]() -> std::optional<Batch> {
+    if (*begin >= n) return std::nullopt;
+    int64_t end = std::min(n, *begin + batch);
+    Batch b{rows(x, *order, *begin, end), rows(y, *order, *begin, end)};
+    *begin = end;
+    return b;
+  };
 }
 
 // The labels of a sparse classification must be class ids of the model's output.
@@ -272,9 +271,7 @@ void Model::check_batch(const Tensor& x, const std::source_location& loc) const 
 }
 
 void Model::note_input(const Tensor& x) {
-  if (x.defined() && x.rank() > 0)
-    seen_input_ =
-        TensorType{x.dtype(), Shape(std::vector<int64_t>(x.shape().begin() + 1, x.shape().end()))};
+  if (x.defined() && x.rank() > 0) seen_input_ = sample_type(x.type());
 }
 
 std::optional<TensorType> Model::input_spec() const {
@@ -449,10 +446,6 @@ History Model::fit(const Tensor& x, const Tensor& y, const FitOptions& options,
   if (n == 0) detail::raise<ValueError>("fit", {x, y}, "no training samples", loc);
   check_batch(x_train, loc);
   check_labels("fit", y_train, dry_run(x_train.type(), y_train.type(), loc), loc);
-  if (validation && validation->tensors) {
-    check_data("fit (validation data)", validation->tensors->first, validation->tensors->second,
-               loc);
-  }
 
   EpochData data;
   int64_t batch = options.batch_size;
@@ -462,21 +455,9 @@ History Model::fit(const Tensor& x, const Tensor& y, const FitOptions& options,
   data.batches = [x_train, y_train, n, batch, rng, shuffle](int64_t) -> NextBatch {
     auto order = std::make_shared<std::vector<int64_t>>(iota(n));
     if (shuffle) std::shuffle(order->begin(), order->end(), *rng);
-    auto begin = std::make_shared<int64_t>(0);
-    return [=]() -> std::optional<Batch> {
-      if (*begin >= n) return std::nullopt;
-      int64_t end = std::min(n, *begin + batch);
-      Batch b{rows(x_train, *order, *begin, end), rows(y_train, *order, *begin, end)};
-      *begin = end;
-      return b;
-    };
+    return tensor_batches(x_train, y_train, std::move(order), batch);
   };
-  if (validation) {
-    data.validate = [this, validation, batch, loc] {
-      if (validation->dataset) return evaluate(*validation->dataset, loc);
-      return evaluate(validation->tensors->first, validation->tensors->second, batch, loc);
-    };
-  }
+  if (validation) data.validate = validation_fn(*validation, batch, loc);
   return fit_epochs(data, options, loc);
 }
 
@@ -506,19 +487,40 @@ History Model::fit(const data::Dataset& dataset, const FitOptions& options,
       return b;
     };
   };
-  if (options.validation_data) {
-    ValidationData validation = *options.validation_data;
-    if (validation.tensors) {
-      check_data("fit (validation data)", validation.tensors->first, validation.tensors->second,
-                 loc);
-    }
-    int64_t batch = options.batch_size;
-    data.validate = [this, validation, batch, loc] {
-      if (validation.dataset) return evaluate(*validation.dataset, loc);
-      return evaluate(validation.tensors->first, validation.tensors->second, batch, loc);
+  if (options.validation_data)
+    data.validate = validation_fn(*options.validation_data, options.batch_size, loc);
+  return fit_epochs(data, options, loc);
+}
+
+std::function<std::vector<float>()> Model::validation_fn(const ValidationData& validation,
+                                                         int64_t batch,
+                                                         const std::source_location& loc) {
+  const char* what = "fit (validation data)";
+  if (validation.dataset) {
+    // Checked batch by batch, each new input type dry-run once over all epochs.
+    auto checker = std::make_shared<BatchChecker>();
+    data::Dataset ds = *validation.dataset;
+    std::optional<int64_t> steps = dataset_steps(what, ds, std::nullopt, loc);
+    return [this, ds, steps, checker, what, loc] {
+      NextBatch next = dataset_batches(ds, steps, what, loc);
+      return evaluate_batches(
+          [&]() -> std::optional<Batch> {
+            std::optional<Batch> b = next();
+            if (b) check_dataset_batch(*checker, *b, what, loc);
+            return b;
+          },
+          what, loc);
     };
   }
-  return fit_epochs(data, options, loc);
+  // Tensors are checked once, before the first epoch.
+  const auto& [x, y] = *validation.tensors;
+  check_data(what, x, y, loc);
+  check_batch(x, loc);
+  check_labels(what, y, dry_run(x.type(), y.type(), loc), loc);
+  auto order = std::make_shared<const std::vector<int64_t>>(iota(x.shape()[0]));
+  return [this, x, y, order, batch, what, loc] {
+    return evaluate_batches(tensor_batches(x, y, order, batch), what, loc);
+  };
 }
 
 History Model::fit_epochs(EpochData& data, const FitOptions& options,
@@ -577,15 +579,13 @@ History Model::fit_epochs(EpochData& data, const FitOptions& options,
 void Model::check_dataset_batch(BatchChecker& checker, const std::pair<Tensor, Tensor>& batch,
                                 const char* what, const std::source_location& loc) {
   check_batch(batch.first, loc);
-  TensorType sample{batch.first.dtype(), Shape(std::vector<int64_t>(batch.first.shape().begin() + 1,
-                                                                    batch.first.shape().end()))};
+  TensorType sample = sample_type(batch.first.type());
   if (!checker.input || *checker.input != sample) {
     // A new kind of batch (the first one): build the model and try the loss on symbolic
     // tensors, so errors name this batch rather than come from inside a compiled step.
     TensorType pred = dry_run(batch.first.type(), batch.second.type(), loc);
     checker.input = sample;
-    checker.output = TensorType{
-        pred.dtype, Shape(std::vector<int64_t>(pred.shape.begin() + 1, pred.shape.end()))};
+    checker.output = sample_type(pred);
   }
   check_labels(what, batch.second, with_batch(batch.first.shape()[0], *checker.output), loc);
 }
@@ -618,18 +618,8 @@ std::vector<float> Model::evaluate(const Tensor& x, const Tensor& y, int64_t bat
   check_batch(x, loc);
   check_labels("evaluate", y, dry_run(x.type(), y.type(), loc), loc);
   note_input(x);
-  int64_t n = x.shape()[0];
-  std::vector<int64_t> order = iota(n);
-  int64_t begin = 0;
-  return evaluate_batches(
-      [&]() -> std::optional<Batch> {
-        if (begin >= n) return std::nullopt;
-        int64_t end = std::min(n, begin + batch_size);
-        Batch b{rows(x, order, begin, end), rows(y, order, begin, end)};
-        begin = end;
-        return b;
-      },
-      "evaluate", loc);
+  auto order = std::make_shared<const std::vector<int64_t>>(iota(x.shape()[0]));
+  return evaluate_batches(tensor_batches(x, y, order, batch_size), "evaluate", loc);
 }
 
 std::vector<float> Model::evaluate(const data::Dataset& dataset, std::source_location loc) {
@@ -650,6 +640,13 @@ std::vector<float> Model::evaluate(const data::Dataset& dataset, std::source_loc
 
 Tensor Model::predict(const Tensor& x, int64_t batch_size, std::source_location loc) {
   detail::UserSite site(loc);
+  std::optional<TensorType> dry_run_for;
+  return predict_batches(x, batch_size, dry_run_for, loc);
+}
+
+Tensor Model::predict_batches(const Tensor& x, int64_t batch_size,
+                              std::optional<TensorType>& dry_run_for,
+                              const std::source_location& loc) {
   if (!x.defined() || x.rank() == 0) {
     detail::raise<ValueError>("predict", {}, "x must be a defined tensor with a batch dimension",
                               loc);
@@ -661,7 +658,11 @@ Tensor Model::predict(const Tensor& x, int64_t batch_size, std::source_location 
     // Keras predicts without compile(): run eagerly.
     return (*this)(x, false, loc);
   }
-  dry_run(x.type(), std::nullopt, loc);
+  // Errors in the model name the data: dry-run each new sample type once.
+  if (dry_run_for != sample_type(x.type())) {
+    dry_run(x.type(), std::nullopt, loc);
+    dry_run_for = sample_type(x.type());
+  }
   int64_t n = x.shape()[0];
   std::vector<int64_t> order = iota(n);
   std::vector<Tensor> parts;
@@ -674,12 +675,15 @@ Tensor Model::predict(const Tensor& x, int64_t batch_size, std::source_location 
 Tensor Model::predict(const data::Dataset& dataset, std::source_location loc) {
   detail::UserSite site(loc);
   std::vector<Tensor> parts;
+  std::optional<TensorType> dry_run_for;
   for (const data::Element& element : dataset) {
     if (element.empty()) {
       detail::raise<ValueError>("predict", {}, "the dataset's elements have no tensors", loc);
     }
-    parts.push_back(predict(
-        element[0], std::max<int64_t>(1, element[0].rank() > 0 ? element[0].shape()[0] : 1), loc));
+    const Tensor& x = element[0];
+    // One element is one batch.
+    parts.push_back(predict_batches(
+        x, std::max<int64_t>(1, x.defined() && x.rank() > 0 ? x.shape()[0] : 1), dry_run_for, loc));
   }
   if (parts.empty()) detail::raise<ValueError>("predict", {}, "the dataset has no elements", loc);
   return parts.size() == 1 ? parts[0] : concat(parts, 0);

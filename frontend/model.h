@@ -337,6 +337,12 @@ class Model {
   void check_dataset_batch(BatchChecker& checker, const std::pair<Tensor, Tensor>& batch,
                            const char* what, const std::source_location& loc);
   History fit_epochs(EpochData& data, const FitOptions& options, const std::source_location& loc);
+  // The per-epoch evaluation of fit's validation data; tensors are checked here, once.
+  std::function<std::vector<float>()> validation_fn(const ValidationData& validation, int64_t batch,
+                                                    const std::source_location& loc);
+  // predict's work on one tensor; `dry_run_for` is the sample type last dry-run, updated.
+  Tensor predict_batches(const Tensor& x, int64_t batch_size,
+                         std::optional<TensorType>& dry_run_for, const std::source_location& loc);
   std::vector<float> evaluate_batches(
       const std::function<std::optional<std::pair<Tensor, Tensor>>()>& next, const char* what,
       const std::source_location& loc);

@@ -27,9 +27,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// `program` as an absolute path: itself when it names a folder, else the first executable of
-// that name on PATH, or on the system's default path when PATH is unset (as under `env -i`).
-// Compiler drivers find their own parts relative to argv[0], so they need the full path there.
+// PATH, or the system's default path when it is unset (as under `env -i`).
 std::string search_path() {
   if (const char* env = std::getenv("PATH")) return env;
   std::string path(::confstr(_CS_PATH, nullptr, 0), '\0');
@@ -37,6 +35,8 @@ std::string search_path() {
   path.resize(std::strlen(path.c_str()));
   return path;
 }
+
+}  // namespace
 
 std::string find_program(const std::string& program) {
   if (program.find('/') != std::string::npos) return program;
@@ -48,9 +48,8 @@ std::string find_program(const std::string& program) {
   return "";
 }
 
-}  // namespace
-
-int run_program(const std::vector<std::string>& argv, const std::string& log, std::string& error) {
+int run_program(const std::vector<std::string>& argv, const std::string& log, std::string& error,
+                const std::string& error_log) {
   if (argv.empty()) {
     error = "no program to run";
     return -1;
@@ -64,7 +63,12 @@ int run_program(const std::vector<std::string>& argv, const std::string& log, st
   posix_spawn_file_actions_init(&actions);
   posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, log.c_str(),
                                    O_WRONLY | O_CREAT | O_TRUNC, 0666);
-  posix_spawn_file_actions_adddup2(&actions, STDOUT_FILENO, STDERR_FILENO);
+  if (error_log.empty()) {
+    posix_spawn_file_actions_adddup2(&actions, STDOUT_FILENO, STDERR_FILENO);
+  } else {
+    posix_spawn_file_actions_addopen(&actions, STDERR_FILENO, error_log.c_str(),
+                                     O_WRONLY | O_CREAT | O_TRUNC, 0666);
+  }
   posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
   std::vector<char*> args = {const_cast<char*>(program.c_str())};
   for (size_t i = 1; i < argv.size(); ++i)

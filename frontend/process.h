@@ -9,12 +9,18 @@
 
 namespace kiln::detail {
 
-// Runs argv[0] (looked up on PATH, or on the system's default path when PATH is unset) with the
-// arguments argv[1...], standard input from
-// /dev/null and standard output and error into the file `log`. Returns the exit status, or -1
-// with `error` set when it cannot start or is killed by a signal.
-// kProgramNotFound when there is no such program.
-int run_program(const std::vector<std::string>& argv, const std::string& log, std::string& error);
+// `program` as a path to run: itself when it names a folder, else the first executable of that
+// name on PATH (on the system's default path when PATH is unset, as under `env -i`); "" when
+// there is none. Compiler drivers find their own parts relative to argv[0], so they need it.
+std::string find_program(const std::string& program);
+
+// Runs argv[0] (see find_program) with the arguments argv[1...], standard input from /dev/null
+// and standard output into the file `log`, standard error too unless `error_log` names another
+// file. The child gets the default PATH when there is none. Returns the exit status, or -1 with
+// `error` set when it cannot start or is killed by a signal, kProgramNotFound when there is no
+// such program.
+int run_program(const std::vector<std::string>& argv, const std::string& log, std::string& error,
+                const std::string& error_log = "");
 constexpr int kProgramNotFound = -2;
 
 // The last `max_bytes` of the file at `path` ("..." before a cut), trailing blanks removed.

@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <iostream>
 #include <map>
@@ -9,6 +10,7 @@
 #include <optional>
 
 #include "kiln/frontend/apply.h"
+#include "kiln/frontend/batches.h"
 #include "kiln/frontend/compile.h"
 #include "kiln/frontend/metrics.h"
 #include "kiln/frontend/ops.h"
@@ -95,17 +97,13 @@ Tensor SavedModel::predict(const Tensor& x, std::source_location loc) const {
         "predict", {x},
         fmt::format("need a batch of samples for a model that takes {}", want.to_string()), loc);
   }
-  std::vector<int64_t> sample(want.shape.begin() + 1, want.shape.end());
-  std::vector<int64_t> got(x.shape().begin() + 1, x.shape().end());
-  if (x.dtype() != want.dtype || got != sample) {
-    std::vector<int64_t> dims{x.shape()[0]};
-    dims.insert(dims.end(), sample.begin(), sample.end());
-    TensorType expected{want.dtype, Shape(dims)};
-    detail::raise<ShapeError>("predict", {x},
-                              fmt::format("the saved model takes samples of {} (here {}), got {}",
-                                          TensorType{want.dtype, Shape(sample)}.to_string(),
-                                          expected.to_string(), x.type().to_string()),
-                              loc);
+  const TensorType sample = detail::sample_type(want);
+  if (detail::sample_type(x.type()) != sample) {
+    detail::raise<ShapeError>(
+        "predict", {x},
+        fmt::format("the saved model takes samples of {} (here {}), got {}", sample.to_string(),
+                    detail::with_batch(x.shape()[0], sample).to_string(), x.type().to_string()),
+        loc);
   }
   int64_t n = x.shape()[0], batch = want.shape[0];
   if (n == 0 || batch <= 0) {
@@ -146,16 +144,20 @@ std::vector<float> SavedModel::evaluate(const Tensor& x, const Tensor& y,
                     impl_->name),
         loc);
   }
-  if (!y.defined() || y.rank() == 0 || !x.defined() || x.rank() == 0 ||
-      y.shape()[0] != x.shape()[0]) {
-    detail::raise<ValueError>("evaluate", {x, y},
-                              "x and y must have the same number of samples (dimension 0)", loc);
-  }
+  detail::check_data("evaluate", x, y, loc);
   detail::UserSite site(loc);
-  Tensor pred = predict(x, loc);
-  std::vector<float> out{(*impl_->loss)(y, pred, Tensor(), loc).item<float>()};
-  if (impl_->accuracy)
-    out.push_back(metrics::correct_count(y, pred).item<float>() / float(x.shape()[0]));
+  // Batch by batch, each batch's mean loss weighted by its size, as Model::evaluate does.
+  const int64_t n = x.shape()[0], batch = std::max<int64_t>(1, input_type().shape[0]);
+  double loss_sum = 0, correct = 0;
+  for (int64_t begin = 0; begin < n; begin += batch) {
+    const int64_t end = std::min(n, begin + batch);
+    Tensor yb = y.index({Slice(begin, end)});
+    Tensor pred = predict(x.index({Slice(begin, end)}), loc);
+    loss_sum += double((*impl_->loss)(yb, pred, Tensor(), loc).item<float>()) * double(end - begin);
+    if (impl_->accuracy) correct += double(metrics::correct_count(yb, pred).item<float>());
+  }
+  std::vector<float> out{float(loss_sum / double(n))};
+  if (impl_->accuracy) out.push_back(float(correct / double(n)));
   return out;
 }
 

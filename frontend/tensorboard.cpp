@@ -63,22 +63,8 @@ void TensorBoard::on_train_begin(Model&) {
   s.train.reset();
   s.validation.reset();
   s.step = 0;
-  // Checked here so that the message names the folder the user gave, not train/ inside it.
-  std::error_code ec;
-  if (fs::exists(s.log_dir, ec) && !fs::is_directory(s.log_dir, ec)) {
-    detail::raise<IOError>(
-        "TensorBoard", {},
-        fmt::format("log_dir '{}' is a file, not a folder; give another log_dir", s.log_dir),
-        s.loc);
-  }
-  fs::create_directories(s.log_dir, ec);
-  std::error_code unused;
-  if (ec || !fs::is_directory(s.log_dir, unused)) {
-    detail::raise<IOError>("TensorBoard", {},
-                           fmt::format("cannot make log_dir '{}': {}", s.log_dir,
-                                       ec ? ec.message() : "a part of it is not a folder"),
-                           s.loc);
-  }
+  // Made here so that an error names the folder the user gave, not train/ inside it.
+  detail::make_folder(s.log_dir, "log_dir", "TensorBoard", s.loc);
   s.train = std::make_unique<detail::EventFile>((fs::path(s.log_dir) / "train").string(),
                                                 "TensorBoard", s.loc);
 }

@@ -49,7 +49,7 @@ kiln_aot_desc desc() {
 
 int kiln::fuzz::aot_create_fuzz(const uint8_t* data, size_t size) {
   static kiln::fuzz::MemoryFile file;
-  static kiln::fuzz::ScratchDir scratch;
+  static const kiln::detail::TempDir scratch = kiln::fuzz::scratch_dir();
   const kiln_aot_desc d = desc();
   kiln_aot_model* model = kiln_aot_create(&d, file.hold(kiln::fuzz::bytes(data, size)).c_str());
   if (model == nullptr) {

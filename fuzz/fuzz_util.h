@@ -9,9 +9,12 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <source_location>
 #include <string>
 #include <string_view>
 
+#include "kiln/frontend/process.h"
+#include "kiln/ir/error.h"
 #include "kiln/ir/function.h"
 
 namespace kiln::fuzz {
@@ -84,27 +87,19 @@ class MemoryFile {
   std::string path_;
 };
 
-// A folder for the process's lifetime, in /dev/shm when there is one; removed at exit.
-class ScratchDir {
- public:
-  ScratchDir() {
-    std::string base = std::filesystem::is_directory("/dev/shm") ? "/dev/shm" : "/tmp";
-    std::string pattern = base + "/kiln-fuzz.XXXXXX";
-    if (mkdtemp(pattern.data()) == nullptr) harness_failure("mkdtemp");
-    path_ = pattern;
+// A fresh folder for a target's files (kept for the process's lifetime as a function-local
+// static), in /dev/shm when there is one; removed at exit. Its name holds the process id:
+// TempDir removes folders of its name untouched for an hour, and a long fuzzing run rewrites
+// its files in place without touching the folder, so another run must not take it for stale.
+inline detail::TempDir scratch_dir() {
+  const std::string parent = std::filesystem::is_directory("/dev/shm") ? "/dev/shm" : "/tmp";
+  try {
+    return detail::TempDir(parent, "kiln-fuzz-" + std::to_string(getpid()), "fuzz",
+                           std::source_location::current());
+  } catch (const Error& e) {
+    std::fprintf(stderr, "%s\n", e.what());
+    std::abort();
   }
-  ~ScratchDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  ScratchDir(const ScratchDir&) = delete;
-  ScratchDir& operator=(const ScratchDir&) = delete;
-
-  const std::string& path() const { return path_; }
-  std::string file(const std::string& name) const { return path_ + "/" + name; }
-
- private:
-  std::string path_;
-};
+}
 
 }  // namespace kiln::fuzz

@@ -9,7 +9,7 @@
 
 int kiln::fuzz::safetensors_fuzz(const uint8_t* data, size_t size) {
   static kiln::fuzz::MemoryFile file;
-  static kiln::fuzz::ScratchDir scratch;
+  static const kiln::detail::TempDir scratch = kiln::fuzz::scratch_dir();
   const std::string& path = file.hold(kiln::fuzz::bytes(data, size));
   try {
     (void)kiln::safetensors::metadata(path);

@@ -13,7 +13,7 @@
 #include "targets.h"
 
 int kiln::fuzz::saved_model_fuzz(const uint8_t* data, size_t size) {
-  static kiln::fuzz::ScratchDir dir;
+  static const kiln::detail::TempDir dir = kiln::fuzz::scratch_dir();
   if (size < 4) return 0;
   uint32_t n = 0;
   std::memcpy(&n, data, 4);  // little-endian hosts only, as Kiln itself

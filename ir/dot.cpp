@@ -8,6 +8,7 @@
 #include <set>
 #include <string_view>
 #include <tuple>
+#include <utility>
 #include <vector>
 
 #include "kiln/ir/printer.h"
@@ -219,7 +220,7 @@ class DotWriter {
   void write_collapsed() {
     struct Box {
       std::string id;
-      size_t ops = 0;
+      std::vector<const Node*> nodes;
       bool written = false;
     };
     std::vector<Box> boxes;
@@ -227,9 +228,8 @@ class DotWriter {
     for (const auto& node : function_.nodes()) {
       if (node->scope().empty()) continue;
       auto [it, added] = box_of_scope.try_emplace(node->scope(), boxes.size());
-      if (added) boxes.push_back({fmt::format("s{}", boxes.size())});
-      ++boxes[it->second].ops;
-      node_id_[node.get()] = boxes[it->second].id;
+      if (added) boxes.push_back({fmt::format("s{}", boxes.size()), {}});
+      boxes[it->second].nodes.push_back(node.get());
     }
     for (const auto& node : function_.nodes()) {
       if (node->scope().empty()) {
@@ -237,14 +237,11 @@ class DotWriter {
         continue;
       }
       Box& box = boxes[box_of_scope.at(node->scope())];
-      if (box.written) continue;
-      box.written = true;
+      if (std::exchange(box.written, true)) continue;
       Role role = role_of(node->scope());
+      // The box has this fill even when it holds only constants, so the legend names it.
       roles_.insert(role);
-      std::string label =
-          fmt::format("{}\n{} op{}", node->scope(), box.ops, box.ops == 1 ? "" : "s");
-      line(1, fmt::format("{} [label={}, shape=box3d, style=filled, fillcolor=\"{}\"];",
-                          quote(box.id), quote(label), fill_of(role)));
+      write_box(box.id, node->scope(), box.nodes, 1, fill_of(role));
     }
   }
 
@@ -300,7 +297,7 @@ class DotWriter {
       size_t child = clusters[at].children[next_child++];
       size_t depth = stack.size();
       if (options_.collapsed.contains(ids[child])) {
-        write_box(ids[child], paths[child], subtree_nodes(clusters, child), depth,
+        write_box("box_" + ids[child], paths[child], subtree_nodes(clusters, child), depth,
                   fill_of(role_of(paths[child])));
         continue;
       }
@@ -327,11 +324,11 @@ class DotWriter {
     return nodes;
   }
 
-  // A collapsed cluster: one box "box_<cluster id>" standing for `nodes`, labelled with the
-  // cluster's label and op count.
-  void write_box(const std::string& cluster_id, std::string_view label,
+  // One box `id` standing for `nodes` (a scope when collapsed, or a collapsed cluster, id
+  // "box_<cluster id>"), labelled with `label` and the op count. Edges into and out of it are
+  // drawn once per pair of endpoints.
+  void write_box(const std::string& id, std::string_view label,
                  const std::vector<const Node*>& nodes, size_t depth, std::string_view fill) {
-    std::string id = "box_" + cluster_id;
     boxes_.insert(id);
     for (const Node* node : nodes) {
       node_id_[node] = id;
@@ -368,7 +365,7 @@ class DotWriter {
       std::string cluster_id = fmt::format("cluster_kernel_{}", kernel);
       std::string_view fill = kKernelFills[colour++ % kKernelFills.size()];
       if (options_.collapsed.contains(cluster_id)) {
-        write_box(cluster_id, name, nodes, 1, fill);
+        write_box("box_" + cluster_id, name, nodes, 1, fill);
         continue;
       }
       open_cluster(cluster_id, name);
@@ -418,16 +415,15 @@ class DotWriter {
     return it == node_id_.end() ? "" : it->second;
   }
 
-  // Edges labelled with the type they carry. Collapsed, one edge per pair of boxes (labelled
-  // with the first value's type) and none inside a box; otherwise one per value and consumer,
-  // except into and out of a collapsed cluster's box (one per pair of endpoints).
+  // Edges labelled with the type they carry: one per value and consumer, except into and out of
+  // a box (a scope when collapsed, or a collapsed cluster), where one edge per pair of endpoints
+  // (labelled with the first value's type) stands for all, and none inside a box.
   void write_edges() {
-    bool collapsed = !options_.expand && options_.kernel_of.empty();
     std::set<std::tuple<std::string, std::string, const Value*>> seen;
     auto edge = [&](const Value* value, const std::string& to) {
       std::string from = endpoint(value);
       if (from.empty() || from == to) return;
-      bool per_pair = collapsed || boxes_.contains(from) || boxes_.contains(to);
+      bool per_pair = boxes_.contains(from) || boxes_.contains(to);
       if (!seen.emplace(from, to, per_pair ? nullptr : value).second) return;
       line(1, fmt::format("{} -> {} [label={}];", quote(from), quote(to),
                           quote(value->type().to_string())));
@@ -464,7 +460,7 @@ class DotWriter {
   std::unordered_map<const Node*, std::string> node_id_;
   std::unordered_map<const Value*, std::string> param_id_;
   std::set<Role> roles_;         // of the nodes and boxes drawn, for the legend
-  std::set<std::string> boxes_;  // the ids of collapsed clusters' boxes
+  std::set<std::string> boxes_;  // the ids of the boxes drawn (scopes or collapsed clusters)
   std::string out_;
   DotLayout layout_;
   std::vector<size_t> open_clusters_;  // indices into layout_.clusters, outermost first

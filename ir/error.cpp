@@ -19,4 +19,10 @@ void internal_check_failed(const char* expr, const char* file, int line, std::st
 }
 }  // namespace detail
 
+void Error::add_layer_context(std::string_view name, std::string_view class_name) {
+  if (has_layer_) return;
+  has_layer_ = true;
+  add_context(fmt::format("in layer '{}' ({})", name, class_name));
+}
+
 }  // namespace kiln

@@ -18,9 +18,13 @@ class Error : public std::exception {
   void prefix(std::string_view prefix);
   // Adds an indented context line ("operands: ...", "at file:line").
   void add_context(std::string_view line);
+  // Adds the context line "in layer 'NAME' (CLASS)" unless a layer named itself already: the
+  // innermost layer of nested ones, whose handler runs first, is the one reported.
+  void add_layer_context(std::string_view name, std::string_view class_name);
 
  private:
   std::string message_;
+  bool has_layer_ = false;
 };
 
 // Incompatible or impossible shapes (broadcasting, reshape, matmul dims, axis out of range).

@@ -5,7 +5,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <iterator>
-#include <limits>
+#include <optional>
 #include <string>
 
 #ifdef __linux__
@@ -19,7 +19,8 @@ constexpr size_t kAlignment = 64;
 
 // Whether `bytes` may be had at all: more than the machine's memory and swap together cannot,
 // and asking anyway where the kernel always overcommits ends with the OOM killer (the zero fill
-// touches every page), not with an error.
+// touches every page), not with an error. runtime/kiln_rt.cpp has a copy for kiln_rt_alloc: the
+// layering (ir/ and runtime/ may not include each other) forbids sharing one.
 bool within_machine_memory(size_t bytes) {
 #ifdef __linux__
   if (bytes < (size_t{1} << 30)) return true;
@@ -34,8 +35,8 @@ bool within_machine_memory(size_t bytes) {
 }
 
 // Null when the memory cannot be had (too large for the address space or for the machine).
+// `nbytes` fits in int64 (TensorType::checked_nbytes), so rounding it up cannot wrap around.
 std::shared_ptr<std::byte> allocate(size_t nbytes, bool zeroed) {
-  if (nbytes > std::numeric_limits<size_t>::max() - kAlignment) return nullptr;
   if (!within_machine_memory(nbytes)) return nullptr;
   size_t rounded = (nbytes + kAlignment - 1) / kAlignment * kAlignment;
   if (rounded == 0) rounded = kAlignment;
@@ -67,23 +68,16 @@ std::string describe_bytes(size_t bytes) {
 }
 
 HostTensor::HostTensor(TensorType type, bool zeroed) : type_(std::move(type)) {
-  // The element and byte counts, checked: a shape whose size overflows int64 cannot be
-  // allocated either (a zero dimension makes any shape empty).
-  int64_t elements = 1, bytes = 0;
-  bool overflow = false, empty = false;
-  for (int64_t d : type_.shape) {
+  for (int64_t d : type_.shape)
     KILN_CHECK(d >= 0, "negative dimension in HostTensor");
-    empty = empty || d == 0;
-    overflow = overflow || __builtin_mul_overflow(elements, d, &elements);
-  }
-  overflow = overflow || __builtin_mul_overflow(
-                             elements, static_cast<int64_t>(dtype_size(type_.dtype)), &bytes);
-  if (overflow && !empty) {
+  // A size that overflows int64 cannot be allocated either.
+  std::optional<int64_t> bytes = type_.checked_nbytes();
+  if (!bytes) {
     throw ResourceError(
         fmt::format("cannot allocate a tensor of shape {} and dtype {}: its size overflows 64 bits",
                     type_.shape.to_string(), dtype_long_name(type_.dtype)));
   }
-  storage_ = allocate(nbytes(), zeroed);
+  storage_ = allocate(static_cast<size_t>(*bytes), zeroed);
   if (storage_ == nullptr) throw ResourceError(allocation_failure_message(type_));
 }
 

@@ -18,9 +18,11 @@ namespace kiln::ir {
 std::vector<HostTensor> run_op(Op op, std::span<const HostTensor> inputs, const Attrs& attrs,
                                std::span<const TensorType> output_types);
 
-// check_index's IndexError message for the element at flat `position` holding `value` (compiled
-// code reports a bad element with the same words).
-std::string check_index_message(const Attrs& attrs, int64_t value, int64_t position);
+// The IndexError message of a gather or check_index node (`attrs`, first operand of shape
+// `operand`) whose index at flat `position` of its index operand holds the out-of-range `value`.
+// The interpreter and compiled code (frontend/compile.cpp) both report bad indices with it.
+std::string bad_index_message(Op op, const Attrs& attrs, const Shape& operand, int64_t value,
+                              int64_t position);
 
 struct EvalResult {
   std::vector<HostTensor> outputs;

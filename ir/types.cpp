@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
+#include <algorithm>
 #include <ostream>
 
 #include "kiln/ir/error.h"
@@ -88,6 +89,9 @@ int64_t Shape::dim(int64_t i) const {
 }
 
 int64_t Shape::num_elements() const {
+  // A zero dimension first: the product of the others may overflow (TensorType::checked_nbytes
+  // lets such empty shapes through).
+  if (std::find(dims_.begin(), dims_.end(), 0) != dims_.end()) return 0;
   int64_t n = 1;
   for (int64_t d : dims_)
     n *= d;

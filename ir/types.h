@@ -80,6 +80,18 @@ struct TensorType {
   bool operator==(const TensorType&) const = default;
   // Bytes of a dense tensor of this type.
   size_t nbytes() const { return static_cast<size_t>(shape.num_elements()) * dtype_size(dtype); }
+  // Bytes of a dense tensor of this type, or nullopt when that overflows int64 (a shape with a
+  // zero dimension is empty whatever its other dimensions, never an overflow). Dims must be >= 0.
+  std::optional<int64_t> checked_nbytes() const {
+    int64_t bytes = static_cast<int64_t>(dtype_size(dtype));
+    bool overflow = false;
+    for (int64_t d : shape) {
+      if (d == 0) return 0;
+      overflow = overflow || __builtin_mul_overflow(bytes, d, &bytes);
+    }
+    if (overflow) return std::nullopt;
+    return bytes;
+  }
   // "f32[2,3]", "i64[]".
   std::string to_string() const;
 };

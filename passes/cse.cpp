@@ -76,12 +76,7 @@ bool eliminate_common_subexpressions(ir::Function& function) {
   }
   bool changed = kept != nodes.size();
   nodes.resize(kept);
-  std::vector<ir::Value*> outputs = function.outputs();
-  for (ir::Value*& v : outputs)
-    if (auto it = replaced.find(v); it != replaced.end()) v = it->second;
-  function.set_outputs(std::move(outputs));
-  for (auto& update : function.mutable_updates())
-    if (auto it = replaced.find(update.value); it != replaced.end()) update.value = it->second;
+  redirect_results(function, replaced);
   return changed;
 }
 

@@ -24,18 +24,22 @@ ir::Value* Rewriter::constant(ir::HostTensor value) {
       ->output();
 }
 
-void replace_all_uses(ir::Function& function, const ir::Value* from, ir::Value* to, size_t first) {
-  auto& nodes = function.mutable_nodes();
-  for (size_t i = first; i < nodes.size(); ++i) {
-    ir::Node& node = *nodes[i];
-    for (size_t k = 0; k < node.inputs().size(); ++k)
-      if (node.input(k) == from) node.set_input(k, to);
-  }
+ir::Value* resolve_replaced(const std::unordered_map<const ir::Value*, ir::Value*>& replaced,
+                            ir::Value* value) {
+  for (auto it = replaced.find(value); it != replaced.end(); it = replaced.find(value))
+    value = it->second;
+  return value;
+}
+
+void redirect_results(ir::Function& function,
+                      const std::unordered_map<const ir::Value*, ir::Value*>& replaced) {
+  if (replaced.empty()) return;
   std::vector<ir::Value*> outputs = function.outputs();
-  std::replace(outputs.begin(), outputs.end(), const_cast<ir::Value*>(from), to);
+  for (ir::Value*& v : outputs)
+    v = resolve_replaced(replaced, v);
   function.set_outputs(std::move(outputs));
   for (auto& update : function.mutable_updates())
-    if (update.value == from) update.value = to;
+    update.value = resolve_replaced(replaced, update.value);
 }
 
 namespace {
@@ -74,17 +78,12 @@ bool sweep(ir::Function& function, std::span<const Pattern> patterns) {
   std::unordered_map<const ir::Value*, ir::Value*> replaced;
   // Dropped nodes live until the sweep ends: their values' addresses are keys of `replaced`.
   std::vector<std::unique_ptr<ir::Node>> dropped;
-  auto resolve = [&](ir::Value* v) {
-    for (auto it = replaced.find(v); it != replaced.end(); it = replaced.find(v))
-      v = it->second;
-    return v;
-  };
   bool changed = false;
   while (!pending.empty()) {
     std::unique_ptr<ir::Node> node = std::move(pending.back());
     pending.pop_back();
     for (size_t k = 0; k < node->inputs().size(); ++k) {
-      ir::Value* to = resolve(node->input(k));
+      ir::Value* to = resolve_replaced(replaced, node->input(k));
       if (to != node->input(k)) node->set_input(k, to);
     }
     nodes.push_back(std::move(node));
@@ -100,12 +99,7 @@ bool sweep(ir::Function& function, std::span<const Pattern> patterns) {
     nodes.pop_back();
     changed = true;
   }
-  std::vector<ir::Value*> outputs = function.outputs();
-  for (ir::Value*& v : outputs)
-    v = resolve(v);
-  function.set_outputs(std::move(outputs));
-  for (auto& update : function.mutable_updates())
-    update.value = resolve(update.value);
+  redirect_results(function, replaced);
   return changed;
 }
 

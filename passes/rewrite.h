@@ -5,6 +5,7 @@
 
 #include <functional>
 #include <span>
+#include <unordered_map>
 #include <vector>
 
 #include "kiln/ir/function.h"
@@ -33,8 +34,14 @@ using Pattern = std::function<ir::Value*(const ir::Node&, Rewriter&)>;
 // Returns whether anything changed.
 bool apply_patterns(ir::Function& function, std::span<const Pattern> patterns);
 
-// Makes every use of `from` (operands of nodes from index `first` on, results, updates) use `to`.
-void replace_all_uses(ir::Function& function, const ir::Value* from, ir::Value* to,
-                      size_t first = 0);
+// The value that stands for `value` after a pass dropped nodes: `replaced` maps each dropped
+// node's result to its replacement, which may itself have been replaced since.
+ir::Value* resolve_replaced(const std::unordered_map<const ir::Value*, ir::Value*>& replaced,
+                            ir::Value* value);
+
+// Makes the function's outputs and variable updates use their replacements in `replaced`
+// (see resolve_replaced); the passes that drop nodes redirect operands themselves as they walk.
+void redirect_results(ir::Function& function,
+                      const std::unordered_map<const ir::Value*, ir::Value*>& replaced);
 
 }  // namespace kiln::passes

@@ -12,7 +12,6 @@
 #include <cstdio>
 #include <cstring>
 #include <memory>
-#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -499,39 +498,6 @@ std::string json_escape(std::string_view s) {
   return out;
 }
 
-// atomic_write.h's writer with its errors as Failures naming the model and the file.
-class AtomicWrite {
- public:
-  AtomicWrite(const std::string& model, const char* path)
-      : prefix_(model + ": cannot write '" + path + "': ") {
-    try {
-      writer_.emplace(path);
-    } catch (const AtomicWriteError& e) {
-      fail(prefix_ + e.what());
-    }
-  }
-
-  void write(const void* data, size_t n) {
-    try {
-      writer_->write(data, n);
-    } catch (const AtomicWriteError& e) {
-      fail(prefix_ + e.what());
-    }
-  }
-
-  void commit() {
-    try {
-      writer_->commit();
-    } catch (const AtomicWriteError& e) {
-      fail(prefix_ + e.what());
-    }
-  }
-
- private:
-  std::string prefix_;
-  std::optional<AtomicWriter> writer_;
-};
-
 }  // namespace
 
 void fail(const std::string& message) {
@@ -646,15 +612,19 @@ void write_weights_file(const std::string& model, const char* path,
   header += '}';
   header.append((8 - header.size() % 8) % 8, ' ');
 
-  AtomicWrite file(model, path);
   unsigned char length[8];
   for (int i = 0; i < 8; ++i)
     length[i] = static_cast<unsigned char>(static_cast<uint64_t>(header.size()) >> (8 * i));
-  file.write(length, 8);
-  file.write(header.data(), header.size());
-  for (size_t s : by_layout)
-    file.write(data[s], static_cast<size_t>(state[s].bytes));
-  file.commit();
+  try {
+    AtomicWriter file(path);
+    file.write(length, 8);
+    file.write(header.data(), header.size());
+    for (size_t s : by_layout)
+      file.write(data[s], static_cast<size_t>(state[s].bytes));
+    file.commit();
+  } catch (const AtomicWriteError& e) {
+    fail(model + ": cannot write '" + path + "': " + e.what());
+  }
 }
 
 }  // namespace kiln::runtime::detail

@@ -176,8 +176,8 @@ void AtomicWriter::link_into_place() {
   };
   if (link_as(path_) == 0) return;
   if (errno != EEXIST) throw AtomicWriteError("cannot link the file into place", errno);
-  // Replacing a file names a temporary for an instant; one a crash left there earlier goes now.
-  remove_stale_temporaries(path_);
+  // The temporary name lives only until the rename below; no folder scan for leftovers here, as
+  // this is the path of every ordinary save that replaces a file (a checkpoint each epoch).
   std::string temp;
   int linked = -1;
   for (int attempt = 0; attempt < kNameAttempts && linked != 0; ++attempt) {

@@ -7,10 +7,11 @@
 // frees if the process dies; commit() gives it the target's name (linkat, then a rename() when
 // the target exists already, so only that instant has a named temporary). Elsewhere, or on file
 // systems without O_TMPFILE, they go to `<target>.kiln-tmp-XXXXXX`, renamed into place; a writer
-// killed mid-write leaves that name behind, so every such write (and every replacing commit on
-// the unnamed path) first removes the temporaries of its target of this pattern only that have
-// not been touched for kStaleTemporarySeconds. The file gets mode 0666 minus the umask, as a
-// plain open() would.
+// killed mid-write leaves that name behind, so every such write first removes the temporaries of
+// its target of this pattern only that have not been touched for kStaleTemporarySeconds. Writes
+// through the unnamed file never scan the folder (a save per epoch should not read it through):
+// only a crash within commit()'s instant leaves a name, which a later named write removes.
+// The file gets mode 0666 minus the umask, as a plain open() would.
 #pragma once
 
 #include <cstddef>

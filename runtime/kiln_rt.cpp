@@ -18,6 +18,8 @@ int32_t kiln_rt_abi_version(void) {
 namespace {
 // Whether `bytes` may be had at all: more than the machine's memory and swap together cannot,
 // and asking anyway where the kernel always overcommits ends with the OOM killer, not NULL.
+// ir/host_tensor.cpp has a copy for HostTensor: the layering (ir/ and runtime/ may not include
+// each other) forbids sharing one.
 bool within_machine_memory(size_t bytes) {
 #ifdef __linux__
   if (bytes < (size_t{1} << 30)) return true;

@@ -8,6 +8,7 @@
 #include <exception>
 
 #include "kiln/runtime/generated_code.h"
+#include "kiln/runtime/log_level.h"
 
 namespace kiln::runtime {
 
@@ -42,10 +43,8 @@ int configured_threads() {
   const char* text = std::getenv("KILN_NUM_THREADS");
   if (text == nullptr) return hardware_threads();
   std::optional<int> parsed = parse_num_threads(text);
-  // KILN_LOG_LEVEL 2 and up hides warnings (frontend/log.h); the runtime reads it itself.
-  const char* level = std::getenv("KILN_LOG_LEVEL");
-  bool quiet = level != nullptr && level[0] >= '2' && level[0] <= '3' && level[1] == '\0';
-  if (!parsed && !quiet) {
+  // Level 2 and up hides warnings (frontend/log.h).
+  if (!parsed && min_log_level() < 2) {
     std::fprintf(stderr,
                  "kiln: ignoring KILN_NUM_THREADS=\"%s\" (want a positive integer); using %d "
                  "threads\n",

@@ -11,11 +11,10 @@ stages=("$@")
 [ ${#stages[@]} -gt 0 ] || stages=(asan tsan)
 jobs=$(nproc 2>/dev/null || echo 2)
 
-# Every report fails the program that made it; leaks are checked at exit. lsan.supp lists
-# LLVM's own process-lifetime allocations (and nothing of Kiln's).
-export ASAN_OPTIONS=detect_leaks=1:strict_init_order=1:check_initialization_order=1:detect_stack_use_after_return=1
-export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
-export LSAN_OPTIONS=suppressions=$root/tests/sanitizers/lsan.supp:print_suppressions=0
+# The options shared with scripts/fuzz.sh; the suite also checks for use of a stack frame after
+# it returned (which fuzz.sh leaves out: it costs memory and time on every call), and TSan's own.
+source scripts/sanitizer_env.sh
+export ASAN_OPTIONS=$ASAN_OPTIONS:detect_stack_use_after_return=1
 export TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1:suppressions=$root/tests/sanitizers/tsan.supp
 
 # The tests that run code on several threads (grep tests/ for std::thread, parallel_for, the

@@ -2,24 +2,28 @@
 # Builds the libFuzzer targets (fuzz/, in build-asan: clang 19, ASan + UBSan) and runs each for
 # a bounded time on its seed corpus (fuzz/corpus/<target>/). Fails on any crash, sanitizer
 # report, leak, timeout (a hang: one input over 10 s) or memory blow-up (docs/fuzzing.md).
-# Usage: fuzz.sh [SECONDS] [TARGET...]   (default: 30 s each, every target)
+# Usage: fuzz.sh [SECONDS] [TARGET...]   (default: 30 s each, every target: one per folder of
+# fuzz/corpus, which is named after its target)
 # New inputs the fuzzer finds go to build-asan/fuzz/work/<target>/ (not into the repository);
 # a failing input is saved as build-asan/fuzz/artifacts/<target>/crash-... (or leak-, timeout-,
 # oom-).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-root=$(pwd)
 seconds=${1:-30}
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(npy_fuzz safetensors_fuzz aot_weights_fuzz idx_fuzz
-                                     ir_text_fuzz saved_model_fuzz aot_create_fuzz)
+if [ ${#targets[@]} -eq 0 ]; then
+  for folder in fuzz/corpus/*/; do
+    folder=${folder%/}
+    targets+=("${folder##*/}")
+  done
+fi
 
 bash scripts/sanitizer_build.sh asan "${targets[@]}"
 
-export ASAN_OPTIONS=detect_leaks=1:strict_init_order=1:check_initialization_order=1
-export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
-export LSAN_OPTIONS=suppressions=$root/tests/sanitizers/lsan.supp:print_suppressions=0
+# The options scripts/ci_sanitizers.sh uses too, without its detect_stack_use_after_return (it
+# costs memory and time on every call); libFuzzer's own -detect_leaks=1 is given below.
+source scripts/sanitizer_env.sh
 
 failed=()
 for target in "${targets[@]}"; do

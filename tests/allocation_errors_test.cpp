@@ -1,12 +1,27 @@
 // Tensors, workspaces and buffers too large for the machine are ResourceErrors that name the
 // size (elements and bytes), the shape and dtype and the user's line, eagerly, in compiled
 // functions and in the AOT runtime; never std::bad_alloc, and never the OOM killer.
+//
+// What each case reaches: the 1 TiB to 16 TiB sizes are above RAM + swap on any machine here and
+// within the 47-bit address space, so within_machine_memory (ir/host_tensor.cpp,
+// runtime/kiln_rt.cpp) refuses them; under the kernel's default overcommit heuristic
+// (vm.overcommit_memory=0) or strict accounting (2) aligned_alloc would refuse them as well, so
+// they show the message, not that branch. The case "more than RAM plus swap is refused before
+// the kernel is asked" is the one that fails without the branch where the kernel always
+// overcommits (1). Sizes whose byte count overflows 64 bits, or that rounding up would wrap
+// (SIZE_MAX), or beyond the address space (1 PiB) fail before or regardless of that branch.
 #include <catch2/catch.hpp>
 
+#include <fmt/format.h>
 #include <kiln/kiln.h>
 
 #include <cstdint>
+#include <fstream>
 #include <string>
+
+#ifdef __linux__
+#include <sys/sysinfo.h>
+#endif
 
 #include "aot_test_util.h"
 #include "error_test_util.h"
@@ -22,6 +37,23 @@ using k::testing::error_of;
 
 namespace {
 constexpr int64_t kHuge = int64_t{1} << 40;  // 4 TiB of f32, more than any machine here
+
+#ifdef __linux__
+// RAM plus swap, as within_machine_memory counts them.
+size_t machine_memory() {
+  struct sysinfo info;
+  REQUIRE(::sysinfo(&info) == 0);
+  return (size_t{info.totalram} + info.totalswap) * info.mem_unit;
+}
+
+// vm.overcommit_memory: 0 heuristic, 1 always, 2 strict; -1 if unreadable.
+int overcommit_mode() {
+  std::ifstream in("/proc/sys/vm/overcommit_memory");
+  int mode = -1;
+  in >> mode;
+  return mode;
+}
+#endif
 }  // namespace
 
 TEST_CASE("k::zeros of 2^40 elements is a ResourceError naming the size and the line",
@@ -59,13 +91,56 @@ TEST_CASE("an op whose result is too large is a ResourceError naming the op and 
 
 TEST_CASE("HostTensor throws ResourceError, never std::bad_alloc", "[errors][memory]") {
   using k::ir::HostTensor;
+  // 8 TiB: refused for the machine's memory.
   CHECK_THROWS_AS(HostTensor(k::DType::f64, k::Shape{kHuge}), k::ResourceError);
-  CHECK_THROWS_AS(HostTensor::uninitialized({k::DType::u8, k::Shape{kHuge, kHuge / 16}}),
-                  k::ResourceError);
+  // 2^76 bytes: refused before any allocation, as its byte count overflows 64 bits.
+  CHECK_THROWS_WITH(HostTensor::uninitialized({k::DType::u8, k::Shape{kHuge, kHuge / 16}}),
+                    Catch::Contains("shape (1099511627776, 68719476736) and dtype uint8") &&
+                        Catch::Contains("its size overflows 64 bits"));
   CHECK(k::ir::describe_bytes(12) == "12 bytes");
   CHECK(k::ir::describe_bytes(1536) == "1.5 KiB (1536 bytes)");
   CHECK(k::ir::describe_bytes(size_t{3} << 30) == "3 GiB (3221225472 bytes)");
 }
+
+TEST_CASE("checked_nbytes is the byte size, or nullopt past int64; empty shapes never overflow",
+          "[errors][memory]") {
+  using k::ir::TensorType;
+  constexpr int64_t kMax = INT64_MAX;
+  CHECK(TensorType{k::DType::f32, k::Shape{2, 3}}.checked_nbytes() == 24);
+  CHECK(TensorType{k::DType::f64, k::Shape{}}.checked_nbytes() == 8);
+  CHECK(TensorType{k::DType::u8, k::Shape{kMax}}.checked_nbytes() == kMax);
+  CHECK(TensorType{k::DType::f32, k::Shape{kMax / 4}}.checked_nbytes() == kMax / 4 * 4);
+  CHECK_FALSE(TensorType{k::DType::f32, k::Shape{kMax / 4 + 1}}.checked_nbytes());
+  CHECK_FALSE(TensorType{k::DType::u8, k::Shape{kHuge, kHuge / 16}}.checked_nbytes());
+  // A zero dimension anywhere makes the tensor empty, even after dimensions that overflow.
+  CHECK(TensorType{k::DType::f64, k::Shape{kMax, kMax, 0}}.checked_nbytes() == 0);
+  CHECK(TensorType{k::DType::f64, k::Shape{0, kMax, kMax}}.checked_nbytes() == 0);
+  CHECK(k::Shape{kMax, kMax, 0}.num_elements() == 0);
+  k::ir::HostTensor empty(TensorType{k::DType::f32, k::Shape{0, kHuge, kHuge}});
+  CHECK(empty.nbytes() == 0);
+}
+
+#ifdef __linux__
+TEST_CASE("more than RAM plus swap is refused before the kernel is asked", "[errors][memory]") {
+  // RAM + swap + 1 GiB, well within the address space. Where the kernel always overcommits
+  // (vm.overcommit_memory=1) aligned_alloc hands this out, and a zero fill then touches every
+  // page until the OOM killer ends the process: only within_machine_memory turns it into an
+  // error there. (Under modes 0 and 2 the kernel would refuse it too.) Uninitialized tensors
+  // and kiln_rt_alloc touch nothing, so even without the branch this case fails, not crashes.
+  const size_t bytes = machine_memory() + (size_t{1} << 30);
+  INFO("vm.overcommit_memory = " << overcommit_mode() << ", asking for " << bytes << " bytes");
+  std::string msg = error_of<k::ResourceError>([&] {
+    k::ir::HostTensor::uninitialized({k::DType::u8, k::Shape{static_cast<int64_t>(bytes)}});
+  });
+  CHECK_THAT(msg, Catch::Contains(fmt::format("{} elements", bytes)) &&
+                      Catch::Contains(fmt::format("({} bytes), more memory than this machine can "
+                                                  "give",
+                                                  bytes)));
+  void* p = kiln_rt_alloc(bytes);
+  CHECK(p == nullptr);
+  kiln_rt_free(p);
+}
+#endif
 
 TEST_CASE("the interpreter names the op whose result it cannot allocate", "[errors][memory]") {
   k::ir::Attrs attrs;
@@ -105,7 +180,9 @@ TEST_CASE("a compiled function's workspace too large to allocate is a ResourceEr
 }
 
 TEST_CASE("kiln_rt_alloc returns NULL for more than the machine holds", "[errors][memory]") {
+  // 1 PiB: beyond RAM + swap and beyond the 47-bit address space, refused either way.
   CHECK(kiln_rt_alloc(size_t{1} << 50) == nullptr);
+  // Rounding up to the 64-byte alignment would wrap around: refused before anything else.
   CHECK(kiln_rt_alloc(SIZE_MAX) == nullptr);
   void* p = kiln_rt_alloc(100);
   CHECK(p != nullptr);

@@ -198,9 +198,18 @@ TEST_CASE("named temporaries left by a killed save are removed by a later save o
                            "other.bin.kiln-tmp-abcdef", "big.bin.kiln-tmp-abc"}) {
     k::testing::write_bytes(dir.file(name), "x");
   }
+  // Probed before anything is stale: a named fallback's constructor would clean up.
+  const bool unnamed = AtomicWriter(dir.file("probe")).unnamed();
   const auto old = fs::file_time_type::clock::now() - std::chrono::hours(2);
   for (const auto& entry : fs::directory_iterator(dir.path))
     fs::last_write_time(entry.path(), old);
+  if (unnamed) {
+    // A save through the unnamed temporary, even one replacing its target, scans no folder:
+    // the stale temporary stays for the next named save or remove_stale_temporaries().
+    write_whole(dir.file("big.bin"), "replaced");
+    CHECK(fs::exists(dir.file(temp)));
+    CHECK(k::testing::read_bytes(dir.file("big.bin")) == "replaced");
+  }
   CHECK(k::runtime::remove_stale_temporaries(dir.file("big.bin")) == 1);
   CHECK(listing(dir) == std::vector<std::string>{"big.bin", "big.bin.kiln-tmp-abc",
                                                  "big.bin.tmp-backup", "big.bin.tmp.AbC123",

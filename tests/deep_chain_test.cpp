@@ -41,44 +41,70 @@ HostTensor f32s(k::Shape shape, std::vector<float> values) {
   return HostTensor::from_values<float>(std::move(shape), values);
 }
 
-// Compiles `f` and checks its result against the interpreter's.
-void check_compiled(k::ir::Function f, const std::vector<HostTensor>& args, double tolerance) {
+// Compiles `f`, checks its result against the interpreter's and returns the compiled result's
+// elements.
+std::vector<double> check_compiled(k::ir::Function f, const std::vector<HostTensor>& args,
+                                   double tolerance) {
   std::vector<HostTensor> want = k::ir::evaluate(f, args).outputs;
   auto compiled = k::compile(std::move(f));
   std::vector<HostTensor> got = compiled->run(args).outputs;
   REQUIRE(got.size() == 1);
   REQUIRE(got[0].type() == want[0].type());
+  std::vector<double> values;
   for (int64_t i = 0; i < got[0].num_elements(); ++i) {
     double g = got[0].element_as_double(i), w = want[0].element_as_double(i);
     INFO("element " << i << ": " << g << " vs " << w);
     CHECK(std::abs(g - w) <= tolerance * std::max(1.0, std::abs(w)));
+    values.push_back(g);
   }
+  return values;
 }
 
 }  // namespace
 
 TEST_CASE("a 100000-node add/mul chain round-trips as text and compiles", "[deep]") {
-  // %i = add(%i-1, %x) or mul(%i-1, %x): with x in (0, 1] the values stay finite.
+  // %i = add(%i-1, %x) or mul(%i-1, %x): with x in (0, 1] the values stay finite. Where x < 1
+  // they settle on a fixed point; where x = 1 every add counts: 1 + 50,000 adds of 1.
   std::string text = chain_text("%x: f32[8]", "f32[8]", [](int i, const std::string& prev) {
     return fmt::format("{}({}, %x)", i % 2 ? "mul" : "add", prev);
   });
   k::ir::Function f = k::ir::parse(text);
   CHECK(k::ir::print(f) == text);
   k::ir::verify(f);
-  check_compiled(std::move(f), {f32s({8}, {1, 0.5f, 0.25f, 0.75f, 0.1f, 0.9f, 0.3f, 0.6f})}, 1e-5);
+  std::vector<double> got = check_compiled(
+      std::move(f), {f32s({8}, {1, 0.5f, 0.25f, 0.75f, 0.1f, 0.9f, 0.3f, 0.6f})}, 1e-5);
+  CHECK(got[0] == 50'001.0);
 }
 
-TEST_CASE("a 100000-node chain through unary ops compiles", "[deep]") {
-  // exp(neg(exp(neg(...)))) tends to the fixed point of x = exp(−x), 0.567..., from any start.
+TEST_CASE("a 100000-node chain mostly of unary ops compiles, every step counting", "[deep]") {
+  // Nodes cycle through neg, floor, neg, add x, add x: on integers y -> y + 2x per cycle, so the
+  // result depends on every cycle (unlike a chain that settles on a fixed point, where a lost or
+  // reordered kernel would go unnoticed), and a kernel with an odd number of negs does not
+  // commute with the others. 20,000 cycles from y = x give 40,001 x for integer x; for x = 0.5
+  // the first cycle's floor makes y = 2, then y grows by 1 per cycle: 20,001. All exact in f32.
   std::string text = chain_text("%x: f32[4]", "f32[4]", [](int i, const std::string& prev) {
-    return fmt::format("{}({})", i % 2 ? "exp" : "neg", prev);
+    switch (i % 5) {
+      case 0:
+      case 2:
+        return fmt::format("neg({})", prev);
+      case 1:
+        return fmt::format("floor({})", prev);
+      default:
+        return fmt::format("add({}, %x)", prev);
+    }
   });
-  check_compiled(k::ir::parse(text), {f32s({4}, {0.f, 1.f, -2.f, 5.f})}, 1e-5);
+  std::vector<double> got =
+      check_compiled(k::ir::parse(text), {f32s({4}, {1.f, -2.f, 3.f, 0.5f})}, 0);
+  CHECK(got == std::vector<double>{40'001, -80'002, 120'003, 20'001});
 }
 
 TEST_CASE("a 100000-node chain of broadcasts compiles", "[deep]") {
   // Every node broadcasts an operand ([8] over the rows, [4,1] over the columns), and every third
   // is an explicit broadcast_to (a no-op canonicalize removes, 33,333 rewrites in one sweep).
+  // Node 0 is x + b, then 33,333 cycles of y -> y * c + b, one factor per row: with c = 1 every
+  // cycle adds b (x + 33,334 b); with c = -1 the cycles alternate, an odd count leaving -x; with
+  // |c| < 1 the row settles on b / (1 - c). x and b are multiples of 1/8 so the first two rows
+  // are exact.
   std::string text = chain_text("%x: f32[4,8], %b: f32[8], %c: f32[4,1]", "f32[4,8]",
                                 [](int i, const std::string& prev) -> std::string {
                                   if (i == 0) return "add(%x, %b)";
@@ -89,11 +115,19 @@ TEST_CASE("a 100000-node chain of broadcasts compiles", "[deep]") {
                                 });
   std::vector<float> x(32), b(8);
   for (int i = 0; i < 32; ++i)
-    x[size_t(i)] = 0.1f * float(i % 7);
+    x[size_t(i)] = 0.125f * float(i % 7);
   for (int i = 0; i < 8; ++i)
     b[size_t(i)] = 0.25f * float(i) - 1.f;
-  check_compiled(k::ir::parse(text),
-                 {f32s({4, 8}, x), f32s({8}, b), f32s({4, 1}, {0.5f, -0.5f, 0.25f, 0.9f})}, 1e-5);
+  const std::vector<float> c = {1.f, -1.f, 0.5f, -0.5f};
+  std::vector<double> got =
+      check_compiled(k::ir::parse(text), {f32s({4, 8}, x), f32s({8}, b), f32s({4, 1}, c)}, 1e-5);
+  for (size_t col = 0; col < 8; ++col) {
+    INFO("column " << col);
+    CHECK(got[col] == double(x[col]) + 33'334.0 * double(b[col]));
+    CHECK(got[8 + col] == -double(x[8 + col]));
+    CHECK(got[16 + col] == Approx(2.0 * double(b[col])).margin(1e-6));
+    CHECK(got[24 + col] == Approx(double(b[col]) / 1.5).margin(1e-6));
+  }
 }
 
 TEST_CASE("fusion cuts a deep chain into kernels of bounded depth", "[deep][fusion]") {

@@ -1,5 +1,5 @@
 // Helpers for the file-format tests (npy, IDX, safetensors): tensors from values, counting
-// tensors of every dtype, a scratch directory, and raw byte I/O.
+// tensors of every dtype, a scratch directory, raw byte I/O, and counting text in an output.
 #pragma once
 
 #include <unistd.h>
@@ -61,6 +61,14 @@ inline void write_bytes(const std::string& path, const std::string& bytes) {
 inline std::string read_bytes(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+// How many times `what` occurs in `text`, overlapping occurrences included.
+inline size_t count_of(const std::string& text, const std::string& what) {
+  size_t n = 0;
+  for (size_t at = text.find(what); at != std::string::npos; at = text.find(what, at + 1))
+    ++n;
+  return n;
 }
 
 // `v` as 8 little-endian bytes.

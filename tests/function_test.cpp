@@ -8,12 +8,14 @@
 #include <utility>
 #include <vector>
 
+#include "file_test_util.h"
 #include "kiln/frontend/log.h"
 #include "kiln/frontend/ops.h"
 #include "kiln/ir/printer.h"
 
 namespace k = kiln;
 using Catch::Contains;
+using kiln::testing::count_of;
 
 namespace {
 
@@ -37,13 +39,6 @@ std::string here(int line) {
 }
 
 enum class Mode { sum, product };
-
-int count(const std::string& text, const std::string& what) {
-  int n = 0;
-  for (size_t at = text.find(what); at != std::string::npos; at = text.find(what, at + 1))
-    ++n;
-  return n;
-}
 
 }  // namespace
 
@@ -75,8 +70,8 @@ TEST_CASE("the issue's contract: poly traces once per signature", "[function]") 
                             "  %0 = constant() {value = dense<f32[]: 10.0>} : f32[]\n"
                             "  %1 = constant() {value = dense<f32[]: -5.0>} : f32[]\n"
                             "  %2 = constant() {value = dense<f32[]: 4.0>} : f32[]\n"));
-  CHECK(count(text, " = mul(") == 3);
-  CHECK(count(text, " = add(") == 2);
+  CHECK(count_of(text, " = mul(") == 3);
+  CHECK(count_of(text, " = add(") == 2);
   CHECK_THAT(text, Contains("  %7 = add(%6, %2) : f32[4]\n  return %7\n}\n"));
   std::string opt = f.compiled_ir(k::constant({1.f, 2.f, 3.f, 4.f}));
   CHECK_THAT(opt, Contains("@function"));

@@ -1,6 +1,7 @@
 // Graphviz DOT output (ir/dot.h): labels, one box per scope when collapsed, nested clusters when
-// expanded, colours for gradients and optimizer updates, kernel clusters, escaping, determinism,
-// and well-formedness (a small DOT reader here; Graphviz itself when `dot` is installed).
+// expanded, collapsed clusters as boxes and the edges into them, colours for gradients and
+// optimizer updates, kernel clusters, escaping, determinism, and well-formedness (a small DOT
+// reader here; Graphviz itself when `dot` is installed).
 #include <catch2/catch.hpp>
 
 #include <fmt/format.h>
@@ -24,6 +25,7 @@
 
 using namespace kiln;
 using namespace kiln::ir;
+using Catch::Contains;
 
 namespace {
 
@@ -88,6 +90,13 @@ struct DotGraph {
       if (e.from == from && e.to == to) return &e;
     }
     return nullptr;
+  }
+  // How many edges go from `from` to `to`.
+  size_t edges_between(const std::string& from, const std::string& to) const {
+    size_t n = 0;
+    for (const Edge& e : edges)
+      n += e.from == from && e.to == to;
+    return n;
   }
 };
 
@@ -395,6 +404,111 @@ TEST_CASE("to_dot collapsed: one box per scope, deduplicated edges", "[ir][dot]"
   REQUIRE(g.clusters.size() == 1);
   CHECK(g.clusters[0].attrs.at("label") == "legend");
   check_with_graphviz(dot);
+}
+
+TEST_CASE("to_dot draws collapsed clusters as boxes and keeps every other id", "[ir][dot]") {
+  // add takes two values (matmul's and relu's) from model/dense, mul one (relu's).
+  Function f = parse(R"(func @f(%x: f32[4,8], %w: f32[8,3]) -> f32[4,3] {
+  %0 = matmul(%x, %w) : f32[4,3]  scope "model/dense"
+  %1 = relu(%0) : f32[4,3]  scope "model/dense"
+  %2 = add(%1, %0) : f32[4,3]  scope "model/out"
+  %3 = mul(%2, %1) : f32[4,3]  scope "model/out"
+  %4 = exp(%3) : f32[4,3]
+  return %4
+}
+)");
+  DotLayout all = dot_layout(f, {.expand = true});
+  REQUIRE(all.clusters.size() == 3);
+  CHECK(all.clusters[1].label == "model/dense");
+  CHECK(all.clusters[2].label == "model/out");
+
+  // Nothing collapsed: one edge per value and consumer, so two from model/dense into add.
+  DotGraph open = read_dot(to_dot(f, {.expand = true}));
+  CHECK(open.edges_between("n0", "n2") == 1);
+  CHECK(open.edges_between("n1", "n2") == 1);
+  CHECK(open.edges_between("n1", "n3") == 1);
+  CHECK(open.edges.size() == 9);
+
+  // model/dense collapsed: its two nodes become one box, model/out keeps its id.
+  DotOptions dense_closed{.expand = true, .collapsed = {all.clusters[1].id}};
+  DotLayout layout = dot_layout(f, dense_closed);
+  const std::string box = "box_" + all.clusters[1].id;
+  CHECK(layout.nodes[0].first == box);
+  CHECK(layout.nodes[1].first == box);
+  CHECK(layout.nodes[2].first == "n2");
+  REQUIRE(layout.clusters.size() == 2);
+  CHECK(layout.clusters[0].id == all.clusters[0].id);
+  CHECK(layout.clusters[0].members == std::vector<std::string>{box, "n2", "n3"});
+  CHECK(layout.clusters[1].id == all.clusters[2].id);
+  std::string dot = to_dot(f, dense_closed);
+  INFO(dot);
+  CHECK_THAT(dot, Contains("\"" + box + "\" [label=\"model/dense\\n2 ops\", shape=box3d"));
+  CHECK_THAT(dot, !Contains("subgraph \"" + all.clusters[1].id + "\"") &&
+                      Contains("subgraph \"" + all.clusters[2].id + "\""));
+  DotGraph g = read_dot(dot);
+  // One edge per pair of endpoints: the two values into add are one edge from the box, relu's
+  // into mul another; none inside the box; each parameter into the box once.
+  CHECK(g.edges_between(box, "n2") == 1);
+  CHECK(g.edges_between(box, "n3") == 1);
+  CHECK(g.edges_between(box, box) == 0);
+  CHECK(g.edges_between("p0", box) == 1);
+  CHECK(g.edges_between("p1", box) == 1);
+  CHECK(g.edge(box, "n2")->attrs.at("label") == "f32[4,3]");
+  CHECK(g.edges_between("n2", "n3") == 1);
+  CHECK(g.edges.size() == 7);
+  check_with_graphviz(dot);
+
+  // By default each scope is a box, with the same rule: one edge from model/dense to model/out
+  // for the three values it sends there.
+  DotGraph scopes = read_dot(to_dot(f));
+  std::string dense = scopes.id_of("model/dense\n2 ops");
+  std::string out = scopes.id_of("model/out\n2 ops");
+  CHECK(scopes.edges_between(dense, out) == 1);
+  CHECK(scopes.edges.size() == 5);  // 2 params, dense -> out, out -> exp, exp -> return
+
+  // The outer cluster collapsed holds everything in it, nested clusters included.
+  DotLayout outer = dot_layout(f, {.expand = true, .collapsed = {all.clusters[0].id}});
+  CHECK(outer.clusters.empty());
+  for (size_t i = 0; i < 4; ++i)
+    CHECK(outer.nodes[i].first == "box_" + all.clusters[0].id);
+  CHECK(outer.nodes[4].first == "n4");
+  CHECK_THAT(to_dot(f, {.expand = true, .collapsed = {all.clusters[0].id}}),
+             Contains("label=\"model\\n4 ops\""));
+
+  // Kernels collapse the same way.
+  DotOptions kernels;
+  kernels.kernel_of = {{f.nodes()[2].get(), 0}, {f.nodes()[3].get(), 0}, {f.nodes()[4].get(), 0}};
+  kernels.collapsed = {"cluster_kernel_0"};
+  DotLayout fused = dot_layout(f, kernels);
+  CHECK(fused.clusters.empty());
+  CHECK(fused.nodes[2].first == "box_cluster_kernel_0");
+  CHECK_THAT(to_dot(f, kernels), Contains("label=\"kernel 0\\n3 ops\""));
+  // Into the kernel's box one edge from each node outside it, though relu's value feeds two of
+  // the box's nodes.
+  DotGraph k = read_dot(to_dot(f, kernels));
+  CHECK(k.edges_between("n0", "box_cluster_kernel_0") == 1);
+  CHECK(k.edges_between("n1", "box_cluster_kernel_0") == 1);
+}
+
+TEST_CASE("to_dot: nodes outside boxes get one edge per value, collapsed or not", "[ir][dot]") {
+  // Unscoped nodes are not boxes: the two halves of the split are two edges into add.
+  Function f = parse(R"(func @f(%x: f32[4,6]) -> f32[4,3] {
+  %0, %1 = split(%x) {axis = 1, sizes = [3, 3]} : f32[4,3], f32[4,3]
+  %2 = add(%0, %1) : f32[4,3]
+  %3 = neg(%2) : f32[4,3]  scope "head"
+  %4 = exp(%3) : f32[4,3]  scope "head"
+  return %4
+}
+)");
+  for (bool expand : {false, true}) {
+    INFO("expand " << expand);
+    DotGraph g = read_dot(to_dot(f, {.expand = expand}));
+    CHECK(g.edges_between("n0", "n1") == 2);
+  }
+  DotGraph g = read_dot(to_dot(f));
+  CHECK(g.edges_between("n1", "s0") == 1);
+  CHECK(g.edges_between("s0", "out") == 1);
+  CHECK(g.edges.size() == 5);  // p0 -> split, split -> add twice, add -> head, head -> return
 }
 
 TEST_CASE("to_dot: every optimizer's scope gets the optimizer colour", "[ir][dot]") {

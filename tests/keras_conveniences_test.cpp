@@ -14,6 +14,7 @@
 namespace k = kiln;
 using Catch::Contains;
 using k::testing::blobs;
+using k::testing::count_of;
 
 TEST_CASE("optimizers::get and losses::get know Keras's names and defaults", "[keras]") {
   struct Row {
@@ -86,10 +87,19 @@ TEST_CASE("compile takes Keras's string names and trains as the objects do", "[k
   k::History a = by_name.fit(x, y, options), b = by_object.fit(x, y, options);
   CHECK(a.history.at("loss") == b.history.at("loss"));
   CHECK(a.history.at("accuracy") == b.history.at("accuracy"));
-  // Mixed, as Keras allows.
+  // Mixed, as Keras allows: the named loss is the one evaluate computes.
+  const k::Tensor probs = by_name.predict(x);
   by_name.compile(k::optimizers::SGD(0.1), "mse");
+  std::vector<float> mse = by_name.evaluate(x, k::one_hot(y, 3));
+  REQUIRE(mse.size() == 1);
+  CHECK(mse[0] ==
+        Approx(k::losses::MeanSquaredError()(k::one_hot(y, 3), probs).item<float>()).epsilon(1e-5));
   by_name.compile("rmsprop", k::losses::SparseCategoricalCrossentropy(true));
-  CHECK(by_name.evaluate(x, y).size() == 1);
+  std::vector<float> logits_loss = by_name.evaluate(x, y);
+  REQUIRE(logits_loss.size() == 1);
+  CHECK(
+      logits_loss[0] ==
+      Approx(k::losses::SparseCategoricalCrossentropy(true)(y, probs).item<float>()).epsilon(1e-5));
 }
 
 TEST_CASE("fit, evaluate and predict take a batched dataset of (x, y) pairs", "[keras]") {
@@ -179,9 +189,17 @@ TEST_CASE(
                        Contains("Total params: 51") &&
                        Contains("Loss: sparse_categorical_crossentropy; metrics: accuracy"));
 
-  // compile() on the loaded model replaces what was saved.
+  // compile() on the loaded model replaces what was saved; its values are the model's own.
   loaded.compile("mse");
-  CHECK(loaded.evaluate(x, k::one_hot(y, 3)).size() == 1);
+  model.compile("adam", "mse");
+  std::vector<float> mse = loaded.evaluate(x, k::one_hot(y, 3));
+  REQUIRE(mse.size() == 1);
+  CHECK(mse[0] == Approx(model.evaluate(x, k::one_hot(y, 3))[0]).epsilon(1e-4));
+  // Also with a summing reduction: both weigh each batch's loss by its size.
+  loaded.compile(k::losses::SparseCategoricalCrossentropy(false, k::losses::Reduction::sum));
+  model.compile("adam", k::losses::SparseCategoricalCrossentropy(false, k::losses::Reduction::sum));
+  CHECK(loaded.evaluate(x, y)[0] ==
+        Approx(model.evaluate(x, y, /*batch_size=*/32)[0]).epsilon(1e-4));
 
   // A model saved before compile() has no loss until compile().
   k::Sequential plain({k::layers::Dense(3, "softmax", k::Shape{2})});
@@ -189,20 +207,17 @@ TEST_CASE(
   k::SavedModel bare = k::load_model(dir.file("plain"));
   CHECK_THAT(bare.summary_text(), Contains("Loss: none"));
   bare.compile(k::losses::SparseCategoricalCrossentropy(), {"accuracy"});
-  CHECK(bare.evaluate(x, y).size() == 2);
+  plain.compile("sgd", k::losses::SparseCategoricalCrossentropy(), {"accuracy"});
+  std::vector<float> bare_scores = bare.evaluate(x, y), plain_scores = plain.evaluate(x, y);
+  REQUIRE(bare_scores.size() == 2);
+  CHECK(bare_scores[0] == Approx(plain_scores[0]).epsilon(1e-4));
+  CHECK(bare_scores[1] == Approx(plain_scores[1]));
 }
 
 namespace {
 std::string plot_of(const k::History& h, const k::testing::TempDir& dir) {
   h.plot(dir.file("h.svg"));
   return k::testing::read_bytes(dir.file("h.svg"));
-}
-
-int64_t count_of(const std::string& text, const std::string& what) {
-  int64_t n = 0;
-  for (size_t at = text.find(what); at != std::string::npos; at = text.find(what, at + 1))
-    ++n;
-  return n;
 }
 }  // namespace
 

@@ -1,6 +1,7 @@
 // `kiln dump --format html`: one self-contained page with the graph's SVG layouts, node details
 // as JSON and the script (checked in a headless Chromium when one is installed), and
-// ir::dot_layout and DotOptions::collapsed, which tie the page's details to the drawings.
+// ir::dot_layout, which ties the page's details to the drawings (DotOptions::collapsed, which
+// the page's layouts use, is tested in ir_dot_test.cpp).
 #include <catch2/catch.hpp>
 
 #include <kiln/kiln.h>
@@ -22,6 +23,7 @@
 
 namespace k = kiln;
 using Catch::Contains;
+using k::testing::count_of;
 using k::testing::have;
 using k::testing::kiln_cli;
 using k::testing::Outcome;
@@ -69,70 +71,7 @@ std::string unescape_html(std::string text) {
   return text;
 }
 
-size_t count_of(const std::string& text, const std::string& part) {
-  size_t n = 0;
-  for (size_t at = text.find(part); at != std::string::npos; at = text.find(part, at + 1))
-    ++n;
-  return n;
-}
-
 }  // namespace
-
-TEST_CASE("to_dot draws collapsed clusters as boxes and keeps every other id", "[tool][dot]") {
-  k::ir::Function f = k::ir::parse(R"(func @f(%x: f32[4,8], %w: f32[8,3]) -> f32[4,3] {
-  %0 = matmul(%x, %w) : f32[4,3]  scope "model/dense"
-  %1 = relu(%0) : f32[4,3]  scope "model/dense"
-  %2 = add(%1, %1) : f32[4,3]  scope "model/out"
-  %3 = mul(%2, %0) : f32[4,3]  scope "model/out"
-  %4 = exp(%3) : f32[4,3]
-  return %4
-}
-)");
-  k::ir::DotLayout all = k::ir::dot_layout(f, {.expand = true});
-  REQUIRE(all.clusters.size() == 3);
-  CHECK(all.clusters[1].label == "model/dense");
-  CHECK(all.clusters[2].label == "model/out");
-
-  // model/dense collapsed: its two nodes become one box, model/out keeps its id.
-  k::ir::DotOptions dense_closed{.expand = true, .collapsed = {all.clusters[1].id}};
-  k::ir::DotLayout layout = k::ir::dot_layout(f, dense_closed);
-  const std::string box = "box_" + all.clusters[1].id;
-  CHECK(layout.nodes[0].first == box);
-  CHECK(layout.nodes[1].first == box);
-  CHECK(layout.nodes[2].first == "n2");
-  REQUIRE(layout.clusters.size() == 2);
-  CHECK(layout.clusters[0].id == all.clusters[0].id);
-  CHECK(layout.clusters[0].members == std::vector<std::string>{box, "n2", "n3"});
-  CHECK(layout.clusters[1].id == all.clusters[2].id);
-  std::string dot = k::ir::to_dot(f, dense_closed);
-  CHECK_THAT(dot, Contains("\"" + box + "\" [label=\"model/dense\\n2 ops\", shape=box3d"));
-  CHECK_THAT(dot, !Contains("subgraph \"" + all.clusters[1].id + "\"") &&
-                      Contains("subgraph \"" + all.clusters[2].id + "\""));
-  // %0 feeds add's consumer mul and relu inside the box: one edge from the box to n3, one to
-  // n2 (from relu), none inside.
-  CHECK(count_of(dot, "\"" + box + "\" -> \"n3\"") == 1);
-  CHECK(count_of(dot, "\"" + box + "\" -> \"n2\"") == 1);
-  CHECK(count_of(dot, "\"" + box + "\" -> \"" + box + "\"") == 0);
-
-  // The outer cluster collapsed holds everything in it, nested clusters included.
-  k::ir::DotLayout outer =
-      k::ir::dot_layout(f, {.expand = true, .collapsed = {all.clusters[0].id}});
-  CHECK(outer.clusters.empty());
-  for (size_t i = 0; i < 4; ++i)
-    CHECK(outer.nodes[i].first == "box_" + all.clusters[0].id);
-  CHECK(outer.nodes[4].first == "n4");
-  CHECK_THAT(k::ir::to_dot(f, {.expand = true, .collapsed = {all.clusters[0].id}}),
-             Contains("label=\"model\\n4 ops\""));
-
-  // Kernels collapse the same way.
-  k::ir::DotOptions kernels;
-  kernels.kernel_of = {{f.nodes()[2].get(), 0}, {f.nodes()[3].get(), 0}, {f.nodes()[4].get(), 0}};
-  kernels.collapsed = {"cluster_kernel_0"};
-  k::ir::DotLayout fused = k::ir::dot_layout(f, kernels);
-  CHECK(fused.clusters.empty());
-  CHECK(fused.nodes[2].first == "box_cluster_kernel_0");
-  CHECK_THAT(k::ir::to_dot(f, kernels), Contains("label=\"kernel 0\\n3 ops\""));
-}
 
 TEST_CASE("dot_layout: the DOT node and clusters of each IR node", "[tool][dot]") {
   k::ir::Function f = k::ir::parse(R"(func @f(%x: f32[4,8], %w: f32[8,3]) -> f32[4,3] {

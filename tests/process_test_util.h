@@ -1,20 +1,17 @@
 // Running programs from tests without a shell: an argument vector in, output and status out.
 #pragma once
 
-#include <fcntl.h>
-#include <spawn.h>
-#include <sys/wait.h>
-#include <unistd.h>
 #include <catch2/catch.hpp>
 
-#include <cerrno>
-#include <cstdlib>
-#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <source_location>
 #include <sstream>
 #include <string>
 #include <vector>
 
-extern char** environ;
+#include "kiln/frontend/process.h"
 
 namespace kiln::testing {
 
@@ -23,49 +20,25 @@ struct Outcome {
   std::string out;  // standard output and (unless left out) error together
 };
 
-// Runs argv[0] (looked up on PATH) with the arguments argv[1...], no shell involved, and
-// captures its output and exit status (127 when it cannot start, -1 when killed by a signal).
+// Runs argv[0] (looked up on PATH) with the arguments argv[1...], no shell involved, through
+// the same kiln::detail::run_program that Kiln uses, and captures its output and exit status
+// (127 when there is no such program, -1 when it cannot start or is killed by a signal).
 inline Outcome run(const std::vector<std::string>& argv, bool with_stderr = true) {
   REQUIRE(!argv.empty());
-  int fds[2];
-  REQUIRE(::pipe(fds) == 0);
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_adddup2(&actions, fds[1], STDOUT_FILENO);
-  if (with_stderr) {
-    posix_spawn_file_actions_adddup2(&actions, fds[1], STDERR_FILENO);
-  } else {
-    posix_spawn_file_actions_addopen(&actions, STDERR_FILENO, "/dev/null", O_WRONLY, 0);
-  }
-  posix_spawn_file_actions_addclose(&actions, fds[0]);
-  posix_spawn_file_actions_addclose(&actions, fds[1]);
-  std::vector<char*> args;
-  for (const std::string& a : argv)
-    args.push_back(const_cast<char*>(a.c_str()));
-  args.push_back(nullptr);
-  pid_t pid = 0;
-  const int spawned = posix_spawnp(&pid, args[0], &actions, nullptr, args.data(), environ);
-  posix_spawn_file_actions_destroy(&actions);
-  ::close(fds[1]);
+  kiln::detail::TempDir dir(std::filesystem::temp_directory_path().string(), "kiln_test_run",
+                            "test", std::source_location::current());
+  std::string error;
+  const int status =
+      kiln::detail::run_program(argv, dir.file("out"), error, with_stderr ? "" : dir.file("err"));
   Outcome o;
-  char buffer[4096];
-  ssize_t n;
-  while ((n = ::read(fds[0], buffer, sizeof buffer)) != 0) {
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) break;
-    o.out.append(buffer, static_cast<size_t>(n));
-  }
-  ::close(fds[0]);
-  if (spawned != 0) {
-    o.status = 127;
-    o.out = argv[0] + ": " + std::strerror(spawned);
+  if (status == kiln::detail::kProgramNotFound || status < 0) {
+    o.status = status == kiln::detail::kProgramNotFound ? 127 : -1;
+    o.out = argv[0] + ": " + error;
     return o;
   }
-  int status = 0;
-  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-  }
-  o.status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  std::ifstream in(dir.file("out"), std::ios::binary);
+  o.out.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  o.status = status;
   return o;
 }
 
@@ -85,13 +58,7 @@ inline Outcome run_words(const std::string& command) {
 
 // Whether `program` is an executable on PATH.
 inline bool have(const std::string& program) {
-  const char* path = std::getenv("PATH");
-  std::istringstream dirs(path != nullptr ? path : "");
-  for (std::string dir; std::getline(dirs, dir, ':');) {
-    const std::string candidate = (dir.empty() ? "." : dir) + "/" + program;
-    if (::access(candidate.c_str(), X_OK) == 0) return true;
-  }
-  return false;
+  return !kiln::detail::find_program(program).empty();
 }
 
 }  // namespace kiln::testing

@@ -3,9 +3,14 @@
 #include <catch2/catch.hpp>
 
 #include <kiln/kiln.h>
+
+#include <kiln/runtime/log_level.h>
 #include <kiln/runtime/thread_pool.h>
 
 #include <atomic>
+#include <chrono>
+#include <mutex>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -65,16 +70,41 @@ TEST_CASE("retrace notices are info and the retracing warning is a warning", "[c
   CHECK(capture.lines[0].rfind("retracing function 'log_level_fn'", 0) == 0);
 }
 
+TEST_CASE("set_min_log_level is the runtime's level too", "[config]") {
+  const int original = k::min_log_level();
+  k::set_min_log_level(2);
+  CHECK(kiln::runtime::min_log_level() == 2);  // what the runtime's own warnings obey
+  k::set_min_log_level(7);                     // clamped
+  CHECK(k::min_log_level() == 3);
+  CHECK(kiln::runtime::min_log_level() == 3);
+  k::set_min_log_level(original);
+}
+
 TEST_CASE("KILN_LOG_LEVEL values are digits 0 to 3", "[config]") {
-  CHECK(k::detail::parse_log_level("0") == 0);
-  CHECK(k::detail::parse_log_level(" 2\n") == 2);
-  CHECK(k::detail::parse_log_level("3") == 3);
+  CHECK(kiln::runtime::parse_log_level("0") == 0);
+  CHECK(kiln::runtime::parse_log_level(" 2\n") == 2);
+  CHECK(kiln::runtime::parse_log_level("3") == 3);
   for (const char* bad : {"", "4", "-1", "1x", "warning", "12"}) {
     INFO(bad);
-    CHECK(k::detail::parse_log_level(bad) == -1);
+    CHECK(kiln::runtime::parse_log_level(bad) == -1);
   }
-  CHECK(k::detail::parse_log_level(nullptr) == -1);
+  CHECK(kiln::runtime::parse_log_level(nullptr) == -1);
 }
+
+namespace {
+// How many threads run the chunks of a loop on `pool`: each chunk waits a little, so every
+// worker the pool has gets some.
+size_t threads_used(k::runtime::ThreadPool& pool) {
+  std::mutex mutex;
+  std::set<std::thread::id> ids;
+  pool.parallel_for(64, 1, [&](int64_t, int64_t) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(3));
+    std::lock_guard lock(mutex);
+    ids.insert(std::this_thread::get_id());
+  });
+  return ids.size();
+}
+}  // namespace
 
 TEST_CASE("set_num_threads resizes the pool; compiled code gives the same results", "[config]") {
   auto f = k::function([](const k::Tensor& a, const k::Tensor& b) { return k::matmul(a, b); });
@@ -85,6 +115,7 @@ TEST_CASE("set_num_threads resizes the pool; compiled code gives the same result
   for (int n : {1, 3, 2}) {
     k::set_num_threads(n);
     CHECK(k::get_num_threads() == n);
+    CHECK(threads_used(k::runtime::ThreadPool::global()) == size_t(n));  // workers really run
     CHECK(f(a, b).to_vector<float>() == before);
   }
   k::set_num_threads(original);
@@ -118,6 +149,8 @@ TEST_CASE("a thread pool resizes while other threads run parallel loops", "[conf
   for (std::thread& t : users)
     t.join();
   CHECK(wrong == 0);
+  // With the users gone, the workers of the last size run loops.
+  CHECK(threads_used(pool) == size_t(pool.num_threads()));
 
   // From inside a loop body a resize would wait for itself: refused.
   std::atomic<int> refused{0};

@@ -72,18 +72,15 @@ void write_output(const std::optional<std::string>& path, const std::string& tex
   }
 }
 
-// Renders DOT to SVG with Graphviz's dot, run without a shell on files in a private temporary
-// folder next to `path` (the output), so no output name can be read as a command.
-std::string render_svg(const std::string& dot, const std::string& path, const std::string& format) {
-  std::filesystem::path parent = std::filesystem::path(path).parent_path();
-  if (parent.empty()) parent = ".";
-  const k::detail::TempDir temp(parent.string(), "kiln-dump", "kiln dump",
-                                std::source_location::current());
+// Renders DOT to SVG with Graphviz's dot, run without a shell on files in `temp` (a private
+// folder next to the output `path`), so no output name can be read as a command.
+std::string render_svg(const std::string& dot, const k::detail::TempDir& temp,
+                       const std::string& path, const std::string& format) {
   const std::string dot_path = temp.file("graph.dot"), svg_path = temp.file("graph.svg");
-  k::detail::write_file_atomically(dot_path, dot, "kiln dump", std::source_location::current());
+  std::ofstream(dot_path, std::ios::binary) << dot;  // scratch, removed with `temp`
   std::string error;
   const int status =
-      k::detail::run_program({"dot", "-Tsvg", "-o", svg_path, dot_path}, temp.file("log"), error);
+      k::detail::run_program({"dot", "-Tsvg", dot_path}, svg_path, error, temp.file("log"));
   if (status == k::detail::kProgramNotFound) {
     throw k::IOError(
         fmt::format("--format {} needs Graphviz's dot program (Debian package graphviz); "
@@ -113,15 +110,13 @@ struct DumpOptions {
 int dump(const DumpOptions& o) {
   const std::string& format = o.format;
   const std::optional<std::string>& after = o.after;
-  const std::optional<std::string>& output = o.output;
-  const bool expand = o.expand;
-  if ((format == "svg" || format == "html") && !output) {
+  if ((format == "svg" || format == "html") && !o.output) {
     throw UsageError{fmt::format("--format {} needs -o FILE", format)};
   }
 
   k::ir::Function function = load_function(o.model);
   // The page draws every node and collapses scopes itself.
-  k::ir::DotOptions dot_options{.expand = expand || format == "html"};
+  k::ir::DotOptions dot_options{.expand = o.expand || format == "html"};
   // The function at the chosen stage: as saved, or after a pass of the pipeline (with the
   // kernel plan after fusion).
   std::optional<k::passes::PipelineResult> result;
@@ -145,14 +140,22 @@ int dump(const DumpOptions& o) {
   } else {
     text = k::ir::print(drawn);
   }
+  if (format != "svg" && format != "html") {
+    write_output(o.output, text);
+    return 0;
+  }
+  // One scratch folder for every rendering (the page has several layouts).
+  std::filesystem::path parent = std::filesystem::path(*o.output).parent_path();
+  const k::detail::TempDir temp(parent.empty() ? "." : parent.string(), "kiln-dump", "kiln dump",
+                                std::source_location::current());
+  const auto render = [&](const std::string& dot) {
+    return render_svg(dot, temp, *o.output, format);
+  };
   if (format == "svg") {
-    write_output(output, render_svg(text, *output, format));
-  } else if (format == "html") {
-    const std::string title = dot_options.title.empty() ? drawn.name() : dot_options.title;
-    const auto render = [&](const std::string& dot) { return render_svg(dot, *output, format); };
-    write_output(output, k::tools::graph_html(drawn, dot_options, render, title));
+    write_output(o.output, render(text));
   } else {
-    write_output(output, text);
+    const std::string title = dot_options.title.empty() ? drawn.name() : dot_options.title;
+    write_output(o.output, k::tools::graph_html(drawn, dot_options, render, title));
   }
   return 0;
 }
@@ -184,20 +187,19 @@ struct RunOptions {
 };
 
 int run(const RunOptions& o) {
-  const std::optional<std::string> model = o.model, output = o.output;
+  const std::string& model = o.model;
   const std::vector<std::string>& inputs = o.inputs;
-
   std::vector<k::Tensor> results;
-  if (std::filesystem::is_directory(*model)) {
+  if (std::filesystem::is_directory(model)) {
     if (inputs.size() != 1) {
       throw UsageError{fmt::format("a saved model takes one --input, got {}", inputs.size())};
     }
-    k::SavedModel saved = k::load_model(*model);
+    k::SavedModel saved = k::load_model(model);
     results.push_back(saved(k::load_npy(inputs[0])));
   } else {
-    k::ir::Function function = load_function(*model);
+    k::ir::Function function = load_function(model);
     if (inputs.size() != function.params().size()) {
-      throw k::ValueError(fmt::format("{} takes {} parameters; got {} --input files", *model,
+      throw k::ValueError(fmt::format("{} takes {} parameters; got {} --input files", model,
                                       function.params().size(), inputs.size()));
     }
     std::vector<k::ir::HostTensor> args_values;
@@ -205,7 +207,7 @@ int run(const RunOptions& o) {
       k::Tensor t = k::load_npy(inputs[i]);
       const k::ir::TensorType& want = function.param(i)->type();
       if (t.type() != want) {
-        throw k::ShapeError(fmt::format("{}: parameter {} ({}) is {}, but {} holds {}", *model, i,
+        throw k::ShapeError(fmt::format("{}: parameter {} ({}) is {}, but {} holds {}", model, i,
                                         k::ir::print_value(function, function.param(i)),
                                         want.to_string(), inputs[i], t.type().to_string()));
       }
@@ -218,9 +220,9 @@ int run(const RunOptions& o) {
   }
   for (size_t i = 0; i < results.size(); ++i)
     std::cout << "result " << i << ": " << summarize(results[i]) << "\n";
-  if (output) {
-    k::save_npy(*output, results.at(0));
-    std::cout << "wrote " << *output << "\n";
+  if (o.output) {
+    k::save_npy(*o.output, results.at(0));
+    std::cout << "wrote " << *o.output << "\n";
   }
   return 0;
 }
@@ -237,30 +239,29 @@ std::string library_name(const std::optional<std::string>& name, const std::stri
   return file;
 }
 
+// kiln aot's command line: MODEL, -o, --name and --weights (a word); the other options go to
+// `compile` as they are.
 struct AotOptions {
   std::string model, output;
   std::optional<std::string> name;
-  std::string target_cpu = "native", weights = "embed";
-  int opt_level = 2;
+  std::string weights = "embed";
+  k::aot::Options compile;
 };
 
 int aot(const AotOptions& o) {
-  const std::optional<std::string> model = o.model;
-  k::aot::Options options;
+  k::aot::Options options = o.compile;
   options.name = library_name(o.name, o.output);
   options.out_dir = std::filesystem::path(o.output).parent_path().string();
   options.library_file = std::filesystem::path(o.output).filename().string();
   if (options.out_dir.empty()) options.out_dir = ".";
-  options.target_cpu = o.target_cpu;
   options.weights = o.weights == "embed" ? k::aot::Weights::embed : k::aot::Weights::external;
-  options.opt_level = o.opt_level;
 
   const auto start = std::chrono::steady_clock::now();
   k::aot::Library lib;
-  if (std::filesystem::is_directory(*model)) {
-    lib = k::aot::compile(k::load_model(*model), options);
+  if (std::filesystem::is_directory(o.model)) {
+    lib = k::aot::compile(k::load_model(o.model), options);
   } else {
-    k::ir::Function function = load_function(*model);
+    k::ir::Function function = load_function(o.model);
     lib = k::aot::compile(function, function.params().size(), {}, options);
   }
   const double seconds =
@@ -270,11 +271,6 @@ int aot(const AotOptions& o) {
   if (!lib.weights.empty()) std::cout << fmt::format(" and {}", lib.weights);
   std::cout << fmt::format(" in {:.2f} s\n", seconds);
   return 0;
-}
-
-// "kiln 0.1.0": what --version prints.
-std::string version_text() {
-  return fmt::format("kiln {}", k::version());
 }
 
 }  // namespace
@@ -338,7 +334,7 @@ int main(int argc, char** argv) {
       ->required();
   aot_command->add_option("--name", aot_options.name,
                           "the C prefix of the API (NAME_create, NAME_run, ...) and of the header");
-  aot_command->add_option("--target-cpu", aot_options.target_cpu,
+  aot_command->add_option("--target-cpu", aot_options.compile.target_cpu,
                           "native (this machine, the default) or an LLVM CPU name for others: "
                           "x86-64-v3 (AVX2, no AVX-512), x86-64-v4, znver4, ...");
   aot_command
@@ -347,46 +343,40 @@ int main(int argc, char** argv) {
                    "it, loaded by NAME_create_from)")
       ->check(CLI::IsMember({"embed", "external"}));
   aot_command
-      ->add_option("--opt-level", aot_options.opt_level, "LLVM optimization level 0-3 (default 2)")
+      ->add_option("--opt-level", aot_options.compile.opt_level,
+                   "LLVM optimization level 0-3 (default 2)")
       ->check(CLI::Range(0, 3));
 
-  std::string command = "kiln";
+  // "kiln dump" etc. in messages: the subcommand given, even when its options failed to parse.
+  auto command = [&] {
+    const std::vector<CLI::App*> given = app.get_subcommands();
+    return given.empty() ? std::string("kiln") : "kiln " + given.back()->get_name();
+  };
+  auto usage_error = [&](const std::string& message) {
+    std::cerr << command() << ": " << message << "\n(" << command()
+              << " --help lists the options)\n";
+    return 2;
+  };
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     if (e.get_exit_code() == static_cast<int>(CLI::ExitCodes::Success)) return app.exit(e);
-    for (const CLI::App* sub : app.get_subcommands())
-      command = "kiln " + sub->get_name();
-    std::cerr << command << ": " << e.what() << "\n(" << command << " --help lists the options)\n";
-    return 2;
+    return usage_error(e.what());
   }
   if (show_version) {
-    std::cout << version_text() << "\n";
+    std::cout << "kiln " << k::version() << "\n";
     return 0;
   }
   try {
-    if (dump_command->parsed()) {
-      command = "kiln dump";
-      return dump(dump_options);
-    }
-    if (run_command->parsed()) {
-      command = "kiln run";
-      return run(run_options);
-    }
-    if (aot_command->parsed()) {
-      command = "kiln aot";
-      return aot(aot_options);
-    }
+    if (dump_command->parsed()) return dump(dump_options);
+    if (run_command->parsed()) return run(run_options);
+    if (aot_command->parsed()) return aot(aot_options);
     std::cerr << app.help();
     return 2;
   } catch (const UsageError& e) {
-    std::cerr << command << ": " << e.message << "\n(" << command << " --help lists the options)\n";
-    return 2;
-  } catch (const k::Error& e) {
-    std::cerr << command << ": error: " << e.what() << "\n";
-    return 1;
-  } catch (const std::exception& e) {
-    std::cerr << command << ": error: " << e.what() << "\n";
+    return usage_error(e.message);
+  } catch (const std::exception& e) {  // kiln::Error and anything else: the model or an input
+    std::cerr << command() << ": error: " << e.what() << "\n";
     return 1;
   }
 }

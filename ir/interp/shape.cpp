@@ -132,12 +132,8 @@ void run_gather(const HostTensor& params, const HostTensor& indices, const Attrs
   // Every index is checked, even when the result is empty, so a bad index never goes unnoticed.
   for (int64_t j = 0; j < count; ++j) {
     int64_t idx = index_at(indices, j);
-    if (idx < 0 || idx >= dim) {
-      std::string valid = dim == 0 ? "no index is valid" : fmt::format("valid: 0 to {}", dim - 1);
-      throw IndexError(fmt::format(
-          "index {} (element {} of indices) is out of range for axis {} of size {} ({})", idx, j,
-          axis, dim, valid));
-    }
+    if (idx < 0 || idx >= dim)
+      throw IndexError(bad_index_message(Op::gather, attrs, params.shape(), idx, j));
   }
   size_t block = static_cast<size_t>(inner) * elem_size(params);
   if (block == 0) return;
@@ -231,18 +227,29 @@ void run_check_index(const HostTensor& in, const Attrs& attrs, HostTensor& out) 
   const int64_t limit = attrs.get_int("limit");
   for (int64_t i = 0; i < in.num_elements(); ++i) {
     int64_t v = index_at(in, i);
-    if (v < 0 || v >= limit) throw IndexError(check_index_message(attrs, v, i));
+    if (v < 0 || v >= limit)
+      throw IndexError(bad_index_message(Op::check_index, attrs, in.shape(), v, i));
   }
   copy_all_bytes(in, out);
 }
 
 }  // namespace
 
-std::string check_index_message(const Attrs& attrs, int64_t value, int64_t position) {
+std::string bad_index_message(Op op, const Attrs& attrs, const Shape& operand, int64_t value,
+                              int64_t position) {
+  if (op == Op::gather) {
+    const int64_t axis = normalize_axis(attrs.get_int("axis"), operand.rank());
+    const int64_t dim = operand[axis];
+    std::string valid = dim == 0 ? "no index is valid" : fmt::format("valid: 0 to {}", dim - 1);
+    return fmt::format(
+        "index {} (element {} of indices) is out of range for axis {} of size {} ({})", value,
+        position, axis, dim, valid);
+  }
+  KILN_CHECK(op == Op::check_index, "bad_index_message for an op that checks no index");
+  const int64_t limit = attrs.get_int("limit");
   return fmt::format("{} {} at position {} is out of range [0, {}){}",
                      attrs.has("what") ? attrs.get_string("what") : std::string("index"), value,
-                     position, attrs.get_int("limit"),
-                     attrs.get_int("limit") == 0 ? " (no value is valid)" : "");
+                     position, limit, limit == 0 ? " (no value is valid)" : "");
 }
 
 void interpret_shape(Op op, std::span<const HostTensor> inputs, const Attrs& attrs,

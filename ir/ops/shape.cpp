@@ -37,14 +37,13 @@ int64_t checked_add(int64_t a, int64_t b) {
 // The result type, after checking that its byte size fits in an int64 (so that element counts
 // and byte offsets computed later cannot overflow).
 TensorType result_type(DType dtype, std::vector<int64_t> dims) {
-  int64_t bytes = static_cast<int64_t>(dtype_size(dtype));
-  for (int64_t d : dims) {
+  for (int64_t d : dims)
     KILN_CHECK(d >= 0, "negative result dimension");
-    if (__builtin_mul_overflow(bytes, d, &bytes)) {
-      throw ShapeError(fmt::format("result shape {} is too large", Shape(dims).to_string()));
-    }
+  TensorType type{dtype, Shape(std::move(dims))};
+  if (!type.checked_nbytes()) {
+    throw ShapeError(fmt::format("result shape {} is too large", type.shape.to_string()));
   }
-  return TensorType{dtype, Shape(std::move(dims))};
+  return type;
 }
 
 // An int-list attribute that must hold exactly `want` entries.
