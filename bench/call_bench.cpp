@@ -47,7 +47,7 @@ BENCHMARK(BM_PolyTraced);
 void BM_PolyCompiledRun(benchmark::State& state) {
   auto f = k::function(poly, "poly");
   k::Tensor x = input();
-  std::unique_ptr<k::CompiledFunction> compiled = k::compile(k::detail::clone_function(f.graph(x)));
+  std::unique_ptr<k::CompiledFunction> compiled = k::compile(f.graph(x).clone());
   std::vector<k::ir::HostTensor> args{x.host()};
   for (auto _ : state)
     benchmark::DoNotOptimize(compiled->run(args));

@@ -110,7 +110,7 @@ void BM_MlpPipeline(benchmark::State& state) {
   auto step = make_step(m);
   const k::ir::Function& graph = step.graph(b.x, b.y);
   for (auto _ : state) {
-    k::ir::Function copy = k::detail::clone_function(graph);
+    k::ir::Function copy = graph.clone();
     k::passes::PipelineResult planned = k::passes::run_pipeline(std::move(copy));
     benchmark::DoNotOptimize(planned.memory.workspace_bytes);
   }
@@ -122,8 +122,7 @@ void BM_MlpCodegen(benchmark::State& state) {
   Mlp m;
   Batch b;
   auto step = make_step(m);
-  k::passes::PipelineResult planned =
-      k::passes::run_pipeline(k::detail::clone_function(step.graph(b.x, b.y)));
+  k::passes::PipelineResult planned = k::passes::run_pipeline(step.graph(b.x, b.y).clone());
   for (auto _ : state) {
     auto module = k::codegen::compile_jit(planned.function, planned.kernels, planned.memory);
     benchmark::DoNotOptimize(module->entry());

@@ -17,7 +17,7 @@ class EntryRunner {
   // Plans and compiles `graph` (traced for the input `x`) and allocates its output and workspace.
   EntryRunner(const ir::Function& graph, const Tensor& x)
       : x_(x),
-        planned_(passes::run_pipeline(detail::clone_function(graph))),
+        planned_(passes::run_pipeline(graph.clone())),
         module_(codegen::compile_jit(planned_.function, planned_.kernels, planned_.memory)),
         out_(x.type()),
         workspace_(f32, Shape{module_->workspace_bytes() / 4 + 1}),

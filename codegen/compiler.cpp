@@ -242,9 +242,9 @@ std::string module_text(const llvm::Module& module) {
 
 }  // namespace
 
-CompiledModule::CompiledModule(std::unique_ptr<llvm::orc::LLJIT> jit, kiln_entry_fn entry,
+CompiledModule::CompiledModule(std::shared_ptr<void> code, kiln_entry_fn entry,
                                int64_t workspace_bytes, std::string llvm_ir)
-    : jit_(std::move(jit)),
+    : code_(std::move(code)),
       entry_(entry),
       workspace_bytes_(workspace_bytes),
       llvm_ir_(std::move(llvm_ir)) {}
@@ -255,8 +255,6 @@ std::unique_ptr<CompiledModule> compile_jit(const ir::Function& function,
                                             const passes::KernelPlan& plan,
                                             const passes::MemoryPlan& memory,
                                             const CodegenOptions& options) {
-  std::string why;
-  if (!supports(function, &why)) throw CompileError(fmt::format("{}: {}", function.name(), why));
   llvm::orc::JITTargetMachineBuilder host = host_machine(options);
   auto machine = unwrap(host.createTargetMachine(), "creating the target machine");
   auto context = std::make_unique<llvm::LLVMContext>();
@@ -272,15 +270,62 @@ std::unique_ptr<CompiledModule> compile_jit(const ir::Function& function,
   auto address =
       unwrap(jit->lookup(kEntryName), fmt::format("{}: compiling {}", function.name(), kEntryName));
   auto entry = address.toPtr<kiln_entry_fn>();
-  return std::make_unique<CompiledModule>(std::move(jit), entry, memory.workspace_bytes,
-                                          std::move(text));
+  return std::make_unique<CompiledModule>(std::shared_ptr<llvm::orc::LLJIT>(std::move(jit)), entry,
+                                          memory.workspace_bytes, std::move(text));
+}
+
+struct KernelJit::State {
+  std::mutex mutex;  // serializes compiles: the target machine is not shared across threads
+  CodegenOptions options;
+  std::unique_ptr<llvm::TargetMachine> machine;
+  std::shared_ptr<llvm::orc::LLJIT> jit;
+  uint64_t next_id = 0;
+};
+
+KernelJit::KernelJit(const CodegenOptions& options) : state_(std::make_unique<State>()) {
+  state_->options = options;
+  llvm::orc::JITTargetMachineBuilder host = host_machine(options);
+  state_->machine = unwrap(host.createTargetMachine(), "creating the target machine");
+  state_->jit = create_jit(std::move(host));
+}
+
+KernelJit::~KernelJit() = default;
+
+std::unique_ptr<CompiledModule> KernelJit::compile(const ir::Function& function,
+                                                   const passes::KernelPlan& plan,
+                                                   const passes::MemoryPlan& memory) {
+  std::lock_guard lock(state_->mutex);
+  auto context = std::make_unique<llvm::LLVMContext>();
+  std::unique_ptr<llvm::Module> module =
+      lower(*context, *state_->machine, function, plan, memory, state_->options);
+  // One symbol namespace holds every module: each one's entry (and, for the perf map, each of
+  // its functions) gets a name of its own.
+  const uint64_t id = state_->next_id++;
+  const std::string entry_name = fmt::format("{}_{}", kEntryName, id);
+  if (perf_map_enabled()) name_functions_for_perf(*module);
+  for (llvm::Function& fn : module->functions()) {
+    if (fn.isDeclaration() || fn.hasLocalLinkage()) continue;
+    fn.setName(fn.getName() == kEntryName ? entry_name
+                                          : fmt::format("{}_{}", fn.getName().str(), id));
+  }
+  llvm::orc::ResourceTrackerSP tracker = state_->jit->getMainJITDylib().createResourceTracker();
+  if (llvm::Error error = state_->jit->addIRModule(
+          tracker, llvm::orc::ThreadSafeModule(std::move(module), std::move(context)))) {
+    throw CompileError(fmt::format("{}: {}", function.name(), error_text(std::move(error))));
+  }
+  auto address = unwrap(state_->jit->lookup(entry_name),
+                        fmt::format("{}: compiling {}", function.name(), kEntryName));
+  // The code lives while the module does; then the tracker frees it (and the JIT, once no
+  // module and no KernelJit hold it).
+  std::shared_ptr<void> code(
+      nullptr, [jit = state_->jit, tracker](void*) { llvm::consumeError(tracker->remove()); });
+  return std::make_unique<CompiledModule>(std::move(code), address.toPtr<kiln_entry_fn>(),
+                                          memory.workspace_bytes, std::string());
 }
 
 void emit_object_file(const ir::Function& function, const passes::KernelPlan& plan,
                       const passes::MemoryPlan& memory, const std::string& path,
                       const CodegenOptions& options, const ObjectOptions& object) {
-  std::string why;
-  if (!supports(function, &why)) throw CompileError(fmt::format("{}: {}", function.name(), why));
   auto machine =
       unwrap(target_machine(options).createTargetMachine(), "creating the target machine");
   llvm::LLVMContext context;
@@ -309,18 +354,6 @@ void emit_object_file(const ir::Function& function, const passes::KernelPlan& pl
   } catch (const runtime::AtomicWriteError& e) {
     throw IOError(fmt::format("cannot write {}: {}", path, e.what()));
   }
-}
-
-bool supports(const ir::Function& function, std::string* why) {
-  for (const auto& node : function.nodes()) {
-    if (!op_supported(node->op())) {
-      if (why != nullptr) {
-        *why = fmt::format("{} is not supported by compiled code yet", ir::op_name(node->op()));
-      }
-      return false;
-    }
-  }
-  return true;
 }
 
 }  // namespace kiln::codegen

@@ -11,10 +11,6 @@
 #include "kiln/passes/kernel_plan.h"
 #include "kiln/runtime/kiln_rt.h"
 
-namespace llvm::orc {
-class LLJIT;
-}
-
 namespace kiln::codegen {
 
 struct CodegenOptions {
@@ -40,11 +36,14 @@ struct ObjectOptions {
   std::vector<Data> data;
 };
 
-// A JIT-compiled function: owns the LLJIT instance that holds its machine code.
+// A JIT-compiled function: keeps the machine code it calls alive. Made by compile_jit (which
+// gives it an LLJIT of its own) or KernelJit::compile (whose JIT it shares with other modules;
+// its code is removed from that JIT when it is destroyed).
 class CompiledModule {
  public:
-  CompiledModule(std::unique_ptr<llvm::orc::LLJIT> jit, kiln_entry_fn entry,
-                 int64_t workspace_bytes, std::string llvm_ir);
+  // `code` keeps the machine code alive (and frees it when the last owner goes).
+  CompiledModule(std::shared_ptr<void> code, kiln_entry_fn entry, int64_t workspace_bytes,
+                 std::string llvm_ir);
   ~CompiledModule();
   CompiledModule(const CompiledModule&) = delete;
   CompiledModule& operator=(const CompiledModule&) = delete;
@@ -57,7 +56,7 @@ class CompiledModule {
   const std::string& llvm_ir() const { return llvm_ir_; }
 
  private:
-  std::unique_ptr<llvm::orc::LLJIT> jit_;
+  std::shared_ptr<void> code_;
   kiln_entry_fn entry_;
   int64_t workspace_bytes_;
   std::string llvm_ir_;
@@ -70,14 +69,32 @@ std::unique_ptr<CompiledModule> compile_jit(const ir::Function& function,
                                             const passes::MemoryPlan& memory,
                                             const CodegenOptions& options = {});
 
+// One JIT for many small modules compiled one at a time (the kernels eager ops run): the LLJIT
+// and the target machine are made once, instead of per module as compile_jit does, and each
+// module's code is freed when its CompiledModule is destroyed. Modules compiled here keep no
+// LLVM IR text (llvm_ir() is empty). Thread-safe; compiles are serialized.
+class KernelJit {
+ public:
+  explicit KernelJit(const CodegenOptions& options = {});
+  ~KernelJit();
+  KernelJit(const KernelJit&) = delete;
+  KernelJit& operator=(const KernelJit&) = delete;
+
+  // Compiles like compile_jit; throws CompileError the same way.
+  std::unique_ptr<CompiledModule> compile(const ir::Function& function,
+                                          const passes::KernelPlan& plan,
+                                          const passes::MemoryPlan& memory);
+
+ private:
+  struct State;
+  std::unique_ptr<State> state_;
+};
+
 // Writes the same module, optimized for options.target_cpu, as an ELF object file at `path`
 // (written to a temporary name, then renamed). Throws CompileError (an unknown CPU included) or
 // IOError.
 void emit_object_file(const ir::Function& function, const passes::KernelPlan& plan,
                       const passes::MemoryPlan& memory, const std::string& path,
                       const CodegenOptions& options = {}, const ObjectOptions& object = {});
-
-// Whether every op of `function` can be emitted yet; if not, `why` (when given) says which.
-bool supports(const ir::Function& function, std::string* why = nullptr);
 
 }  // namespace kiln::codegen

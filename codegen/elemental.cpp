@@ -1,5 +1,5 @@
 // The elemental emitter's core: caching, loads, elementwise ops, creation ops and data movement.
-// Ops with inner loops (reductions, matmul, conv2d, pools, softmax) are in elemental_loops.cpp.
+// Ops with inner loops (reductions, matmul, conv2d, pools) are in elemental_loops.cpp.
 #include "kiln/codegen/elemental.h"
 
 #include <cmath>
@@ -182,8 +182,8 @@ Value* ElementEmitter::compute(const ir::Value* value, const Index& index) {
     case ir::Op::avg_pool2d:
       return pool(*node, index);
     case ir::Op::softmax:
-    case ir::Op::log_softmax:
-      return softmax(*node, index);
+    case ir::Op::log_softmax:  // fusion makes each its own kernel: KernelLoops::emit_softmax
+      KILN_CHECK(false, "softmax inside a fused kernel (fusion keeps it a kernel of its own)");
     case ir::Op::gather:
       return gather(*node, index);
     case ir::Op::check_index:  // the entry checked the operand before this kernel runs

@@ -1,8 +1,9 @@
 // Internal: the elemental emitter. Every op a kernel computes is expressed as "the element of
 // this value at this multi-index": elementwise ops apply their scalar expression to their
 // operands' elements (broadcast indices), data-movement ops remap the index, creation ops
-// compute from the index, and reductions, matmul, convolution, pooling and softmax run an inner
-// loop. The kernel emitters (kernel_loops.cpp) wrap this in loop nests over the outputs.
+// compute from the index, and reductions, matmul, convolution and pooling run an inner loop. The
+// kernel emitters (kernel_loops.cpp) wrap this in loop nests over the outputs; softmax is always
+// a kernel of its own, emitted a row at a time there.
 #pragma once
 
 #include <functional>
@@ -59,7 +60,6 @@ class ElementEmitter {
   llvm::Value* matmul(const ir::Node& node, const Index& index);
   llvm::Value* conv2d(const ir::Node& node, const Index& index);
   llvm::Value* pool(const ir::Node& node, const Index& index);
-  llvm::Value* softmax(const ir::Node& node, const Index& index);
   // Index of an operand of shape `shape` broadcast NumPy-style to an index of `index.size()`.
   Index broadcast_index(const ir::Shape& shape, const Index& index);
 

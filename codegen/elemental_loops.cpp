@@ -1,8 +1,9 @@
 // The elemental emitter's ops with an inner loop per element: reductions, argmax/argmin, matmul
-// (the naive dot product; the packed GEMM kernel replaces it for matmul kernels later),
-// conv2d, pools and softmax. Floating sums accumulate in double and integer sums and products
-// in i64, in the interpreter's order (f32 sums over the innermost axis excepted: see reduce),
-// so results match the oracle closely.
+// (the naive dot product, for integer and small matmuls; f32/f64 matmul kernels above
+// kGemmMinWork take the packed GEMM), conv2d (integer convolutions and filters too large for the
+// conv_to_gemm lowering) and pools. Floating sums accumulate in double and integer sums and
+// products in i64, in the interpreter's order (f32 sums over the innermost axis excepted: see
+// reduce), so results match the oracle closely.
 #include <limits>
 
 #include "kiln/codegen/elemental.h"
@@ -300,54 +301,6 @@ Value* ElementEmitter::pool(const ir::Node& node, const Index& index) {
   Value* mean = b_.CreateFDiv(b_.CreateLoad(f64, sum), b_.CreateSIToFP(n, f64));
   return b_.CreateSelect(b_.CreateICmpEQ(n, b_.getInt64(0)), llvm::ConstantFP::get(type, 0.0),
                          narrow(b_, mean, dtype));
-}
-
-// Per-element softmax: each element recomputes its row's max and sum (O(n²) per row). Op kernels
-// use the row-at-a-time loop of kernel_loops.cpp instead; this covers softmax anywhere else.
-Value* ElementEmitter::softmax(const ir::Node& node, const Index& index) {
-  const ir::Value* input = node.input(0);
-  const ir::Shape& shape = input->type().shape;
-  const ir::DType dtype = input->type().dtype;
-  const size_t axis =
-      static_cast<size_t>(ir::normalize_axis(node.attrs().get_int("axis", -1), shape.rank()));
-  const int64_t n = shape[static_cast<int64_t>(axis)];
-  llvm::Type* f64 = b_.getDoubleTy();
-  llvm::AllocaInst* max = entry_alloca(b_, f64, "max");
-  llvm::AllocaInst* sum = entry_alloca(b_, f64, "sum");
-  b_.CreateStore(llvm::ConstantFP::getInfinity(f64, true), max);
-  b_.CreateStore(llvm::ConstantFP::get(f64, 0.0), sum);
-  Index at = index;
-  auto row_element = [&](Value* k) {
-    at[axis] = k;
-    return widen(b_, element(input, at), dtype);
-  };
-  emit_for(b_, n, [&](Value* k) {
-    scoped([&] {
-      Value* x = row_element(k);
-      Value* m = b_.CreateLoad(f64, max);
-      b_.CreateStore(b_.CreateSelect(b_.CreateFCmpOLT(m, x), x, m), max);  // as std::max
-    });
-  });
-  Value* row_max = b_.CreateLoad(f64, max);
-  emit_for(b_, n, [&](Value* k) {
-    scoped([&] {
-      Value* shifted[] = {b_.CreateFSub(row_element(k), row_max)};
-      Value* e = call_intrinsic(b_, llvm::Intrinsic::exp, shifted);
-      b_.CreateStore(b_.CreateFAdd(b_.CreateLoad(f64, sum), e), sum);
-    });
-  });
-  Value* total = b_.CreateLoad(f64, sum);
-  at = index;
-  Value* shifted = b_.CreateFSub(widen(b_, element(input, at), dtype), row_max);
-  Value* result;
-  if (node.op() == ir::Op::log_softmax) {
-    Value* args[] = {total};
-    result = b_.CreateFSub(shifted, call_intrinsic(b_, llvm::Intrinsic::log, args));
-  } else {
-    Value* args[] = {shifted};
-    result = b_.CreateFDiv(call_intrinsic(b_, llvm::Intrinsic::exp, args), total);
-  }
-  return narrow(b_, result, dtype);
 }
 
 }  // namespace kiln::codegen

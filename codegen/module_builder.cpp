@@ -168,10 +168,6 @@ const char* kind_name(passes::KernelKind kind) {
 
 }  // namespace
 
-bool op_supported(ir::Op) {
-  return true;  // every op has an emitter; kept for ops added before theirs
-}
-
 std::string kernel_label(size_t index, const passes::Kernel& kernel) {
   std::string ops;
   for (const ir::Node* node : kernel.nodes) {

@@ -27,7 +27,4 @@ std::unique_ptr<llvm::Module> build_module(llvm::LLVMContext& context, const ir:
 // "kernel 2 (loop: mul, add)" for error messages.
 std::string kernel_label(size_t index, const passes::Kernel& kernel);
 
-// Whether codegen can emit `op` yet.
-bool op_supported(ir::Op op);
-
 }  // namespace kiln::codegen

@@ -67,6 +67,19 @@ Value* emit_elu(Builder& b, Value* x, double alpha) {
   return b.CreateSelect(b.CreateFCmpOGT(x, fconst(x, 0)), x, neg);
 }
 
+// 0.5·x·erfc(−x/√2), or x·sigmoid(2u) with u = √(2/π)(x + 0.044715x³) (as the interpreter's
+// scalar::gelu and gelu_tanh).
+Value* emit_gelu(Builder& b, Value* x, bool approximate) {
+  if (approximate) {
+    Value* cube = b.CreateFMul(b.CreateFMul(x, x), x);
+    Value* u = b.CreateFMul(fconst(x, 0.79788456080286535588),
+                            b.CreateFAdd(x, b.CreateFMul(fconst(x, 0.044715), cube)));
+    return b.CreateFMul(x, emit_sigmoid(b, b.CreateFMul(fconst(x, 2), u)));
+  }
+  Value* arg = b.CreateFMul(b.CreateFNeg(x), fconst(x, 0.70710678118654752440));
+  return b.CreateFMul(b.CreateFMul(fconst(x, 0.5), x), libm1(b, "erfc", arg));
+}
+
 Value* emit_float_unary(Builder& b, ir::Op op, const ir::Attrs& attrs, Value* x) {
   using ir::Op;
   switch (op) {
@@ -102,6 +115,14 @@ Value* emit_float_unary(Builder& b, ir::Op op, const ir::Attrs& attrs, Value* x)
       return emit_elu(b, x, attrs.get_float("alpha", 1.0));
     case Op::softplus:
       return emit_softplus(b, x);
+    case Op::gelu:
+      return emit_gelu(b, x, attrs.get_bool("approximate", false));
+    case Op::erf:
+      return libm1(b, "erf", x);
+    case Op::log1p:
+      return libm1(b, "log1p", x);
+    case Op::expm1:
+      return libm1(b, "expm1", x);
     case Op::floor:
       return call1(b, intr::floor, x);
     case Op::ceil:

@@ -19,6 +19,7 @@
 #include "kiln/codegen/compiler.h"
 #include "kiln/frontend/atomic_file.h"
 #include "kiln/frontend/process.h"
+#include "kiln/frontend/runtime_dtype.h"
 #include "kiln/frontend/safetensors.h"
 #include "kiln/frontend/trace.h"
 #include "kiln/passes/pipeline.h"
@@ -346,8 +347,8 @@ std::string tensor_table(std::string& out, const std::string& table,
       out += fmt::format("static const int64_t {}[] = {{{}}};\n", shape, shape_list(t.type.shape));
     }
     rows.push_back(fmt::format("    {{{}, {}, {}, {}, {}, {}}}", c_string(t.name),
-                               static_cast<int>(t.type.dtype), t.type.shape.rank(), shape,
-                               t.type.nbytes(), t.offset));
+                               kiln::detail::runtime_dtype(t.type.dtype), t.type.shape.rank(),
+                               shape, t.type.nbytes(), t.offset));
   }
   out +=
       fmt::format("static const kiln_aot_tensor {}[] = {{\n{}}};\n", table, fmt::join(rows, ",\n"));
@@ -607,7 +608,7 @@ Library compile_checked(const ir::Function& graph, size_t num_inputs,
   if (!embedded)
     result.weights = (fs::path(options.out_dir) / fmt::format("{}.safetensors", name)).string();
 
-  passes::PipelineResult compiled = passes::run_pipeline(kiln::detail::clone_function(graph));
+  passes::PipelineResult compiled = passes::run_pipeline(graph.clone());
   kiln::detail::TempDir temp(options.out_dir, name + ".aot", "aot::compile", loc);
   const std::string object = temp.file(name + ".o");
   codegen::CodegenOptions codegen_options;

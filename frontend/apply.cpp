@@ -3,11 +3,12 @@
 #include <fmt/format.h>
 
 #include "kiln/frontend/check_numerics.h"
+#include "kiln/frontend/eager.h"
 #include "kiln/frontend/gradient_tape.h"
+#include "kiln/frontend/inline_list.h"
 #include "kiln/frontend/trace.h"
 #include "kiln/ir/function.h"
 #include "kiln/ir/infer.h"
-#include "kiln/ir/interpreter.h"
 
 namespace kiln {
 
@@ -141,12 +142,11 @@ std::vector<Tensor> apply(ir::Op op, std::span<const Tensor> inputs, const ir::A
   }
 
   std::vector<TensorType> types;
-  std::vector<ir::HostTensor> values;
+  InlineList<const ir::HostTensor*> values(inputs.size());
   types.reserve(inputs.size());
-  values.reserve(inputs.size());
-  for (const Tensor& t : inputs) {
-    types.push_back(t.type());
-    values.push_back(t.host());
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    types.push_back(inputs[i].type());
+    values[i] = &inputs[i].host();
   }
 
   std::vector<TensorType> out_types;
@@ -161,11 +161,11 @@ std::vector<Tensor> apply(ir::Op op, std::span<const Tensor> inputs, const ir::A
 
   std::vector<ir::HostTensor> outs;
   try {
-    outs = ir::run_op(op, values, attrs, out_types);
+    outs = run_eager(op, values.span(), attrs, out_types);
   } catch (InternalError&) {
     throw;
   } catch (Error& e) {
-    // run_op names the op; a data-dependent failure also needs the operands to make sense.
+    // run_eager names the op; a data-dependent failure also needs the operands to make sense.
     if (!types.empty()) e.add_context(fmt::format("operands: {}", ir::types_to_string(types)));
     add_user_location(e, loc);
     throw;

@@ -37,50 +37,13 @@ void check_args(const ir::Function& function, std::span<const ir::HostTensor* co
   }
 }
 
-// The runtime's view of `f`: its entry, workspace size and the byte size of every buffer.
-runtime::Executable make_executable(const ir::Function& f, const codegen::CompiledModule& module) {
-  std::vector<size_t> input_bytes, output_bytes;
-  for (size_t i = 0; i < f.params().size(); ++i)
-    input_bytes.push_back(f.param(i)->type().nbytes());
-  for (const ir::Value* v : f.outputs())
-    output_bytes.push_back(v->type().nbytes());
-  for (const auto& u : f.updates())
-    output_bytes.push_back(u.value->type().nbytes());
-  return runtime::Executable(module.entry(), static_cast<size_t>(module.workspace_bytes()),
-                             std::move(input_bytes), std::move(output_bytes));
-}
-
-// The IndexError the interpreter raises for the same bad index (the same ir::bad_index_message),
-// located at the node.
-[[noreturn]] void throw_index_error(const passes::PipelineResult& result,
-                                    const runtime::RunStatus& status) {
-  const auto& kernels = result.kernels.kernels;
-  const auto k = static_cast<size_t>(status.code - 1);
-  KILN_CHECK(status.code >= 1 && k < kernels.size(), "compiled code reported an unknown kernel");
-  // Op kernels hold one node; the first checked one is the one the status names.
-  const ir::Node* checked = nullptr;
-  for (const ir::Node* node : kernels[k].nodes) {
-    if (node->op() == ir::Op::gather || node->op() == ir::Op::check_index) {
-      checked = node;
-      break;
-    }
-  }
-  KILN_CHECK(checked != nullptr, "compiled code reported a bad index in a kernel that checks none");
-  IndexError error(ir::bad_index_message(checked->op(), checked->attrs(),
-                                         checked->input(0)->type().shape, status.value,
-                                         status.position));
-  error.prefix(ir::op_name(checked->op()));
-  ir::add_location(error, checked->scope(), checked->loc());
-  throw error;
-}
-
 // Machine code from the LLVM backend, run on host buffers.
 class NativeFunction final : public CompiledFunction {
  public:
   NativeFunction(passes::PipelineResult result, std::unique_ptr<codegen::CompiledModule> module)
       : result_(std::move(result)),
         module_(std::move(module)),
-        executable_(make_executable(result_.function, *module_)) {}
+        executable_(detail::make_executable(result_.function, *module_)) {}
 
   using CompiledFunction::run;
   ir::EvalResult run(std::span<const ir::HostTensor* const> args) const override {
@@ -117,7 +80,7 @@ class NativeFunction final : public CompiledFunction {
                       "intermediate values: more memory than this machine can give",
                       f.name(), ir::describe_bytes(executable_.workspace_bytes())));
     }
-    if (status.failed()) throw_index_error(result_, status);
+    if (status.failed()) detail::throw_index_error(result_, status);
     return out;
   }
 
@@ -142,28 +105,6 @@ class NativeFunction final : public CompiledFunction {
   runtime::Executable executable_;
 };
 
-// The reference interpreter on the optimized graph, for graphs codegen cannot emit yet.
-class InterpretedFunction final : public CompiledFunction {
- public:
-  explicit InterpretedFunction(passes::PipelineResult result) : result_(std::move(result)) {}
-
-  using CompiledFunction::run;
-  ir::EvalResult run(std::span<const ir::HostTensor* const> args) const override {
-    std::vector<ir::HostTensor> values;
-    values.reserve(args.size());
-    for (const ir::HostTensor* a : args)
-      values.push_back(*a);
-    return ir::evaluate(result_.function, values);
-  }
-  std::string compiled_ir() const override {
-    return passes::print_pipeline_result(result_) +
-           "// runs in the interpreter: codegen cannot emit every op yet\n";
-  }
-
- private:
-  passes::PipelineResult result_;
-};
-
 }  // namespace
 
 ir::EvalResult CompiledFunction::run(std::span<const ir::HostTensor> args) const {
@@ -175,13 +116,45 @@ ir::EvalResult CompiledFunction::run(std::span<const ir::HostTensor> args) const
 
 std::unique_ptr<CompiledFunction> compile(ir::Function function) {
   passes::PipelineResult result = passes::run_pipeline(std::move(function));
-  std::string why;
-  if (!codegen::supports(result.function, &why)) {
-    log_message(fmt::format("@{} runs in the interpreter: {}", result.function.name(), why));
-    return std::make_unique<InterpretedFunction>(std::move(result));
-  }
   auto module = codegen::compile_jit(result.function, result.kernels, result.memory);
   return std::make_unique<NativeFunction>(std::move(result), std::move(module));
 }
 
+namespace detail {
+
+runtime::Executable make_executable(const ir::Function& f, const codegen::CompiledModule& module) {
+  std::vector<size_t> input_bytes, output_bytes;
+  for (size_t i = 0; i < f.params().size(); ++i)
+    input_bytes.push_back(f.param(i)->type().nbytes());
+  for (const ir::Value* v : f.outputs())
+    output_bytes.push_back(v->type().nbytes());
+  for (const auto& u : f.updates())
+    output_bytes.push_back(u.value->type().nbytes());
+  return runtime::Executable(module.entry(), static_cast<size_t>(module.workspace_bytes()),
+                             std::move(input_bytes), std::move(output_bytes));
+}
+
+[[noreturn]] void throw_index_error(const passes::PipelineResult& result,
+                                    const runtime::RunStatus& status) {
+  const auto& kernels = result.kernels.kernels;
+  const auto k = static_cast<size_t>(status.code - 1);
+  KILN_CHECK(status.code >= 1 && k < kernels.size(), "compiled code reported an unknown kernel");
+  // Op kernels hold one node; the first checked one is the one the status names.
+  const ir::Node* checked = nullptr;
+  for (const ir::Node* node : kernels[k].nodes) {
+    if (node->op() == ir::Op::gather || node->op() == ir::Op::check_index) {
+      checked = node;
+      break;
+    }
+  }
+  KILN_CHECK(checked != nullptr, "compiled code reported a bad index in a kernel that checks none");
+  IndexError error(ir::bad_index_message(checked->op(), checked->attrs(),
+                                         checked->input(0)->type().shape, status.value,
+                                         status.position));
+  error.prefix(ir::op_name(checked->op()));
+  ir::add_location(error, checked->scope(), checked->loc());
+  throw error;
+}
+
+}  // namespace detail
 }  // namespace kiln

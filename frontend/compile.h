@@ -9,6 +9,12 @@
 #include "kiln/ir/function.h"
 #include "kiln/ir/host_tensor.h"
 #include "kiln/ir/interpreter.h"
+#include "kiln/passes/pipeline.h"
+#include "kiln/runtime/executable.h"
+
+namespace kiln::codegen {
+class CompiledModule;
+}  // namespace kiln::codegen
 
 namespace kiln {
 
@@ -28,4 +34,16 @@ class CompiledFunction {
 // Compiles `function`. Throws CompileError (naming the kernel) if code generation fails.
 std::unique_ptr<CompiledFunction> compile(ir::Function function);
 
+namespace detail {
+
+// The runtime's view of `f` compiled as `module`: its entry, workspace size and the byte size of
+// every buffer (parameters, then results, then updates).
+runtime::Executable make_executable(const ir::Function& f, const codegen::CompiledModule& module);
+
+// Throws the IndexError the interpreter raises for the bad index compiled code reported in
+// `status` (the same ir::bad_index_message), located at the node that checked it.
+[[noreturn]] void throw_index_error(const passes::PipelineResult& result,
+                                    const runtime::RunStatus& status);
+
+}  // namespace detail
 }  // namespace kiln

@@ -124,7 +124,7 @@ const TracedEntry& FunctionCore::entry(const CallArgs& call, const Body& body) {
   entry->checks = trace.checks();
   for (const ir::Function::Update& update : entry->graph.updates())
     entry->update_bindings.push_back(static_cast<size_t>(update.param->index()));
-  entry->compiled = compile(clone_function(entry->graph));
+  entry->compiled = compile(entry->graph.clone());
 
   entry->signature = std::move(signature);
   state_->order.push_back(entry.get());
@@ -177,52 +177,13 @@ void FunctionCore::warn_retracing(int64_t retraces) const {
           name_, plural(retraces, "time"), fmt::join(parts, ", ")));
 }
 
-namespace {
-
-// A call made while a GradientTape records: the traced graph runs op by op through the ordinary
-// op path (eagerly, in the interpreter), so the tape records it and can differentiate through
-// the call, as TensorFlow records tf.function calls. Variable reads go through Variable::value(),
-// so the tape watches trainable variables the function reads.
-std::vector<Tensor> run_recorded(const TracedEntry& entry, const CallArgs& call) {
-  const ir::Function& graph = entry.graph;
-  std::unordered_map<const ir::Value*, Tensor> values;
-  for (size_t i = 0; i < entry.bindings.size(); ++i) {
-    const Binding& binding = entry.bindings[i];
-    Tensor t;
-    switch (binding.kind) {
-      case Binding::Kind::argument:
-        t = call.tensors[binding.index];
-        break;
-      case Binding::Kind::captured:
-        t = binding.tensor;
-        break;
-      case Binding::Kind::variable:
-        t = bound_variable(binding, call).value();
-        break;
-    }
-    values[graph.param(i)] = t;
-  }
-  replay(graph, 0, values, std::source_location::current());
-  size_t results = graph.outputs().size() - entry.checks.size();
-  for (size_t i = 0; i < entry.checks.size(); ++i) {
-    const Trace::Check& check = entry.checks[i];
-    check_traced_value(values.at(graph.outputs()[results + i]).host(), check.message, check.scope,
-                       check.loc);
-  }
-  for (size_t i = 0; i < graph.updates().size(); ++i) {
-    Variable target = bound_variable(entry.bindings[entry.update_bindings[i]], call);
-    target.assign(values.at(graph.updates()[i].value));
-  }
-  std::vector<Tensor> outputs;
-  for (size_t i = 0; i < results; ++i)
-    outputs.push_back(values.at(graph.outputs()[i]));
-  return outputs;
-}
-
-}  // namespace
-
 std::vector<Tensor> FunctionCore::run(const TracedEntry& entry, const CallArgs& call) const {
-  if (tapes_recording()) return run_recorded(entry, call);
+  // While a GradientTape records, the call runs compiled as always and is then recorded whole:
+  // the tape gets the callee's graph, to differentiate as TensorFlow does tf.function calls.
+  // Variables are then read through Variable::value(), so the tape watches the trainable
+  // variables the function reads.
+  const bool recording = tapes_recording();
+  std::vector<Tensor> params(recording ? entry.bindings.size() : 0);
   // Pointers, not copies: a HostTensor copy would allocate its shape.
   InlineList<const ir::HostTensor*> args(entry.bindings.size());
   for (size_t i = 0; i < entry.bindings.size(); ++i) {
@@ -230,13 +191,20 @@ std::vector<Tensor> FunctionCore::run(const TracedEntry& entry, const CallArgs& 
     switch (binding.kind) {
       case Binding::Kind::argument:
         args[i] = &call.tensors[binding.index].host();
+        if (recording) params[i] = call.tensors[binding.index];
         break;
       case Binding::Kind::captured:
         args[i] = &binding.tensor.host();
+        if (recording) params[i] = binding.tensor;
         break;
       case Binding::Kind::variable:
         // Read now, not at trace time: the variable may have changed since.
-        args[i] = &VariableAccess::host(bound_variable(binding, call));
+        if (recording) {
+          params[i] = bound_variable(binding, call).value();
+          args[i] = &params[i].host();
+        } else {
+          args[i] = &VariableAccess::host(bound_variable(binding, call));
+        }
         break;
     }
   }
@@ -266,6 +234,7 @@ std::vector<Tensor> FunctionCore::run(const TracedEntry& entry, const CallArgs& 
   outputs.reserve(result.outputs.size());
   for (ir::HostTensor& value : result.outputs)
     outputs.emplace_back(std::move(value));
+  if (recording) record_call_on_tapes(entry.graph, params, outputs);
   return outputs;
 }
 

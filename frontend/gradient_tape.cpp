@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <unordered_map>
+#include <unordered_set>
 
 #include "kiln/frontend/apply.h"
 #include "kiln/frontend/operand.h"
@@ -84,6 +85,73 @@ struct GradientTape::Impl {
                                                detail::node_scope(), detail::node_loc(loc));
     for (size_t i = 0; i < outputs.size(); ++i)
       track(outputs[i], node->output(i));
+  }
+
+  void record_call(const ir::Function& graph, std::span<const Tensor> params,
+                   std::span<const Tensor> results) {
+    bool connected = std::any_of(params.begin(), params.end(),
+                                 [&](const Tensor& t) { return find(t) != nullptr; });
+    if (!connected) return;
+    std::unordered_map<const ir::Value*, ir::Value*> map;
+    for (size_t i = 0; i < params.size(); ++i)
+      map.emplace(graph.param(i), leaf(params[i]));
+    for (const auto& node : graph.nodes()) {
+      std::vector<ir::Value*> operands;
+      operands.reserve(node->inputs().size());
+      for (const ir::Value* v : node->inputs())
+        operands.push_back(map.at(v));
+      std::vector<ir::TensorType> types;
+      for (size_t i = 0; i < node->num_outputs(); ++i)
+        types.push_back(node->output(i)->type());
+      ir::Node* copy = function.append_unchecked(node->op(), std::move(operands), node->attrs(),
+                                                 std::move(types), node->scope(), node->loc());
+      for (size_t i = 0; i < node->num_outputs(); ++i)
+        map.emplace(node->output(i), copy->output(i));
+    }
+    for (size_t i = 0; i < results.size(); ++i)
+      track(results[i], map.at(graph.outputs()[i]));
+  }
+
+  // Computes, op by op, the forward values that the nodes from `first` on read and the tape
+  // does not hold (the insides of recorded calls: only their results are kept).
+  void rematerialize(size_t first, const std::source_location& loc) {
+    auto nodes = function.nodes();
+    std::unordered_set<const ir::Node*> later;
+    for (size_t n = first; n < nodes.size(); ++n)
+      later.insert(nodes[n].get());
+    auto missing = [&](const ir::Value* v) {
+      return tensors.count(v) == 0 && later.count(v->producer()) == 0;
+    };
+    // Depth-first with an explicit stack: a call may hold a long chain.
+    std::vector<const ir::Value*> stack;
+    for (size_t n = first; n < nodes.size(); ++n)
+      for (const ir::Value* v : nodes[n]->inputs())
+        if (missing(v)) stack.push_back(v);
+    while (!stack.empty()) {
+      const ir::Value* v = stack.back();
+      if (tensors.count(v) != 0) {
+        stack.pop_back();
+        continue;
+      }
+      const ir::Node* node = v->producer();
+      KILN_CHECK(node != nullptr, "a tape parameter without a value");
+      bool ready = true;
+      for (const ir::Value* input : node->inputs()) {
+        if (tensors.count(input) == 0) {
+          stack.push_back(input);
+          ready = false;
+        }
+      }
+      if (!ready) continue;
+      std::vector<Tensor> inputs;
+      for (const ir::Value* input : node->inputs())
+        inputs.push_back(tensors.at(input));
+      detail::ReplaySite site(*node);
+      std::vector<Tensor> outputs = detail::apply(node->op(), inputs, node->attrs(), loc);
+      for (size_t i = 0; i < outputs.size(); ++i)
+        tensors.emplace(node->output(i), std::move(outputs[i]));
+      stack.pop_back();
+    }
   }
 
   std::vector<Tensor> gradient(const Tensor& target, std::span<const Source> sources,
@@ -175,6 +243,7 @@ std::vector<Tensor> GradientTape::Impl::gradient(const Tensor& target,
     size_t first = function.nodes().size();
     std::vector<ir::Value*> grads =
         passes::append_gradients(function, {&y, 1}, {&seed_value, 1}, xs);
+    rematerialize(first, loc);
     detail::replay(function, first, tensors, loc);
     size_t k = 0;
     for (size_t s = 0; s < sources.size(); ++s) {
@@ -310,6 +379,12 @@ void record_on_tapes(ir::Op op, std::span<const Tensor> inputs, const ir::Attrs&
                      std::span<const Tensor> outputs, const std::source_location& loc) {
   for (GradientTape::Impl* tape : tape_stack())
     if (tape->recording()) tape->record(op, inputs, attrs, outputs, loc);
+}
+
+void record_call_on_tapes(const ir::Function& graph, std::span<const Tensor> params,
+                          std::span<const Tensor> results) {
+  for (GradientTape::Impl* tape : tape_stack())
+    if (tape->recording()) tape->record_call(graph, params, results);
 }
 
 void record_variable_read(const Variable& v, const Tensor& value) {

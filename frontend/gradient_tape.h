@@ -25,6 +25,10 @@
 #include "kiln/ir/attrs.h"
 #include "kiln/ir/op.h"
 
+namespace kiln::ir {
+class Function;
+}  // namespace kiln::ir
+
 namespace kiln {
 
 // What gradient() returns for a source the target does not depend on.
@@ -122,6 +126,12 @@ void record_on_tapes(ir::Op op, std::span<const Tensor> inputs, const ir::Attrs&
                      std::span<const Tensor> outputs, const std::source_location& loc);
 // Lets the recording tapes watch a Variable read (`value` is what the read returned).
 void record_variable_read(const Variable& v, const Tensor& value);
+// Records a call of a compiled function on every recording tape that tracks one of its
+// parameters' values (`params`, one per parameter of `graph`): the tape takes in `graph`'s nodes,
+// and `results` (the values of its first outputs) become their outputs. The values inside the
+// call are computed again when a gradient needs them.
+void record_call_on_tapes(const ir::Function& graph, std::span<const Tensor> params,
+                          std::span<const Tensor> results);
 }  // namespace detail
 
 }  // namespace kiln

@@ -6,6 +6,7 @@
 #include "kiln/frontend/check_numerics.h"
 #include "kiln/frontend/data.h"
 #include "kiln/frontend/datasets.h"
+#include "kiln/frontend/eager.h"
 #include "kiln/frontend/function.h"
 #include "kiln/frontend/grad.h"
 #include "kiln/frontend/gradient_tape.h"

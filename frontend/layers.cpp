@@ -134,10 +134,11 @@ Activation get(const std::string& name, std::source_location loc) {
   if (name == "softmax") return [](const Tensor& x) { return softmax(x); };
   if (name == "elu") return [](const Tensor& x) { return elu(x); };
   if (name == "softplus") return [](const Tensor& x) { return softplus(x); };
+  if (name == "gelu") return [](const Tensor& x) { return gelu(x); };
   if (name == "exponential") return [](const Tensor& x) { return exp(x); };
   detail::raise<ValueError>("activations.get", {},
                             fmt::format("unknown activation '{}'; known: linear, relu, sigmoid, "
-                                        "tanh, softmax, elu, softplus, exponential",
+                                        "tanh, softmax, elu, softplus, gelu, exponential",
                                         name),
                             loc);
 }

@@ -57,7 +57,7 @@ Initializer get(const std::string& name,
 namespace activations {
 using Activation = std::function<Tensor(const Tensor&)>;
 // By Keras name: "linear" (or ""), "relu", "sigmoid", "tanh", "softmax", "elu", "softplus",
-// "exponential"; ValueError otherwise.
+// "gelu" (exact), "exponential"; ValueError otherwise.
 Activation get(const std::string& name, std::source_location loc = std::source_location::current());
 }  // namespace activations
 

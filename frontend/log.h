@@ -2,7 +2,7 @@
 // default), so tests and applications can capture or silence them. KILN_LOG_LEVEL, like
 // TensorFlow's TF_CPP_MIN_LOG_LEVEL, hides the less important ones:
 //
-//   0 (default)  everything: info (retrace notices, "runs in the interpreter") and the rest
+//   0 (default)  everything: info (retrace notices, a full eager kernel cache) and the rest
 //   1            no info
 //   2            no info, no warnings (repeated retracing, an ignored KILN_NUM_THREADS)
 //   3            nothing: no errors either (Kiln reports errors by throwing; this silences only

@@ -221,7 +221,13 @@ Tensor sigmoid(const Tensor& x, Loc loc = Loc::current());     // 1/(1+e^-x)
 Tensor relu(const Tensor& x, Loc loc = Loc::current());        // max(x, 0)
 // x if x > 0 else alpha·(e^x − 1).
 Tensor elu(const Tensor& x, double alpha = 1.0, Loc loc = Loc::current());
-Tensor softplus(const Tensor& x, Loc loc = Loc::current());     // log(1 + e^x)
+Tensor softplus(const Tensor& x, Loc loc = Loc::current());  // log(1 + e^x)
+// x·Φ(x), Φ the standard normal CDF; with `approximate`, the tanh form
+// ½x(1 + tanh(√(2/π)(x + 0.044715x³))). As keras.activations.gelu(x, approximate).
+Tensor gelu(const Tensor& x, bool approximate = false, Loc loc = Loc::current());
+Tensor erf(const Tensor& x, Loc loc = Loc::current());          // error function
+Tensor log1p(const Tensor& x, Loc loc = Loc::current());        // log(1 + x), accurate near 0
+Tensor expm1(const Tensor& x, Loc loc = Loc::current());        // e^x − 1, accurate near 0
 Tensor floor(const Tensor& x, Loc loc = Loc::current());        // round down
 Tensor ceil(const Tensor& x, Loc loc = Loc::current());         // round up
 Tensor round(const Tensor& x, Loc loc = Loc::current());        // to nearest, ties to even

@@ -61,6 +61,18 @@ Tensor relu(const Tensor& x, Loc loc) {
 Tensor softplus(const Tensor& x, Loc loc) {
   return unary(ir::Op::softplus, x, loc);
 }
+Tensor gelu(const Tensor& x, bool approximate, Loc loc) {
+  return unary(ir::Op::gelu, x, loc, ir::Attrs().set_bool("approximate", approximate));
+}
+Tensor erf(const Tensor& x, Loc loc) {
+  return unary(ir::Op::erf, x, loc);
+}
+Tensor log1p(const Tensor& x, Loc loc) {
+  return unary(ir::Op::log1p, x, loc);
+}
+Tensor expm1(const Tensor& x, Loc loc) {
+  return unary(ir::Op::expm1, x, loc);
+}
 Tensor floor(const Tensor& x, Loc loc) {
   return unary(ir::Op::floor, x, loc);
 }

@@ -11,6 +11,7 @@
 
 #include "kiln/frontend/apply.h"
 #include "kiln/frontend/gradient_tape.h"
+#include "kiln/ir/dot.h"
 
 namespace kiln::optimizers {
 
@@ -190,6 +191,8 @@ void Optimizer::apply_gradients(const std::vector<std::pair<Tensor, Variable>>& 
         fmt::format("{}: no gradients provided for any variable ({})", state_->name, skipped), loc);
   }
 
+  // One scope for every optimizer's nodes, which graph dumps colour (ir/dot.h).
+  kiln::name_scope optimizer_scope(ir::kOptimizerScope);
   kiln::name_scope scope(state_->name);
   // The learning rate once per step and dtype, computed in that dtype.
   std::map<DType, Tensor> lrs;

@@ -3,10 +3,11 @@
 // {string: string}}), then the tensors' raw little-endian bytes. Kiln reads and writes the
 // dtypes "F32", "F64", "I32", "I64", "U8" and "BOOL".
 //
-// Writing follows the reference implementation's layout: the header's JSON (keys sorted) is
-// padded with spaces to a multiple of 8 bytes, and the data is ordered by dtype (I64, F64, F32,
-// I32, U8, BOOL) then name, so every tensor starts naturally aligned. Reading checks everything
-// before it allocates and throws kiln::IOError naming the file and the problem.
+// The format itself is runtime/safetensors.h's, shared with the AOT runtime; this is its face for
+// Tensors. Writing follows the reference implementation's layout: the header's JSON (keys
+// sorted) is padded with spaces to a multiple of 8 bytes, and the data is ordered by dtype (I64,
+// F64, F32, I32, U8, BOOL) then name, so every tensor starts naturally aligned. Reading checks
+// everything before it allocates and throws kiln::IOError naming the file and the problem.
 #pragma once
 
 #include <map>

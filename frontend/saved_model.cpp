@@ -85,7 +85,7 @@ Tensor SavedModel::operator()(const Tensor& x, std::source_location loc) const {
   for (const ir::HostTensor& w : impl_->weights)
     args.push_back(&w);
   std::call_once(impl_->compile_once,
-                 [&] { impl_->compiled = kiln::compile(detail::clone_function(impl_->graph)); });
+                 [&] { impl_->compiled = kiln::compile(impl_->graph.clone()); });
   ir::EvalResult result = impl_->compiled->run(args);
   return Tensor(std::move(result.outputs.at(0)));
 }

@@ -151,27 +151,4 @@ EagerScope::~EagerScope() {
   trace_stack().pop_back();
 }
 
-ir::Function clone_function(const ir::Function& function) {
-  ir::Function copy(function.name());
-  std::unordered_map<const ir::Value*, ir::Value*> map;
-  for (const auto& param : function.params())
-    map[param.get()] = copy.add_param(param->type(), param->name());
-  for (const auto& node : function.nodes()) {
-    std::vector<ir::Value*> inputs;
-    for (const ir::Value* v : node->inputs())
-      inputs.push_back(map.at(v));
-    ir::Node* made = copy.append_unchecked(node->op(), std::move(inputs), node->attrs(),
-                                           node->output_types(), node->scope(), node->loc());
-    for (size_t i = 0; i < node->num_outputs(); ++i)
-      map[node->output(i)] = made->output(i);
-  }
-  std::vector<ir::Value*> outputs;
-  for (const ir::Value* v : function.outputs())
-    outputs.push_back(map.at(v));
-  copy.set_outputs(std::move(outputs));
-  for (const auto& update : function.updates())
-    copy.add_update(map.at(update.param), map.at(update.value));
-  return copy;
-}
-
 }  // namespace kiln::detail

@@ -124,7 +124,4 @@ class EagerScope {
   EagerScope& operator=(const EagerScope&) = delete;
 };
 
-// A deep copy of `function` (same params, nodes, scopes, locations, outputs and updates).
-ir::Function clone_function(const ir::Function& function);
-
 }  // namespace kiln::detail

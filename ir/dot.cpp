@@ -31,16 +31,10 @@ constexpr std::array<std::string_view, 8> kKernelFills = {
 enum class Role { forward, gradient, optimizer };
 
 // Autodiff scopes gradient nodes "gradients[/forward scope]"; Optimizer::apply_gradients scopes
-// its nodes with the optimizer's name ("SGD", "rmsprop", "adam", "adagrad").
+// its nodes "optimizer/<the optimizer's name>" (kOptimizerScope), whatever the optimizer.
 Role role_of(std::string_view scope) {
   if (scope.starts_with("gradients")) return Role::gradient;
-  std::string first(scope.substr(0, scope.find('/')));
-  std::transform(first.begin(), first.end(), first.begin(), [](char c) {
-    return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c;
-  });
-  for (std::string_view name : {"sgd", "rmsprop", "adam", "adagrad"}) {
-    if (first == name) return Role::optimizer;
-  }
+  if (scope.substr(0, scope.find('/')) == kOptimizerScope) return Role::optimizer;
   return Role::forward;
 }
 
@@ -134,9 +128,10 @@ class DotWriter {
 
   std::string write() {
     line(0, fmt::format("digraph {} {{", quote(function_.name())));
-    line(1, fmt::format("// Fill colours: forward {}, gradients (scope \"gradients...\") {}, "
-                        "optimizer (scope sgd/rmsprop/adam/adagrad/...) {}, constants {}.",
-                        kForwardFill, kGradientFill, kOptimizerFill, kConstantFill));
+    line(1,
+         fmt::format("// Fill colours: forward {}, gradients (scope \"gradients...\") {}, "
+                     "optimizer (scope \"{}/...\") {}, constants {}.",
+                     kForwardFill, kGradientFill, kOptimizerScope, kOptimizerFill, kConstantFill));
     line(1, "graph [fontname=\"Helvetica\", fontsize=10];");
     line(1, fmt::format("node [shape=box, style=\"rounded,filled\", fontname=\"Helvetica\", "
                         "fontsize=10, fillcolor=\"{}\"];",

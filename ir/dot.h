@@ -9,13 +9,14 @@
 // layer: collapsed (the default), every layer is one box labelled with its scope and op count;
 // expanded, layers are clusters holding their nodes. Nodes whose
 // scope starts with "gradients" (the backward pass autodiff appends) are drawn in another colour
-// than the forward ones, and optimizer updates (scope "SGD", "rmsprop", "adam", "adagrad") in a
+// than the forward ones, and optimizer updates (scope kOptimizerScope, "optimizer/SGD") in a
 // third. Given a kernel grouping (after fusion), nodes are grouped by kernel instead. The same
 // function gives the same text.
 #pragma once
 
 #include <set>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <utility>
 #include <vector>
@@ -23,6 +24,10 @@
 #include "kiln/ir/function.h"
 
 namespace kiln::ir {
+
+// The name scope under which every optimizer puts its update nodes ("optimizer/<its name>"),
+// which the dump draws in the optimizer colour.
+inline constexpr std::string_view kOptimizerScope = "optimizer";
 
 struct DotOptions {
   // Show every node, with name scopes as clusters, instead of one box per scope.

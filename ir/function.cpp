@@ -2,19 +2,12 @@
 
 #include <fmt/format.h>
 
+#include <unordered_map>
+
 #include "kiln/ir/error.h"
 #include "kiln/ir/infer.h"
 
 namespace kiln::ir {
-
-SourceLoc SourceLoc::from(const std::source_location& loc) {
-  return SourceLoc{loc.file_name(), loc.line(), loc.column()};
-}
-
-std::string SourceLoc::to_string() const {
-  if (column == 0) return fmt::format("{}:{}", file, line);
-  return fmt::format("{}:{}:{}", file, line, column);
-}
 
 Node::Node(Op op, std::vector<Value*> inputs, Attrs attrs, std::string scope, SourceLoc loc)
     : op_(op),
@@ -71,6 +64,29 @@ Node* Function::append_unchecked(Op op, std::vector<Value*> inputs, Attrs attrs,
   }
   nodes_.push_back(std::move(node));
   return nodes_.back().get();
+}
+
+Function Function::clone() const {
+  Function copy(name_);
+  std::unordered_map<const Value*, Value*> map;
+  for (const auto& param : params_)
+    map[param.get()] = copy.add_param(param->type(), param->name());
+  for (const auto& node : nodes_) {
+    std::vector<Value*> inputs;
+    for (const Value* v : node->inputs())
+      inputs.push_back(map.at(v));
+    Node* made = copy.append_unchecked(node->op(), std::move(inputs), node->attrs(),
+                                       node->output_types(), node->scope(), node->loc());
+    for (size_t i = 0; i < node->num_outputs(); ++i)
+      map[node->output(i)] = made->output(i);
+  }
+  std::vector<Value*> outputs;
+  for (const Value* v : outputs_)
+    outputs.push_back(map.at(v));
+  copy.set_outputs(std::move(outputs));
+  for (const Update& update : updates_)
+    copy.add_update(map.at(update.param), map.at(update.value));
+  return copy;
 }
 
 }  // namespace kiln::ir

@@ -4,29 +4,16 @@
 
 #include <cstdint>
 #include <memory>
-#include <source_location>
 #include <span>
 #include <string>
 #include <vector>
 
 #include "kiln/ir/attrs.h"
 #include "kiln/ir/op.h"
+#include "kiln/ir/source_loc.h"
 #include "kiln/ir/types.h"
 
 namespace kiln::ir {
-
-// Where the user's code created a node. Empty when unknown (e.g. parsed without a loc).
-struct SourceLoc {
-  std::string file;
-  uint32_t line = 0;
-  uint32_t column = 0;
-
-  static SourceLoc from(const std::source_location& loc);
-  bool empty() const { return file.empty() && line == 0; }
-  // "file.cpp:12:5"
-  std::string to_string() const;
-  bool operator==(const SourceLoc&) const = default;
-};
 
 class Node;
 
@@ -88,6 +75,9 @@ class Function {
 
   const std::string& name() const { return name_; }
   void set_name(std::string name) { name_ = std::move(name); }
+  // A deep copy (same name, params, nodes with their scopes and locations, outputs, updates):
+  // Functions are move-only, so passes that consume one are given a clone.
+  Function clone() const;
 
   // Adds a parameter; an empty name gets "argN".
   Value* add_param(TensorType type, std::string name = "");

@@ -9,8 +9,8 @@ namespace kiln::ir {
 namespace {
 std::vector<TensorType> dispatch(Op op, std::span<const TensorType> inputs, const Attrs& attrs) {
   switch (op) {
-#define KILN_OP(name, family, nin, nout, traits) \
-  case Op::name:                                 \
+#define KILN_OP(name, family, nin, nout, dtypes, traits) \
+  case Op::name:                                         \
     return infer_##family(op, inputs, attrs);
 #include "kiln/ir/ops.def"
 #undef KILN_OP
@@ -40,13 +40,6 @@ std::vector<TensorType> infer_types(Op op, std::span<const TensorType> inputs, c
     if (!attrs.empty()) e.add_context(fmt::format("attributes: {}", attrs.to_string()));
     throw;
   }
-}
-
-void add_location(Error& error, std::string_view scope, const SourceLoc& loc) {
-  if (loc.empty() && scope.empty()) return;
-  std::string where = loc.empty() ? std::string("at unknown location") : "at " + loc.to_string();
-  if (!scope.empty()) where += fmt::format(" (scope {})", scope);
-  error.add_context(where);
 }
 
 }  // namespace kiln::ir

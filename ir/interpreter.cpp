@@ -18,7 +18,7 @@ std::vector<HostTensor> run_op(Op op, std::span<const HostTensor> inputs, const 
     for (const TensorType& t : output_types)
       outputs.emplace_back(t);
     switch (op) {
-#define KILN_OP(name, family, nin, nout, traits)    \
+#define KILN_OP(name, family, nin, nout, dtypes, traits)    \
   case Op::name:                                    \
     interpret_##family(op, inputs, attrs, outputs); \
     break;

@@ -9,11 +9,13 @@ struct OpInfo {
   std::string_view name;
   int inputs;
   int outputs;
+  DTypes dtypes;
   uint32_t traits;
 };
 
 constexpr std::array<OpInfo, kNumOps> kOpInfo = {{
-#define KILN_OP(name, family, inputs, outputs, traits) {#name, inputs, outputs, traits},
+#define KILN_OP(name, family, inputs, outputs, dtypes, traits) \
+  {#name, inputs, outputs, DTypes::dtypes, traits},
 #include "kiln/ir/ops.def"
 #undef KILN_OP
 }};
@@ -42,6 +44,42 @@ int op_num_outputs(Op op) {
 }
 uint32_t op_traits(Op op) {
   return info(op).traits;
+}
+DTypes op_dtypes(Op op) {
+  return info(op).dtypes;
+}
+
+bool dtypes_admit(DTypes dtypes, DType dtype) {
+  switch (dtypes) {
+    case DTypes::numeric:
+      return is_numeric(dtype);
+    case DTypes::floating:
+      return is_floating(dtype);
+    case DTypes::boolean:
+      return dtype == DType::boolean;
+    case DTypes::by_rule:
+    case DTypes::numeric_or_bool:
+    case DTypes::any:
+      return true;
+  }
+  return false;
+}
+
+std::string_view dtypes_text(DTypes dtypes) {
+  switch (dtypes) {
+    case DTypes::numeric:
+      return "a numeric dtype (f32, f64, i32, i64, u8)";
+    case DTypes::floating:
+      return "a floating dtype (f32, f64)";
+    case DTypes::boolean:
+      return "bool";
+    case DTypes::numeric_or_bool:
+      return "a numeric dtype or bool";
+    case DTypes::by_rule:
+    case DTypes::any:
+      return "any dtype";
+  }
+  return "";
 }
 
 }  // namespace kiln::ir

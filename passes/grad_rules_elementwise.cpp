@@ -23,6 +23,42 @@ std::vector<V> none(const Context&) {
   return {V{}};
 }
 
+// An op of the table applied to x (for ops the builder vocabulary does not name).
+V unary(Op op, V x) {
+  return x.builder->op(op, {x});
+}
+
+// d/dx x·Φ(x) = Φ(x) + x·φ(x), with Φ(x) = ½(1 + erf(x/√2)) and φ(x) = e^(−x²/2)/√(2π).
+std::vector<V> gelu_exact(const Context& c) {
+  V x = c.x();
+  V scaled = x * 0.70710678118654752440;
+  V erf_term = unary(Op::erf, scaled);
+  V cdf = 0.5 * (1.0 + erf_term);
+  V sq = square(x);
+  V pdf = exp(sq * -0.5) * 0.39894228040143267794;
+  V x_pdf = x * pdf;
+  V slope = cdf + x_pdf;
+  return {c.dy() * slope};
+}
+
+// y = x·s with s = sigmoid(2u), u = √(2/π)(x + 0.044715x³):
+// dy/dx = s + x·s(1 − s)·2u', u' = √(2/π)(1 + 3·0.044715x²).
+std::vector<V> gelu_tanh(const Context& c) {
+  constexpr double kC = 0.79788456080286535588, kA = 0.044715;
+  V x = c.x();
+  V sq = square(x);
+  V cube = sq * x;
+  V inner = x + cube * kA;
+  V s = sigmoid(inner * (2 * kC));
+  V one_minus_s = 1.0 - s;
+  V ds = s * one_minus_s;
+  V du = (sq * (3 * kA) + 1.0) * (2 * kC);
+  V x_ds = x * ds;
+  V chain = x_ds * du;
+  V slope = s + chain;
+  return {c.dy() * slope};
+}
+
 // A cast between floating types passes the gradient back in the operand's precision; a cast to
 // or from an integer type has none.
 std::vector<V> cast_rule(const Context& c) {
@@ -69,6 +105,21 @@ void add_elementwise_rules(RuleTable& t) {
   };
   t[size_t(Op::softplus)] = [](const Context& c) -> std::vector<V> {
     return {c.dy() * sigmoid(c.x())};
+  };
+  t[size_t(Op::gelu)] = [](const Context& c) -> std::vector<V> {
+    return c.attrs().get_bool("approximate", false) ? gelu_tanh(c) : gelu_exact(c);
+  };
+  t[size_t(Op::erf)] = [](const Context& c) -> std::vector<V> {
+    V e = exp(-square(c.x()));
+    return {c.dy() * 1.12837916709551257390 * e};  // 2/√π
+  };
+  t[size_t(Op::log1p)] = [](const Context& c) -> std::vector<V> {
+    V one_plus_x = 1.0 + c.x();
+    return {c.dy() / one_plus_x};
+  };
+  t[size_t(Op::expm1)] = [](const Context& c) -> std::vector<V> {
+    V e = c.y() + 1.0;  // e^x, from the result
+    return {c.dy() * e};
   };
   t[size_t(Op::floor)] = none;
   t[size_t(Op::ceil)] = none;

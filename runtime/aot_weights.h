@@ -1,5 +1,6 @@
 // Internal to the AOT runtime (aot_model.cpp): reading and writing the model state as a
-// safetensors file, with a JSON reader of its own. No LLVM, no IR, no fmt, no iostream.
+// safetensors file, through Kiln's one safetensors reader and writer (safetensors.h), with the
+// model's checks and messages. No LLVM, no IR, no fmt, no iostream.
 #pragma once
 
 #include <cstddef>
@@ -10,6 +11,8 @@
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include "kiln/runtime/safetensors.h"
 
 namespace kiln::runtime::detail {
 
@@ -31,11 +34,11 @@ struct TensorInfo {
 };
 
 // Bytes per element of a KILN_AOT_* dtype, or 0 for an unknown one.
-int64_t dtype_size(int32_t dtype);
+using safetensors::dtype_size;
+// A name from a file, made safe to print: control bytes become '?', long names are cut.
+using safetensors::printable;
 // "[2, 3]".
 std::string shape_string(const std::vector<int64_t>& shape);
-// A name from a file, made safe to print: control bytes become '?', long names are cut.
-std::string printable(std::string_view s);
 // Whether `name` can name a tensor in a safetensors file (valid UTF-8, not "__metadata__").
 bool valid_tensor_name(std::string_view name);
 
@@ -46,8 +49,8 @@ void read_weights_file(const std::string& model, const char* path,
                        std::span<const TensorInfo> state,
                        const std::function<void*(size_t)>& buffer);
 
-// Saves state[s] with the bytes at data[s] to `path` as kiln::safetensors::save lays files out,
-// atomically: `path` is replaced whole or left as it was. Throws Failure naming `model`.
+// Saves state[s] with the bytes at data[s] to `path` (safetensors::write), atomically: `path` is
+// replaced whole or left as it was. Throws Failure naming `model`.
 void write_weights_file(const std::string& model, const char* path,
                         std::span<const TensorInfo> state, std::span<void* const> data);
 

@@ -29,6 +29,7 @@ tsan_tests=(
   "data_test:*prefetch*"
   "frontend_ops_test:name_scope nests per thread"
   "trace_test:traces nest per thread"
+  "eager_test:eager ops on several threads share the cache"
 )
 
 stage_asan() {

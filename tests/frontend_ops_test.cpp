@@ -171,6 +171,16 @@ TEST_CASE("unary ops", "[frontend]") {
   check<float>(k::elu(x, 2.0), {3}, {2 * std::expm1(-1.5f), 0, 2.25f});
   check<float>(k::softplus(x), {3},
                {std::log1p(std::exp(-1.5f)), std::log(2.f), std::log1p(std::exp(2.25f))});
+  // gelu as keras.activations.gelu: exact x·Φ(x) by default, the tanh form when asked.
+  auto exact_gelu = [](float v) { return 0.5f * v * (1 + std::erf(v / std::sqrt(2.f))); };
+  auto tanh_gelu = [](float v) {
+    return 0.5f * v * (1 + std::tanh(0.7978845608f * (v + 0.044715f * v * v * v)));
+  };
+  check<float>(k::gelu(x), {3}, {exact_gelu(-1.5f), 0, exact_gelu(2.25f)});
+  check<float>(k::gelu(x, true), {3}, {tanh_gelu(-1.5f), 0, tanh_gelu(2.25f)});
+  check<float>(k::erf(x), {3}, {std::erf(-1.5f), 0, std::erf(2.25f)});
+  check<float>(k::log1p(p), {3}, {std::log1p(0.25f), std::log(2.f), std::log1p(4.f)});
+  check<float>(k::expm1(x), {3}, {std::expm1(-1.5f), 0, std::expm1(2.25f)});
   check<float>(k::floor(x), {3}, {-2, 0, 2});
   check<float>(k::ceil(x), {3}, {-1, 0, 3});
   check<float>(k::round(k::constant({0.5f, 1.5f, -2.5f, 2.6f})), {4}, {0, 2, -2, 3});
@@ -178,6 +188,15 @@ TEST_CASE("unary ops", "[frontend]") {
   check<int32_t>(k::cast(x, k::i32), {3}, {-1, 0, 2});
   check<bool>(k::cast(x, k::boolean), {3}, {true, false, true});
   check<int32_t>(k::abs(k::constant({-3, 4})), {2}, {3, 4});
+}
+
+TEST_CASE("\"gelu\" is an activation name, as in Keras", "[frontend][keras]") {
+  k::Tensor x = k::constant({-1.5f, 0.f, 2.25f});
+  check<float>(k::activations::get("gelu")(x), {3}, k::gelu(x).to_vector<float>());
+  k::layers::Dense dense(2, "gelu");
+  k::Tensor y = dense(k::constant({{1.f, -2.f}, {0.5f, 3.f}}));
+  CHECK(y.shape() == k::Shape{2, 2});
+  CHECK_THROWS_WITH(k::activations::get("gelu_fast"), Catch::Contains("gelu"));
 }
 
 TEST_CASE("binary ops and operators broadcast", "[frontend]") {

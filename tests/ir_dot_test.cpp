@@ -293,8 +293,8 @@ const char* const kTrainStep =
   %4 = mul(%2, %3) : f32[4,3]
   %5 = transpose(%x) {perm = [1, 0]} : f32[8,4]  scope "gradients/dense"
   %6 = matmul(%5, %4) : f32[8,3]  scope "gradients/dense"
-  %7 = mul(%6, %3) : f32[8,3]  scope "SGD"
-  %8 = sub(%dense/kernel, %7) : f32[8,3]  scope "SGD"
+  %7 = mul(%6, %3) : f32[8,3]  scope "optimizer/SGD"
+  %8 = sub(%dense/kernel, %7) : f32[8,3]  scope "optimizer/SGD"
   return %4
   update %dense/kernel = %8
 }
@@ -325,7 +325,7 @@ TEST_CASE("to_dot: a small function, exactly", "[ir][dot]") {
 )");
   std::string dot = to_dot(f);
   CHECK(dot == R"(digraph "tiny" {
-  // Fill colours: forward #dae8fc, gradients (scope "gradients...") #f8cecc, optimizer (scope sgd/rmsprop/adam/adagrad/...) #d5e8d4, constants #eeeeee.
+  // Fill colours: forward #dae8fc, gradients (scope "gradients...") #f8cecc, optimizer (scope "optimizer/...") #d5e8d4, constants #eeeeee.
   graph [fontname="Helvetica", fontsize=10];
   node [shape=box, style="rounded,filled", fontname="Helvetica", fontsize=10, fillcolor="#dae8fc"];
   edge [fontname="Helvetica", fontsize=8, color="#555555"];
@@ -363,7 +363,7 @@ TEST_CASE("to_dot collapsed: one box per scope, deduplicated edges", "[ir][dot]"
   // One box per scope with its op count; unscoped nodes stay nodes; no op of a box is drawn.
   std::string dense = g.id_of("dense\n3 ops");
   std::string grads = g.id_of("gradients/dense\n2 ops");
-  std::string sgd = g.id_of("SGD\n2 ops");
+  std::string sgd = g.id_of("optimizer/SGD\n2 ops");
   std::string mul = g.id_of("mul\nf32[4,3]");
   std::string constant = g.id_of("f32[]");
   CHECK(g.node(constant).at("fontsize") == "8");
@@ -512,7 +512,9 @@ TEST_CASE("to_dot: nodes outside boxes get one edge per value, collapsed or not"
 }
 
 TEST_CASE("to_dot: every optimizer's scope gets the optimizer colour", "[ir][dot]") {
-  for (const char* scope : {"SGD", "sgd/momentum", "rmsprop", "adam", "adagrad/accum"}) {
+  // Whatever the optimizer's name: the colour comes from the "optimizer" scope alone.
+  for (const char* scope :
+       {"optimizer", "optimizer/SGD", "optimizer/sgd/momentum", "optimizer/my_own_optimizer"}) {
     Function f = parse(fmt::format(R"(func @f(%a: f32[2]) -> f32[2] {{
   %0 = neg(%a) : f32[2]
   %1 = neg(%0) : f32[2]  scope "{}"
@@ -527,6 +529,20 @@ TEST_CASE("to_dot: every optimizer's scope gets the optimizer colour", "[ir][dot
     CHECK(g.node(negs[0]).at("fillcolor") == g.node(negs[2]).at("fillcolor"));
     CHECK(g.node(negs[1]).at("fillcolor") != g.node(negs[0]).at("fillcolor"));
     CHECK(g.node(negs[1]).at("fillcolor") == g.node(g.id_of("optimizer")).at("fillcolor"));
+  }
+  // An optimizer's name alone, or "optimizer" below the top, is an ordinary scope.
+  for (const char* scope : {"SGD", "adam", "optimizers", "dense/optimizer"}) {
+    Function f = parse(fmt::format(R"(func @f(%a: f32[2]) -> f32[2] {{
+  %0 = neg(%a) : f32[2]
+  %1 = neg(%0) : f32[2]  scope "{}"
+  return %1
+}})",
+                                   scope));
+    DotGraph g = read_dot(to_dot(f, {.expand = true}));
+    INFO(scope);
+    std::vector<std::string> negs = g.with_label("neg\nf32[2]");
+    REQUIRE(negs.size() == 2);
+    CHECK(g.node(negs[0]).at("fillcolor") == g.node(negs[1]).at("fillcolor"));
   }
 }
 

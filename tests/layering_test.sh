@@ -32,5 +32,16 @@ for module in "${!allowed[@]}"; do
     fi
   fi
 done
+# kiln/kiln.h is the user's umbrella header: it includes every layer, so a lower layer that
+# includes it depends on all of them (and on itself). Only the programs on top (tools/, tests/,
+# bench/, examples/, docs/, fuzz/) may; the header itself lives in frontend/.
+for module in ir passes runtime codegen frontend; do
+  [ -d "$module" ] || continue
+  if grep -rnE '^[[:space:]]*#[[:space:]]*include[[:space:]]*[<"]kiln/kiln\.h[">]' "$module" \
+    --include='*.h' --include='*.cpp' --include='*.def'; then
+    echo "layering: $module/ includes kiln/kiln.h (above); include the headers it needs instead"
+    status=1
+  fi
+done
 [ $status -eq 0 ] && echo "layering: all include lines follow DESIGN.md"
 exit $status

@@ -91,18 +91,32 @@ TEMPLATE_TEST_CASE("floating unary ops", "[elementwise][unary]", float, double) 
        {0.5, 1.5, 2.5, -0.5, -1.5, -2.5, 0.4, 0.6, 2.7, -2.7, 3, kInf},
        {0, 2, 2, 0, -2, -2, 0, 1, 3, -3, 3, kInf}},
       {Op::elu, {1, 0, -1, -1000}, {1, 0, -0.632120558828558, -1}},
+      {Op::gelu,
+       {0, 1, -1, 2, -3, kInf},
+       {0, 0.841344746068543, -0.158655253931457, 1.95449973610364, -0.00404969409489029, kInf}},
+      {Op::erf, {0, 0.5, -1, kInf, -kInf}, {0, 0.520499877813047, -0.842700792949715, 1, -1}},
+      {Op::log1p, {0, e - 1, -0.5, -1, -2, kInf}, {0, 1, -0.693147180559945, -kInf, kNaN, kInf}},
+      {Op::expm1, {0, 1, -1, -kInf, kInf}, {0, e - 1, -0.632120558828558, -1, kInf}},
   });
+  // keras.activations.gelu(x, approximate=True): ½x(1 + tanh(√(2/π)(x + 0.044715x³))).
+  check_unary_rows<TestType>(
+      {{Op::gelu,
+        {0, 1, -1, 2, -3, kInf},
+        {0, 0.841191990608277, -0.158808009391723, 1.95459769408778, -0.00363739208177299, kInf}}},
+      Attrs().set_bool("approximate", true));
   check_unary_rows<TestType>({{Op::elu, {-1, 3}, {-1.26424111765712, 3}}},
                              Attrs().set_float("alpha", 2.0));
 }
 
 TEMPLATE_TEST_CASE("floating unary ops propagate NaN", "[elementwise][unary]", float, double) {
-  for (Op op : {Op::neg, Op::abs, Op::sign, Op::square, Op::relu, Op::exp, Op::log, Op::sqrt,
-                Op::rsqrt, Op::reciprocal, Op::sin, Op::cos, Op::tanh, Op::sigmoid, Op::elu,
-                Op::softplus, Op::floor, Op::ceil, Op::round}) {
+  for (Op op : {Op::neg,   Op::abs,     Op::sign,  Op::square,     Op::relu,  Op::exp,
+                Op::log,   Op::sqrt,    Op::rsqrt, Op::reciprocal, Op::sin,   Op::cos,
+                Op::tanh,  Op::sigmoid, Op::elu,   Op::softplus,   Op::floor, Op::ceil,
+                Op::round, Op::gelu,    Op::erf,   Op::log1p,      Op::expm1}) {
     INFO(kiln::ir::op_name(op));
     check_unary_rows<TestType>({{op, {kNaN}, {kNaN}}});
   }
+  check_unary_rows<TestType>({{Op::gelu, {kNaN}, {kNaN}}}, Attrs().set_bool("approximate", true));
 }
 
 TEST_CASE("stable sigmoid and softplus stay accurate far from zero", "[elementwise][unary]") {
@@ -112,6 +126,20 @@ TEST_CASE("stable sigmoid and softplus stay accurate far from zero", "[elementwi
                        {3.720075976020836e-44}, 1e-12);
   HostTensor tiny = run1(Op::sigmoid, {make<double>({1}, {-100})});
   CHECK(tiny.data<double>()[0] > 0);
+}
+
+TEST_CASE("log1p, expm1 and gelu stay accurate where the naive forms lose it",
+          "[elementwise][unary]") {
+  // log(1 + x) and e^x − 1 round 1 + 1e-10 and lose six digits; log1p and expm1 do not.
+  auto relative = [](double got, double want) { return std::abs(got - want) / std::abs(want); };
+  HostTensor l = run1(Op::log1p, {make<double>({2}, {1e-10, -1e-12})});
+  CHECK(relative(l.data<double>()[0], 9.9999999995e-11) < 1e-14);
+  CHECK(relative(l.data<double>()[1], -1.0000000000005e-12) < 1e-14);
+  HostTensor m = run1(Op::expm1, {make<float>({1}, {1e-7f})});
+  CHECK(relative(m.data<float>()[0], 1.00000005e-7) < 1e-6);
+  // Far in the negative tail x·Φ(x) is tiny but not 0 (½x(1 + erf(x/√2)) would give 0 in f32).
+  HostTensor g = run1(Op::gelu, {make<float>({1}, {-10.0f})});
+  CHECK(relative(g.data<float>()[0], -7.619853024160593e-23) < 1e-5);
 }
 
 TEST_CASE("round keeps the sign of zero", "[elementwise][unary]") {
@@ -222,7 +250,8 @@ std::vector<DTypeRule> dtype_rules() {
   for (Op op : {Op::neg, Op::abs, Op::sign, Op::square, Op::relu})
     rules.push_back({op, kNumeric});
   for (Op op : {Op::exp, Op::log, Op::sqrt, Op::rsqrt, Op::reciprocal, Op::sin, Op::cos, Op::tanh,
-                Op::sigmoid, Op::elu, Op::softplus, Op::floor, Op::ceil, Op::round}) {
+                Op::sigmoid, Op::elu, Op::softplus, Op::gelu, Op::erf, Op::log1p, Op::expm1,
+                Op::floor, Op::ceil, Op::round}) {
     rules.push_back({op, kFloating});
   }
   rules.push_back({Op::logical_not, kBool});
@@ -264,6 +293,31 @@ TEST_CASE("each elementwise op accepts exactly its documented dtypes", "[element
   }
 }
 
+TEST_CASE("every elementwise op accepts exactly the dtypes its table row names",
+          "[elementwise][errors]") {
+  for (int i = 0; i < kiln::ir::kNumOps; ++i) {
+    const Op op = static_cast<Op>(i);
+    if (!kiln::ir::has_trait(op, kiln::ir::kElementwise)) continue;
+    const kiln::ir::DTypes accepted = kiln::ir::op_dtypes(op);
+    INFO(kiln::ir::op_name(op));
+    REQUIRE(accepted != kiln::ir::DTypes::by_rule);   // elementwise rules read the table
+    if (accepted == kiln::ir::DTypes::any) continue;  // cast and select: tested apart
+    for (DType dtype : kiln::ir::kAllDTypes) {
+      INFO("on " << kiln::ir::dtype_name(dtype));
+      std::vector<TensorType> operands(static_cast<size_t>(kiln::ir::op_num_inputs(op)),
+                                       TensorType{dtype, Shape{2}});
+      if (kiln::ir::dtypes_admit(accepted, dtype)) {
+        auto out = kiln::ir::infer_types(op, operands, {});
+        REQUIRE(out.size() == 1);
+        CHECK(out[0].dtype ==
+              (kiln::ir::has_trait(op, kiln::ir::kComparison) ? DType::boolean : dtype));
+      } else {
+        CHECK_THROWS_AS(kiln::ir::infer_types(op, operands, {}), kiln::TypeError);
+      }
+    }
+  }
+}
+
 TEST_CASE("unary ops reject bad dtypes and attributes", "[elementwise][errors]") {
   std::vector<TensorType> i32 = {TensorType{DType::i32, Shape{3}}};
   std::vector<TensorType> f32 = {TensorType{DType::f32, Shape{3}}};
@@ -278,6 +332,11 @@ TEST_CASE("unary ops reject bad dtypes and attributes", "[elementwise][errors]")
   CHECK_THROWS_WITH(
       kiln::ir::infer_types(Op::elu, f32, Attrs().set_string("alpha", "big")),
       Catch::Contains("elu") && Catch::Contains("'alpha'") && Catch::Contains("float"));
+  CHECK_THROWS_AS(kiln::ir::infer_types(Op::gelu, f32, Attrs().set_float("approximate", 1.0)),
+                  kiln::ValueError);
+  CHECK_THROWS_WITH(kiln::ir::infer_types(Op::gelu, f32, Attrs().set_int("approximate", 1)),
+                    Catch::Contains("gelu") && Catch::Contains("'approximate'"));
+  CHECK_THROWS_AS(kiln::ir::infer_types(Op::log1p, i32, {}), kiln::TypeError);
   CHECK_THROWS_WITH(kiln::ir::infer_types(Op::neg, {}, {}),
                     Catch::Contains("neg") && Catch::Contains("expects 1 operand"));
 }

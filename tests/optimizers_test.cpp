@@ -437,3 +437,23 @@ TEST_CASE("minimize takes the gradient with a tape and applies it", "[optimizers
   CHECK(x.value().item<float>() == Approx(5.f - 0.01f * 95.f));
   CHECK(sgd.iterations().value().item<int64_t>() == 1);
 }
+
+TEST_CASE("every optimizer puts its nodes under the scope optimizer/<its name>", "[optimizers]") {
+  std::vector<std::shared_ptr<opt::Optimizer>> optimizers = {
+      std::make_shared<opt::SGD>(0.1, 0.9), std::make_shared<opt::Adam>(),
+      std::make_shared<opt::RMSprop>(), std::make_shared<opt::Adagrad>()};
+  for (const auto& optimizer : optimizers) {
+    INFO(optimizer->name());
+    k::Variable w(k::constant({1.f, -2.f}), "w");
+    auto step = k::function([&](const k::Tensor& g) { optimizer->apply_gradients({{g, w}}); },
+                            "train_step");
+    k::Tensor g = k::constant({0.5f, 1.f});
+    const k::ir::Function& graph = step.graph(g);
+    REQUIRE(!graph.nodes().empty());
+    const std::string scope = "optimizer/" + optimizer->name();
+    for (const auto& node : graph.nodes()) {
+      INFO(k::ir::op_name(node->op()) << " in scope '" << node->scope() << "'");
+      CHECK((node->scope() == scope || node->scope().starts_with(scope + "/")));
+    }
+  }
+}

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <array>
 #include <cmath>
+#include <stdexcept>
 
 #include <fmt/format.h>
 
@@ -72,6 +73,50 @@ constexpr std::array<StepWeight, 12> kStepWeights = {{{Step::unary, 18},
 // Values beyond this are squashed with tanh before an op that could amplify them further.
 constexpr double kMaxBound = 10;
 
+// The op lists come from the op table (ir/ops.def), so a new elementwise op is generated as soon
+// as it is in the table; an op step_unary or step_binary has no rule for throws (and
+// random_program_test's coverage test fails) instead of being skipped.
+
+// Ops with an integer-valued or piecewise-constant result: step_rounding gives them exact
+// operands only, so rounding differences cannot flip them.
+bool is_rounding(Op op) {
+  return op == Op::floor || op == Op::ceil || op == Op::round || op == Op::sign;
+}
+
+// Elementwise ops of the table with `arity` operands that accept floating operands (cast, which
+// changes the dtype, and select, which step_select builds, have a dtype class of `any`).
+std::vector<Op> floating_elementwise(int arity) {
+  std::vector<Op> ops;
+  for (int i = 0; i < ir::kNumOps; ++i) {
+    const Op op = static_cast<Op>(i);
+    if (ir::has_trait(op, ir::kElementwise) && ir::op_num_inputs(op) == arity &&
+        ir::op_dtypes(op) != ir::DTypes::any && ir::dtypes_admit(ir::op_dtypes(op), DType::f32))
+      ops.push_back(op);
+  }
+  return ops;
+}
+
+std::vector<Op> unary_ops() {
+  std::vector<Op> ops = floating_elementwise(1);
+  std::erase_if(ops, is_rounding);
+  return ops;
+}
+std::vector<Op> rounding_ops() {
+  std::vector<Op> ops = floating_elementwise(1);
+  std::erase_if(ops, [](Op op) { return !is_rounding(op); });
+  return ops;
+}
+std::vector<Op> binary_ops() {
+  std::vector<Op> ops = floating_elementwise(2);
+  std::erase_if(ops, [](Op op) { return ir::has_trait(op, ir::kComparison); });
+  return ops;
+}
+std::vector<Op> comparison_ops() {
+  std::vector<Op> ops = floating_elementwise(2);
+  std::erase_if(ops, [](Op op) { return !ir::has_trait(op, ir::kComparison); });
+  return ops;
+}
+
 class Generator {
  public:
   Generator(uint64_t seed, const RandomProgramOptions& options)
@@ -99,7 +144,7 @@ class Generator {
     return std::find(opt_.exclude_ops.begin(), opt_.exclude_ops.end(), op) ==
            opt_.exclude_ops.end();
   }
-  std::vector<Op> allowed_of(std::initializer_list<Op> ops) const {
+  std::vector<Op> allowed_of(const std::vector<Op>& ops) const {
     std::vector<Op> out;
     for (Op op : ops)
       if (allowed(op)) out.push_back(op);
@@ -236,9 +281,7 @@ class Generator {
   }
 
   bool step_unary() {
-    std::vector<Op> ops = allowed_of({Op::neg, Op::abs, Op::square, Op::exp, Op::log, Op::sqrt,
-                                      Op::rsqrt, Op::reciprocal, Op::sin, Op::cos, Op::tanh,
-                                      Op::sigmoid, Op::relu, Op::elu, Op::softplus});
+    std::vector<Op> ops = allowed_of(unary_ops());
     if (ops.empty()) return false;
     Op op = rng_.pick(ops);
     Val x = pick();
@@ -253,6 +296,7 @@ class Generator {
         add(op, {x}, {}, x.bound * x.bound, false);
         return true;
       case Op::exp:
+      case Op::expm1:
         x = bounded(x, 4);
         add(op, {x}, {}, std::exp(x.bound), false);
         return true;
@@ -261,6 +305,11 @@ class Generator {
         x = abs_plus_one(x);
         add(op, {x}, {}, op == Op::log ? std::log(x.bound) : std::sqrt(x.bound), false);
         return true;
+      case Op::log1p: {  // sees |x|, so values near 0 where log1p differs from log(1 + x)
+        Val a = x.exact ? x : bounded(x, 1e6);
+        add(op, {Val{node(Op::abs, {a.value}), a.bound, false}}, {}, std::log1p(a.bound), false);
+        return true;
+      }
       case Op::rsqrt:
       case Op::reciprocal:
         add(op, {abs_plus_one(x)}, {}, 1.0, false);
@@ -270,18 +319,31 @@ class Generator {
         add(op, {x}, Attrs().set_float("alpha", alpha), std::max(x.bound, alpha), false);
         return true;
       }
+      case Op::gelu:  // |gelu(x)| <= max(|x|, 0.17)
+        add(op, {x}, Attrs().set_bool("approximate", rng_.chance(0.5)), std::max(x.bound, 1.0),
+            false);
+        return true;
       case Op::softplus:
         add(op, {x}, {}, x.bound + 1, false);
         return true;
-      default:  // sin, cos, tanh, sigmoid
+      case Op::sin:
+      case Op::cos:
+      case Op::tanh:
+      case Op::sigmoid:
+      case Op::erf:
         add(op, {x}, {}, 1.0, false);
         return true;
+      default:
+        // An op of the table the generator has no rule for: say so instead of skipping it.
+        throw std::logic_error(fmt::format(
+            "random programs have no rule for unary op {} (tests/random_program.cpp, step_unary)",
+            ir::op_name(op)));
     }
   }
 
   bool step_binary() {
-    std::vector<Op> ops = allowed_of(
-        {Op::add, Op::sub, Op::mul, Op::div, Op::maximum, Op::minimum, Op::pow, Op::add});
+    std::vector<Op> ops = allowed_of(binary_ops());
+    if (allowed(Op::add)) ops.push_back(Op::add);  // twice as likely: sums are the common case
     if (ops.empty()) return false;
     Op op = rng_.pick(ops);
     Val a = pick();
@@ -306,9 +368,14 @@ class Generator {
         add(op, {base, exponent}, {}, std::pow(base.bound, exponent.bound), false);
         return true;
       }
-      default:  // maximum, minimum
+      case Op::maximum:
+      case Op::minimum:
         add(op, {a, b}, {}, std::max(a.bound, b.bound), a.exact && b.exact);
         return true;
+      default:
+        throw std::logic_error(fmt::format(
+            "random programs have no rule for binary op {} (tests/random_program.cpp, step_binary)",
+            ir::op_name(op)));
     }
   }
 
@@ -325,8 +392,7 @@ class Generator {
 
   // select(compare(e, other), x, y); the comparison sees exact values only.
   bool step_select() {
-    std::vector<Op> compares = allowed_of(
-        {Op::less, Op::less_equal, Op::greater, Op::greater_equal, Op::equal, Op::not_equal});
+    std::vector<Op> compares = allowed_of(comparison_ops());
     if (!allowed(Op::select) || compares.empty()) return false;
     Val x = pick();
     std::optional<Val> e = exact_partner(x);
@@ -350,7 +416,7 @@ class Generator {
   }
 
   bool step_rounding() {
-    std::vector<Op> ops = allowed_of({Op::floor, Op::ceil, Op::round, Op::sign});
+    std::vector<Op> ops = allowed_of(rounding_ops());
     std::vector<Val> exact;
     for (const Val& v : pool_)
       if (v.exact) exact.push_back(v);

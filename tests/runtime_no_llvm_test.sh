@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# The runtime links no LLVM, no fmt and no IR (DESIGN.md): a C program linked against
-# libkiln_runtime_static.a alone runs, and neither it nor the library needs or names anything
-# from LLVM, fmt or kiln::ir.
+# The runtime links no LLVM, no fmt, no JSON library and no IR (DESIGN.md): a C program linked
+# against libkiln_runtime_static.a alone runs, and neither it nor the library needs or names
+# anything from LLVM, fmt, nlohmann-json or kiln::ir.
 # Usage: runtime_no_llvm_test.sh PROGRAM LIBKILN_RUNTIME_STATIC_A
 set -u
 program=$1
@@ -32,12 +32,12 @@ if command -v ldd >/dev/null; then
 fi
 
 # No symbol, defined or undefined, from LLVM, fmt or the IR.
-forbidden='llvm::|LLVM|fmt::|kiln::ir::'
+forbidden='llvm::|LLVM|fmt::|nlohmann|kiln::ir::'
 for f in "$library" "$program"; do
   symbols=$(nm -C "$f" 2>/dev/null) || fail "nm cannot read $f"
   [ -n "$symbols" ] || fail "nm found no symbols in $f"
   if grep -E "$forbidden" <<<"$symbols" | head -20 | grep .; then
-    fail "$f names LLVM, fmt or IR symbols (above)"
+    fail "$f names LLVM, fmt, nlohmann-json or IR symbols (above)"
   fi
 done
 grep -q 'kiln_rt_parallel_for' <<<"$(nm "$library")" || fail "$library lacks kiln_rt_parallel_for"

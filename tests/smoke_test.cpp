@@ -22,4 +22,16 @@ TEST_CASE("op table is generated from ops.def", "[ir]") {
   CHECK(kiln::ir::op_num_inputs(Op::concat) == -1);
   CHECK(kiln::ir::has_trait(Op::add, kiln::ir::kCommutative));
   CHECK_FALSE(kiln::ir::has_trait(Op::sub, kiln::ir::kCommutative));
+  // The dtype class and the comparison trait, which the elementwise rule and tests read.
+  using kiln::ir::DType;
+  using kiln::ir::DTypes;
+  CHECK(kiln::ir::op_dtypes(Op::exp) == DTypes::floating);
+  CHECK(kiln::ir::op_dtypes(Op::equal) == DTypes::numeric_or_bool);
+  CHECK(kiln::ir::op_dtypes(Op::matmul) == DTypes::by_rule);
+  CHECK(kiln::ir::has_trait(Op::less, kiln::ir::kComparison));
+  CHECK_FALSE(kiln::ir::has_trait(Op::logical_and, kiln::ir::kComparison));
+  CHECK(kiln::ir::dtypes_admit(DTypes::numeric, DType::u8));
+  CHECK_FALSE(kiln::ir::dtypes_admit(DTypes::numeric, DType::boolean));
+  CHECK_FALSE(kiln::ir::dtypes_admit(DTypes::floating, DType::i32));
+  CHECK(kiln::ir::dtypes_text(DTypes::floating) == "a floating dtype (f32, f64)");
 }

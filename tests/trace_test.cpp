@@ -153,7 +153,7 @@ TEST_CASE("traces nest per thread", "[trace]") {
   CHECK(k::detail::current_trace() == &outer);
 }
 
-TEST_CASE("clone_function copies params, nodes, outputs and updates", "[trace]") {
+TEST_CASE("Function::clone copies params, nodes, outputs and updates", "[trace]") {
   k::Variable v(k::constant({1.f, 2.f}), "v");
   Trace trace("t", {});
   {
@@ -163,7 +163,7 @@ TEST_CASE("clone_function copies params, nodes, outputs and updates", "[trace]")
     v.assign(k::concat(k::split(x * v.value(), 2), 0) + k::constant(1.f));
     trace.finish(std::vector<k::Tensor>{x});
   }
-  k::ir::Function copy = k::detail::clone_function(trace.function());
+  k::ir::Function copy = trace.function().clone();
   k::ir::PrintOptions with_locations{true};
   CHECK(k::ir::print(copy, with_locations) == k::ir::print(trace.function(), with_locations));
   CHECK(copy.updates().size() == 1);

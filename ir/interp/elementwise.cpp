@@ -66,7 +66,7 @@ Unary<T> numeric_unary(Op op) {
   }
 }
 
-// Unary ops defined for floating dtypes only (elu takes an attribute and is handled apart).
+// Unary ops defined for floating dtypes only (elu and gelu take attributes: see run_unary).
 template <class T>
 Unary<T> floating_unary(Op op) {
   switch (op) {
@@ -90,6 +90,12 @@ Unary<T> floating_unary(Op op) {
       return scalar::sigmoid<T>;
     case Op::softplus:
       return scalar::softplus<T>;
+    case Op::erf:
+      return [](T x) { return std::erf(x); };
+    case Op::log1p:
+      return [](T x) { return std::log1p(x); };
+    case Op::expm1:
+      return [](T x) { return std::expm1(x); };
     case Op::floor:
       return [](T x) { return std::floor(x); };
     case Op::ceil:
@@ -173,6 +179,11 @@ void run_unary(Op op, std::span<const HostTensor> ins, const Attrs& attrs, HostT
       if (op == Op::elu) {
         T alpha = static_cast<T>(attrs.get_float("alpha", 1.0));
         return map_elements<T, T>([alpha](T x) { return scalar::elu(x, alpha); }, ins, out);
+      }
+      if (op == Op::gelu) {
+        if (attrs.get_bool("approximate", false))
+          return map_elements<T, T>(scalar::gelu_tanh<T>, ins, out);
+        return map_elements<T, T>(scalar::gelu<T>, ins, out);
       }
       Unary<T> f = floating_unary<T>(op);
       if (f == nullptr) return unsupported(op, ins[0].dtype());

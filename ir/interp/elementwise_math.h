@@ -110,6 +110,22 @@ T softplus(T x) {
   return std::fmax(x, T{0}) + std::log1p(std::exp(-std::fabs(x)));
 }
 
+// x·Φ(x) with Φ the standard normal CDF, as 0.5·x·erfc(−x/√2): erfc keeps Φ accurate far into
+// the negative tail, where 1 + erf(x/√2) would cancel.
+template <class T>
+T gelu(T x) {
+  return T{0.5} * x * std::erfc(-x * T{0.70710678118654752440});
+}
+
+// The tanh approximation x·½(1 + tanh(u)), u = √(2/π)(x + 0.044715x³), written as x·sigmoid(2u)
+// (the same function; no cancellation for negative x).
+template <class T>
+T gelu_tanh(T x) {
+  T cube = x * x * x;
+  T u = T{0.79788456080286535588} * (x + T{0.044715} * cube);
+  return x * sigmoid(T{2} * u);
+}
+
 // Round half to even, independent of the floating-point environment's rounding mode.
 template <class T>
 T round_half_even(T x) {
