@@ -305,8 +305,10 @@ std::unique_ptr<CompiledModule> KernelJit::compile(const ir::Function& function,
   if (perf_map_enabled()) name_functions_for_perf(*module);
   for (llvm::Function& fn : module->functions()) {
     if (fn.isDeclaration() || fn.hasLocalLinkage()) continue;
-    fn.setName(fn.getName() == kEntryName ? entry_name
-                                          : fmt::format("{}_{}", fn.getName().str(), id));
+    // The function's name in too, so that a profile names the op: kernel0.loop0.body_eager_add_7.
+    fn.setName(fn.getName() == kEntryName
+                   ? entry_name
+                   : fmt::format("{}_{}_{}", fn.getName().str(), function.name(), id));
   }
   llvm::orc::ResourceTrackerSP tracker = state_->jit->getMainJITDylib().createResourceTracker();
   if (llvm::Error error = state_->jit->addIRModule(

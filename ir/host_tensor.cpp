@@ -5,8 +5,11 @@
 #include <cstdlib>
 #include <cstring>
 #include <iterator>
+#include <mutex>
 #include <optional>
 #include <string>
+#include <unordered_map>
+#include <vector>
 
 #ifdef __linux__
 #include <sys/sysinfo.h>
@@ -34,16 +37,90 @@ bool within_machine_memory(size_t bytes) {
 #endif
 }
 
+#if defined(__SANITIZE_ADDRESS__)
+constexpr bool kReuseBlocks = false;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+constexpr bool kReuseBlocks = false;
+#else
+constexpr bool kReuseBlocks = true;
+#endif
+#else
+constexpr bool kReuseBlocks = true;
+#endif
+
+// Freed blocks of at least kSmallestReused bytes are kept, by size, for the next tensor of that
+// size: eager loops and compiled functions' calls allocate the same few sizes at every step, and
+// a block fresh from the system costs a page fault per page on its first write (a tenth of an
+// eager MLP step). At most kReusedBytes are kept; what would go beyond is freed. Off under
+// AddressSanitizer, which must see every free to catch a use after it.
+constexpr size_t kSmallestReused = size_t{64} << 10;
+constexpr size_t kReusedBytes = size_t{256} << 20;
+
+class BlockCache {
+ public:
+  void* take(size_t bytes) {
+    std::lock_guard lock(mutex_);
+    auto it = blocks_.find(bytes);
+    if (it == blocks_.end() || it->second.empty()) return nullptr;
+    void* p = it->second.back();
+    it->second.pop_back();
+    held_ -= bytes;
+    return p;
+  }
+  void give(void* p, size_t bytes) {
+    {
+      std::lock_guard lock(mutex_);
+      if (held_ + bytes <= kReusedBytes) {
+        blocks_[bytes].push_back(p);
+        held_ += bytes;
+        return;
+      }
+    }
+    std::free(p);
+  }
+  // Frees every kept block (when the system refuses memory).
+  bool release_all() {
+    std::lock_guard lock(mutex_);
+    const bool any = held_ > 0;
+    for (auto& [bytes, list] : blocks_)
+      for (void* p : list)
+        std::free(p);
+    blocks_.clear();
+    held_ = 0;
+    return any;
+  }
+
+ private:
+  std::mutex mutex_;
+  std::unordered_map<size_t, std::vector<void*>> blocks_;
+  size_t held_ = 0;
+};
+
+BlockCache& block_cache() {
+  static BlockCache* cache = new BlockCache();  // never destroyed: tensors may die after it
+  return *cache;
+}
+
 // Null when the memory cannot be had (too large for the address space or for the machine).
 // `nbytes` fits in int64 (TensorType::checked_nbytes), so rounding it up cannot wrap around.
 std::shared_ptr<std::byte> allocate(size_t nbytes, bool zeroed) {
   if (!within_machine_memory(nbytes)) return nullptr;
   size_t rounded = (nbytes + kAlignment - 1) / kAlignment * kAlignment;
   if (rounded == 0) rounded = kAlignment;
-  void* p = std::aligned_alloc(kAlignment, rounded);
+  const bool reuse = kReuseBlocks && rounded >= kSmallestReused;
+  void* p = reuse ? block_cache().take(rounded) : nullptr;
+  if (p == nullptr) p = std::aligned_alloc(kAlignment, rounded);
+  if (p == nullptr && kReuseBlocks && block_cache().release_all())
+    p = std::aligned_alloc(kAlignment, rounded);
   if (p == nullptr) return nullptr;
   if (zeroed) std::memset(p, 0, rounded);
-  return std::shared_ptr<std::byte>(static_cast<std::byte*>(p), [](std::byte* q) { std::free(q); });
+  if (!reuse) {
+    return std::shared_ptr<std::byte>(static_cast<std::byte*>(p),
+                                      [](std::byte* q) { std::free(q); });
+  }
+  return std::shared_ptr<std::byte>(static_cast<std::byte*>(p),
+                                    [rounded](std::byte* q) { block_cache().give(q, rounded); });
 }
 
 std::string allocation_failure_message(const TensorType& type) {
