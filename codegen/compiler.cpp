@@ -15,6 +15,7 @@
 #include <llvm/IR/Constants.h>
 #include <llvm/IR/GlobalVariable.h>
 #include <llvm/IR/LegacyPassManager.h>
+#include <llvm/IR/Verifier.h>
 #include <llvm/MC/MCSubtargetInfo.h>
 #include <llvm/MC/TargetRegistry.h>
 #include <llvm/Passes/PassBuilder.h>
@@ -323,6 +324,41 @@ std::unique_ptr<CompiledModule> KernelJit::compile(const ir::Function& function,
       nullptr, [jit = state_->jit, tracker](void*) { llvm::consumeError(tracker->remove()); });
   return std::make_unique<CompiledModule>(std::move(code), address.toPtr<kiln_entry_fn>(),
                                           memory.workspace_bytes, std::string());
+}
+
+VectorUnit KernelJit::vector_unit() const {
+  return codegen::vector_unit(*state_->machine);
+}
+
+KernelJit::Symbol KernelJit::compile_module(
+    const std::string& name, const std::function<void(llvm::Module&, const VectorUnit&)>& build,
+    const std::string& symbol) {
+  std::lock_guard lock(state_->mutex);
+  auto context = std::make_unique<llvm::LLVMContext>();
+  auto module = std::make_unique<llvm::Module>(name, *context);
+  module->setDataLayout(state_->machine->createDataLayout());
+  module->setTargetTriple(state_->machine->getTargetTriple().str());
+  build(*module, codegen::vector_unit(*state_->machine));
+  if (llvm::verifyModule(*module, &llvm::errs()))
+    throw CompileError(fmt::format("{}: the module is not valid LLVM IR", name));
+  optimize(*module, *state_->machine, state_->options.opt_level);
+  const uint64_t id = state_->next_id++;
+  const std::string unique = fmt::format("{}_{}", symbol, id);
+  if (perf_map_enabled()) name_functions_for_perf(*module);
+  for (llvm::Function& fn : module->functions()) {
+    if (fn.isDeclaration() || fn.hasLocalLinkage()) continue;
+    fn.setName(fn.getName() == symbol ? unique
+                                      : fmt::format("{}_{}_{}", fn.getName().str(), name, id));
+  }
+  llvm::orc::ResourceTrackerSP tracker = state_->jit->getMainJITDylib().createResourceTracker();
+  if (llvm::Error error = state_->jit->addIRModule(
+          tracker, llvm::orc::ThreadSafeModule(std::move(module), std::move(context)))) {
+    throw CompileError(fmt::format("{}: {}", name, error_text(std::move(error))));
+  }
+  auto address = unwrap(state_->jit->lookup(unique), fmt::format("{}: compiling {}", name, symbol));
+  std::shared_ptr<void> code(
+      nullptr, [jit = state_->jit, tracker](void*) { llvm::consumeError(tracker->remove()); });
+  return {std::move(code), address.toPtr<void*>()};
 }
 
 void emit_object_file(const ir::Function& function, const passes::KernelPlan& plan,

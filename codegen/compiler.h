@@ -2,6 +2,7 @@
 // kernel plus `kiln_entry`), JIT-compiled for the host CPU or written to an object file.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -11,7 +12,13 @@
 #include "kiln/passes/kernel_plan.h"
 #include "kiln/runtime/kiln_rt.h"
 
+namespace llvm {
+class Module;
+}  // namespace llvm
+
 namespace kiln::codegen {
+
+struct VectorUnit;
 
 struct CodegenOptions {
   int opt_level = 2;  // 0..3, the LLVM new-pass-manager pipeline level
@@ -84,6 +91,20 @@ class KernelJit {
   std::unique_ptr<CompiledModule> compile(const ir::Function& function,
                                           const passes::KernelPlan& plan,
                                           const passes::MemoryPlan& memory);
+
+  // The vector registers of the host, which this JIT compiles for.
+  VectorUnit vector_unit() const;
+
+  // A function built by hand: `build` fills in an empty module (for the host's vector
+  // registers), which is optimized and compiled; returns the address of its function `symbol`
+  // and the handle that keeps the code alive (generic_gemm.cpp).
+  struct Symbol {
+    std::shared_ptr<void> code;
+    void* address = nullptr;
+  };
+  Symbol compile_module(const std::string& name,
+                        const std::function<void(llvm::Module&, const VectorUnit&)>& build,
+                        const std::string& symbol);
 
  private:
   struct State;

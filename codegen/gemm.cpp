@@ -356,6 +356,33 @@ constexpr int64_t kUnpackedPanels = 2;
 constexpr int64_t kDeepBlockBytes = 512 * 1024;
 constexpr int64_t kDeepBlockABytes = 4 * 1024 * 1024;
 
+}  // namespace
+
+GemmSchedule schedule_gemm(ir::DType dtype, const ir::MatmulDims& dims, const VectorUnit& unit) {
+  GemmSchedule s;
+  const Config& config = s.config = gemm::choose_config(dtype, dims.n, unit);
+  // Depth blocks of config.kc keep a B micro-panel in L1. When B has few columns its packed
+  // panels for a much deeper block still fit L2, from where the micro-kernel's two B loads per
+  // step are easily fed: then the blocks grow (to the whole depth, often), so that A is read in
+  // long runs and C is written once instead of once per block.
+  const int64_t b_depth_bytes =
+      ceil_div(dims.n, config.nr()) * config.nr() * config.element_bytes();
+  // A packed A block (mc_panels · mr rows) must stay within kDeepBlockABytes too.
+  const int64_t a_depth_bytes = config.mc_panels * config.mr * config.element_bytes();
+  const int64_t max_kc =
+      std::max(config.kc, std::min(kDeepBlockBytes / std::max<int64_t>(b_depth_bytes, 1),
+                                   kDeepBlockABytes / a_depth_bytes));
+  s.k_blocks = std::max<int64_t>(1, ceil_div(dims.k, max_kc));
+  s.kc = ceil_div(dims.k, s.k_blocks);
+  s.row_panels = ceil_div(dims.m, config.mr);
+  s.col_panels = ceil_div(dims.n, config.nr());
+  s.unpacked_a = !dims.transpose_a && s.col_panels <= kUnpackedPanels;
+  s.split_n = s.row_panels < 8 && s.col_panels > s.row_panels;
+  return s;
+}
+
+namespace {
+
 // What the per-kernel code needs to know about one matmul kernel, fixed at compile time.
 struct Gemm {
   const passes::Kernel& kernel;
@@ -373,22 +400,12 @@ struct Gemm {
       : kernel(k), matmul(node), out(k.outputs.front()) {
     const ir::Value* a = node.input(0);
     dims = ir::matmul_dims(a->type().shape, node.input(1)->type().shape, node.attrs());
-    config = gemm::choose_config(a->type().dtype, dims.n, unit);
+    const GemmSchedule schedule = schedule_gemm(a->type().dtype, dims, unit);
+    config = schedule.config;
     batch_count = dims.batch.num_elements();
-    // Depth blocks of config.kc keep a B micro-panel in L1. When B has few columns its packed
-    // panels for a much deeper block still fit L2, from where the micro-kernel's two B loads
-    // per step are easily fed: then the blocks grow (to the whole depth, often), so that A is
-    // read in long runs and C is written once instead of once per block.
-    const int64_t b_depth_bytes =
-        ceil_div(dims.n, config.nr()) * config.nr() * config.element_bytes();
-    // A packed A block (mc_panels · mr rows) must stay within kDeepBlockABytes too.
-    const int64_t a_depth_bytes = config.mc_panels * config.mr * config.element_bytes();
-    const int64_t max_kc =
-        std::max(config.kc, std::min(kDeepBlockBytes / std::max<int64_t>(b_depth_bytes, 1),
-                                     kDeepBlockABytes / a_depth_bytes));
-    k_blocks = std::max<int64_t>(1, ceil_div(dims.k, max_kc));
-    kc = ceil_div(dims.k, k_blocks);
-    row_panels = ceil_div(dims.m, config.mr);
+    k_blocks = schedule.k_blocks;
+    kc = schedule.kc;
+    row_panels = schedule.row_panels;
     separate_c = out->type().dtype != a->type().dtype;
   }
 
@@ -553,6 +570,11 @@ void emit_driver(llvm::Function& fn, const Gemm& g) {
 }
 
 }  // namespace
+
+llvm::Function* gemm_part_function(llvm::Module& module, const gemm::Config& config,
+                                   bool transpose_a, bool transpose_b, bool unpacked_a) {
+  return part_body(module, config, transpose_a, transpose_b, unpacked_a);
+}
 
 bool gemm_handles(const passes::Kernel& kernel) {
   if (kernel.kind != passes::KernelKind::matmul || kernel.nodes.empty()) return false;

@@ -6,7 +6,9 @@
 
 #include <cstdint>
 
+#include "kiln/codegen/gemm_parts.h"
 #include "kiln/codegen/llvm_util.h"
+#include "kiln/ir/ops/matmul.h"
 #include "kiln/passes/kernel_plan.h"
 
 namespace kiln::codegen {
@@ -19,6 +21,38 @@ inline constexpr int64_t kGemmMinWork = 4096;
 // is its last node's result, with M·N·max(K, 1) ≥ kGemmMinWork. Other matmul kernels take the
 // elemental path.
 bool gemm_handles(const passes::Kernel& kernel);
+
+// How a matmul of `dims` (its batch aside) is blocked and split into parts: what a compiled
+// matmul kernel fixes at compile time, and what a generic one (generic_gemm.cpp) computes for
+// each call.
+struct GemmSchedule {
+  gemm::Config config;
+  int64_t k_blocks = 1;  // depth blocks (at least one, so that K = 0 still writes C)
+  int64_t kc = 0;        // depth of every block but maybe the last
+  int64_t row_panels = 0;
+  int64_t col_panels = 0;
+  bool unpacked_a = false;  // the micro-kernel reads A where it lies
+  bool split_n = false;     // parts are column panels (else row panels)
+};
+GemmSchedule schedule_gemm(ir::DType dtype, const ir::MatmulDims& dims, const VectorUnit& unit);
+
+// The context the part functions read, as C lays it out (every field 8 bytes, in the order of
+// the LLVM struct gemm.cpp builds).
+struct GemmContext {
+  const void* a;
+  const void* b;
+  void* c;
+  void* c_full;
+  void* out;
+  void* inputs;
+  void* epilogue;  // null: no epilogue
+  int64_t m, n, k, split_n, k_blocks, kc, batch;
+};
+
+// The part function body(ctx, begin, end) for `config` and the transposes, which takes every
+// size from the context: emitted into `module` once and returned.
+llvm::Function* gemm_part_function(llvm::Module& module, const gemm::Config& config,
+                                   bool transpose_a, bool transpose_b, bool unpacked_a);
 
 // Emits the body of `fn`, declared void(ptr in0, ..., ptr out0) as the module builder declares
 // every kernel, computing `kernel`, blocked for the target's vector registers `unit`.

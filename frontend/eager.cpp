@@ -17,10 +17,12 @@
 #include <unordered_map>
 
 #include "kiln/codegen/compiler.h"
+#include "kiln/codegen/generic_gemm.h"
 #include "kiln/frontend/compile.h"
 #include "kiln/frontend/inline_list.h"
 #include "kiln/frontend/log.h"
 #include "kiln/ir/interpreter.h"
+#include "kiln/ir/ops/matmul.h"
 #include "kiln/passes/pipeline.h"
 
 namespace kiln {
@@ -290,17 +292,26 @@ class Cache {
   // the lock, so other threads' hits go on meanwhile; two threads missing the same key both
   // compile, and the second result is dropped.
   std::shared_ptr<const Kernel> compile(const KernelKey& key) {
+    {
+      // A bad KILN_EAGER_CACHE_SIZE fails here, before anything is compiled or held.
+      std::lock_guard lock(mutex_);
+      capacity();
+    }
     const auto start = std::chrono::steady_clock::now();
     std::shared_ptr<const Kernel> kernel = compile_kernel(key);
     const std::chrono::duration<double> took = std::chrono::steady_clock::now() - start;
-    std::lock_guard lock(mutex_);
-    ++info_.compiles;
-    info_.compile_seconds += took.count();
-    auto [it, inserted] = map_.try_emplace(key, Slot{kernel, {}});
-    if (!inserted) return it->second.kernel;
-    order_.push_front(&it->first);
-    it->second.position = order_.begin();
-    evict_to(capacity());
+    bool full = false;
+    {
+      std::lock_guard lock(mutex_);
+      ++info_.compiles;
+      info_.compile_seconds += took.count();
+      auto [it, inserted] = map_.try_emplace(key, Slot{kernel, {}});
+      if (!inserted) return it->second.kernel;
+      order_.push_front(&it->first);
+      it->second.position = order_.begin();
+      full = evict_to(capacity());
+    }
+    if (full) warn_full();
     return kernel;
   }
 
@@ -337,10 +348,19 @@ class Cache {
     warned_full_ = false;
   }
 
-  void set_capacity(int64_t kernels) {
+  void forget_capacity() {
     std::lock_guard lock(mutex_);
-    capacity_ = kernels;
-    evict_to(kernels);
+    capacity_ = 0;
+  }
+
+  void set_capacity(int64_t kernels) {
+    bool full = false;
+    {
+      std::lock_guard lock(mutex_);
+      capacity_ = kernels;
+      full = evict_to(kernels);
+    }
+    if (full) warn_full();
   }
 
  private:
@@ -354,21 +374,28 @@ class Cache {
     return capacity_;
   }
 
-  void evict_to(int64_t kernels) {
+  // Drops the least recently used kernels beyond `kernels`; true the first time it drops any
+  // (the caller then warns, outside the lock: a log sink may call back into the cache).
+  bool evict_to(int64_t kernels) {
+    bool first = false;
     while (static_cast<int64_t>(map_.size()) > kernels) {
-      if (!warned_full_) {
-        warned_full_ = true;
-        log_message(fmt::format(
-            "the eager kernel cache is full ({} kernels): the least recently used are dropped "
-            "and compiled again when needed. Code that runs many shapes eagerly compiles a "
-            "kernel per shape; wrap it in kiln::function, or raise the limit "
-            "(kiln::set_eager_cache_capacity, KILN_EAGER_CACHE_SIZE)",
-            kernels));
-      }
-      map_.erase(*order_.back());
+      if (!warned_full_) warned_full_ = first = true;
+      auto it = map_.find(*order_.back());
       order_.pop_back();
+      map_.erase(it);
       ++info_.evictions;
     }
+    return first;
+  }
+
+  void warn_full() {
+    const int64_t kernels = info().capacity;
+    log_message(fmt::format(
+        "the eager kernel cache is full ({} kernel{}): the least recently used are dropped and "
+        "compiled again when needed. Code that runs many shapes eagerly compiles a kernel per "
+        "shape; wrap it in kiln::function, or raise the limit (kiln::set_eager_cache_capacity, "
+        "KILN_EAGER_CACHE_SIZE)",
+        kernels, kernels == 1 ? "" : "s"));
   }
 
   std::mutex mutex_;
@@ -444,6 +471,22 @@ std::optional<int64_t> copied_bytes_offset(ir::Op op, const ir::HostTensor& in,
   for (; d < shape.rank(); ++d)
     if (out[d] != shape[d] || strides[static_cast<size_t>(d)] != 1) return std::nullopt;
   return offset * static_cast<int64_t>(ir::dtype_size(in.type().dtype));
+}
+
+// A plain matmul (2-D, f32 or f64, big enough for the packed GEMM) runs on the GEMM compiled for
+// any sizes (codegen/generic_gemm.h) instead of a kernel per shape: an eager training loop meets
+// a few shapes per layer and batch size, each of which would cost ~0.1 s of compile. False when
+// the matmul is not one of those.
+bool run_matmul(const ir::HostTensor& a, const ir::HostTensor& b, const ir::Attrs& attrs,
+                ir::HostTensor& out) {
+  const ir::DType dtype = a.type().dtype;
+  if (a.type().shape.rank() != 2 || b.type().shape.rank() != 2 || out.type().dtype != dtype)
+    return false;
+  const ir::MatmulDims dims = ir::matmul_dims(a.type().shape, b.type().shape, attrs);
+  if (!codegen::generic_gemm_handles(dtype, dims.m, dims.n, dims.k)) return false;
+  codegen::run_generic_gemm(kernel_jit(), dtype, dims.transpose_a, dims.transpose_b, dims.m, dims.n,
+                            dims.k, a.raw(), b.raw(), out.raw());
+  return true;
 }
 
 // An elementwise op whose operands all have the result's shape or are 0-d: it computes the same
@@ -555,6 +598,11 @@ int64_t eager_capacity_from_env() {
   return read_capacity_env();
 }
 
+void reread_eager_environment() {
+  mode_setting.store(-1, std::memory_order_relaxed);
+  cache().forget_capacity();
+}
+
 std::vector<ir::HostTensor> run_eager(ir::Op op, std::span<const ir::HostTensor* const> inputs,
                                       const ir::Attrs& attrs,
                                       std::span<const ir::TensorType> output_types) {
@@ -575,6 +623,7 @@ std::vector<ir::HostTensor> run_eager(ir::Op op, std::span<const ir::HostTensor*
       return outputs;
     }
   }
+  if (op == ir::Op::matmul && run_matmul(*inputs[0], *inputs[1], attrs, outputs[0])) return outputs;
   if (flattenable(op, inputs, output_types)) {
     const int64_t size = output_types[0].shape.num_elements();
     if (size == 0) return outputs;

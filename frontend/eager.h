@@ -57,6 +57,9 @@ namespace detail {
 // eager_mode() and the cache read them once, at the first eager op.
 EagerMode eager_mode_from_env();
 int64_t eager_capacity_from_env();
+// Forgets set_eager_mode and set_eager_cache_capacity, so that the next eager op reads the
+// environment again (for tests).
+void reread_eager_environment();
 
 // Runs `op` on concrete operands the way eager code does (see above); `output_types` are the
 // inferred result types. Throws kiln::Error for data-dependent failures (a gather index out of

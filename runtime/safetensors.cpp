@@ -27,7 +27,7 @@ static_assert(std::endian::native == std::endian::little,
 namespace kiln::runtime::safetensors {
 namespace {
 
-constexpr size_t kMaxJsonValues = size_t{1} << 22;  // bounds the memory a hostile header takes
+constexpr size_t kMaxJsonValues = size_t{1} << 20;  // bounds the memory a hostile header takes (~120 B each)
 
 struct DTypeInfo {
   int32_t dtype;

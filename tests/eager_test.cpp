@@ -5,12 +5,15 @@
 
 #include <catch2/catch.hpp>
 
+#include <tuple>
+
 #include <cstdlib>
 #include <string>
 #include <thread>
 #include <unordered_map>
 #include <vector>
 
+#include "kiln/codegen/generic_gemm.h"
 #include "kiln/ir/interpreter.h"
 #include "kiln/kiln.h"
 #include "random_program.h"
@@ -350,4 +353,65 @@ TEST_CASE("batches sliced eagerly are copies, not a kernel per offset", "[eager]
   }
   CHECK(strided().to_vector<float>() == want);
   CHECK(want == std::vector<float>{1, 3, 5, 13, 15, 17, 25, 27, 29});
+}
+
+TEST_CASE("a log sink may use the eager cache while it reports a full cache", "[eager]") {
+  k::clear_eager_cache();
+  CapacityGuard capacity(1);
+  int64_t seen_kernels = -1;
+  k::LogSink previous = k::set_log_sink([&](std::string_view) {
+    seen_kernels = k::eager_cache_info().kernels;  // would deadlock under the cache's lock
+  });
+  k::Tensor a = k::fill({3, 2}, 1.f), b = k::fill({2}, 2.f);
+  k::Tensor c = a + b;  // broadcasting: a kernel per shape
+  k::Tensor d = b + a;
+  k::set_log_sink(previous);
+  CHECK(seen_kernels == 1);
+  CHECK(d.to_vector<float>() == std::vector<float>(6, 3.f));
+}
+
+TEST_CASE("a bad KILN_EAGER_CACHE_SIZE fails every compile and holds nothing", "[eager]") {
+  k::clear_eager_cache();
+  const int64_t capacity = k::eager_cache_info().capacity;
+  {
+    EnvGuard env("KILN_EAGER_CACHE_SIZE", "lots");
+    k::detail::reread_eager_environment();
+    k::Tensor a = k::fill({2, 2}, 1.f), b = k::fill({2}, 1.f);
+    CHECK_THROWS_WITH(a + b, Contains("KILN_EAGER_CACHE_SIZE='lots'"));
+    CHECK_THROWS_WITH(a + b, Contains("KILN_EAGER_CACHE_SIZE='lots'"));
+    CHECK_THROWS_AS(k::eager_cache_info(), k::ValueError);
+  }
+  k::set_eager_cache_capacity(capacity);
+  CHECK(k::eager_cache_info().kernels == 0);
+}
+
+TEST_CASE("eager matmuls run one GEMM compiled for every size", "[eager]") {
+  const int64_t before = k::codegen::generic_gemm_variants();
+  for (auto [m, k_, n] : {std::tuple<int64_t, int64_t, int64_t>{128, 64, 96},
+                          {96, 64, 96},
+                          {37, 64, 96},
+                          {200, 33, 96},
+                          {1, 4096, 96},
+                          {64, 0, 96}}) {
+    INFO(m << "x" << k_ << " x " << k_ << "x" << n);
+    k::Tensor a = k::random_uniform({m, k_}, -1, 1, 1), b = k::random_uniform({k_, n}, -1, 1, 2);
+    k::Tensor bt = k::transpose(b), at = k::transpose(a);
+    std::vector<float> want;
+    {
+      ModeGuard guard(k::EagerMode::interpret);
+      want = k::matmul(a, b).to_vector<float>();
+    }
+    for (const k::Tensor& got : {k::matmul(a, b), k::matmul(a, bt, false, true),
+                                 k::matmul(at, b, true, false), k::matmul(at, bt, true, true)}) {
+      std::vector<float> g = got.to_vector<float>();
+      REQUIRE(g.size() == want.size());
+      for (size_t i = 0; i < g.size(); ++i)
+        REQUIRE(g[i] == Approx(want[i]).margin(1e-4));
+    }
+  }
+  // The four transpose pairs (and the blocking variants of these sizes) compile once each.
+  CHECK(k::codegen::generic_gemm_variants() - before <= 12);
+  const int64_t variants = k::codegen::generic_gemm_variants();
+  k::matmul(k::fill({77, 64}, 1.f), k::fill({64, 96}, 1.f));
+  CHECK(k::codegen::generic_gemm_variants() == variants);
 }

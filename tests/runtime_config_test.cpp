@@ -7,8 +7,12 @@
 #include <kiln/runtime/log_level.h>
 #include <kiln/runtime/thread_pool.h>
 
+#include "process_test_util.h"
+
 #include <atomic>
 #include <chrono>
+#include <cstdio>
+#include <filesystem>
 #include <mutex>
 #include <set>
 #include <string>
@@ -159,4 +163,35 @@ TEST_CASE("a thread pool resizes while other threads run parallel loops", "[conf
   CHECK(refused > 0);
   CHECK(pool.num_threads() == 2);
   CHECK_FALSE(k::runtime::ThreadPool::set_global_threads(0));
+}
+
+// Run only as a child of the test below (hidden from the suite): the level KILN_LOG_LEVEL set
+// in this process's environment, and which messages reach the sink.
+TEST_CASE("child: KILN_LOG_LEVEL read from the environment", "[.][log_level_child]") {
+  std::vector<std::string> seen;
+  k::LogSink previous = k::set_log_sink([&](std::string_view m) { seen.emplace_back(m); });
+  k::log_message("an info message");
+  k::log_message(k::LogLevel::warning, "a warning");
+  k::set_log_sink(previous);
+  std::printf("level=%d messages=%zu\n", k::min_log_level(), seen.size());
+  for (const std::string& m : seen)
+    std::printf("message: %s\n", m.c_str());
+}
+
+TEST_CASE("KILN_LOG_LEVEL in the environment sets the level when Kiln starts", "[config]") {
+  const std::string self = std::filesystem::canonical("/proc/self/exe").string();
+  auto child = [&](const std::string& value) {
+    kiln::testing::Outcome o =
+        kiln::testing::run({"env", "KILN_LOG_LEVEL=" + value, self, "[log_level_child]"});
+    INFO(o.out);
+    CHECK(o.status == 0);
+    return o.out;
+  };
+  CHECK_THAT(child("0"), Catch::Contains("level=0 messages=2"));
+  CHECK_THAT(child("1"), Catch::Contains("level=1 messages=1"));  // the warning only
+  CHECK_THAT(child("2"), Catch::Contains("level=2 messages=0"));
+  CHECK_THAT(child("3"), Catch::Contains("level=3 messages=0"));
+  // A value that means nothing is warned about and ignored.
+  const std::string bad = child("loud");
+  CHECK_THAT(bad, Catch::Contains("level=0") && Catch::Contains("ignoring KILN_LOG_LEVEL"));
 }
