@@ -18,6 +18,7 @@
 
 #include "kiln/codegen/compiler.h"
 #include "kiln/frontend/atomic_file.h"
+#include "kiln/frontend/op_error.h"
 #include "kiln/frontend/process.h"
 #include "kiln/frontend/runtime_dtype.h"
 #include "kiln/frontend/safetensors.h"

@@ -1,8 +1,7 @@
 #include "kiln/frontend/batches.h"
+#include "kiln/frontend/op_error.h"
 
 #include <fmt/format.h>
-
-#include "kiln/frontend/apply.h"
 
 namespace kiln::detail {
 

@@ -6,7 +6,7 @@
 #include <cmath>
 #include <unordered_map>
 
-#include "kiln/frontend/apply.h"
+#include "kiln/frontend/op_error.h"
 #include "kiln/frontend/trace.h"
 #include "kiln/ir/infer.h"
 #include "kiln/ir/interpreter.h"

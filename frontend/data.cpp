@@ -17,7 +17,7 @@
 
 #include <fmt/format.h>
 
-#include "kiln/frontend/apply.h"
+#include "kiln/frontend/op_error.h"
 #include "kiln/ir/philox.h"
 
 namespace kiln::data {

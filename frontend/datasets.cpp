@@ -7,6 +7,7 @@
 #include <future>
 
 #include "kiln/frontend/idx.h"
+#include "kiln/frontend/op_error.h"
 
 namespace kiln::datasets {
 

@@ -1,4 +1,5 @@
 #include "kiln/frontend/event_file.h"
+#include "kiln/frontend/op_error.h"
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -11,8 +12,6 @@
 #include <filesystem>
 
 #include <fmt/format.h>
-
-#include "kiln/frontend/apply.h"
 
 namespace kiln::detail {
 

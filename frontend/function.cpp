@@ -10,7 +10,6 @@
 #include <mutex>
 #include <unordered_map>
 
-#include "kiln/frontend/apply.h"
 #include "kiln/frontend/check_numerics.h"
 #include "kiln/frontend/compile.h"
 #include "kiln/frontend/function_signature.h"

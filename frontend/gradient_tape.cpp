@@ -7,6 +7,8 @@
 #include <unordered_set>
 
 #include "kiln/frontend/apply.h"
+#include "kiln/frontend/name_scope.h"
+#include "kiln/frontend/op_error.h"
 #include "kiln/frontend/operand.h"
 #include "kiln/frontend/ops.h"
 #include "kiln/ir/function.h"

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "kiln/frontend/atomic_file.h"
+#include "kiln/frontend/op_error.h"
 
 namespace kiln::idx {
 

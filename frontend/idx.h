@@ -13,7 +13,6 @@
 
 #include <string>
 
-#include "kiln/frontend/ops.h"
 #include "kiln/frontend/tensor.h"
 
 namespace kiln::idx {

@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "kiln/frontend/apply.h"
+#include "kiln/frontend/op_error.h"
 #include "kiln/frontend/ops.h"
 #include "kiln/frontend/tensor.h"
 

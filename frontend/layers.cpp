@@ -7,7 +7,8 @@
 #include <map>
 #include <mutex>
 
-#include "kiln/frontend/apply.h"
+#include "kiln/frontend/name_scope.h"
+#include "kiln/frontend/op_error.h"
 #include "kiln/frontend/ops.h"
 #include "kiln/frontend/trace.h"
 

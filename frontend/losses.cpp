@@ -14,6 +14,8 @@
 
 #include "kiln/frontend/apply.h"
 #include "kiln/frontend/metrics.h"
+#include "kiln/frontend/name_scope.h"
+#include "kiln/frontend/op_error.h"
 #include "kiln/frontend/ops.h"
 
 namespace kiln::losses {

@@ -8,6 +8,7 @@
 #include <optional>
 
 #include "kiln/frontend/apply.h"
+#include "kiln/frontend/op_error.h"
 
 namespace kiln {
 

@@ -15,13 +15,10 @@
 #include <utility>
 #include <vector>
 
-#include "kiln/frontend/apply.h"
 #include "kiln/frontend/operand.h"
 #include "kiln/frontend/tensor.h"
 
 namespace kiln {
-
-using Loc = std::source_location;
 
 // The axes a reduction works on: all of them (the default, `{}`), one (`1`) or a list (`{0, 2}`).
 // An explicitly empty std::vector reduces nothing, as in TensorFlow.

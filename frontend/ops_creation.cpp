@@ -3,6 +3,8 @@
 
 #include <atomic>
 
+#include "kiln/frontend/apply.h"
+#include "kiln/frontend/op_error.h"
 #include "kiln/frontend/ops.h"
 
 namespace kiln {

@@ -1,6 +1,8 @@
 // Elementwise unary and binary ops, select, operators and matmul.
 #include "kiln/frontend/ops.h"
 
+#include "kiln/frontend/apply.h"
+
 namespace kiln {
 
 using detail::apply1;

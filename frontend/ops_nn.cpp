@@ -3,6 +3,7 @@
 #include <cctype>
 #include <string>
 
+#include "kiln/frontend/apply.h"
 #include "kiln/frontend/ops.h"
 
 namespace kiln {

@@ -1,6 +1,7 @@
 // Reductions, arg-reductions and the reduction composites (variance, std, norm, logsumexp).
 #include <numeric>
 
+#include "kiln/frontend/apply.h"
 #include "kiln/frontend/ops.h"
 
 namespace kiln {

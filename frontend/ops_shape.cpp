@@ -4,6 +4,8 @@
 #include <algorithm>
 #include <numeric>
 
+#include "kiln/frontend/apply.h"
+#include "kiln/frontend/op_error.h"
 #include "kiln/frontend/ops.h"
 
 namespace kiln {

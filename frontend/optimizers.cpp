@@ -9,8 +9,9 @@
 #include <map>
 #include <unordered_map>
 
-#include "kiln/frontend/apply.h"
 #include "kiln/frontend/gradient_tape.h"
+#include "kiln/frontend/name_scope.h"
+#include "kiln/frontend/op_error.h"
 #include "kiln/ir/dot.h"
 
 namespace kiln::optimizers {

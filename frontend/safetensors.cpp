@@ -7,7 +7,7 @@
 #include <set>
 #include <string_view>
 
-#include "kiln/frontend/apply.h"
+#include "kiln/frontend/op_error.h"
 #include "kiln/frontend/runtime_dtype.h"
 #include "kiln/runtime/atomic_write.h"
 #include "kiln/runtime/safetensors.h"

@@ -15,7 +15,6 @@
 #include <utility>
 #include <vector>
 
-#include "kiln/frontend/ops.h"
 #include "kiln/frontend/tensor.h"
 
 namespace kiln::safetensors {

@@ -9,10 +9,11 @@
 #include <mutex>
 #include <optional>
 
-#include "kiln/frontend/apply.h"
 #include "kiln/frontend/batches.h"
 #include "kiln/frontend/compile.h"
 #include "kiln/frontend/metrics.h"
+#include "kiln/frontend/name_scope.h"
+#include "kiln/frontend/op_error.h"
 #include "kiln/frontend/ops.h"
 #include "kiln/frontend/safetensors.h"
 #include "kiln/frontend/trace.h"
@@ -25,8 +26,8 @@ struct SavedModel::Impl {
   std::vector<ir::HostTensor> weights;  // parameters 1, 2, ...
   std::string name = "saved_model";
   std::shared_ptr<losses::Loss> loss;  // from the saved compile() configuration or compile()
-  std::vector<std::string> metrics;
-  bool accuracy = false;
+  std::vector<std::string> metrics;    // their names, as saved
+  metrics::MetricList resolved_metrics;
   // Compiled on the first call, so that a model loaded only to be looked at or compiled ahead
   // of time costs no JIT compile.
   std::once_flag compile_once;
@@ -129,8 +130,9 @@ Tensor SavedModel::predict(const Tensor& x, std::source_location loc) const {
 void SavedModel::compile(const losses::LossSpec& loss, const std::vector<std::string>& metrics,
                          std::source_location loc) {
   std::shared_ptr<losses::Loss> resolved = loss.resolve(loc);
-  impl_->accuracy = metrics::parse_names(metrics, "SavedModel.compile", loc);
+  metrics::MetricList resolved_metrics(metrics, "SavedModel.compile", loc);
   impl_->loss = std::move(resolved);
+  impl_->resolved_metrics = std::move(resolved_metrics);
   impl_->metrics = metrics;
 }
 
@@ -148,17 +150,15 @@ std::vector<float> SavedModel::evaluate(const Tensor& x, const Tensor& y,
   detail::UserSite site(loc);
   // Batch by batch, each batch's mean loss weighted by its size, as Model::evaluate does.
   const int64_t n = x.shape()[0], batch = std::max<int64_t>(1, input_type().shape[0]);
-  double loss_sum = 0, correct = 0;
+  metrics::RunningMeans means(impl_->resolved_metrics);
   for (int64_t begin = 0; begin < n; begin += batch) {
     const int64_t end = std::min(n, begin + batch);
     Tensor yb = y.index({Slice(begin, end)});
     Tensor pred = predict(x.index({Slice(begin, end)}), loc);
-    loss_sum += double((*impl_->loss)(yb, pred, Tensor(), loc).item<float>()) * double(end - begin);
-    if (impl_->accuracy) correct += double(metrics::correct_count(yb, pred).item<float>());
+    double loss = double((*impl_->loss)(yb, pred, Tensor(), loc).item<float>());
+    means.add(end - begin, loss, impl_->resolved_metrics.batch_sums(yb, pred));
   }
-  std::vector<float> out{float(loss_sum / double(n))};
-  if (impl_->accuracy) out.push_back(float(correct / double(n)));
-  return out;
+  return means.values();
 }
 
 std::string SavedModel::summary_text() const {
@@ -262,7 +262,7 @@ SavedModel load_model(const std::string& dir, std::source_location loc) {
         impl->metrics.push_back(text.substr(begin, end - begin));
         begin = end + 1;
       }
-      impl->accuracy = metrics::parse_names(impl->metrics, "load_model", loc);
+      impl->resolved_metrics = metrics::MetricList(impl->metrics, "load_model", loc);
     } catch (ValueError& e) {
       e.add_context(fmt::format("in the compile configuration stored in {}", weights_path));
       throw;

@@ -6,7 +6,7 @@
 
 #include <fmt/format.h>
 
-#include "kiln/frontend/apply.h"
+#include "kiln/frontend/op_error.h"
 #include "kiln/ir/function.h"
 
 namespace kiln {

@@ -20,6 +20,9 @@ class Value;
 
 namespace kiln {
 
+// The caller's location, which every API that can fail takes last (defaulted) to name in errors.
+using Loc = std::source_location;
+
 namespace detail {
 struct TensorAccess;
 }  // namespace detail

@@ -6,8 +6,8 @@
 
 #include <fmt/format.h>
 
-#include "kiln/frontend/apply.h"
 #include "kiln/frontend/event_file.h"
+#include "kiln/frontend/op_error.h"
 
 namespace kiln::callbacks {
 

@@ -2,7 +2,7 @@
 
 #include <fmt/format.h>
 
-#include "kiln/frontend/apply.h"
+#include "kiln/frontend/op_error.h"
 #include "kiln/runtime/thread_pool.h"
 
 namespace kiln {

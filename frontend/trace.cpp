@@ -1,10 +1,10 @@
 #include "kiln/frontend/trace.h"
+#include "kiln/frontend/name_scope.h"
+#include "kiln/frontend/op_error.h"
 
 #include <fmt/format.h>
 
 #include <atomic>
-
-#include "kiln/frontend/apply.h"
 
 namespace kiln::detail {
 

@@ -6,6 +6,7 @@
 
 #include "kiln/frontend/apply.h"
 #include "kiln/frontend/gradient_tape.h"
+#include "kiln/frontend/op_error.h"
 #include "kiln/frontend/trace.h"
 
 namespace kiln {

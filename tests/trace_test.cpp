@@ -5,8 +5,8 @@
 #include <string>
 #include <vector>
 
-#include "kiln/frontend/apply.h"
 #include "kiln/frontend/log.h"
+#include "kiln/frontend/name_scope.h"
 #include "kiln/frontend/ops.h"
 #include "kiln/ir/printer.h"
 
