@@ -10,8 +10,8 @@
 
 #include "entry_bench_util.h"
 #include "kiln/codegen/compiler.h"
-#include "kiln/frontend/compile.h"
-#include "kiln/frontend/trace.h"
+#include "kiln/frontend/core/compile.h"
+#include "kiln/frontend/core/trace.h"
 #include "kiln/kiln.h"
 #include "kiln/passes/pipeline.h"
 

@@ -12,7 +12,7 @@
 #include <vector>
 
 #include "kiln/codegen/compiler.h"
-#include "kiln/frontend/trace.h"
+#include "kiln/frontend/core/trace.h"
 #include "kiln/kiln.h"
 #include "kiln/passes/pipeline.h"
 

@@ -44,8 +44,8 @@
 
 // The compiled eager path's kernel cache counters; a tree without them (the interpreter only)
 // builds this program too, without the cache fields.
-#if __has_include("kiln/frontend/eager.h")
-#include "kiln/frontend/eager.h"
+#if __has_include("kiln/frontend/core/eager.h")
+#include "kiln/frontend/core/eager.h"
 #define KILN_BENCH_EAGER_CACHE 1
 #endif
 

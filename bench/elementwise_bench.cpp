@@ -15,7 +15,7 @@
 
 #include "entry_bench_util.h"
 #include "kiln/codegen/compiler.h"
-#include "kiln/frontend/trace.h"
+#include "kiln/frontend/core/trace.h"
 #include "kiln/kiln.h"
 #include "kiln/passes/pipeline.h"
 #include "kiln/runtime/kiln_rt.h"

@@ -5,7 +5,7 @@
 #include <memory>
 
 #include "kiln/codegen/compiler.h"
-#include "kiln/frontend/trace.h"
+#include "kiln/frontend/core/trace.h"
 #include "kiln/kiln.h"
 #include "kiln/passes/pipeline.h"
 #include "kiln/runtime/kiln_rt.h"

@@ -1,5 +1,5 @@
 // The packed GEMM with every size read at run time: compiled once per variant (dtype,
-// transposes, blocking) and run on any matrices, so that eager matmuls (frontend/eager.cpp) do
+// transposes, blocking) and run on any matrices, so that eager matmuls (frontend/core/eager.cpp) do
 // not compile a kernel per shape. No LLVM in this header: the frontend includes it.
 #pragma once
 

@@ -17,12 +17,12 @@
 #include <fmt/format.h>
 
 #include "kiln/codegen/compiler.h"
-#include "kiln/frontend/atomic_file.h"
-#include "kiln/frontend/op_error.h"
+#include "kiln/frontend/core/op_error.h"
+#include "kiln/frontend/core/trace.h"
+#include "kiln/frontend/formats/atomic_file.h"
+#include "kiln/frontend/formats/runtime_dtype.h"
+#include "kiln/frontend/formats/safetensors.h"
 #include "kiln/frontend/process.h"
-#include "kiln/frontend/runtime_dtype.h"
-#include "kiln/frontend/safetensors.h"
-#include "kiln/frontend/trace.h"
 #include "kiln/passes/pipeline.h"
 #include "kiln/runtime/aot_weights.h"
 
@@ -666,7 +666,8 @@ Library compile_traced(const kiln::detail::TracedView& traced, const Options& op
     const Binding& b = traced.bindings[i];
     switch (b.kind) {
       case Binding::Kind::argument:
-        // Arguments are traced first, so they are the first parameters (frontend/function.cpp).
+        // Arguments are traced first, so they are the first parameters
+        // (frontend/core/function.cpp).
         KILN_CHECK(num_inputs == i, "a traced argument follows captured state");
         ++num_inputs;
         break;

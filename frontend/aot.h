@@ -24,10 +24,10 @@
 #include <string>
 #include <vector>
 
-#include "kiln/frontend/function.h"
-#include "kiln/frontend/model.h"
-#include "kiln/frontend/ops.h"
-#include "kiln/frontend/tensor.h"
+#include "kiln/frontend/core/function.h"
+#include "kiln/frontend/core/ops.h"
+#include "kiln/frontend/core/tensor.h"
+#include "kiln/frontend/keras/model.h"
 
 namespace kiln {
 

@@ -16,7 +16,7 @@
 
 #include <fmt/format.h>
 
-#include "kiln/frontend/op_error.h"
+#include "kiln/frontend/core/op_error.h"
 #include "kiln/runtime/atomic_write.h"
 
 extern char** environ;

@@ -1,7 +1,7 @@
-// Fuzzes the IDX reader (frontend/idx.h), plain and gzip-compressed (the gzip magic 1f 8b
+// Fuzzes the IDX reader (frontend/formats/idx.h), plain and gzip-compressed (the gzip magic 1f 8b
 // selects zlib): any file either reads or throws kiln::Error.
 #include "fuzz_util.h"
-#include "kiln/frontend/idx.h"
+#include "kiln/frontend/formats/idx.h"
 #include "kiln/ir/error.h"
 #include "targets.h"
 

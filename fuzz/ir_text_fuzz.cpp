@@ -7,7 +7,7 @@
 // compiled (kiln::fuzz::small_enough). Long elementwise chains have their own tests
 // (tests/deep_chain_test.cpp).
 #include "fuzz_util.h"
-#include "kiln/frontend/compile.h"
+#include "kiln/frontend/core/compile.h"
 #include "kiln/ir/error.h"
 #include "kiln/ir/parser.h"
 #include "kiln/ir/printer.h"

@@ -1,9 +1,9 @@
-// Fuzzes the .npy reader (frontend/npy.h): any bytes either decode or throw kiln::Error; what
-// decodes survives a write and a second read unchanged.
+// Fuzzes the .npy reader (frontend/formats/npy.h): any bytes either decode or throw kiln::Error;
+// what decodes survives a write and a second read unchanged.
 #include <cstring>
 
 #include "fuzz_util.h"
-#include "kiln/frontend/npy.h"
+#include "kiln/frontend/formats/npy.h"
 #include "kiln/ir/error.h"
 #include "targets.h"
 

@@ -1,9 +1,9 @@
-// Fuzzes Kiln's safetensors reader (frontend/safetensors.h): any file either loads or throws
-// kiln::Error, and what loads saves and loads back unchanged.
+// Fuzzes Kiln's safetensors reader (frontend/formats/safetensors.h): any file either loads or
+// throws kiln::Error, and what loads saves and loads back unchanged.
 #include <cstring>
 
 #include "fuzz_util.h"
-#include "kiln/frontend/safetensors.h"
+#include "kiln/frontend/formats/safetensors.h"
 #include "kiln/ir/error.h"
 #include "targets.h"
 

@@ -1,4 +1,4 @@
-// Fuzzes k::load_model (frontend/model.h) on saved-model folders. An input is split into the
+// Fuzzes k::load_model (frontend/keras/model.h) on saved-model folders. An input is split into the
 // folder's two files: a 4-byte little-endian length n, then n bytes of model.kiln (the IR text),
 // then weights.safetensors (scripts/fuzz_corpus.sh writes seeds in this layout). Any folder
 // either loads or throws kiln::Error; a small model that loads is then called on ones.
@@ -7,8 +7,8 @@
 #include <cstring>
 
 #include "fuzz_util.h"
-#include "kiln/frontend/model.h"
-#include "kiln/frontend/ops.h"
+#include "kiln/frontend/core/ops.h"
+#include "kiln/frontend/keras/model.h"
 #include "kiln/ir/error.h"
 #include "targets.h"
 

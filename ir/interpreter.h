@@ -20,7 +20,7 @@ std::vector<HostTensor> run_op(Op op, std::span<const HostTensor> inputs, const 
 
 // The IndexError message of a gather or check_index node (`attrs`, first operand of shape
 // `operand`) whose index at flat `position` of its index operand holds the out-of-range `value`.
-// The interpreter and compiled code (frontend/compile.cpp) both report bad indices with it.
+// The interpreter and compiled code (frontend/core/compile.cpp) both report bad indices with it.
 std::string bad_index_message(Op op, const Attrs& attrs, const Shape& operand, int64_t value,
                               int64_t position);
 

@@ -22,8 +22,8 @@ extern "C" {
 /* Version of kiln_aot_desc's layout; kiln_aot_create refuses a descriptor of another. */
 #define KILN_AOT_ABI_VERSION 2
 
-/* Element types. Numbered as kiln::ir::DType, which frontend/runtime_dtype.cpp checks code by
-   code with static_asserts; the numbers are part of the ABI and never change. */
+/* Element types. Numbered as kiln::ir::DType, which frontend/formats/runtime_dtype.cpp checks code
+   by code with static_asserts; the numbers are part of the ABI and never change. */
 enum {
   KILN_AOT_F32 = 0,
   KILN_AOT_F64 = 1,

@@ -1,7 +1,7 @@
 // Writing a file so that it appears whole or not at all, and so that a crash leaves nothing
 // behind where the system allows it. Shared by every Kiln writer: the frontend's saves (through
-// frontend/atomic_file.h), the AOT runtime's weights and codegen's object files. Plain C++ and
-// POSIX: the AOT runtime links it.
+// frontend/formats/atomic_file.h), the AOT runtime's weights and codegen's object files. Plain C++
+// and POSIX: the AOT runtime links it.
 //
 // On Linux the bytes go to an unnamed file in the target's folder (O_TMPFILE), which the kernel
 // frees if the process dies; commit() gives it the target's name (linkat, then a rename() when

@@ -1,5 +1,5 @@
 // The level below which Kiln hides its messages (KILN_LOG_LEVEL, set_min_log_level; levels in
-// frontend/log.h). It lives in the runtime so that the runtime's own warnings (an ignored
+// frontend/core/log.h). It lives in the runtime so that the runtime's own warnings (an ignored
 // KILN_NUM_THREADS) and the frontend's log obey one setting.
 #pragma once
 

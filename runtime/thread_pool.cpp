@@ -43,7 +43,7 @@ int configured_threads() {
   const char* text = std::getenv("KILN_NUM_THREADS");
   if (text == nullptr) return hardware_threads();
   std::optional<int> parsed = parse_num_threads(text);
-  // Level 2 and up hides warnings (frontend/log.h).
+  // Level 2 and up hides warnings (frontend/core/log.h).
   if (!parsed && min_log_level() < 2) {
     std::fprintf(stderr,
                  "kiln: ignoring KILN_NUM_THREADS=\"%s\" (want a positive integer); using %d "

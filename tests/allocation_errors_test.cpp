@@ -27,7 +27,7 @@
 #include "aot_test_util.h"
 #include "error_test_util.h"
 #include "file_test_util.h"
-#include "kiln/frontend/compile.h"
+#include "kiln/frontend/core/compile.h"
 #include "kiln/ir/host_tensor.h"
 #include "kiln/ir/interpreter.h"
 #include "kiln/runtime/kiln_rt.h"

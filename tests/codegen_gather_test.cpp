@@ -4,9 +4,9 @@
 #include <string>
 
 #include "codegen_test_util.h"
-#include "kiln/frontend/function.h"
-#include "kiln/frontend/log.h"
-#include "kiln/frontend/ops.h"
+#include "kiln/frontend/core/function.h"
+#include "kiln/frontend/core/log.h"
+#include "kiln/frontend/core/ops.h"
 #include "kiln/passes/pipeline.h"
 
 using namespace kiln;

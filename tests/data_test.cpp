@@ -1,7 +1,7 @@
 // kiln::data::Dataset against tf.data's documented behaviour: element order of every
 // transformation, shuffle's buffer semantics and seeding, cardinality, prefetch (same sequence,
 // exceptions, early destruction) and the errors for bad arguments and unbatchable elements.
-#include "kiln/frontend/data.h"
+#include "kiln/frontend/keras/data.h"
 
 #include <catch2/catch.hpp>
 
@@ -16,8 +16,8 @@
 #include <thread>
 #include <vector>
 
-#include "kiln/frontend/function.h"
-#include "kiln/frontend/ops.h"
+#include "kiln/frontend/core/function.h"
+#include "kiln/frontend/core/ops.h"
 
 namespace k = kiln;
 using Catch::Contains;

@@ -12,7 +12,7 @@
 #include <string>
 #include <vector>
 
-#include "kiln/frontend/compile.h"
+#include "kiln/frontend/core/compile.h"
 #include "kiln/ir/parser.h"
 #include "kiln/ir/printer.h"
 #include "kiln/ir/verifier.h"

@@ -1,7 +1,7 @@
-// Eager ops on compiled kernels (frontend/eager.h): they agree with the reference interpreter,
+// Eager ops on compiled kernels (frontend/core/eager.h): they agree with the reference interpreter,
 // the kernel cache stays bounded, elementwise ops go generic in size, bad settings are errors,
 // and a GradientTape records a compiled function's call whole.
-#include "kiln/frontend/eager.h"
+#include "kiln/frontend/core/eager.h"
 
 #include <catch2/catch.hpp>
 

@@ -12,7 +12,7 @@
 #include <string>
 #include <vector>
 
-#include "kiln/frontend/tensor.h"
+#include "kiln/frontend/core/tensor.h"
 #include "kiln/ir/host_tensor.h"
 
 namespace kiln::testing {

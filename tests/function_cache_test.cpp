@@ -6,8 +6,8 @@
 #include <string>
 #include <vector>
 
-#include "kiln/frontend/compile.h"
-#include "kiln/frontend/trace.h"
+#include "kiln/frontend/core/compile.h"
+#include "kiln/frontend/core/trace.h"
 #include "kiln/kiln.h"
 
 namespace k = kiln;

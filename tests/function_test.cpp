@@ -1,4 +1,4 @@
-#include "kiln/frontend/function.h"
+#include "kiln/frontend/core/function.h"
 
 #include <catch2/catch.hpp>
 
@@ -9,8 +9,8 @@
 #include <vector>
 
 #include "file_test_util.h"
-#include "kiln/frontend/log.h"
-#include "kiln/frontend/ops.h"
+#include "kiln/frontend/core/log.h"
+#include "kiln/frontend/core/ops.h"
 #include "kiln/ir/printer.h"
 
 namespace k = kiln;

@@ -1,7 +1,7 @@
 // IDX files (kiln::idx) and the MNIST-format datasets built on them (kiln::datasets): round
 // trips, hand-built files checked value by value, every kind of malformed file, and the
 // installed Fashion-MNIST (skipped when the Debian package is absent).
-#include "kiln/frontend/idx.h"
+#include "kiln/frontend/formats/idx.h"
 
 #include <unistd.h>
 #include <catch2/catch.hpp>
@@ -15,7 +15,7 @@
 #include <string>
 #include <vector>
 
-#include "kiln/frontend/datasets.h"
+#include "kiln/frontend/keras/datasets.h"
 
 #include "file_test_util.h"
 

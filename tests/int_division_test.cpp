@@ -9,7 +9,7 @@
 #include <limits>
 #include <vector>
 
-#include "kiln/frontend/compile.h"
+#include "kiln/frontend/core/compile.h"
 #include "kiln/ir/interpreter.h"
 
 namespace k = kiln;

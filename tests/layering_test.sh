@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Checks DESIGN.md's dependency rules by reading include lines: each folder may include only
-# the folders it may depend on, LLVM only from codegen/, and runtime/ stays free of ir/ and LLVM.
+# the folders it may depend on, LLVM only from codegen/, runtime/ stays free of ir/ and LLVM, and
+# the rooms of frontend/ (core/, formats/, keras/) keep their order (see below).
 set -u
 root=${1:-$(dirname "$0")/..}
 cd "$root" || exit 2
@@ -31,6 +32,43 @@ for module in "${!allowed[@]}"; do
       status=1
     fi
   fi
+done
+# The rooms of frontend/ (docs/architecture.md, README's layout) and who may include whom:
+#
+#   frontend/core/     Tensor, the ops, apply (the one path of every op), name scopes and error
+#                      decoration, tracing, kiln::function, GradientTape, Variable, eager kernels.
+#                      May include only core/ of the frontend: the tensor core knows nothing of
+#                      Keras or of file formats.
+#   frontend/formats/  files: .npy, safetensors, IDX, TensorBoard event records, atomic writes,
+#                      markup escaping. May include formats/ and, of core, only the Tensor handle
+#                      (core/tensor.h) and error decoration (core/op_error.h): a format reads and
+#                      writes tensors, it never runs ops, traces or touches Keras.
+#   frontend/keras/    layers, models, optimizers, losses, metrics, callbacks, data, datasets,
+#                      saved models. May include core/, formats/ and keras/.
+#   frontend/          kiln.h (the umbrella), version, aot (compiles functions and Models, runs
+#                      the linker through process.h): on top of all three rooms; no room may
+#                      include these.
+declare -A room_allowed=(
+  [core]="core"
+  [formats]="formats core/tensor.h core/op_error.h"
+  [keras]="core formats keras"
+)
+for room in "${!room_allowed[@]}"; do
+  [ -d "frontend/$room" ] || continue
+  while IFS= read -r line; do
+    file=${line%%:*}
+    target=$(sed -E 's/.*#include [<"]kiln\/frontend\/([^">]+)[">].*/\1/' <<<"$line")
+    target_room=${target%%/*}
+    [ "$target_room" = "$target" ] && target_room=""  # a file at frontend/ itself
+    ok=0
+    for rule in ${room_allowed[$room]}; do
+      if [ "$rule" = "$target" ] || [ "$rule" = "$target_room" ]; then ok=1; fi
+    done
+    if [ $ok -eq 0 ]; then
+      echo "layering: $file includes kiln/frontend/$target, but frontend/$room/ may include only: ${room_allowed[$room]}"
+      status=1
+    fi
+  done < <(grep -rnE '#include [<"]kiln/frontend/' "frontend/$room" --include='*.h' --include='*.cpp')
 done
 # kiln/kiln.h is the user's umbrella header: it includes every layer, so a lower layer that
 # includes it depends on all of them (and on itself). Only the programs on top (tools/, tests/,

@@ -1,4 +1,4 @@
-#include "kiln/frontend/npy.h"
+#include "kiln/frontend/formats/npy.h"
 
 #include <unistd.h>
 #include <catch2/catch.hpp>

@@ -1,6 +1,6 @@
 // Keras-style optimizers and schedules: the first updates against the Keras 3 formulas written out
 // in double here, eagerly and inside kiln::function, in f32 and f64, plus the errors.
-#include "kiln/frontend/optimizers.h"
+#include "kiln/frontend/keras/optimizers.h"
 
 #include <catch2/catch.hpp>
 
@@ -11,8 +11,8 @@
 #include <utility>
 #include <vector>
 
-#include "kiln/frontend/function.h"
-#include "kiln/frontend/ops.h"
+#include "kiln/frontend/core/function.h"
+#include "kiln/frontend/core/ops.h"
 
 namespace k = kiln;
 namespace opt = kiln::optimizers;

@@ -1,5 +1,5 @@
-// fit's progress display (frontend/progbar.h): the exact text on a terminal and elsewhere, the
-// throttling of redraws, and the one-line-per-epoch output of fit itself.
+// fit's progress display (frontend/keras/progbar.h): the exact text on a terminal and elsewhere,
+// the throttling of redraws, and the one-line-per-epoch output of fit itself.
 #include <catch2/catch.hpp>
 
 #include <kiln/kiln.h>

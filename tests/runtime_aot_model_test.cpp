@@ -16,7 +16,7 @@
 #include <thread>
 #include <vector>
 
-#include "kiln/frontend/safetensors.h"
+#include "kiln/frontend/formats/safetensors.h"
 #include "kiln/runtime/kiln_rt.h"
 
 #include "file_test_util.h"

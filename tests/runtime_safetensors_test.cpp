@@ -1,6 +1,6 @@
 // The one safetensors reader and writer (runtime/safetensors.h), which kiln::safetensors and the
 // AOT runtime share: its own API, the same words from both users for the same bad file, and the
-// AOT dtype codes tied to ir::DType (frontend/runtime_dtype.h).
+// AOT dtype codes tied to ir::DType (frontend/formats/runtime_dtype.h).
 #include "kiln/runtime/safetensors.h"
 
 #include <catch2/catch.hpp>
@@ -11,8 +11,8 @@
 #include <string>
 #include <vector>
 
-#include "kiln/frontend/runtime_dtype.h"
-#include "kiln/frontend/safetensors.h"
+#include "kiln/frontend/formats/runtime_dtype.h"
+#include "kiln/frontend/formats/safetensors.h"
 #include "kiln/runtime/aot_model.h"
 #include "kiln/runtime/aot_weights.h"
 

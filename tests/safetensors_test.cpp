@@ -1,6 +1,6 @@
 // safetensors files (kiln::safetensors): round trips of every dtype, metadata, the exact bytes
 // of a small file, every kind of corruption, and saves that fail part way.
-#include "kiln/frontend/safetensors.h"
+#include "kiln/frontend/formats/safetensors.h"
 
 #include <fmt/format.h>
 #include <sys/resource.h>
@@ -15,7 +15,7 @@
 #include <string>
 #include <vector>
 
-#include "kiln/frontend/function.h"
+#include "kiln/frontend/core/function.h"
 
 #include "file_test_util.h"
 

@@ -14,7 +14,7 @@
 #include "aot_test_util.h"
 #include "error_test_util.h"
 #include "file_test_util.h"
-#include "kiln/frontend/compile.h"
+#include "kiln/frontend/core/compile.h"
 #include "kiln/ir/interpreter.h"
 
 namespace k = kiln;

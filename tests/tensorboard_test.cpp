@@ -18,7 +18,7 @@
 #include <vector>
 
 #include "file_test_util.h"
-#include "kiln/frontend/event_file.h"
+#include "kiln/frontend/formats/event_file.h"
 #include "model_test_util.h"
 
 namespace k = kiln;

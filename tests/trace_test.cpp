@@ -1,13 +1,13 @@
-#include "kiln/frontend/trace.h"
+#include "kiln/frontend/core/trace.h"
 
 #include <catch2/catch.hpp>
 
 #include <string>
 #include <vector>
 
-#include "kiln/frontend/log.h"
-#include "kiln/frontend/name_scope.h"
-#include "kiln/frontend/ops.h"
+#include "kiln/frontend/core/log.h"
+#include "kiln/frontend/core/name_scope.h"
+#include "kiln/frontend/core/ops.h"
 #include "kiln/ir/printer.h"
 
 namespace k = kiln;

@@ -1,11 +1,11 @@
-#include "kiln/frontend/variable.h"
+#include "kiln/frontend/core/variable.h"
 
 #include <catch2/catch.hpp>
 
 #include <sstream>
 #include <string>
 
-#include "kiln/frontend/ops.h"
+#include "kiln/frontend/core/ops.h"
 
 namespace k = kiln;
 using Catch::Contains;

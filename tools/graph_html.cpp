@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "graph_page.h"
-#include "kiln/frontend/markup.h"
+#include "kiln/frontend/formats/markup.h"
 #include "kiln/ir/printer.h"
 
 namespace kiln::tools {

@@ -26,8 +26,8 @@
 #include <vector>
 
 #include "graph_html.h"
-#include "kiln/frontend/atomic_file.h"
-#include "kiln/frontend/compile.h"
+#include "kiln/frontend/core/compile.h"
+#include "kiln/frontend/formats/atomic_file.h"
 #include "kiln/frontend/process.h"
 #include "kiln/ir/dot.h"
 #include "kiln/ir/parser.h"

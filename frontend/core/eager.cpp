@@ -1,0 +1,660 @@
+#include "kiln/frontend/core/eager.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <atomic>
+#include <bit>
+#include <chrono>
+#include <cstdlib>
+#include <cstring>
+#include <limits>
+#include <list>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string_view>
+#include <unordered_map>
+
+#include "kiln/codegen/compiler.h"
+#include "kiln/codegen/generic_gemm.h"
+#include "kiln/frontend/core/compile.h"
+#include "kiln/frontend/core/inline_list.h"
+#include "kiln/frontend/core/log.h"
+#include "kiln/ir/interpreter.h"
+#include "kiln/ir/ops/matmul.h"
+#include "kiln/passes/pipeline.h"
+
+namespace kiln {
+
+namespace {
+
+constexpr int64_t kDefaultCapacity = 1024;
+// Distinct sizes an elementwise signature compiles exact kernels for before it goes generic.
+constexpr size_t kExactSizes = 4;
+// The pieces a generic elementwise kernel runs in: powers of two from kLargestPiece (big
+// enough for the kernel to split it across threads itself) down to kSmallestPiece elements (a
+// 64-byte multiple for every dtype, so every piece starts aligned). A last piece shorter than
+// that runs padded to kSmallestPiece.
+constexpr int64_t kLargestPiece = int64_t{1} << 17;
+constexpr int64_t kSmallestPiece = 64;
+
+// ---- the mode --------------------------------------------------------------------------------
+
+// -1: not decided yet (KILN_EAGER is read at the first eager op).
+std::atomic<int> mode_setting{-1};
+
+EagerMode read_mode_env() {
+  const char* value = std::getenv("KILN_EAGER");
+  if (value == nullptr || *value == '\0') return EagerMode::compiled;
+  std::string_view text(value);
+  if (text == "compiled" || text == "compile") return EagerMode::compiled;
+  if (text == "interpret") return EagerMode::interpret;
+  throw ValueError(fmt::format(
+      "KILN_EAGER='{}' is not a mode: use 'compiled' (the default: eager ops run compiled "
+      "kernels) or 'interpret' (the reference interpreter, for debugging)",
+      text));
+}
+
+int64_t read_capacity_env() {
+  const char* value = std::getenv("KILN_EAGER_CACHE_SIZE");
+  if (value == nullptr || *value == '\0') return kDefaultCapacity;
+  char* end = nullptr;
+  errno = 0;
+  const long long n = std::strtoll(value, &end, 10);
+  if (errno != 0 || end == value || *end != '\0' || n < 1) {
+    throw ValueError(fmt::format(
+        "KILN_EAGER_CACHE_SIZE='{}' is not a kernel count: give a whole number of at least 1 "
+        "(the default is {})",
+        value, kDefaultCapacity));
+  }
+  return static_cast<int64_t>(n);
+}
+
+// ---- cache keys ------------------------------------------------------------------------------
+
+size_t mix(size_t h, uint64_t v) {
+  return h ^ (v + 0x9e3779b97f4a7c15ULL + (h << 6) + (h >> 2));
+}
+
+size_t hash_attr(const ir::AttrValue& value) {
+  return std::visit(
+      [](const auto& v) -> size_t {
+        using T = std::decay_t<decltype(v)>;
+        if constexpr (std::is_same_v<T, bool> || std::is_same_v<T, int64_t>) {
+          return static_cast<size_t>(v);
+        } else if constexpr (std::is_same_v<T, double>) {
+          return static_cast<size_t>(std::bit_cast<uint64_t>(v));
+        } else if constexpr (std::is_same_v<T, std::string>) {
+          return std::hash<std::string>()(v);
+        } else if constexpr (std::is_same_v<T, std::vector<int64_t>>) {
+          size_t h = v.size();
+          for (int64_t x : v)
+            h = mix(h, static_cast<uint64_t>(x));
+          return h;
+        } else if constexpr (std::is_same_v<T, ir::DType>) {
+          return static_cast<size_t>(v) + 1000;
+        } else {
+          // Tensors compare by type and bytes (attr_equal); their type is a fine hash.
+          size_t h = static_cast<size_t>(v.type().dtype);
+          for (int64_t d : v.type().shape)
+            h = mix(h, static_cast<uint64_t>(d));
+          return h;
+        }
+      },
+      value);
+}
+
+// Hashes a parameter type into `h` (the same for a KernelKey and a KeyView).
+size_t hash_param(size_t h, ir::DType dtype, std::span<const int64_t> dims) {
+  h = mix(h, static_cast<uint64_t>(dtype) + 77);
+  h = mix(h, dims.size());
+  for (int64_t d : dims)
+    h = mix(h, static_cast<uint64_t>(d));
+  return h;
+}
+
+size_t hash_head(ir::Op op, const ir::Attrs& attrs) {
+  size_t h = static_cast<size_t>(op);
+  for (const auto& [name, value] : attrs.items())
+    h = mix(mix(h, std::hash<std::string>()(name)), hash_attr(value));
+  return h;
+}
+
+// What a kernel is specialised for: the op, its attributes and its parameters' types.
+struct KernelKey {
+  ir::Op op;
+  ir::Attrs attrs;
+  std::vector<ir::TensorType> params;
+  size_t hash = 0;
+
+  KernelKey(ir::Op o, const ir::Attrs& a, std::vector<ir::TensorType> p)
+      : op(o), attrs(a), params(std::move(p)) {
+    size_t h = hash_head(op, attrs);
+    for (const ir::TensorType& t : params)
+      h = hash_param(h, t.dtype, t.shape.dims());
+    hash = h;
+  }
+};
+
+// KeyView's flat_size for the operands' own types.
+constexpr int64_t kNotFlat = std::numeric_limits<int64_t>::min();
+
+// A key not made yet, for lookups that allocate nothing: the operands' types, or (flat_size
+// other than kNotFlat) their flattened types: operands that are not 0-d as (flat_size). An
+// elementwise family is keyed with flat_size -1.
+struct KeyView {
+  ir::Op op;
+  const ir::Attrs& attrs;
+  std::span<const ir::HostTensor* const> inputs;
+  int64_t flat_size = kNotFlat;
+  size_t hash = 0;
+
+  KeyView(ir::Op o, const ir::Attrs& a, std::span<const ir::HostTensor* const> in, int64_t flat)
+      : op(o), attrs(a), inputs(in), flat_size(flat) {
+    size_t h = hash_head(op, attrs);
+    for (const ir::HostTensor* t : inputs) {
+      const ir::TensorType& type = t->type();
+      if (flat_size != kNotFlat && type.shape.rank() != 0)
+        h = hash_param(h, type.dtype, {&flat_size, 1});
+      else
+        h = hash_param(h, type.dtype, type.shape.dims());
+    }
+    hash = h;
+  }
+  bool matches(const KernelKey& key) const {
+    if (hash != key.hash || op != key.op || inputs.size() != key.params.size()) return false;
+    for (size_t i = 0; i < inputs.size(); ++i) {
+      const ir::TensorType& mine = inputs[i]->type();
+      const ir::TensorType& theirs = key.params[i];
+      if (mine.dtype != theirs.dtype) return false;
+      if (flat_size != kNotFlat && mine.shape.rank() != 0) {
+        if (theirs.shape.rank() != 1 || theirs.shape[0] != flat_size) return false;
+      } else if (mine.shape != theirs.shape) {
+        return false;
+      }
+    }
+    return attrs == key.attrs;
+  }
+  // The key itself.
+  KernelKey key() const {
+    std::vector<ir::TensorType> params;
+    params.reserve(inputs.size());
+    for (const ir::HostTensor* t : inputs) {
+      const ir::TensorType& type = t->type();
+      params.push_back(flat_size != kNotFlat && type.shape.rank() != 0
+                           ? ir::TensorType{type.dtype, ir::Shape{flat_size}}
+                           : type);
+    }
+    return KernelKey(op, attrs, std::move(params));
+  }
+};
+
+struct KeyHash {
+  using is_transparent = void;
+  size_t operator()(const KernelKey& key) const { return key.hash; }
+  size_t operator()(const KeyView& key) const { return key.hash; }
+};
+
+struct KeyEqual {
+  using is_transparent = void;
+  bool operator()(const KernelKey& a, const KernelKey& b) const {
+    return a.hash == b.hash && a.op == b.op && a.params == b.params && a.attrs == b.attrs;
+  }
+  bool operator()(const KeyView& a, const KernelKey& b) const { return a.matches(b); }
+  bool operator()(const KernelKey& a, const KeyView& b) const { return b.matches(a); }
+};
+
+// ---- kernels ---------------------------------------------------------------------------------
+
+// One op compiled for one signature.
+struct Kernel {
+  ir::Op op;
+  passes::PipelineResult result;  // the compiled graph: index errors are located in it
+  std::unique_ptr<codegen::CompiledModule> module;
+  runtime::Executable executable;
+
+  Kernel(ir::Op o, passes::PipelineResult r, std::unique_ptr<codegen::CompiledModule> m)
+      : op(o),
+        result(std::move(r)),
+        module(std::move(m)),
+        executable(detail::make_executable(result.function, *module)) {}
+
+  // Runs on dense buffers matching the kernel's parameters and results.
+  void run(std::span<void* const> inputs, std::span<void* const> outputs) const {
+    runtime::RunStatus status;
+    try {
+      status = executable.run(inputs, outputs);
+    } catch (const std::invalid_argument& e) {
+      throw InternalError(fmt::format("eager {}: {}", result.function.name(), e.what()));
+    } catch (const std::bad_alloc&) {
+      ResourceError error(fmt::format(
+          "cannot allocate the {} workspace its kernel needs: more memory than this machine can "
+          "give",
+          ir::describe_bytes(executable.workspace_bytes())));
+      error.prefix(ir::op_name(op));
+      throw error;
+    }
+    if (status.failed()) detail::throw_index_error(result, status);
+  }
+};
+
+codegen::KernelJit& kernel_jit() {
+  static codegen::KernelJit jit;
+  return jit;
+}
+
+std::shared_ptr<const Kernel> compile_kernel(const KernelKey& key) {
+  ir::Function f(fmt::format("eager_{}", ir::op_name(key.op)));
+  std::vector<ir::Value*> args;
+  for (size_t i = 0; i < key.params.size(); ++i)
+    args.push_back(f.add_param(key.params[i], fmt::format("x{}", i)));
+  ir::Node* node = f.append(key.op, std::move(args), key.attrs);
+  std::vector<ir::Value*> outputs;
+  for (size_t i = 0; i < node->num_outputs(); ++i)
+    outputs.push_back(node->output(i));
+  f.set_outputs(std::move(outputs));
+  passes::PipelineOptions options;
+  options.print_after.clear();  // KILN_PRINT_AFTER is for the user's functions
+  passes::PipelineResult result = passes::run_pipeline(std::move(f), options);
+  auto module = kernel_jit().compile(result.function, result.kernels, result.memory);
+  return std::make_shared<const Kernel>(key.op, std::move(result), std::move(module));
+}
+
+// ---- the cache -------------------------------------------------------------------------------
+
+// An elementwise signature with its full-size operands' sizes left out: the sizes it was
+// compiled for, until there are too many and it goes generic.
+struct Family {
+  std::vector<int64_t> sizes;
+  bool generic = false;
+};
+
+class Cache {
+ public:
+  // The kernel held for `key`, or null.
+  std::shared_ptr<const Kernel> find(const KeyView& key) {
+    std::lock_guard lock(mutex_);
+    auto it = map_.find(key);
+    if (it == map_.end()) return nullptr;
+    order_.splice(order_.begin(), order_, it->second.position);
+    ++info_.hits;
+    return it->second.kernel;
+  }
+
+  // The kernel for `key`, compiled now if it is not held.
+  std::shared_ptr<const Kernel> get(const KeyView& key) {
+    if (std::shared_ptr<const Kernel> kernel = find(key)) return kernel;
+    return compile(key.key());
+  }
+
+  // Compiles the kernel for `key` (not held a moment ago) and holds it. Compiles run outside
+  // the lock, so other threads' hits go on meanwhile; two threads missing the same key both
+  // compile, and the second result is dropped.
+  std::shared_ptr<const Kernel> compile(const KernelKey& key) {
+    {
+      // A bad KILN_EAGER_CACHE_SIZE fails here, before anything is compiled or held.
+      std::lock_guard lock(mutex_);
+      capacity();
+    }
+    const auto start = std::chrono::steady_clock::now();
+    std::shared_ptr<const Kernel> kernel = compile_kernel(key);
+    const std::chrono::duration<double> took = std::chrono::steady_clock::now() - start;
+    bool full = false;
+    {
+      std::lock_guard lock(mutex_);
+      ++info_.compiles;
+      info_.compile_seconds += took.count();
+      auto [it, inserted] = map_.try_emplace(key, Slot{kernel, {}});
+      if (!inserted) return it->second.kernel;
+      order_.push_front(&it->first);
+      it->second.position = order_.begin();
+      full = evict_to(capacity());
+    }
+    if (full) warn_full();
+    return kernel;
+  }
+
+  // Whether the elementwise signature `family` (full-size operands as shape (-1)) runs generic
+  // kernels, now that it is asked for `size` elements.
+  bool generic(const KeyView& family, int64_t size) {
+    std::lock_guard lock(mutex_);
+    auto it = families_.find(family);
+    if (it == families_.end()) it = families_.emplace(family.key(), Family{}).first;
+    Family& f = it->second;
+    if (f.generic) return true;
+    if (std::find(f.sizes.begin(), f.sizes.end(), size) != f.sizes.end()) return false;
+    f.sizes.push_back(size);
+    if (f.sizes.size() <= kExactSizes) return false;
+    f.generic = true;
+    ++info_.generic;
+    return true;
+  }
+
+  EagerCacheInfo info() {
+    std::lock_guard lock(mutex_);
+    EagerCacheInfo info = info_;
+    info.kernels = static_cast<int64_t>(map_.size());
+    info.capacity = capacity();
+    return info;
+  }
+
+  void clear() {
+    std::lock_guard lock(mutex_);
+    map_.clear();
+    order_.clear();
+    families_.clear();
+    info_ = {};
+    warned_full_ = false;
+  }
+
+  void forget_capacity() {
+    std::lock_guard lock(mutex_);
+    capacity_ = 0;
+  }
+
+  void set_capacity(int64_t kernels) {
+    bool full = false;
+    {
+      std::lock_guard lock(mutex_);
+      capacity_ = kernels;
+      full = evict_to(kernels);
+    }
+    if (full) warn_full();
+  }
+
+ private:
+  struct Slot {
+    std::shared_ptr<const Kernel> kernel;  // shared: a running op keeps an evicted kernel alive
+    std::list<const KernelKey*>::iterator position;
+  };
+
+  int64_t capacity() {
+    if (capacity_ == 0) capacity_ = read_capacity_env();
+    return capacity_;
+  }
+
+  // Drops the least recently used kernels beyond `kernels`; true the first time it drops any
+  // (the caller then warns, outside the lock: a log sink may call back into the cache).
+  bool evict_to(int64_t kernels) {
+    bool first = false;
+    while (static_cast<int64_t>(map_.size()) > kernels) {
+      if (!warned_full_) warned_full_ = first = true;
+      auto it = map_.find(*order_.back());
+      order_.pop_back();
+      map_.erase(it);
+      ++info_.evictions;
+    }
+    return first;
+  }
+
+  void warn_full() {
+    const int64_t kernels = info().capacity;
+    log_message(fmt::format(
+        "the eager kernel cache is full ({} kernel{}): the least recently used are dropped and "
+        "compiled again when needed. Code that runs many shapes eagerly compiles a kernel per "
+        "shape; wrap it in kiln::function, or raise the limit (kiln::set_eager_cache_capacity, "
+        "KILN_EAGER_CACHE_SIZE)",
+        kernels, kernels == 1 ? "" : "s"));
+  }
+
+  std::mutex mutex_;
+  std::unordered_map<KernelKey, Slot, KeyHash, KeyEqual> map_;
+  std::list<const KernelKey*> order_;  // most recently used first
+  std::unordered_map<KernelKey, Family, KeyHash, KeyEqual> families_;
+  EagerCacheInfo info_;
+  int64_t capacity_ = 0;  // 0: not read from the environment yet
+  bool warned_full_ = false;
+};
+
+Cache& cache() {
+  static Cache* instance = new Cache();  // never destroyed: kernels may run during exit
+  return *instance;
+}
+
+// ---- running ops -----------------------------------------------------------------------------
+
+bool materialized(ir::Op op) {
+  switch (op) {
+    case ir::Op::constant:
+    case ir::Op::fill:
+    case ir::Op::range:
+    case ir::Op::linspace:
+    case ir::Op::random_uniform:
+    case ir::Op::random_normal:
+      return true;
+    default:
+      return false;
+  }
+}
+
+std::vector<ir::HostTensor> interpret(ir::Op op, std::span<const ir::HostTensor* const> inputs,
+                                      const ir::Attrs& attrs,
+                                      std::span<const ir::TensorType> output_types) {
+  std::vector<ir::HostTensor> values;
+  values.reserve(inputs.size());
+  for (const ir::HostTensor* t : inputs)
+    values.push_back(*t);
+  return ir::run_op(op, values, attrs, output_types);
+}
+
+std::vector<ir::HostTensor> allocate(std::span<const ir::TensorType> types) {
+  std::vector<ir::HostTensor> outputs;
+  outputs.reserve(types.size());
+  for (const ir::TensorType& type : types)
+    outputs.push_back(ir::HostTensor::uninitialized(type));
+  return outputs;
+}
+
+// Whether `op` only moves bytes in a way one memcpy does: a reshape (squeeze, expand_dims) keeps
+// the bytes as they are, and a slice whose result is one contiguous block of its operand (single
+// indices, then one range with stride 1, then whole dimensions: a batch of rows) copies that
+// block. The offset of the block; a compiled kernel would be specialised for every offset.
+std::optional<int64_t> copied_bytes_offset(ir::Op op, const ir::HostTensor& in,
+                                           const ir::Attrs& attrs, const ir::Shape& out) {
+  if (op == ir::Op::reshape || op == ir::Op::squeeze || op == ir::Op::expand_dims) return 0;
+  if (op != ir::Op::slice) return std::nullopt;
+  if (out.num_elements() == 0) return 0;  // nothing to copy
+  const ir::Shape& shape = in.type().shape;
+  const std::vector<int64_t>& begin = attrs.get_ints("begin");
+  const std::vector<int64_t>& strides = attrs.get_ints("strides");
+  const std::vector<int64_t> in_strides = shape.strides();
+  int64_t offset = 0;
+  int64_t d = 0;
+  // Single indices, then at most one range with stride 1, then whole dimensions.
+  for (; d < shape.rank() && out[d] == 1; ++d)
+    offset += begin[static_cast<size_t>(d)] * in_strides[static_cast<size_t>(d)];
+  if (d < shape.rank() && strides[static_cast<size_t>(d)] == 1) {
+    offset += begin[static_cast<size_t>(d)] * in_strides[static_cast<size_t>(d)];
+    ++d;
+  }
+  for (; d < shape.rank(); ++d)
+    if (out[d] != shape[d] || strides[static_cast<size_t>(d)] != 1) return std::nullopt;
+  return offset * static_cast<int64_t>(ir::dtype_size(in.type().dtype));
+}
+
+// A plain matmul (2-D, f32 or f64, big enough for the packed GEMM) runs on the GEMM compiled for
+// any sizes (codegen/generic_gemm.h) instead of a kernel per shape: an eager training loop meets
+// a few shapes per layer and batch size, each of which would cost ~0.1 s of compile. False when
+// the matmul is not one of those.
+bool run_matmul(const ir::HostTensor& a, const ir::HostTensor& b, const ir::Attrs& attrs,
+                ir::HostTensor& out) {
+  const ir::DType dtype = a.type().dtype;
+  if (a.type().shape.rank() != 2 || b.type().shape.rank() != 2 || out.type().dtype != dtype)
+    return false;
+  const ir::MatmulDims dims = ir::matmul_dims(a.type().shape, b.type().shape, attrs);
+  if (!codegen::generic_gemm_handles(dtype, dims.m, dims.n, dims.k)) return false;
+  codegen::run_generic_gemm(kernel_jit(), dtype, dims.transpose_a, dims.transpose_b, dims.m, dims.n,
+                            dims.k, a.raw(), b.raw(), out.raw());
+  return true;
+}
+
+// An elementwise op whose operands all have the result's shape or are 0-d: it computes the same
+// on the flattened buffers, so one kernel serves every shape of a size.
+bool flattenable(ir::Op op, std::span<const ir::HostTensor* const> inputs,
+                 std::span<const ir::TensorType> output_types) {
+  if (!ir::has_trait(op, ir::kElementwise) || output_types.size() != 1 || inputs.empty())
+    return false;
+  const ir::Shape& shape = output_types[0].shape;
+  for (const ir::HostTensor* t : inputs) {
+    const ir::Shape& s = t->type().shape;
+    if (s.rank() != 0 && s != shape) return false;
+  }
+  return true;
+}
+
+// Runs a flattened elementwise op on `size` elements as pieces of fixed sizes (see the top).
+void run_generic(ir::Op op, std::span<const ir::HostTensor* const> inputs, const ir::Attrs& attrs,
+                 ir::HostTensor& output, int64_t size) {
+  const size_t n_in = inputs.size();
+  detail::InlineList<void*> in(n_in);
+  void* out[1];
+  auto base = [&](size_t i) { return const_cast<std::byte*>(inputs[i]->raw()); };
+  auto full = [&](size_t i) { return inputs[i]->type().shape.rank() != 0; };
+  int64_t offset = 0;
+  auto run_piece = [&](int64_t piece) {
+    std::shared_ptr<const Kernel> kernel = cache().get(KeyView(op, attrs, inputs, piece));
+    for (size_t i = 0; i < n_in; ++i) {
+      in[i] = full(i) ? base(i) + offset * ir::dtype_size(inputs[i]->type().dtype) : base(i);
+    }
+    out[0] = output.raw() + offset * ir::dtype_size(output.type().dtype);
+    kernel->run(in.span(), out);
+    offset += piece;
+  };
+  while (size - offset >= kLargestPiece)
+    run_piece(kLargestPiece);
+  for (int64_t piece = kLargestPiece / 2; piece >= kSmallestPiece; piece /= 2) {
+    if (size - offset >= piece) run_piece(piece);
+  }
+  const int64_t rest = size - offset;
+  if (rest == 0) return;
+  // The last few elements, copied into padded buffers (the padding repeats the last element, so
+  // it holds only values the op sees anyway).
+  std::vector<ir::HostTensor> padded;
+  for (size_t i = 0; i < n_in; ++i) {
+    if (!full(i)) {
+      in[i] = base(i);
+      continue;
+    }
+    const ir::DType dtype = inputs[i]->type().dtype;
+    const size_t es = ir::dtype_size(dtype);
+    padded.push_back(ir::HostTensor::uninitialized({dtype, ir::Shape{kSmallestPiece}}));
+    std::byte* to = padded.back().raw();
+    const std::byte* from = base(i) + offset * static_cast<int64_t>(es);
+    std::memcpy(to, from, static_cast<size_t>(rest) * es);
+    for (int64_t j = rest; j < kSmallestPiece; ++j)
+      std::memcpy(to + j * static_cast<int64_t>(es), from + (rest - 1) * static_cast<int64_t>(es),
+                  es);
+    in[i] = to;
+  }
+  const ir::DType out_dtype = output.type().dtype;
+  ir::HostTensor result = ir::HostTensor::uninitialized({out_dtype, ir::Shape{kSmallestPiece}});
+  std::shared_ptr<const Kernel> kernel = cache().get(KeyView(op, attrs, inputs, kSmallestPiece));
+  out[0] = result.raw();
+  kernel->run(in.span(), out);
+  const size_t es = ir::dtype_size(out_dtype);
+  std::memcpy(output.raw() + offset * static_cast<int64_t>(es), result.raw(),
+              static_cast<size_t>(rest) * es);
+}
+
+}  // namespace
+
+EagerMode eager_mode() {
+  int mode = mode_setting.load(std::memory_order_relaxed);
+  if (mode < 0) {
+    mode = static_cast<int>(read_mode_env());
+    mode_setting.store(mode, std::memory_order_relaxed);
+  }
+  return static_cast<EagerMode>(mode);
+}
+
+void set_eager_mode(EagerMode mode) {
+  mode_setting.store(static_cast<int>(mode), std::memory_order_relaxed);
+}
+
+EagerCacheInfo eager_cache_info() {
+  return cache().info();
+}
+
+void clear_eager_cache() {
+  cache().clear();
+}
+
+void set_eager_cache_capacity(int64_t kernels) {
+  if (kernels < 1) {
+    throw ValueError(fmt::format(
+        "set_eager_cache_capacity: the cache must hold at least 1 kernel, got {}", kernels));
+  }
+  cache().set_capacity(kernels);
+}
+
+namespace detail {
+
+EagerMode eager_mode_from_env() {
+  return read_mode_env();
+}
+
+int64_t eager_capacity_from_env() {
+  return read_capacity_env();
+}
+
+void reread_eager_environment() {
+  mode_setting.store(-1, std::memory_order_relaxed);
+  cache().forget_capacity();
+}
+
+std::vector<ir::HostTensor> run_eager(ir::Op op, std::span<const ir::HostTensor* const> inputs,
+                                      const ir::Attrs& attrs,
+                                      std::span<const ir::TensorType> output_types) {
+  if (materialized(op) || eager_mode() == EagerMode::interpret)
+    return interpret(op, inputs, attrs, output_types);
+  std::vector<ir::HostTensor> outputs;
+  try {
+    outputs = allocate(output_types);
+  } catch (ResourceError& e) {
+    e.prefix(ir::op_name(op));  // as the interpreter names it
+    throw;
+  }
+  if (inputs.size() == 1 && output_types.size() == 1) {
+    if (std::optional<int64_t> offset =
+            copied_bytes_offset(op, *inputs[0], attrs, output_types[0].shape)) {
+      const size_t bytes = output_types[0].nbytes();
+      if (bytes != 0) std::memcpy(outputs[0].raw(), inputs[0]->raw() + *offset, bytes);
+      return outputs;
+    }
+  }
+  if (op == ir::Op::matmul && run_matmul(*inputs[0], *inputs[1], attrs, outputs[0])) return outputs;
+  if (flattenable(op, inputs, output_types)) {
+    const int64_t size = output_types[0].shape.num_elements();
+    if (size == 0) return outputs;
+    KeyView key(op, attrs, inputs, size);
+    std::shared_ptr<const Kernel> kernel = cache().find(key);
+    if (kernel == nullptr) {
+      // A size this signature has no kernel for: compile one, unless it has seen many sizes
+      // (the family key has every full-size operand as (-1)).
+      if (cache().generic(KeyView(op, attrs, inputs, -1), size)) {
+        run_generic(op, inputs, attrs, outputs[0], size);
+        return outputs;
+      }
+      kernel = cache().compile(key.key());
+    }
+    InlineList<void*> in(inputs.size());
+    for (size_t i = 0; i < inputs.size(); ++i)
+      in[i] = const_cast<std::byte*>(inputs[i]->raw());
+    void* out[1] = {outputs[0].raw()};
+    kernel->run(in.span(), out);
+    return outputs;
+  }
+  std::shared_ptr<const Kernel> kernel = cache().get(KeyView(op, attrs, inputs, kNotFlat));
+  InlineList<void*> in(inputs.size());
+  for (size_t i = 0; i < inputs.size(); ++i)
+    in[i] = const_cast<std::byte*>(inputs[i]->raw());
+  InlineList<void*> out(outputs.size());
+  for (size_t i = 0; i < outputs.size(); ++i)
+    out[i] = outputs[i].raw();
+  kernel->run(in.span(), out.span());
+  return outputs;
+}
+
+}  // namespace detail
+}  // namespace kiln

@@ -1,0 +1,507 @@
+#include "kiln/frontend/keras/layers.h"
+
+#include <fmt/format.h>
+
+#include <atomic>
+#include <cmath>
+#include <map>
+#include <mutex>
+
+#include "kiln/frontend/core/name_scope.h"
+#include "kiln/frontend/core/op_error.h"
+#include "kiln/frontend/core/ops.h"
+#include "kiln/frontend/core/trace.h"
+
+namespace kiln {
+
+namespace {
+
+std::atomic<uint64_t>& next_seed() {
+  static std::atomic<uint64_t> seed{0};
+  return seed;
+}
+
+uint64_t seed_or_next(std::optional<uint64_t> seed) {
+  return seed ? *seed : next_seed().fetch_add(1) * 0x9E3779B97F4A7C15ull + 1;
+}
+
+// Keras's fans: a dense kernel [in, out]; a conv kernel [kh, kw, in, out] counts the window.
+std::pair<double, double> fans(const Shape& shape) {
+  if (shape.rank() < 1) return {1, 1};
+  if (shape.rank() == 1) return {double(shape[0]), double(shape[0])};
+  double receptive = 1;
+  for (int64_t i = 0; i + 2 < shape.rank(); ++i)
+    receptive *= double(shape[i]);
+  return {double(shape[shape.rank() - 2]) * receptive, double(shape[shape.rank() - 1]) * receptive};
+}
+
+initializers::Initializer scaled_uniform(double (*limit)(double, double),
+                                         std::optional<uint64_t> seed) {
+  uint64_t s = seed_or_next(seed);
+  return [limit, s](const Shape& shape, DType dtype) {
+    auto [in, out] = fans(shape);
+    double l = limit(in, out);
+    return random_uniform(shape, -l, l, static_cast<int64_t>(s >> 1), dtype);
+  };
+}
+
+initializers::Initializer scaled_normal(double (*stddev)(double, double),
+                                        std::optional<uint64_t> seed) {
+  uint64_t s = seed_or_next(seed);
+  return [stddev, s](const Shape& shape, DType dtype) {
+    auto [in, out] = fans(shape);
+    double sd = stddev(in, out);
+    Tensor n = random_normal(shape, 0.0, sd, static_cast<int64_t>(s >> 1), dtype);
+    return minimum(maximum(n, -2 * sd), 2 * sd);
+  };
+}
+
+}  // namespace
+
+void set_random_seed(uint64_t seed) {
+  next_seed() = seed;
+}
+
+namespace initializers {
+
+Initializer zeros() {
+  return [](const Shape& shape, DType dtype) { return kiln::zeros(shape, dtype); };
+}
+
+Initializer ones() {
+  return [](const Shape& shape, DType dtype) { return kiln::ones(shape, dtype); };
+}
+
+Initializer constant(double value) {
+  return [value](const Shape& shape, DType dtype) { return fill(shape, value, dtype); };
+}
+
+Initializer random_normal(double mean, double stddev, std::optional<uint64_t> seed) {
+  uint64_t s = seed_or_next(seed);
+  return [=](const Shape& shape, DType dtype) {
+    return kiln::random_normal(shape, mean, stddev, static_cast<int64_t>(s >> 1), dtype);
+  };
+}
+
+Initializer random_uniform(double minval, double maxval, std::optional<uint64_t> seed) {
+  uint64_t s = seed_or_next(seed);
+  return [=](const Shape& shape, DType dtype) {
+    return kiln::random_uniform(shape, minval, maxval, static_cast<int64_t>(s >> 1), dtype);
+  };
+}
+
+Initializer glorot_uniform(std::optional<uint64_t> seed) {
+  return scaled_uniform([](double in, double out) { return std::sqrt(6.0 / (in + out)); }, seed);
+}
+
+Initializer glorot_normal(std::optional<uint64_t> seed) {
+  return scaled_normal([](double in, double out) { return std::sqrt(2.0 / (in + out)); }, seed);
+}
+
+Initializer he_normal(std::optional<uint64_t> seed) {
+  return scaled_normal([](double in, double) { return std::sqrt(2.0 / in); }, seed);
+}
+
+Initializer he_uniform(std::optional<uint64_t> seed) {
+  return scaled_uniform([](double in, double) { return std::sqrt(6.0 / in); }, seed);
+}
+
+Initializer get(const std::string& name, std::source_location loc) {
+  if (name == "zeros") return zeros();
+  if (name == "ones") return ones();
+  if (name == "random_normal") return random_normal();
+  if (name == "random_uniform") return random_uniform();
+  if (name == "glorot_uniform") return glorot_uniform();
+  if (name == "glorot_normal") return glorot_normal();
+  if (name == "he_normal") return he_normal();
+  if (name == "he_uniform") return he_uniform();
+  detail::raise<ValueError>("initializers.get", {},
+                            fmt::format("unknown initializer '{}'; known: zeros, ones, "
+                                        "random_normal, random_uniform, glorot_uniform, "
+                                        "glorot_normal, he_normal, he_uniform",
+                                        name),
+                            loc);
+}
+
+}  // namespace initializers
+
+namespace activations {
+
+Activation get(const std::string& name, std::source_location loc) {
+  if (name.empty() || name == "linear") return [](const Tensor& x) { return x; };
+  if (name == "relu") return [](const Tensor& x) { return relu(x); };
+  if (name == "sigmoid") return [](const Tensor& x) { return sigmoid(x); };
+  if (name == "tanh") return [](const Tensor& x) { return tanh(x); };
+  if (name == "softmax") return [](const Tensor& x) { return softmax(x); };
+  if (name == "elu") return [](const Tensor& x) { return elu(x); };
+  if (name == "softplus") return [](const Tensor& x) { return softplus(x); };
+  if (name == "gelu") return [](const Tensor& x) { return gelu(x); };
+  if (name == "exponential") return [](const Tensor& x) { return exp(x); };
+  detail::raise<ValueError>("activations.get", {},
+                            fmt::format("unknown activation '{}'; known: linear, relu, sigmoid, "
+                                        "tanh, softmax, elu, softplus, gelu, exponential",
+                                        name),
+                            loc);
+}
+
+}  // namespace activations
+
+namespace detail {
+std::string cast_hint(DType got, DType want) {
+  std::string cast = fmt::format("k::cast(x, k::{})", ir::dtype_name(want));
+  if (got == DType::u8) {
+    return fmt::format("cast to {} and scale, e.g. {} / 255.f", ir::dtype_name(want), cast);
+  }
+  return fmt::format("cast to {} first, e.g. {}", ir::dtype_name(want), cast);
+}
+}  // namespace detail
+
+namespace layers {
+
+namespace {
+// "dense", then "dense_1", "dense_2", ... per kind, as Keras names layers.
+std::string unique_name(const std::string& kind) {
+  static std::mutex mutex;
+  static std::map<std::string, int64_t> counts;
+  std::lock_guard lock(mutex);
+  int64_t n = counts[kind]++;
+  return n == 0 ? kind : fmt::format("{}_{}", kind, n);
+}
+}  // namespace
+
+Layer::Layer(const std::string& kind, std::string name, InputShape input_shape)
+    : state_(std::make_shared<State>()) {
+  state_->name = name.empty() ? unique_name(kind) : std::move(name);
+  state_->input_shape = std::move(input_shape.shape);
+}
+
+void Layer::build(const Shape&) {}
+
+Tensor Layer::operator()(const Tensor& x, bool training, std::source_location loc) {
+  // Errors below, and those of the ops the layer runs, name this line rather than Kiln's.
+  detail::UserSite site(loc);
+  const std::source_location here = std::source_location::current();
+  if (!x.defined()) detail::raise<ValueError>(name(), {}, "the input is an undefined Tensor", loc);
+  name_scope scope(name());
+  try {
+    if (state_->input_shape && x.rank() >= 1) {
+      Shape sample(std::vector<int64_t>(x.shape().begin() + 1, x.shape().end()));
+      if (sample != *state_->input_shape) {
+        detail::raise<ShapeError>(
+            class_name(), {x},
+            fmt::format("the layer was declared with input_shape {} but gets samples of shape {}; "
+                        "input_shape belongs on a model's first layer only: remove it here or "
+                        "make it match",
+                        state_->input_shape->to_string(), sample.to_string()),
+            here);
+      }
+    }
+    if (!state_->built) {
+      build(x.shape());
+      state_->built = true;
+    }
+    if (!ir::is_floating(x.dtype())) {
+      for (const Variable& w : state_->weights) {
+        if (!ir::is_floating(w.dtype())) continue;
+        detail::raise<TypeError>(class_name(), {x},
+                                 fmt::format("the layer computes in {} but its input is {}: {}",
+                                             ir::dtype_name(w.dtype()), x.type().to_string(),
+                                             kiln::detail::cast_hint(x.dtype(), w.dtype())),
+                                 here);
+      }
+    }
+    return call(x, training);
+  } catch (InternalError&) {
+    throw;
+  } catch (Error& e) {
+    e.add_layer_context(name(), class_name());  // the innermost layer names itself
+    throw;
+  }
+}
+
+std::vector<Variable> Layer::trainable_weights() const {
+  std::vector<Variable> out;
+  if (!state_->trainable) return out;
+  for (size_t i = 0; i < state_->weights.size(); ++i)
+    if (state_->weight_trainable[i]) out.push_back(state_->weights[i]);
+  return out;
+}
+
+std::vector<Variable> Layer::non_trainable_weights() const {
+  std::vector<Variable> out;
+  for (size_t i = 0; i < state_->weights.size(); ++i)
+    if (!state_->trainable || !state_->weight_trainable[i]) out.push_back(state_->weights[i]);
+  return out;
+}
+
+int64_t Layer::count_params() const {
+  int64_t n = 0;
+  for (const Variable& v : state_->weights)
+    n += v.shape().num_elements();
+  return n;
+}
+
+Variable Layer::add_weight(const std::string& name, const Shape& shape,
+                           const initializers::Initializer& initializer, bool trainable,
+                           DType dtype) {
+  // Weights are made from concrete values even when the first call happens while tracing.
+  Tensor initial;
+  {
+    detail::EagerScope eager;
+    initial = initializer(shape, dtype);
+  }
+  Variable v = detail::VariableAccess::create(initial.host(), state_->name + "/" + name, trainable);
+  state_->weights.push_back(v);
+  state_->weight_trainable.push_back(trainable);
+  return v;
+}
+
+Dense::Dense(int64_t units, const std::string& activation, InputShape input_shape, bool use_bias,
+             const std::string& kernel_initializer, const std::string& bias_initializer,
+             std::string name, std::source_location loc)
+    : Layer("dense", std::move(name), std::move(input_shape)),
+      units_(units),
+      activation_name_(activation),
+      activation_(activations::get(activation, loc)),
+      use_bias_(use_bias),
+      kernel_initializer_(initializers::get(kernel_initializer, loc)),
+      bias_initializer_(initializers::get(bias_initializer, loc)) {
+  if (units <= 0) {
+    detail::raise<ValueError>("Dense", {}, fmt::format("units must be positive, got {}", units),
+                              loc);
+  }
+}
+
+void Dense::build(const Shape& input_shape) {
+  if (input_shape.rank() < 1) {
+    detail::raise<ShapeError>(
+        "Dense", {},
+        fmt::format("needs inputs of rank >= 1, got shape {}", input_shape.to_string()),
+        std::source_location::current());
+  }
+  int64_t in = input_shape[input_shape.rank() - 1];
+  add_weight("kernel", Shape{in, units_}, kernel_initializer_);
+  if (use_bias_) add_weight("bias", Shape{units_}, bias_initializer_);
+}
+
+Variable Dense::kernel() const {
+  return weights().at(0);
+}
+
+Variable Dense::bias() const {
+  return use_bias_ ? weights().at(1) : Variable();
+}
+
+Tensor Dense::call(const Tensor& x, bool) {
+  int64_t features = kernel().shape()[0];
+  if (x.rank() < 1 || x.shape()[x.rank() - 1] != features) {
+    detail::raise<ShapeError>("Dense", {x},
+                              fmt::format("the layer was built for inputs with {} features (the "
+                                          "last axis), got input of shape {}",
+                                          features, x.shape().to_string()),
+                              std::source_location::current());
+  }
+  Tensor y = matmul(x, kernel());
+  if (use_bias_) y = y + bias();
+  return activation_(y);
+}
+
+Flatten::Flatten(InputShape input_shape, std::string name)
+    : Layer("flatten", std::move(name), std::move(input_shape)) {}
+
+Tensor Flatten::call(const Tensor& x, bool) {
+  if (x.rank() == 0) {
+    detail::raise<ShapeError>("Flatten", {x}, "the input needs a batch dimension",
+                              std::source_location::current());
+  }
+  int64_t rest = 1;
+  for (int64_t d = 1; d < x.rank(); ++d)
+    rest *= x.shape()[d];
+  return reshape(x, Shape{x.shape()[0], rest});
+}
+
+Activation::Activation(const std::string& activation, std::string name, std::source_location loc)
+    : Layer("activation", std::move(name), std::nullopt),
+      activation_(activations::get(activation, loc)) {}
+
+Tensor Activation::call(const Tensor& x, bool) {
+  return activation_(x);
+}
+
+Reshape::Reshape(Shape target_shape, InputShape input_shape, std::string name)
+    : Layer("reshape", std::move(name), std::move(input_shape)), target_(std::move(target_shape)) {}
+
+Tensor Reshape::call(const Tensor& x, bool) {
+  std::vector<int64_t> dims{x.shape()[0]};
+  dims.insert(dims.end(), target_.begin(), target_.end());
+  return reshape(x, Shape(dims));
+}
+
+Conv2D::Conv2D(int64_t filters, std::vector<int64_t> kernel_size, std::vector<int64_t> strides,
+               std::string padding, const std::string& activation, InputShape input_shape,
+               bool use_bias, const std::string& kernel_initializer,
+               const std::string& bias_initializer, std::string name, std::source_location loc)
+    : Layer("conv2d", std::move(name), std::move(input_shape)),
+      filters_(filters),
+      kernel_size_(std::move(kernel_size)),
+      strides_(std::move(strides)),
+      padding_(std::move(padding)),
+      activation_(activations::get(activation, loc)),
+      use_bias_(use_bias),
+      kernel_initializer_(initializers::get(kernel_initializer, loc)),
+      bias_initializer_(initializers::get(bias_initializer, loc)) {
+  if (kernel_size_.size() == 1) kernel_size_.push_back(kernel_size_[0]);
+  bool ok = filters > 0 && kernel_size_.size() == 2 && kernel_size_[0] > 0 && kernel_size_[1] > 0;
+  if (!ok) {
+    detail::raise<ValueError>("Conv2D", {},
+                              fmt::format("need filters > 0 and a positive kernel_size (one or "
+                                          "two values), got {} and {} values",
+                                          filters, kernel_size_.size()),
+                              loc);
+  }
+}
+
+void Conv2D::build(const Shape& input_shape) {
+  if (input_shape.rank() != 4) {
+    detail::raise<ShapeError>(
+        "Conv2D", {},
+        fmt::format("needs NHWC inputs of rank 4, got shape {}", input_shape.to_string()),
+        std::source_location::current());
+  }
+  add_weight("kernel", Shape{kernel_size_[0], kernel_size_[1], input_shape[3], filters_},
+             kernel_initializer_);
+  if (use_bias_) add_weight("bias", Shape{filters_}, bias_initializer_);
+}
+
+Tensor Conv2D::call(const Tensor& x, bool) {
+  int64_t channels = weights().at(0).shape()[2];
+  if (x.rank() != 4 || x.shape()[3] != channels) {
+    detail::raise<ShapeError>("Conv2D", {x},
+                              fmt::format("the layer was built for NHWC inputs with {} channels, "
+                                          "got input of shape {}",
+                                          channels, x.shape().to_string()),
+                              std::source_location::current());
+  }
+  Tensor y = conv2d(x, weights().at(0), strides_, padding_);
+  if (use_bias_) y = y + weights().at(1);
+  return activation_(y);
+}
+
+Pooling2D::Pooling2D(const std::string& kind, std::vector<int64_t> pool_size,
+                     std::vector<int64_t> strides, std::string padding, std::string name)
+    : Layer(kind, std::move(name), std::nullopt),
+      pool_size_(std::move(pool_size)),
+      strides_(std::move(strides)),
+      padding_(std::move(padding)) {}
+
+MaxPooling2D::MaxPooling2D(std::vector<int64_t> pool_size, std::vector<int64_t> strides,
+                           std::string padding, std::string name)
+    : Pooling2D("max_pooling2d", std::move(pool_size), std::move(strides), std::move(padding),
+                std::move(name)) {}
+
+Tensor MaxPooling2D::call(const Tensor& x, bool) {
+  return max_pool2d(x, pool_size_, strides_, padding_);
+}
+
+AveragePooling2D::AveragePooling2D(std::vector<int64_t> pool_size, std::vector<int64_t> strides,
+                                   std::string padding, std::string name)
+    : Pooling2D("average_pooling2d", std::move(pool_size), std::move(strides), std::move(padding),
+                std::move(name)) {}
+
+Tensor AveragePooling2D::call(const Tensor& x, bool) {
+  return avg_pool2d(x, pool_size_, strides_, padding_);
+}
+
+ZeroPadding2D::ZeroPadding2D(
+    std::pair<std::pair<int64_t, int64_t>, std::pair<int64_t, int64_t>> padding, std::string name)
+    : Layer("zero_padding2d", std::move(name), std::nullopt), padding_(padding) {}
+
+ZeroPadding2D::ZeroPadding2D(int64_t padding, std::string name)
+    : ZeroPadding2D({{padding, padding}, {padding, padding}}, std::move(name)) {}
+
+Tensor ZeroPadding2D::call(const Tensor& x, bool) {
+  return pad(x, {{0, 0}, padding_.first, padding_.second, {0, 0}});
+}
+
+Dropout::Dropout(double rate, std::optional<uint64_t> seed, std::string name,
+                 std::source_location loc)
+    : Layer("dropout", std::move(name), std::nullopt),
+      rate_(rate),
+      seed_(static_cast<int64_t>(seed_or_next(seed) >> 1)) {
+  if (!(rate >= 0 && rate < 1)) {
+    detail::raise<ValueError>("Dropout", {}, fmt::format("rate must be in [0, 1), got {}", rate),
+                              loc);
+  }
+  step_ = detail::VariableAccess::create(ir::HostTensor::scalar<int64_t>(0), this->name() + "/step",
+                                         /*trainable=*/false);
+}
+
+Tensor Dropout::call(const Tensor& x, bool training) {
+  if (!training || rate_ == 0) return x;
+  step_.assign_add(constant(int64_t{1}));
+  Tensor u = random_uniform_at(x.shape(), step_.value(), 0.0, 1.0, seed_, x.dtype());
+  return where(greater_equal(u, rate_), x / (1.0 - rate_), zeros_like(x));
+}
+
+BatchNormalization::BatchNormalization(int64_t axis, double momentum, double epsilon, bool center,
+                                       bool scale, std::string name, std::source_location loc)
+    : Layer("batch_normalization", std::move(name), std::nullopt),
+      axis_(axis),
+      momentum_(momentum),
+      epsilon_(epsilon),
+      center_(center),
+      scale_(scale) {
+  if (!(momentum >= 0 && momentum <= 1) || !(epsilon > 0)) {
+    detail::raise<ValueError>(
+        "BatchNormalization", {},
+        fmt::format("need 0 <= momentum <= 1 and epsilon > 0, got {} and {}", momentum, epsilon),
+        loc);
+  }
+}
+
+void BatchNormalization::build(const Shape& input_shape) {
+  int64_t axis = ir::normalize_axis(axis_, input_shape.rank());
+  Shape channels{input_shape[axis]};
+  if (scale_) add_weight("gamma", channels, initializers::ones());
+  if (center_) add_weight("beta", channels, initializers::zeros());
+  add_weight("moving_mean", channels, initializers::zeros(), /*trainable=*/false);
+  add_weight("moving_variance", channels, initializers::ones(), /*trainable=*/false);
+}
+
+Tensor BatchNormalization::call(const Tensor& x, bool training) {
+  int64_t axis = ir::normalize_axis(axis_, x.rank());
+  std::vector<int64_t> reduce;
+  std::vector<int64_t> kept(static_cast<size_t>(x.rank()), 1);
+  kept[static_cast<size_t>(axis)] = x.shape()[axis];
+  for (int64_t d = 0; d < x.rank(); ++d)
+    if (d != axis) reduce.push_back(d);
+  // weights(): [gamma][beta] moving_mean moving_variance.
+  std::vector<Variable> w = weights();
+  size_t stats = size_t(scale_) + size_t(center_);
+  Variable moving_mean = w[stats], moving_variance = w[stats + 1];
+  Tensor mean, variance;
+  if (training) {
+    mean = reduce_mean(x, reduce);
+    variance = reduce_mean(square(x - reshape(mean, Shape(kept))), reduce);
+    moving_mean.assign(moving_mean * momentum_ + mean * (1.0 - momentum_));
+    moving_variance.assign(moving_variance * momentum_ + variance * (1.0 - momentum_));
+  } else {
+    mean = moving_mean.value();
+    variance = moving_variance.value();
+  }
+  Tensor y = (x - reshape(mean, Shape(kept))) * reshape(rsqrt(variance + epsilon_), Shape(kept));
+  size_t next = 0;
+  if (scale_) y = y * reshape(w[next++].value(), Shape(kept));
+  if (center_) y = y + reshape(w[next++].value(), Shape(kept));
+  return y;
+}
+
+Lambda::Lambda(std::function<Tensor(const Tensor&)> fn, std::string name)
+    : Layer("lambda", std::move(name), std::nullopt), fn_(std::move(fn)) {}
+
+Tensor Lambda::call(const Tensor& x, bool) {
+  return fn_(x);
+}
+
+}  // namespace layers
+}  // namespace kiln

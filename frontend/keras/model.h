@@ -1,0 +1,285 @@
+// Keras-style models: Model (subclassed with a call()), Sequential, compile / fit / evaluate /
+// predict / summary / save, History; callbacks in callbacks.h; load_model (saved_model.h) for
+// saved models.
+//
+//   k::Sequential model({
+//       k::layers::Flatten(/*input_shape=*/{28, 28}),
+//       k::layers::Dense(512, "relu"),
+//       k::layers::Dense(10, "softmax"),
+//   });
+//   model.compile(k::optimizers::RMSprop(1e-3), k::losses::SparseCategoricalCrossentropy(),
+//                 {"accuracy"});
+//   // or by Keras's names: model.compile("rmsprop", "sparse_categorical_crossentropy", ...)
+//   k::History h = model.fit(x_train, y_train, {.epochs = 5, .batch_size = 128});
+//
+// Errors from a layer call, fit, evaluate and predict name the layer and the caller's line (the
+// line that called fit or the model or layer), and say what to do where the fix is plain.
+//
+// fit traces one whole training step (forward, loss, GradientTape backward, optimizer update,
+// metric counts) into one compiled kiln::function and runs it per batch; evaluate and predict
+// run compiled inference functions batch by batch.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <source_location>
+#include <span>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "kiln/frontend/core/tensor.h"
+#include "kiln/frontend/keras/callbacks.h"
+#include "kiln/frontend/keras/data.h"
+#include "kiln/frontend/keras/layers.h"
+#include "kiln/frontend/keras/losses.h"
+#include "kiln/frontend/keras/optimizers.h"
+#include "kiln/frontend/keras/saved_model.h"
+#include "kiln/ir/function.h"
+
+namespace kiln {
+
+// Per-epoch values of the loss and metrics ("loss", "accuracy", "val_loss", "val_accuracy").
+class History {
+ public:
+  std::map<std::string, std::vector<double>> history;
+  std::vector<int64_t> epochs;
+  // Seconds each epoch took.
+  std::vector<double> seconds;
+
+  // One row per epoch: epoch, then every series in name order; written to a temporary file and
+  // renamed into place.
+  void to_csv(const std::string& path,
+              std::source_location loc = std::source_location::current()) const;
+  // An SVG with one chart per metric (loss first, then accuracy, ...): train and validation
+  // curves over the epochs with a marker per epoch (up to 60), value and epoch axes with round
+  // ticks, labels and a legend; one epoch is a point. Written to a temporary file and renamed
+  // into place.
+  void plot(const std::string& path,
+            std::source_location loc = std::source_location::current()) const;
+};
+
+// fit's validation data: (x, y) tensors, or a batched dataset of (x, y) elements.
+struct ValidationData {
+  ValidationData(Tensor x, Tensor y) : tensors(std::pair{std::move(x), std::move(y)}) {}
+  ValidationData(std::pair<Tensor, Tensor> xy) : tensors(std::move(xy)) {}  // NOLINT: implicit
+  ValidationData(data::Dataset ds) : dataset(std::move(ds)) {}              // NOLINT: implicit
+
+  std::optional<std::pair<Tensor, Tensor>> tensors;
+  std::optional<data::Dataset> dataset;
+};
+
+// fit's options, in this order so designated initializers read like Keras's keyword arguments.
+struct FitOptions {
+  int64_t epochs = 1;
+  // Samples per step for tensor data (a dataset is batched already).
+  int64_t batch_size = 32;
+  // The last fraction of the samples (taken before shuffling, as Keras) held out for
+  // validation; tensor data only.
+  double validation_split = 0.0;
+  std::optional<ValidationData> validation_data = std::nullopt;
+  // Reshuffles tensor data every epoch (a dataset shuffles itself: Dataset::shuffle).
+  bool shuffle = true;
+  // 0: silent; 1: a progress bar redrawn in place on a terminal (Progbar), one line per epoch
+  // otherwise; 2: one line per epoch.
+  int verbose = 1;
+  std::vector<CallbackHandle> callbacks = {};
+  // Seeds the per-epoch shuffles.
+  uint64_t seed = 0;
+  // For a dataset: at most this many batches an epoch (needed for an endless one). Each epoch
+  // iterates the dataset afresh.
+  std::optional<int64_t> steps_per_epoch = std::nullopt;
+};
+
+// A layer handle of any kind, so a list of different layers can be written inline.
+class LayerHandle {
+ public:
+  template <class L>
+  requires std::derived_from<L, layers::Layer> LayerHandle(const L& layer)
+      : layer_(std::make_shared<L>(layer)) {}  // NOLINT: implicit
+  const std::shared_ptr<layers::Layer>& get() const { return layer_; }
+
+ private:
+  std::shared_ptr<layers::Layer> layer_;
+};
+
+// keras.Model: compile / fit / evaluate / predict / save over a forward pass. Sequential runs a
+// list of layers; a subclass writes its own call() and tracks the layers it owns, so their
+// weights are the model's (Keras tracks attributes; C++ asks, as libtorch's register_module):
+//
+//   struct Mlp : k::Model {
+//     k::layers::Dense hidden{64, "relu"}, out{10, "softmax"};
+//     Mlp() : Model("mlp") {
+//       track(hidden);
+//       track(out);
+//     }
+//     k::Tensor call(const k::Tensor& x, bool training) override {
+//       return out(hidden(x, training), training);
+//     }
+//   };
+//
+// Layers are handles: a tracked layer and the member it was tracked from share their weights.
+// A subclass's compiled steps call its call(), so keep it where it is after compile(); a
+// Sequential's steps hold its layer list and may be moved.
+class Model {
+ public:
+  explicit Model(std::string name = "model");
+  virtual ~Model() = default;
+  Model(const Model&) = default;
+  Model(Model&&) = default;
+  Model& operator=(const Model&) = default;
+  Model& operator=(Model&&) = default;
+
+  // The forward pass, run under the model's name scope. Subclasses override it.
+  virtual Tensor call(const Tensor& x, bool training);
+  // Runs call() (eagerly or inside a trace).
+  Tensor operator()(const Tensor& x, bool training = false,
+                    std::source_location loc = std::source_location::current());
+
+  const std::vector<std::shared_ptr<layers::Layer>>& layers() const { return layers_; }
+  // The layer named `name` (ValueError listing the names otherwise).
+  layers::Layer& get_layer(const std::string& name,
+                           std::source_location loc = std::source_location::current()) const;
+
+  std::vector<Variable> weights() const;
+  std::vector<Variable> trainable_weights() const;
+  std::vector<Variable> non_trainable_weights() const;
+  int64_t count_params() const;
+
+  // Sets the optimizer, the loss and the metrics fit and evaluate use, each an object or a Keras
+  // name: compile("adam", "sparse_categorical_crossentropy", {"accuracy"}) (see
+  // optimizers::get, losses::get; ValueError listing the known names for others).
+  void compile(const optimizers::OptimizerSpec& optimizer, const losses::LossSpec& loss,
+               std::vector<std::string> metrics = {},
+               std::source_location loc = std::source_location::current());
+
+  History fit(const Tensor& x, const Tensor& y, const FitOptions& options = {},
+              std::source_location loc = std::source_location::current());
+  // fit on a batched dataset of (x, y) elements, iterated afresh every epoch (batch_size,
+  // validation_split and shuffle do not apply).
+  History fit(const data::Dataset& dataset, const FitOptions& options = {},
+              std::source_location loc = std::source_location::current());
+  // {loss, metrics...} over the whole data, in batches.
+  std::vector<float> evaluate(const Tensor& x, const Tensor& y, int64_t batch_size = 32,
+                              std::source_location loc = std::source_location::current());
+  // {loss, metrics...} over a batched dataset of (x, y) elements.
+  std::vector<float> evaluate(const data::Dataset& dataset,
+                              std::source_location loc = std::source_location::current());
+  // The outputs for every sample, in batches.
+  Tensor predict(const Tensor& x, int64_t batch_size = 32,
+                 std::source_location loc = std::source_location::current());
+  // The outputs for every batch of a dataset (its elements' first component), concatenated.
+  Tensor predict(const data::Dataset& dataset,
+                 std::source_location loc = std::source_location::current());
+
+  // Builds every layer for samples of `input_shape` (no batch dimension; keras.Model.build takes
+  // the batch too) by tracing the model once on a symbolic batch.
+  void build(const layers::InputShape& input_shape, DType dtype = f32,
+             std::source_location loc = std::source_location::current());
+  // Whether the model has layers and all are built.
+  bool built() const;
+
+  // Writes every weight, named "<layer>/<weight>", to a safetensors file (atomically: a failed
+  // save leaves an existing file as it was). The model must be built.
+  void save_weights(const std::string& path,
+                    std::source_location loc = std::source_location::current()) const;
+  // Reads weights saved by save_weights into this model's variables; every name, shape and
+  // dtype must match (ValueError / ShapeError / TypeError listing what differs; nothing is
+  // assigned then).
+  void load_weights(const std::string& path,
+                    std::source_location loc = std::source_location::current());
+  // Saves the inference function for batches of `batch_size` into the directory `dir` (made if
+  // missing): `model.kiln`, its IR as text (parameter 0 the input, then one per weight), and
+  // `weights.safetensors`, the weights named as those parameters. Each file is written
+  // atomically. load_model() and the kiln tool read it. The model must be built and know its
+  // input shape (declared on a Sequential's first layer, or seen in a call).
+  void save(const std::string& dir, int64_t batch_size = 1,
+            std::source_location loc = std::source_location::current());
+
+  // The Keras summary table: layers, output shapes, parameter counts. Builds the model first
+  // if its input shape is known; ValueError ("This model has not yet been built...") if it
+  // cannot be built.
+  std::string summary_text(std::source_location loc = std::source_location::current()) const;
+  void summary(std::source_location loc = std::source_location::current()) const;
+
+  const std::string& name() const { return name_; }
+
+ protected:
+  // Makes `layer` one of the model's layers (its weights become the model's); ValueError if the
+  // model has a layer of that name already.
+  void track(const LayerHandle& layer, std::source_location loc = std::source_location::current());
+  // The forward pass the compiled steps run. This default calls this object's call(); Sequential
+  // gives its layer list instead.
+  virtual std::function<Tensor(const Tensor&, bool)> forward_fn();
+  // The per-sample input type (no batch dimension) the model is declared for, if any.
+  virtual std::optional<TensorType> declared_input() const { return std::nullopt; }
+  // Each layer's output shape for a batch of one, building the layers if needed; empty when
+  // the input shape is unknown or the layers do not form a chain.
+  virtual std::vector<Shape> output_shapes() const { return {}; }
+  // Weights, building the model from its input shape if it is not built yet.
+  std::vector<Variable> built_weights(const char* what, const std::source_location& loc);
+  // The per-sample input type: declared, or seen in the last call.
+  std::optional<TensorType> input_spec() const;
+  // call() with the caller's source location, for layers' errors; Sequential passes it on.
+  virtual Tensor call_at(const Tensor& x, bool training, const std::source_location& loc);
+
+  std::vector<std::shared_ptr<layers::Layer>> layers_;
+
+ private:
+  void note_input(const Tensor& x);
+  // Throws unless x is a batch of the declared input (shape naming the whole batch; integer
+  // data into a floating model, with what to do).
+  void check_batch(const Tensor& x, const std::source_location& loc) const;
+  // Runs the model (and the loss on `y`, when given) on symbolic tensors of these types,
+  // building the layers: shape errors then name the whole data, and nothing is computed.
+  // Returns the output type.
+  TensorType dry_run(const TensorType& x, const std::optional<TensorType>& y,
+                     const std::source_location& loc);
+  struct Compiled;
+  struct EpochData;
+  struct BatchChecker;
+  // Checks one (x, y) batch of a dataset (input type, labels), dry-running the model on the
+  // first batch of each input type.
+  void check_dataset_batch(BatchChecker& checker, const std::pair<Tensor, Tensor>& batch,
+                           const char* what, const std::source_location& loc);
+  History fit_epochs(EpochData& data, const FitOptions& options, const std::source_location& loc);
+  // The per-epoch evaluation of fit's validation data; tensors are checked here, once.
+  std::function<std::vector<float>()> validation_fn(const ValidationData& validation, int64_t batch,
+                                                    const std::source_location& loc);
+  // predict's work on one tensor; `dry_run_for` is the sample type last dry-run, updated.
+  Tensor predict_batches(const Tensor& x, int64_t batch_size,
+                         std::optional<TensorType>& dry_run_for, const std::source_location& loc);
+  std::vector<float> evaluate_batches(
+      const std::function<std::optional<std::pair<Tensor, Tensor>>()>& next, const char* what,
+      const std::source_location& loc);
+
+  std::string name_;
+  std::shared_ptr<Compiled> compiled_;
+  std::optional<TensorType> seen_input_;
+};
+
+// keras.Sequential: a model that runs its layers in order.
+class Sequential : public Model {
+ public:
+  // ValueError if two layers share a name (Keras: names must be unique within a model).
+  explicit Sequential(std::vector<LayerHandle> layers = {}, std::string name = "sequential",
+                      std::source_location loc = std::source_location::current());
+
+  // Appends a layer (ValueError for a name the model has already).
+  void add(const LayerHandle& layer, std::source_location loc = std::source_location::current());
+  // Removes the last layer (ValueError when empty).
+  void pop(std::source_location loc = std::source_location::current());
+
+  Tensor call(const Tensor& x, bool training) override;
+
+ protected:
+  std::function<Tensor(const Tensor&, bool)> forward_fn() override;
+  std::optional<TensorType> declared_input() const override;
+  std::vector<Shape> output_shapes() const override;
+  Tensor call_at(const Tensor& x, bool training, const std::source_location& loc) override;
+};
+
+}  // namespace kiln
