@@ -292,6 +292,33 @@ KernelJit::KernelJit(const CodegenOptions& options) : state_(std::make_unique<St
 
 KernelJit::~KernelJit() = default;
 
+KernelJit::Symbol KernelJit::add(std::unique_ptr<llvm::LLVMContext> context,
+                                 std::unique_ptr<llvm::Module> module, const std::string& name,
+                                 const std::string& symbol) {
+  // One symbol namespace holds every module: each one's `symbol` (and, for the perf map, each of
+  // its functions) gets a name of its own, with `name` in it so that a profile names the op:
+  // kernel0.loop0.body_eager_add_7.
+  const uint64_t id = state_->next_id++;
+  const std::string unique = fmt::format("{}_{}", symbol, id);
+  if (perf_map_enabled()) name_functions_for_perf(*module);
+  for (llvm::Function& fn : module->functions()) {
+    if (fn.isDeclaration() || fn.hasLocalLinkage()) continue;
+    fn.setName(fn.getName() == symbol ? unique
+                                      : fmt::format("{}_{}_{}", fn.getName().str(), name, id));
+  }
+  llvm::orc::ResourceTrackerSP tracker = state_->jit->getMainJITDylib().createResourceTracker();
+  if (llvm::Error error = state_->jit->addIRModule(
+          tracker, llvm::orc::ThreadSafeModule(std::move(module), std::move(context)))) {
+    throw CompileError(fmt::format("{}: {}", name, error_text(std::move(error))));
+  }
+  auto address = unwrap(state_->jit->lookup(unique), fmt::format("{}: compiling {}", name, symbol));
+  // The code lives while its handle does; then the tracker frees it (and the JIT, once no
+  // module and no KernelJit hold it).
+  std::shared_ptr<void> code(
+      nullptr, [jit = state_->jit, tracker](void*) { llvm::consumeError(tracker->remove()); });
+  return {std::move(code), address.toPtr<void*>()};
+}
+
 std::unique_ptr<CompiledModule> KernelJit::compile(const ir::Function& function,
                                                    const passes::KernelPlan& plan,
                                                    const passes::MemoryPlan& memory) {
@@ -299,30 +326,9 @@ std::unique_ptr<CompiledModule> KernelJit::compile(const ir::Function& function,
   auto context = std::make_unique<llvm::LLVMContext>();
   std::unique_ptr<llvm::Module> module =
       lower(*context, *state_->machine, function, plan, memory, state_->options);
-  // One symbol namespace holds every module: each one's entry (and, for the perf map, each of
-  // its functions) gets a name of its own.
-  const uint64_t id = state_->next_id++;
-  const std::string entry_name = fmt::format("{}_{}", kEntryName, id);
-  if (perf_map_enabled()) name_functions_for_perf(*module);
-  for (llvm::Function& fn : module->functions()) {
-    if (fn.isDeclaration() || fn.hasLocalLinkage()) continue;
-    // The function's name in too, so that a profile names the op: kernel0.loop0.body_eager_add_7.
-    fn.setName(fn.getName() == kEntryName
-                   ? entry_name
-                   : fmt::format("{}_{}_{}", fn.getName().str(), function.name(), id));
-  }
-  llvm::orc::ResourceTrackerSP tracker = state_->jit->getMainJITDylib().createResourceTracker();
-  if (llvm::Error error = state_->jit->addIRModule(
-          tracker, llvm::orc::ThreadSafeModule(std::move(module), std::move(context)))) {
-    throw CompileError(fmt::format("{}: {}", function.name(), error_text(std::move(error))));
-  }
-  auto address = unwrap(state_->jit->lookup(entry_name),
-                        fmt::format("{}: compiling {}", function.name(), kEntryName));
-  // The code lives while the module does; then the tracker frees it (and the JIT, once no
-  // module and no KernelJit hold it).
-  std::shared_ptr<void> code(
-      nullptr, [jit = state_->jit, tracker](void*) { llvm::consumeError(tracker->remove()); });
-  return std::make_unique<CompiledModule>(std::move(code), address.toPtr<kiln_entry_fn>(),
+  Symbol entry = add(std::move(context), std::move(module), function.name(), kEntryName);
+  return std::make_unique<CompiledModule>(std::move(entry.code),
+                                          reinterpret_cast<kiln_entry_fn>(entry.address),
                                           memory.workspace_bytes, std::string());
 }
 
@@ -342,23 +348,7 @@ KernelJit::Symbol KernelJit::compile_module(
   if (llvm::verifyModule(*module, &llvm::errs()))
     throw CompileError(fmt::format("{}: the module is not valid LLVM IR", name));
   optimize(*module, *state_->machine, state_->options.opt_level);
-  const uint64_t id = state_->next_id++;
-  const std::string unique = fmt::format("{}_{}", symbol, id);
-  if (perf_map_enabled()) name_functions_for_perf(*module);
-  for (llvm::Function& fn : module->functions()) {
-    if (fn.isDeclaration() || fn.hasLocalLinkage()) continue;
-    fn.setName(fn.getName() == symbol ? unique
-                                      : fmt::format("{}_{}_{}", fn.getName().str(), name, id));
-  }
-  llvm::orc::ResourceTrackerSP tracker = state_->jit->getMainJITDylib().createResourceTracker();
-  if (llvm::Error error = state_->jit->addIRModule(
-          tracker, llvm::orc::ThreadSafeModule(std::move(module), std::move(context)))) {
-    throw CompileError(fmt::format("{}: {}", name, error_text(std::move(error))));
-  }
-  auto address = unwrap(state_->jit->lookup(unique), fmt::format("{}: compiling {}", name, symbol));
-  std::shared_ptr<void> code(
-      nullptr, [jit = state_->jit, tracker](void*) { llvm::consumeError(tracker->remove()); });
-  return {std::move(code), address.toPtr<void*>()};
+  return add(std::move(context), std::move(module), name, symbol);
 }
 
 void emit_object_file(const ir::Function& function, const passes::KernelPlan& plan,

@@ -13,6 +13,7 @@
 #include "kiln/runtime/kiln_rt.h"
 
 namespace llvm {
+class LLVMContext;
 class Module;
 }  // namespace llvm
 
@@ -107,6 +108,11 @@ class KernelJit {
                         const std::string& symbol);
 
  private:
+  // Adds `module` (built in `context`) under its own names and returns `symbol`'s address;
+  // the caller holds the lock.
+  Symbol add(std::unique_ptr<llvm::LLVMContext> context, std::unique_ptr<llvm::Module> module,
+             const std::string& name, const std::string& symbol);
+
   struct State;
   std::unique_ptr<State> state_;
 };

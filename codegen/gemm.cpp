@@ -547,12 +547,11 @@ void emit_driver(llvm::Function& fn, const Gemm& g) {
   ctx.set(kKc, g.kc);
   // One part per thread (each packs its own copy of the other operand); a problem too small to
   // be worth waking a thread for runs on the calling thread.
-  constexpr int64_t kParallelWork = int64_t{1} << 22;
   const int64_t parts = g.small_m()   ? g.small_m_parts()
                         : g.split_n() ? g.col_panels()
                                       : g.row_panels;
   Value* grain = b.getInt64(parts);
-  if (g.dims.m * g.dims.n * std::max<int64_t>(g.dims.k, 1) >= kParallelWork) {
+  if (g.dims.m * g.dims.n * std::max<int64_t>(g.dims.k, 1) >= kGemmParallelWork) {
     Value* threads = b.CreateSExt(b.CreateCall(num_threads), i64);
     grain = b.CreateUDiv(b.CreateAdd(grain, b.CreateSub(threads, b.getInt64(1))), threads);
   }

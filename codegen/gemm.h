@@ -22,6 +22,10 @@ inline constexpr int64_t kGemmMinWork = 4096;
 // elemental path.
 bool gemm_handles(const passes::Kernel& kernel);
 
+// Multiply-adds per matrix from which a GEMM splits its parts across the threads; below, waking a
+// thread costs more than it saves, and the calling thread runs every part.
+inline constexpr int64_t kGemmParallelWork = int64_t{1} << 22;
+
 // How a matmul of `dims` (its batch aside) is blocked and split into parts: what a compiled
 // matmul kernel fixes at compile time, and what a generic one (generic_gemm.cpp) computes for
 // each call.

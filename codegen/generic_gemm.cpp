@@ -75,10 +75,9 @@ void run_generic_gemm(KernelJit& jit, ir::DType dtype, bool transpose_a, bool tr
   }
   // What emit_driver computes at compile time, for these sizes: one part per thread, or the
   // calling thread alone for a small problem.
-  constexpr int64_t kParallelWork = int64_t{1} << 22;
   const int64_t parts = schedule.split_n ? schedule.col_panels : schedule.row_panels;
   int64_t grain = parts;
-  if (m * n * std::max<int64_t>(k, 1) >= kParallelWork) {
+  if (m * n * std::max<int64_t>(k, 1) >= kGemmParallelWork) {
     const int64_t threads = std::max<int32_t>(kiln_rt_num_threads(), 1);
     grain = (parts + threads - 1) / threads;
   }

@@ -409,8 +409,9 @@ TEST_CASE("eager matmuls run one GEMM compiled for every size", "[eager]") {
         REQUIRE(g[i] == Approx(want[i]).margin(1e-4));
     }
   }
-  // The four transpose pairs (and the blocking variants of these sizes) compile once each.
-  CHECK(k::codegen::generic_gemm_variants() - before <= 12);
+  // Every size above has 96 columns, so one blocking: the four transpose pairs compile once
+  // each (fewer when an earlier test in this process compiled some).
+  CHECK(k::codegen::generic_gemm_variants() - before <= 4);
   const int64_t variants = k::codegen::generic_gemm_variants();
   k::matmul(k::fill({77, 64}, 1.f), k::fill({64, 96}, 1.f));
   CHECK(k::codegen::generic_gemm_variants() == variants);

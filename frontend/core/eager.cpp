@@ -44,33 +44,6 @@ constexpr int64_t kSmallestPiece = 64;
 // -1: not decided yet (KILN_EAGER is read at the first eager op).
 std::atomic<int> mode_setting{-1};
 
-EagerMode read_mode_env() {
-  const char* value = std::getenv("KILN_EAGER");
-  if (value == nullptr || *value == '\0') return EagerMode::compiled;
-  std::string_view text(value);
-  if (text == "compiled" || text == "compile") return EagerMode::compiled;
-  if (text == "interpret") return EagerMode::interpret;
-  throw ValueError(fmt::format(
-      "KILN_EAGER='{}' is not a mode: use 'compiled' (the default: eager ops run compiled "
-      "kernels) or 'interpret' (the reference interpreter, for debugging)",
-      text));
-}
-
-int64_t read_capacity_env() {
-  const char* value = std::getenv("KILN_EAGER_CACHE_SIZE");
-  if (value == nullptr || *value == '\0') return kDefaultCapacity;
-  char* end = nullptr;
-  errno = 0;
-  const long long n = std::strtoll(value, &end, 10);
-  if (errno != 0 || end == value || *end != '\0' || n < 1) {
-    throw ValueError(fmt::format(
-        "KILN_EAGER_CACHE_SIZE='{}' is not a kernel count: give a whole number of at least 1 "
-        "(the default is {})",
-        value, kDefaultCapacity));
-  }
-  return static_cast<int64_t>(n);
-}
-
 // ---- cache keys ------------------------------------------------------------------------------
 
 size_t mix(size_t h, uint64_t v) {
@@ -370,7 +343,7 @@ class Cache {
   };
 
   int64_t capacity() {
-    if (capacity_ == 0) capacity_ = read_capacity_env();
+    if (capacity_ == 0) capacity_ = detail::eager_capacity_from_env();
     return capacity_;
   }
 
@@ -414,18 +387,9 @@ Cache& cache() {
 
 // ---- running ops -----------------------------------------------------------------------------
 
+// Ops made from attributes alone (the creation ops without operands).
 bool materialized(ir::Op op) {
-  switch (op) {
-    case ir::Op::constant:
-    case ir::Op::fill:
-    case ir::Op::range:
-    case ir::Op::linspace:
-    case ir::Op::random_uniform:
-    case ir::Op::random_normal:
-      return true;
-    default:
-      return false;
-  }
+  return op_num_inputs(op) == 0;
 }
 
 std::vector<ir::HostTensor> interpret(ir::Op op, std::span<const ir::HostTensor* const> inputs,
@@ -562,7 +526,7 @@ void run_generic(ir::Op op, std::span<const ir::HostTensor* const> inputs, const
 EagerMode eager_mode() {
   int mode = mode_setting.load(std::memory_order_relaxed);
   if (mode < 0) {
-    mode = static_cast<int>(read_mode_env());
+    mode = static_cast<int>(detail::eager_mode_from_env());
     mode_setting.store(mode, std::memory_order_relaxed);
   }
   return static_cast<EagerMode>(mode);
@@ -591,11 +555,30 @@ void set_eager_cache_capacity(int64_t kernels) {
 namespace detail {
 
 EagerMode eager_mode_from_env() {
-  return read_mode_env();
+  const char* value = std::getenv("KILN_EAGER");
+  if (value == nullptr || *value == '\0') return EagerMode::compiled;
+  std::string_view text(value);
+  if (text == "compiled" || text == "compile") return EagerMode::compiled;
+  if (text == "interpret") return EagerMode::interpret;
+  throw ValueError(fmt::format(
+      "KILN_EAGER='{}' is not a mode: use 'compiled' (the default: eager ops run compiled "
+      "kernels) or 'interpret' (the reference interpreter, for debugging)",
+      text));
 }
 
 int64_t eager_capacity_from_env() {
-  return read_capacity_env();
+  const char* value = std::getenv("KILN_EAGER_CACHE_SIZE");
+  if (value == nullptr || *value == '\0') return kDefaultCapacity;
+  char* end = nullptr;
+  errno = 0;
+  const long long n = std::strtoll(value, &end, 10);
+  if (errno != 0 || end == value || *end != '\0' || n < 1) {
+    throw ValueError(fmt::format(
+        "KILN_EAGER_CACHE_SIZE='{}' is not a kernel count: give a whole number of at least 1 "
+        "(the default is {})",
+        value, kDefaultCapacity));
+  }
+  return static_cast<int64_t>(n);
 }
 
 void reread_eager_environment() {
