@@ -53,7 +53,12 @@ std::vector<ir::HostTensor> run_eagerly(const ir::Function& f,
   std::unordered_map<const ir::Value*, k::Tensor> values;
   for (size_t i = 0; i < inputs.size(); ++i)
     values.emplace(f.param(i), k::Tensor(inputs[i]));
-  k::detail::replay(f, 0, values, std::source_location::current());
+  std::vector<ir::Value*> every_value;  // every node runs, used or not
+  for (const auto& node : f.nodes())
+    for (size_t i = 0; i < node->num_outputs(); ++i)
+      every_value.push_back(node->output(i));
+  std::vector<const ir::Node*> nodes = k::detail::nodes_needed(f, 0, every_value);
+  k::detail::replay(nodes, values, std::source_location::current());
   std::vector<ir::HostTensor> outputs;
   for (const ir::Value* v : f.outputs())
     outputs.push_back(values.at(v).host());
@@ -305,6 +310,38 @@ TEST_CASE("a GradientTape records a compiled function's call whole", "[eager][ta
     for (size_t i = 0; i < got.size(); ++i)
       CHECK(got[i] == Approx(want[i]).epsilon(1e-5));
   }
+}
+
+TEST_CASE("a tape computes only the gradients asked for", "[eager][tape]") {
+  // A dense layer's rule also builds the input's gradient (a whole GEMM); with the data not a
+  // source, it must not run.
+  k::Tensor x = k::random_uniform({8, 6}, 0.0, 1.0, 1);
+  k::Variable w(k::random_normal({6, 4}, 0.0, 1.0, 2), "w");
+  auto kernels_run = [] {
+    const auto info = k::eager_cache_info();
+    return info.hits + info.compiles;
+  };
+  auto run = [&](bool with_x) {
+    k::GradientTape tape;
+    tape.watch(x);
+    k::Tensor y = k::reduce_sum(k::matmul(x, w.value()));
+    int64_t before = kernels_run();
+    std::vector<k::Tensor> g =
+        with_x ? tape.gradient(y, {k::Source(w), k::Source(x)}) : tape.gradient(y, {k::Source(w)});
+    int64_t ran = kernels_run() - before;
+    // d/dw sum(x·w) = column sums of x, the same in every column.
+    std::vector<float> xs = x.to_vector<float>(), gw = g[0].to_vector<float>();
+    for (int64_t i = 0; i < 6; ++i) {
+      float column_sum = 0;
+      for (int64_t r = 0; r < 8; ++r)
+        column_sum += xs[r * 6 + i];
+      for (int64_t j = 0; j < 4; ++j)
+        CHECK(gw[i * 4 + j] == Approx(column_sum).epsilon(1e-5));
+    }
+    return ran;
+  };
+  int64_t only_w = run(false), both = run(true);
+  CHECK(only_w + 1 == both);  // one more kernel: the GEMM for x's gradient
 }
 
 TEST_CASE("a long chain inside a recorded call is differentiated without deep recursion",

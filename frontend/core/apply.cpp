@@ -2,6 +2,9 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <unordered_set>
+
 #include "kiln/frontend/core/check_numerics.h"
 #include "kiln/frontend/core/eager.h"
 #include "kiln/frontend/core/gradient_tape.h"
@@ -77,20 +80,39 @@ std::vector<Tensor> apply(ir::Op op, std::span<const Tensor> inputs, const ir::A
   return results;
 }
 
-void replay(const ir::Function& function, size_t first,
+std::vector<const ir::Node*> nodes_needed(const ir::Function& function, size_t first,
+                                          std::span<ir::Value* const> wanted) {
+  std::unordered_set<const ir::Value*> needed;
+  for (const ir::Value* v : wanted)
+    if (v != nullptr) needed.insert(v);
+  auto nodes = function.nodes();
+  std::vector<const ir::Node*> result;
+  for (size_t n = nodes.size(); n-- > first;) {
+    const ir::Node& node = *nodes[n];
+    bool used = false;
+    for (size_t i = 0; i < node.num_outputs(); ++i)
+      used = used || needed.count(node.output(i)) != 0;
+    if (!used) continue;
+    result.push_back(&node);
+    for (const ir::Value* v : node.inputs())
+      needed.insert(v);
+  }
+  std::reverse(result.begin(), result.end());
+  return result;
+}
+
+void replay(std::span<const ir::Node* const> nodes,
             std::unordered_map<const ir::Value*, Tensor>& tensors,
             const std::source_location& loc) {
-  auto nodes = function.nodes();
-  for (size_t n = first; n < nodes.size(); ++n) {
-    const ir::Node& node = *nodes[n];
+  for (const ir::Node* node : nodes) {
     std::vector<Tensor> inputs;
-    inputs.reserve(node.inputs().size());
-    for (const ir::Value* v : node.inputs())
+    inputs.reserve(node->inputs().size());
+    for (const ir::Value* v : node->inputs())
       inputs.push_back(tensors.at(v));
-    ReplaySite site(node);
-    std::vector<Tensor> results = apply(node.op(), inputs, node.attrs(), loc);
+    ReplaySite site(*node);
+    std::vector<Tensor> results = apply(node->op(), inputs, node->attrs(), loc);
     for (size_t i = 0; i < results.size(); ++i)
-      tensors[node.output(i)] = std::move(results[i]);
+      tensors[node->output(i)] = std::move(results[i]);
   }
 }
 

@@ -30,10 +30,15 @@ inline Tensor apply1(ir::Op op, std::initializer_list<Tensor> inputs, const ir::
   return apply1(op, std::span<const Tensor>(inputs.begin(), inputs.size()), attrs, loc);
 }
 
-// Runs the nodes of `function` from index `first` on through apply() (so traces and tapes see
-// them), each attributed to its own scope and location, reading operands from and adding
-// results to `tensors` (which must hold every value those nodes read from before `first`).
-void replay(const ir::Function& function, size_t first,
+// The nodes of `function` from index `first` on that the `wanted` values need, in order (a
+// gradient rule also builds the gradients of operands nobody asked for; those are left out).
+std::vector<const ir::Node*> nodes_needed(const ir::Function& function, size_t first,
+                                          std::span<ir::Value* const> wanted);
+
+// Runs `nodes` through apply() (so traces and tapes see them), each attributed to its own scope
+// and location, reading operands from and adding results to `tensors` (which must hold every
+// value the nodes read that none of them makes).
+void replay(std::span<const ir::Node* const> nodes,
             std::unordered_map<const ir::Value*, Tensor>& tensors, const std::source_location& loc);
 
 }  // namespace kiln::detail

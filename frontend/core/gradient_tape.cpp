@@ -114,20 +114,18 @@ struct GradientTape::Impl {
       track(results[i], map.at(graph.outputs()[i]));
   }
 
-  // Computes, op by op, the forward values that the nodes from `first` on read and the tape
+  // Computes, op by op, the forward values that `later` (gradient nodes) read and the tape
   // does not hold (the insides of recorded calls: only their results are kept).
-  void rematerialize(size_t first, const std::source_location& loc) {
-    auto nodes = function.nodes();
-    std::unordered_set<const ir::Node*> later;
-    for (size_t n = first; n < nodes.size(); ++n)
-      later.insert(nodes[n].get());
+  void rematerialize(std::span<const ir::Node* const> later_nodes,
+                     const std::source_location& loc) {
+    std::unordered_set<const ir::Node*> later(later_nodes.begin(), later_nodes.end());
     auto missing = [&](const ir::Value* v) {
       return tensors.count(v) == 0 && later.count(v->producer()) == 0;
     };
     // Depth-first with an explicit stack: a call may hold a long chain.
     std::vector<const ir::Value*> stack;
-    for (size_t n = first; n < nodes.size(); ++n)
-      for (const ir::Value* v : nodes[n]->inputs())
+    for (const ir::Node* node : later_nodes)
+      for (const ir::Value* v : node->inputs())
         if (missing(v)) stack.push_back(v);
     while (!stack.empty()) {
       const ir::Value* v = stack.back();
@@ -245,8 +243,11 @@ std::vector<Tensor> GradientTape::Impl::gradient(const Tensor& target,
     size_t first = function.nodes().size();
     std::vector<ir::Value*> grads =
         passes::append_gradients(function, {&y, 1}, {&seed_value, 1}, xs);
-    rematerialize(first, loc);
-    detail::replay(function, first, tensors, loc);
+    // Only what the asked-for gradients need: a rule also builds its other operands' gradients
+    // (a dense layer's input gradient, a whole GEMM, when the input is data).
+    std::vector<const ir::Node*> needed = detail::nodes_needed(function, first, grads);
+    rematerialize(needed, loc);
+    detail::replay(needed, tensors, loc);
     size_t k = 0;
     for (size_t s = 0; s < sources.size(); ++s) {
       Tensor sum;
