@@ -107,8 +107,17 @@ VectorUnit vector_unit(const llvm::TargetMachine& machine) {
   return {16, 16};
 }
 
-// Runs the new pass manager's default pipeline at `opt_level`, tuned for `machine`.
-void optimize(llvm::Module& module, llvm::TargetMachine& machine, int opt_level) {
+// LlvmPipeline::light, as the pass builder spells it.
+// instcombine says no-verify-fixpoint as the default pipelines do: spelled bare, LLVM 19 aborts
+// the process when one run does not reach its fixpoint.
+constexpr const char* kLightPipeline =
+    "function(sroa,early-cse,instcombine<no-verify-fixpoint>,simplifycfg,loop-mssa(licm),"
+    "loop-vectorize,instcombine<no-verify-fixpoint>,simplifycfg)";
+
+// Runs the new pass manager's default pipeline at `opt_level` (or the light one), tuned for
+// `machine`.
+void optimize(llvm::Module& module, llvm::TargetMachine& machine, int opt_level,
+              LlvmPipeline pipeline) {
   if (opt_level <= 0) return;
   llvm::LoopAnalysisManager lam;
   llvm::FunctionAnalysisManager fam;
@@ -126,19 +135,26 @@ void optimize(llvm::Module& module, llvm::TargetMachine& machine, int opt_level)
   llvm::OptimizationLevel level = opt_level == 1   ? llvm::OptimizationLevel::O1
                                   : opt_level == 3 ? llvm::OptimizationLevel::O3
                                                    : llvm::OptimizationLevel::O2;
+  if (pipeline == LlvmPipeline::light) {
+    llvm::ModulePassManager light;
+    if (llvm::Error error = builder.parsePassPipeline(light, kLightPipeline))
+      throw CompileError(fmt::format("the light LLVM pipeline: {}", error_text(std::move(error))));
+    light.run(module, mam);
+    return;
+  }
   builder.buildPerModuleDefaultPipeline(level).run(module, mam);
 }
 
 // The module for `function`, built, verified and optimized for `machine`.
 std::unique_ptr<llvm::Module> lower(llvm::LLVMContext& context, llvm::TargetMachine& machine,
                                     const ir::Function& function, const passes::KernelPlan& plan,
-                                    const passes::MemoryPlan& memory,
-                                    const CodegenOptions& options) {
+                                    const passes::MemoryPlan& memory, const CodegenOptions& options,
+                                    LlvmPipeline pipeline = LlvmPipeline::standard) {
   std::unique_ptr<llvm::Module> module =
       build_module(context, function, plan, memory, vector_unit(machine));
   module->setDataLayout(machine.createDataLayout());
   module->setTargetTriple(machine.getTargetTriple().str());
-  optimize(*module, machine, options.opt_level);
+  optimize(*module, machine, options.opt_level, pipeline);
   return module;
 }
 
@@ -321,11 +337,12 @@ KernelJit::Symbol KernelJit::add(std::unique_ptr<llvm::LLVMContext> context,
 
 std::unique_ptr<CompiledModule> KernelJit::compile(const ir::Function& function,
                                                    const passes::KernelPlan& plan,
-                                                   const passes::MemoryPlan& memory) {
+                                                   const passes::MemoryPlan& memory,
+                                                   LlvmPipeline pipeline) {
   std::lock_guard lock(state_->mutex);
   auto context = std::make_unique<llvm::LLVMContext>();
   std::unique_ptr<llvm::Module> module =
-      lower(*context, *state_->machine, function, plan, memory, state_->options);
+      lower(*context, *state_->machine, function, plan, memory, state_->options, pipeline);
   Symbol entry = add(std::move(context), std::move(module), function.name(), kEntryName);
   return std::make_unique<CompiledModule>(std::move(entry.code),
                                           reinterpret_cast<kiln_entry_fn>(entry.address),
@@ -338,7 +355,7 @@ VectorUnit KernelJit::vector_unit() const {
 
 KernelJit::Symbol KernelJit::compile_module(
     const std::string& name, const std::function<void(llvm::Module&, const VectorUnit&)>& build,
-    const std::string& symbol) {
+    const std::string& symbol, LlvmPipeline pipeline) {
   std::lock_guard lock(state_->mutex);
   auto context = std::make_unique<llvm::LLVMContext>();
   auto module = std::make_unique<llvm::Module>(name, *context);
@@ -347,7 +364,7 @@ KernelJit::Symbol KernelJit::compile_module(
   build(*module, codegen::vector_unit(*state_->machine));
   if (llvm::verifyModule(*module, &llvm::errs()))
     throw CompileError(fmt::format("{}: the module is not valid LLVM IR", name));
-  optimize(*module, *state_->machine, state_->options.opt_level);
+  optimize(*module, *state_->machine, state_->options.opt_level, pipeline);
   return add(std::move(context), std::move(module), name, symbol);
 }
 

@@ -21,6 +21,16 @@ namespace kiln::codegen {
 
 struct VectorUnit;
 
+// The LLVM passes a module gets (with CodegenOptions::opt_level >= 1; 0 runs none).
+enum class LlvmPipeline {
+  standard,  // the default pipeline at CodegenOptions::opt_level
+  // A short function pipeline: SROA, CSE, instcombine, CFG simplification, LICM and the loop
+  // vectorizer, at about a third of the standard pipeline's compile time. For code its builder
+  // vectorized (the GEMM, whose code comes out as fast or faster) and for kernels so small that
+  // their call, not their loop, is their cost (eager kernels, docs/eager.md).
+  light,
+};
+
 struct CodegenOptions {
   int opt_level = 2;  // 0..3, the LLVM new-pass-manager pipeline level
   // The CPU to generate code for: "native" (the host, with every feature it has) or an LLVM
@@ -91,7 +101,8 @@ class KernelJit {
   // Compiles like compile_jit; throws CompileError the same way.
   std::unique_ptr<CompiledModule> compile(const ir::Function& function,
                                           const passes::KernelPlan& plan,
-                                          const passes::MemoryPlan& memory);
+                                          const passes::MemoryPlan& memory,
+                                          LlvmPipeline pipeline = LlvmPipeline::standard);
 
   // The vector registers of the host, which this JIT compiles for.
   VectorUnit vector_unit() const;
@@ -105,7 +116,7 @@ class KernelJit {
   };
   Symbol compile_module(const std::string& name,
                         const std::function<void(llvm::Module&, const VectorUnit&)>& build,
-                        const std::string& symbol);
+                        const std::string& symbol, LlvmPipeline pipeline = LlvmPipeline::standard);
 
  private:
   // Adds `module` (built in `context`) under its own names and returns `symbol`'s address;

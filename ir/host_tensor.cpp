@@ -15,6 +15,8 @@
 #include <sys/sysinfo.h>
 #endif
 
+#include "kiln/ir/sanitizers.h"
+
 namespace kiln::ir {
 
 namespace {
@@ -37,23 +39,12 @@ bool within_machine_memory(size_t bytes) {
 #endif
 }
 
-#if defined(__SANITIZE_ADDRESS__)
-constexpr bool kReuseBlocks = false;
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-constexpr bool kReuseBlocks = false;
-#else
-constexpr bool kReuseBlocks = true;
-#endif
-#else
-constexpr bool kReuseBlocks = true;
-#endif
-
 // Freed blocks of at least kSmallestReused bytes are kept, by size, for the next tensor of that
 // size: eager loops and compiled functions' calls allocate the same few sizes at every step, and
 // a block fresh from the system costs a page fault per page on its first write (a tenth of an
 // eager MLP step). At most kReusedBytes are kept; what would go beyond is freed. Off under
 // AddressSanitizer, which must see every free to catch a use after it.
+constexpr bool kReuseBlocks = !kAddressSanitizer;
 constexpr size_t kSmallestReused = size_t{64} << 10;
 constexpr size_t kReusedBytes = size_t{256} << 20;
 

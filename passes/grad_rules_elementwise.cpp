@@ -29,11 +29,20 @@ V unary(Op op, V x) {
 }
 
 // d/dx x·Φ(x) = Φ(x) + x·φ(x), with Φ(x) = ½(1 + erf(x/√2)) and φ(x) = e^(−x²/2)/√(2π).
+// Below x = −1, Φ(x) is y/x instead: 1 + erf(x/√2) cancels there (to 0 in f32 below about −5,
+// where Φ is still 1e-7 .. 1e-38), while the forward result y = ½x·erfc(−x/√2) keeps every digit.
+// The divisor is x clamped to at most −1, so the branch not taken never divides by 0 (nor
+// makes a second derivative NaN).
 std::vector<V> gelu_exact(const Context& c) {
   V x = c.x();
   V scaled = x * 0.70710678118654752440;
   V erf_term = unary(Op::erf, scaled);
-  V cdf = 0.5 * (1.0 + erf_term);
+  V cdf_body = 0.5 * (1.0 + erf_term);
+  V minus_one = scalar_like(x, -1.0);
+  V in_tail = less_equal(x, minus_one);
+  V tail_x = minimum(x, minus_one);
+  V cdf_tail = c.y() / tail_x;
+  V cdf = select(in_tail, cdf_tail, cdf_body);
   V sq = square(x);
   V pdf = exp(sq * -0.5) * 0.39894228040143267794;
   V x_pdf = x * pdf;

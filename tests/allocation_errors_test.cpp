@@ -30,6 +30,7 @@
 #include "kiln/frontend/core/compile.h"
 #include "kiln/ir/host_tensor.h"
 #include "kiln/ir/interpreter.h"
+#include "kiln/ir/sanitizers.h"
 #include "kiln/runtime/kiln_rt.h"
 
 namespace k = kiln;
@@ -207,18 +208,6 @@ TEST_CASE("an AOT library whose workspace cannot be allocated fails create with 
                                          Catch::EndsWith("bytes for the workspace: out of memory"));
 }
 
-// Whether this is an AddressSanitizer build, as ir/host_tensor.cpp decides it.
-#if defined(__SANITIZE_ADDRESS__)
-#define KILN_TEST_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define KILN_TEST_ASAN 1
-#endif
-#endif
-#ifndef KILN_TEST_ASAN
-#define KILN_TEST_ASAN 0
-#endif
-
 TEST_CASE("large tensor buffers are reused, and a reused zeroed buffer is zero", "[memory]") {
   using k::ir::HostTensor;
   const k::TensorType type{k::DType::f32, k::Shape{1024, 256}};  // 1 MiB: kept when freed
@@ -231,11 +220,9 @@ TEST_CASE("large tensor buffers are reused, and a reused zeroed buffer is zero",
   HostTensor zeroed(type);
   const float* z = zeroed.data<float>();
   CHECK(std::all_of(z, z + zeroed.num_elements(), [](float v) { return v == 0.f; }));
-#if !KILN_TEST_ASAN
-  CHECK(static_cast<const void*>(zeroed.raw()) == first);  // the freed block came back
-#else
-  (void)first;  // AddressSanitizer builds free every block, to see uses after free
-#endif
+  // AddressSanitizer builds free every block, to see uses after free.
+  if (!k::ir::kAddressSanitizer)
+    CHECK(static_cast<const void*>(zeroed.raw()) == first);  // the freed block came back
   // Blocks of another size are not mixed up with it.
   HostTensor other = HostTensor::uninitialized({k::DType::f32, k::Shape{1024, 300}});
   CHECK(static_cast<const void*>(other.raw()) != static_cast<const void*>(zeroed.raw()));

@@ -7,6 +7,8 @@
 
 #include <tuple>
 
+#include <algorithm>
+#include <cmath>
 #include <cstdlib>
 #include <string>
 #include <thread>
@@ -252,6 +254,48 @@ TEST_CASE("an elementwise op seen at many sizes goes generic and stays bounded",
   CHECK(k::eager_cache_info().compiles == compiles);
 }
 
+TEST_CASE("the sizes of elementwise signatures are remembered for at most capacity of them",
+          "[eager]") {
+  k::clear_eager_cache();
+  CapacityGuard capacity(8);
+  k::Tensor x = k::constant({-1.f, -0.5f, 0.f, 2.f});
+  // Attributes are part of a signature: every alpha is a signature of its own.
+  for (int i = 0; i < 40; ++i) {
+    const double alpha = 0.1 + 0.05 * i;
+    INFO("alpha " << alpha);
+    std::vector<float> y = k::elu(x, alpha).to_vector<float>();
+    CHECK(y[0] == Approx(alpha * std::expm1(-1.0)).margin(1e-6));
+    CHECK(y[3] == 2.f);
+    const auto info = k::eager_cache_info();
+    CHECK(info.families == std::min(i + 1, 8));
+    CHECK(info.kernels <= 8);
+  }
+  // A smaller capacity forgets families too.
+  k::set_eager_cache_capacity(3);
+  CHECK(k::eager_cache_info().families == 3);
+  CHECK(k::eager_cache_info().kernels == 3);
+  k::clear_eager_cache();
+  CHECK(k::eager_cache_info().families == 0);
+
+  // A signature gone generic and then forgotten starts over: it counts its sizes again.
+  k::set_eager_cache_capacity(8);
+  auto tanh_at = [](int64_t n) {
+    std::vector<float> y = k::tanh(k::fill({n}, 0.5f)).to_vector<float>();
+    CHECK(y.back() == Approx(std::tanh(0.5f)).margin(1e-6));
+  };
+  for (int64_t n = 1; n <= 5; ++n)
+    tanh_at(n);
+  CHECK(k::eager_cache_info().generic == 1);
+  for (int i = 0; i < 8; ++i)
+    k::elu(x, 1.0 + i);  // eight newer families push tanh's out
+  CHECK(k::eager_cache_info().families == 8);
+  for (int64_t n = 6; n <= 9; ++n)
+    tanh_at(n);  // exact kernels again
+  CHECK(k::eager_cache_info().generic == 1);
+  tanh_at(10);
+  CHECK(k::eager_cache_info().generic == 2);
+}
+
 TEST_CASE("eager ops on several threads share the cache", "[eager]") {
   k::clear_eager_cache();
   std::vector<std::thread> threads;
@@ -416,10 +460,12 @@ TEST_CASE("a bad KILN_EAGER_CACHE_SIZE fails every compile and holds nothing", "
     k::Tensor a = k::fill({2, 2}, 1.f), b = k::fill({2}, 1.f);
     CHECK_THROWS_WITH(a + b, Contains("KILN_EAGER_CACHE_SIZE='lots'"));
     CHECK_THROWS_WITH(a + b, Contains("KILN_EAGER_CACHE_SIZE='lots'"));
+    CHECK_THROWS_WITH(a * a, Contains("KILN_EAGER_CACHE_SIZE='lots'"));  // elementwise too
     CHECK_THROWS_AS(k::eager_cache_info(), k::ValueError);
   }
   k::set_eager_cache_capacity(capacity);
   CHECK(k::eager_cache_info().kernels == 0);
+  CHECK(k::eager_cache_info().families == 0);
 }
 
 TEST_CASE("eager matmuls run one GEMM compiled for every size", "[eager]") {

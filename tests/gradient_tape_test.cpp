@@ -3,6 +3,10 @@
 
 #include <kiln/kiln.h>
 
+#include <cmath>
+#include <numbers>
+#include <vector>
+
 namespace k = kiln;
 using Catch::Contains;
 
@@ -93,6 +97,59 @@ TEST_CASE("persistent tapes, watch, unconnected sources, output gradients", "[ta
   k::GradientTape t2;
   k::Tensor q = frozen * frozen;
   CHECK_THROWS_WITH(t2.gradient(q, frozen), Contains("Variable 'frozen'"));
+}
+
+TEST_CASE("the exact gelu and its gradient keep their digits far into the negative tail in f32",
+          "[tape]") {
+  // There 1 + erf(x/√2) is 0 in f32, while Φ(x) is 1e-9 (x = −6) to 1e-23 (x = −10).
+  const std::vector<double> xs = {-6, -8, -10};
+  auto check = [&](const k::Tensor& value, const k::Tensor& slope) {
+    const std::vector<float> v = value.to_vector<float>();
+    const std::vector<float> s = slope.to_vector<float>();
+    REQUIRE(v.size() == xs.size());
+    REQUIRE(s.size() == xs.size());
+    for (size_t i = 0; i < xs.size(); ++i) {
+      const double x = xs[i];
+      const double cdf = 0.5 * std::erfc(-x / std::sqrt(2.0));
+      const double pdf = std::exp(-0.5 * x * x) / std::sqrt(2 * std::numbers::pi);
+      const double want_value = x * cdf, want_slope = cdf + x * pdf;
+      INFO("x = " << x << ": gelu " << v[i] << " (want " << want_value << "), gelu' " << s[i]
+                  << " (want " << want_slope << ")");
+      CHECK(std::abs(v[i] - want_value) < 1e-4 * std::abs(want_value));
+      CHECK(std::abs(s[i] - want_slope) < 1e-4 * std::abs(want_slope));
+    }
+  };
+  const k::Tensor x = k::constant({-6.f, -8.f, -10.f});
+  auto sum_gelu = [](const k::Tensor& t) { return k::reduce_sum(k::gelu(t)); };
+  SECTION("eager, on compiled kernels") {
+    check(k::gelu(x), k::grad(sum_gelu)(x));
+  }
+  SECTION("eager, on the interpreter") {
+    const k::EagerMode mode = k::eager_mode();
+    k::set_eager_mode(k::EagerMode::interpret);
+    check(k::gelu(x), k::grad(sum_gelu)(x));
+    k::set_eager_mode(mode);
+  }
+  SECTION("traced") {
+    auto f = k::function([&](const k::Tensor& t) {
+      return std::vector<k::Tensor>{k::gelu(t), k::grad(sum_gelu)(t)};
+    });
+    std::vector<k::Tensor> out = f(x);
+    check(out[0], out[1]);
+  }
+  SECTION("the gradient is differentiable on both sides of its tail (f64)") {
+    // gelu''(x) = φ(x)·(2 − x²)
+    const std::vector<double> at = {-7, -3, -1.5, -1, -0.5, 0, 2};
+    auto sum_slope = [&](const k::Tensor& t) { return k::reduce_sum(k::grad(sum_gelu)(t)); };
+    std::vector<double> got = k::grad(sum_slope)(k::constant(at)).to_vector<double>();
+    REQUIRE(got.size() == at.size());
+    for (size_t i = 0; i < at.size(); ++i) {
+      const double t = at[i];
+      INFO("x = " << t);
+      const double pdf = std::exp(-0.5 * t * t) / std::sqrt(2 * std::numbers::pi);
+      CHECK(got[i] == Approx(pdf * (2 - t * t)).epsilon(1e-9).margin(1e-300));
+    }
+  }
 }
 
 TEST_CASE("a compiled function called under a tape is differentiated through", "[tape]") {

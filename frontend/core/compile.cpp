@@ -43,7 +43,8 @@ class NativeFunction final : public CompiledFunction {
   NativeFunction(passes::PipelineResult result, std::unique_ptr<codegen::CompiledModule> module)
       : result_(std::move(result)),
         module_(std::move(module)),
-        executable_(detail::make_executable(result_.function, *module_)) {}
+        executable_(detail::make_executable(result_.function, *module_)),
+        who_(fmt::format("@{}", result_.function.name())) {}
 
   using CompiledFunction::run;
   ir::EvalResult run(std::span<const ir::HostTensor* const> args) const override {
@@ -68,19 +69,8 @@ class NativeFunction final : public CompiledFunction {
     }
     // The Executable reuses idle workspaces, so a call allocates none once warm, and gives
     // concurrent calls one each.
-    runtime::RunStatus status;
-    try {
-      status = executable_.run(inputs.span(), outputs.span());
-    } catch (const std::invalid_argument& e) {
-      // Buffers come from HostTensors, which are always aligned and sized: a Kiln bug.
-      throw InternalError(fmt::format("@{}: {}", f.name(), e.what()));
-    } catch (const std::bad_alloc&) {
-      throw ResourceError(
-          fmt::format("@{}: cannot allocate the {} workspace that holds the compiled function's "
-                      "intermediate values: more memory than this machine can give",
-                      f.name(), ir::describe_bytes(executable_.workspace_bytes())));
-    }
-    if (status.failed()) detail::throw_index_error(result_, status);
+    detail::run_executable(executable_, result_, inputs.span(), outputs.span(), who_,
+                           "that holds the compiled function's intermediate values");
     return out;
   }
 
@@ -103,6 +93,7 @@ class NativeFunction final : public CompiledFunction {
   passes::PipelineResult result_;
   std::unique_ptr<codegen::CompiledModule> module_;  // owns the code executable_ calls
   runtime::Executable executable_;
+  std::string who_;  // "@name", as errors name the function
 };
 
 }  // namespace
@@ -134,6 +125,9 @@ runtime::Executable make_executable(const ir::Function& f, const codegen::Compil
                              std::move(input_bytes), std::move(output_bytes));
 }
 
+namespace {
+
+// The IndexError for the bad index compiled code reported in `status` (see run_executable).
 [[noreturn]] void throw_index_error(const passes::PipelineResult& result,
                                     const runtime::RunStatus& status) {
   const auto& kernels = result.kernels.kernels;
@@ -154,6 +148,25 @@ runtime::Executable make_executable(const ir::Function& f, const codegen::Compil
   error.prefix(ir::op_name(checked->op()));
   ir::add_location(error, checked->scope(), checked->loc());
   throw error;
+}
+
+}  // namespace
+
+void run_executable(const runtime::Executable& executable, const passes::PipelineResult& result,
+                    std::span<void* const> inputs, std::span<void* const> outputs,
+                    std::string_view who, std::string_view workspace_for) {
+  runtime::RunStatus status;
+  try {
+    status = executable.run(inputs, outputs);
+  } catch (const std::invalid_argument& e) {
+    // Callers pass buffers of HostTensors, which are always aligned and sized: a Kiln bug.
+    throw InternalError(fmt::format("@{}: {}", result.function.name(), e.what()));
+  } catch (const std::bad_alloc&) {
+    throw ResourceError(fmt::format(
+        "{}: cannot allocate the {} workspace {}: more memory than this machine can give", who,
+        ir::describe_bytes(executable.workspace_bytes()), workspace_for));
+  }
+  if (status.failed()) throw_index_error(result, status);
 }
 
 }  // namespace detail

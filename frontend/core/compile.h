@@ -5,6 +5,7 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <string_view>
 
 #include "kiln/ir/function.h"
 #include "kiln/ir/host_tensor.h"
@@ -40,10 +41,14 @@ namespace detail {
 // every buffer (parameters, then results, then updates).
 runtime::Executable make_executable(const ir::Function& f, const codegen::CompiledModule& module);
 
-// Throws the IndexError the interpreter raises for the bad index compiled code reported in
-// `status` (the same ir::bad_index_message), located at the node that checked it.
-[[noreturn]] void throw_index_error(const passes::PipelineResult& result,
-                                    const runtime::RunStatus& status);
+// Runs `executable`, compiled from `result`, on buffers that match it, and turns its failures into
+// Kiln errors: a bad index compiled code reports is the IndexError the interpreter raises (the
+// same ir::bad_index_message), located at the node that checked it; a workspace too large for
+// the machine is the ResourceError "`who`: cannot allocate the N workspace `workspace_for`: ...";
+// a buffer the runtime refuses (a Kiln bug) is an InternalError naming the compiled function.
+void run_executable(const runtime::Executable& executable, const passes::PipelineResult& result,
+                    std::span<void* const> inputs, std::span<void* const> outputs,
+                    std::string_view who, std::string_view workspace_for);
 
 }  // namespace detail
 }  // namespace kiln

@@ -195,20 +195,8 @@ struct Kernel {
 
   // Runs on dense buffers matching the kernel's parameters and results.
   void run(std::span<void* const> inputs, std::span<void* const> outputs) const {
-    runtime::RunStatus status;
-    try {
-      status = executable.run(inputs, outputs);
-    } catch (const std::invalid_argument& e) {
-      throw InternalError(fmt::format("eager {}: {}", result.function.name(), e.what()));
-    } catch (const std::bad_alloc&) {
-      ResourceError error(fmt::format(
-          "cannot allocate the {} workspace its kernel needs: more memory than this machine can "
-          "give",
-          ir::describe_bytes(executable.workspace_bytes())));
-      error.prefix(ir::op_name(op));
-      throw error;
-    }
-    if (status.failed()) detail::throw_index_error(result, status);
+    detail::run_executable(executable, result, inputs, outputs, ir::op_name(op),
+                           "its kernel needs");
   }
 };
 
@@ -216,6 +204,12 @@ codegen::KernelJit& kernel_jit() {
   static codegen::KernelJit jit;
   return jit;
 }
+
+// Kernels whose operands and results all hold at most this many elements are compiled with the
+// light LLVM pipeline: their run time is the call's overhead, their compile is in the user's
+// loop. Larger ones get the standard pipeline, which unrolls and vectorizes window and
+// reduction loops the light one leaves scalar (a max_pool2d runs ~40x faster).
+constexpr int64_t kTinyKernelElements = 4096;
 
 std::shared_ptr<const Kernel> compile_kernel(const KernelKey& key) {
   ir::Function f(fmt::format("eager_{}", ir::op_name(key.op)));
@@ -230,7 +224,15 @@ std::shared_ptr<const Kernel> compile_kernel(const KernelKey& key) {
   passes::PipelineOptions options;
   options.print_after.clear();  // KILN_PRINT_AFTER is for the user's functions
   passes::PipelineResult result = passes::run_pipeline(std::move(f), options);
-  auto module = kernel_jit().compile(result.function, result.kernels, result.memory);
+  int64_t largest = 0;
+  for (const auto& v : result.function.params())
+    largest = std::max(largest, v->type().shape.num_elements());
+  for (const ir::Value* v : result.function.outputs())
+    largest = std::max(largest, v->type().shape.num_elements());
+  auto module =
+      kernel_jit().compile(result.function, result.kernels, result.memory,
+                           largest <= kTinyKernelElements ? codegen::LlvmPipeline::light
+                                                          : codegen::LlvmPipeline::standard);
   return std::make_shared<const Kernel>(key.op, std::move(result), std::move(module));
 }
 
@@ -293,8 +295,16 @@ class Cache {
   bool generic(const KeyView& family, int64_t size) {
     std::lock_guard lock(mutex_);
     auto it = families_.find(family);
-    if (it == families_.end()) it = families_.emplace(family.key(), Family{}).first;
-    Family& f = it->second;
+    if (it == families_.end()) {
+      const int64_t most = capacity();  // a bad KILN_EAGER_CACHE_SIZE fails before it is held
+      it = families_.try_emplace(family.key(), FamilySlot{}).first;
+      family_order_.push_front(&it->first);
+      it->second.position = family_order_.begin();
+      drop_families_to(most);
+    } else {
+      family_order_.splice(family_order_.begin(), family_order_, it->second.position);
+    }
+    Family& f = it->second.family;
     if (f.generic) return true;
     if (std::find(f.sizes.begin(), f.sizes.end(), size) != f.sizes.end()) return false;
     f.sizes.push_back(size);
@@ -308,6 +318,7 @@ class Cache {
     std::lock_guard lock(mutex_);
     EagerCacheInfo info = info_;
     info.kernels = static_cast<int64_t>(map_.size());
+    info.families = static_cast<int64_t>(families_.size());
     info.capacity = capacity();
     return info;
   }
@@ -317,6 +328,7 @@ class Cache {
     map_.clear();
     order_.clear();
     families_.clear();
+    family_order_.clear();
     info_ = {};
     warned_full_ = false;
   }
@@ -332,6 +344,7 @@ class Cache {
       std::lock_guard lock(mutex_);
       capacity_ = kernels;
       full = evict_to(kernels);
+      drop_families_to(kernels);
     }
     if (full) warn_full();
   }
@@ -339,6 +352,11 @@ class Cache {
  private:
   struct Slot {
     std::shared_ptr<const Kernel> kernel;  // shared: a running op keeps an evicted kernel alive
+    std::list<const KernelKey*>::iterator position;
+  };
+
+  struct FamilySlot {
+    Family family;
     std::list<const KernelKey*>::iterator position;
   };
 
@@ -361,6 +379,17 @@ class Cache {
     return first;
   }
 
+  // Forgets the least recently missed families beyond `families`. Families are keyed by
+  // attributes too (elu's alpha, pad's value), so a program may make any number of them; one
+  // forgotten only compiles a few exact sizes again before it goes generic again.
+  void drop_families_to(int64_t families) {
+    while (static_cast<int64_t>(families_.size()) > families) {
+      auto it = families_.find(*family_order_.back());
+      family_order_.pop_back();
+      families_.erase(it);
+    }
+  }
+
   void warn_full() {
     const int64_t kernels = info().capacity;
     log_message(fmt::format(
@@ -374,7 +403,9 @@ class Cache {
   std::mutex mutex_;
   std::unordered_map<KernelKey, Slot, KeyHash, KeyEqual> map_;
   std::list<const KernelKey*> order_;  // most recently used first
-  std::unordered_map<KernelKey, Family, KeyHash, KeyEqual> families_;
+  // At most as many families as kernels: a family worth remembering holds kernels.
+  std::unordered_map<KernelKey, FamilySlot, KeyHash, KeyEqual> families_;
+  std::list<const KernelKey*> family_order_;  // most recently missed first
   EagerCacheInfo info_;
   int64_t capacity_ = 0;  // 0: not read from the environment yet
   bool warned_full_ = false;

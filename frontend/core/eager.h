@@ -39,8 +39,12 @@ struct EagerCacheInfo {
   int64_t evictions = 0;  // kernels dropped to stay within the capacity
   int64_t kernels = 0;    // kernels held now
   int64_t capacity = 0;   // the most kernels held at once
-  // Elementwise op signatures that went generic in size (see the top of this file).
+  // Elementwise op signatures that went generic in size (see the top of this file); one
+  // forgotten (below) and seen at many sizes again counts again.
   int64_t generic = 0;
+  // Elementwise op signatures whose sizes are remembered now, at most `capacity`: the least
+  // recently used are forgotten first (and may compile a few exact sizes again).
+  int64_t families = 0;
   double compile_seconds = 0;  // time spent compiling kernels
 };
 
