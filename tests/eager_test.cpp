@@ -296,6 +296,63 @@ TEST_CASE("the sizes of elementwise signatures are remembered for at most capaci
   CHECK(k::eager_cache_info().generic == 2);
 }
 
+TEST_CASE("ops that work row by row go generic in the batch size and stay bounded", "[eager]") {
+  // A broadcast add, row reductions, log_softmax, pooling and a convolution, fed ever new batch
+  // sizes (an inference server's requests): exact kernels for the first 4, then pieces of 2^k rows.
+  k::clear_eager_cache();
+  const k::Tensor bias = k::range(0, 7, 1, k::f32) * 0.1f;
+  const k::Tensor filter =
+      k::reshape(k::constant(std::vector<float>{0.5f, -1.f, 2.f}), {1, 1, 1, 3});
+  std::vector<int64_t> batches;
+  for (int64_t n = 2; n <= 60; n += 3)
+    batches.push_back(n);
+  batches.push_back(1000);
+  for (int64_t n : batches) {
+    INFO("batch " << n);
+    k::Tensor x = k::reshape(k::range(0, n * 7, 1, k::f32) * 0.01f, {n, 7});
+    auto ops = [&] {
+      k::Tensor image = k::reshape(x, {n, 7, 1, 1});
+      return std::vector<k::Tensor>{x + bias,
+                                    k::reduce_sum(x, {1}),
+                                    k::log_softmax(x),
+                                    k::max_pool2d(image, {1, 1}),
+                                    k::conv2d(image, filter),
+                                    k::cast(k::argmax(1.f - x, 1), k::f32)};
+    };
+    std::vector<k::Tensor> compiled = ops();
+    std::vector<k::Tensor> interpreted;
+    {
+      ModeGuard guard(k::EagerMode::interpret);
+      interpreted = ops();
+    }
+    for (size_t r = 0; r < compiled.size(); ++r) {
+      INFO("result " << r);
+      REQUIRE(compiled[r].shape() == interpreted[r].shape());
+      std::vector<float> got = compiled[r].to_vector<float>();
+      std::vector<float> want = interpreted[r].to_vector<float>();
+      for (size_t j = 0; j < got.size(); ++j)
+        CHECK(got[j] == Approx(want[j]).margin(1e-5));
+    }
+  }
+  const auto info = k::eager_cache_info();
+  // The six row signatures above went generic, and the flattened `range * 0.01f` and
+  // `1.f - x` and the argmax's cast. Each row signature compiled its 4 exact batches, then one
+  // piece per power of two from at most 16 rows (7 floats are 28 bytes: 16 rows are the fewest
+  // that keep pieces 64-byte aligned) to 512: 10 kernels. Each flattened op: 4 exact sizes and
+  // at most 12 pieces. The reshapes are copies and range a creation op: no kernels.
+  CHECK(info.generic == 9);
+  CHECK(info.compiles <= 6 * 10 + 3 * 16);
+  const int64_t compiles = info.compiles;
+  // New batch sizes now compile nothing.
+  for (int64_t n : {301, 77}) {
+    k::Tensor x = k::fill({n, 7}, 0.5f);
+    std::vector<float> sums = k::reduce_sum(x + bias, {1}).to_vector<float>();
+    CHECK(sums[static_cast<size_t>(n - 1)] == Approx(3.5f + 2.1f));
+    CHECK(k::log_softmax(x).to_vector<float>()[0] == Approx(-std::log(7.f)));
+  }
+  CHECK(k::eager_cache_info().compiles == compiles);
+}
+
 TEST_CASE("eager ops on several threads share the cache", "[eager]") {
   k::clear_eager_cache();
   std::vector<std::thread> threads;

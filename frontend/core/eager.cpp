@@ -12,6 +12,7 @@
 #include <list>
 #include <memory>
 #include <mutex>
+#include <numeric>
 #include <optional>
 #include <string_view>
 #include <unordered_map>
@@ -23,6 +24,7 @@
 #include "kiln/frontend/core/log.h"
 #include "kiln/ir/interpreter.h"
 #include "kiln/ir/ops/matmul.h"
+#include "kiln/ir/ops/reduction.h"
 #include "kiln/passes/pipeline.h"
 
 namespace kiln {
@@ -113,39 +115,52 @@ struct KernelKey {
 // KeyView's flat_size for the operands' own types.
 constexpr int64_t kNotFlat = std::numeric_limits<int64_t>::min();
 
-// A key not made yet, for lookups that allocate nothing: the operands' types, or (flat_size
-// other than kNotFlat) their flattened types: operands that are not 0-d as (flat_size). An
-// elementwise family is keyed with flat_size -1.
+// A key not made yet, for lookups that allocate nothing: the operands' types, or
+// - (flat_size other than kNotFlat, row_operands 0) their flattened types: operands that are not
+//   0-d as (flat_size). An elementwise family is keyed with flat_size -1;
+// - (row_operands not 0) the operands of row_operands' bits with their leading dimension made
+//   flat_size, the others as they are. A row family is keyed with flat_size -1.
 struct KeyView {
   ir::Op op;
   const ir::Attrs& attrs;
   std::span<const ir::HostTensor* const> inputs;
   int64_t flat_size = kNotFlat;
+  uint64_t row_operands = 0;
   size_t hash = 0;
 
-  KeyView(ir::Op o, const ir::Attrs& a, std::span<const ir::HostTensor* const> in, int64_t flat)
-      : op(o), attrs(a), inputs(in), flat_size(flat) {
+  KeyView(ir::Op o, const ir::Attrs& a, std::span<const ir::HostTensor* const> in, int64_t flat,
+          uint64_t rows = 0)
+      : op(o), attrs(a), inputs(in), flat_size(flat), row_operands(rows) {
     size_t h = hash_head(op, attrs);
-    for (const ir::HostTensor* t : inputs) {
-      const ir::TensorType& type = t->type();
-      if (flat_size != kNotFlat && type.shape.rank() != 0)
-        h = hash_param(h, type.dtype, {&flat_size, 1});
-      else
-        h = hash_param(h, type.dtype, type.shape.dims());
+    for (size_t i = 0; i < inputs.size(); ++i) {
+      const ir::TensorType& type = inputs[i]->type();
+      h = mix(h, static_cast<uint64_t>(type.dtype) + 77);
+      const int64_t rank = viewed_rank(i);
+      h = mix(h, static_cast<uint64_t>(rank));
+      for (int64_t d = 0; d < rank; ++d)
+        h = mix(h, static_cast<uint64_t>(viewed_dim(i, d)));
     }
     hash = h;
+  }
+  // Operand i's shape as the key sees it.
+  bool flat(size_t i) const {
+    return flat_size != kNotFlat && row_operands == 0 && inputs[i]->type().shape.rank() != 0;
+  }
+  bool rows(size_t i) const { return (row_operands >> i) & 1; }
+  int64_t viewed_rank(size_t i) const { return flat(i) ? 1 : inputs[i]->type().shape.rank(); }
+  int64_t viewed_dim(size_t i, int64_t d) const {
+    if (flat(i) || (rows(i) && d == 0)) return flat_size;
+    return inputs[i]->type().shape[d];
   }
   bool matches(const KernelKey& key) const {
     if (hash != key.hash || op != key.op || inputs.size() != key.params.size()) return false;
     for (size_t i = 0; i < inputs.size(); ++i) {
-      const ir::TensorType& mine = inputs[i]->type();
       const ir::TensorType& theirs = key.params[i];
-      if (mine.dtype != theirs.dtype) return false;
-      if (flat_size != kNotFlat && mine.shape.rank() != 0) {
-        if (theirs.shape.rank() != 1 || theirs.shape[0] != flat_size) return false;
-      } else if (mine.shape != theirs.shape) {
-        return false;
-      }
+      if (inputs[i]->type().dtype != theirs.dtype) return false;
+      const int64_t rank = viewed_rank(i);
+      if (theirs.shape.rank() != rank) return false;
+      for (int64_t d = 0; d < rank; ++d)
+        if (theirs.shape[d] != viewed_dim(i, d)) return false;
     }
     return attrs == key.attrs;
   }
@@ -153,11 +168,11 @@ struct KeyView {
   KernelKey key() const {
     std::vector<ir::TensorType> params;
     params.reserve(inputs.size());
-    for (const ir::HostTensor* t : inputs) {
-      const ir::TensorType& type = t->type();
-      params.push_back(flat_size != kNotFlat && type.shape.rank() != 0
-                           ? ir::TensorType{type.dtype, ir::Shape{flat_size}}
-                           : type);
+    for (size_t i = 0; i < inputs.size(); ++i) {
+      std::vector<int64_t> dims(static_cast<size_t>(viewed_rank(i)));
+      for (int64_t d = 0; d < viewed_rank(i); ++d)
+        dims[static_cast<size_t>(d)] = viewed_dim(i, d);
+      params.push_back(ir::TensorType{inputs[i]->type().dtype, ir::Shape(std::move(dims))});
     }
     return KernelKey(op, attrs, std::move(params));
   }
@@ -552,6 +567,143 @@ void run_generic(ir::Op op, std::span<const ir::HostTensor* const> inputs, const
               static_cast<size_t>(rest) * es);
 }
 
+// For an op whose result rows (along its leading dimension) each depend only on the same rows
+// of some operands: a bit per such operand (their leading dimension is the result's); 0 for
+// any other op, or a result of fewer than 2 rows. Such ops run by pieces of
+// rows when a signature meets many batch sizes (run_rows): elementwise ops with broadcasting,
+// reductions and arg-reductions that keep axis 0, softmax and log_softmax along another axis,
+// 2-D pooling and convolution (NHWC: the batch leads).
+uint64_t row_operands(ir::Op op, std::span<const ir::HostTensor* const> inputs,
+                      const ir::Attrs& attrs, std::span<const ir::TensorType> output_types) {
+  if (output_types.size() != 1 || inputs.empty() || inputs.size() > 64) return 0;
+  const ir::Shape& out = output_types[0].shape;
+  if (out.rank() < 1 || out[0] < 2) return 0;
+  const int64_t n = out[0];
+  const ir::Shape& first = inputs[0]->type().shape;
+  auto leads = [&](const ir::Shape& s) { return s.rank() >= 1 && s[0] == n; };
+  if (ir::has_trait(op, ir::kElementwise)) {
+    // Operands of the result's rank with its rows are split; the others broadcast into every
+    // row (a lower rank, or a leading dimension of 1) and are passed whole.
+    uint64_t bits = 0;
+    for (size_t i = 0; i < inputs.size(); ++i) {
+      const ir::Shape& s = inputs[i]->type().shape;
+      if (s.rank() == out.rank() && s[0] == n) {
+        bits |= uint64_t{1} << i;
+      } else if (s.rank() > out.rank() || (s.rank() == out.rank() && s[0] != 1)) {
+        return 0;
+      }
+    }
+    return bits;
+  }
+  switch (op) {
+    case ir::Op::reduce_sum:
+    case ir::Op::reduce_mean:
+    case ir::Op::reduce_max:
+    case ir::Op::reduce_min:
+    case ir::Op::reduce_prod: {
+      if (attrs.get_ints("axes").empty() || !leads(first)) return 0;
+      return ir::reduced_axes_mask(attrs, first.rank())[0] ? 0 : 1;
+    }
+    case ir::Op::argmax:
+    case ir::Op::argmin:
+      return leads(first) && ir::arg_reduce_axis(attrs, first.rank()) != 0 ? 1 : 0;
+    case ir::Op::softmax:
+    case ir::Op::log_softmax:
+      return leads(first) && ir::normalize_axis(attrs.get_int("axis", -1), first.rank()) != 0 ? 1
+                                                                                              : 0;
+    case ir::Op::max_pool2d:
+    case ir::Op::avg_pool2d:
+      return leads(first) ? 1 : 0;
+    case ir::Op::conv2d:  // the filter is passed whole
+      return leads(first) && inputs.size() == 2 ? 1 : 0;
+    default:
+      return 0;
+  }
+}
+
+// Runs `op` on `n` rows as pieces of power-of-two row counts: the row operands' (and the
+// result's) pieces are consecutive blocks of their buffers, the other operands are passed whole.
+// Every piece must start 64-byte aligned (the runtime's contract), so the smallest piece is the
+// fewest rows that span a multiple of 64 bytes in every split buffer; the rows left after the
+// pieces run as one smallest piece in padded copies. A signature compiles at most one kernel
+// per power of two, whatever batch sizes follow.
+void run_rows(ir::Op op, std::span<const ir::HostTensor* const> inputs, const ir::Attrs& attrs,
+              uint64_t row_operands, ir::HostTensor& output, int64_t n) {
+  const size_t n_in = inputs.size();
+  auto split = [&](size_t i) { return ((row_operands >> i) & 1) != 0; };
+  auto row_bytes = [n](const ir::HostTensor& t) { return static_cast<int64_t>(t.nbytes()) / n; };
+  int64_t smallest = 1;
+  auto align = [&](int64_t bytes) {
+    smallest = std::max(smallest, 64 / std::gcd<int64_t>(64, std::max<int64_t>(bytes, 1)));
+  };
+  align(row_bytes(output));
+  for (size_t i = 0; i < n_in; ++i)
+    if (split(i)) align(row_bytes(*inputs[i]));
+  // The largest piece keeps a piece's result near kLargestPiece elements, big enough for the
+  // kernel to split it across threads itself.
+  const int64_t row_elements = std::max<int64_t>(output.type().shape.num_elements() / n, 1);
+  const int64_t largest = std::max<int64_t>(
+      smallest,
+      std::bit_floor(static_cast<uint64_t>(std::max<int64_t>(kLargestPiece / row_elements, 1))));
+  detail::InlineList<void*> in(n_in);
+  void* out[1];
+  auto run_piece = [&](int64_t rows, int64_t offset) {
+    std::shared_ptr<const Kernel> kernel =
+        cache().get(KeyView(op, attrs, inputs, rows, row_operands));
+    for (size_t i = 0; i < n_in; ++i) {
+      std::byte* base = const_cast<std::byte*>(inputs[i]->raw());
+      in[i] = split(i) ? base + offset * row_bytes(*inputs[i]) : base;
+    }
+    out[0] = output.raw() + offset * row_bytes(output);
+    kernel->run(in.span(), out);
+  };
+  int64_t offset = 0;
+  while (n - offset >= largest) {
+    run_piece(largest, offset);
+    offset += largest;
+  }
+  for (int64_t rows = largest / 2; rows >= smallest; rows /= 2) {
+    if (n - offset >= rows) {
+      run_piece(rows, offset);
+      offset += rows;
+    }
+  }
+  const int64_t rest = n - offset;
+  if (rest == 0) return;
+  // The last rows, copied into padded buffers of `smallest` rows (the padding repeats the last
+  // row, so the op sees only values it sees anyway).
+  std::vector<ir::HostTensor> padded;
+  padded.reserve(n_in + 1);
+  for (size_t i = 0; i < n_in; ++i) {
+    if (!split(i)) {
+      in[i] = const_cast<std::byte*>(inputs[i]->raw());
+      continue;
+    }
+    const ir::TensorType& type = inputs[i]->type();
+    std::vector<int64_t> dims(type.shape.dims().begin(), type.shape.dims().end());
+    dims[0] = smallest;
+    padded.push_back(ir::HostTensor::uninitialized({type.dtype, ir::Shape(std::move(dims))}));
+    const int64_t bytes = row_bytes(*inputs[i]);
+    std::byte* to = padded.back().raw();
+    const std::byte* from = inputs[i]->raw() + offset * bytes;
+    std::memcpy(to, from, static_cast<size_t>(rest * bytes));
+    for (int64_t r = rest; r < smallest; ++r)
+      std::memcpy(to + r * bytes, from + (rest - 1) * bytes, static_cast<size_t>(bytes));
+    in[i] = to;
+  }
+  const ir::TensorType& out_type = output.type();
+  std::vector<int64_t> dims(out_type.shape.dims().begin(), out_type.shape.dims().end());
+  dims[0] = smallest;
+  ir::HostTensor result =
+      ir::HostTensor::uninitialized({out_type.dtype, ir::Shape(std::move(dims))});
+  std::shared_ptr<const Kernel> kernel =
+      cache().get(KeyView(op, attrs, inputs, smallest, row_operands));
+  out[0] = result.raw();
+  kernel->run(in.span(), out);
+  std::memcpy(output.raw() + offset * row_bytes(output), result.raw(),
+              static_cast<size_t>(rest * row_bytes(output)));
+}
+
 }  // namespace
 
 EagerMode eager_mode() {
@@ -659,7 +811,20 @@ std::vector<ir::HostTensor> run_eager(ir::Op op, std::span<const ir::HostTensor*
     kernel->run(in.span(), out);
     return outputs;
   }
-  std::shared_ptr<const Kernel> kernel = cache().get(KeyView(op, attrs, inputs, kNotFlat));
+  KeyView key(op, attrs, inputs, kNotFlat);
+  std::shared_ptr<const Kernel> kernel = cache().find(key);
+  if (kernel == nullptr) {
+    // A shape this signature has no kernel for: an op that works row by row goes generic in its
+    // leading dimension once it has seen many (the family key has every row operand's leading
+    // dimension as -1).
+    if (uint64_t rows = row_operands(op, inputs, attrs, output_types)) {
+      if (cache().generic(KeyView(op, attrs, inputs, -1, rows), output_types[0].shape[0])) {
+        run_rows(op, inputs, attrs, rows, outputs[0], output_types[0].shape[0]);
+        return outputs;
+      }
+    }
+    kernel = cache().compile(key.key());
+  }
   InlineList<void*> in(inputs.size());
   for (size_t i = 0; i < inputs.size(); ++i)
     in[i] = const_cast<std::byte*>(inputs[i]->raw());
