@@ -119,17 +119,8 @@ TEST_CASE("unary elementwise gradients match finite differences", "[autodiff][el
       {Op::gelu, Domain::any, tanh_form}, {Op::erf, Domain::any, {}},
       {Op::log1p, Domain::positive, {}},  {Op::expm1, Domain::any, {}},
   };
-  // Every differentiable unary elementwise op of the table has a row (floor, ceil, round and
-  // sign, whose gradients are zero or none, are checked in the next test; cast apart).
-  for (int i = 0; i < kiln::ir::kNumOps; ++i) {
-    const Op op = static_cast<Op>(i);
-    if (!kiln::ir::has_trait(op, kiln::ir::kElementwise) ||
-        !kiln::ir::has_trait(op, kiln::ir::kDifferentiable) || kiln::ir::op_num_inputs(op) != 1)
-      continue;
-    if (op == Op::floor || op == Op::ceil || op == Op::round || op == Op::cast) continue;
-    INFO(kiln::ir::op_name(op) << " has no finite-difference row");
-    CHECK(std::any_of(rows.begin(), rows.end(), [&](const Row& r) { return r.op == op; }));
-  }
+  // Rank 0 and 2 for the unary ops of the first releases; that every differentiable op has a
+  // finite-difference case is gradient_table_test's walk of the op table.
   for (const Row& row : rows) {
     for (const Shape& shape : {Shape{}, Shape{2, 3}}) {
       std::string text = op_text(row.op, {f64(shape)}, row.attrs);
