@@ -1,0 +1,108 @@
+// runtime/cuda/driver_api.h against the CUDA toolkit's cuda.h: every entry point of DriverApi has
+// the type of the real function (cuda.h's enums read as int, its opaque structs as Kiln's), and
+// every constant has cuda.h's value. Part of cuda_driver_test when KILN_ENABLE_CUDA is on; a
+// mismatch fails the build, not the run.
+#include <cuda.h>
+
+#include <catch2/catch.hpp>
+
+#include <type_traits>
+
+#include "kiln/runtime/cuda/driver_api.h"
+
+namespace {
+
+namespace kc = kiln::runtime::cuda;
+
+// Kiln's spelling of a cuda.h type, through pointers, const and function types.
+template <class T>
+struct Ours {
+  using type = T;
+};
+template <class T>
+using ours_t = typename Ours<T>::type;
+template <class T>
+struct Ours<T*> {
+  using type = ours_t<T>*;
+};
+template <class T>
+struct Ours<const T> {
+  using type = const ours_t<T>;
+};
+template <class R, class... Args>
+struct Ours<R(Args...)> {
+  using type = ours_t<R>(ours_t<Args>...);
+};
+template <>
+struct Ours<CUresult> {
+  using type = int;
+};
+template <>
+struct Ours<CUdevice_attribute> {
+  using type = int;
+};
+template <>
+struct Ours<CUctx_st> {
+  using type = kc::CUctx_st;
+};
+template <>
+struct Ours<CUmod_st> {
+  using type = kc::CUmod_st;
+};
+template <>
+struct Ours<CUfunc_st> {
+  using type = kc::CUfunc_st;
+};
+template <>
+struct Ours<CUstream_st> {
+  using type = kc::CUstream_st;
+};
+
+#define KILN_CHECK_ENTRY_POINT(name, ...)                                             \
+  static_assert(std::is_same_v<ours_t<decltype(::name)>,                              \
+                               std::remove_pointer_t<decltype(kc::DriverApi::name)>>, \
+                #name " in driver_api.h differs from cuda.h");
+KILN_CUDA_DRIVER_ENTRY_POINTS(KILN_CHECK_ENTRY_POINT)
+#undef KILN_CHECK_ENTRY_POINT
+
+static_assert(std::is_same_v<kc::CUdeviceptr, ::CUdeviceptr>);
+static_assert(std::is_same_v<kc::CUdevice, ::CUdevice>);
+static_assert(sizeof(kc::CUresult) == sizeof(::CUresult));
+
+#define KILN_CHECK_CONSTANT(name) static_assert(kc::name == ::name, #name " differs from cuda.h");
+KILN_CHECK_CONSTANT(CUDA_SUCCESS)
+KILN_CHECK_CONSTANT(CUDA_ERROR_INVALID_VALUE)
+KILN_CHECK_CONSTANT(CUDA_ERROR_OUT_OF_MEMORY)
+KILN_CHECK_CONSTANT(CUDA_ERROR_NOT_INITIALIZED)
+KILN_CHECK_CONSTANT(CUDA_ERROR_DEINITIALIZED)
+KILN_CHECK_CONSTANT(CUDA_ERROR_STUB_LIBRARY)
+KILN_CHECK_CONSTANT(CUDA_ERROR_CALL_REQUIRES_NEWER_DRIVER)
+KILN_CHECK_CONSTANT(CUDA_ERROR_NO_DEVICE)
+KILN_CHECK_CONSTANT(CUDA_ERROR_INVALID_DEVICE)
+KILN_CHECK_CONSTANT(CUDA_ERROR_INVALID_IMAGE)
+KILN_CHECK_CONSTANT(CUDA_ERROR_INVALID_CONTEXT)
+KILN_CHECK_CONSTANT(CUDA_ERROR_NO_BINARY_FOR_GPU)
+KILN_CHECK_CONSTANT(CUDA_ERROR_INVALID_PTX)
+KILN_CHECK_CONSTANT(CUDA_ERROR_UNSUPPORTED_PTX_VERSION)
+KILN_CHECK_CONSTANT(CUDA_ERROR_INVALID_HANDLE)
+KILN_CHECK_CONSTANT(CUDA_ERROR_NOT_FOUND)
+KILN_CHECK_CONSTANT(CUDA_ERROR_ILLEGAL_ADDRESS)
+KILN_CHECK_CONSTANT(CUDA_ERROR_LAUNCH_OUT_OF_RESOURCES)
+KILN_CHECK_CONSTANT(CUDA_ERROR_LAUNCH_FAILED)
+KILN_CHECK_CONSTANT(CUDA_ERROR_NOT_SUPPORTED)
+KILN_CHECK_CONSTANT(CUDA_ERROR_SYSTEM_DRIVER_MISMATCH)
+KILN_CHECK_CONSTANT(CUDA_ERROR_UNKNOWN)
+KILN_CHECK_CONSTANT(CU_DEVICE_ATTRIBUTE_MAX_THREADS_PER_BLOCK)
+KILN_CHECK_CONSTANT(CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK)
+KILN_CHECK_CONSTANT(CU_DEVICE_ATTRIBUTE_WARP_SIZE)
+KILN_CHECK_CONSTANT(CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT)
+KILN_CHECK_CONSTANT(CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR)
+KILN_CHECK_CONSTANT(CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR)
+#undef KILN_CHECK_CONSTANT
+
+}  // namespace
+
+TEST_CASE("cuda: driver_api.h was checked against the toolkit's cuda.h") {
+  // The checks above ran at compile time; this case only makes the check visible in test runs.
+  CHECK(CUDA_VERSION >= 12000);
+}
