@@ -81,6 +81,13 @@ void check_indices(Builder& b, int64_t code, const Checked& checked, Value* indi
 
 }  // namespace
 
+bool has_index_checks(const passes::Kernel& kernel) {
+  return std::any_of(kernel.nodes.begin(), kernel.nodes.end(), [](const ir::Node* node) {
+    std::optional<Checked> c = checked_indices(*node);
+    return c && c->indices->type().shape.num_elements() > 0;
+  });
+}
+
 void emit_index_checks(Builder& b, size_t kernel_index, const passes::Kernel& kernel,
                        const std::function<Value*(const ir::Value*)>& pointer, Value* status) {
   std::vector<Checked> checks;

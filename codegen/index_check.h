@@ -13,6 +13,9 @@
 
 namespace kiln::codegen {
 
+// Whether `kernel` has indices to check (a gather or check_index with a non-empty operand).
+bool has_index_checks(const passes::Kernel& kernel);
+
 // At b's insertion point (in the entry): checks the indices of every gather and check_index in
 // `kernel`, the plan's kernel number `kernel_index`. `pointer` gives a value's buffer; `status`
 // is the frame's status pointer (may be null at run time: then nothing is checked).

@@ -21,12 +21,6 @@ namespace {
 
 using llvm::Value;
 
-// Columns one item of a reduction across rows accumulates (a few KiB of accumulators).
-constexpr int64_t kColumnBlock = 256;
-// Items a loop over rows should offer the pool at least (rows are split into column blocks
-// when there are fewer).
-constexpr int64_t kMinItems = 64;
-
 int64_t round_up(int64_t n, int64_t multiple) {
   return (n + multiple - 1) / multiple * multiple;
 }
@@ -90,8 +84,9 @@ int64_t work_per_element(const passes::Kernel& kernel) {
 
 class KernelLoops {
  public:
-  KernelLoops(llvm::Function& fn, const passes::Kernel& kernel, const KernelBuffers& buffers)
-      : fn_(fn), kernel_(kernel), buffers_(buffers), b_(fn.getContext()) {}
+  KernelLoops(llvm::Function& fn, const passes::Kernel& kernel, const KernelBuffers& buffers,
+              const LoopLowering& lowering)
+      : fn_(fn), kernel_(kernel), buffers_(buffers), lowering_(lowering), b_(fn.getContext()) {}
 
   void emit() {
     b_.SetInsertPoint(llvm::BasicBlock::Create(fn_.getContext(), "entry", &fn_));
@@ -216,7 +211,8 @@ class KernelLoops {
 
   void parallel(const std::string& name, int64_t items, int64_t work_per_item,
                 const RangeBody& body) {
-    emit_parallel_loop(b_, {name, items, work_per_item}, distinct_, buffers_.exclusive, body);
+    emit_parallel_loop(b_, {name, items, work_per_item}, distinct_, buffers_.exclusive, body,
+                       lowering_.sink);
   }
 
   // Evaluates every output of the group at `index`, then stores them at `offset`. Values first:
@@ -254,8 +250,9 @@ class KernelLoops {
     const int64_t rows = shape.num_elements() / columns;
     std::vector<int64_t> outer(shape.dims().begin(), shape.dims().end());
     if (!outer.empty()) outer.pop_back();
-    const int64_t wanted = std::min(columns, (kMinItems + rows - 1) / rows);
-    const int64_t block = round_up((columns + wanted - 1) / wanted, 16);
+    // Rows are split into column blocks when there are fewer than the items wanted.
+    const int64_t wanted = std::min(columns, (lowering_.min_items + rows - 1) / rows);
+    const int64_t block = round_up((columns + wanted - 1) / wanted, lowering_.column_multiple);
     const int64_t blocks = (columns + block - 1) / block;
     const int64_t work = std::min(block, columns) * work_per_element(kernel_);
     parallel(name, rows * blocks, work,
@@ -290,8 +287,8 @@ class KernelLoops {
   }
 
   // A reduction that keeps the innermost axis: each item takes one output row and a block of up
-  // to kColumnBlock columns, and folds the reduced axes (in the interpreter's order) into a
-  // block of accumulators, a vector add across each row.
+  // to lowering_.reduction_columns columns, and folds the reduced axes (in the interpreter's order)
+  // into a block of accumulators, a vector add across each row.
   void emit_reduction_across_rows(const ir::Node& node, const std::string& name) {
     const ir::Value* in = node.input(0);
     const ir::Shape& shape = in->type().shape;
@@ -311,7 +308,7 @@ class KernelLoops {
       rows *= s;
     for (int64_t s : reduced_sizes)
       count *= s;
-    const int64_t block = std::min(columns, kColumnBlock);
+    const int64_t block = std::min(columns, lowering_.reduction_columns);
     const int64_t blocks = (columns + block - 1) / block;
     const ir::Value* out = node.output();
     const ir::DType dtype = in->type().dtype;
@@ -428,6 +425,7 @@ class KernelLoops {
   llvm::Function& fn_;
   const passes::Kernel& kernel_;
   const KernelBuffers& buffers_;
+  const LoopLowering& lowering_;
   Builder b_;
   std::vector<Value*> distinct_;  // the first argument pointing into each buffer
 };
@@ -488,8 +486,8 @@ KernelBuffers kernel_buffers(const passes::Kernel& kernel, const passes::MemoryP
 }
 
 void emit_kernel_loops(llvm::Function& fn, const passes::Kernel& kernel,
-                       const KernelBuffers& buffers) {
-  KernelLoops(fn, kernel, buffers).emit();
+                       const KernelBuffers& buffers, const LoopLowering& lowering) {
+  KernelLoops(fn, kernel, buffers, lowering).emit();
 }
 
 }  // namespace kiln::codegen

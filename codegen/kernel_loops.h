@@ -8,6 +8,7 @@
 #include <cstddef>
 #include <vector>
 
+#include "kiln/codegen/parallel.h"
 #include "kiln/passes/kernel_plan.h"
 
 namespace llvm {
@@ -30,8 +31,20 @@ struct KernelBuffers {
 // only read).
 KernelBuffers kernel_buffers(const passes::Kernel& kernel, const passes::MemoryPlan& memory);
 
+// Where the loops of a kernel go and how much one item does. The CPU's defaults run each loop
+// inline or on the thread pool, with items of whole vectors of columns. The GPU path
+// (gpu_module.cpp) passes a sink that makes each loop's range function a GPU kernel, and asks for
+// an item per column, so that neighbouring threads touch neighbouring elements.
+struct LoopLowering {
+  const LoopSink* sink = nullptr;  // null: inline or kiln_rt_parallel_for
+  int64_t min_items = 64;          // items a loop over rows should offer at least
+  int64_t column_multiple = 16;    // an item of such a loop takes a multiple of this many columns
+  // Columns one item of a reduction across rows accumulates (a few KiB of accumulators).
+  int64_t reduction_columns = 256;
+};
+
 // Emits the body of `fn`, declared void(ptr in0, ..., ptr out0, ...), computing `kernel`.
 void emit_kernel_loops(llvm::Function& fn, const passes::Kernel& kernel,
-                       const KernelBuffers& buffers);
+                       const KernelBuffers& buffers, const LoopLowering& lowering = {});
 
 }  // namespace kiln::codegen

@@ -84,24 +84,10 @@ class EntryEmitter {
   }
 
  private:
-  // A constant node's value as a private, 64-byte aligned global.
   Value* constant_global(const ir::Value* value) {
     auto it = globals_.find(value);
     if (it != globals_.end()) return it->second;
-    const ir::Node* node = value->producer();
-    KILN_CHECK(node != nullptr && node->op() == ir::Op::constant,
-               "a constant slot for a value that is not a constant");
-    const ir::HostTensor& tensor = node->attrs().get_tensor("value");
-    llvm::LLVMContext& context = module_.getContext();
-    llvm::StringRef bytes(reinterpret_cast<const char*>(tensor.raw()), tensor.nbytes());
-    llvm::Constant* init =
-        llvm::ConstantDataArray::getRaw(bytes, tensor.nbytes(), llvm::Type::getInt8Ty(context));
-    if (tensor.nbytes() == 0) {
-      init = llvm::ConstantAggregateZero::get(llvm::ArrayType::get(b_.getInt8Ty(), 1));
-    }
-    auto* global = new llvm::GlobalVariable(module_, init->getType(), true,
-                                            llvm::GlobalValue::PrivateLinkage, init, "const");
-    global->setAlignment(llvm::Align(kAlign));
+    llvm::GlobalVariable* global = codegen::constant_global(module_, value);
     globals_.emplace(value, global);
     return global;
   }
@@ -167,6 +153,21 @@ const char* kind_name(passes::KernelKind kind) {
 }
 
 }  // namespace
+
+llvm::GlobalVariable* constant_global(llvm::Module& module, const ir::Value* value) {
+  const ir::Node* node = value->producer();
+  KILN_CHECK(node != nullptr && node->op() == ir::Op::constant,
+             "a constant slot for a value that is not a constant");
+  const ir::HostTensor& tensor = node->attrs().get_tensor("value");
+  llvm::Type* i8 = llvm::Type::getInt8Ty(module.getContext());
+  llvm::StringRef bytes(reinterpret_cast<const char*>(tensor.raw()), tensor.nbytes());
+  llvm::Constant* init = llvm::ConstantDataArray::getRaw(bytes, tensor.nbytes(), i8);
+  if (tensor.nbytes() == 0) init = llvm::ConstantAggregateZero::get(llvm::ArrayType::get(i8, 1));
+  auto* global = new llvm::GlobalVariable(module, init->getType(), true,
+                                          llvm::GlobalValue::PrivateLinkage, init, "const");
+  global->setAlignment(llvm::Align(kAlign));
+  return global;
+}
 
 std::string kernel_label(size_t index, const passes::Kernel& kernel) {
   std::string ops;

@@ -24,6 +24,10 @@ std::unique_ptr<llvm::Module> build_module(llvm::LLVMContext& context, const ir:
                                            const passes::MemoryPlan& memory,
                                            const VectorUnit& unit);
 
+// A constant node's value as a private, 64-byte aligned global of `module`, which kernels read
+// in place of a buffer (NVPTX moves it to the GPU's global memory).
+llvm::GlobalVariable* constant_global(llvm::Module& module, const ir::Value* value);
+
 // "kernel 2 (loop: mul, add)" for error messages.
 std::string kernel_label(size_t index, const passes::Kernel& kernel);
 

@@ -88,7 +88,8 @@ void emit_range_loop(Builder& b, Value* begin, Value* end,
 }
 
 void emit_parallel_loop(Builder& b, const ParallelLoop& loop, std::span<Value* const> buffers,
-                        const std::vector<bool>& exclusive, const RangeBody& body) {
+                        const std::vector<bool>& exclusive, const RangeBody& body,
+                        const LoopSink* sink) {
   if (loop.items <= 0) return;
   llvm::Module& module = *b.GetInsertBlock()->getModule();
   llvm::Function* range = range_function(module, loop, buffers.size(), exclusive);
@@ -101,6 +102,7 @@ void emit_parallel_loop(Builder& b, const ParallelLoop& loop, std::span<Value* c
     body(rb, args, range->getArg(n), range->getArg(n + 1));
     rb.CreateRetVoid();
   }
+  if (sink != nullptr) return (*sink)(loop, range, buffers);
   std::vector<Value*> args(buffers.begin(), buffers.end());
   const int64_t work = std::max<int64_t>(loop.work_per_item, 1);
   const bool parallel = loop.items >= 2 && loop.items >= (kParallelWork + work - 1) / work;

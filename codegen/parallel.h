@@ -28,11 +28,18 @@ struct ParallelLoop {
   int64_t work_per_item = 1;  // elements one item touches, for the threshold and the grain
 };
 
+// Takes a loop's range function, void range(ptr buffers..., i64 begin, i64 end), instead of
+// emit_parallel_loop calling it: the GPU path makes each loop a kernel of its own (gpu_module.cpp).
+// `buffers` are the values the range function is meant to be called with.
+using LoopSink = std::function<void(const ParallelLoop& loop, llvm::Function* range,
+                                    std::span<llvm::Value* const> buffers)>;
+
 // At b's insertion point: runs `body` over [0, loop.items). `buffers` become the range
 // function's pointer arguments, marked noalias where `exclusive` says no other buffer of the
-// kernel overlaps them.
+// kernel overlaps them. With a `sink`, the range function goes to it and nothing is called.
 void emit_parallel_loop(Builder& b, const ParallelLoop& loop, std::span<llvm::Value* const> buffers,
-                        const std::vector<bool>& exclusive, const RangeBody& body);
+                        const std::vector<bool>& exclusive, const RangeBody& body,
+                        const LoopSink* sink = nullptr);
 
 // for (i = begin; i < end; ++i) body(i), with i64 bounds known at run time.
 void emit_range_loop(Builder& b, llvm::Value* begin, llvm::Value* end,

@@ -1,0 +1,356 @@
+#include "kiln/codegen/gpu_module.h"
+
+#include <algorithm>
+
+#include <llvm/IR/IntrinsicsNVPTX.h>
+#include <llvm/IR/Verifier.h>
+#include <llvm/Support/raw_ostream.h>
+
+#include <fmt/format.h>
+
+#include "kiln/codegen/gemm.h"
+#include "kiln/codegen/index_check.h"
+#include "kiln/codegen/kernel_loops.h"
+#include "kiln/codegen/module_builder.h"
+#include "kiln/codegen/parallel.h"
+#include "kiln/ir/error.h"
+#include "kiln/passes/memory_plan.h"
+
+namespace kiln::codegen {
+
+namespace {
+
+using llvm::Value;
+
+// How kernel_loops shares out loops on a GPU: an item per element or output column, never a
+// block of columns (a thread per column reads memory coalesced with its neighbours), and a
+// reduction across rows one column per thread.
+constexpr LoopLowering gpu_lowering(const LoopSink* sink) {
+  return {
+      .sink = sink, .min_items = int64_t{1} << 40, .column_multiple = 1, .reduction_columns = 1};
+}
+
+// The thread/block index reads, in the order of the host shim's state (gpu_shim.cpp).
+enum IndexRead { kThreadIndex, kBlockIndex, kBlockDim, kGridDim, kIndexReads };
+
+constexpr const char* kIndexNames[kIndexReads] = {"kiln_gpu_thread_index", "kiln_gpu_block_index",
+                                                  "kiln_gpu_block_dim", "kiln_gpu_grid_dim"};
+
+// What a kernel parameter of a launch is bound to.
+struct ArgSpec {
+  GpuBufferRef ref;
+  llvm::GlobalVariable* constant = nullptr;  // bound inside the kernel instead of a parameter
+  bool exclusive = false;                    // no other buffer of the launch overlaps it
+};
+
+class GpuModuleBuilder {
+ public:
+  GpuModuleBuilder(llvm::Module& module, const passes::MemoryPlan& memory, GpuTarget target,
+                   const GpuOptions& options)
+      : module_(module), memory_(memory), target_(target), options_(options) {
+    for (int r = 0; r < kIndexReads; ++r)
+      index_fns_[r] = index_function(static_cast<IndexRead>(r));
+  }
+
+  GpuKernels take() { return std::move(result_); }
+
+  void add_plan_kernel(size_t k, const passes::Kernel& kernel) {
+    const std::string label = kernel_label(k, kernel);
+    if (gemm_handles(kernel)) {
+      GpuLaunch launch = base(static_cast<int64_t>(k), label);
+      launch.supported = false;
+      launch.reason =
+          "an f32/f64 GEMM, which the GPU runs through cuBLASLt (not lowered by the loop path)";
+      for (const ir::Value* v : kernel.inputs)
+        launch.args.push_back(spec_of(v).ref);
+      for (const ir::Value* v : kernel.outputs)
+        launch.args.push_back(spec_of(v).ref);
+      result_.launches.push_back(std::move(launch));
+      result_.kernels.push_back(nullptr);
+      return;
+    }
+    const KernelBuffers buffers = kernel_buffers(kernel, memory_);
+    if (has_index_checks(kernel)) add_index_check(k, kernel, buffers, label);
+    add_loops(k, kernel, buffers, label);
+  }
+
+  // Copies result `output` from the value's slot when no kernel computed it there (as
+  // kiln_entry's copy_to_output does on the CPU).
+  void add_output_copy(const ir::Value* value, int64_t output) {
+    const passes::Slot& s = slot(value);
+    if (s.kind == passes::Slot::Kind::output && s.index == output) return;
+    const int64_t n = value->type().shape.num_elements();
+    if (n == 0) return;
+    llvm::LLVMContext& context = module_.getContext();
+    llvm::Type* ptr = llvm::PointerType::get(context, 0);
+    llvm::Type* i64 = llvm::Type::getInt64Ty(context);
+    auto* type =
+        llvm::FunctionType::get(llvm::Type::getVoidTy(context), {ptr, ptr, i64, i64}, false);
+    auto* range = llvm::Function::Create(type, llvm::Function::InternalLinkage,
+                                         fmt::format("copy{}", output), module_);
+    const ir::DType dtype = value->type().dtype;
+    {
+      Builder b(llvm::BasicBlock::Create(context, "entry", range));
+      emit_range_loop(b, range->getArg(2), range->getArg(3), [&](Value* i) {
+        llvm::Type* type = storage_type(context, dtype);
+        b.CreateStore(b.CreateLoad(type, b.CreateInBoundsGEP(type, range->getArg(1), i)),
+                      b.CreateInBoundsGEP(type, range->getArg(0), i));
+      });
+      b.CreateRetVoid();
+    }
+    ArgSpec dst{{GpuBufferRef::Kind::output, output, 0}, nullptr, true};
+    GpuLaunch launch = base(-1, fmt::format("copy to output {}", output));
+    result_.labels[range] = launch.label;
+    add_launch(std::move(launch), fmt::format("kiln_copy{}", output), range, {dst, spec_of(value)},
+               n);
+  }
+
+ private:
+  GpuLaunch base(int64_t plan_kernel, const std::string& label) const {
+    GpuLaunch launch;
+    launch.plan_kernel = plan_kernel;
+    launch.label = label;
+    return launch;
+  }
+
+  const passes::Slot& slot(const ir::Value* value) const {
+    auto it = memory_.slots.find(value);
+    if (it == memory_.slots.end()) {
+      throw CompileError(fmt::format("the memory plan has no slot for a value of type {}",
+                                     value->type().to_string()));
+    }
+    return it->second;
+  }
+
+  ArgSpec spec_of(const ir::Value* value, bool exclusive = false) {
+    const passes::Slot& s = slot(value);
+    switch (s.kind) {
+      case passes::Slot::Kind::param:
+        return {{GpuBufferRef::Kind::input, s.index, 0}, nullptr, exclusive};
+      case passes::Slot::Kind::output:
+        return {{GpuBufferRef::Kind::output, s.index, 0}, nullptr, exclusive};
+      case passes::Slot::Kind::workspace:
+        return {{GpuBufferRef::Kind::workspace, 0, s.offset}, nullptr, exclusive};
+      case passes::Slot::Kind::constant: {
+        llvm::GlobalVariable*& global = constants_[value];
+        if (global == nullptr) global = constant_global(module_, value);
+        return {{GpuBufferRef::Kind::constant, 0, 0}, global, exclusive};
+      }
+    }
+    KILN_CHECK(false, "unknown slot kind");
+  }
+
+  // The kernel's argument `a`: its inputs, then its outputs.
+  static const ir::Value* argument(const passes::Kernel& kernel, size_t a) {
+    return a < kernel.inputs.size() ? kernel.inputs[a] : kernel.outputs[a - kernel.inputs.size()];
+  }
+
+  // Every parallel loop of the CPU kernel's emitter becomes a kernel of its own: the emitter
+  // builds its range functions as for the CPU, and the sink takes them instead of calling them.
+  void add_loops(size_t k, const passes::Kernel& kernel, const KernelBuffers& buffers,
+                 const std::string& label) {
+    llvm::LLVMContext& context = module_.getContext();
+    llvm::Type* ptr = llvm::PointerType::get(context, 0);
+    std::vector<llvm::Type*> params(kernel.inputs.size() + kernel.outputs.size(), ptr);
+    auto* type = llvm::FunctionType::get(llvm::Type::getVoidTy(context), params, false);
+    // The CPU's kernel function, whose body the sink leaves empty: only its arguments matter,
+    // as the values the range functions would have been called with.
+    auto* cpu_kernel = llvm::Function::Create(type, llvm::Function::InternalLinkage,
+                                              fmt::format("kernel{}", k), module_);
+    int loops = 0;
+    LoopSink sink = [&](const ParallelLoop& loop, llvm::Function* range,
+                        std::span<Value* const> args) {
+      std::vector<ArgSpec> specs;
+      for (size_t i = 0; i < args.size(); ++i) {
+        const unsigned a = llvm::cast<llvm::Argument>(args[i])->getArgNo();
+        specs.push_back(spec_of(argument(kernel, a), buffers.exclusive[i]));
+      }
+      result_.labels[range] = label;
+      add_launch(base(static_cast<int64_t>(k), label), fmt::format("kiln_k{}_{}", k, loops++),
+                 range, specs, loop.items);
+    };
+    emit_kernel_loops(*cpu_kernel, kernel, buffers, gpu_lowering(&sink));
+    cpu_kernel->eraseFromParent();
+  }
+
+  // The entry's index checks (index_check.h) as a kernel that one thread runs, before the
+  // kernel that gathers: it reads the indices and writes the status words, as on the CPU.
+  void add_index_check(size_t k, const passes::Kernel& kernel, const KernelBuffers& buffers,
+                       const std::string& label) {
+    llvm::LLVMContext& context = module_.getContext();
+    llvm::Type* ptr = llvm::PointerType::get(context, 0);
+    llvm::Type* i64 = llvm::Type::getInt64Ty(context);
+    // One parameter per distinct input buffer, then the status words.
+    std::vector<size_t> first_argument;
+    for (size_t a = 0; a < kernel.inputs.size(); ++a) {
+      if (std::none_of(first_argument.begin(), first_argument.end(),
+                       [&](size_t f) { return buffers.buffer_of[f] == buffers.buffer_of[a]; })) {
+        first_argument.push_back(a);
+      }
+    }
+    std::vector<llvm::Type*> params(first_argument.size() + 1, ptr);
+    params.push_back(i64);
+    params.push_back(i64);
+    auto* type = llvm::FunctionType::get(llvm::Type::getVoidTy(context), params, false);
+    auto* range = llvm::Function::Create(type, llvm::Function::InternalLinkage,
+                                         fmt::format("kernel{}.check", k), module_);
+    Builder b(llvm::BasicBlock::Create(context, "entry", range));
+    auto pointer = [&](const ir::Value* v) -> Value* {
+      auto in = std::find(kernel.inputs.begin(), kernel.inputs.end(), v);
+      KILN_CHECK(in != kernel.inputs.end(), "checked indices that are not a kernel input");
+      const size_t buffer = buffers.buffer_of[static_cast<size_t>(in - kernel.inputs.begin())];
+      for (size_t p = 0; p < first_argument.size(); ++p) {
+        if (buffers.buffer_of[first_argument[p]] == buffer)
+          return range->getArg(static_cast<unsigned>(p));
+      }
+      KILN_CHECK(false, "checked indices without a parameter");
+    };
+    Value* status = range->getArg(static_cast<unsigned>(first_argument.size()));
+    emit_index_checks(b, k, kernel, pointer, status);
+    b.CreateRetVoid();
+    std::vector<ArgSpec> specs;
+    for (size_t a : first_argument)
+      specs.push_back(spec_of(kernel.inputs[a]));
+    specs.push_back({{GpuBufferRef::Kind::status, 0, 0}, nullptr, false});
+    result_.labels[range] = label;
+    add_launch(base(static_cast<int64_t>(k), label + ", index check"),
+               fmt::format("kiln_k{}_check", k), range, specs, 1);
+  }
+
+  // void symbol(ptr params..., i64 items): each thread runs range(..., i, i + 1) for
+  // i = its global index, then every grid's worth of threads after it.
+  void add_launch(GpuLaunch launch, const std::string& symbol, llvm::Function* range,
+                  const std::vector<ArgSpec>& specs, int64_t items) {
+    llvm::LLVMContext& context = module_.getContext();
+    llvm::Type* ptr = llvm::PointerType::get(context, 0);
+    llvm::Type* i64 = llvm::Type::getInt64Ty(context);
+    std::vector<llvm::Type*> params;
+    for (const ArgSpec& spec : specs) {
+      if (spec.constant == nullptr) params.push_back(ptr);
+    }
+    params.push_back(i64);
+    auto* type = llvm::FunctionType::get(llvm::Type::getVoidTy(context), params, false);
+    const bool nvptx = target_ == GpuTarget::nvptx;
+    auto* kernel = llvm::Function::Create(
+        type, nvptx ? llvm::Function::ExternalLinkage : llvm::Function::InternalLinkage, symbol,
+        module_);
+    if (nvptx) kernel->setCallingConv(llvm::CallingConv::PTX_Kernel);
+    kernel->addFnAttr(llvm::Attribute::NoUnwind);
+    std::vector<Value*> args;
+    unsigned p = 0;
+    for (const ArgSpec& spec : specs) {
+      if (spec.constant != nullptr) {
+        args.push_back(spec.constant);
+        continue;
+      }
+      // noalias only where nothing else of the launch overlaps (a buffer updated in place is
+      // one buffer here): NVPTX reads noalias read-only buffers through the non-coherent cache.
+      if (spec.exclusive) kernel->addParamAttr(p, llvm::Attribute::NoAlias);
+      args.push_back(kernel->getArg(p++));
+      launch.args.push_back(spec.ref);
+    }
+    Value* count = kernel->getArg(p);
+
+    Builder b(llvm::BasicBlock::Create(context, "entry", kernel));
+    auto read = [&](IndexRead r) { return b.CreateZExt(b.CreateCall(index_fns_[r]), i64); };
+    Value* block_dim = read(kBlockDim);
+    Value* first = b.CreateAdd(b.CreateMul(read(kBlockIndex), block_dim), read(kThreadIndex));
+    Value* stride = b.CreateMul(block_dim, read(kGridDim));
+    llvm::BasicBlock* entry = b.GetInsertBlock();
+    llvm::BasicBlock* header = llvm::BasicBlock::Create(context, "items", kernel);
+    llvm::BasicBlock* body = llvm::BasicBlock::Create(context, "item", kernel);
+    llvm::BasicBlock* exit = llvm::BasicBlock::Create(context, "done", kernel);
+    b.CreateBr(header);
+    b.SetInsertPoint(header);
+    llvm::PHINode* i = b.CreatePHI(i64, 2, "i");
+    i->addIncoming(first, entry);
+    b.CreateCondBr(b.CreateICmpSLT(i, count), body, exit);
+    b.SetInsertPoint(body);
+    std::vector<Value*> call_args = args;
+    call_args.push_back(i);
+    call_args.push_back(b.CreateAdd(i, b.getInt64(1)));
+    b.CreateCall(range, call_args);
+    i->addIncoming(b.CreateAdd(i, stride), body);
+    b.CreateBr(header);
+    b.SetInsertPoint(exit);
+    b.CreateRetVoid();
+    verify(*range, symbol);
+    verify(*kernel, symbol);
+
+    launch.symbol = symbol;
+    launch.items = items;
+    const int64_t warp = 32;
+    const int64_t threads =
+        std::min<int64_t>(std::max(options_.block_size, 1), (items + warp - 1) / warp * warp);
+    launch.block_size = static_cast<int>(items == 1 ? 1 : threads);
+    launch.grid_size = std::clamp<int64_t>((items + launch.block_size - 1) / launch.block_size, 1,
+                                           std::max<int64_t>(options_.max_blocks, 1));
+    result_.launches.push_back(std::move(launch));
+    result_.kernels.push_back(kernel);
+  }
+
+  // i32 kiln_gpu_*(): the special register on NVPTX, the shim's thread-local on the host.
+  llvm::Function* index_function(IndexRead r) {
+    llvm::LLVMContext& context = module_.getContext();
+    llvm::Type* i32 = llvm::Type::getInt32Ty(context);
+    auto* fn = llvm::Function::Create(llvm::FunctionType::get(i32, false),
+                                      llvm::Function::InternalLinkage, kIndexNames[r], module_);
+    fn->addFnAttr(llvm::Attribute::AlwaysInline);
+    fn->addFnAttr(llvm::Attribute::NoUnwind);
+    Builder b(llvm::BasicBlock::Create(context, "entry", fn));
+    if (target_ == GpuTarget::nvptx) {
+      constexpr llvm::Intrinsic::ID kRegisters[kIndexReads] = {
+          llvm::Intrinsic::nvvm_read_ptx_sreg_tid_x, llvm::Intrinsic::nvvm_read_ptx_sreg_ctaid_x,
+          llvm::Intrinsic::nvvm_read_ptx_sreg_ntid_x, llvm::Intrinsic::nvvm_read_ptx_sreg_nctaid_x};
+      b.CreateRet(b.CreateIntrinsic(kRegisters[r], {}, {}));
+    } else {
+      llvm::FunctionCallee shim = module_.getOrInsertFunction(
+          "kiln_gpu_shim_index", llvm::FunctionType::get(i32, {i32}, false));
+      b.CreateRet(b.CreateCall(shim, {b.getInt32(static_cast<uint32_t>(r))}));
+    }
+    return fn;
+  }
+
+  static void verify(const llvm::Function& fn, const std::string& what) {
+    std::string message;
+    llvm::raw_string_ostream os(message);
+    if (llvm::verifyFunction(fn, &os)) {
+      throw CompileError(
+          fmt::format("{}: LLVM rejected the generated GPU code: {}", what, os.str()));
+    }
+  }
+
+  llvm::Module& module_;
+  const passes::MemoryPlan& memory_;
+  GpuTarget target_;
+  const GpuOptions& options_;
+  llvm::Function* index_fns_[kIndexReads] = {};
+  std::map<const ir::Value*, llvm::GlobalVariable*> constants_;
+  GpuKernels result_;
+};
+
+}  // namespace
+
+GpuKernels build_gpu_module(llvm::Module& module, const ir::Function& function,
+                            const passes::KernelPlan& plan, const passes::MemoryPlan& memory,
+                            GpuTarget target, const GpuOptions& options) {
+  GpuModuleBuilder builder(module, memory, target, options);
+  for (size_t k = 0; k < plan.kernels.size(); ++k) {
+    const passes::Kernel& kernel = plan.kernels[k];
+    if (passes::is_view_in_place(kernel, memory)) continue;  // a reshape that moves no bytes
+    try {
+      builder.add_plan_kernel(k, kernel);
+    } catch (Error& e) {
+      throw CompileError(fmt::format("{}: {}", kernel_label(k, kernel), e.message()));
+    }
+  }
+  const auto& outputs = function.outputs();
+  for (size_t j = 0; j < outputs.size(); ++j)
+    builder.add_output_copy(outputs[j], static_cast<int64_t>(j));
+  const auto& updates = function.updates();
+  for (size_t u = 0; u < updates.size(); ++u)
+    builder.add_output_copy(updates[u].value, static_cast<int64_t>(outputs.size() + u));
+  return builder.take();
+}
+
+}  // namespace kiln::codegen

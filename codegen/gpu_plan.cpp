@@ -1,0 +1,60 @@
+// The launch plan's text form and look-ups (codegen/gpu.h).
+#include <algorithm>
+
+#include <fmt/format.h>
+
+#include "kiln/codegen/gpu.h"
+#include "kiln/ir/error.h"
+
+namespace kiln::codegen {
+
+std::string GpuBufferRef::to_string() const {
+  switch (kind) {
+    case Kind::input:
+      return fmt::format("in{}", index);
+    case Kind::output:
+      return fmt::format("out{}", index);
+    case Kind::workspace:
+      return fmt::format("ws+{}", offset);
+    case Kind::status:
+      return "status";
+    case Kind::constant:
+      return "const";
+  }
+  return "?";
+}
+
+std::string GpuLaunch::to_string() const {
+  std::string args_text;
+  for (const GpuBufferRef& ref : args) {
+    if (!args_text.empty()) args_text += ", ";
+    args_text += ref.to_string();
+  }
+  if (!supported) return fmt::format("unsupported ({}) {}: {}", args_text, label, reason);
+  return fmt::format("{}<<<{}, {}>>>({}) items {}  # {}", symbol, grid_size, block_size, args_text,
+                     items, label);
+}
+
+const std::string& GpuModule::ptx_for(std::string_view arch) const {
+  auto it = std::find_if(ptx.begin(), ptx.end(), [&](const Ptx& p) { return p.arch == arch; });
+  if (it == ptx.end()) throw CompileError(fmt::format("no PTX was compiled for {}", arch));
+  return it->text;
+}
+
+bool GpuModule::fully_supported() const {
+  return std::all_of(launches.begin(), launches.end(),
+                     [](const GpuLaunch& l) { return l.supported; });
+}
+
+std::string print_launch_plan(const std::vector<GpuLaunch>& launches) {
+  std::string text;
+  for (const GpuLaunch& launch : launches)
+    text += launch.to_string() + "\n";
+  return text;
+}
+
+std::string GpuModule::print_launch_plan() const {
+  return codegen::print_launch_plan(launches);
+}
+
+}  // namespace kiln::codegen
