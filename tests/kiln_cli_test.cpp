@@ -74,6 +74,30 @@ TEST_CASE("kiln dump prints a saved model as IR text and DOT", "[tool]") {
   CHECK_FALSE(std::filesystem::exists(dir.file("mlp.svg.tmp")));
 }
 
+TEST_CASE("kiln dump --format ptx compiles a saved model for NVIDIA GPUs", "[tool][gpu-codegen]") {
+  k::testing::TempDir dir;
+  saved_mlp(dir);
+  // The MLP's layers are small matmuls with relu/softmax: every kernel lowers to PTX.
+  Outcome ptx = kiln_cli("dump " + dir.file("mlp") + " --format ptx --gpu-arch sm_90");
+  INFO(ptx.out.substr(0, 2000));
+  CHECK(ptx.status == 0);
+  CHECK_THAT(ptx.out, Contains("launches") && Contains("<<<") && Contains("// ---- sm_90 ----") &&
+                          Contains(".target sm_90") && Contains(".entry kiln_k0_"));
+  CHECK(ptx.out.find("sm_80") == std::string::npos);
+  // Both default architectures, to a file.
+  Outcome both = kiln_cli("dump " + dir.file("mlp") + " --format ptx -o " + dir.file("mlp.ptx"));
+  CHECK(both.status == 0);
+  CHECK_THAT(k::testing::read_bytes(dir.file("mlp.ptx")),
+             Contains(".target sm_80") && Contains(".target sm_90"));
+  // Bad uses: an architecture LLVM does not know (a model error: status 1, saying what to use),
+  // --gpu-arch without ptx, --after with ptx (command-line errors: status 2).
+  Outcome bad_arch = kiln_cli("dump " + dir.file("mlp") + " --format ptx --gpu-arch sm_100");
+  CHECK(bad_arch.status == 1);
+  CHECK_THAT(bad_arch.out, Contains("sm_100") && Contains("sm_90"));
+  CHECK(kiln_cli("dump " + dir.file("mlp") + " --gpu-arch sm_90").status == 2);
+  CHECK(kiln_cli("dump " + dir.file("mlp") + " --format ptx --after cse").status == 2);
+}
+
 TEST_CASE("kiln run runs a saved model on .npy inputs", "[tool]") {
   k::testing::TempDir dir;
   k::Sequential model = saved_mlp(dir);

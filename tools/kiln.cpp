@@ -1,6 +1,7 @@
 // The kiln command: looks at, runs and compiles saved models.
 //
-//   kiln dump MODEL [--format text|dot|svg|html] [--after PASS] [--expand] [-o FILE]
+//   kiln dump MODEL [--format text|dot|svg|html|ptx] [--after PASS] [--expand]
+//             [--gpu-arch sm_80,sm_90] [-o FILE]
 //   kiln run  MODEL --input x.npy [--input ...] [--output out.npy]
 //   kiln aot  MODEL -o build/libNAME.so [--name NAME] [--target-cpu CPU] [--weights embed|external]
 //   kiln --help, kiln COMMAND --help, kiln --version
@@ -26,6 +27,7 @@
 #include <vector>
 
 #include "graph_html.h"
+#include "kiln/codegen/gpu.h"
 #include "kiln/frontend/core/compile.h"
 #include "kiln/frontend/formats/atomic_file.h"
 #include "kiln/frontend/process.h"
@@ -105,7 +107,35 @@ struct DumpOptions {
   std::string format = "text";
   std::optional<std::string> after, output;
   bool expand = false;
+  std::optional<std::string> gpu_arch;
 };
+
+// The model compiled for NVIDIA GPUs: its launch plan as comments, then the PTX of each
+// architecture. Needs no GPU and no driver (docs/gpu.md).
+std::string ptx_dump(k::ir::Function function, const std::string& model,
+                     const std::optional<std::string>& gpu_arch) {
+  k::passes::PipelineResult result =
+      k::passes::run_pipeline(std::move(function), {.print_after = {}});
+  k::codegen::GpuOptions options;
+  if (gpu_arch) options.gpu_arch = *gpu_arch;
+  const k::codegen::GpuModule gpu =
+      k::codegen::compile_gpu(result.function, result.kernels, result.memory, options);
+  std::string out = fmt::format("// {} for NVIDIA GPUs: {} launches, {} workspace bytes\n", model,
+                                gpu.launches.size(), gpu.workspace_bytes);
+  std::string plan = gpu.print_launch_plan();
+  size_t begin = 0;
+  while (begin < plan.size()) {
+    size_t end = plan.find('\n', begin);
+    if (end == std::string::npos) end = plan.size();
+    out += fmt::format("//   {}\n", std::string_view(plan).substr(begin, end - begin));
+    begin = end + 1;
+  }
+  for (const auto& ptx : gpu.ptx) {
+    out += fmt::format("\n// ---- {} ----\n", ptx.arch);
+    out += ptx.text;
+  }
+  return out;
+}
 
 int dump(const DumpOptions& o) {
   const std::string& format = o.format;
@@ -113,8 +143,16 @@ int dump(const DumpOptions& o) {
   if ((format == "svg" || format == "html") && !o.output) {
     throw UsageError{fmt::format("--format {} needs -o FILE", format)};
   }
+  if (format == "ptx" && after) {
+    throw UsageError{"--format ptx compiles the whole pipeline; --after does not apply to it"};
+  }
+  if (format != "ptx" && o.gpu_arch) throw UsageError{"--gpu-arch goes with --format ptx"};
 
   k::ir::Function function = load_function(o.model);
+  if (format == "ptx") {
+    write_output(o.output, ptx_dump(std::move(function), o.model, o.gpu_arch));
+    return 0;
+  }
   // The page draws every node and collapses scopes itself.
   k::ir::DotOptions dot_options{.expand = o.expand || format == "html"};
   // The function at the chosen stage: as saved, or after a pass of the pipeline (with the
@@ -293,10 +331,14 @@ int main(int argc, char** argv) {
   dump_command->add_option("MODEL", dump_options.model, kModelHelp)->required();
   dump_command
       ->add_option("--format", dump_options.format,
-                   "text (IR, the default), dot (Graphviz), svg, or html: one self-contained page "
+                   "text (IR, the default), dot (Graphviz), svg, html: one self-contained page "
                    "with pan, zoom, collapsible scopes, search and node details (svg and html "
-                   "need Graphviz's dot program)")
-      ->check(CLI::IsMember({"text", "dot", "svg", "html"}));
+                   "need Graphviz's dot program), or ptx: the model compiled for NVIDIA GPUs "
+                   "(launch plan and PTX; no GPU needed)")
+      ->check(CLI::IsMember({"text", "dot", "svg", "html", "ptx"}));
+  dump_command->add_option("--gpu-arch", dump_options.gpu_arch,
+                           "ptx: the GPU architectures, comma-separated (default sm_80,sm_90; "
+                           "LLVM 19 knows up to sm_90a)");
   dump_command
       ->add_option("--after", dump_options.after,
                    "the function after a stage of the compiler pipeline (fusion: kernels grouped; "
