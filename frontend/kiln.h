@@ -4,6 +4,7 @@
 #include "kiln/frontend/aot.h"
 #include "kiln/frontend/core/apply.h"
 #include "kiln/frontend/core/check_numerics.h"
+#include "kiln/frontend/core/device.h"
 #include "kiln/frontend/core/eager.h"
 #include "kiln/frontend/core/function.h"
 #include "kiln/frontend/core/grad.h"

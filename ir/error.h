@@ -64,6 +64,11 @@ class IOError : public Error {
 class ResourceError : public Error {
   using Error::Error;
 };
+// A device that cannot be used (no CUDA driver, no such device), or an op whose operands live on
+// different devices. Names the device, the reason and the user's line.
+class DeviceError : public Error {
+  using Error::Error;
+};
 // Code generation failed (names the kernel).
 class CompileError : public Error {
   using Error::Error;

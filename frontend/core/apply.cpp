@@ -6,6 +6,7 @@
 #include <unordered_set>
 
 #include "kiln/frontend/core/check_numerics.h"
+#include "kiln/frontend/core/device_ops.h"
 #include "kiln/frontend/core/eager.h"
 #include "kiln/frontend/core/gradient_tape.h"
 #include "kiln/frontend/core/inline_list.h"
@@ -28,6 +29,15 @@ std::vector<Tensor> apply(ir::Op op, std::span<const Tensor> inputs, const ir::A
   // Tracing: the op becomes a node of the active trace (creation ops too, so constants made
   // inside a traced function are part of its IR); errors carry the scope and the user's line.
   if (Trace* trace = current_trace()) {
+    for (const Tensor& t : inputs) {
+      if (!t.is_symbolic() && !TensorAccess::host_value(t)) {
+        raise<DeviceError>(ir::op_name(op), inputs,
+                           fmt::format("kiln::function cannot use a tensor on {} yet; copy it to "
+                                       "the CPU with .to(k::Device::cpu())",
+                                       t.device().to_string()),
+                           loc);
+      }
+    }
     std::vector<Tensor> results = trace->append(op, inputs, attrs, loc);
     if (tapes_recording()) record_on_tapes(op, inputs, attrs, results, loc);
     return results;
@@ -44,10 +54,15 @@ std::vector<Tensor> apply(ir::Op op, std::span<const Tensor> inputs, const ir::A
   std::vector<TensorType> types;
   InlineList<const ir::HostTensor*> values(inputs.size());
   types.reserve(inputs.size());
+  bool on_host = true;
   for (size_t i = 0; i < inputs.size(); ++i) {
     types.push_back(inputs[i].type());
-    values[i] = &inputs[i].host();
+    values[i] = TensorAccess::host_value(inputs[i]);
+    on_host = on_host && values[i] != nullptr;
   }
+  // Operands on a GPU: mixed devices are an error before anything else is checked.
+  Device device;
+  if (!on_host) device = operands_device(op, inputs, loc);
 
   std::vector<TensorType> out_types;
   try {
@@ -57,6 +72,12 @@ std::vector<Tensor> apply(ir::Op op, std::span<const Tensor> inputs, const ir::A
   } catch (Error& e) {
     add_user_location(e, loc);
     throw;
+  }
+
+  if (!on_host) {
+    std::vector<Tensor> results = run_on_device(op, inputs, attrs, out_types, device, loc);
+    if (tapes_recording()) record_on_tapes(op, inputs, attrs, results, loc);
+    return results;
   }
 
   std::vector<ir::HostTensor> outs;
@@ -76,6 +97,8 @@ std::vector<Tensor> apply(ir::Op op, std::span<const Tensor> inputs, const ir::A
   for (ir::HostTensor& value : outs)
     results.emplace_back(std::move(value));
   if (check_numerics_enabled()) check_op_results(op, inputs, results, loc);
+  // Creation ops under a DeviceScope are made on the host and copied to its device.
+  if (inputs.empty()) place_created(results, loc);
   if (tapes_recording()) record_on_tapes(op, inputs, attrs, results, loc);
   return results;
 }

@@ -367,7 +367,10 @@ Tensor stop_gradient(const Tensor& x, std::source_location loc) {
   // A new handle to the same value: no tape tracks it.
   if (ir::Value* v = detail::TensorAccess::value(x))
     return detail::TensorAccess::symbolic(v, detail::TensorAccess::trace_id(x));
-  Tensor copy(x.host());
+  Tensor copy = x.device().is_cpu()
+                    ? Tensor(x.host())
+                    : detail::TensorAccess::on_device(x.type(), x.device(),
+                                                      detail::TensorAccess::device_buffer(x));
   if (const Scalar* weak = x.weak_scalar()) copy.set_weak_scalar(*weak);
   return copy;
 }

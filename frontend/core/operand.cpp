@@ -8,6 +8,7 @@
 #include <optional>
 
 #include "kiln/frontend/core/apply.h"
+#include "kiln/frontend/core/device.h"
 #include "kiln/frontend/core/op_error.h"
 
 namespace kiln {
@@ -93,6 +94,10 @@ namespace {
 Tensor host_constant(ir::HostTensor host, const std::source_location& loc) {
   ir::Attrs attrs;
   attrs.set_tensor("value", std::move(host));
+  if (current_device().is_cpu()) return apply1(ir::Op::constant, {}, attrs, loc);
+  // A scalar operand stays on the host under a DeviceScope: 0-d cpu tensors go along with
+  // operands on any device, so `x * 2.f` works wherever x lives.
+  DeviceScope on_host(Device::cpu(), loc);
   return apply1(ir::Op::constant, {}, attrs, loc);
 }
 }  // namespace

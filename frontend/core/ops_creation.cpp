@@ -4,6 +4,7 @@
 #include <atomic>
 
 #include "kiln/frontend/core/apply.h"
+#include "kiln/frontend/core/device.h"
 #include "kiln/frontend/core/op_error.h"
 #include "kiln/frontend/core/ops.h"
 
@@ -120,6 +121,17 @@ DType range_dtype(std::initializer_list<const Scalar*> args) {
   return any_i64 ? DType::i64 : DType::i32;
 }
 
+// fill() with the shape, the dtype (unless given) and the device of `like`, as PyTorch's
+// zeros_like does, whatever DeviceScope is in force.
+Tensor fill_like(const Tensor& like, const Scalar& value, std::optional<DType> dtype,
+                 const Loc& loc) {
+  const DType d = dtype.value_or(like.dtype());
+  const Device device = like.device();
+  if (device == current_device()) return fill(like.shape(), value, d, loc);
+  DeviceScope on(device, loc);
+  return fill(like.shape(), value, d, loc);
+}
+
 }  // namespace
 
 Tensor constant(const ir::HostTensor& value, Loc loc) {
@@ -145,12 +157,12 @@ Tensor ones(const Shape& shape, DType dtype, Loc loc) {
 
 Tensor zeros_like(const Tensor& like, std::optional<DType> dtype, Loc loc) {
   if (!like.defined()) detail::raise<ValueError>("zeros_like", {}, "the Tensor is undefined", loc);
-  return fill(like.shape(), 0, dtype.value_or(like.dtype()), loc);
+  return fill_like(like, 0, dtype, loc);
 }
 
 Tensor ones_like(const Tensor& like, std::optional<DType> dtype, Loc loc) {
   if (!like.defined()) detail::raise<ValueError>("ones_like", {}, "the Tensor is undefined", loc);
-  return fill(like.shape(), 1, dtype.value_or(like.dtype()), loc);
+  return fill_like(like, 1, dtype, loc);
 }
 
 Tensor range(Scalar limit, std::optional<DType> dtype, Loc loc) {

@@ -338,11 +338,15 @@ std::string format_values(const ir::HostTensor& value) {
 
 std::string Tensor::to_string() const {
   if (!defined()) return "kiln.Tensor(<undefined>)";
-  std::string text = format_values(host());
+  // A tensor on a GPU prints a copy of its values and says where it lives, as PyTorch does.
+  const Device where = device();
+  const Tensor on_host = where.is_cpu() ? *this : to(Device::cpu());
+  std::string text = format_values(on_host.host());
   // TensorFlow starts multi-line values on their own line.
   if (text.find('\n') != std::string::npos) text = "\n" + text;
-  return fmt::format("kiln.Tensor({}, shape={}, dtype={})", text, shape().to_string(),
-                     dtype_long_name(dtype()));
+  std::string place = where.is_cpu() ? std::string() : ", device=" + where.to_string();
+  return fmt::format("kiln.Tensor({}, shape={}, dtype={}{})", text, shape().to_string(),
+                     dtype_long_name(dtype()), place);
 }
 
 std::ostream& operator<<(std::ostream& os, const Tensor& t) {

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "kiln/frontend/core/device.h"
 #include "kiln/frontend/core/index.h"
 #include "kiln/ir/host_tensor.h"
 #include "kiln/ir/types.h"
@@ -17,6 +18,10 @@
 namespace kiln::ir {
 class Value;
 }  // namespace kiln::ir
+
+namespace kiln::runtime::cuda {
+class DeviceBuffer;
+}  // namespace kiln::runtime::cuda
 
 namespace kiln {
 
@@ -58,8 +63,16 @@ class Tensor {
   // True inside a kiln::function trace: the tensor stands for a value the compiled function
   // computes later, so it has a type but no elements to read yet.
   bool is_symbolic() const;
+  // Where the elements live: the CPU, or a GPU after .to(k::Device::cuda(i)). Symbolic tensors
+  // say cpu for now.
+  Device device() const;
+  // This tensor on `device`: the same handle when it is there already, else a copy (host to GPU,
+  // GPU to host, or GPU to GPU through the host). A GPU that cannot be used is a DeviceError
+  // saying why; one without the memory, a ResourceError naming the sizes.
+  Tensor to(const Device& device, std::source_location loc = std::source_location::current()) const;
 
   // The single element of a one-element tensor; T must match the dtype (TypeError otherwise).
+  // A tensor on a GPU is copied to the host first, as are to_vector and printing.
   template <class T>
   T item(std::source_location loc = std::source_location::current()) const;
   // All elements in row-major order; T must match the dtype (TypeError otherwise).
@@ -80,7 +93,8 @@ class Tensor {
   // Marks this tensor as the weakly typed constant `value` (k::constant does this).
   void set_weak_scalar(const Scalar& value);
 
-  // The concrete value (throws ValueError for an undefined or a symbolic tensor).
+  // The concrete value (throws ValueError for an undefined or a symbolic tensor, DeviceError for
+  // one on a GPU: copy it with .to(k::Device::cpu()) first).
   const ir::HostTensor& host() const;
 
   // TensorFlow-style text: values, shape and dtype.
@@ -108,6 +122,14 @@ struct TensorAccess {
   static uint64_t trace_id(const Tensor& t);
   // Identifies the handle's shared state (copies of one Tensor share it).
   static const void* identity(const Tensor& t) { return t.impl_.get(); }
+  // The host value of a defined, concrete tensor; nullptr for one on a GPU. apply() reads its
+  // operands with this, so the CPU path pays no extra call for devices.
+  static const ir::HostTensor* host_value(const Tensor& t);
+  // A tensor of type `type` whose elements are in `buffer`, on GPU `device`.
+  static Tensor on_device(TensorType type, Device device,
+                          std::shared_ptr<runtime::cuda::DeviceBuffer> buffer);
+  // The GPU memory of a tensor on a GPU; nullptr for any other tensor.
+  static const std::shared_ptr<runtime::cuda::DeviceBuffer>& device_buffer(const Tensor& t);
 };
 }  // namespace detail
 

@@ -32,6 +32,14 @@ Variable::Variable(const Tensor& initial_value, std::string name, bool trainable
                               "an argument)",
                               loc);
   }
+  if (!initial_value.device().is_cpu()) {
+    detail::raise<DeviceError>(
+        fmt::format("Variable '{}'", name), {initial_value},
+        fmt::format("a Variable cannot hold a tensor on {} yet (issue 14 in progress); copy it "
+                    "with .to(k::Device::cpu())",
+                    initial_value.device().to_string()),
+        loc);
+  }
   impl_ = std::make_shared<Impl>(Impl{initial_value.host(), std::move(name), trainable});
 }
 
@@ -99,6 +107,14 @@ void Variable::store(const Tensor& t, const std::source_location& loc) {
                                           "the trace that made it",
                                           impl().name),
                               loc);
+  }
+  if (!t.device().is_cpu()) {
+    detail::raise<DeviceError>(
+        "assign", {t},
+        fmt::format("Variable '{}' cannot hold a tensor on {} yet (issue 14 in progress); copy it "
+                    "with .to(k::Device::cpu())",
+                    impl().name, t.device().to_string()),
+        loc);
   }
   // Tensors are immutable, so sharing the caller's buffer cannot surprise anyone.
   impl().value = t.host();
