@@ -125,11 +125,8 @@ runtime::Executable make_executable(const ir::Function& f, const codegen::Compil
                              std::move(input_bytes), std::move(output_bytes));
 }
 
-namespace {
-
 // The IndexError for the bad index compiled code reported in `status` (see run_executable).
-[[noreturn]] void throw_index_error(const passes::PipelineResult& result,
-                                    const runtime::RunStatus& status) {
+void throw_index_error(const passes::PipelineResult& result, const runtime::RunStatus& status) {
   const auto& kernels = result.kernels.kernels;
   const auto k = static_cast<size_t>(status.code - 1);
   KILN_CHECK(status.code >= 1 && k < kernels.size(), "compiled code reported an unknown kernel");
@@ -149,8 +146,6 @@ namespace {
   ir::add_location(error, checked->scope(), checked->loc());
   throw error;
 }
-
-}  // namespace
 
 void run_executable(const runtime::Executable& executable, const passes::PipelineResult& result,
                     std::span<void* const> inputs, std::span<void* const> outputs,

@@ -50,5 +50,10 @@ void run_executable(const runtime::Executable& executable, const passes::Pipelin
                     std::span<void* const> inputs, std::span<void* const> outputs,
                     std::string_view who, std::string_view workspace_for);
 
+// Throws the IndexError for the bad index that code compiled from `result` reported in `status`
+// (status.failed()), located at the node that checked it, as run_executable does.
+[[noreturn]] void throw_index_error(const passes::PipelineResult& result,
+                                    const runtime::RunStatus& status);
+
 }  // namespace detail
 }  // namespace kiln

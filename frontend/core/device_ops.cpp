@@ -2,16 +2,326 @@
 
 #include <fmt/format.h>
 
+#include <list>
 #include <memory>
+#include <mutex>
+#include <optional>
 #include <stdexcept>
+#include <unordered_map>
 
+#include "kiln/codegen/gpu.h"
+#include "kiln/frontend/core/compile.h"
+#include "kiln/frontend/core/eager.h"
 #include "kiln/frontend/core/op_error.h"
+#include "kiln/ir/ops/matmul.h"
+#include "kiln/passes/pipeline.h"
+#include "kiln/runtime/cuda/cublaslt.h"
 #include "kiln/runtime/cuda/device.h"
 #include "kiln/runtime/cuda/driver.h"
+#include "kiln/runtime/cuda/launch_plan.h"
 
 namespace kiln::detail {
 
 namespace cu = runtime::cuda;
+
+namespace {
+
+// ---- the device kernel cache -----------------------------------------------------------------
+
+// What a device kernel is specialised for: the device (its context: a new driver, such as a
+// test's mock, makes a new one), the op, its attributes and its operands' types.
+struct DeviceKernelKey {
+  int device = 0;
+  const void* context = nullptr;
+  ir::Op op;
+  ir::Attrs attrs;
+  std::vector<ir::TensorType> params;
+
+  bool operator==(const DeviceKernelKey& other) const {
+    return device == other.device && context == other.context && op == other.op &&
+           params == other.params && attrs == other.attrs;
+  }
+};
+
+struct DeviceKernelKeyHash {
+  // Attributes are left out: keys that differ only in them are few and compare unequal.
+  size_t operator()(const DeviceKernelKey& key) const {
+    size_t h = std::hash<int>()(key.device) ^ (static_cast<size_t>(key.op) << 8);
+    for (const ir::TensorType& t : key.params) {
+      h = h * 1000003u + static_cast<size_t>(t.dtype) + 77;
+      for (int64_t d : t.shape.dims())
+        h = h * 1000003u + static_cast<size_t>(d);
+    }
+    return h;
+  }
+};
+
+// One op compiled for one device and signature: a launch plan, or one GEMM for cuBLASLt.
+struct DeviceKernel {
+  passes::PipelineResult compiled;  // index errors are located in it
+  std::unique_ptr<cu::DeviceExecutable> executable;
+  // A matmul whose plan is one GEMM: run by cuBLASLt (gemm_plan), or, with K = 0, zeros.
+  std::unique_ptr<cu::GemmPlan> gemm_plan;
+  bool gemm_zeros = false;
+  mutable std::mutex gemm_mutex;  // a GemmPlan is not for concurrent runs
+  // Not empty: a GEMM neither path runs (a batched one), with the plan kernel's label.
+  std::string unsupported;
+};
+
+// The cuBLASLt GEMM of a one-node matmul of 2-D f32/f64 operands whose plan is that GEMM alone
+// (in0 x in1 -> out0); nullopt for any other function.
+std::optional<cu::GemmDesc> gemm_desc(const passes::PipelineResult& compiled,
+                                      std::span<const codegen::GpuLaunch> launches) {
+  const ir::Function& f = compiled.function;
+  if (launches.size() != 1 || f.nodes().size() != 1 || f.params().size() != 2) return std::nullopt;
+  const ir::Node& node = *f.nodes()[0];
+  if (node.op() != ir::Op::matmul || f.outputs().size() != 1 || f.outputs()[0] != node.output(0))
+    return std::nullopt;
+  if (node.input(0) != f.param(0) || node.input(1) != f.param(1)) return std::nullopt;
+  const ir::TensorType& a = node.input(0)->type();
+  const ir::TensorType& b = node.input(1)->type();
+  if (a.shape.rank() != 2 || b.shape.rank() != 2 || a.dtype != b.dtype) return std::nullopt;
+  if (a.dtype != ir::DType::f32 && a.dtype != ir::DType::f64) return std::nullopt;
+  const ir::MatmulDims dims = ir::matmul_dims(a.shape, b.shape, node.attrs());
+  cu::GemmDesc desc;
+  desc.type = a.dtype == ir::DType::f32 ? cu::GemmType::f32 : cu::GemmType::f64;
+  desc.m = dims.m;
+  desc.n = dims.n;
+  desc.k = dims.k;
+  desc.transpose_a = dims.transpose_a;
+  desc.transpose_b = dims.transpose_b;
+  return desc;
+}
+
+GpuModuleLoader default_loader() {
+  return [](const cu::ContextPtr& context, const passes::PipelineResult&,
+            const codegen::GpuModule& gpu,
+            const std::string& arch) -> std::shared_ptr<const cu::Module> {
+    return std::make_shared<const cu::Module>(context, gpu.ptx_for(arch).c_str());
+  };
+}
+
+cu::LaunchPlan to_launch_plan(const codegen::GpuModule& gpu) {
+  cu::LaunchPlan plan;
+  plan.workspace_bytes = static_cast<size_t>(gpu.workspace_bytes);
+  for (const codegen::GpuLaunch& launch : gpu.launches) {
+    cu::KernelLaunch l;
+    l.symbol = launch.symbol;
+    l.items = launch.items;
+    l.grid = launch.grid_size;
+    l.block = launch.block_size;
+    l.label = launch.label;
+    for (const codegen::GpuBufferRef& ref : launch.args) {
+      cu::LaunchArg arg;
+      arg.index = ref.index;
+      arg.offset = ref.offset;
+      switch (ref.kind) {
+        case codegen::GpuBufferRef::Kind::input:
+          arg.kind = cu::LaunchArg::Kind::input;
+          break;
+        case codegen::GpuBufferRef::Kind::output:
+          arg.kind = cu::LaunchArg::Kind::output;
+          break;
+        case codegen::GpuBufferRef::Kind::workspace:
+          arg.kind = cu::LaunchArg::Kind::workspace;
+          break;
+        case codegen::GpuBufferRef::Kind::status:
+          arg.kind = cu::LaunchArg::Kind::status;
+          break;
+        case codegen::GpuBufferRef::Kind::constant:
+          KILN_CHECK(false, "a supported launch passes a constant as a parameter");
+      }
+      l.args.push_back(arg);
+    }
+    plan.launches.push_back(std::move(l));
+  }
+  return plan;
+}
+
+// Builds the op's one-node function as the CPU eager path does (eager.cpp's compile_kernel),
+// runs the pipeline and compiles it for `context`'s device.
+std::shared_ptr<const DeviceKernel> compile_device_kernel(const DeviceKernelKey& key,
+                                                          const cu::ContextPtr& context,
+                                                          const GpuModuleLoader& loader) {
+  ir::Function f(fmt::format("eager_{}", ir::op_name(key.op)));
+  std::vector<ir::Value*> args;
+  for (size_t i = 0; i < key.params.size(); ++i)
+    args.push_back(f.add_param(key.params[i], fmt::format("x{}", i)));
+  ir::Node* node = f.append(key.op, std::move(args), key.attrs);
+  std::vector<ir::Value*> outputs;
+  for (size_t i = 0; i < node->num_outputs(); ++i)
+    outputs.push_back(node->output(i));
+  f.set_outputs(std::move(outputs));
+  passes::PipelineOptions options;
+  options.print_after.clear();  // KILN_PRINT_AFTER is for the user's functions
+  auto kernel = std::make_shared<DeviceKernel>();
+  kernel->compiled = passes::run_pipeline(std::move(f), options);
+  const passes::PipelineResult& compiled = kernel->compiled;
+  const cu::DeviceInfo& info = context->info();
+  codegen::GpuOptions gpu_options;
+  gpu_options.gpu_arch = ptx_arch_for(info.major, info.minor);
+  const codegen::GpuModule gpu =
+      codegen::compile_gpu(compiled.function, compiled.kernels, compiled.memory, gpu_options);
+  // A GEMM is an unsupported launch: cuBLASLt runs it, and the PTX (empty then) is not loaded.
+  for (const codegen::GpuLaunch& launch : gpu.launches) {
+    if (launch.supported) continue;
+    if (std::optional<cu::GemmDesc> desc = gemm_desc(compiled, gpu.launches)) {
+      if (desc->k == 0) {
+        kernel->gemm_zeros = true;  // cuBLASLt refuses K = 0; the product is zeros
+      } else {
+        kernel->gemm_plan =
+            std::make_unique<cu::GemmPlan>(cu::CublasLtHandle::create(context), *desc);
+      }
+    } else {
+      kernel->unsupported = launch.label;
+    }
+    return kernel;
+  }
+  std::shared_ptr<const cu::Module> module = loader(context, compiled, gpu, gpu_options.gpu_arch);
+  const size_t num_outputs =
+      compiled.function.outputs().size() + compiled.function.updates().size();
+  kernel->executable = std::make_unique<cu::DeviceExecutable>(
+      std::move(module), to_launch_plan(gpu), compiled.function.params().size(), num_outputs);
+  return kernel;
+}
+
+class DeviceKernelCache {
+ public:
+  std::shared_ptr<const DeviceKernel> get(const DeviceKernelKey& key,
+                                          const cu::ContextPtr& context) {
+    GpuModuleLoader loader;
+    {
+      std::lock_guard lock(mutex_);
+      auto it = map_.find(key);
+      if (it != map_.end()) {
+        order_.splice(order_.begin(), order_, it->second.position);
+        ++info_.hits;
+        return it->second.kernel;
+      }
+      loader = loader_ ? loader_ : default_loader();
+      if (capacity_ == 0) capacity_ = eager_capacity_from_env();
+    }
+    // Compiled outside the lock, as the CPU cache does; a second thread missing the same key
+    // compiles too, and its result is dropped.
+    std::shared_ptr<const DeviceKernel> kernel = compile_device_kernel(key, context, loader);
+    std::lock_guard lock(mutex_);
+    ++info_.compiles;
+    auto [it, inserted] = map_.try_emplace(key, Slot{kernel, {}});
+    if (!inserted) return it->second.kernel;
+    order_.push_front(&it->first);
+    it->second.position = order_.begin();
+    while (static_cast<int64_t>(map_.size()) > capacity_) {
+      map_.erase(*order_.back());
+      order_.pop_back();
+    }
+    return kernel;
+  }
+
+  void set_loader(GpuModuleLoader loader) {
+    std::lock_guard lock(mutex_);
+    loader_ = std::move(loader);
+    clear_locked();
+  }
+
+  DeviceKernelCacheInfo info() {
+    std::lock_guard lock(mutex_);
+    DeviceKernelCacheInfo info = info_;
+    info.kernels = static_cast<int64_t>(map_.size());
+    return info;
+  }
+
+  void clear() {
+    std::lock_guard lock(mutex_);
+    clear_locked();
+  }
+
+ private:
+  struct Slot {
+    std::shared_ptr<const DeviceKernel> kernel;  // shared: a running op keeps an evicted one
+    std::list<const DeviceKernelKey*>::iterator position;
+  };
+
+  void clear_locked() {
+    map_.clear();
+    order_.clear();
+    info_ = {};
+  }
+
+  std::mutex mutex_;
+  std::unordered_map<DeviceKernelKey, Slot, DeviceKernelKeyHash> map_;
+  std::list<const DeviceKernelKey*> order_;  // most recently used first
+  DeviceKernelCacheInfo info_;
+  int64_t capacity_ = 0;    // 0: not read from KILN_EAGER_CACHE_SIZE yet
+  GpuModuleLoader loader_;  // empty: default_loader()
+};
+
+DeviceKernelCache& device_cache() {
+  static DeviceKernelCache* instance = new DeviceKernelCache();  // kernels may run during exit
+  return *instance;
+}
+
+// Ops that only reinterpret their operand's bytes: their result shares its device memory.
+bool is_view(ir::Op op) {
+  return op == ir::Op::reshape || op == ir::Op::squeeze || op == ir::Op::expand_dims;
+}
+
+// Results of `out_types` on `device`, in new memory of `context`.
+std::vector<Tensor> allocate_results(std::span<const ir::TensorType> out_types,
+                                     const cu::ContextPtr& context, const Device& device) {
+  std::vector<Tensor> results;
+  for (const ir::TensorType& type : out_types) {
+    auto buffer = std::make_shared<cu::DeviceBuffer>(context, type.nbytes());
+    results.push_back(TensorAccess::on_device(type, device, std::move(buffer)));
+  }
+  return results;
+}
+
+cu::CUdeviceptr pointer(const Tensor& t) {
+  return TensorAccess::device_buffer(t)->get();
+}
+
+// Runs `kernel` (a launch plan or a GEMM) on `operands`; throws the CPU's IndexError for a bad
+// index the kernels report, and the driver's and cuBLASLt's failures as they come.
+std::vector<Tensor> run_kernel(const DeviceKernel& kernel, std::span<const Tensor> operands,
+                               std::span<const ir::TensorType> out_types,
+                               const cu::ContextPtr& context, const Device& device, ir::Op op,
+                               const std::source_location& loc) {
+  std::vector<Tensor> results = allocate_results(out_types, context, device);
+  if (kernel.gemm_zeros) {
+    for (const Tensor& t : results)
+      if (t.type().nbytes() != 0) TensorAccess::device_buffer(t)->fill(0);
+    return results;
+  }
+  if (kernel.gemm_plan != nullptr) {
+    cu::GemmOperands gemm;
+    gemm.a = pointer(operands[0]);
+    gemm.b = pointer(operands[1]);
+    gemm.d = pointer(results[0]);
+    std::lock_guard lock(kernel.gemm_mutex);
+    kernel.gemm_plan->run(gemm);
+    return results;
+  }
+  // 0-d cpu operands (the 1 of x + 1.f) go to the device first.
+  std::vector<Tensor> moved;
+  std::vector<cu::CUdeviceptr> inputs;
+  for (const Tensor& t : operands) {
+    if (TensorAccess::device_buffer(t) == nullptr) {
+      moved.push_back(
+          copy_to_device(*TensorAccess::host_value(t), device, ir::op_name(op), operands, loc));
+      inputs.push_back(pointer(moved.back()));
+    } else {
+      inputs.push_back(pointer(t));
+    }
+  }
+  std::vector<cu::CUdeviceptr> outputs;
+  for (const Tensor& t : results)
+    outputs.push_back(pointer(t));
+  const runtime::RunStatus status = kernel.executable->run(inputs, outputs);
+  if (status.failed()) throw_index_error(kernel.compiled, status);
+  return results;
+}
+
+}  // namespace
 
 Tensor copy_to_device(const ir::HostTensor& value, const Device& device, std::string_view op,
                       std::span<const Tensor> operands, const std::source_location& loc) {
@@ -66,13 +376,76 @@ Device operands_device(ir::Op op, std::span<const Tensor> operands,
 std::vector<Tensor> run_on_device(ir::Op op, std::span<const Tensor> operands,
                                   const ir::Attrs& attrs, std::span<const ir::TensorType> out_types,
                                   const Device& device, const std::source_location& loc) {
-  (void)attrs;
-  (void)out_types;
-  raise<DeviceError>(ir::op_name(op), operands,
-                     fmt::format("ops on {} do not run yet (issue 14 in progress); copy to the CPU "
-                                 "with .to(k::Device::cpu())",
-                                 device.to_string()),
-                     loc);
+  if (is_view(op) && out_types.size() == 1 && operands.size() == 1) {
+    return {
+        TensorAccess::on_device(out_types[0], device, TensorAccess::device_buffer(operands[0]))};
+  }
+  std::shared_ptr<const DeviceKernel> kernel;
+  std::vector<Tensor> results;
+  try {
+    // The context of the operands' memory: the device's primary context, retained already.
+    cu::ContextPtr context;
+    for (const Tensor& t : operands) {
+      if (const auto& buffer = TensorAccess::device_buffer(t)) {
+        context = buffer->context();
+        break;
+      }
+    }
+    if (context == nullptr) context = cu::Context::retain(device.index());
+    DeviceKernelKey key{device.index(), context->handle(), op, attrs, {}};
+    key.params.reserve(operands.size());
+    for (const Tensor& t : operands)
+      key.params.push_back(t.type());
+    kernel = device_cache().get(key, context);
+    if (kernel->unsupported.empty())
+      results = run_kernel(*kernel, operands, out_types, context, device, op, loc);
+  } catch (InternalError&) {
+    throw;
+  } catch (DeviceError&) {
+    throw;  // copy_to_device's, decorated already
+  } catch (ResourceError&) {
+    throw;
+  } catch (Error& e) {
+    // As apply decorates the CPU path's failures: the operands, then the user's line.
+    std::vector<TensorType> types;
+    for (const Tensor& t : operands)
+      types.push_back(t.type());
+    if (!types.empty()) e.add_context(fmt::format("operands: {}", ir::types_to_string(types)));
+    add_user_location(e, loc);
+    throw;
+  } catch (const std::invalid_argument& e) {
+    // A GEMM cuBLASLt cannot describe (a dimension past 2^31 - 1).
+    raise<DeviceError>(ir::op_name(op), operands,
+                       fmt::format("{} cannot run this: {}", device.to_string(), e.what()), loc);
+  } catch (const std::runtime_error&) {
+    rethrow_device_failure(device, ir::op_name(op), operands, loc);
+  }
+  if (!kernel->unsupported.empty()) {
+    raise<DeviceError>(ir::op_name(op), operands,
+                       fmt::format("this GEMM on {} needs the cuBLASLt path, which takes only 2-D "
+                                   "f32/f64 matmuls yet ({}); copy the operands to the CPU with "
+                                   ".to(k::Device::cpu())",
+                                   device.to_string(), kernel->unsupported),
+                       loc);
+  }
+  return results;
+}
+
+void set_gpu_module_loader_for_testing(GpuModuleLoader loader) {
+  device_cache().set_loader(std::move(loader));
+}
+
+DeviceKernelCacheInfo device_kernel_cache_info() {
+  return device_cache().info();
+}
+
+void clear_device_kernel_cache() {
+  device_cache().clear();
+}
+
+std::string ptx_arch_for(int major, int minor) {
+  if (major > 9 || (major == 9 && minor > 0)) return "sm_90";
+  return fmt::format("sm_{}{}", major, minor);
 }
 
 void place_created(std::vector<Tensor>& results, const std::source_location& loc) {
@@ -91,6 +464,9 @@ void rethrow_device_failure(const Device& device, std::string_view op,
                        fmt::format("{} cannot be used ({}): {}", device.to_string(),
                                    cu::reason_name(e.reason()), e.what()),
                        loc);
+  } catch (const cu::CublasLtUnavailableError& e) {
+    raise<DeviceError>(op, operands,
+                       fmt::format("{} cannot run GEMMs: {}", device.to_string(), e.what()), loc);
   } catch (const cu::CudaError& e) {
     if (e.code() == cu::CUDA_ERROR_OUT_OF_MEMORY) {
       raise<ResourceError>(

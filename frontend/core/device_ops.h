@@ -3,9 +3,13 @@
 // CUDA driver layer's failures (runtime/cuda) to kiln::Errors.
 #pragma once
 
+#include <cstdint>
+#include <functional>
 #include <initializer_list>
+#include <memory>
 #include <source_location>
 #include <span>
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -14,6 +18,17 @@
 #include "kiln/ir/attrs.h"
 #include "kiln/ir/host_tensor.h"
 #include "kiln/ir/op.h"
+
+namespace kiln::passes {
+struct PipelineResult;
+}  // namespace kiln::passes
+namespace kiln::codegen {
+struct GpuModule;
+}  // namespace kiln::codegen
+namespace kiln::runtime::cuda {
+class Context;
+class Module;
+}  // namespace kiln::runtime::cuda
 
 namespace kiln::detail {
 
@@ -41,20 +56,48 @@ ir::HostTensor copy_to_host(const Tensor& t, std::string_view op, const std::sou
 Device operands_device(ir::Op op, std::span<const Tensor> operands,
                        const std::source_location& loc);
 
-// Runs `op` on GPU `device` with operands there (and 0-d cpu ones), giving results of
-// `out_types` on it. Ops do not run on GPUs yet (issue 14): this throws a DeviceError saying so.
+// Runs `op` on GPU `device` with operands there (and 0-d cpu ones, copied there first), giving
+// results of `out_types` on it: the op's one-node function compiled for the device's architecture
+// (codegen::compile_gpu), loaded once per device and signature and cached, then its launch plan.
+// A 2-D f32/f64 matmul big enough for a GEMM runs on cuBLASLt instead (a batched one is a
+// DeviceError saying so). A bad gather index is the IndexError the CPU raises; driver and
+// cuBLASLt failures are decorated as in rethrow_device_failure.
 std::vector<Tensor> run_on_device(ir::Op op, std::span<const Tensor> operands,
                                   const ir::Attrs& attrs, std::span<const ir::TensorType> out_types,
                                   const Device& device, const std::source_location& loc);
+
+// Loads the kernels of `gpu`, compiled from `compiled` with PTX for `arch`, into `context`.
+using GpuModuleLoader = std::function<std::shared_ptr<const runtime::cuda::Module>(
+    const std::shared_ptr<const runtime::cuda::Context>& context,
+    const passes::PipelineResult& compiled, const codegen::GpuModule& gpu,
+    const std::string& arch)>;
+// The loader run_on_device uses: by default, gpu.ptx_for(arch) loaded as PTX with
+// runtime::cuda::Module. Tests on the mock driver, which cannot run PTX, install one that builds
+// the host shim (codegen::GpuHostModule) and registers its kernels with the MockDriver; an empty
+// loader restores the default. Either way the device kernel cache is emptied, since its modules
+// came from the previous loader.
+void set_gpu_module_loader_for_testing(GpuModuleLoader loader);
+
+// The device kernel cache of run_on_device: kernels held, lookups that found one, compiles.
+struct DeviceKernelCacheInfo {
+  int64_t kernels = 0, hits = 0, compiles = 0;
+};
+DeviceKernelCacheInfo device_kernel_cache_info();
+// Drops every cached device kernel (and its loaded module) and zeroes the counters.
+void clear_device_kernel_cache();
+// The architecture PTX is compiled for on a GPU of compute capability major.minor: "sm_XY" up to
+// sm_90, the newest LLVM 19 knows; "sm_90" for newer GPUs, whose driver compiles that PTX.
+std::string ptx_arch_for(int major, int minor);
 
 // Moves the results of a creation op (one without operands) to the innermost DeviceScope's device
 // when that is a GPU.
 void place_created(std::vector<Tensor>& results, const std::source_location& loc);
 
 // Rethrows the exception being handled, a failure of the CUDA driver layer on `device`, as a
-// kiln::Error decorated as `op` on `operands` at `loc`: no usable driver is a DeviceError saying
-// why, out of memory a ResourceError naming the sizes, any other CUDA error a DeviceError with its
-// code. Exceptions of other kinds are rethrown unchanged. Call only inside a catch block.
+// kiln::Error decorated as `op` on `operands` at `loc`: no usable driver (or no cuBLASLt, for a
+// GEMM) is a DeviceError saying why, out of memory a ResourceError naming the sizes, any other CUDA
+// error a DeviceError with its code. Exceptions of other kinds are rethrown unchanged. Call only
+// inside a catch block.
 [[noreturn]] void rethrow_device_failure(const Device& device, std::string_view op,
                                          std::span<const Tensor> operands,
                                          const std::source_location& loc);

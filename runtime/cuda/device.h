@@ -151,6 +151,8 @@ class Module {
   Module& operator=(const Module&) = delete;
 
   CUmodule handle() const { return handle_; }
+  // The context the module is loaded in.
+  const ContextPtr& context() const { return context_; }
   // The kernel named `name`. Throws CudaError (CUDA_ERROR_NOT_FOUND) naming it.
   Kernel function(const std::string& name) const;
 

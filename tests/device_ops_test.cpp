@@ -1,0 +1,346 @@
+// Eager ops on GPU tensors (issue 14): each op's one-node function compiled for the device
+// (codegen::compile_gpu), loaded, cached per device and signature, and run from its launch plan
+// by runtime::cuda::DeviceExecutable. Here, without a GPU, on the mock driver: the loader
+// installed below builds the host shim of the same function and registers its kernels with the
+// MockDriver under the image it loads, so the launches run the GPU kernels' logic on the CPU.
+// Every result is compared with the CPU eager path's.
+#include <fmt/format.h>
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "kiln/codegen/compiler.h"
+#include "kiln/codegen/gpu.h"
+#include "kiln/frontend/core/device_ops.h"
+#include "kiln/kiln.h"
+#include "kiln/passes/pipeline.h"
+#include "kiln/runtime/cuda/cublaslt.h"
+#include "kiln/runtime/cuda/device.h"
+#include "kiln/runtime/cuda/driver.h"
+#include "kiln/runtime/cuda/launch_plan.h"
+#include "kiln/runtime/cuda/mock_cublaslt.h"
+#include "kiln/runtime/cuda/mock_driver.h"
+
+namespace {
+
+namespace k = kiln;
+namespace cu = kiln::runtime::cuda;
+using Catch::Contains;
+
+kiln::codegen::KernelJit& jit() {
+  static kiln::codegen::KernelJit instance;
+  return instance;
+}
+
+// The mock driver (and the mock cuBLASLt) as the process's, with a module loader that resolves
+// every compiled module to its host shim. The loader is the only difference from a real GPU's path.
+struct MockGpu {
+  explicit MockGpu(cu::MockOptions options = {}) : driver(options), use(driver.api(), "mock") {
+    k::detail::set_gpu_module_loader_for_testing(
+        [this](const cu::ContextPtr& context, const kiln::passes::PipelineResult& compiled,
+               const kiln::codegen::GpuModule& gpu,
+               const std::string& arch) -> std::shared_ptr<const cu::Module> {
+          CHECK(arch == "sm_90");  // the mock device's
+          CHECK_THAT(gpu.ptx_for(arch), Contains(".target sm_90"));
+          auto host = std::make_shared<kiln::codegen::GpuHostModule>(
+              compiled.function, compiled.kernels, compiled.memory, jit());
+          REQUIRE(host->launches().size() == gpu.launches.size());
+          std::map<std::string, cu::MockKernel> kernels;
+          for (size_t i = 0; i < host->launches().size(); ++i) {
+            const kiln::codegen::GpuLaunch& launch = host->launches()[i];
+            CHECK(launch.symbol == gpu.launches[i].symbol);
+            if (!launch.supported) continue;
+            kernels[launch.symbol] = [host, i](void** params, cu::Dim3 grid, cu::Dim3 block) {
+              host->launch_with_params(i, params,
+                                       {static_cast<int64_t>(grid.x), static_cast<int>(block.x)});
+            };
+          }
+          ++loads;
+          driver.register_image(host.get(), std::move(kernels));
+          return std::make_shared<const cu::Module>(context, host.get());
+        });
+  }
+  ~MockGpu() { k::detail::set_gpu_module_loader_for_testing(nullptr); }
+
+  cu::MockDriver driver;
+  cu::ScopedDriverOverride use;
+  cu::MockCublasLt lt{driver.api()};
+  cu::ScopedCublasLtOverride use_lt{lt.api(), "mock cuBLASLt"};
+  int loads = 0;
+};
+
+const k::Device gpu = k::Device::cuda(0);
+
+// Both results on their devices, and equal elementwise (to a few ulps: the shim's math calls
+// need not round like the CPU's vectorized ones).
+void check_same(const k::Tensor& cpu, const k::Tensor& on_gpu) {
+  REQUIRE(on_gpu.device() == gpu);
+  REQUIRE(cpu.device() == k::Device::cpu());
+  REQUIRE(on_gpu.type() == cpu.type());
+  const k::Tensor a = k::cast(cpu, k::f64);
+  const std::vector<double> want = a.to_vector<double>();
+  const std::vector<double> got = k::cast(on_gpu.to(k::Device::cpu()), k::f64).to_vector<double>();
+  REQUIRE(got.size() == want.size());
+  for (size_t i = 0; i < want.size(); ++i) {
+    INFO("element " << i);
+    CHECK(got[i] == Approx(want[i]).epsilon(1e-5).margin(1e-6));
+  }
+}
+
+// Whether kernels calling math functions (exp, tanh) compile: they need CUDA's libdevice, found
+// at build time with the toolkit. Without it their checks WARN and are left out.
+bool have_libdevice() {
+  if (!kiln::codegen::GpuOptions::default_libdevice_path().empty()) return true;
+  WARN("no libdevice (built without the CUDA toolkit): math kernels are not checked");
+  return false;
+}
+
+template <class E, class F>
+std::string message_of(F&& f) {
+  try {
+    f();
+  } catch (const E& e) {
+    return e.what();
+  }
+  FAIL("no exception of the expected type was thrown");
+  return {};
+}
+
+}  // namespace
+
+TEST_CASE("device ops: elementwise, broadcast and unary ops equal the CPU's") {
+  MockGpu mock;
+  const k::Tensor a = k::random_uniform({3, 5}, -2.0, 2.0, 1);
+  const k::Tensor b = k::random_uniform({5}, 0.5, 1.5, 2);
+  const k::Tensor ga = a.to(gpu), gb = b.to(gpu);
+  check_same(a + b, ga + gb);
+  check_same(a * a - b, ga * ga - gb);
+  check_same(a / b, ga / gb);
+  check_same(k::relu(a), k::relu(ga));
+  if (have_libdevice()) {
+    check_same(k::exp(a), k::exp(ga));
+    check_same(k::tanh(a), k::tanh(ga));
+  }
+  check_same(k::greater(a, b), k::greater(ga, gb));
+  check_same(k::cast(a, k::i32), k::cast(ga, k::i32));
+  const k::Tensor d = k::random_uniform({4, 1, 3}, -1.0, 1.0, 3, k::f64);
+  const k::Tensor e = k::random_uniform({2, 1}, -1.0, 1.0, 4, k::f64);
+  check_same(d * e + d, d.to(gpu) * e.to(gpu) + d.to(gpu));
+  const k::Tensor n = k::constant({{1, 2, 3}, {4, 5, 6}});
+  check_same(n * n + n, n.to(gpu) * n.to(gpu) + n.to(gpu));
+}
+
+TEST_CASE("device ops: reductions, softmax, shape ops and gather equal the CPU's") {
+  MockGpu mock;
+  const k::Tensor a = k::random_uniform({6, 7}, -3.0, 3.0, 5);
+  const k::Tensor ga = a.to(gpu);
+  check_same(k::reduce_sum(a, {1}), k::reduce_sum(ga, {1}));
+  check_same(k::reduce_max(a, {0}), k::reduce_max(ga, {0}));
+  check_same(k::reduce_mean(a), k::reduce_mean(ga));
+  check_same(k::argmax(a, 1), k::argmax(ga, 1));
+  if (have_libdevice()) {
+    check_same(k::softmax(a), k::softmax(ga));
+    check_same(k::log_softmax(a, 0), k::log_softmax(ga, 0));
+  }
+  check_same(k::transpose(a), k::transpose(ga));
+  check_same(k::concat({a, a * 2.f}, 1), k::concat({ga, ga * 2.f}, 1));
+  check_same(k::reshape(a, {7, 6}), k::reshape(ga, {7, 6}));
+  const k::Tensor idx = k::constant({4, 0, 5, 5});
+  check_same(k::gather(a, idx), k::gather(ga, idx.to(gpu)));
+  check_same(k::gather(a, idx, 1), k::gather(ga, idx.to(gpu), 1));
+}
+
+TEST_CASE("device ops: a 0-d cpu operand is copied to the device, and results stay there") {
+  MockGpu mock;
+  const k::Tensor x = k::random_uniform({4, 3}, 0.0, 1.0, 6);
+  const k::Tensor gx = x.to(gpu);
+  const k::Tensor y = gx + 1.f;
+  CHECK(y.device() == gpu);
+  check_same(x + 1.f, y);
+  check_same(2.f * x - 0.5f, 2.f * gx - 0.5f);
+  check_same(k::relu(k::reduce_sum(x, {0}) + 1.f), k::relu(k::reduce_sum(gx, {0}) + 1.f));
+  // Zero-size tensors run no launch.
+  const k::Tensor empty = k::zeros({0, 3}).to(gpu);
+  const long long launches = mock.driver.counters().launches;
+  const k::Tensor r = empty * 2.f;
+  CHECK(r.device() == gpu);
+  CHECK(r.shape() == k::Shape{0, 3});
+  CHECK(mock.driver.counters().launches == launches);
+}
+
+TEST_CASE("device ops: a bad gather index is the CPU's IndexError") {
+  MockGpu mock;
+  const k::Tensor p = k::random_uniform({3, 2}, 0.0, 1.0, 7);
+  const k::Tensor bad = k::constant({0, 3, 1});
+  auto gather = [](const k::Tensor& params, const k::Tensor& indices) {
+    return k::gather(params, indices);  // one line, so both messages name it
+  };
+  const std::string on_cpu = message_of<k::IndexError>([&] { (void)gather(p, bad); });
+  const std::string on_gpu =
+      message_of<k::IndexError>([&] { (void)gather(p.to(gpu), bad.to(gpu)); });
+  CHECK_THAT(on_gpu, Contains("gather"));
+  CHECK_THAT(on_gpu, Contains("3"));
+  CHECK(on_gpu == on_cpu);
+  // The kernel is cached and still checks; good indices then run.
+  CHECK_THROWS_AS(gather(p.to(gpu), k::constant({-1, 0, 0}).to(gpu)), k::IndexError);
+  check_same(gather(p, k::constant({2, 0, 1})), gather(p.to(gpu), k::constant({2, 0, 1}).to(gpu)));
+}
+
+TEST_CASE("device ops: kernels are cached per device and signature") {
+  MockGpu mock;
+  const k::Tensor x = k::random_uniform({8}, -1.0, 1.0, 8).to(gpu);
+  CHECK(k::detail::device_kernel_cache_info().kernels == 0);
+  const k::Tensor first = k::relu(x);
+  k::detail::DeviceKernelCacheInfo info = k::detail::device_kernel_cache_info();
+  CHECK(info.compiles == 1);
+  CHECK(info.hits == 0);
+  CHECK(mock.loads == 1);
+  const long long launches = mock.driver.counters().launches;
+  const k::Tensor second = k::relu(x);
+  info = k::detail::device_kernel_cache_info();
+  CHECK(info.compiles == 1);
+  CHECK(info.hits == 1);
+  CHECK(mock.loads == 1);
+  CHECK(mock.driver.counters().launches > launches);
+  CHECK(second.to_vector<float>() == first.to_vector<float>());
+  // Another shape is another kernel.
+  (void)k::relu(k::ones({9}).to(gpu));
+  CHECK(k::detail::device_kernel_cache_info().compiles == 2);
+  k::detail::clear_device_kernel_cache();
+  CHECK(k::detail::device_kernel_cache_info().kernels == 0);
+}
+
+TEST_CASE("device ops: a GradientTape step on device tensors gives the CPU's gradients") {
+  MockGpu mock;
+  if (!have_libdevice()) return;
+  const k::Tensor x = k::random_uniform({3, 4}, -1.0, 1.0, 9);
+  const k::Tensor w = k::random_uniform({4}, -1.0, 1.0, 10);
+  auto step = [](const k::Tensor& xs, const k::Tensor& ws) {
+    k::GradientTape tape;
+    tape.watch(xs);
+    tape.watch(ws);
+    const k::Tensor loss = k::reduce_mean(k::tanh(xs * ws) + xs * xs);
+    return tape.gradient(loss, std::span<const k::Tensor>(std::vector<k::Tensor>{xs, ws}));
+  };
+  const std::vector<k::Tensor> on_cpu = step(x, w);
+  const std::vector<k::Tensor> on_gpu = step(x.to(gpu), w.to(gpu));
+  REQUIRE(on_gpu.size() == 2);
+  check_same(on_cpu[0], on_gpu[0]);
+  check_same(on_cpu[1], on_gpu[1]);
+}
+
+TEST_CASE("device ops: GEMM matmuls run on cuBLASLt and equal the CPU's") {
+  MockGpu mock;
+  const k::Tensor a = k::random_uniform({64, 48}, -1.0, 1.0, 11);
+  const k::Tensor b = k::random_uniform({48, 80}, -1.0, 1.0, 12);
+  const k::Tensor ga = a.to(gpu), gb = b.to(gpu);
+  check_same(k::matmul(a, b), k::matmul(ga, gb));
+  CHECK(mock.lt.counters().matmuls == 1);
+  CHECK(mock.loads == 0);  // no PTX module: the GEMM is cuBLASLt's
+  check_same(k::matmul(b, a, true, true), k::matmul(gb, ga, true, true));
+  const k::Tensor c = k::random_uniform({64, 64}, -1.0, 1.0, 13, k::f64);
+  check_same(k::matmul(c, c, false, true), k::matmul(c.to(gpu), c.to(gpu), false, true));
+  // The plan is cached with the kernel: the second run plans nothing.
+  const long long heuristics = mock.lt.counters().heuristics;
+  check_same(k::matmul(a, b), k::matmul(ga, gb));
+  CHECK(mock.lt.counters().heuristics == heuristics);
+  // K = 0: zeros, which cuBLASLt is not asked for.
+  const k::Tensor p = k::ones({128, 0}), q = k::ones({0, 96});
+  check_same(k::matmul(p, q), k::matmul(p.to(gpu), q.to(gpu)));
+  // Small integer matmuls are loop kernels, and run too.
+  const k::Tensor n = k::constant({{1, 2}, {3, 4}});
+  check_same(k::matmul(n, n), k::matmul(n.to(gpu), n.to(gpu)));
+}
+
+TEST_CASE("device ops: GEMMs cuBLASLt does not take yet are a clear DeviceError") {
+  MockGpu mock;
+  const k::Tensor a = k::random_uniform({2, 64, 64}, 0.0, 1.0, 14).to(gpu);
+  const std::string message = message_of<k::DeviceError>([&] { (void)k::matmul(a, a); });
+  CHECK_THAT(message, Contains("matmul: this GEMM on cuda:0 needs the cuBLASLt path, which takes "
+                               "only 2-D f32/f64 matmuls yet"));
+  CHECK_THAT(message, Contains("operands: f32[2,64,64], f32[2,64,64]"));
+  CHECK_THAT(message, Contains("device_ops_test.cpp"));
+}
+
+TEST_CASE("device ops: without cuBLASLt, a GEMM is a DeviceError saying why") {
+  MockGpu mock;
+  const cu::CublasLtApi none{};
+  cu::ScopedCublasLtOverride missing(none, "no cuBLASLt here");
+  const k::Tensor a = k::random_uniform({64, 64}, 0.0, 1.0, 15).to(gpu);
+  const std::string message = message_of<k::DeviceError>([&] { (void)k::matmul(a, a); });
+  CHECK_THAT(message, Contains("matmul: cuda:0 cannot run GEMMs: no cuBLASLt: no cuBLASLt here"));
+}
+
+TEST_CASE("device ops: without the test loader, the mock cannot load PTX: a DeviceError") {
+  cu::MockDriver driver;
+  cu::ScopedDriverOverride use(driver.api(), "mock");
+  k::detail::clear_device_kernel_cache();
+  const k::Tensor x = k::ones({3}).to(gpu);
+  const std::string message = message_of<k::DeviceError>([&] { (void)k::relu(x); });
+  CHECK_THAT(message, Contains("relu: cuda:0 failed: cuModuleLoadData"));
+  k::detail::clear_device_kernel_cache();
+}
+
+TEST_CASE("device ops: PTX is compiled for the GPU's architecture, up to sm_90") {
+  CHECK(k::detail::ptx_arch_for(8, 0) == "sm_80");
+  CHECK(k::detail::ptx_arch_for(8, 9) == "sm_89");
+  CHECK(k::detail::ptx_arch_for(9, 0) == "sm_90");
+  CHECK(k::detail::ptx_arch_for(10, 0) == "sm_90");
+  CHECK(k::detail::ptx_arch_for(12, 0) == "sm_90");
+}
+
+TEST_CASE("device ops: a launch plan runs kernels with their buffers and item count") {
+  cu::MockDriver driver;
+  cu::ScopedDriverOverride use(driver.api(), "mock");
+  static const char image = 0;
+  std::vector<int64_t> seen;
+  driver.register_image(&image, {{"fill", [&](void** params, cu::Dim3 grid, cu::Dim3 block) {
+                                    auto* out = *static_cast<float**>(params[0]);
+                                    const auto* ws = *static_cast<float**>(params[1]);
+                                    const int64_t items = *static_cast<int64_t*>(params[2]);
+                                    seen = {items, grid.x, block.x};
+                                    for (int64_t i = 0; i < items; ++i)
+                                      out[i] = static_cast<float>(i) + (ws != nullptr ? 0.5f : 0.f);
+                                  }}});
+  cu::ContextPtr context = cu::Context::retain(0);
+  auto module = std::make_shared<const cu::Module>(context, &image);
+  cu::LaunchPlan plan;
+  plan.workspace_bytes = 256;
+  plan.launches.push_back(
+      {"fill",
+       {{cu::LaunchArg::Kind::output, 0, 0}, {cu::LaunchArg::Kind::workspace, 0, 64}},
+       5,
+       1,
+       32,
+       "a test"});
+  plan.launches.push_back({"fill", {{cu::LaunchArg::Kind::output, 0, 0}}, 0, 1, 0, "nothing"});
+  cu::DeviceExecutable exe(module, plan, 0, 1);
+  cu::DeviceBuffer out(context, 5 * sizeof(float));
+  const cu::CUdeviceptr outputs[] = {out.get()};
+  CHECK_FALSE(exe.run({}, outputs).failed());
+  CHECK(seen == std::vector<int64_t>{5, 1, 32});
+  std::vector<float> host(5);
+  out.copy_to_host(host.data(), 5 * sizeof(float));
+  CHECK(host == std::vector<float>{0.5f, 1.5f, 2.5f, 3.5f, 4.5f});
+  CHECK_THROWS_AS(exe.run({}, {}), std::invalid_argument);
+  CHECK_THROWS_AS(cu::DeviceExecutable(module, plan, 0, 0), std::invalid_argument);
+  plan.launches[0].symbol = "missing";
+  CHECK_THROWS_AS(cu::DeviceExecutable(module, plan, 0, 1), cu::CudaError);
+}
+
+TEST_CASE("device ops: a result the device has no memory for is a ResourceError") {
+  MockGpu mock({.total_memory = std::size_t{1} << 20});
+  const k::Tensor a = k::ones({512, 1}).to(gpu);
+  const k::Tensor b = k::ones({1, 1024}).to(gpu);
+  const std::string message = message_of<k::ResourceError>([&] { (void)(a + b); });
+  CHECK_THAT(message, Contains("add: out of memory on cuda:0"));
+  CHECK_THAT(message, Contains("2.0 MiB"));
+  CHECK_THAT(message, Contains("device_ops_test.cpp"));
+  // Nothing was left allocated by the failed op, and a smaller one still runs.
+  check_same(k::ones({512, 1}) + k::ones({1, 16}), a + k::ones({1, 16}).to(gpu));
+}
