@@ -353,6 +353,19 @@ TEST_CASE("ops that work row by row go generic in the batch size and stay bounde
   CHECK(k::eager_cache_info().compiles == compiles);
 }
 
+TEST_CASE("an op with more than 64 operands runs eagerly", "[eager]") {
+  // Row operands are a 64-bit mask: operands past the 64th are never row operands.
+  std::vector<k::Tensor> parts;
+  for (int i = 0; i < 70; ++i)
+    parts.push_back(k::fill({2, 1}, static_cast<float>(i)));
+  for (int round = 0; round < 6; ++round) {  // past the 4 exact sizes of a signature
+    std::vector<float> got = k::concat(parts, 1).to_vector<float>();
+    REQUIRE(got.size() == 140);
+    CHECK(got[69] == 69.f);
+    CHECK(got[70 + 3] == 3.f);
+  }
+}
+
 TEST_CASE("eager ops on several threads share the cache", "[eager]") {
   k::clear_eager_cache();
   std::vector<std::thread> threads;

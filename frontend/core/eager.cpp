@@ -146,7 +146,8 @@ struct KeyView {
   bool flat(size_t i) const {
     return flat_size != kNotFlat && row_operands == 0 && inputs[i]->type().shape.rank() != 0;
   }
-  bool rows(size_t i) const { return (row_operands >> i) & 1; }
+  // Only the first 64 operands can be row operands (row_operands() gives 0 for more).
+  bool rows(size_t i) const { return i < 64 && ((row_operands >> i) & 1) != 0; }
   int64_t viewed_rank(size_t i) const { return flat(i) ? 1 : inputs[i]->type().shape.rank(); }
   int64_t viewed_dim(size_t i, int64_t d) const {
     if (flat(i) || (rows(i) && d == 0)) return flat_size;
