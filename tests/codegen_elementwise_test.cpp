@@ -10,21 +10,9 @@ using ir::Op;
 using ir::Shape;
 using testing::check_against_interpreter;
 using testing::sample;
+using testing::table_ops;
 
 namespace {
-
-// The op lists come from the op table (ir/ops.def): every elementwise op with `arity` operands
-// whose dtype class admits `dtype`. Cast and select (class `any`) have tests of their own below.
-std::vector<Op> table_ops(int arity, DType dtype) {
-  std::vector<Op> ops;
-  for (int i = 0; i < ir::kNumOps; ++i) {
-    const Op op = static_cast<Op>(i);
-    if (!ir::has_trait(op, ir::kElementwise) || ir::op_num_inputs(op) != arity) continue;
-    if (ir::op_dtypes(op) != ir::DTypes::any && ir::dtypes_admit(ir::op_dtypes(op), dtype))
-      ops.push_back(op);
-  }
-  return ops;
-}
 
 // Attribute sets each op runs with: its defaults, and the variants its attributes allow.
 std::vector<ir::Attrs> attr_variants(Op op) {

@@ -28,6 +28,7 @@ using ir::DType;
 using ir::Op;
 using ir::Shape;
 using testing::sample;
+using testing::table_ops;
 
 namespace {
 
@@ -51,17 +52,6 @@ Case make_case(ir::Function f, std::vector<ir::HostTensor> args, double tol = 4e
   testing::Plans plans = testing::simple_plans(f);
   std::string name = f.name();
   return Case{std::move(name), std::move(f), std::move(args), std::move(plans), tol};
-}
-
-std::vector<Op> table_ops(int arity, DType dtype) {
-  std::vector<Op> ops;
-  for (int i = 0; i < ir::kNumOps; ++i) {
-    const Op op = static_cast<Op>(i);
-    if (!ir::has_trait(op, ir::kElementwise) || ir::op_num_inputs(op) != arity) continue;
-    if (ir::op_dtypes(op) != ir::DTypes::any && ir::dtypes_admit(ir::op_dtypes(op), dtype))
-      ops.push_back(op);
-  }
-  return ops;
 }
 
 std::vector<Attrs> attr_variants(Op op) {
@@ -387,31 +377,14 @@ codegen::KernelJit& jit() {
   return instance;
 }
 
-// Runs the host shim's launches on `args` over `grid`; returns the results, then the updates.
+// Runs the host shim's launches on `args` over `grid` (see run_frame).
 std::vector<ir::HostTensor> run_shim(const codegen::GpuHostModule& module, const ir::Function& f,
                                      const std::vector<ir::HostTensor>& args,
                                      const codegen::GpuGrid& grid,
                                      std::array<int64_t, 4>* status = nullptr) {
-  std::vector<void*> inputs;
-  for (const auto& a : args)
-    inputs.push_back(const_cast<std::byte*>(a.raw()));
-  std::vector<ir::HostTensor> outs;
-  for (const ir::Value* v : f.outputs())
-    outs.emplace_back(v->type());
-  for (const auto& u : f.updates())
-    outs.emplace_back(u.value->type());
-  std::vector<void*> outputs;
-  for (auto& o : outs)
-    outputs.push_back(o.raw());
-  ir::HostTensor workspace(DType::f64, Shape{(module.workspace_bytes() + 7) / 8 + 8});
-  std::array<int64_t, 4> words{};
-  kiln_frame frame{inputs.data(), outputs.data(), workspace.raw(), words.data()};
-  module.run(frame, grid);
-  if (status != nullptr)
-    *status = words;
-  else
-    CHECK(words[0] == 0);
-  return outs;
+  return testing::run_frame(
+      f, args, module.workspace_bytes(), [&](const kiln_frame& frame) { module.run(frame, grid); },
+      status);
 }
 
 std::vector<ir::HostTensor> expected(const ir::Function& f,

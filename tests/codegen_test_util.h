@@ -121,12 +121,15 @@ KILN_CALLS_GENERATED_CODE inline void call_entry(const codegen::CompiledModule& 
   module.entry()(&frame);
 }
 
-// Runs compiled code on `args`; returns the results, then the updated values. The frame's
-// status words come back in `status` when given; otherwise they must say that all went well.
-inline std::vector<ir::HostTensor> run_compiled(const codegen::CompiledModule& module,
-                                                const ir::Function& f,
-                                                const std::vector<ir::HostTensor>& args,
-                                                std::array<int64_t, 4>* status = nullptr) {
+// Runs `call` on a frame over `args`, result buffers for `f`'s results and updates, a
+// workspace of `workspace_bytes` and zeroed status words; returns the results, then the updated
+// values. The status words come back in `status` when given; otherwise they must say that all
+// went well.
+template <class Call>
+std::vector<ir::HostTensor> run_frame(const ir::Function& f,
+                                      const std::vector<ir::HostTensor>& args,
+                                      int64_t workspace_bytes, const Call& call,
+                                      std::array<int64_t, 4>* status = nullptr) {
   std::vector<void*> inputs;
   for (const auto& a : args)
     inputs.push_back(const_cast<std::byte*>(a.raw()));
@@ -138,15 +141,39 @@ inline std::vector<ir::HostTensor> run_compiled(const codegen::CompiledModule& m
   std::vector<void*> outputs;
   for (auto& o : outs)
     outputs.push_back(o.raw());
-  ir::HostTensor workspace(ir::DType::f64, ir::Shape{(module.workspace_bytes() + 7) / 8 + 8});
+  ir::HostTensor workspace(ir::DType::f64, ir::Shape{(workspace_bytes + 7) / 8 + 8});
   std::array<int64_t, 4> words{};
   kiln_frame frame{inputs.data(), outputs.data(), workspace.raw(), words.data()};
-  call_entry(module, frame);
+  call(frame);
   if (status != nullptr)
     *status = words;
   else
     CHECK(words[0] == 0);
   return outs;
+}
+
+// Runs compiled code on `args` (see run_frame).
+inline std::vector<ir::HostTensor> run_compiled(const codegen::CompiledModule& module,
+                                                const ir::Function& f,
+                                                const std::vector<ir::HostTensor>& args,
+                                                std::array<int64_t, 4>* status = nullptr) {
+  return run_frame(
+      f, args, module.workspace_bytes(),
+      [&](const kiln_frame& frame) { call_entry(module, frame); }, status);
+}
+
+// The op lists of the table-driven tests come from the op table (ir/ops.def): every elementwise
+// op with `arity` operands whose dtype class admits `dtype`. Cast and select (class `any`) have
+// tests of their own.
+inline std::vector<ir::Op> table_ops(int arity, ir::DType dtype) {
+  std::vector<ir::Op> ops;
+  for (int i = 0; i < ir::kNumOps; ++i) {
+    const ir::Op op = static_cast<ir::Op>(i);
+    if (!ir::has_trait(op, ir::kElementwise) || ir::op_num_inputs(op) != arity) continue;
+    if (ir::op_dtypes(op) != ir::DTypes::any && ir::dtypes_admit(ir::op_dtypes(op), dtype))
+      ops.push_back(op);
+  }
+  return ops;
 }
 
 // Whether two floats agree within a few ulp (relative `tol`); NaN equals NaN.

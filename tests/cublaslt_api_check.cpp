@@ -10,36 +10,10 @@
 #include <cstddef>
 #include <type_traits>
 
+#include "api_check_util.h"
 #include "kiln/runtime/cuda/cublaslt_api.h"
 
-namespace {
-
-namespace kc = kiln::runtime::cuda;
-
-// Kiln's spelling of a cublasLt.h type, through pointers, const and function types.
-template <class T>
-struct Ours {
-  using type = T;
-};
-template <class T>
-using ours_t = typename Ours<T>::type;
-template <class T>
-struct Ours<T*> {
-  using type = ours_t<T>*;
-};
-template <class T>
-struct Ours<const T> {
-  using type = const ours_t<T>;
-};
-template <class R, class... Args>
-struct Ours<R(Args...)> {
-  using type = ours_t<R>(ours_t<Args>...);
-};
-#define KILN_OURS(theirs, ours) \
-  template <>                   \
-  struct Ours<theirs> {         \
-    using type = ours;          \
-  };
+// How cublasLt.h's enums and handle structs are spelled in cublaslt_api.h.
 KILN_OURS(cublasStatus_t, int)
 KILN_OURS(cublasComputeType_t, int)
 KILN_OURS(cudaDataType, int)
@@ -47,14 +21,19 @@ KILN_OURS(cublasOperation_t, int)
 KILN_OURS(cublasLtMatmulDescAttributes_t, int)
 KILN_OURS(cublasLtMatrixLayoutAttribute_t, int)
 KILN_OURS(cublasLtMatmulPreferenceAttributes_t, int)
-KILN_OURS(cublasLtContext, kc::cublasLtContext)
-KILN_OURS(cublasLtMatmulDescOpaque_t, kc::cublasLtMatmulDescOpaque_t)
-KILN_OURS(cublasLtMatrixLayoutOpaque_t, kc::cublasLtMatrixLayoutOpaque_t)
-KILN_OURS(cublasLtMatmulPreferenceOpaque_t, kc::cublasLtMatmulPreferenceOpaque_t)
-KILN_OURS(cublasLtMatmulAlgo_t, kc::cublasLtMatmulAlgo_t)
-KILN_OURS(cublasLtMatmulHeuristicResult_t, kc::cublasLtMatmulHeuristicResult_t)
-KILN_OURS(CUstream_st, kc::CUstream_st)
-#undef KILN_OURS
+KILN_OURS(cublasLtContext, kiln::runtime::cuda::cublasLtContext)
+KILN_OURS(cublasLtMatmulDescOpaque_t, kiln::runtime::cuda::cublasLtMatmulDescOpaque_t)
+KILN_OURS(cublasLtMatrixLayoutOpaque_t, kiln::runtime::cuda::cublasLtMatrixLayoutOpaque_t)
+KILN_OURS(cublasLtMatmulPreferenceOpaque_t, kiln::runtime::cuda::cublasLtMatmulPreferenceOpaque_t)
+KILN_OURS(cublasLtMatmulAlgo_t, kiln::runtime::cuda::cublasLtMatmulAlgo_t)
+KILN_OURS(cublasLtMatmulHeuristicResult_t, kiln::runtime::cuda::cublasLtMatmulHeuristicResult_t)
+KILN_OURS(CUstream_st, kiln::runtime::cuda::CUstream_st)
+
+namespace {
+
+namespace kc = kiln::runtime::cuda;
+
+using kiln::testing::api_check::ours_t;
 
 #define KILN_CHECK_ENTRY_POINT(result, name, ...)                                       \
   static_assert(std::is_same_v<ours_t<decltype(::name)>,                                \

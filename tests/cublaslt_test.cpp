@@ -5,6 +5,8 @@
 // TF32 only when asked, plans and workspaces, and every error. Needs no GPU.
 #include <catch2/catch.hpp>
 
+#include "env_test_util.h"
+
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
@@ -45,27 +47,7 @@ const LoadedCublasLt* real_cublaslt() {
   return loaded ? &*loaded : nullptr;
 }
 
-// Sets an environment variable for a scope, restoring the old value after.
-class ScopedEnv {
- public:
-  ScopedEnv(const char* name, const char* value) : name_(name) {
-    if (const char* old = std::getenv(name)) old_ = old;
-    if (value != nullptr)
-      setenv(name, value, 1);
-    else
-      unsetenv(name);
-  }
-  ~ScopedEnv() {
-    if (old_)
-      setenv(name_, old_->c_str(), 1);
-    else
-      unsetenv(name_);
-  }
-
- private:
-  const char* name_;
-  std::optional<std::string> old_;
-};
+using kiln::testing::ScopedEnv;
 
 // The mock driver and mock cuBLASLt installed as the process's, a context and a handle.
 struct MockGpu {

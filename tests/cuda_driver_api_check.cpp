@@ -8,55 +8,22 @@
 
 #include <type_traits>
 
+#include "api_check_util.h"
 #include "kiln/runtime/cuda/driver_api.h"
+
+// How cuda.h's enums and handle structs are spelled in driver_api.h.
+KILN_OURS(CUresult, int)
+KILN_OURS(CUdevice_attribute, int)
+KILN_OURS(CUctx_st, kiln::runtime::cuda::CUctx_st)
+KILN_OURS(CUmod_st, kiln::runtime::cuda::CUmod_st)
+KILN_OURS(CUfunc_st, kiln::runtime::cuda::CUfunc_st)
+KILN_OURS(CUstream_st, kiln::runtime::cuda::CUstream_st)
 
 namespace {
 
 namespace kc = kiln::runtime::cuda;
 
-// Kiln's spelling of a cuda.h type, through pointers, const and function types.
-template <class T>
-struct Ours {
-  using type = T;
-};
-template <class T>
-using ours_t = typename Ours<T>::type;
-template <class T>
-struct Ours<T*> {
-  using type = ours_t<T>*;
-};
-template <class T>
-struct Ours<const T> {
-  using type = const ours_t<T>;
-};
-template <class R, class... Args>
-struct Ours<R(Args...)> {
-  using type = ours_t<R>(ours_t<Args>...);
-};
-template <>
-struct Ours<CUresult> {
-  using type = int;
-};
-template <>
-struct Ours<CUdevice_attribute> {
-  using type = int;
-};
-template <>
-struct Ours<CUctx_st> {
-  using type = kc::CUctx_st;
-};
-template <>
-struct Ours<CUmod_st> {
-  using type = kc::CUmod_st;
-};
-template <>
-struct Ours<CUfunc_st> {
-  using type = kc::CUfunc_st;
-};
-template <>
-struct Ours<CUstream_st> {
-  using type = kc::CUstream_st;
-};
+using kiln::testing::api_check::ours_t;
 
 #define KILN_CHECK_ENTRY_POINT(name, ...)                                             \
   static_assert(std::is_same_v<ours_t<decltype(::name)>,                              \

@@ -4,6 +4,8 @@
 // pointers, streams, modules and launches through registered host functions. Needs no GPU.
 #include <catch2/catch.hpp>
 
+#include "env_test_util.h"
+
 #include <cstdint>
 #include <cstdlib>
 #include <filesystem>
@@ -31,27 +33,7 @@ constexpr const char* kStubPath = KILN_CUDA_STUB;
 constexpr const char* kStubPath = "/usr/local/cuda/lib64/stubs/libcuda.so";
 #endif
 
-// Sets an environment variable for a scope, restoring the old value after.
-class ScopedEnv {
- public:
-  ScopedEnv(const char* name, const char* value) : name_(name) {
-    if (const char* old = std::getenv(name)) old_ = old;
-    if (value != nullptr)
-      setenv(name, value, 1);
-    else
-      unsetenv(name);
-  }
-  ~ScopedEnv() {
-    if (old_)
-      setenv(name_, old_->c_str(), 1);
-    else
-      unsetenv(name_);
-  }
-
- private:
-  const char* name_;
-  std::optional<std::string> old_;
-};
+using kiln::testing::ScopedEnv;
 
 // A mock installed as the process's driver, and the primary context of its device 0.
 struct MockDevice {

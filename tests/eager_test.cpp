@@ -5,6 +5,8 @@
 
 #include <catch2/catch.hpp>
 
+#include "env_test_util.h"
+
 #include <tuple>
 
 #include <algorithm>
@@ -33,14 +35,7 @@ struct ModeGuard {
   ~ModeGuard() { k::set_eager_mode(previous); }
 };
 
-// Sets an environment variable while it lives.
-struct EnvGuard {
-  std::string name;
-  explicit EnvGuard(std::string n, const char* value) : name(std::move(n)) {
-    setenv(name.c_str(), value, 1);
-  }
-  ~EnvGuard() { unsetenv(name.c_str()); }
-};
+using kiln::testing::ScopedEnv;
 
 // Sets the cache capacity while it lives.
 struct CapacityGuard {
@@ -155,27 +150,27 @@ TEST_CASE("KILN_EAGER=interpret runs the interpreter and compiles nothing", "[ea
 
 TEST_CASE("KILN_EAGER and KILN_EAGER_CACHE_SIZE are read and checked", "[eager]") {
   {
-    EnvGuard env("KILN_EAGER", "interpret");
+    ScopedEnv env("KILN_EAGER", "interpret");
     CHECK(k::detail::eager_mode_from_env() == k::EagerMode::interpret);
   }
   {
-    EnvGuard env("KILN_EAGER", "compiled");
+    ScopedEnv env("KILN_EAGER", "compiled");
     CHECK(k::detail::eager_mode_from_env() == k::EagerMode::compiled);
   }
   CHECK(k::detail::eager_mode_from_env() == k::EagerMode::compiled);
   {
-    EnvGuard env("KILN_EAGER", "jit");
+    ScopedEnv env("KILN_EAGER", "jit");
     CHECK_THROWS_AS(k::detail::eager_mode_from_env(), k::ValueError);
     CHECK_THROWS_WITH(k::detail::eager_mode_from_env(),
                       Contains("KILN_EAGER='jit'") && Contains("'interpret'"));
   }
   CHECK(k::detail::eager_capacity_from_env() == 1024);
   {
-    EnvGuard env("KILN_EAGER_CACHE_SIZE", "64");
+    ScopedEnv env("KILN_EAGER_CACHE_SIZE", "64");
     CHECK(k::detail::eager_capacity_from_env() == 64);
   }
   for (const char* bad : {"0", "-3", "12k", "lots", "99999999999999999999999"}) {
-    EnvGuard env("KILN_EAGER_CACHE_SIZE", bad);
+    ScopedEnv env("KILN_EAGER_CACHE_SIZE", bad);
     CHECK_THROWS_WITH(k::detail::eager_capacity_from_env(),
                       Contains("KILN_EAGER_CACHE_SIZE") && Contains(bad));
   }
@@ -525,7 +520,7 @@ TEST_CASE("a bad KILN_EAGER_CACHE_SIZE fails every compile and holds nothing", "
   k::clear_eager_cache();
   const int64_t capacity = k::eager_cache_info().capacity;
   {
-    EnvGuard env("KILN_EAGER_CACHE_SIZE", "lots");
+    ScopedEnv env("KILN_EAGER_CACHE_SIZE", "lots");
     k::detail::reread_eager_environment();
     k::Tensor a = k::fill({2, 2}, 1.f), b = k::fill({2}, 1.f);
     CHECK_THROWS_WITH(a + b, Contains("KILN_EAGER_CACHE_SIZE='lots'"));

@@ -55,5 +55,11 @@ void run_executable(const runtime::Executable& executable, const passes::Pipelin
 [[noreturn]] void throw_index_error(const passes::PipelineResult& result,
                                     const runtime::RunStatus& status);
 
+// The one-node function `op` on parameters of `params` (named eager_<op>), through the pass
+// pipeline: what an eager kernel is compiled from, for the CPU in eager.cpp and
+// for GPUs in device_ops.cpp.
+passes::PipelineResult plan_one_op(ir::Op op, const ir::Attrs& attrs,
+                                   std::span<const ir::TensorType> params);
+
 }  // namespace detail
 }  // namespace kiln

@@ -138,24 +138,13 @@ cu::LaunchPlan to_launch_plan(const codegen::GpuModule& gpu) {
   return plan;
 }
 
-// Builds the op's one-node function as the CPU eager path does (eager.cpp's compile_kernel),
-// runs the pipeline and compiles it for `context`'s device.
+// The op's one-node function, planned as the CPU eager path plans it, compiled for `context`'s
+// device.
 std::shared_ptr<const DeviceKernel> compile_device_kernel(const DeviceKernelKey& key,
                                                           const cu::ContextPtr& context,
                                                           const GpuModuleLoader& loader) {
-  ir::Function f(fmt::format("eager_{}", ir::op_name(key.op)));
-  std::vector<ir::Value*> args;
-  for (size_t i = 0; i < key.params.size(); ++i)
-    args.push_back(f.add_param(key.params[i], fmt::format("x{}", i)));
-  ir::Node* node = f.append(key.op, std::move(args), key.attrs);
-  std::vector<ir::Value*> outputs;
-  for (size_t i = 0; i < node->num_outputs(); ++i)
-    outputs.push_back(node->output(i));
-  f.set_outputs(std::move(outputs));
-  passes::PipelineOptions options;
-  options.print_after.clear();  // KILN_PRINT_AFTER is for the user's functions
   auto kernel = std::make_shared<DeviceKernel>();
-  kernel->compiled = passes::run_pipeline(std::move(f), options);
+  kernel->compiled = plan_one_op(key.op, key.attrs, key.params);
   const passes::PipelineResult& compiled = kernel->compiled;
   const cu::DeviceInfo& info = context->info();
   codegen::GpuOptions gpu_options;

@@ -228,18 +228,7 @@ codegen::KernelJit& kernel_jit() {
 constexpr int64_t kTinyKernelElements = 4096;
 
 std::shared_ptr<const Kernel> compile_kernel(const KernelKey& key) {
-  ir::Function f(fmt::format("eager_{}", ir::op_name(key.op)));
-  std::vector<ir::Value*> args;
-  for (size_t i = 0; i < key.params.size(); ++i)
-    args.push_back(f.add_param(key.params[i], fmt::format("x{}", i)));
-  ir::Node* node = f.append(key.op, std::move(args), key.attrs);
-  std::vector<ir::Value*> outputs;
-  for (size_t i = 0; i < node->num_outputs(); ++i)
-    outputs.push_back(node->output(i));
-  f.set_outputs(std::move(outputs));
-  passes::PipelineOptions options;
-  options.print_after.clear();  // KILN_PRINT_AFTER is for the user's functions
-  passes::PipelineResult result = passes::run_pipeline(std::move(f), options);
+  passes::PipelineResult result = detail::plan_one_op(key.op, key.attrs, key.params);
   int64_t largest = 0;
   for (const auto& v : result.function.params())
     largest = std::max(largest, v->type().shape.num_elements());
@@ -768,6 +757,22 @@ int64_t eager_capacity_from_env() {
 void reread_eager_environment() {
   mode_setting.store(-1, std::memory_order_relaxed);
   cache().forget_capacity();
+}
+
+passes::PipelineResult plan_one_op(ir::Op op, const ir::Attrs& attrs,
+                                   std::span<const ir::TensorType> params) {
+  ir::Function f(fmt::format("eager_{}", ir::op_name(op)));
+  std::vector<ir::Value*> args;
+  for (size_t i = 0; i < params.size(); ++i)
+    args.push_back(f.add_param(params[i], fmt::format("x{}", i)));
+  ir::Node* node = f.append(op, std::move(args), attrs);
+  std::vector<ir::Value*> outputs;
+  for (size_t i = 0; i < node->num_outputs(); ++i)
+    outputs.push_back(node->output(i));
+  f.set_outputs(std::move(outputs));
+  passes::PipelineOptions options;
+  options.print_after.clear();  // KILN_PRINT_AFTER is for the user's functions
+  return passes::run_pipeline(std::move(f), options);
 }
 
 std::vector<ir::HostTensor> run_eager(ir::Op op, std::span<const ir::HostTensor* const> inputs,
