@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -37,7 +38,31 @@ struct GpuBufferRef {
   std::string to_string() const;
 };
 
-// One step of the launch plan: a kernel launch, or a plan kernel the GPU path cannot lower yet.
+// A GEMM the launch plan runs through cuBLASLt instead of a kernel: an f32/f64 matmul plan kernel
+// big enough for the CPU's packed GEMM, with the bias add and ReLU that follow it fused into
+// cuBLASLt's epilogue; the rest of such a kernel's epilogue is a loop kernel launched right after,
+// in place on D. D[batch..., m, n] = epilogue(op(A) · op(B)), row-major, D packed; A's and B's
+// matrices of batch index (i0, i1, ...) start Σ i_d · *_batch_strides[d] elements into their
+// buffers (0: broadcast). K = 0 fills D with zeros (cuBLASLt refuses it), and then nothing is
+// fused: the whole epilogue is the loop kernel.
+struct GpuGemm {
+  enum class Epilogue { none, bias, relu, bias_relu };
+  ir::DType dtype = ir::DType::f32;  // f32 or f64
+  int64_t m = 0, n = 0, k = 0;
+  bool transpose_a = false, transpose_b = false;  // A stored [k, m], B stored [n, k]
+  Epilogue epilogue = Epilogue::none;
+  GpuBufferRef a, b, d;
+  GpuBufferRef bias;  // with a bias epilogue: n elements
+  std::vector<int64_t> batch_shape;
+  std::vector<int64_t> a_batch_strides, b_batch_strides;
+  int alignment = 16;  // bytes every matrix pointer of every batch index is aligned to
+
+  // "gemm f32 D[128,10] = A[128,784] · B[784,10] + bias, relu (a=in0 b=in1 bias=in2 d=out0)".
+  std::string to_string() const;
+};
+
+// One step of the launch plan: a kernel launch, a cuBLASLt GEMM, or a plan kernel the GPU path
+// cannot lower yet.
 struct GpuLaunch {
   int64_t plan_kernel = -1;  // index into KernelPlan::kernels; -1 for the copies of results
   std::string label;         // "kernel 2 (loop: mul, add)" or "copy to output 1"
@@ -46,12 +71,16 @@ struct GpuLaunch {
   bool supported = true;
   std::string reason;
   // The kernel's entry, void symbol(ptr args..., i64 items): every thread strides over
-  // [0, items) from blockIdx.x·blockDim.x + threadIdx.x by blockDim.x·gridDim.x.
+  // [0, items) from blockIdx.x·blockDim.x + threadIdx.x by blockDim.x·gridDim.x; in a cooperative
+  // reduction or softmax (gpu_reduce.h) each warp or block takes an item (a row or a column tile)
+  // at a time instead. Any grid and any block of up to 1024 threads computes the same result.
   std::string symbol;
   std::vector<GpuBufferRef> args;
   int64_t items = 0;
   int block_size = 0;     // suggested threads per block
   int64_t grid_size = 0;  // suggested blocks (threads stride over the items beyond)
+  // Set for a GEMM step (supported, no symbol; items, block_size and grid_size unused).
+  std::optional<GpuGemm> gemm;
 
   // One line: "kiln_k0_0<<<4, 256>>>(in0, ws+0) items 1000  # kernel 0 (loop: mul)".
   std::string to_string() const;
@@ -68,6 +97,12 @@ struct GpuOptions {
   int opt_level = 3;          // LLVM pipeline level for the PTX (0..3)
   int block_size = 256;       // suggested threads per block
   int64_t max_blocks = 8192;  // most blocks a launch suggests; threads stride beyond
+  // Reductions and softmax whose outputs each fold at least warp_reduce_elements elements run
+  // cooperatively (codegen/gpu_reduce.h): a warp per row, a block per row from
+  // block_reduce_elements on, and a block per tile of 32 columns for a reduction that keeps the
+  // innermost axis. Shorter ones run a thread per output. (0 and 0: every one cooperatively.)
+  int64_t warp_reduce_elements = 32;
+  int64_t block_reduce_elements = 2048;
 
   // The libdevice path found at build time, or "".
   static std::string default_libdevice_path();
@@ -114,10 +149,11 @@ struct GpuGrid {
 };
 
 // The host shim: the same GPU kernels compiled for this CPU, with their thread/block index reads
-// bound to thread-local variables that a host loop sets for every (block, thread) of the grid,
-// one after another. That is a faithful schedule only for kernels without barriers or shared
-// memory, which is all the GPU path emits today (each thread computes its items alone; a
-// reduction is one output row or column block per item).
+// bound to thread-local variables that a host loop sets for every (block, thread) of the grid.
+// Kernels without barriers run one (block, thread) after another. Kernels whose threads wait for
+// each other (the cooperative reductions and softmax of gpu_reduce.h) run block by block under a
+// scheduler that runs each thread of the block as a fiber, switching at every barrier and warp
+// shuffle; shared memory is one buffer that the blocks use in turn.
 class GpuHostModule {
  public:
   // Compiles the kernels in `jit` (which the code outlives); throws CompileError like compile_gpu.
@@ -141,6 +177,7 @@ class GpuHostModule {
   std::shared_ptr<void> code_;
   std::vector<GpuLaunch> launches_;
   std::vector<void*> entries_;  // per launch, its host wrapper void(ptr* args, i64 items), or null
+  std::vector<bool> synchronizes_;  // per launch: its threads meet at barriers and shuffles
   int64_t workspace_bytes_ = 0;
 };
 

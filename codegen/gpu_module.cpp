@@ -1,6 +1,7 @@
 #include "kiln/codegen/gpu_module.h"
 
 #include <algorithm>
+#include <set>
 
 #include <llvm/IR/IntrinsicsNVPTX.h>
 #include <llvm/IR/Verifier.h>
@@ -9,11 +10,13 @@
 #include <fmt/format.h>
 
 #include "kiln/codegen/gemm.h"
+#include "kiln/codegen/gpu_reduce.h"
 #include "kiln/codegen/index_check.h"
 #include "kiln/codegen/kernel_loops.h"
 #include "kiln/codegen/module_builder.h"
 #include "kiln/codegen/parallel.h"
 #include "kiln/ir/error.h"
+#include "kiln/ir/ops/matmul.h"
 #include "kiln/passes/memory_plan.h"
 
 namespace kiln::codegen {
@@ -45,6 +48,7 @@ struct ArgSpec {
 
 class GpuModuleBuilder {
  public:
+  // `memory` is copied: a GEMM's epilogue kernel gives the GEMM's result a slot of its own.
   GpuModuleBuilder(llvm::Module& module, const passes::MemoryPlan& memory, GpuTarget target,
                    const GpuOptions& options)
       : module_(module), memory_(memory), target_(target), options_(options) {
@@ -56,21 +60,10 @@ class GpuModuleBuilder {
 
   void add_plan_kernel(size_t k, const passes::Kernel& kernel) {
     const std::string label = kernel_label(k, kernel);
-    if (gemm_handles(kernel)) {
-      GpuLaunch launch = base(static_cast<int64_t>(k), label);
-      launch.supported = false;
-      launch.reason =
-          "an f32/f64 GEMM, which the GPU runs through cuBLASLt (not lowered by the loop path)";
-      for (const ir::Value* v : kernel.inputs)
-        launch.args.push_back(spec_of(v).ref);
-      for (const ir::Value* v : kernel.outputs)
-        launch.args.push_back(spec_of(v).ref);
-      result_.launches.push_back(std::move(launch));
-      result_.kernels.push_back(nullptr);
-      return;
-    }
+    if (gemm_handles(kernel) && add_gemm(k, kernel, label)) return;
     const KernelBuffers buffers = kernel_buffers(kernel, memory_);
     if (has_index_checks(kernel)) add_index_check(k, kernel, buffers, label);
+    if (add_cooperative(k, kernel, buffers, label)) return;
     add_loops(k, kernel, buffers, label);
   }
 
@@ -106,6 +99,137 @@ class GpuModuleBuilder {
   }
 
  private:
+  // The largest power of two, up to 256, that divides `bytes` (256 for 0).
+  static int64_t alignment_of(int64_t bytes) {
+    int64_t align = 256;
+    while (align > 1 && bytes % align != 0)
+      align /= 2;
+    return align;
+  }
+
+  // The alignment of a buffer's start: the runtime's buffers are 256-byte aligned, workspace
+  // slots sit at their offset.
+  static int64_t alignment_of(const GpuBufferRef& ref) {
+    return ref.kind == GpuBufferRef::Kind::workspace ? alignment_of(ref.offset) : 256;
+  }
+
+  // Element strides of operand `shape` (rank ≥ 2) for each dimension of the result's batch
+  // shape: its own batch dimensions are right-aligned to it, missing or size-1 ones repeat (0).
+  static std::vector<int64_t> batch_strides(const ir::Shape& shape, const ir::Shape& batch) {
+    const int rank = shape.rank();
+    const int own = rank - 2;
+    std::vector<int64_t> strides(static_cast<size_t>(batch.rank()), 0);
+    int64_t stride = shape.dim(rank - 1) * shape.dim(rank - 2);
+    for (int j = own - 1; j >= 0; --j) {
+      const int at = batch.rank() - own + j;
+      if (shape.dim(j) != 1) strides[static_cast<size_t>(at)] = stride;
+      stride *= shape.dim(j);
+    }
+    return strides;
+  }
+
+  // Whether `node` adds a bias to `value` (the GEMM's result so far): add(value, v) or
+  // add(v, value) where v holds n elements along the last axis, read by every row (shape [n],
+  // or [1, ..., 1, n]), and lives in a buffer (not a constant). Sets `bias`.
+  bool is_bias(const ir::Node& node, const ir::Value* value, int64_t n,
+               const ir::Value*& bias) const {
+    if (node.op() != ir::Op::add || node.inputs().size() != 2) return false;
+    const ir::Value* other = node.input(0) == value ? node.input(1) : node.input(0);
+    if (other == value || (node.input(0) != value && node.input(1) != value)) return false;
+    const ir::TensorType& t = other->type();
+    if (t.dtype != value->type().dtype || t.shape.rank() < 1 ||
+        t.shape.dim(t.shape.rank() - 1) != n || t.shape.num_elements() != n)
+      return false;
+    if (slot(other).kind == passes::Slot::Kind::constant) return false;
+    bias = other;
+    return true;
+  }
+
+  // A matmul plan kernel whose GEMM cuBLASLt runs: a GEMM step writing the kernel's output, with
+  // the bias add and ReLU right after the matmul fused into cuBLASLt's epilogue, then the rest of
+  // the kernel's epilogue as a loop kernel in place on that output. False (nothing added) when
+  // an operand is a constant, which the module holds rather than a buffer: the loop path then
+  // computes the kernel.
+  bool add_gemm(size_t k, const passes::Kernel& kernel, const std::string& label) {
+    const ir::Node& root = *kernel.nodes.front();
+    const ir::Value* a = root.input(0);
+    const ir::Value* b = root.input(1);
+    if (slot(a).kind == passes::Slot::Kind::constant ||
+        slot(b).kind == passes::Slot::Kind::constant)
+      return false;
+    const ir::MatmulDims dims = ir::matmul_dims(a->type().shape, b->type().shape, root.attrs());
+    GpuGemm g;
+    g.dtype = a->type().dtype;
+    g.m = dims.m;
+    g.n = dims.n;
+    g.k = dims.k;
+    g.transpose_a = dims.transpose_a;
+    g.transpose_b = dims.transpose_b;
+    g.a = spec_of(a).ref;
+    g.b = spec_of(b).ref;
+    // The epilogue cuBLASLt can take: a bias, then a ReLU. With K = 0 the runtime only fills D
+    // with zeros, so the whole epilogue stays in the loop kernel.
+    size_t next = 1;
+    const ir::Value* last = root.output();
+    const ir::Value* bias = nullptr;
+    if (dims.k > 0) {
+      if (next < kernel.nodes.size() && is_bias(*kernel.nodes[next], last, dims.n, bias)) {
+        g.epilogue = GpuGemm::Epilogue::bias;
+        g.bias = spec_of(bias).ref;
+        last = kernel.nodes[next++]->output();
+      }
+      if (next < kernel.nodes.size() && kernel.nodes[next]->op() == ir::Op::relu &&
+          kernel.nodes[next]->input(0) == last) {
+        g.epilogue = bias != nullptr ? GpuGemm::Epilogue::bias_relu : GpuGemm::Epilogue::relu;
+        last = kernel.nodes[next++]->output();
+      }
+    }
+    const ir::Value* out = kernel.outputs.front();
+    g.d = spec_of(out).ref;
+    for (int64_t d : dims.batch.dims())
+      g.batch_shape.push_back(d);
+    g.a_batch_strides = batch_strides(a->type().shape, dims.batch);
+    g.b_batch_strides = batch_strides(b->type().shape, dims.batch);
+    // Every matrix pointer of every batch index: its buffer's start plus multiples of the
+    // strides, in bytes; cuBLASLt asks no more than 16.
+    const auto size = static_cast<int64_t>(ir::dtype_size(g.dtype));
+    int64_t align = 16;
+    for (const GpuBufferRef* ref : {&g.a, &g.b, &g.d})
+      align = std::min(align, alignment_of(*ref));
+    if (bias != nullptr) align = std::min(align, alignment_of(g.bias));
+    for (const std::vector<int64_t>* strides : {&g.a_batch_strides, &g.b_batch_strides}) {
+      for (int64_t stride : *strides)
+        align = std::min(align, alignment_of(stride * size));
+    }
+    if (!g.batch_shape.empty()) align = std::min(align, alignment_of(g.m * g.n * size));
+    g.alignment = static_cast<int>(std::max(align, size));
+    GpuLaunch launch = base(static_cast<int64_t>(k), label);
+    launch.gemm = std::move(g);
+    result_.launches.push_back(std::move(launch));
+    result_.kernels.push_back(nullptr);
+    if (next == kernel.nodes.size()) return true;
+    // The rest of the epilogue: a loop kernel reading the GEMM's result where it wrote it (the
+    // output's slot) and writing each element back in place.
+    passes::Kernel rest;
+    rest.kind = passes::KernelKind::loop;
+    rest.nodes.assign(kernel.nodes.begin() + static_cast<std::ptrdiff_t>(next), kernel.nodes.end());
+    std::set<const ir::Value*> made;
+    for (const ir::Node* node : rest.nodes) {
+      for (const ir::Value* v : node->inputs()) {
+        if (made.count(v) == 0 &&
+            std::find(rest.inputs.begin(), rest.inputs.end(), v) == rest.inputs.end())
+          rest.inputs.push_back(v);
+      }
+      for (size_t o = 0; o < node->num_outputs(); ++o)
+        made.insert(node->output(o));
+    }
+    rest.outputs = kernel.outputs;
+    memory_.slots[last] = slot(out);
+    const KernelBuffers buffers = kernel_buffers(rest, memory_);
+    add_loops(k, rest, buffers, label + ", epilogue");
+    return true;
+  }
+
   GpuLaunch base(int64_t plan_kernel, const std::string& label) const {
     GpuLaunch launch;
     launch.plan_kernel = plan_kernel;
@@ -289,6 +413,88 @@ class GpuModuleBuilder {
     result_.kernels.push_back(kernel);
   }
 
+  // A reduction or softmax with long rows or columns: one kernel whose warps or blocks share each
+  // output (gpu_reduce.h), instead of add_loops' thread per output. False when it is not worth it.
+  bool add_cooperative(size_t k, const passes::Kernel& kernel, const KernelBuffers& buffers,
+                       const std::string& label) {
+    const std::optional<GpuCooperative> plan = plan_cooperative(kernel, options_);
+    if (!plan) return false;
+    llvm::LLVMContext& context = module_.getContext();
+    llvm::Type* ptr = llvm::PointerType::get(context, 0);
+    llvm::Type* i64 = llvm::Type::getInt64Ty(context);
+    const size_t distinct = buffers.exclusive.size();
+    std::vector<llvm::Type*> body_params(distinct, ptr);
+    body_params.push_back(i64);
+    auto* body = llvm::Function::Create(
+        llvm::FunctionType::get(llvm::Type::getVoidTy(context), body_params, false),
+        llvm::Function::InternalLinkage, fmt::format("kernel{}.coop", k), module_);
+    std::vector<ArgSpec> specs;
+    for (size_t i = 0; i < distinct; ++i) {
+      if (buffers.exclusive[i])
+        body->addParamAttr(static_cast<unsigned>(i), llvm::Attribute::NoAlias);
+      const size_t a =
+          static_cast<size_t>(std::find(buffers.buffer_of.begin(), buffers.buffer_of.end(), i) -
+                              buffers.buffer_of.begin());
+      specs.push_back(spec_of(argument(kernel, a), buffers.exclusive[i]));
+    }
+    emit_cooperative(
+        *body, kernel, buffers, *plan,
+        gpu_sync_functions(module_, target_ == GpuTarget::nvptx, index_fns_[kThreadIndex],
+                           index_fns_[kBlockIndex], index_fns_[kBlockDim], index_fns_[kGridDim]));
+    result_.labels[body] = label;
+    verify(*body, label);
+
+    // void symbol(ptr params..., i64 items): the body, with constants bound.
+    const std::string symbol = fmt::format("kiln_k{}_0", k);
+    GpuLaunch launch = base(static_cast<int64_t>(k), label);
+    std::vector<llvm::Type*> params;
+    for (const ArgSpec& spec : specs) {
+      if (spec.constant == nullptr) params.push_back(ptr);
+    }
+    params.push_back(i64);
+    const bool nvptx = target_ == GpuTarget::nvptx;
+    auto* entry = llvm::Function::Create(
+        llvm::FunctionType::get(llvm::Type::getVoidTy(context), params, false),
+        nvptx ? llvm::Function::ExternalLinkage : llvm::Function::InternalLinkage, symbol, module_);
+    if (nvptx) entry->setCallingConv(llvm::CallingConv::PTX_Kernel);
+    entry->addFnAttr(llvm::Attribute::NoUnwind);
+    entry->addFnAttr(llvm::Attribute::Convergent);
+    std::vector<Value*> args;
+    unsigned p = 0;
+    for (const ArgSpec& spec : specs) {
+      if (spec.constant != nullptr) {
+        args.push_back(spec.constant);
+        continue;
+      }
+      if (spec.exclusive) entry->addParamAttr(p, llvm::Attribute::NoAlias);
+      args.push_back(entry->getArg(p++));
+      launch.args.push_back(spec.ref);
+    }
+    args.push_back(entry->getArg(p));
+    Builder b(llvm::BasicBlock::Create(context, "entry", entry));
+    b.CreateCall(body, args);
+    b.CreateRetVoid();
+    verify(*entry, symbol);
+
+    // Whole warps per block: a row takes a block (or a warp: up to 8 rows a block), a column
+    // tile a block of 8 slices.
+    const int64_t warp = 32;
+    const int64_t threads =
+        std::clamp<int64_t>((options_.block_size + warp - 1) / warp * warp, warp, 1024);
+    int64_t per_block = 1;
+    if (plan->group == GpuGroup::warp) per_block = std::min(threads / warp, plan->items);
+    launch.symbol = symbol;
+    launch.items = plan->items;
+    launch.block_size =
+        static_cast<int>(plan->group == GpuGroup::warp ? per_block * warp : threads);
+    launch.grid_size = std::clamp<int64_t>((plan->items + per_block - 1) / per_block, 1,
+                                           std::max<int64_t>(options_.max_blocks, 1));
+    result_.launches.push_back(std::move(launch));
+    result_.kernels.push_back(entry);
+    result_.synchronizing.insert(entry);
+    return true;
+  }
+
   // i32 kiln_gpu_*(): the special register on NVPTX, the shim's thread-local on the host.
   llvm::Function* index_function(IndexRead r) {
     llvm::LLVMContext& context = module_.getContext();
@@ -321,7 +527,7 @@ class GpuModuleBuilder {
   }
 
   llvm::Module& module_;
-  const passes::MemoryPlan& memory_;
+  passes::MemoryPlan memory_;
   GpuTarget target_;
   const GpuOptions& options_;
   llvm::Function* index_fns_[kIndexReads] = {};

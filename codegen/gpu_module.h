@@ -4,6 +4,7 @@
 #pragma once
 
 #include <map>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -22,6 +23,9 @@ struct GpuKernels {
   std::vector<llvm::Function*> kernels;
   // The plan kernel's label of every function that emitted code holds, for error messages.
   std::map<const llvm::Function*, std::string> labels;
+  // The kernels whose threads wait for each other (barriers, warp shuffles: gpu_reduce.h): the
+  // host shim runs each block of theirs with all its threads at once.
+  std::set<const llvm::Function*> synchronizing;
 };
 
 // Fills `module` (with its target triple and data layout already set) with one kernel per

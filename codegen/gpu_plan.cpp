@@ -24,7 +24,27 @@ std::string GpuBufferRef::to_string() const {
   return "?";
 }
 
+std::string GpuGemm::to_string() const {
+  std::string batch;
+  for (int64_t d : batch_shape)
+    batch += fmt::format("{},", d);
+  auto matrix = [&](const char* name, int64_t rows, int64_t cols, bool transposed) {
+    return transposed ? fmt::format("{}[{}{},{}]^T", name, batch, cols, rows)
+                      : fmt::format("{}[{}{},{}]", name, batch, rows, cols);
+  };
+  std::string epilogue_text;
+  if (epilogue == Epilogue::bias || epilogue == Epilogue::bias_relu) epilogue_text += " + bias";
+  if (epilogue == Epilogue::relu || epilogue == Epilogue::bias_relu) epilogue_text += ", relu";
+  std::string operands = fmt::format("a={} b={}", a.to_string(), b.to_string());
+  if (epilogue == Epilogue::bias || epilogue == Epilogue::bias_relu)
+    operands += fmt::format(" bias={}", bias.to_string());
+  return fmt::format("gemm {} D[{}{},{}] = {} · {}{} ({} d={})", ir::dtype_name(dtype), batch, m, n,
+                     matrix("A", m, k, transpose_a), matrix("B", k, n, transpose_b), epilogue_text,
+                     operands, d.to_string());
+}
+
 std::string GpuLaunch::to_string() const {
+  if (gemm) return fmt::format("{}  # {}", gemm->to_string(), label);
   std::string args_text;
   for (const GpuBufferRef& ref : args) {
     if (!args_text.empty()) args_text += ", ";

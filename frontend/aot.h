@@ -58,6 +58,13 @@ struct Options {
   std::string target_cpu = "native";
   Weights weights = Weights::embed;
   int opt_level = 2;  // LLVM's optimization level, 0 to 3
+  // Where the library runs its kernels: "cpu", or "cuda" (NVIDIA GPUs: the kernels are embedded
+  // as a fatbin, the state lives in GPU memory; building needs a CUDA toolkit's ptxas and
+  // fatbinary, running needs only the driver; docs/aot.md).
+  std::string device = "cpu";
+  // device "cuda": the GPU architectures to embed machine code (cubins) for, comma-separated;
+  // the PTX of the newest is embedded too, which the driver compiles for later GPUs.
+  std::string gpu_arch = "sm_80,sm_90";
 };
 
 // What aot::compile wrote.

@@ -18,6 +18,7 @@
 #include <utility>
 #include <vector>
 
+#include "kiln/runtime/aot_cuda_model.h"
 #include "kiln/runtime/aot_weights.h"
 #include "kiln/runtime/generated_code.h"
 #include "kiln/runtime/thread_pool.h"
@@ -119,15 +120,30 @@ struct kiln_aot_model {
   std::vector<void*> frame_outputs;  // [outputs..., checks..., updates...]
   int64_t status[KILN_RT_STATUS_WORDS] = {};
   ErrorText error;
+  // A GPU instance (kiln_aot_create_cuda): the state lives on the device, not in state_data.
+  kiln::runtime::detail::AotCudaModel* cuda = nullptr;
+  const kiln::runtime::detail::AotCudaOps* cuda_ops = nullptr;
+  std::vector<void*> check_pointers;         // check_buffers' addresses, for the GPU half
+  mutable std::vector<Buffer> state_mirror;  // kiln_aot_state's host copies of GPU state
 
-  void init(const kiln_aot_desc& desc, const char* weights_path);
+  void init(const kiln_aot_desc& desc, const char* weights_path,
+            const kiln_aot_cuda_desc* cuda_desc = nullptr, int32_t device = 0,
+            const kiln::runtime::detail::AotCudaOps* ops = nullptr);
+  ~kiln_aot_model() {
+    if (cuda != nullptr) cuda_ops->destroy(cuda);
+  }
   void read_tensors(const char* kind, int32_t count, const kiln_aot_tensor* tensors,
                     std::vector<TensorInfo>& out) const;
   void check_state_names() const;
   void load_weights_file(const char* path);
   void load_embedded(const kiln_aot_desc& desc, const std::vector<bool>& updated);
   int run(const void* const* in, void* const* out);
+  int run_cuda(const void* const* in, void* const* out);
+  int run_device(const uint64_t* in, const uint64_t* out);
+  // Turns what the kernels reported and the check values into an error, or applies the updates.
+  int finish(const int64_t* words);
   void save(const char* path) const;
+  const void* state_view(size_t index) const;
   // Sets the error to "NAME: " + the formatted text, without allocating; returns 1.
   __attribute__((format(printf, 2, 3))) int run_error(const char* format, ...);
 };
@@ -196,10 +212,12 @@ void kiln_aot_model::check_state_names() const {
   }
 }
 
-void kiln_aot_model::init(const kiln_aot_desc& desc, const char* weights_path) {
+void kiln_aot_model::init(const kiln_aot_desc& desc, const char* weights_path,
+                          const kiln_aot_cuda_desc* cuda_desc, int32_t device,
+                          const kiln::runtime::detail::AotCudaOps* ops) {
   name = desc.name != nullptr ? desc.name : "kiln_aot";
   std::string invalid = name + ": invalid descriptor: ";
-  if (desc.entry == nullptr) fail(invalid + "no entry function");
+  if (desc.entry == nullptr && cuda_desc == nullptr) fail(invalid + "no entry function");
   if (desc.workspace_bytes < 0) fail(invalid + "negative workspace size");
   entry = desc.entry;
   read_tensors("input", desc.num_inputs, desc.inputs, inputs);
@@ -232,7 +250,22 @@ void kiln_aot_model::init(const kiln_aot_desc& desc, const char* weights_path) {
     }
     load_embedded(desc, updated);
   }
+  for (const TensorInfo& t : checks) {
+    check_buffers.push_back(allocate(t.bytes, name, "check '" + t.name + "'"));
+    check_pointers.push_back(check_buffers.back().get());
+  }
 
+  if (cuda_desc != nullptr) {
+    const kiln::runtime::detail::AotSignature signature{name,   &inputs, &outputs,
+                                                        &state, &checks, &update_state};
+    cuda_ops = ops;
+    cuda = ops->create(signature, *cuda_desc, device, state_data);
+    // The state lives on the device now: the host copies are dropped.
+    state_owned.clear();
+    state_owned.resize(state.size());
+    state_data.assign(state.size(), nullptr);
+    return;
+  }
   for (int32_t s : update_state)
     update_buffers.push_back(
         allocate(state[s].bytes, name, "the update of '" + state[s].name + "'"));
@@ -240,8 +273,6 @@ void kiln_aot_model::init(const kiln_aot_desc& desc, const char* weights_path) {
     input_staging.push_back(allocate(t.bytes, name, "input '" + t.name + "'"));
   for (const TensorInfo& t : outputs)
     output_staging.push_back(allocate(t.bytes, name, "output '" + t.name + "'"));
-  for (const TensorInfo& t : checks)
-    check_buffers.push_back(allocate(t.bytes, name, "check '" + t.name + "'"));
   workspace = allocate(desc.workspace_bytes, name, "the workspace");
   frame_inputs.assign(inputs.size() + state.size(), nullptr);
   frame_outputs.assign(outputs.size() + checks.size() + update_state.size(), nullptr);
@@ -283,6 +314,7 @@ void kiln_aot_model::load_weights_file(const char* path) {
 KILN_CALLS_GENERATED_CODE int kiln_aot_model::run(const void* const* in, void* const* out) {
   if (!inputs.empty() && in == nullptr) return run_error("the inputs array is NULL");
   if (!outputs.empty() && out == nullptr) return run_error("the outputs array is NULL");
+  if (cuda) return run_cuda(in, out);
   for (size_t i = 0; i < inputs.size(); ++i) {
     size_t bytes = static_cast<size_t>(inputs[i].bytes);
     if (in[i] == nullptr && bytes > 0) {
@@ -317,12 +349,58 @@ KILN_CALLS_GENERATED_CODE int kiln_aot_model::run(const void* const* in, void* c
       std::memcpy(out[o], frame_outputs[o], static_cast<size_t>(outputs[o].bytes));
     }
   }
-  if (status[0] != 0) {
+  return finish(status);
+}
+
+// A GPU instance's run from host memory: copied in and out by the GPU half.
+int kiln_aot_model::run_cuda(const void* const* in, void* const* out) {
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    if (in[i] == nullptr && inputs[i].bytes > 0)
+      return run_error("input %zu (%s) is NULL", i, inputs[i].name.c_str());
+  }
+  for (size_t o = 0; o < outputs.size(); ++o) {
+    if (out[o] == nullptr && outputs[o].bytes > 0)
+      return run_error("output %zu (%s) is NULL", o, outputs[o].name.c_str());
+  }
+  const kiln::runtime::RunStatus s = cuda_ops->run(*cuda, in, out, check_pointers);
+  const int64_t words[4] = {s.code, s.value, s.position, s.bound};
+  return finish(words);
+}
+
+int kiln_aot_model::run_device(const uint64_t* in, const uint64_t* out) {
+  if (!cuda) {
+    return run_error(
+        "run_device needs a library built for a GPU (kiln aot --device cuda); this one runs on "
+        "the CPU: use run");
+  }
+  if (!inputs.empty() && in == nullptr) return run_error("the inputs array is NULL");
+  if (!outputs.empty() && out == nullptr) return run_error("the outputs array is NULL");
+  // Kernels and cuBLASLt read whole elements, and GEMMs assume 16-byte aligned matrices
+  // (cuMemAlloc gives 256).
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    if (in[i] == 0 && inputs[i].bytes > 0)
+      return run_error("input %zu (%s) is a null device pointer", i, inputs[i].name.c_str());
+    if (in[i] % 16 != 0)
+      return run_error("input %zu (%s) is not aligned to 16 bytes", i, inputs[i].name.c_str());
+  }
+  for (size_t o = 0; o < outputs.size(); ++o) {
+    if (out[o] == 0 && outputs[o].bytes > 0)
+      return run_error("output %zu (%s) is a null device pointer", o, outputs[o].name.c_str());
+    if (out[o] % 16 != 0)
+      return run_error("output %zu (%s) is not aligned to 16 bytes", o, outputs[o].name.c_str());
+  }
+  const kiln::runtime::RunStatus s = cuda_ops->run_device(*cuda, in, out, check_pointers);
+  const int64_t words[4] = {s.code, s.value, s.position, s.bound};
+  return finish(words);
+}
+
+int kiln_aot_model::finish(const int64_t* words) {
+  if (words[0] != 0) {
     return run_error(
         "index %lld (element %lld of indices) is out of range for an axis of size "
         "%lld (kernel %lld)%s",
-        static_cast<long long>(status[1]), static_cast<long long>(status[2]),
-        static_cast<long long>(status[3]), static_cast<long long>(status[0] - 1),
+        static_cast<long long>(words[1]), static_cast<long long>(words[2]),
+        static_cast<long long>(words[3]), static_cast<long long>(words[0] - 1),
         update_state.empty() ? "" : "; the state was not updated");
   }
   for (size_t c = 0; c < checks.size(); ++c) {
@@ -331,6 +409,10 @@ KILN_CALLS_GENERATED_CODE int kiln_aot_model::run(const void* const* in, void* c
       return run_error("check_numerics: %s: found %s%s", checks[c].name.c_str(), wrong,
                        update_state.empty() ? "" : "; the state was not updated");
     }
+  }
+  if (cuda) {
+    cuda_ops->commit(*cuda);
+    return 0;
   }
   for (size_t u = 0; u < update_state.size(); ++u) {
     size_t s = static_cast<size_t>(update_state[u]);
@@ -342,7 +424,28 @@ KILN_CALLS_GENERATED_CODE int kiln_aot_model::run(const void* const* in, void* c
 
 void kiln_aot_model::save(const char* path) const {
   if (path == nullptr) fail(name + ": kiln_aot_save_weights: the path is NULL");
-  write_weights_file(name, path, state, state_data);
+  if (!cuda) {
+    write_weights_file(name, path, state, state_data);
+    return;
+  }
+  std::vector<Buffer> host;
+  std::vector<void*> data;
+  for (size_t s = 0; s < state.size(); ++s) {
+    host.push_back(allocate(state[s].bytes, name, "a copy of state '" + state[s].name + "'"));
+    cuda_ops->download(*cuda, s, host.back().get());
+    data.push_back(host.back().get());
+  }
+  write_weights_file(name, path, state, data);
+}
+
+const void* kiln_aot_model::state_view(size_t index) const {
+  if (!cuda) return state_data[index];
+  state_mirror.resize(state.size());
+  if (!state_mirror[index])
+    state_mirror[index] =
+        allocate(state[index].bytes, name, "a copy of '" + state[index].name + "'");
+  cuda_ops->download(*cuda, index, state_mirror[index].get());
+  return state_mirror[index].get();
 }
 
 extern "C" {
@@ -364,6 +467,45 @@ kiln_aot_model* kiln_aot_create(const kiln_aot_desc* desc, const char* weights_p
   } catch (...) {
     record_current_exception(t_error, who);
     return nullptr;
+  }
+}
+
+}  // extern "C"
+
+kiln_aot_model* kiln::runtime::detail::create_aot_model(const kiln_aot_desc* desc,
+                                                        const kiln_aot_cuda_desc* cuda,
+                                                        const char* weights_path, int32_t device,
+                                                        const AotCudaOps& ops) {
+  const char* who = "kiln_aot_create_cuda";
+  try {
+    if (desc == nullptr || cuda == nullptr) fail("kiln_aot_create_cuda: the descriptor is NULL");
+    if (desc->abi_version != KILN_AOT_ABI_VERSION) {
+      fail("kiln_aot_create_cuda: the library was built for AOT ABI version " +
+           std::to_string(desc->abi_version) + ", this runtime reads version " +
+           std::to_string(KILN_AOT_ABI_VERSION));
+    }
+    if (desc->name != nullptr) who = desc->name;
+    auto model = std::make_unique<kiln_aot_model>();
+    model->init(*desc, weights_path, cuda, device, &ops);
+    return model.release();
+  } catch (...) {
+    record_current_exception(t_error, who);
+    return nullptr;
+  }
+}
+
+extern "C" {
+
+int kiln_aot_run_device(kiln_aot_model* model, const uint64_t* inputs, const uint64_t* outputs) {
+  if (model == nullptr) {
+    t_error.set("kiln_aot_run_device: the model is NULL");
+    return 1;
+  }
+  try {
+    return model->run_device(inputs, outputs);
+  } catch (...) {
+    record_current_exception(model->error, model->name.c_str());
+    return 1;
   }
 }
 
@@ -402,7 +544,12 @@ const void* kiln_aot_state(const kiln_aot_model* model, int32_t index) {
   if (model == nullptr || index < 0 || static_cast<size_t>(index) >= model->state.size()) {
     return nullptr;
   }
-  return model->state_data[static_cast<size_t>(index)];
+  try {
+    return model->state_view(static_cast<size_t>(index));
+  } catch (...) {
+    record_current_exception(const_cast<kiln_aot_model*>(model)->error, model->name.c_str());
+    return nullptr;
+  }
 }
 
 void kiln_aot_destroy(kiln_aot_model* model) {

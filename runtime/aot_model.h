@@ -68,11 +68,30 @@ typedef struct kiln_aot_desc {
 
 typedef struct kiln_aot_model kiln_aot_model;
 
+/* What the glue of a library for NVIDIA GPUs (kiln aot --device cuda) adds to its kiln_aot_desc,
+   whose entry is then NULL: the kernels and the order to run them in. */
+typedef struct kiln_aot_cuda_desc {
+  const void* fatbin; /* cubins per architecture plus PTX (fatbinary's output) */
+  int64_t fatbin_bytes;
+  const void* plan; /* the launch plan, as runtime/cuda/launch_plan_blob.h writes it */
+  int64_t plan_bytes;
+  const char* gpu_arch; /* the architectures it was built for, "sm_80,sm_90", for messages */
+} kiln_aot_cuda_desc;
+
 /* A new instance. `weights_path` NULL: the state comes from desc->weights (an error when the
    library embeds none and has state). Otherwise from that safetensors file, which must hold
    exactly the state tensors by name, with their dtypes and shapes. Returns NULL on failure;
    kiln_aot_last_error(NULL) then says why (per thread). */
 kiln_aot_model* kiln_aot_create(const kiln_aot_desc* desc, const char* weights_path);
+
+/* A new instance on GPU `device` (an ordinal, 0 for the first) of a library for NVIDIA GPUs:
+   the CUDA driver is loaded (dlopen, never linked), the device's primary context retained, the
+   kernels loaded and the state (from the embedded weights or `weights_path`, as
+   kiln_aot_create) copied into device memory, where it stays. Returns NULL when there is no
+   usable driver or device, memory runs out, or cuBLASLt is needed and missing; then
+   kiln_aot_last_error(NULL) says why. */
+kiln_aot_model* kiln_aot_create_cuda(const kiln_aot_desc* desc, const kiln_aot_cuda_desc* cuda,
+                                     const char* weights_path, int32_t device);
 
 /* Runs the function once: `inputs` holds desc->num_inputs pointers, `outputs` desc->num_outputs
    pointers, each to a dense buffer of the tensor's size (any alignment; aligned to 64 bytes
@@ -81,6 +100,12 @@ kiln_aot_model* kiln_aot_create(const kiln_aot_desc* desc, const char* weights_p
    finite) with kiln_aot_last_error(model) set; a failed run applies no update.
    One instance runs one call at a time; separate instances may run concurrently. */
 int kiln_aot_run(kiln_aot_model* model, const void* const* inputs, void* const* outputs);
+
+/* kiln_aot_run for a GPU instance (kiln_aot_create_cuda) with device memory: `inputs` and
+   `outputs` hold device addresses (CUdeviceptr) of the instance's device, one per input and one
+   per output; 0 only for a tensor of no elements. Returns when the outputs are written; 0 on
+   success. kiln_aot_run on a GPU instance takes host memory and copies it in and out. */
+int kiln_aot_run_device(kiln_aot_model* model, const uint64_t* inputs, const uint64_t* outputs);
 
 /* The last error on `model`, or for NULL the last error on this thread of a call that had no
    model (a failed kiln_aot_create, a NULL model, kiln_aot_set_num_threads); "" when there was
@@ -93,7 +118,9 @@ const char* kiln_aot_last_error(const kiln_aot_model* model);
    Returns 0 on success. */
 int kiln_aot_save_weights(kiln_aot_model* model, const char* path);
 
-/* Read-only view of state tensor `index` (0 <= index < desc->num_state), or NULL. */
+/* Read-only view of state tensor `index` (0 <= index < desc->num_state), or NULL. On a GPU
+   instance, a host copy made by this call (valid until the next call on the model), or NULL when
+   the copy fails. */
 const void* kiln_aot_state(const kiln_aot_model* model, int32_t index);
 
 /* Frees the instance; NULL is ignored. */

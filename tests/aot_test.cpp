@@ -38,21 +38,6 @@ k::Tensor poly_input() {
   return k::constant({-2.f, -0.5f, 0.f, 0.25f, 1.f, 3.f});
 }
 
-// The dynamic libraries `path` needs (readelf's NEEDED entries).
-std::set<std::string> needed(const std::string& path) {
-  k::testing::Outcome o = k::testing::run({"readelf", "-d", path});
-  REQUIRE(o.status == 0);
-  std::set<std::string> names;
-  std::istringstream lines(o.out);
-  for (std::string line; std::getline(lines, line);) {
-    auto open = line.find("(NEEDED)");
-    if (open == std::string::npos) continue;
-    auto a = line.find('['), b = line.find(']');
-    names.insert(line.substr(a + 1, b - a - 1));
-  }
-  return names;
-}
-
 // A model of the main job built (weights drawn from a fixed seed) for f32 images.
 k::Sequential built(k::Sequential model) {
   k::set_random_seed(5);
@@ -113,14 +98,7 @@ TEST_CASE("aot: the library needs only libc, libm and libpthread and exports onl
   TempDir dir;
   const k::aot::Library lib =
       k::aot::compile(poly_function(), {k::TensorSpec({6})}, {.name = "poly", .out_dir = dir.path});
-  const std::set<std::string> allowed{"libc.so.6", "libm.so.6", "libpthread.so.0",
-                                      "ld-linux-x86-64.so.2"};
-  const std::set<std::string> libs = needed(lib.library);
-  CHECK(libs.count("libc.so.6") == 1);
-  for (const std::string& name : libs) {
-    INFO(name);
-    CHECK(allowed.count(name) == 1);
-  }
+  k::testing::check_needs_only_libc(lib.library);
   k::testing::Outcome symbols = k::testing::run({"nm", "-D", "--defined-only", lib.library});
   REQUIRE(symbols.status == 0);
   std::istringstream lines(symbols.out);
@@ -172,7 +150,7 @@ int main(void) {
       build_and_run(dir, "cc -std=c99 -Wall -Wextra -Werror -pedantic", "main.c");
   CHECK(out == "f32 output0 6: 54.0000 9.0000 4.0000 3.3750 9.0000 79.0000\n");
   // The program itself needs no libstdc++ either.
-  CHECK(needed(dir.file("main")).count("libstdc++.so.6") == 0);
+  CHECK(k::testing::needed(dir.file("main")).count("libstdc++.so.6") == 0);
 }
 
 TEST_CASE("aot: the header's C++ wrapper owns the model and throws on errors", "[aot]") {

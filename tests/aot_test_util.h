@@ -8,10 +8,41 @@
 #include <kiln/kiln.h>
 
 #include <cmath>
+#include <set>
+#include <sstream>
 #include <string>
 #include <vector>
 
+#include "process_test_util.h"
+
 namespace kiln::testing {
+
+// The dynamic libraries `path` needs (readelf's NEEDED entries).
+inline std::set<std::string> needed(const std::string& path) {
+  Outcome o = run({"readelf", "-d", path});
+  REQUIRE(o.status == 0);
+  std::set<std::string> names;
+  std::istringstream lines(o.out);
+  for (std::string line; std::getline(lines, line);) {
+    auto open = line.find("(NEEDED)");
+    if (open == std::string::npos) continue;
+    auto a = line.find('['), b = line.find(']');
+    names.insert(line.substr(a + 1, b - a - 1));
+  }
+  return names;
+}
+
+// CHECKs that the library at `path` needs libc and nothing but libm, libpthread and the loader.
+inline void check_needs_only_libc(const std::string& path) {
+  const std::set<std::string> allowed{"libc.so.6", "libm.so.6", "libpthread.so.0",
+                                      "ld-linux-x86-64.so.2"};
+  const std::set<std::string> libs = needed(path);
+  CHECK(libs.count("libc.so.6") == 1);
+  for (const std::string& name : libs) {
+    INFO(name);
+    CHECK(allowed.count(name) == 1);
+  }
+}
 
 // A library from kiln::aot, opened with dlopen; fn<Signature>("run") finds NAME_run.
 class AotLibrary {

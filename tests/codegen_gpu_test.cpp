@@ -7,6 +7,7 @@
 
 #include <chrono>
 #include <fstream>
+#include <limits>
 #include <map>
 
 #include <fmt/format.h>
@@ -19,6 +20,7 @@
 #include "kiln/ir/parser.h"
 #include "kiln/ir/printer.h"
 #include "kiln/passes/pipeline.h"
+#include "ptxas_test_util.h"
 #include "random_program.h"
 
 using namespace kiln;
@@ -27,6 +29,8 @@ using ir::Attrs;
 using ir::DType;
 using ir::Op;
 using ir::Shape;
+using testing::ptxas_errors;
+using testing::ptxas_path;
 using testing::sample;
 using testing::table_ops;
 
@@ -395,28 +399,6 @@ std::vector<ir::HostTensor> expected(const ir::Function& f,
   return all;
 }
 
-// ptxas -arch=ARCH on `ptx`: "" when it assembles, else what ptxas said.
-std::string ptxas_errors(const std::string& ptxas, const std::string& ptx,
-                         const std::string& arch) {
-  detail::TempDir dir("/tmp", "kiln_ptxas", "ptxas", std::source_location::current());
-  const std::string source = dir.file("kernels.ptx");
-  std::ofstream(source) << ptx;
-  std::string error;
-  const std::string log = dir.file("ptxas.log");
-  int status = detail::run_program(
-      {ptxas, "-arch=" + arch, "-o", dir.file("kernels.cubin"), source}, log, error);
-  if (status == 0) return "";
-  return fmt::format("ptxas exited {} {}: {}", status, error, detail::tail_of_file(log, 2000));
-}
-
-std::string ptxas_path() {
-#ifdef KILN_PTXAS
-  return KILN_PTXAS;
-#else
-  return "";
-#endif
-}
-
 }  // namespace
 
 TEST_CASE("every op of the table is lowered for the GPU by some case, or listed", "[gpu]") {
@@ -566,28 +548,106 @@ TEST_CASE("the host shim takes a launch's parameters as cuLaunchKernel does", "[
     CHECK(out[static_cast<size_t>(i)] == (i < 990 ? i * (3 - i) : -1));
 }
 
-TEST_CASE("f32 GEMMs are listed as unsupported launches, not skipped", "[gpu]") {
-  ir::Function f =
-      ir::parse(R"(func @dense(%x: f32[32,64], %w: f32[64,16], %b: f32[16]) -> f32[32,16] {
+namespace {
+
+// `text` through the pass pipeline and GPU codegen: checks that the host shim (GEMMs by the shim's
+// reference, the rest by the kernels) equals the interpreter on random arguments, and returns
+// the module.
+codegen::GpuModule check_gemm_function(const std::string& text, uint64_t seed) {
+  ir::Function f = ir::parse(text);
+  std::vector<ir::HostTensor> args;
+  for (size_t i = 0; i < f.params().size(); ++i)
+    args.push_back(testing::sample(f.param(i)->type(), static_cast<uint32_t>(seed + i), false));
+  std::vector<ir::HostTensor> want = expected(f, args);
+  passes::PipelineResult r = passes::run_pipeline(std::move(f));
+  codegen::GpuHostModule shim(r.function, r.kernels, r.memory, jit());
+  CHECK(testing::compare_results(run_shim(shim, r.function, args, {}), want, 1e-4, 1e-4) == "");
+  return codegen::compile_gpu(r.function, r.kernels, r.memory, {.gpu_arch = "sm_90"});
+}
+
+}  // namespace
+
+TEST_CASE("f32 GEMMs are cuBLASLt steps with the bias and ReLU in the epilogue", "[gpu]") {
+  codegen::GpuModule module = check_gemm_function(
+      R"(func @dense(%x: f32[32,64], %w: f32[64,16], %b: f32[16]) -> f32[32,16] {
   %0 = matmul(%x, %w) : f32[32,16]
   %1 = add(%0, %b) : f32[32,16]
   %2 = relu(%1) : f32[32,16]
   return %2
-})");
-  passes::PipelineResult r = passes::run_pipeline(std::move(f));
-  codegen::GpuModule module = codegen::compile_gpu(r.function, r.kernels, r.memory);
+})",
+      1);
   REQUIRE(module.launches.size() == 1);
   const codegen::GpuLaunch& gemm = module.launches[0];
-  CHECK_FALSE(gemm.supported);
-  CHECK_FALSE(module.fully_supported());
+  CHECK(gemm.supported);
+  CHECK(module.fully_supported());
   CHECK(gemm.symbol.empty());
-  CHECK_THAT(gemm.reason, Contains("cuBLASLt"));
-  CHECK_THAT(module.print_launch_plan(),
-             Contains("unsupported (in0, in1, in2, out0) kernel 0 (matmul: matmul, add, relu)"));
-  codegen::GpuHostModule shim(r.function, r.kernels, r.memory, jit());
-  ir::HostTensor x(DType::f32, Shape{32, 64}), w(DType::f32, Shape{64, 16}),
-      b(DType::f32, Shape{16});
-  CHECK_THROWS_WITH(run_shim(shim, r.function, {x, w, b}, {}), Contains("cuBLASLt"));
+  REQUIRE(gemm.gemm);
+  CHECK(gemm.gemm->epilogue == codegen::GpuGemm::Epilogue::bias_relu);
+  CHECK(gemm.gemm->alignment == 16);
+  CHECK(module.print_launch_plan() ==
+        "gemm f32 D[32,16] = A[32,64] · B[64,16] + bias, relu (a=in0 b=in1 bias=in2 d=out0)  # "
+        "kernel 0 (matmul: matmul, add, relu)\n");
+}
+
+TEST_CASE("a GEMM's epilogue beyond bias and ReLU runs in place after it", "[gpu]") {
+  // The bias on the left, then a multiply and tanh that cuBLASLt cannot take.
+  codegen::GpuModule module = check_gemm_function(
+      R"(func @f(%x: f32[40,64], %w: f32[64,24], %b: f32[1,24], %s: f32[40,24]) -> f32[40,24] {
+  %0 = matmul(%x, %w) : f32[40,24]
+  %1 = add(%b, %0) : f32[40,24]
+  %2 = mul(%1, %s) : f32[40,24]
+  %3 = tanh(%2) : f32[40,24]
+  return %3
+})",
+      2);
+  REQUIRE(module.launches.size() == 2);
+  REQUIRE(module.launches[0].gemm);
+  CHECK(module.launches[0].gemm->epilogue == codegen::GpuGemm::Epilogue::bias);
+  CHECK_THAT(module.launches[1].to_string(),
+             Contains("(out0, in3) items") && Contains("kernel 0 (matmul: matmul, add, mul, tanh), "
+                                                       "epilogue"));
+  const std::string ptxas = ptxas_path();
+  if (!ptxas.empty()) CHECK(ptxas_errors(ptxas, module.ptx[0].text, "sm_90") == "");
+}
+
+TEST_CASE("batched, broadcast and transposed GEMMs, f64, and K = 0 on the GPU path", "[gpu]") {
+  // A batch of 3 against one shared matrix, transposed, then a ReLU.
+  codegen::GpuModule batched = check_gemm_function(
+      R"(func @f(%x: f32[3,40,64], %w: f32[24,64]) -> f32[3,40,24] {
+  %0 = matmul(%x, %w) {transpose_b = true} : f32[3,40,24]
+  %1 = relu(%0) : f32[3,40,24]
+  return %1
+})",
+      3);
+  REQUIRE(batched.launches.size() == 1);
+  REQUIRE(batched.launches[0].gemm);
+  const codegen::GpuGemm& g = *batched.launches[0].gemm;
+  CHECK(g.batch_shape == std::vector<int64_t>{3});
+  CHECK(g.a_batch_strides == std::vector<int64_t>{40 * 64});
+  CHECK(g.b_batch_strides == std::vector<int64_t>{0});
+  CHECK(g.transpose_b);
+  CHECK(g.epilogue == codegen::GpuGemm::Epilogue::relu);
+  // Batches broadcast both ways, f64, A transposed, the sum of two GEMMs.
+  check_gemm_function(R"(func @g(%a: f64[2,1,48,40], %b: f64[1,3,48,32]) -> f64[2,3,40,32] {
+  %0 = matmul(%a, %b) {transpose_a = true} : f64[2,3,40,32]
+  %1 = matmul(%a, %b) {transpose_a = true} : f64[2,3,40,32]
+  %2 = add(%0, %1) : f64[2,3,40,32]
+  return %2
+})",
+                      4);
+  // K = 0: D is zeros, and the bias and ReLU run in the loop kernel after it.
+  codegen::GpuModule empty = check_gemm_function(
+      R"(func @h(%x: f32[64,0], %w: f32[0,64], %b: f32[64]) -> f32[64,64] {
+  %0 = matmul(%x, %w) : f32[64,64]
+  %1 = add(%0, %b) : f32[64,64]
+  %2 = relu(%1) : f32[64,64]
+  return %2
+})",
+      5);
+  REQUIRE(empty.launches.size() == 2);
+  REQUIRE(empty.launches[0].gemm);
+  CHECK(empty.launches[0].gemm->epilogue == codegen::GpuGemm::Epilogue::none);
+  CHECK(!empty.launches[1].gemm);
 }
 
 TEST_CASE("the launch plan prints one line per launch with its frame buffers", "[gpu]") {
@@ -601,8 +661,8 @@ TEST_CASE("the launch plan prints one line per launch with its frame buffers", "
   CHECK(module.print_launch_plan() ==
         "kiln_k0_0<<<4, 256>>>(in0, in1, out0) items 1000  # kernel 0 (loop: mul, relu)\n"
         "kiln_copy1<<<4, 256>>>(out1, in0) items 1000  # copy to output 1\n");
-  // A value between kernels lives in the workspace, at the memory plan's offset; a softmax is a
-  // launch over rows.
+  // A value between kernels lives in the workspace, at the memory plan's offset; a softmax of
+  // rows of 50 is a launch with a warp per row.
   ir::Function h = ir::parse(R"(func @h(%x: f32[6,50]) -> f32[6,50] {
   %0 = mul(%x, %x) : f32[6,50]
   %1 = softmax(%0) {axis = -1} : f32[6,50]
@@ -614,7 +674,7 @@ TEST_CASE("the launch plan prints one line per launch with its frame buffers", "
   // (The plan alone needs no libdevice, which softmax's exp would.)
   CHECK(codegen::print_launch_plan(codegen::gpu_launch_plan(t.function, t.kernels, t.memory)) ==
         fmt::format("kiln_k0_0<<<2, 256>>>(in0, ws+{0}) items 300  # kernel 0 (loop: mul)\n"
-                    "kiln_k1_0<<<1, 32>>>(ws+{0}, out0) items 6  # kernel 1 (op: softmax)\n",
+                    "kiln_k1_0<<<1, 192>>>(ws+{0}, out0) items 6  # kernel 1 (op: softmax)\n",
                     offset));
   // Small loops get a block of whole warps, and a grid of 1.
   ir::Function g = ir::parse(R"(func @g(%x: f32[5]) -> f32[5] {
@@ -669,10 +729,8 @@ TEST_CASE("random programs through the GPU path equal the interpreter", "[gpu][s
         passes::PipelineResult r = passes::run_pipeline(ir::parse(ir::print(c.function)));
         codegen::GpuHostModule module(r.function, r.kernels, r.memory, jit());
         if (std::any_of(module.launches().begin(), module.launches().end(),
-                        [](const codegen::GpuLaunch& l) { return !l.supported; })) {
-          ++gemms;  // a GEMM for cuBLASLt: nothing the host shim runs
-          return;
-        }
+                        [](const codegen::GpuLaunch& l) { return l.gemm.has_value(); }))
+          ++gemms;  // a GEMM for cuBLASLt: the shim runs its reference GEMM
         std::vector<ir::HostTensor> want = expected(c.function, c.inputs);
         for (codegen::GpuGrid grid : {codegen::GpuGrid{}, codegen::GpuGrid{2, 33}}) {
           std::string diff = testing::compare_results(run_shim(module, r.function, c.inputs, grid),
@@ -693,5 +751,304 @@ TEST_CASE("random programs through the GPU path equal the interpreter", "[gpu][s
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   WARN(ran << " random programs ran through the host shim (" << gemms << " had a GEMM), "
            << assembled << " assembled by ptxas, in " << seconds << " s");
-  CHECK(ran >= 45);
+  CHECK(ran == 60);
+}
+
+// Cooperative reductions and softmax (codegen/gpu_reduce.h): a warp or a block per row, a block
+// per tile of columns. The host shim runs them block by block, each thread a fiber that switches
+// at barriers and shuffles.
+namespace {
+
+// Every reduction and softmax through the cooperative kernels, with small blocks (so that the
+// shim's fibers stay few): a block per row, or a warp per row.
+const codegen::GpuOptions kBlockRows{
+    .block_size = 64, .warp_reduce_elements = 0, .block_reduce_elements = 0};
+const codegen::GpuOptions kWarpRows{
+    .block_size = 64, .warp_reduce_elements = 0, .block_reduce_elements = int64_t{1} << 40};
+
+// `f` (a kernel per node) through the host shim compiled with `options`, on each grid, against
+// the interpreter.
+void check_shim_with(const ir::Function& f, const std::vector<ir::HostTensor>& args,
+                     const codegen::GpuOptions& options, const std::vector<codegen::GpuGrid>& grids,
+                     double tol = 4e-6) {
+  testing::Plans plans = testing::simple_plans(f);
+  codegen::GpuHostModule module(f, plans.kernels, plans.memory, jit(), options);
+  std::vector<ir::HostTensor> want = expected(f, args);
+  for (const codegen::GpuGrid& grid : grids) {
+    INFO("grid " << grid.blocks << " x " << grid.threads);
+    std::vector<ir::HostTensor> got = run_shim(module, f, args, grid);
+    REQUIRE(got.size() == want.size());
+    for (size_t i = 0; i < got.size(); ++i) {
+      INFO("result " << i);
+      testing::check_same(got[i], want[i], tol);
+    }
+  }
+}
+
+// The reduce_* `ops` over each axis set of `shape` (with keepdims on single axes), and
+// argmax/argmin along each axis.
+const std::vector<Op> kReduceOps = {Op::reduce_sum, Op::reduce_mean, Op::reduce_max, Op::reduce_min,
+                                    Op::reduce_prod};
+
+ir::Function all_reductions(DType dtype, const Shape& shape,
+                            const std::vector<std::vector<int64_t>>& axes_list,
+                            const std::vector<Op>& ops = kReduceOps) {
+  ir::Function f(fmt::format("reduce_{}", ir::dtype_name(dtype)));
+  ir::Value* x = f.add_param({dtype, shape});
+  std::vector<ir::Value*> outs;
+  for (Op op : ops) {
+    for (const auto& axes : axes_list) {
+      outs.push_back(
+          f.append(op, {x}, Attrs().set_ints("axes", axes).set_bool("keepdims", axes.size() == 1))
+              ->output());
+    }
+  }
+  for (Op op : {Op::argmax, Op::argmin}) {
+    for (int64_t axis = 0; axis < shape.rank(); ++axis) {
+      if (shape[axis] == 0) continue;
+      outs.push_back(f.append(op, {x}, Attrs().set_int("axis", axis).set_dtype("dtype", DType::i32))
+                         ->output());
+    }
+  }
+  f.set_outputs(outs);
+  return f;
+}
+
+// Axis sets of a [3, 5, 19] operand: columns (the innermost axis kept) and rows of one or two
+// axes; the block and warp tests take different ones.
+const std::vector<std::vector<int64_t>> kBlockAxes = {{0}, {-1}, {0, 2}};
+const std::vector<std::vector<int64_t>> kWarpAxes = {{1}, {1, 2}};
+
+template <class T>
+std::vector<T> values_of(const ir::HostTensor& t) {
+  auto values = t.values<T>();
+  return {values.begin(), values.end()};
+}
+
+}  // namespace
+
+TEST_CASE("the GPU path picks a thread, a warp or a block per reduced row or column", "[gpu]") {
+  auto plan = [](const std::string& text) {
+    ir::Function f = ir::parse(text);
+    testing::Plans plans = testing::simple_plans(f);
+    return codegen::print_launch_plan(codegen::gpu_launch_plan(f, plans.kernels, plans.memory));
+  };
+  // Short rows: a thread per row, as before.
+  CHECK(plan(R"(func @f(%x: f32[64,10]) -> f32[64] {
+  %0 = reduce_sum(%x) {axes = [1]} : f32[64]
+  return %0
+})") == "kiln_k0_0<<<1, 64>>>(in0, out0) items 64  # kernel 0 (reduction: reduce_sum)\n");
+  // Rows of 100: a warp per row, 8 rows a block.
+  CHECK(plan(R"(func @f(%x: f32[64,100]) -> f32[64] {
+  %0 = reduce_sum(%x) {axes = [1]} : f32[64]
+  return %0
+})") == "kiln_k0_0<<<8, 256>>>(in0, out0) items 64  # kernel 0 (reduction: reduce_sum)\n");
+  // Rows of 3000: a block per row.
+  CHECK(plan(R"(func @f(%x: f32[2,3000]) -> i64[2] {
+  %0 = argmax(%x) {axis = 1} : i64[2]
+  return %0
+})") == "kiln_k0_0<<<2, 256>>>(in0, out0) items 2  # kernel 0 (reduction: argmax)\n");
+  // Columns of 4096: a block per tile of 32 columns.
+  CHECK(plan(R"(func @f(%x: f32[4096,40]) -> f32[40] {
+  %0 = reduce_max(%x) {axes = [0]} : f32[40]
+  return %0
+})") == "kiln_k0_0<<<2, 256>>>(in0, out0) items 2  # kernel 0 (reduction: reduce_max)\n");
+}
+
+TEST_CASE("every reduction through a block per row equals the interpreter", "[gpu][shim]") {
+  // Grids with fewer threads than elements, partial warps, and more threads than elements.
+  const std::vector<codegen::GpuGrid> grids = {{}, {3, 7}, {2, 45}};
+  // Every op in f32 and i32; the wider and narrower types' shuffles and shared memory with fewer.
+  for (DType dtype : {DType::f32, DType::f64, DType::i32, DType::i64, DType::u8}) {
+    INFO(ir::dtype_name(dtype));
+    const Shape shape{3, 5, 19};
+    const bool all = dtype == DType::f32 || dtype == DType::i32;
+    const std::vector<Op> ops =
+        all ? kReduceOps : std::vector<Op>{Op::reduce_sum, Op::reduce_max, Op::reduce_mean};
+    // f64 sums fold in another order than the interpreter's: 1e-12 instead of 4e-14.
+    check_shim_with(all_reductions(dtype, shape, all ? kBlockAxes : kWarpAxes, ops),
+                    {sample({dtype, shape}, 8, true)}, kBlockRows, grids, 1e-4);
+  }
+}
+
+TEST_CASE("every reduction through a warp per row equals the interpreter", "[gpu][shim]") {
+  const std::vector<codegen::GpuGrid> grids = {{}, {2, 40}, {1, 7}};
+  for (DType dtype : {DType::f32, DType::i64}) {
+    INFO(ir::dtype_name(dtype));
+    const Shape shape{3, 5, 19};
+    check_shim_with(all_reductions(dtype, shape, kWarpAxes), {sample({dtype, shape}, 9, true)},
+                    kWarpRows, grids, 1e-4);
+  }
+}
+
+TEST_CASE("empty reductions through the cooperative kernels", "[gpu][shim]") {
+  // Rows and columns that fold nothing: sums 0, products 1, max −inf or the lowest integer,
+  // the mean of floats NaN.
+  const Shape shape{4, 0, 3};
+  for (DType dtype : {DType::f32, DType::i32}) {
+    INFO(ir::dtype_name(dtype));
+    ir::Function f = all_reductions(dtype, shape, {{1}, {1, 2}, {0, 1}});
+    check_shim_with(f, {ir::HostTensor(dtype, shape)}, kBlockRows, {{}, {2, 5}});
+    if (dtype == DType::f32) check_shim_with(f, {ir::HostTensor(dtype, shape)}, kWarpRows, {{}});
+  }
+}
+
+TEST_CASE("long rows and columns through the default GPU path", "[gpu][shim]") {
+  // Rows longer than a block (a block per row), columns of 2500 (a block per column tile), rows
+  // of 100 (a warp per row) and a full reduction, on the suggested grids and on small ones.
+  ir::Function f = ir::parse(
+      R"(func @f(%x: f32[3,2500], %y: i32[2500,37], %z: f64[100,100]) -> (f32[3], i64[3], f32[], i32[37], i32[37], f64[100], i64[100], f64[]) {
+  %0 = reduce_sum(%x) {axes = [1]} : f32[3]
+  %1 = argmin(%x) {axis = 1} : i64[3]
+  %2 = reduce_max(%x) {axes = [0, 1]} : f32[]
+  %3 = reduce_sum(%y) {axes = [0]} : i32[37]
+  %4 = argmax(%y) {axis = 0, dtype = i32} : i32[37]
+  %5 = reduce_mean(%z) {axes = [1]} : f64[100]
+  %6 = argmax(%z) {axis = 1} : i64[100]
+  %7 = reduce_prod(%z) {axes = [0, 1]} : f64[]
+  return %0, %1, %2, %3, %4, %5, %6, %7
+})");
+  ir::HostTensor z = sample({DType::f64, Shape{100, 100}}, 3, false);
+  for (int64_t i = 0; i < z.num_elements(); ++i)
+    z.data<double>()[i] = 1.0 + z.data<double>()[i] * 1e-3;  // a product that stays finite
+  check_shim_with(f,
+                  {sample({DType::f32, Shape{3, 2500}}, 1, false),
+                   sample({DType::i32, Shape{2500, 37}}, 2, false), z},
+                  {}, {{}, {2, 96}}, 1e-4);
+}
+
+TEST_CASE("a full reduction of 1M elements runs on a block, not on one thread", "[gpu][shim]") {
+  ir::Function f =
+      ir::parse(R"(func @f(%x: f32[1048576], %i: i32[1048576]) -> (f32[], i32[], i64[], i64[]) {
+  %0 = reduce_sum(%x) {axes = [0]} : f32[]
+  %1 = reduce_sum(%i) {axes = [0]} : i32[]
+  %2 = argmax(%x) {axis = 0} : i64[]
+  %3 = argmin(%i) {axis = 0} : i64[]
+  return %0, %1, %2, %3
+})");
+  testing::Plans plans = testing::simple_plans(f);
+  const std::vector<codegen::GpuLaunch> launches =
+      codegen::gpu_launch_plan(f, plans.kernels, plans.memory);
+  REQUIRE(launches.size() == 4);
+  for (const codegen::GpuLaunch& launch : launches) {
+    CHECK(launch.items == 1);
+    CHECK(launch.block_size == 256);
+  }
+  // Integers near the limits, whose sum wraps: exact, whatever the order.
+  ir::HostTensor x = sample({DType::f32, Shape{1048576}}, 5, false);
+  ir::HostTensor i(DType::i32, Shape{1048576});
+  for (int64_t k = 0; k < i.num_elements(); ++k)
+    i.data<int32_t>()[k] = static_cast<int32_t>((k * 2654435761u) ^ (k << 7));
+  x.data<float>()[777777] = 1e30f;  // argmax
+  x.data<float>()[999999] = 1e30f;  // a later tie
+  check_shim_with(f, {x, i}, {}, {{}, {3, 100}});
+}
+
+TEST_CASE("argmax/argmin ties and NaNs give the first index, as on the CPU", "[gpu][shim]") {
+  ir::Function f = ir::parse(
+      R"(func @f(%x: f32[4,300], %y: f32[300,4], %i: u8[3,500]) -> (i64[4], i64[4], i64[4], i64[4], i32[3], i32[3]) {
+  %0 = argmax(%x) {axis = 1} : i64[4]
+  %1 = argmin(%x) {axis = 1} : i64[4]
+  %2 = argmax(%y) {axis = 0} : i64[4]
+  %3 = argmin(%y) {axis = 0} : i64[4]
+  %4 = argmax(%i) {axis = 1, dtype = i32} : i32[3]
+  %5 = argmin(%i) {axis = 1, dtype = i32} : i32[3]
+  return %0, %1, %2, %3, %4, %5
+})");
+  // Rows: all equal; ±0 ties; maxima and minima repeated; NaNs after and before the extremes.
+  ir::HostTensor x(DType::f32, Shape{4, 300}), y(DType::f32, Shape{300, 4});
+  ir::HostTensor i(DType::u8, Shape{3, 500});
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  for (int64_t k = 0; k < 300; ++k) {
+    const float values[4] = {1.5f, k % 2 == 0 ? 0.0f : -0.0f, static_cast<float>(k % 7),
+                             static_cast<float>(k % 5)};
+    for (int64_t r = 0; r < 4; ++r) {
+      x.data<float>()[r * 300 + k] = values[r];
+      y.data<float>()[k * 4 + r] = values[r];
+    }
+  }
+  x.data<float>()[3 * 300 + 250] = nan;
+  x.data<float>()[3 * 300 + 260] = nan;
+  y.data<float>()[40 * 4 + 2] = nan;
+  y.data<float>()[20 * 4 + 2] = nan;
+  for (int64_t k = 0; k < i.num_elements(); ++k)
+    i.data<uint8_t>()[k] = static_cast<uint8_t>(k < 500 ? 7 : (k * 37) % 256);
+  // The default path (a warp per row of x and i, column tiles of y), and a block per row.
+  check_shim_with(f, {x, y, i}, {}, {{}, {2, 33}}, 0.0);
+  check_shim_with(f, {x, y, i}, kBlockRows, {{}, {2, 33}}, 0.0);
+  // The answers themselves.
+  std::vector<ir::HostTensor> got = expected(f, {x, y, i});
+  CHECK(values_of<int64_t>(got[0]) == std::vector<int64_t>{0, 0, 6, 250});
+  CHECK(values_of<int64_t>(got[1]) == std::vector<int64_t>{0, 0, 0, 250});
+  CHECK(values_of<int64_t>(got[2]) == std::vector<int64_t>{0, 0, 20, 4});
+  CHECK(values_of<int32_t>(got[4])[0] == 0);
+}
+
+TEST_CASE("softmax and log_softmax with a warp or a block per row", "[gpu][shim]") {
+  ir::Function f = ir::parse(
+      R"(func @f(%x: f32[3,2500], %y: f64[40,70], %z: f32[100,3]) -> (f32[3,2500], f32[3,2500], f64[40,70], f64[40,70], f32[100,3]) {
+  %0 = softmax(%x) {axis = -1} : f32[3,2500]
+  %1 = log_softmax(%x) {axis = 1} : f32[3,2500]
+  %2 = softmax(%y) {axis = 1} : f64[40,70]
+  %3 = log_softmax(%y) {axis = 0} : f64[40,70]
+  %4 = softmax(%z) {axis = 0} : f32[100,3]
+  return %0, %1, %2, %3, %4
+})");
+  std::vector<ir::HostTensor> args{sample({DType::f32, Shape{3, 2500}}, 1, false),
+                                   sample({DType::f64, Shape{40, 70}}, 2, false),
+                                   sample({DType::f32, Shape{100, 3}}, 3, false)};
+  check_shim_with(f, args, {}, {{}, {2, 40}});
+  check_shim_with(f, args, kBlockRows, {{}, {1, 7}});
+}
+
+TEST_CASE("ptxas assembles the cooperative kernels: shuffles, barriers, shared memory",
+          "[gpu][ptxas]") {
+  const std::string ptxas = ptxas_path();
+  if (ptxas.empty()) {
+    WARN("no ptxas (no CUDA toolkit at build time): PTX not assembled");
+    return;
+  }
+  std::vector<std::pair<ir::Function, codegen::GpuOptions>> cases;
+  // 64-bit and 8-bit shuffles, shared memory and barriers (the reductions' suite above has
+  // warps per row already).
+  for (DType dtype : {DType::f64, DType::u8}) {
+    cases.emplace_back(
+        all_reductions(dtype, Shape{3, 5, 19}, {{0}, {1, 2}}, {Op::reduce_sum, Op::reduce_min}),
+        kBlockRows);
+  }
+  cases.emplace_back(
+      ir::parse(R"(func @s(%x: f32[3,2500], %y: f64[40,70]) -> (f32[3,2500], f64[40,70]) {
+  %0 = softmax(%x) {axis = -1} : f32[3,2500]
+  %1 = log_softmax(%y) {axis = 0} : f64[40,70]
+  return %0, %1
+})"),
+      codegen::GpuOptions{});
+  for (auto& [f, options] : cases) {
+    INFO(f.name() << " block from " << options.block_reduce_elements);
+    testing::Plans plans = testing::simple_plans(f);
+    codegen::GpuOptions both = options;
+    both.gpu_arch = "sm_80,sm_90";
+    codegen::GpuModule module = codegen::compile_gpu(f, plans.kernels, plans.memory, both);
+    for (const auto& [arch, text] : module.ptx) {
+      INFO(arch);
+      CHECK_THAT(text, Contains("shfl.sync.down.b32"));
+      CHECK_THAT(text, Contains(".shared"));
+      if (options.block_reduce_elements == 0) CHECK_THAT(text, Contains("bar.sync"));
+      CHECK(ptxas_errors(ptxas, text, arch) == "");
+    }
+  }
+}
+
+TEST_CASE("the host shim refuses a block of more than 1024 threads for a cooperative kernel",
+          "[gpu][shim]") {
+  ir::Function f = ir::parse(R"(func @f(%x: f32[4,3000]) -> f32[4] {
+  %0 = reduce_sum(%x) {axes = [1]} : f32[4]
+  return %0
+})");
+  testing::Plans plans = testing::simple_plans(f);
+  codegen::GpuHostModule module(f, plans.kernels, plans.memory, jit());
+  CHECK_THROWS_AS(run_shim(module, f, {sample({DType::f32, Shape{4, 3000}}, 1)}, {1, 2048}),
+                  ValueError);
+  CHECK_THROWS_WITH(run_shim(module, f, {sample({DType::f32, Shape{4, 3000}}, 1)}, {1, 2048}),
+                    Contains("2048 threads") && Contains("1024"));
 }

@@ -1,8 +1,9 @@
 // Eager ops on GPU tensors (issue 14): each op's one-node function compiled for the device
 // (codegen::compile_gpu), loaded, cached per device and signature, and run from its launch plan
-// by runtime::cuda::DeviceExecutable. Here, without a GPU, on the mock driver: the loader
-// installed below builds the host shim of the same function and registers its kernels with the
-// MockDriver under the image it loads, so the launches run the GPU kernels' logic on the CPU.
+// by runtime::cuda::DeviceExecutable. Here, without a GPU, on the mock driver: the loader that
+// MockGpu (mock_gpu_test_util.h) installs builds the host shim of the same function and
+// registers its kernels with the MockDriver under the image it loads, so the launches run the GPU
+// kernels' logic on the CPU.
 // Every result is compared with the CPU eager path's.
 #include <fmt/format.h>
 #include <catch2/catch.hpp>
@@ -25,6 +26,7 @@
 #include "kiln/runtime/cuda/launch_plan.h"
 #include "kiln/runtime/cuda/mock_cublaslt.h"
 #include "kiln/runtime/cuda/mock_driver.h"
+#include "mock_gpu_test_util.h"
 
 namespace {
 
@@ -32,47 +34,8 @@ namespace k = kiln;
 namespace cu = kiln::runtime::cuda;
 using Catch::Contains;
 
-kiln::codegen::KernelJit& jit() {
-  static kiln::codegen::KernelJit instance;
-  return instance;
-}
-
-// The mock driver (and the mock cuBLASLt) as the process's, with a module loader that resolves
-// every compiled module to its host shim. The loader is the only difference from a real GPU's path.
-struct MockGpu {
-  explicit MockGpu(cu::MockOptions options = {}) : driver(options), use(driver.api(), "mock") {
-    k::detail::set_gpu_module_loader_for_testing(
-        [this](const cu::ContextPtr& context, const kiln::passes::PipelineResult& compiled,
-               const kiln::codegen::GpuModule& gpu,
-               const std::string& arch) -> std::shared_ptr<const cu::Module> {
-          CHECK(arch == "sm_90");  // the mock device's
-          CHECK_THAT(gpu.ptx_for(arch), Contains(".target sm_90"));
-          auto host = std::make_shared<kiln::codegen::GpuHostModule>(
-              compiled.function, compiled.kernels, compiled.memory, jit());
-          REQUIRE(host->launches().size() == gpu.launches.size());
-          std::map<std::string, cu::MockKernel> kernels;
-          for (size_t i = 0; i < host->launches().size(); ++i) {
-            const kiln::codegen::GpuLaunch& launch = host->launches()[i];
-            CHECK(launch.symbol == gpu.launches[i].symbol);
-            if (!launch.supported) continue;
-            kernels[launch.symbol] = [host, i](void** params, cu::Dim3 grid, cu::Dim3 block) {
-              host->launch_with_params(i, params,
-                                       {static_cast<int64_t>(grid.x), static_cast<int>(block.x)});
-            };
-          }
-          ++loads;
-          driver.register_image(host.get(), std::move(kernels));
-          return std::make_shared<const cu::Module>(context, host.get());
-        });
-  }
-  ~MockGpu() { k::detail::set_gpu_module_loader_for_testing(nullptr); }
-
-  cu::MockDriver driver;
-  cu::ScopedDriverOverride use;
-  cu::MockCublasLt lt{driver.api()};
-  cu::ScopedCublasLtOverride use_lt{lt.api(), "mock cuBLASLt"};
-  int loads = 0;
-};
+// The mock driver and cuBLASLt, with the host-shim module loader (mock_gpu_test_util.h).
+using kiln::testing::MockGpu;
 
 const k::Device gpu = k::Device::cuda(0);
 
@@ -257,14 +220,15 @@ TEST_CASE("device ops: GEMM matmuls run on cuBLASLt and equal the CPU's") {
   check_same(k::matmul(n, n), k::matmul(n.to(gpu), n.to(gpu)));
 }
 
-TEST_CASE("device ops: GEMMs cuBLASLt does not take yet are a clear DeviceError") {
+TEST_CASE("device ops: batched and broadcast GEMMs run on cuBLASLt, one call per matrix") {
   MockGpu mock;
-  const k::Tensor a = k::random_uniform({2, 64, 64}, 0.0, 1.0, 14).to(gpu);
-  const std::string message = message_of<k::DeviceError>([&] { (void)k::matmul(a, a); });
-  CHECK_THAT(message, Contains("matmul: this GEMM on cuda:0 needs the cuBLASLt path, which takes "
-                               "only 2-D f32/f64 matmuls yet"));
-  CHECK_THAT(message, Contains("operands: f32[2,64,64], f32[2,64,64]"));
-  CHECK_THAT(message, Contains("device_ops_test.cpp"));
+  const k::Tensor a = k::random_uniform({2, 64, 48}, -1.0, 1.0, 14);
+  const k::Tensor b = k::random_uniform({48, 40}, -1.0, 1.0, 16);
+  check_same(k::matmul(a, b), k::matmul(a.to(gpu), b.to(gpu)));
+  CHECK(mock.lt.counters().matmuls == 2);
+  const k::Tensor c = k::random_uniform({3, 1, 40, 64}, -1.0, 1.0, 17, k::f64);
+  const k::Tensor d = k::random_uniform({2, 48, 64}, -1.0, 1.0, 18, k::f64);
+  check_same(k::matmul(c, d, false, true), k::matmul(c.to(gpu), d.to(gpu), false, true));
 }
 
 TEST_CASE("device ops: without cuBLASLt, a GEMM is a DeviceError saying why") {
@@ -317,9 +281,10 @@ TEST_CASE("device ops: a launch plan runs kernels with their buffers and item co
        5,
        1,
        32,
-       "a test"});
-  plan.launches.push_back({"fill", {{cu::LaunchArg::Kind::output, 0, 0}}, 0, 1, 0, "nothing"});
-  cu::DeviceExecutable exe(module, plan, 0, 1);
+       "a test",
+       {}});
+  plan.launches.push_back({"fill", {{cu::LaunchArg::Kind::output, 0, 0}}, 0, 1, 0, "nothing", {}});
+  cu::DeviceExecutable exe(context, module, plan, 0, 1);
   cu::DeviceBuffer out(context, 5 * sizeof(float));
   const cu::CUdeviceptr outputs[] = {out.get()};
   CHECK_FALSE(exe.run({}, outputs).failed());
@@ -328,9 +293,13 @@ TEST_CASE("device ops: a launch plan runs kernels with their buffers and item co
   out.copy_to_host(host.data(), 5 * sizeof(float));
   CHECK(host == std::vector<float>{0.5f, 1.5f, 2.5f, 3.5f, 4.5f});
   CHECK_THROWS_AS(exe.run({}, {}), std::invalid_argument);
-  CHECK_THROWS_AS(cu::DeviceExecutable(module, plan, 0, 0), std::invalid_argument);
+  CHECK_THROWS_AS(cu::DeviceExecutable(context, module, plan, 0, 0), std::invalid_argument);
+  CHECK_THROWS_AS(cu::DeviceExecutable(context, nullptr, plan, 0, 1), std::invalid_argument);
+  // A warm executable reuses its workspace.
+  CHECK_FALSE(exe.run({}, outputs).failed());
+  CHECK(exe.workspaces_allocated() == 1);
   plan.launches[0].symbol = "missing";
-  CHECK_THROWS_AS(cu::DeviceExecutable(module, plan, 0, 1), cu::CudaError);
+  CHECK_THROWS_AS(cu::DeviceExecutable(context, module, plan, 0, 1), cu::CudaError);
 }
 
 TEST_CASE("device ops: a result the device has no memory for is a ResourceError") {

@@ -135,7 +135,8 @@ TEST_CASE("kiln says what is wrong with bad commands and models", "[tool]") {
              Contains("dump") && Contains("run") && Contains("aot") && Contains("--version"));
   CHECK_THAT(kiln_cli("dump --help").out, Contains("--after") && Contains("--format"));
   CHECK_THAT(kiln_cli("run --help").out, Contains("--input") && Contains("--output"));
-  CHECK_THAT(kiln_cli("aot --help").out, Contains("--target-cpu") && Contains("--weights"));
+  CHECK_THAT(kiln_cli("aot --help").out, Contains("--target-cpu") && Contains("--weights") &&
+                                             Contains("--device") && Contains("--gpu-arch"));
   CHECK(kiln_cli("dump --help").status == 0);
   CHECK(kiln_cli("").status == 2);
 
@@ -148,6 +149,16 @@ TEST_CASE("kiln says what is wrong with bad commands and models", "[tool]") {
   };
   usage_error("frobnicate", "frobnicate");
   usage_error("aot " + dir.file("mlp"), "--output is required");
+  usage_error("aot " + dir.file("mlp") + " -o " + dir.file("libm.so") + " --device tpu",
+              "--device: tpu not in");
+  usage_error("aot " + dir.file("mlp") + " -o " + dir.file("libm.so") + " --gpu-arch sm_80",
+              "--gpu-arch needs --device cuda");
+  // A malformed architecture list is the compiler's error (checked before any tool runs).
+  Outcome bad_arch = kiln_cli("aot " + dir.file("mlp") + " -o " + dir.file("out/libm.so") +
+                              " --device cuda --gpu-arch sm_80,sm8x");
+  CHECK(bad_arch.status == 1);
+  CHECK_THAT(bad_arch.out, Contains("'sm8x' is not a GPU architecture"));
+  CHECK_FALSE(std::filesystem::exists(dir.file("out/libm.so")));
   usage_error("dump " + dir.file("mlp") + " --format png", "--format: png not in");
   usage_error("dump " + dir.file("mlp") + " --format=png", "--format: png not in");
   usage_error("dump " + dir.file("mlp") + " --after inline", "--after: inline not in");

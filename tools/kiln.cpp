@@ -4,6 +4,7 @@
 //             [--gpu-arch sm_80,sm_90] [-o FILE]
 //   kiln run  MODEL --input x.npy [--input ...] [--output out.npy]
 //   kiln aot  MODEL -o build/libNAME.so [--name NAME] [--target-cpu CPU] [--weights embed|external]
+//             [--device cpu|cuda] [--gpu-arch sm_80,sm_90]
 //   kiln --help, kiln COMMAND --help, kiln --version
 //
 // MODEL is a directory written by Model::save (model.kiln + weights.safetensors) or an IR text
@@ -388,6 +389,15 @@ int main(int argc, char** argv) {
       ->add_option("--opt-level", aot_options.compile.opt_level,
                    "LLVM optimization level 0-3 (default 2)")
       ->check(CLI::Range(0, 3));
+  aot_command
+      ->add_option("--device", aot_options.compile.device,
+                   "cpu (the default) or cuda: kernels for NVIDIA GPUs, embedded as a fatbin "
+                   "(building needs a CUDA toolkit; running, only the driver)")
+      ->check(CLI::IsMember({"cpu", "cuda"}));
+  CLI::Option* gpu_arch_option =
+      aot_command->add_option("--gpu-arch", aot_options.compile.gpu_arch,
+                              "cuda: the GPU architectures to embed cubins for, comma-separated "
+                              "(default sm_80,sm_90; PTX of the newest is embedded too)");
 
   // "kiln dump" etc. in messages: the subcommand given, even when its options failed to parse.
   auto command = [&] {
@@ -412,7 +422,11 @@ int main(int argc, char** argv) {
   try {
     if (dump_command->parsed()) return dump(dump_options);
     if (run_command->parsed()) return run(run_options);
-    if (aot_command->parsed()) return aot(aot_options);
+    if (aot_command->parsed()) {
+      if (gpu_arch_option->count() > 0 && aot_options.compile.device != "cuda")
+        throw UsageError{"--gpu-arch needs --device cuda"};
+      return aot(aot_options);
+    }
     std::cerr << app.help();
     return 2;
   } catch (const UsageError& e) {

@@ -28,16 +28,8 @@ std::vector<Tensor> apply(ir::Op op, std::span<const Tensor> inputs, const ir::A
   }
   // Tracing: the op becomes a node of the active trace (creation ops too, so constants made
   // inside a traced function are part of its IR); errors carry the scope and the user's line.
+  // Concrete operands (on any device) become bindings of the trace.
   if (Trace* trace = current_trace()) {
-    for (const Tensor& t : inputs) {
-      if (!t.is_symbolic() && !TensorAccess::host_value(t)) {
-        raise<DeviceError>(ir::op_name(op), inputs,
-                           fmt::format("kiln::function cannot use a tensor on {} yet; copy it to "
-                                       "the CPU with .to(k::Device::cpu())",
-                                       t.device().to_string()),
-                           loc);
-      }
-    }
     std::vector<Tensor> results = trace->append(op, inputs, attrs, loc);
     if (tapes_recording()) record_on_tapes(op, inputs, attrs, results, loc);
     return results;
@@ -127,6 +119,15 @@ std::vector<const ir::Node*> nodes_needed(const ir::Function& function, size_t f
 void replay(std::span<const ir::Node* const> nodes,
             std::unordered_map<const ir::Value*, Tensor>& tensors,
             const std::source_location& loc) {
+  // Replaying values that live on a GPU: the constants the graph makes (a gradient's zeros) go
+  // there too, as ops with operands do.
+  Device device;
+  for (const auto& [value, t] : tensors) {
+    if (t.defined() && !t.is_symbolic() && t.device().is_cuda()) {
+      device = t.device();
+      break;
+    }
+  }
   for (const ir::Node* node : nodes) {
     std::vector<Tensor> inputs;
     inputs.reserve(node->inputs().size());
@@ -134,6 +135,11 @@ void replay(std::span<const ir::Node* const> nodes,
       inputs.push_back(tensors.at(v));
     ReplaySite site(*node);
     std::vector<Tensor> results = apply(node->op(), inputs, node->attrs(), loc);
+    if (inputs.empty() && device.is_cuda()) {
+      for (Tensor& t : results) {
+        if (!t.is_symbolic() && t.device() != device && t.rank() > 0) t = t.to(device, loc);
+      }
+    }
     for (size_t i = 0; i < results.size(); ++i)
       tensors[node->output(i)] = std::move(results[i]);
   }

@@ -59,9 +59,11 @@ Tensor check_numerics(const Tensor& t, std::string message, std::source_location
     detail::raise<ValueError>("check_numerics", {t},
                               "a symbolic tensor was used outside the trace that made it", loc);
   }
-  if (!detail::all_finite(t.host())) {
-    detail::raise<ValueError>("check_numerics", {t},
-                              fmt::format("{}: {}", message, describe(t.host())), loc);
+  // A tensor on a GPU (a variable's value there) is checked on a host copy.
+  const ir::HostTensor host = t.device().is_cpu() ? t.host() : t.to(Device::cpu(), loc).host();
+  if (!detail::all_finite(host)) {
+    detail::raise<ValueError>("check_numerics", {t}, fmt::format("{}: {}", message, describe(host)),
+                              loc);
   }
   return t;
 }

@@ -10,6 +10,7 @@
 #include <unordered_map>
 
 #include "kiln/codegen/gpu.h"
+#include "kiln/codegen/gpu_cache.h"
 #include "kiln/frontend/core/compile.h"
 #include "kiln/frontend/core/eager.h"
 #include "kiln/frontend/core/op_error.h"
@@ -56,42 +57,11 @@ struct DeviceKernelKeyHash {
   }
 };
 
-// One op compiled for one device and signature: a launch plan, or one GEMM for cuBLASLt.
+// One op compiled for one device and signature: its launch plan (kernels and cuBLASLt GEMMs).
 struct DeviceKernel {
   passes::PipelineResult compiled;  // index errors are located in it
   std::unique_ptr<cu::DeviceExecutable> executable;
-  // A matmul whose plan is one GEMM: run by cuBLASLt (gemm_plan), or, with K = 0, zeros.
-  std::unique_ptr<cu::GemmPlan> gemm_plan;
-  bool gemm_zeros = false;
-  mutable std::mutex gemm_mutex;  // a GemmPlan is not for concurrent runs
-  // Not empty: a GEMM neither path runs (a batched one), with the plan kernel's label.
-  std::string unsupported;
 };
-
-// The cuBLASLt GEMM of a one-node matmul of 2-D f32/f64 operands whose plan is that GEMM alone
-// (in0 x in1 -> out0); nullopt for any other function.
-std::optional<cu::GemmDesc> gemm_desc(const passes::PipelineResult& compiled,
-                                      std::span<const codegen::GpuLaunch> launches) {
-  const ir::Function& f = compiled.function;
-  if (launches.size() != 1 || f.nodes().size() != 1 || f.params().size() != 2) return std::nullopt;
-  const ir::Node& node = *f.nodes()[0];
-  if (node.op() != ir::Op::matmul || f.outputs().size() != 1 || f.outputs()[0] != node.output(0))
-    return std::nullopt;
-  if (node.input(0) != f.param(0) || node.input(1) != f.param(1)) return std::nullopt;
-  const ir::TensorType& a = node.input(0)->type();
-  const ir::TensorType& b = node.input(1)->type();
-  if (a.shape.rank() != 2 || b.shape.rank() != 2 || a.dtype != b.dtype) return std::nullopt;
-  if (a.dtype != ir::DType::f32 && a.dtype != ir::DType::f64) return std::nullopt;
-  const ir::MatmulDims dims = ir::matmul_dims(a.shape, b.shape, node.attrs());
-  cu::GemmDesc desc;
-  desc.type = a.dtype == ir::DType::f32 ? cu::GemmType::f32 : cu::GemmType::f64;
-  desc.m = dims.m;
-  desc.n = dims.n;
-  desc.k = dims.k;
-  desc.transpose_a = dims.transpose_a;
-  desc.transpose_b = dims.transpose_b;
-  return desc;
-}
 
 GpuModuleLoader default_loader() {
   return [](const cu::ContextPtr& context, const passes::PipelineResult&,
@@ -99,43 +69,6 @@ GpuModuleLoader default_loader() {
             const std::string& arch) -> std::shared_ptr<const cu::Module> {
     return std::make_shared<const cu::Module>(context, gpu.ptx_for(arch).c_str());
   };
-}
-
-cu::LaunchPlan to_launch_plan(const codegen::GpuModule& gpu) {
-  cu::LaunchPlan plan;
-  plan.workspace_bytes = static_cast<size_t>(gpu.workspace_bytes);
-  for (const codegen::GpuLaunch& launch : gpu.launches) {
-    cu::KernelLaunch l;
-    l.symbol = launch.symbol;
-    l.items = launch.items;
-    l.grid = launch.grid_size;
-    l.block = launch.block_size;
-    l.label = launch.label;
-    for (const codegen::GpuBufferRef& ref : launch.args) {
-      cu::LaunchArg arg;
-      arg.index = ref.index;
-      arg.offset = ref.offset;
-      switch (ref.kind) {
-        case codegen::GpuBufferRef::Kind::input:
-          arg.kind = cu::LaunchArg::Kind::input;
-          break;
-        case codegen::GpuBufferRef::Kind::output:
-          arg.kind = cu::LaunchArg::Kind::output;
-          break;
-        case codegen::GpuBufferRef::Kind::workspace:
-          arg.kind = cu::LaunchArg::Kind::workspace;
-          break;
-        case codegen::GpuBufferRef::Kind::status:
-          arg.kind = cu::LaunchArg::Kind::status;
-          break;
-        case codegen::GpuBufferRef::Kind::constant:
-          KILN_CHECK(false, "a supported launch passes a constant as a parameter");
-      }
-      l.args.push_back(arg);
-    }
-    plan.launches.push_back(std::move(l));
-  }
-  return plan;
 }
 
 // The op's one-node function, planned as the CPU eager path plans it, compiled for `context`'s
@@ -149,28 +82,9 @@ std::shared_ptr<const DeviceKernel> compile_device_kernel(const DeviceKernelKey&
   const cu::DeviceInfo& info = context->info();
   codegen::GpuOptions gpu_options;
   gpu_options.gpu_arch = ptx_arch_for(info.major, info.minor);
-  const codegen::GpuModule gpu =
-      codegen::compile_gpu(compiled.function, compiled.kernels, compiled.memory, gpu_options);
-  // A GEMM is an unsupported launch: cuBLASLt runs it, and the PTX (empty then) is not loaded.
-  for (const codegen::GpuLaunch& launch : gpu.launches) {
-    if (launch.supported) continue;
-    if (std::optional<cu::GemmDesc> desc = gemm_desc(compiled, gpu.launches)) {
-      if (desc->k == 0) {
-        kernel->gemm_zeros = true;  // cuBLASLt refuses K = 0; the product is zeros
-      } else {
-        kernel->gemm_plan =
-            std::make_unique<cu::GemmPlan>(cu::CublasLtHandle::create(context), *desc);
-      }
-    } else {
-      kernel->unsupported = launch.label;
-    }
-    return kernel;
-  }
-  std::shared_ptr<const cu::Module> module = loader(context, compiled, gpu, gpu_options.gpu_arch);
-  const size_t num_outputs =
-      compiled.function.outputs().size() + compiled.function.updates().size();
-  kernel->executable = std::make_unique<cu::DeviceExecutable>(
-      std::move(module), to_launch_plan(gpu), compiled.function.params().size(), num_outputs);
+  const codegen::GpuModule gpu = codegen::compile_gpu_cached(compiled.function, compiled.kernels,
+                                                             compiled.memory, gpu_options);
+  kernel->executable = make_device_executable(context, compiled, gpu, gpu_options.gpu_arch, loader);
   return kernel;
 }
 
@@ -204,6 +118,11 @@ class DeviceKernelCache {
       order_.pop_back();
     }
     return kernel;
+  }
+
+  GpuModuleLoader loader() {
+    std::lock_guard lock(mutex_);
+    return loader_ ? loader_ : default_loader();
   }
 
   void set_loader(GpuModuleLoader loader) {
@@ -276,20 +195,6 @@ std::vector<Tensor> run_kernel(const DeviceKernel& kernel, std::span<const Tenso
                                const cu::ContextPtr& context, const Device& device, ir::Op op,
                                const std::source_location& loc) {
   std::vector<Tensor> results = allocate_results(out_types, context, device);
-  if (kernel.gemm_zeros) {
-    for (const Tensor& t : results)
-      if (t.type().nbytes() != 0) TensorAccess::device_buffer(t)->fill(0);
-    return results;
-  }
-  if (kernel.gemm_plan != nullptr) {
-    cu::GemmOperands gemm;
-    gemm.a = pointer(operands[0]);
-    gemm.b = pointer(operands[1]);
-    gemm.d = pointer(results[0]);
-    std::lock_guard lock(kernel.gemm_mutex);
-    kernel.gemm_plan->run(gemm);
-    return results;
-  }
   // 0-d cpu operands (the 1 of x + 1.f) go to the device first.
   std::vector<Tensor> moved;
   std::vector<cu::CUdeviceptr> inputs;
@@ -386,8 +291,7 @@ std::vector<Tensor> run_on_device(ir::Op op, std::span<const Tensor> operands,
     for (const Tensor& t : operands)
       key.params.push_back(t.type());
     kernel = device_cache().get(key, context);
-    if (kernel->unsupported.empty())
-      results = run_kernel(*kernel, operands, out_types, context, device, op, loc);
+    results = run_kernel(*kernel, operands, out_types, context, device, op, loc);
   } catch (InternalError&) {
     throw;
   } catch (DeviceError&) {
@@ -409,15 +313,102 @@ std::vector<Tensor> run_on_device(ir::Op op, std::span<const Tensor> operands,
   } catch (const std::runtime_error&) {
     rethrow_device_failure(device, ir::op_name(op), operands, loc);
   }
-  if (!kernel->unsupported.empty()) {
-    raise<DeviceError>(ir::op_name(op), operands,
-                       fmt::format("this GEMM on {} needs the cuBLASLt path, which takes only 2-D "
-                                   "f32/f64 matmuls yet ({}); copy the operands to the CPU with "
-                                   ".to(k::Device::cpu())",
-                                   device.to_string(), kernel->unsupported),
-                       loc);
-  }
   return results;
+}
+
+cu::LaunchPlan to_launch_plan(const codegen::GpuModule& gpu) {
+  auto convert = [](const codegen::GpuBufferRef& ref) {
+    cu::LaunchArg arg;
+    arg.index = ref.index;
+    arg.offset = ref.offset;
+    switch (ref.kind) {
+      case codegen::GpuBufferRef::Kind::input:
+        arg.kind = cu::LaunchArg::Kind::input;
+        break;
+      case codegen::GpuBufferRef::Kind::output:
+        arg.kind = cu::LaunchArg::Kind::output;
+        break;
+      case codegen::GpuBufferRef::Kind::workspace:
+        arg.kind = cu::LaunchArg::Kind::workspace;
+        break;
+      case codegen::GpuBufferRef::Kind::status:
+        arg.kind = cu::LaunchArg::Kind::status;
+        break;
+      case codegen::GpuBufferRef::Kind::constant:
+        KILN_CHECK(false, "a launch passes a constant as a parameter");
+    }
+    return arg;
+  };
+  cu::LaunchPlan plan;
+  plan.workspace_bytes = static_cast<size_t>(gpu.workspace_bytes);
+  for (const codegen::GpuLaunch& launch : gpu.launches) {
+    KILN_CHECK(launch.supported, "to_launch_plan of an unsupported launch");
+    cu::KernelLaunch l;
+    l.label = launch.label;
+    if (const std::optional<codegen::GpuGemm>& g = launch.gemm) {
+      cu::GemmCall call;
+      call.desc.type = g->dtype == ir::DType::f64 ? cu::GemmType::f64 : cu::GemmType::f32;
+      call.desc.m = g->m;
+      call.desc.n = g->n;
+      call.desc.k = g->k;
+      call.desc.transpose_a = g->transpose_a;
+      call.desc.transpose_b = g->transpose_b;
+      call.desc.alignment = static_cast<uint32_t>(g->alignment);
+      switch (g->epilogue) {
+        case codegen::GpuGemm::Epilogue::none:
+          call.desc.epilogue = cu::GemmEpilogue::none;
+          break;
+        case codegen::GpuGemm::Epilogue::bias:
+          call.desc.epilogue = cu::GemmEpilogue::bias;
+          break;
+        case codegen::GpuGemm::Epilogue::relu:
+          call.desc.epilogue = cu::GemmEpilogue::relu;
+          break;
+        case codegen::GpuGemm::Epilogue::bias_relu:
+          call.desc.epilogue = cu::GemmEpilogue::bias_relu;
+          break;
+      }
+      call.a = convert(g->a);
+      call.b = convert(g->b);
+      call.d = convert(g->d);
+      if (call.desc.epilogue == cu::GemmEpilogue::bias ||
+          call.desc.epilogue == cu::GemmEpilogue::bias_relu)
+        call.bias = convert(g->bias);
+      call.batch_shape = g->batch_shape;
+      call.a_batch_strides = g->a_batch_strides;
+      call.b_batch_strides = g->b_batch_strides;
+      l.gemm = std::move(call);
+    } else {
+      l.symbol = launch.symbol;
+      l.items = launch.items;
+      l.grid = launch.grid_size;
+      l.block = launch.block_size;
+      for (const codegen::GpuBufferRef& ref : launch.args)
+        l.args.push_back(convert(ref));
+    }
+    plan.launches.push_back(std::move(l));
+  }
+  return plan;
+}
+
+std::unique_ptr<cu::DeviceExecutable> make_device_executable(const cu::ContextPtr& context,
+                                                             const passes::PipelineResult& compiled,
+                                                             const codegen::GpuModule& gpu,
+                                                             const std::string& arch,
+                                                             const GpuModuleLoader& loader) {
+  cu::LaunchPlan plan = to_launch_plan(gpu);
+  // A plan of GEMMs alone loads no module.
+  std::shared_ptr<const cu::Module> module;
+  if (plan.uses_kernels())
+    module = (loader ? loader : gpu_module_loader())(context, compiled, gpu, arch);
+  const size_t num_outputs =
+      compiled.function.outputs().size() + compiled.function.updates().size();
+  return std::make_unique<cu::DeviceExecutable>(context, std::move(module), std::move(plan),
+                                                compiled.function.params().size(), num_outputs);
+}
+
+GpuModuleLoader gpu_module_loader() {
+  return device_cache().loader();
 }
 
 void set_gpu_module_loader_for_testing(GpuModuleLoader loader) {

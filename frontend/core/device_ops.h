@@ -28,6 +28,8 @@ struct GpuModule;
 namespace kiln::runtime::cuda {
 class Context;
 class Module;
+class DeviceExecutable;
+struct LaunchPlan;
 }  // namespace kiln::runtime::cuda
 
 namespace kiln::detail {
@@ -77,6 +79,21 @@ using GpuModuleLoader = std::function<std::shared_ptr<const runtime::cuda::Modul
 // loader restores the default. Either way the device kernel cache is emptied, since its modules
 // came from the previous loader.
 void set_gpu_module_loader_for_testing(GpuModuleLoader loader);
+
+// The launch plan of `gpu` in the runtime's terms (runtime/cuda/launch_plan.h): kernel launches
+// and cuBLASLt GEMM steps, in order. Every launch must be supported.
+runtime::cuda::LaunchPlan to_launch_plan(const codegen::GpuModule& gpu);
+
+// `gpu` (compiled from `compiled` with PTX for `arch`) made runnable in `context`: its module
+// loaded with `loader` (empty: the current one, gpu_module_loader()) unless the plan launches
+// no kernel, and its GEMMs planned with cuBLASLt. Throws the driver's and cuBLASLt's failures.
+std::unique_ptr<runtime::cuda::DeviceExecutable> make_device_executable(
+    const std::shared_ptr<const runtime::cuda::Context>& context,
+    const passes::PipelineResult& compiled, const codegen::GpuModule& gpu, const std::string& arch,
+    const GpuModuleLoader& loader = {});
+
+// The module loader in use: the default one or a test's.
+GpuModuleLoader gpu_module_loader();
 
 // The device kernel cache of run_on_device: kernels held, lookups that found one, compiles.
 struct DeviceKernelCacheInfo {

@@ -12,6 +12,8 @@
 
 #include "kiln/frontend/core/check_numerics.h"
 #include "kiln/frontend/core/compile.h"
+#include "kiln/frontend/core/device_function.h"
+#include "kiln/frontend/core/device_ops.h"
 #include "kiln/frontend/core/function_signature.h"
 #include "kiln/frontend/core/gradient_tape.h"
 #include "kiln/frontend/core/inline_list.h"
@@ -29,7 +31,12 @@ constexpr int64_t kRetraceWarning = 5;
 struct TracedEntry {
   Signature signature;
   ir::Function graph;  // as traced, before passes
+  // Where the call's tensors live: the CPU (compiled) or a GPU (on_device, with the captured
+  // tensors there: `captured` holds each captured binding's tensor on the GPU, by binding).
+  Device device;
   std::unique_ptr<CompiledFunction> compiled;
+  std::unique_ptr<DeviceFunction> on_device;
+  std::vector<Tensor> captured;
   std::vector<Binding> bindings;        // one per parameter
   std::vector<size_t> update_bindings;  // the parameter each update writes, in update order
   std::vector<size_t> result_sizes;     // vector lengths in the result structure
@@ -75,7 +82,70 @@ std::string plural(int64_t n, std::string_view word) {
   return fmt::format("{} {}{}", n, word, n == 1 ? "" : "s");
 }
 
+// "argument 1", "Variable 'dense/kernel'" or "a captured tensor": a binding, for messages.
+std::string binding_text(const Binding& binding, const CallArgs& call) {
+  switch (binding.kind) {
+    case Binding::Kind::argument:
+      return fmt::format("tensor argument {}", binding.index);
+    case Binding::Kind::captured:
+      return fmt::format("a captured {} tensor", binding.tensor.type().to_string());
+    case Binding::Kind::variable:
+      return fmt::format("Variable '{}'", bound_variable(binding, call).name());
+  }
+  return "a binding";
+}
+
 }  // namespace
+
+// The device a new entry runs on: the GPU its tensors and variables live on, if any, else the
+// CPU. On a GPU, every tensor and variable it reads must be there, except 0-d cpu tensors and
+// variables (plain numbers and step counters, copied along on each call) and captured cpu
+// tensors (constants of the trace, copied there once, into entry.captured). Anything else is a
+// DeviceError naming both devices.
+Device FunctionCore::call_device(TracedEntry& entry, const CallArgs& call) const {
+  const auto device_of = [&](const Binding& b) {
+    switch (b.kind) {
+      case Binding::Kind::argument:
+        return call.tensors[b.index].device();
+      case Binding::Kind::captured:
+        return b.tensor.device();
+      case Binding::Kind::variable:
+        return bound_variable(b, call).device();
+    }
+    return Device::cpu();
+  };
+  const Binding* first = nullptr;
+  for (const Binding& b : entry.bindings) {
+    if (device_of(b).is_cuda()) {
+      first = &b;
+      break;
+    }
+  }
+  if (first == nullptr) return Device::cpu();
+  const Device device = device_of(*first);
+  entry.captured.resize(entry.bindings.size());
+  for (size_t i = 0; i < entry.bindings.size(); ++i) {
+    const Binding& b = entry.bindings[i];
+    const Device here = device_of(b);
+    if (here == device) continue;
+    // 0-d tensors and variables on the cpu (numbers; an optimizer's step counter) go along.
+    const bool scalar = b.kind == Binding::Kind::argument ? call.tensors[b.index].rank() == 0
+                        : b.kind == Binding::Kind::captured
+                            ? b.tensor.rank() == 0
+                            : bound_variable(b, call).type().shape.rank() == 0;
+    if (here.is_cpu() && scalar) continue;
+    if (here.is_cpu() && b.kind == Binding::Kind::captured) {
+      entry.captured[i] = b.tensor.to(device);
+      continue;
+    }
+    throw DeviceError(fmt::format(
+        "function '{}' reads tensors on {} and {} ({} is on {}, {} on {}); move them to one "
+        "device with .to(...), or make the variables under a DeviceScope",
+        name_, device.to_string(), here.to_string(), binding_text(*first, call), device.to_string(),
+        binding_text(b, call), here.to_string()));
+  }
+  return device;
+}
 
 FunctionCore::FunctionCore(std::string name, std::string parameter_types, size_t arity)
     : name_(std::move(name)),
@@ -123,7 +193,12 @@ const TracedEntry& FunctionCore::entry(const CallArgs& call, const Body& body) {
   entry->checks = trace.checks();
   for (const ir::Function::Update& update : entry->graph.updates())
     entry->update_bindings.push_back(static_cast<size_t>(update.param->index()));
-  entry->compiled = compile(entry->graph.clone());
+  entry->device = call_device(*entry, call);
+  if (entry->device.is_cuda()) {
+    entry->on_device = std::make_unique<DeviceFunction>(entry->graph.clone(), entry->device);
+  } else {
+    entry->compiled = compile(entry->graph.clone());
+  }
 
   entry->signature = std::move(signature);
   state_->order.push_back(entry.get());
@@ -177,6 +252,7 @@ void FunctionCore::warn_retracing(int64_t retraces) const {
 }
 
 std::vector<Tensor> FunctionCore::run(const TracedEntry& entry, const CallArgs& call) const {
+  if (entry.on_device != nullptr) return run_on_device(entry, call);
   // While a GradientTape records, the call runs compiled as always and is then recorded whole:
   // the tape gets the callee's graph, to differentiate as TensorFlow does tf.function calls.
   // Variables are then read through Variable::value(), so the tape watches the trainable
@@ -237,6 +313,76 @@ std::vector<Tensor> FunctionCore::run(const TracedEntry& entry, const CallArgs& 
   return outputs;
 }
 
+// run() for an entry compiled for a GPU: the same steps on device tensors.
+std::vector<Tensor> FunctionCore::run_on_device(const TracedEntry& entry,
+                                                const CallArgs& call) const {
+  const bool recording = tapes_recording();
+  std::vector<Tensor> params(recording ? entry.bindings.size() : 0);
+  InlineList<const Tensor*> args(entry.bindings.size());
+  for (size_t i = 0; i < entry.bindings.size(); ++i) {
+    const Binding& binding = entry.bindings[i];
+    switch (binding.kind) {
+      case Binding::Kind::argument:
+        args[i] = &call.tensors[binding.index];
+        break;
+      case Binding::Kind::captured:
+        args[i] = entry.captured[i].defined() ? &entry.captured[i] : &binding.tensor;
+        break;
+      case Binding::Kind::variable:
+        if (recording) {
+          params[i] = bound_variable(binding, call).value();
+          args[i] = &params[i];
+        } else {
+          args[i] = &VariableAccess::tensor(bound_variable(binding, call));
+        }
+        break;
+    }
+    if (recording && binding.kind != Binding::Kind::variable) params[i] = *args[i];
+  }
+  std::vector<Tensor> all = entry.on_device->run(args.span());
+  const size_t updates = entry.update_bindings.size();
+  KILN_CHECK(all.size() >= updates + entry.checks.size(),
+             "compiled function returned fewer values than its updates and checks");
+  const size_t results = all.size() - updates - entry.checks.size();
+  // Checks come before the updates: a failing call leaves the variables as they were.
+  for (size_t i = 0; i < entry.checks.size(); ++i) {
+    const Trace::Check& check = entry.checks[i];
+    check_traced_value(copy_to_host(all[results + i], name_, std::source_location()), check.message,
+                       check.scope, check.loc);
+  }
+  if (check_numerics_enabled()) {
+    bool finite = true;
+    for (size_t i = 0; i < all.size(); ++i) {
+      if (i >= results && i < results + entry.checks.size()) continue;
+      finite = finite && all_finite(copy_to_host(all[i], name_, std::source_location()));
+    }
+    if (!finite) {
+      std::vector<ir::HostTensor> host;
+      host.reserve(args.size());
+      std::vector<const ir::HostTensor*> pointers;
+      for (const Tensor* t : args.span()) {
+        host.push_back(t->device().is_cpu() ? t->host()
+                                            : copy_to_host(*t, name_, std::source_location()));
+      }
+      for (const ir::HostTensor& t : host)
+        pointers.push_back(&t);
+      locate_non_finite(entry.graph, pointers, name_);
+    }
+  }
+  for (size_t i = 0; i < updates; ++i) {
+    Variable target = bound_variable(entry.bindings[entry.update_bindings[i]], call);
+    Tensor& value = all[results + entry.checks.size() + i];
+    // A 0-d cpu variable that went along comes back.
+    if (target.device().is_cpu())
+      VariableAccess::set_host(target, copy_to_host(value, name_, std::source_location()));
+    else
+      VariableAccess::set_tensor(target, std::move(value));
+  }
+  all.resize(results);
+  if (recording) record_call_on_tapes(entry.graph, params, all);
+  return all;
+}
+
 const ir::Function& FunctionCore::graph(const TracedEntry& entry) const {
   return entry.graph;
 }
@@ -256,6 +402,7 @@ std::vector<std::string> FunctionCore::check_messages(const TracedEntry& entry) 
 }
 
 std::string FunctionCore::compiled_ir(const TracedEntry& entry) const {
+  if (entry.on_device != nullptr) return entry.on_device->compiled_ir();
   return entry.compiled->compiled_ir();
 }
 

@@ -89,6 +89,8 @@ class FunctionCore {
   const TracedEntry* find(const std::string& key) const;
   // Logs what changed against the closest cached signature (and warns on the 5th retrace).
   void report_retrace(const Signature& signature);
+  Device call_device(TracedEntry& entry, const CallArgs& call) const;
+  std::vector<Tensor> run_on_device(const TracedEntry& entry, const CallArgs& call) const;
   void warn_retracing(int64_t retraces) const;
 
   std::string name_;

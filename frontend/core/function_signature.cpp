@@ -44,6 +44,11 @@ void put_type(std::string& key, const TensorType& type) {
   key.append(reinterpret_cast<const char*>(dims.data()), dims.size() * sizeof(int64_t));
 }
 
+void put_device(std::string& key, const Device& device) {
+  put(key, static_cast<uint8_t>(device.kind()));
+  put(key, static_cast<int32_t>(device.index()));
+}
+
 // Length-prefixed, so that no value can imitate the fields after it.
 void put_text(std::string& key, std::string_view text) {
   put(key, static_cast<uint32_t>(text.size()));
@@ -56,6 +61,15 @@ int32_t alias_of(const CallArgs& call, size_t index) {
     if (call.variables[j].is(call.variables[index])) return static_cast<int32_t>(j);
   }
   return -1;
+}
+
+void compare_devices(const ArgSignature& a, const ArgSignature& b, size_t j,
+                     const std::string& where, std::vector<Change>& out) {
+  if (j < a.devices.size() && j < b.devices.size() && a.devices[j] != b.devices[j]) {
+    out.push_back(
+        {where, "device",
+         fmt::format("device {} → {}", a.devices[j].to_string(), b.devices[j].to_string())});
+  }
 }
 
 void compare_types(const TensorType& a, const TensorType& b, const std::string& where,
@@ -86,8 +100,16 @@ void compare_tensors(const ArgSignature& a, const ArgSignature& b, size_t index,
   // A lone tensor is "argument 0"; the leaves of a structure are "argument 0[1]".
   bool single = a.types.size() == 1 && a.sizes.empty();
   for (size_t j = 0; j < a.types.size(); ++j) {
-    compare_types(a.types[j], b.types[j], single ? where : fmt::format("{}[{}]", where, j), out);
+    const std::string at = single ? where : fmt::format("{}[{}]", where, j);
+    compare_types(a.types[j], b.types[j], at, out);
+    compare_devices(a, b, j, at, out);
   }
+}
+
+// " on cuda:0" for a leaf on a GPU; nothing on the cpu.
+std::string placed(const ArgSignature& arg, size_t j) {
+  return j < arg.devices.size() && arg.devices[j].is_cuda() ? " on " + arg.devices[j].to_string()
+                                                            : std::string();
 }
 
 std::string alias_text(const std::string& value) {
@@ -109,6 +131,7 @@ Signature make_signature(const CallArgs& call, std::string_view function_name,
         for (size_t j = spec.first; j < spec.first + spec.count; ++j) {
           check_leaf(call.tensors[j], i, function_name, expected);
           arg.types.push_back(call.tensors[j].type());
+          arg.devices.push_back(call.tensors[j].device());
         }
         arg.sizes = spec.sizes;
         break;
@@ -121,6 +144,7 @@ Signature make_signature(const CallArgs& call, std::string_view function_name,
                           i, function_name, expected));
         }
         arg.types.push_back(v.type());
+        arg.devices.push_back(v.device());
         // Passing one variable twice traces differently (one input, one update).
         int32_t alias = alias_of(call, spec.first);
         if (alias >= 0) {
@@ -153,6 +177,7 @@ bool signature_key(const CallArgs& call, std::string& key) {
           const Tensor& t = call.tensors[j];
           if (!t.defined() || t.is_symbolic()) return false;
           put_type(key, t.type());
+          put_device(key, t.device());
         }
         put(key, static_cast<uint32_t>(spec.sizes.size()));
         for (size_t size : spec.sizes)
@@ -162,6 +187,7 @@ bool signature_key(const CallArgs& call, std::string& key) {
         const Variable& v = call.variables[spec.first];
         if (!v.defined()) return false;
         put_type(key, v.type());
+        put_device(key, v.device());
         put(key, alias_of(call, spec.first));
         break;
       }
@@ -178,14 +204,18 @@ std::string signature_text(std::string_view function_name, const Signature& sign
   std::vector<std::string> parts;
   for (const ArgSignature& arg : signature.args) {
     switch (arg.kind) {
-      case ArgSpec::Kind::tensors:
+      case ArgSpec::Kind::tensors: {
+        std::vector<std::string> leaves;
+        for (size_t j = 0; j < arg.types.size(); ++j)
+          leaves.push_back(arg.types[j].to_string() + placed(arg, j));
         if (arg.types.size() == 1 && arg.sizes.empty())
-          parts.push_back(arg.types[0].to_string());
+          parts.push_back(leaves[0]);
         else
-          parts.push_back(fmt::format("[{}]", ir::types_to_string(arg.types)));
+          parts.push_back(fmt::format("[{}]", fmt::join(leaves, ", ")));
         break;
+      }
       case ArgSpec::Kind::variable:
-        parts.push_back(fmt::format("Variable {}", arg.types[0].to_string()));
+        parts.push_back(fmt::format("Variable {}{}", arg.types[0].to_string(), placed(arg, 0)));
         break;
       case ArgSpec::Kind::value:
         parts.push_back(arg.value);
@@ -208,6 +238,7 @@ std::vector<Change> compare(const Signature& before, const Signature& after) {
         break;
       case ArgSpec::Kind::variable:
         compare_types(a.types[0], b.types[0], where, changes);
+        compare_devices(a, b, 0, where, changes);
         if (a.value != b.value) {
           changes.push_back({where, "aliasing",
                              fmt::format("{} → {}", alias_text(a.value), alias_text(b.value))});

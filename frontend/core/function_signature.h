@@ -7,6 +7,7 @@
 #include <string_view>
 #include <vector>
 
+#include "kiln/frontend/core/device.h"
 #include "kiln/frontend/core/function_args.h"
 #include "kiln/ir/types.h"
 
@@ -16,6 +17,7 @@ namespace kiln::detail {
 struct ArgSignature {
   ArgSpec::Kind kind = ArgSpec::Kind::value;
   std::vector<TensorType> types;  // tensor leaves, or the variable's type
+  std::vector<Device> devices;    // where each of `types` lives
   std::vector<size_t> sizes;      // vector lengths inside a tensor structure
   std::string type;               // a plain value's C++ type
   std::string value;              // a plain value; for a Variable, which argument it aliases
@@ -28,10 +30,10 @@ struct Signature {
 };
 
 // Writes the cache key of `call` into `key` (replacing its contents): a binary, length-prefixed
-// encoding of dtypes, shapes, vector lengths, Variable aliasing and plain values, equal exactly
-// when the signatures are equal. Builds no text, so a cache hit costs no formatting and, with a
-// reused `key`, no allocation. Returns false (key unspecified) if an argument is an undefined
-// or symbolic tensor or an undefined Variable: make_signature then throws the error.
+// encoding of dtypes, shapes, devices, vector lengths, Variable aliasing and plain values, equal
+// exactly when the signatures are equal. Builds no text, so a cache hit costs no formatting and,
+// with a reused `key`, no allocation. Returns false (key unspecified) if an argument is an
+// undefined or symbolic tensor or an undefined Variable: make_signature then throws the error.
 bool signature_key(const CallArgs& call, std::string& key);
 
 // The signature of `call` for the function `function_name` whose parameters are spelled
@@ -45,7 +47,7 @@ std::string signature_text(std::string_view function_name, const Signature& sign
 // One difference between two signatures.
 struct Change {
   std::string where;   // "argument 0", "argument 1[2]"
-  std::string aspect;  // "dtype", "shape", "value", "structure", "aliasing"
+  std::string aspect;  // "dtype", "shape", "device", "value", "structure", "aliasing"
   std::string text;    // "dtype f32 → f64"
 };
 

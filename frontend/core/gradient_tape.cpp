@@ -262,9 +262,14 @@ std::vector<Tensor> GradientTape::Impl::gradient(const Tensor& target,
   for (size_t s = 0; s < sources.size(); ++s) {
     if (results[s].defined() || unconnected == UnconnectedGradients::none) continue;
     const Source& source = sources[s];
-    results[s] = source.is_variable()
-                     ? zeros(source.variable().shape(), source.variable().dtype(), loc)
-                     : zeros_like(source.tensor(), {}, loc);
+    if (source.is_variable()) {
+      // Zeros where the variable lives, whatever DeviceScope applies (traced: a symbolic zeros).
+      const Variable& v = source.variable();
+      DeviceScope on(v.device(), loc);
+      results[s] = zeros(v.shape(), v.dtype(), loc);
+    } else {
+      results[s] = zeros_like(source.tensor(), {}, loc);
+    }
   }
   return results;
 }

@@ -55,11 +55,16 @@ void save(const std::string& path, const std::vector<std::pair<std::string, Tens
           loc);
     }
   }
+  // Tensors on a GPU (a model's weights there) are written from host copies, held until written.
+  std::vector<ir::HostTensor> hosts;
+  hosts.reserve(tensors.size());
+  for (const auto& [name, t] : tensors)
+    hosts.push_back(t.device().is_cpu() ? t.host() : t.to(Device::cpu(), loc).host());
   std::vector<format::TensorRef> refs;
-  for (const auto& [name, t] : tensors) {
-    const ir::HostTensor& host = t.host();
-    refs.push_back({name, detail::runtime_dtype(t.dtype()), t.shape().dims(), host.raw(),
-                    static_cast<uint64_t>(host.nbytes())});
+  for (size_t i = 0; i < tensors.size(); ++i) {
+    const auto& [name, t] = tensors[i];
+    refs.push_back({name, detail::runtime_dtype(t.dtype()), t.shape().dims(), hosts[i].raw(),
+                    static_cast<uint64_t>(hosts[i].nbytes())});
   }
   try {
     format::write(path, refs, metadata);

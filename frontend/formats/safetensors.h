@@ -22,7 +22,8 @@ namespace kiln::safetensors {
 // Writes `tensors` (and `metadata`, if any) to `path`: to a temporary file in the same
 // directory, flushed to disk, then renamed into place, so a failed save leaves an existing file
 // untouched. Throws ValueError for duplicate or reserved ("__metadata__") names and for
-// undefined or symbolic tensors; IOError when the file cannot be written.
+// undefined or symbolic tensors; IOError when the file cannot be written. Tensors on a GPU are
+// copied to the host to be written.
 void save(const std::string& path, const std::vector<std::pair<std::string, Tensor>>& tensors,
           const std::map<std::string, std::string>& metadata = {}, Loc loc = Loc::current());
 

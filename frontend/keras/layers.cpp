@@ -250,7 +250,8 @@ Variable Layer::add_weight(const std::string& name, const Shape& shape,
     detail::EagerScope eager;
     initial = initializer(shape, dtype);
   }
-  Variable v = detail::VariableAccess::create(initial.host(), state_->name + "/" + name, trainable);
+  // On the initializer's device: the innermost DeviceScope's, where its creation ops ran.
+  Variable v = detail::VariableAccess::create(initial, state_->name + "/" + name, trainable);
   state_->weights.push_back(v);
   state_->weight_trainable.push_back(trainable);
   return v;
@@ -438,8 +439,16 @@ Dropout::Dropout(double rate, std::optional<uint64_t> seed, std::string name,
 
 Tensor Dropout::call(const Tensor& x, bool training) {
   if (!training || rate_ == 0) return x;
-  step_.assign_add(constant(int64_t{1}));
-  Tensor u = random_uniform_at(x.shape(), step_.value(), 0.0, 1.0, seed_, x.dtype());
+  {
+    // The counter lives on the host (a 0-d operand goes along to any device): its increment too,
+    // under a GPU DeviceScope.
+    DeviceScope on_host(Device::cpu());
+    step_.assign_add(constant(int64_t{1}));
+  }
+  // The draw runs where its operand, the step, is: on x's device, so that the mask is there too.
+  Tensor step = step_.value();
+  if (!x.is_symbolic() && !x.device().is_cpu()) step = step.to(x.device());
+  Tensor u = random_uniform_at(x.shape(), step, 0.0, 1.0, seed_, x.dtype());
   return where(greater_equal(u, rate_), x / (1.0 - rate_), zeros_like(x));
 }
 

@@ -186,7 +186,9 @@ namespace {
 // truncated first, as the cast to integer ids does.
 void check_labels(const char* loss, const Tensor& y_true, const Tensor& y_pred, int64_t classes,
                   const Loc& loc) {
-  const ir::HostTensor& ids = y_true.host();
+  // Labels on a GPU are checked in a host copy.
+  const Tensor on_host = y_true.to(Device::cpu());
+  const ir::HostTensor& ids = on_host.host();
   for (int64_t i = 0; i < ids.num_elements(); ++i) {
     double label = ids.element_as_double(i);
     double id = std::trunc(label);

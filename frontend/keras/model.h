@@ -221,6 +221,8 @@ class Model {
   virtual std::vector<Shape> output_shapes() const { return {}; }
   // Weights, building the model from its input shape if it is not built yet.
   std::vector<Variable> built_weights(const char* what, const std::source_location& loc);
+  // `t` on the device of the model's weights (a copy when they live on a GPU elsewhere).
+  Tensor on_weights_device(const Tensor& t) const;
   // The per-sample input type: declared, or seen in the last call.
   std::optional<TensorType> input_spec() const;
   // call() with the caller's source location, for layers' errors; Sequential passes it on.

@@ -87,7 +87,8 @@ void check_labels(const char* what, const Tensor& y, const TensorType& pred,
                   const std::source_location& loc) {
   if (!ir::is_integer(y.dtype()) || !metrics::sparse_labels(y.shape(), pred.shape)) return;
   int64_t classes = pred.shape.dims().back();
-  const ir::HostTensor& ids = y.host();
+  const Tensor on_host = y.to(Device::cpu());  // labels on a GPU are checked in a host copy
+  const ir::HostTensor& ids = on_host.host();
   for (int64_t i = 0; i < ids.num_elements(); ++i) {
     auto id = static_cast<int64_t>(ids.element_as_double(i));
     if (id < 0 || id >= classes) {
@@ -315,7 +316,8 @@ History Model::fit_epochs(EpochData& data, const FitOptions& options,
     int64_t s = 0;
     ProgressValues logs;
     while (std::optional<Batch> batch = next()) {
-      std::vector<Tensor> out = compiled_->train_step(batch->first, batch->second);
+      std::vector<Tensor> out =
+          compiled_->train_step(on_weights_device(batch->first), on_weights_device(batch->second));
       means.add(batch->first.shape()[0], double(out[0].item<float>()),
                 std::span<const Tensor>(out).subspan(1));
       logs = means.logs();
@@ -366,11 +368,23 @@ void Model::check_dataset_batch(BatchChecker& checker, const std::pair<Tensor, T
   check_labels(what, batch.second, with_batch(batch.first.shape()[0], *checker.output), loc);
 }
 
+Tensor Model::on_weights_device(const Tensor& t) const {
+  // The steps run where the weights live (on a GPU when the model was built under a
+  // DeviceScope); batches of data held elsewhere are copied there, as Keras does under
+  // tf.device.
+  for (const Variable& v : weights()) {
+    if (v.device() != t.device() && v.device().is_cuda()) return t.to(v.device());
+    break;
+  }
+  return t;
+}
+
 std::vector<float> Model::evaluate_batches(const NextBatch& next, const char* what,
                                            const std::source_location& loc) {
   metrics::RunningMeans means(compiled_->metrics);
   while (std::optional<Batch> b = next()) {
-    std::vector<Tensor> out = compiled_->test_step(b->first, b->second);
+    std::vector<Tensor> out =
+        compiled_->test_step(on_weights_device(b->first), on_weights_device(b->second));
     means.add(b->first.shape()[0], double(out[0].item<float>()),
               std::span<const Tensor>(out).subspan(1));
   }
@@ -438,8 +452,8 @@ Tensor Model::predict_batches(const Tensor& x, int64_t batch_size,
   std::vector<int64_t> order = iota(n);
   std::vector<Tensor> parts;
   for (int64_t begin = 0; begin < n; begin += batch_size)
-    parts.push_back(
-        compiled_->predict_step(rows(x, order, begin, std::min(n, begin + batch_size))));
+    parts.push_back(compiled_->predict_step(
+        on_weights_device(rows(x, order, begin, std::min(n, begin + batch_size)))));
   return parts.size() == 1 ? parts[0] : concat(parts, 0);
 }
 

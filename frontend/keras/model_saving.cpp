@@ -63,8 +63,16 @@ void Model::load_weights(const std::string& path, std::source_location loc) {
         loc);
   }
   std::map<std::string, Tensor> values(loaded.begin(), loaded.end());
-  for (Variable& v : vars)
-    v.assign(values.at(v.name()), loc);
+  for (Variable& v : vars) {
+    const Tensor& value = values.at(v.name());
+    if (v.device().is_cpu()) {
+      v.assign(value, loc);
+    } else {
+      // Straight from the file's host copy into the variable's device (assign would refuse a
+      // host value, and .to() then assign would copy twice).
+      detail::VariableAccess::set_host(v, value.host(), loc);
+    }
+  }
 }
 
 void Model::save(const std::string& dir, int64_t batch_size, std::source_location loc) {
@@ -84,8 +92,10 @@ void Model::save(const std::string& dir, int64_t batch_size, std::source_locatio
   std::function<Tensor(const Tensor&, bool)> forward = forward_fn();
   auto inference = kiln::function([forward](const Tensor& x) { return forward(x, false); },
                                   name_ + "_inference");
-  const ir::Function& graph =
-      inference.graph(zeros(detail::with_batch(batch_size, *spec).shape, spec->dtype, loc));
+  // The example batch lives where the weights do, as a traced function's tensors must.
+  Tensor example = zeros(detail::with_batch(batch_size, *spec).shape, spec->dtype, loc);
+  if (!vars.empty()) example = example.to(vars.front().device(), loc);
+  const ir::Function& graph = inference.graph(example);
 
   std::map<std::string, Variable> by_name;
   for (const Variable& v : vars)

@@ -211,6 +211,9 @@ void Optimizer::apply_gradients(const std::vector<std::pair<Tensor, Variable>>& 
     update_step(grad, var, it->second);
   }
   // After the updates, as Keras: update_step sees the count of steps applied before this one.
+  // The counter lives on the host (a 0-d operand goes along to any device): its increment too,
+  // under a GPU DeviceScope.
+  DeviceScope on_host(Device::cpu());
   state_->iterations.assign_add(constant(int64_t{1}, DType::i64));
 }
 
@@ -250,8 +253,9 @@ Variable Optimizer::make_slot(const Variable& var, const std::string& slot_name,
       }
     });
   }
-  return detail::VariableAccess::create(std::move(init),
-                                        fmt::format("{}_{}", var.name(), slot_name), false);
+  // On the variable's device, as its updates run there.
+  return detail::VariableAccess::create(
+      std::move(init), fmt::format("{}_{}", var.name(), slot_name), false, var.device());
 }
 
 Tensor Optimizer::iterations_as(DType dtype) const {

@@ -169,14 +169,18 @@ void DeviceBuffer::copy_from_host(const void* src, std::size_t bytes, std::size_
 void DeviceBuffer::copy_to_host(void* dst, std::size_t bytes, std::size_t offset,
                                 const Stream* stream) const {
   check_range(offset, bytes, "copy to the host");
+  cuda::copy_to_host(*context_, dst, ptr_ + offset, bytes, stream);
+}
+
+void copy_to_host(const Context& context, void* dst, CUdeviceptr src, std::size_t bytes,
+                  const Stream* stream) {
   if (bytes == 0) return;
-  context_->make_current();
-  const DriverApi& api = context_->api();
+  context.make_current();
+  const DriverApi& api = context.api();
   if (stream != nullptr)
-    check(api, api.cuMemcpyDtoHAsync_v2(dst, ptr_ + offset, bytes, stream->handle()),
-          "cuMemcpyDtoHAsync");
+    check(api, api.cuMemcpyDtoHAsync_v2(dst, src, bytes, stream->handle()), "cuMemcpyDtoHAsync");
   else
-    check(api, api.cuMemcpyDtoH_v2(dst, ptr_ + offset, bytes), "cuMemcpyDtoH");
+    check(api, api.cuMemcpyDtoH_v2(dst, src, bytes), "cuMemcpyDtoH");
 }
 
 void DeviceBuffer::copy_from(const DeviceBuffer& src, std::size_t bytes, std::size_t src_offset,
@@ -198,12 +202,18 @@ void DeviceBuffer::copy_from(const DeviceBuffer& src, std::size_t bytes, std::si
 
 void DeviceBuffer::fill(unsigned char value, const Stream* stream) {
   if (size_ == 0) return;
-  context_->make_current();
-  const DriverApi& api = context_->api();
+  fill_bytes(*context_, ptr_, size_, value, stream);
+}
+
+void fill_bytes(const Context& context, CUdeviceptr ptr, std::size_t bytes, unsigned char value,
+                const Stream* stream) {
+  if (bytes == 0) return;
+  context.make_current();
+  const DriverApi& api = context.api();
   if (stream != nullptr)
-    check(api, api.cuMemsetD8Async(ptr_, value, size_, stream->handle()), "cuMemsetD8Async");
+    check(api, api.cuMemsetD8Async(ptr, value, bytes, stream->handle()), "cuMemsetD8Async");
   else
-    check(api, api.cuMemsetD8_v2(ptr_, value, size_), "cuMemsetD8");
+    check(api, api.cuMemsetD8_v2(ptr, value, bytes), "cuMemsetD8");
 }
 
 Module::Module(ContextPtr context, const void* image) : context_(std::move(context)) {

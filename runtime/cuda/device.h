@@ -132,6 +132,16 @@ class DeviceBuffer {
   std::size_t size_ = 0;
 };
 
+// Sets `bytes` bytes at device address `ptr` (memory of `context`) to `value`, queued on `stream`
+// (nullptr: synchronously on the default stream).
+void fill_bytes(const Context& context, CUdeviceptr ptr, std::size_t bytes, unsigned char value,
+                const Stream* stream = nullptr);
+
+// Copies `bytes` bytes from device address `src` (memory of `context`) to host memory `dst`,
+// queued on `stream` (nullptr: synchronously).
+void copy_to_host(const Context& context, void* dst, CUdeviceptr src, std::size_t bytes,
+                  const Stream* stream = nullptr);
+
 // A kernel of a loaded Module; valid while the module lives.
 struct Kernel {
   const Context* context = nullptr;

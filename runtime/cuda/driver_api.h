@@ -23,10 +23,15 @@ struct CUctx_st;
 struct CUmod_st;
 struct CUfunc_st;
 struct CUstream_st;
+struct CUlinkState_st;
 using CUcontext = CUctx_st*;
 using CUmodule = CUmod_st*;
 using CUfunction = CUfunc_st*;
 using CUstream = CUstream_st*;
+using CUlinkState = CUlinkState_st*;
+// cuda.h's CUjit_option and CUjitInputType are enums too.
+using CUjit_option = int;
+using CUjitInputType = int;
 
 // The error codes Kiln tells apart or that the mock returns (values from cuda.h).
 inline constexpr CUresult CUDA_SUCCESS = 0;
@@ -63,6 +68,15 @@ inline constexpr CUdevice_attribute CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT = 1
 inline constexpr CUdevice_attribute CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR = 75;
 inline constexpr CUdevice_attribute CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR = 76;
 
+// The JIT linker's options and input kinds Kiln uses (cuLinkCreate, cuLinkAddData). A log
+// buffer's size is passed by value in the void* option value, as cuda.h documents.
+inline constexpr CUjit_option CU_JIT_INFO_LOG_BUFFER = 3;
+inline constexpr CUjit_option CU_JIT_INFO_LOG_BUFFER_SIZE_BYTES = 4;
+inline constexpr CUjit_option CU_JIT_ERROR_LOG_BUFFER = 5;
+inline constexpr CUjit_option CU_JIT_ERROR_LOG_BUFFER_SIZE_BYTES = 6;
+inline constexpr CUjitInputType CU_JIT_INPUT_CUBIN = 0;
+inline constexpr CUjitInputType CU_JIT_INPUT_PTX = 1;
+
 // A launch's grid or block extent (the driver API passes the three numbers separately).
 struct Dim3 {
   unsigned x = 1, y = 1, z = 1;
@@ -74,6 +88,7 @@ struct Dim3 {
 // versioned names (cuMemAlloc_v2) are the ones cuda.h's macros select, the unversioned ones are
 // older ABIs (32-bit sizes). All return CUresult. The one list serves the table, the loader and
 // the signature check.
+// clang-format off
 #define KILN_CUDA_DRIVER_ENTRY_POINTS(X)                                                \
   X(cuInit, unsigned int)                                                               \
   X(cuDriverGetVersion, int*)                                                           \
@@ -105,7 +120,13 @@ struct Dim3 {
   X(cuModuleUnload, CUmodule)                                                           \
   X(cuModuleGetFunction, CUfunction*, CUmodule, const char*)                            \
   X(cuLaunchKernel, CUfunction, unsigned int, unsigned int, unsigned int, unsigned int, \
-    unsigned int, unsigned int, unsigned int, CUstream, void**, void**)
+    unsigned int, unsigned int, unsigned int, CUstream, void**, void**)                 \
+  X(cuLinkCreate_v2, unsigned int, CUjit_option*, void**, CUlinkState*)                 \
+  X(cuLinkAddData_v2, CUlinkState, CUjitInputType, void*, std::size_t, const char*,     \
+    unsigned int, CUjit_option*, void**)                                                \
+  X(cuLinkComplete, CUlinkState, void**, std::size_t*)                                  \
+  X(cuLinkDestroy, CUlinkState)
+// clang-format on
 
 // The driver's entry points: filled by dlsym from libcuda (driver.h) or by the mock. A null
 // member is an entry point the library lacks.

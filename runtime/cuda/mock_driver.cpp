@@ -40,6 +40,12 @@ struct MockState {
   std::map<const void*, std::map<std::string, MockKernel>> images;
   std::map<std::uintptr_t, Module> modules;
   std::map<std::uintptr_t, Function> functions;
+  struct Link {
+    char* error_log = nullptr;  // the caller's CU_JIT_ERROR_LOG_BUFFER, if given
+    std::size_t error_log_size = 0;
+    std::string cubin;  // the "compiled" inputs: kMockCubinMagic, then each PTX text
+  };
+  std::map<std::uintptr_t, Link> links;
   MockCounters counters;
 };
 
@@ -437,6 +443,87 @@ CUresult mock_launch_kernel(CUfunction function, unsigned grid_x, unsigned grid_
   return CUDA_SUCCESS;
 }
 
+// The JIT linker: PTX in, a "cubin" out that is the magic line and the PTX texts. The PTX must
+// look like PTX (a .version and a .target directive) for an architecture the mock's sm_90 runs
+// (sm_90 or older); otherwise CUDA_ERROR_INVALID_PTX with a line in the error log, as ptxas
+// would say it.
+void write_log(MockState::Link& link, const std::string& text) {
+  if (link.error_log == nullptr || link.error_log_size == 0) return;
+  const std::size_t n = std::min(text.size(), link.error_log_size - 1);
+  std::memcpy(link.error_log, text.data(), n);
+  link.error_log[n] = '\0';
+}
+
+CUresult mock_link_create(unsigned int num_options, CUjit_option* options, void** values,
+                          CUlinkState* state) {
+  return with_mock([&](MockState& mock) {
+    if (!has_context(mock)) return CUDA_ERROR_INVALID_CONTEXT;
+    if (state == nullptr || (num_options > 0 && (options == nullptr || values == nullptr)))
+      return CUDA_ERROR_INVALID_VALUE;
+    MockState::Link link;
+    link.cubin = kMockCubinMagic;
+    for (unsigned i = 0; i < num_options; ++i) {
+      if (options[i] == CU_JIT_ERROR_LOG_BUFFER) link.error_log = static_cast<char*>(values[i]);
+      if (options[i] == CU_JIT_ERROR_LOG_BUFFER_SIZE_BYTES)
+        link.error_log_size = reinterpret_cast<std::uintptr_t>(values[i]);
+    }
+    write_log(link, "");
+    const std::uintptr_t handle = new_handle();
+    mock.links[handle] = std::move(link);
+    *state = as_handle<CUlinkState_st>(handle);
+    return CUDA_SUCCESS;
+  });
+}
+
+CUresult mock_link_add_data(CUlinkState state, CUjitInputType type, void* data, std::size_t size,
+                            const char* /*name*/, unsigned int /*num_options*/,
+                            CUjit_option* /*options*/, void** /*values*/) {
+  return with_mock([&](MockState& mock) {
+    auto it = mock.links.find(handle_value(state));
+    if (it == mock.links.end()) return CUDA_ERROR_INVALID_HANDLE;
+    if (data == nullptr || size == 0) return CUDA_ERROR_INVALID_VALUE;
+    if (type != CU_JIT_INPUT_PTX) return CUDA_ERROR_NOT_SUPPORTED;
+    std::string ptx(static_cast<const char*>(data), size);
+    if (!ptx.empty() && ptx.back() == '\0') ptx.pop_back();
+    const std::size_t target = ptx.find(".target sm_");
+    if (ptx.find(".version") == std::string::npos || target == std::string::npos) {
+      write_log(it->second, "ptxas fatal   : (mock) not PTX: no .version or .target directive");
+      return CUDA_ERROR_INVALID_PTX;
+    }
+    const int arch = std::atoi(ptx.c_str() + target + 11);
+    if (arch > 90) {
+      write_log(it->second, "ptxas fatal   : (mock) PTX for sm_" + std::to_string(arch) +
+                                " cannot be compiled for the mock's sm_90");
+      return CUDA_ERROR_INVALID_PTX;
+    }
+    it->second.cubin += ptx;
+    return CUDA_SUCCESS;
+  });
+}
+
+CUresult mock_link_complete(CUlinkState state, void** cubin, std::size_t* size) {
+  return with_mock([&](MockState& mock) {
+    auto it = mock.links.find(handle_value(state));
+    if (it == mock.links.end()) return CUDA_ERROR_INVALID_HANDLE;
+    if (cubin == nullptr || size == nullptr) return CUDA_ERROR_INVALID_VALUE;
+    if (it->second.cubin.size() == std::strlen(kMockCubinMagic)) {
+      write_log(it->second, "nvlink error   : (mock) nothing to link");
+      return CUDA_ERROR_INVALID_VALUE;
+    }
+    ++mock.counters.links;
+    // Owned by the link state, as the driver's is: valid until cuLinkDestroy.
+    *cubin = it->second.cubin.data();
+    *size = it->second.cubin.size();
+    return CUDA_SUCCESS;
+  });
+}
+
+CUresult mock_link_destroy(CUlinkState state) {
+  return with_mock([&](MockState& mock) {
+    return mock.links.erase(handle_value(state)) == 1 ? CUDA_SUCCESS : CUDA_ERROR_INVALID_HANDLE;
+  });
+}
+
 constexpr DriverApi kMockApi = [] {
   DriverApi api;
   api.cuInit = mock_init;
@@ -469,6 +556,10 @@ constexpr DriverApi kMockApi = [] {
   api.cuModuleUnload = mock_module_unload;
   api.cuModuleGetFunction = mock_module_get_function;
   api.cuLaunchKernel = mock_launch_kernel;
+  api.cuLinkCreate_v2 = mock_link_create;
+  api.cuLinkAddData_v2 = mock_link_add_data;
+  api.cuLinkComplete = mock_link_complete;
+  api.cuLinkDestroy = mock_link_destroy;
   return api;
 }();
 

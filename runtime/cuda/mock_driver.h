@@ -12,6 +12,11 @@
 // (unknown: CUDA_ERROR_NOT_FOUND), and cuLaunchKernel calls the host function once with the
 // launch's kernelParams, grid and block: the function runs the whole grid itself.
 //
+// The JIT linker (cuLinkCreate ... cuLinkComplete) takes PTX with a .version and a .target of
+// sm_90 or older and gives a "cubin" that is kMockCubinMagic followed by the PTX; other input
+// fails with CUDA_ERROR_INVALID_PTX and a line in the error log. Such a cubin loads like any
+// image: register its address.
+//
 // Use: `MockDriver mock; ScopedDriverOverride use(mock.api());`, then the device layer
 // (device.h) as usual. One MockDriver may exist at a time; destroy it only while no other thread
 // calls its table. Calls after it is gone return CUDA_ERROR_DEINITIALIZED.
@@ -26,6 +31,9 @@
 #include "kiln/runtime/cuda/driver_api.h"
 
 namespace kiln::runtime::cuda {
+
+// The first bytes of the mock linker's cubins.
+inline constexpr const char* kMockCubinMagic = "KILN MOCK CUBIN sm_90\n";
 
 // A kernel's host build: `args` is cuLaunchKernel's kernelParams (a pointer to each parameter's
 // value); it runs every thread of `grid` x `block`.
@@ -42,6 +50,7 @@ struct MockOptions {
 // What the mock has been asked to do so far.
 struct MockCounters {
   long long launches = 0;
+  long long links = 0;              // successful cuLinkComplete calls
   long long allocations = 0;        // successful cuMemAlloc calls
   long long frees = 0;              // successful cuMemFree calls
   std::size_t bytes_allocated = 0;  // live now

@@ -1,0 +1,355 @@
+// GPU modules in the persistent cache (codegen/gpu_cache.h): a second compile of the same function
+// is a hit that equals the first, anything that changes the code changes the key, a bad entry or
+// payload recompiles with a warning, and the payload keeps every field of every launch. Every
+// cache here lives in a temporary directory, never the user's.
+#include <catch2/catch.hpp>
+
+#include <filesystem>
+#include <string>
+
+#include "file_test_util.h"
+#include "kiln/codegen/cache_key.h"
+#include "kiln/codegen/gpu_cache.h"
+#include "kiln/ir/error.h"
+#include "kiln/ir/parser.h"
+#include "kiln/passes/pipeline.h"
+#include "kiln/runtime/log_level.h"
+
+using namespace kiln;
+using Catch::Contains;
+using codegen::GpuBufferRef;
+using codegen::GpuGemm;
+using codegen::GpuLaunch;
+using codegen::GpuModule;
+using runtime::DiskCache;
+using testing::TempDir;
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr const char* kDense =
+    R"(func @dense(%x: f32[32,64], %w: f32[64,16], %b: f32[16]) -> f32[32,16] {
+  %0 = matmul(%x, %w) : f32[32,16]
+  %1 = add(%0, %b) : f32[32,16]
+  %2 = relu(%1) : f32[32,16]
+  %3 = exp(%2) : f32[32,16]
+  return %3
+})";
+
+constexpr const char* kPoly = R"(func @poly(%x: f32[100]) -> f32[100] {
+  %0 = mul(%x, %x) : f32[100]
+  %1 = tanh(%0) : f32[100]
+  return %1
+})";
+
+passes::PipelineResult planned(const std::string& text) {
+  return passes::run_pipeline(ir::parse(text));
+}
+
+// One architecture keeps the compiles short.
+codegen::GpuOptions sm90() {
+  codegen::GpuOptions options;
+  options.gpu_arch = "sm_90";
+  return options;
+}
+
+GpuModule compile(DiskCache& cache, const passes::PipelineResult& r,
+                  const codegen::GpuOptions& options = sm90()) {
+  return codegen::compile_gpu_cached(r.function, r.kernels, r.memory, options, &cache);
+}
+
+// Field by field, GEMM steps included (to_string shows only some of a GEMM's fields).
+void check_same_module(const GpuModule& got, const GpuModule& want) {
+  REQUIRE(got.ptx.size() == want.ptx.size());
+  for (size_t i = 0; i < want.ptx.size(); ++i) {
+    CHECK(got.ptx[i].arch == want.ptx[i].arch);
+    CHECK(got.ptx[i].text == want.ptx[i].text);
+  }
+  CHECK(got.workspace_bytes == want.workspace_bytes);
+  CHECK(got.print_launch_plan() == want.print_launch_plan());
+  REQUIRE(got.launches.size() == want.launches.size());
+  auto same_ref = [](const GpuBufferRef& a, const GpuBufferRef& b) {
+    return a.kind == b.kind && a.index == b.index && a.offset == b.offset;
+  };
+  for (size_t i = 0; i < want.launches.size(); ++i) {
+    CAPTURE(i);
+    const GpuLaunch& a = got.launches[i];
+    const GpuLaunch& b = want.launches[i];
+    CHECK(a.to_string() == b.to_string());
+    CHECK(a.plan_kernel == b.plan_kernel);
+    CHECK(a.label == b.label);
+    CHECK(a.supported == b.supported);
+    CHECK(a.reason == b.reason);
+    CHECK(a.symbol == b.symbol);
+    CHECK(a.items == b.items);
+    CHECK(a.block_size == b.block_size);
+    CHECK(a.grid_size == b.grid_size);
+    REQUIRE(a.args.size() == b.args.size());
+    for (size_t j = 0; j < a.args.size(); ++j)
+      CHECK(same_ref(a.args[j], b.args[j]));
+    REQUIRE(a.gemm.has_value() == b.gemm.has_value());
+    if (!a.gemm) continue;
+    const GpuGemm& g = *a.gemm;
+    const GpuGemm& h = *b.gemm;
+    CHECK(g.dtype == h.dtype);
+    CHECK((g.m == h.m && g.n == h.n && g.k == h.k));
+    CHECK(g.transpose_a == h.transpose_a);
+    CHECK(g.transpose_b == h.transpose_b);
+    CHECK(g.epilogue == h.epilogue);
+    CHECK((same_ref(g.a, h.a) && same_ref(g.b, h.b) && same_ref(g.d, h.d)));
+    CHECK(same_ref(g.bias, h.bias));
+    CHECK(g.batch_shape == h.batch_shape);
+    CHECK(g.a_batch_strides == h.a_batch_strides);
+    CHECK(g.b_batch_strides == h.b_batch_strides);
+    CHECK(g.alignment == h.alignment);
+  }
+}
+
+struct QuietLog {
+  QuietLog() { runtime::set_min_log_level(2); }
+  ~QuietLog() { runtime::set_min_log_level(0); }
+};
+
+}  // namespace
+
+TEST_CASE("gpu cache: a second compile of the same function is a hit and equals the first") {
+  TempDir dir;
+  DiskCache cache(dir.path.string());
+  const passes::PipelineResult r = planned(kDense);
+  const GpuModule first = compile(cache, r);
+  CHECK(cache.stats().hits == 0);
+  CHECK(cache.stats().puts == 1);
+  // The module really has a GEMM step and a loop kernel, so both kinds of launch round-trip.
+  REQUIRE(first.launches.size() >= 2);
+  CHECK(first.launches[0].gemm.has_value());
+  CHECK_FALSE(first.launches.back().symbol.empty());
+
+  const GpuModule second = compile(cache, r);
+  CHECK(cache.stats().hits == 1);
+  check_same_module(second, first);
+  // Another process: a fresh cache on the same directory, and the same function parsed anew.
+  DiskCache other(dir.path.string());
+  const GpuModule third = compile(other, planned(kDense));
+  CHECK(other.stats().hits == 1);
+  check_same_module(third, first);
+  // And what compile_gpu itself gives.
+  check_same_module(first, codegen::compile_gpu(r.function, r.kernels, r.memory, sm90()));
+  CHECK(cache.warnings().empty());
+}
+
+TEST_CASE("gpu cache: another function, architecture or option is a miss") {
+  TempDir dir;
+  DiskCache cache(dir.path.string());
+  const passes::PipelineResult poly = planned(kPoly);
+  compile(cache, poly);
+  CHECK(cache.stats().misses == 1);
+
+  // Another function: another op, and the same ops on another shape.
+  compile(cache, planned(kDense));
+  std::string other = kPoly;
+  other.replace(other.find("tanh"), 4, "sigmoid");
+  compile(cache, planned(other));
+  CHECK(cache.stats().misses == 3);
+
+  // Another architecture.
+  codegen::GpuOptions options = sm90();
+  options.gpu_arch = "sm_80";
+  const GpuModule sm80 = compile(cache, poly, options);
+  CHECK(sm80.ptx.at(0).arch == "sm_80");
+  CHECK(cache.stats().misses == 4);
+  // The same list written otherwise is the same key.
+  options.gpu_arch = " sm_80 ,sm_80";
+  compile(cache, poly, options);
+  CHECK(cache.stats().hits == 1);
+
+  // Other options.
+  options = sm90();
+  options.block_size = 128;
+  CHECK(compile(cache, poly, options).launches.at(0).block_size == 128);
+  options = sm90();
+  options.max_blocks = 3;
+  compile(cache, poly, options);
+  options = sm90();
+  options.opt_level = 1;
+  compile(cache, poly, options);
+  CHECK(cache.stats().misses == 7);
+  CHECK(cache.stats().hits == 1);
+
+  // Nothing above changed what the first compile stored.
+  compile(cache, poly);
+  CHECK(cache.stats().hits == 2);
+  CHECK(cache.warnings().empty());
+}
+
+TEST_CASE("gpu cache: the key names every option, the libdevice file and the plans") {
+  const passes::PipelineResult r = planned(kPoly);
+  const codegen::GpuOptions base = sm90();
+  const std::string key = codegen::gpu_cache_key(r.function, r.kernels, r.memory, base);
+  CHECK_THAT(key, Contains("llvm="));
+  CHECK_THAT(key, Contains("kiln="));
+  CHECK_THAT(key, Contains("func @poly"));
+  auto changed = [&](auto edit) {
+    codegen::GpuOptions o = base;
+    edit(o);
+    return codegen::gpu_cache_key(r.function, r.kernels, r.memory, o) != key;
+  };
+  CHECK(changed([](auto& o) { o.gpu_arch = "sm_80"; }));
+  CHECK(changed([](auto& o) { o.opt_level = 2; }));
+  CHECK(changed([](auto& o) { o.block_size = 512; }));
+  CHECK(changed([](auto& o) { o.max_blocks = 1; }));
+  CHECK(changed([](auto& o) { o.warp_reduce_elements = 0; }));
+  CHECK(changed([](auto& o) { o.block_reduce_elements = 0; }));
+  CHECK(changed([](auto& o) { o.libdevice = ""; }));
+
+  // The same libdevice path rewritten in place (another toolkit installed there) is another key.
+  TempDir dir;
+  const std::string libdevice = dir.file("libdevice.10.bc");
+  testing::write_bytes(libdevice, "version 1");
+  codegen::GpuOptions o = base;
+  o.libdevice = libdevice;
+  const std::string k1 = codegen::gpu_cache_key(r.function, r.kernels, r.memory, o);
+  testing::write_bytes(libdevice, "version two");
+  CHECK(codegen::gpu_cache_key(r.function, r.kernels, r.memory, o) != k1);
+
+  // Another memory plan (another offset) is another key.
+  passes::MemoryPlan memory = r.memory;
+  memory.workspace_bytes += 64;
+  CHECK(codegen::gpu_cache_key(r.function, r.kernels, memory, base) != key);
+}
+
+TEST_CASE("gpu cache: a corrupt entry recompiles with a warning and gives the same module") {
+  QuietLog quiet;
+  TempDir dir;
+  DiskCache cache(dir.path.string());
+  const passes::PipelineResult r = planned(kDense);
+  const GpuModule first = compile(cache, r);
+  const std::string key = codegen::gpu_cache_key(r.function, r.kernels, r.memory, sm90());
+  const std::string path = cache.entry_path(key);
+  REQUIRE(fs::exists(path));
+  std::string bytes = testing::read_bytes(path);
+  bytes[bytes.size() / 2 + 123] ^= 1;
+  testing::write_bytes(path, bytes);
+
+  const GpuModule second = compile(cache, r);
+  check_same_module(second, first);
+  REQUIRE(cache.warnings().size() == 1);
+  CHECK_THAT(cache.warnings()[0], Contains("corrupt"));
+  // Written again: the next compile is a hit.
+  check_same_module(compile(cache, r), first);
+  CHECK(cache.stats().hits == 1);
+  CHECK(cache.stats().puts == 2);
+}
+
+TEST_CASE("gpu cache: a payload that does not parse recompiles with a warning and is rewritten") {
+  QuietLog quiet;
+  TempDir dir;
+  DiskCache cache(dir.path.string());
+  const passes::PipelineResult r = planned(kPoly);
+  const GpuModule want = codegen::compile_gpu(r.function, r.kernels, r.memory, sm90());
+  const std::string key = codegen::gpu_cache_key(r.function, r.kernels, r.memory, sm90());
+  const std::string good = *codegen::serialize_gpu_module(want);
+  std::string other_arch = good;
+  other_arch.replace(other_arch.find("\"sm_90\""), 7, "\"sm_75\"");
+  const std::string bad_payloads[] = {
+      "not json",
+      "{}",
+      R"({"format": 99, "ptx": [], "launches": [], "workspace_bytes": 0})",
+      good.substr(0, good.size() / 2),
+      other_arch,
+  };
+  int round = 0;
+  for (const std::string& payload : bad_payloads) {
+    CAPTURE(payload.substr(0, 80));
+    cache.put(key, payload);
+    check_same_module(compile(cache, r), want);
+    CHECK(cache.warnings().size() == static_cast<size_t>(++round));
+    CHECK_THAT(cache.warnings().back(), Contains("does not parse"));
+    // The recompiled module replaced the bad payload.
+    CHECK(cache.get(key) == good);
+  }
+}
+
+TEST_CASE("gpu cache: the payload keeps every field of every launch") {
+  GpuModule module;
+  module.ptx = {{"sm_80", "// ptx for sm_80\n.version 8.0\n"}, {"sm_90", "// \"quoted\" \\ text"}};
+  module.workspace_bytes = 4096;
+  GpuLaunch loop;
+  loop.plan_kernel = 3;
+  loop.label = "kernel 3 (loop: mul, add)";
+  loop.symbol = "kiln_k3_0";
+  loop.args = {{GpuBufferRef::Kind::input, 1, 0},
+               {GpuBufferRef::Kind::workspace, 0, 128},
+               {GpuBufferRef::Kind::output, 2, 0},
+               {GpuBufferRef::Kind::status, 0, 0}};
+  loop.items = 1000;
+  loop.block_size = 128;
+  loop.grid_size = 8;
+  GpuLaunch unsupported;
+  unsupported.plan_kernel = 4;
+  unsupported.label = "kernel 4 (op: fancy)";
+  unsupported.supported = false;
+  unsupported.reason = "not lowered yet";
+  unsupported.args = {{GpuBufferRef::Kind::constant, 0, 0}};
+  GpuLaunch gemm;
+  gemm.plan_kernel = 5;
+  gemm.label = "kernel 5 (matmul: matmul, add, relu)";
+  GpuGemm g;
+  g.dtype = ir::DType::f64;
+  g.m = 7, g.n = 9, g.k = 11;
+  g.transpose_a = true;
+  g.transpose_b = true;
+  g.epilogue = GpuGemm::Epilogue::bias_relu;
+  g.a = {GpuBufferRef::Kind::input, 0, 0};
+  g.b = {GpuBufferRef::Kind::workspace, 0, 64};
+  g.d = {GpuBufferRef::Kind::output, 1, 0};
+  g.bias = {GpuBufferRef::Kind::input, 2, 0};
+  g.batch_shape = {2, 3};
+  g.a_batch_strides = {77, 0};
+  g.b_batch_strides = {0, 99};
+  g.alignment = 8;
+  gemm.gemm = g;
+  module.launches = {loop, unsupported, gemm};
+
+  const std::optional<std::string> text = codegen::serialize_gpu_module(module);
+  REQUIRE(text);
+  const GpuModule back = codegen::deserialize_gpu_module(*text);
+  check_same_module(back, module);
+  CHECK(*codegen::serialize_gpu_module(back) == *text);
+  // Each epilogue and dtype by name.
+  for (auto e : {GpuGemm::Epilogue::none, GpuGemm::Epilogue::bias, GpuGemm::Epilogue::relu}) {
+    module.launches[2].gemm->epilogue = e;
+    module.launches[2].gemm->dtype = ir::DType::f32;
+    CHECK(codegen::deserialize_gpu_module(*codegen::serialize_gpu_module(module))
+              .launches[2]
+              .gemm->epilogue == e);
+  }
+
+  // Text that is not such a module is a CompileError naming the problem.
+  std::string bad_kind = *text;
+  bad_kind.replace(bad_kind.find("\"workspace\""), 11, "\"elsewhere\"");
+  CHECK_THROWS_WITH(codegen::deserialize_gpu_module(bad_kind), Contains("elsewhere"));
+  std::string bad_dtype = *text;
+  bad_dtype.replace(bad_dtype.find("\"f64\""), 5, "\"f99\"");
+  CHECK_THROWS_WITH(codegen::deserialize_gpu_module(bad_dtype), Contains("f99"));
+  CHECK_THROWS_AS(codegen::deserialize_gpu_module("[1, 2]"), CompileError);
+  CHECK_THROWS_AS(codegen::deserialize_gpu_module(""), CompileError);
+  // A label that is not UTF-8 cannot be JSON: such a module is not cached (and nothing throws).
+  module.launches[0].label = "bad \xff byte";
+  CHECK_FALSE(codegen::serialize_gpu_module(module).has_value());
+}
+
+TEST_CASE("gpu cache: a failed compile stores nothing; no cache or a disabled one compiles") {
+  TempDir dir;
+  DiskCache cache(dir.path.string());
+  const passes::PipelineResult r = planned(kPoly);
+  codegen::GpuOptions options;
+  options.gpu_arch = "sm_1000";
+  CHECK_THROWS_AS(compile(cache, r, options), CompileError);
+  CHECK(fs::is_empty(dir.path));
+
+  DiskCache off;
+  CHECK(compile(off, r).ptx.size() == 1);
+  CHECK(codegen::compile_gpu_cached(r.function, r.kernels, r.memory, sm90(), nullptr).ptx.size() ==
+        1);
+  CHECK(fs::is_empty(dir.path));
+}
