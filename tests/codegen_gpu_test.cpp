@@ -428,7 +428,7 @@ namespace {
 void check_ptxas(const std::string& group) {
   const std::string ptxas = ptxas_path();
   if (ptxas.empty()) {
-    WARN("no ptxas (no CUDA toolkit at build time): PTX not assembled");
+    WARN("no ptxas (no CUDA toolkit at build time, or an ASan build): PTX not assembled");
     return;
   }
   for (const Case& c : op_suite(group)) {
@@ -1005,7 +1005,7 @@ TEST_CASE("ptxas assembles the cooperative kernels: shuffles, barriers, shared m
           "[gpu][ptxas]") {
   const std::string ptxas = ptxas_path();
   if (ptxas.empty()) {
-    WARN("no ptxas (no CUDA toolkit at build time): PTX not assembled");
+    WARN("no ptxas (no CUDA toolkit at build time, or an ASan build): PTX not assembled");
     return;
   }
   std::vector<std::pair<ir::Function, codegen::GpuOptions>> cases;

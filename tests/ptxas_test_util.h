@@ -9,12 +9,15 @@
 #include <string>
 
 #include "kiln/frontend/process.h"
+#include "kiln/ir/sanitizers.h"
 
 namespace kiln::testing {
 
-// The ptxas the build found, or "" (no CUDA toolkit: PTX is then not assembled).
+// The ptxas the build found, or "": no CUDA toolkit, or an ASan build, where assembling the same
+// PTX text again would cost CI's sanitizer stage time for nothing (the main stage assembles it).
 inline std::string ptxas_path() {
 #ifdef KILN_PTXAS
+  if (ir::kAddressSanitizer) return "";
   return KILN_PTXAS;
 #else
   return "";
