@@ -240,13 +240,16 @@ TEST_CASE("device ops: without cuBLASLt, a GEMM is a DeviceError saying why") {
   CHECK_THAT(message, Contains("matmul: cuda:0 cannot run GEMMs: no cuBLASLt: no cuBLASLt here"));
 }
 
-TEST_CASE("device ops: without the test loader, the mock cannot load PTX: a DeviceError") {
+TEST_CASE("device ops: without the test loader, the mock cannot load the kernels: a DeviceError") {
   cu::MockDriver driver;
   cu::ScopedDriverOverride use(driver.api(), "mock");
   k::detail::clear_device_kernel_cache();
   const k::Tensor x = k::ones({3}).to(gpu);
   const std::string message = message_of<k::DeviceError>([&] { (void)k::relu(x); });
   CHECK_THAT(message, Contains("relu: cuda:0 failed: cuModuleLoadData"));
+  // (The default loader has the driver's linker make a cubin of the PTX first, through the disk
+  // cache: cubin_cache_test checks that path; the mock's cubin is an image its cuModuleLoadData
+  // does not know either way.)
   k::detail::clear_device_kernel_cache();
 }
 

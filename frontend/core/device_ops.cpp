@@ -16,6 +16,7 @@
 #include "kiln/frontend/core/op_error.h"
 #include "kiln/ir/ops/matmul.h"
 #include "kiln/passes/pipeline.h"
+#include "kiln/runtime/cuda/cubin.h"
 #include "kiln/runtime/cuda/cublaslt.h"
 #include "kiln/runtime/cuda/device.h"
 #include "kiln/runtime/cuda/driver.h"
@@ -63,11 +64,22 @@ struct DeviceKernel {
   std::unique_ptr<cu::DeviceExecutable> executable;
 };
 
+// Loads the PTX as a cubin the driver's linker made, kept in the disk cache under the PTX, the
+// device's architecture and the driver's version, so a later process skips the driver's JIT. If
+// the linker refuses, cuModuleLoadData gets the PTX itself (and reports what is wrong with it).
 GpuModuleLoader default_loader() {
   return [](const cu::ContextPtr& context, const passes::PipelineResult&,
             const codegen::GpuModule& gpu,
             const std::string& arch) -> std::shared_ptr<const cu::Module> {
-    return std::make_shared<const cu::Module>(context, gpu.ptx_for(arch).c_str());
+    const std::string& ptx = gpu.ptx_for(arch);
+    std::string cubin;
+    try {
+      cubin = cu::cached_cubin(*context, ptx);
+    } catch (const cu::CudaError&) {
+      cubin.clear();
+    }
+    return std::make_shared<const cu::Module>(
+        context, cubin.empty() ? static_cast<const void*>(ptx.c_str()) : cubin.data());
   };
 }
 
