@@ -20,6 +20,8 @@
 #include "kiln/ir/parser.h"
 #include "kiln/ir/printer.h"
 #include "kiln/passes/pipeline.h"
+#include "kiln/runtime/cuda/launch_plan.h"
+#include "mock_gpu_test_util.h"
 #include "ptxas_test_util.h"
 #include "random_program.h"
 
@@ -424,6 +426,50 @@ TEST_CASE("every op of the table is lowered for the GPU by some case, or listed"
 
 namespace {
 
+// Runs `module`'s launches as the runtime does on a GPU, on the mock driver: its launch plan
+// converted by detail::to_launch_plan, its kernels registered with the driver under their
+// symbols, a DeviceExecutable over device buffers holding `args`; returns the results, then the
+// updates.
+std::vector<ir::HostTensor> run_on_mock(const std::shared_ptr<const codegen::GpuHostModule>& module,
+                                        const ir::Function& f,
+                                        const std::vector<ir::HostTensor>& args,
+                                        testing::MockGpu& mock) {
+  namespace cu = runtime::cuda;
+  codegen::GpuModule gpu;
+  gpu.launches = module->launches();
+  gpu.workspace_bytes = module->workspace_bytes();
+  mock.driver.register_image(module.get(), testing::host_shim_kernels(module));
+  cu::ContextPtr context = cu::Context::retain(0);
+  std::shared_ptr<const cu::Module> loaded;
+  cu::LaunchPlan plan = detail::to_launch_plan(gpu);
+  if (plan.uses_kernels()) loaded = std::make_shared<const cu::Module>(context, module.get());
+  std::vector<ir::TensorType> out_types;
+  for (const ir::Value* v : f.outputs())
+    out_types.push_back(v->type());
+  for (const auto& u : f.updates())
+    out_types.push_back(u.value->type());
+  cu::DeviceExecutable exe(context, loaded, std::move(plan), args.size(), out_types.size());
+  std::vector<cu::DeviceBuffer> buffers;
+  std::vector<cu::CUdeviceptr> inputs, outputs;
+  for (const ir::HostTensor& a : args) {
+    buffers.emplace_back(context, a.nbytes());
+    if (a.nbytes() != 0) buffers.back().copy_from_host(a.raw(), a.nbytes());
+    inputs.push_back(buffers.back().get());
+  }
+  for (const ir::TensorType& t : out_types) {
+    buffers.emplace_back(context, t.nbytes());
+    outputs.push_back(buffers.back().get());
+  }
+  CHECK_FALSE(exe.run(inputs, outputs).failed());
+  std::vector<ir::HostTensor> results;
+  for (size_t i = 0; i < out_types.size(); ++i) {
+    results.push_back(ir::HostTensor::uninitialized(out_types[i]));
+    if (results.back().nbytes() != 0)
+      buffers[args.size() + i].copy_to_host(results.back().raw(), results.back().nbytes());
+  }
+  return results;
+}
+
 // The group's PTX for sm_80 and sm_90, each assembled by ptxas for its architecture.
 void check_ptxas(const std::string& group) {
   const std::string ptxas = ptxas_path();
@@ -452,18 +498,30 @@ void check_ptxas(const std::string& group) {
 // The group through the host shim on the suggested grids, then on 3 blocks of 7 threads (fewer
 // threads than items, so that they stride), against the interpreter.
 void check_shim(const std::string& group) {
+  testing::MockGpu mock;
   for (const Case& c : op_suite(group)) {
     INFO("case " << c.name);
-    codegen::GpuHostModule module(c.function, c.plans.kernels, c.plans.memory, jit());
+    auto module = std::make_shared<const codegen::GpuHostModule>(c.function, c.plans.kernels,
+                                                                 c.plans.memory, jit());
     std::vector<ir::HostTensor> want = expected(c.function, c.args);
     for (codegen::GpuGrid grid : {codegen::GpuGrid{}, codegen::GpuGrid{3, 7}}) {
       INFO("grid " << grid.blocks << " x " << grid.threads);
-      std::vector<ir::HostTensor> got = run_shim(module, c.function, c.args, grid);
+      std::vector<ir::HostTensor> got = run_shim(*module, c.function, c.args, grid);
       REQUIRE(got.size() == want.size());
       for (size_t i = 0; i < got.size(); ++i) {
         INFO("result " << i);
         testing::check_same(got[i], want[i], c.tol);
       }
+    }
+    // And through the runtime's path on the mock driver: the launch plan as the frontend
+    // converts it, a DeviceExecutable (kernels from the driver, GEMMs on the mock cuBLASLt),
+    // device buffers.
+    INFO("on the mock driver");
+    std::vector<ir::HostTensor> got = run_on_mock(module, c.function, c.args, mock);
+    REQUIRE(got.size() == want.size());
+    for (size_t i = 0; i < got.size(); ++i) {
+      INFO("result " << i);
+      testing::check_same(got[i], want[i], c.tol);
     }
   }
 }
@@ -489,6 +547,7 @@ TEST_CASE("ptxas assembles fused kernels and result copies", "[gpu][ptxas]") {
   check_ptxas("fused");
 }
 
+// Each group through the host shim on two grids, then through the runtime on the mock driver.
 TEST_CASE("host shim: elementwise ops equal the interpreter", "[gpu][shim]") {
   check_shim("elementwise");
 }
