@@ -316,3 +316,22 @@ TEST_CASE("device ops: a result the device has no memory for is a ResourceError"
   // Nothing was left allocated by the failed op, and a smaller one still runs.
   check_same(k::ones({512, 1}) + k::ones({1, 16}), a + k::ones({1, 16}).to(gpu));
 }
+
+TEST_CASE("device ops: f32 GEMMs compute in FP32 unless TF32 is enabled") {
+  MockGpu mock;
+  REQUIRE_FALSE(k::cuda::tf32_enabled());
+  const k::Tensor a = k::random_uniform({64, 64}, -1.0, 1.0, 31).to(gpu);
+  (void)k::matmul(a, a);
+  REQUIRE(mock.lt.last_matmul());
+  CHECK(mock.lt.last_matmul()->desc.compute_type == cu::CUBLAS_COMPUTE_32F);
+  k::cuda::set_tf32_enabled(true);
+  (void)k::matmul(a, a);  // a kernel of its own: the compute type is part of the cache key
+  CHECK(mock.lt.last_matmul()->desc.compute_type == cu::CUBLAS_COMPUTE_32F_FAST_TF32);
+  // f64 GEMMs stay f64.
+  const k::Tensor d = k::cast(a, k::f64);
+  (void)k::matmul(d, d);
+  CHECK(mock.lt.last_matmul()->desc.compute_type == cu::CUBLAS_COMPUTE_64F);
+  k::cuda::set_tf32_enabled(false);
+  (void)k::matmul(a, a);
+  CHECK(mock.lt.last_matmul()->desc.compute_type == cu::CUBLAS_COMPUTE_32F);
+}

@@ -1,5 +1,7 @@
 #include "kiln/frontend/core/device.h"
 
+#include <atomic>
+
 #include <fmt/format.h>
 
 #include <charconv>
@@ -102,6 +104,18 @@ int device_count() {
 std::string unavailable_reason() {
   const runtime::cuda::DriverStatus& status = runtime::cuda::driver_status();
   return status.available() ? std::string() : status.message;
+}
+
+namespace {
+std::atomic<bool> tf32{false};
+}  // namespace
+
+void set_tf32_enabled(bool enabled) {
+  tf32.store(enabled);
+}
+
+bool tf32_enabled() {
+  return tf32.load();
 }
 
 }  // namespace cuda

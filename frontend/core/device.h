@@ -70,6 +70,13 @@ bool is_available();
 int device_count();
 // Why CUDA is unavailable ("no CUDA driver: cannot load libcuda.so.1 (...)"); empty when it is.
 std::string unavailable_reason();
+// Whether f32 GEMMs on a GPU (matmuls and the GEMMs of convolutions, eager and compiled) may use
+// TF32 tensor cores, rounding their operands to 10-bit mantissas: several times faster, and
+// results that differ from the CPU's in the third or fourth digit (PyTorch's allow_tf32). Off by
+// default: FP32 throughout. Applies to the eager ops run and the functions traced from then on
+// (a function already traced keeps the setting it was compiled with). For the whole process.
+void set_tf32_enabled(bool enabled);
+bool tf32_enabled();
 }  // namespace cuda
 
 }  // namespace kiln

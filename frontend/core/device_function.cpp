@@ -61,7 +61,8 @@ DeviceFunction::DeviceFunction(ir::Function function, const Device& device)
     const codegen::GpuModule gpu = codegen::compile_gpu_cached(
         s.compiled.function, s.compiled.kernels, s.compiled.memory, options);
     s.launch_plan = gpu.print_launch_plan();
-    s.executable = make_device_executable(context, s.compiled, gpu, options.gpu_arch);
+    s.executable =
+        make_device_executable(context, s.compiled, gpu, options.gpu_arch, cuda::tf32_enabled());
     return 0;
   });
 }

@@ -38,10 +38,11 @@ struct DeviceKernelKey {
   ir::Op op;
   ir::Attrs attrs;
   std::vector<ir::TensorType> params;
+  bool tf32 = false;  // cuda::tf32_enabled() when it was compiled: its GEMMs' compute type
 
   bool operator==(const DeviceKernelKey& other) const {
     return device == other.device && context == other.context && op == other.op &&
-           params == other.params && attrs == other.attrs;
+           tf32 == other.tf32 && params == other.params && attrs == other.attrs;
   }
 };
 
@@ -96,7 +97,8 @@ std::shared_ptr<const DeviceKernel> compile_device_kernel(const DeviceKernelKey&
   gpu_options.gpu_arch = ptx_arch_for(info.major, info.minor);
   const codegen::GpuModule gpu = codegen::compile_gpu_cached(compiled.function, compiled.kernels,
                                                              compiled.memory, gpu_options);
-  kernel->executable = make_device_executable(context, compiled, gpu, gpu_options.gpu_arch, loader);
+  kernel->executable =
+      make_device_executable(context, compiled, gpu, gpu_options.gpu_arch, key.tf32, loader);
   return kernel;
 }
 
@@ -298,7 +300,7 @@ std::vector<Tensor> run_on_device(ir::Op op, std::span<const Tensor> operands,
       }
     }
     if (context == nullptr) context = cu::Context::retain(device.index());
-    DeviceKernelKey key{device.index(), context->handle(), op, attrs, {}};
+    DeviceKernelKey key{device.index(), context->handle(), op, attrs, {}, cuda::tf32_enabled()};
     key.params.reserve(operands.size());
     for (const Tensor& t : operands)
       key.params.push_back(t.type());
@@ -328,7 +330,7 @@ std::vector<Tensor> run_on_device(ir::Op op, std::span<const Tensor> operands,
   return results;
 }
 
-cu::LaunchPlan to_launch_plan(const codegen::GpuModule& gpu) {
+cu::LaunchPlan to_launch_plan(const codegen::GpuModule& gpu, bool tf32) {
   auto convert = [](const codegen::GpuBufferRef& ref) {
     cu::LaunchArg arg;
     arg.index = ref.index;
@@ -366,6 +368,7 @@ cu::LaunchPlan to_launch_plan(const codegen::GpuModule& gpu) {
       call.desc.transpose_a = g->transpose_a;
       call.desc.transpose_b = g->transpose_b;
       call.desc.alignment = static_cast<uint32_t>(g->alignment);
+      call.desc.tf32 = g->dtype == ir::DType::f32 && tf32;
       switch (g->epilogue) {
         case codegen::GpuGemm::Epilogue::none:
           call.desc.epilogue = cu::GemmEpilogue::none;
@@ -406,9 +409,9 @@ cu::LaunchPlan to_launch_plan(const codegen::GpuModule& gpu) {
 std::unique_ptr<cu::DeviceExecutable> make_device_executable(const cu::ContextPtr& context,
                                                              const passes::PipelineResult& compiled,
                                                              const codegen::GpuModule& gpu,
-                                                             const std::string& arch,
+                                                             const std::string& arch, bool tf32,
                                                              const GpuModuleLoader& loader) {
-  cu::LaunchPlan plan = to_launch_plan(gpu);
+  cu::LaunchPlan plan = to_launch_plan(gpu, tf32);
   // A plan of GEMMs alone loads no module.
   std::shared_ptr<const cu::Module> module;
   if (plan.uses_kernels())

@@ -81,16 +81,18 @@ using GpuModuleLoader = std::function<std::shared_ptr<const runtime::cuda::Modul
 void set_gpu_module_loader_for_testing(GpuModuleLoader loader);
 
 // The launch plan of `gpu` in the runtime's terms (runtime/cuda/launch_plan.h): kernel launches
-// and cuBLASLt GEMM steps, in order. Every launch must be supported.
-runtime::cuda::LaunchPlan to_launch_plan(const codegen::GpuModule& gpu);
+// and cuBLASLt GEMM steps, in order; f32 GEMMs compute in TF32 when `tf32` says so. Every launch
+// must be supported.
+runtime::cuda::LaunchPlan to_launch_plan(const codegen::GpuModule& gpu, bool tf32 = false);
 
 // `gpu` (compiled from `compiled` with PTX for `arch`) made runnable in `context`: its module
 // loaded with `loader` (empty: the current one, gpu_module_loader()) unless the plan launches
-// no kernel, and its GEMMs planned with cuBLASLt. Throws the driver's and cuBLASLt's failures.
+// no kernel, and its GEMMs planned with cuBLASLt (f32 ones in TF32 when `tf32`). Throws the
+// driver's and cuBLASLt's failures.
 std::unique_ptr<runtime::cuda::DeviceExecutable> make_device_executable(
     const std::shared_ptr<const runtime::cuda::Context>& context,
     const passes::PipelineResult& compiled, const codegen::GpuModule& gpu, const std::string& arch,
-    const GpuModuleLoader& loader = {});
+    bool tf32 = false, const GpuModuleLoader& loader = {});
 
 // The module loader in use: the default one or a test's.
 GpuModuleLoader gpu_module_loader();
