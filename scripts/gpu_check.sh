@@ -7,16 +7,24 @@
 # Here it builds tools/gpu_check in its own Release build folder (build-gpucheck/, only that
 # target; it links only the static runtime and the C++ runtime statically, so the GPU machine
 # needs no LLVM, libkiln or toolchain), checks that it needs nothing but libc/libm/libpthread/
-# libdl and the loader, runs `gpu_check --mock` once, and stages it in gpu_check_bundle/
-# (git-ignored, a few MiB, well under the 64 MiB the device tool carries).
+# libdl and the loader, and runs `gpu_check --mock` once. Then phase 2's builder,
+# tools/gpu_check/build_bundle.cpp (gpu_check_bundle, linked against libkiln, so built in the
+# configured CUDA build folder $KILN_BUNDLE_BUILD, default build/, and run only here), compiles
+# the AOT GPU libraries for $KILN_GPU_ARCH (default sm_90, the H100) with their inputs and the
+# CPU's expected values into gpu_check_bundle/ (git-ignored), next to gpu_check. Every library
+# must need only libc/libm/libpthread/libdl, the staged gpu_check --mock must pass (it reads the
+# manifest, loads every library and checks its data files, and runs the small GEMM library, whose
+# plan launches no kernel, on the mock cuBLASLt), and the bundle must stay under 60 MiB (the
+# device tool carries 64 MiB; it is about 30 MiB). About a minute here with the build up to date.
 #
 # Then, with a lent GPU (the device tool's `run`; ~15 minutes per task in all):
 #   run(command="bash scripts/gpu_check.sh --run-bundle gpu_check_bundle",
 #       carry=["gpu_check_bundle"], timeout_s=300)
 # It finds libcuda.so.1 and libcublasLt.so.13 there (KILN_CUDA_DRIVER / KILN_CUBLASLT), runs
-# gpu_check, prints how long each part took, and copies the report to $OUT/gpu_check_report.txt
-# when $OUT is set. Expect well under a minute; 300 s leaves room for a rerun. Exit: gpu_check's
-# (0 pass, 1 a check failed, 77 no usable driver), 2 for a bad bundle.
+# gpu_check (phase 2 runs because the manifest lies next to it), prints how long each part took,
+# and copies the report to $OUT/gpu_check_report.txt and the final table to
+# $OUT/gpu_check_table.txt when $OUT is set. Expect one to two minutes; 300 s leaves room for a
+# rerun. Exit: gpu_check's (0 pass, 1 a check failed, 77 no usable driver), 2 for a bad bundle.
 #
 # Phase 1 (now) checks:
 #   - the driver: driver_status() (reason, version, device count); each device's name, arch, SMs,
@@ -35,10 +43,25 @@
 #     128x784x512, in TFLOP/s, the median of 15 samples after warm-up (steady_clock around
 #     queued GEMMs + cuStreamSynchronize; no CUDA events in the driver table yet), each result
 #     spot-checked against the CPU.
-# Later phases add, as AOT libraries built here and carried in the bundle: the PTX kernels run
-# through launch plans (the differential op suite as one library, each result against the CPU;
-# fused elementwise GB/s against the D2D copy above), the GEMMs of compiled functions against
-# cuBLASLt alone, and MLP and convnet training steps (results against the CPU, step times).
+#
+# Phase 2 (tools/gpu_check/phase2.h) runs the bundle's AOT GPU libraries (dlopen, NAME_create,
+# NAME_run from host memory, NAME_run_device from device memory), every result against the CPU's
+# (the JIT's here; f32 within atol + rtol·|want|, about 1e-4 relative, integers and bools
+# exactly):
+#   - the differential op suite as 7 libraries: elementwise, broadcast and unary math (exp, log,
+#     tanh, erf, pow, ...); comparisons, logic, select and casts between every dtype; reductions
+#     over rows, columns, a middle axis and all axes, argmax/argmin, softmax/log_softmax;
+#     transposes, concat, slices, pad, gather, tile, one_hot, stack; conv2d, max/avg pooling and
+#     their gradients; seeded random ops (the CPU's Philox numbers); matmuls small (a loop
+#     kernel), with bias+ReLU (cuBLASLt's epilogue), transposed and batched;
+#   - the main job's MLP (RMSprop) and convnet (SGD: no slots, to keep the bundle small)
+#     training steps at batch 128, 3 steps: each step's loss and correct count, and 512 samples
+#     of every weight afterwards (NAME_save_weights);
+#   - a GEMM sweep relu(a·b + bias) at 1024³, 4096³ and 128x784x512, and a fused elementwise
+#     chain over 64M f32 (operands generated there; sampled outputs against the CPU);
+# and times them (median after warm-up): each GEMM's TFLOP/s against cuBLASLt alone at the same
+# shape (phase 1), the chain's GB/s against the D2D copy (phase 1), the training steps' ms/step,
+# with NAME_run_device (no host copies) and NAME_run (with them). A final table sums it up.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -79,13 +102,16 @@ if [ "${1:-}" = "--run-bundle" ]; then
   echo "gpu_check.sh: KILN_CUDA_DRIVER=${KILN_CUDA_DRIVER:-(unset: the loader searches)}" \
     "KILN_CUBLASLT=${KILN_CUBLASLT:-(unset: the loader searches)} (found in $(elapsed "$t"))"
   report=$(mktemp)
+  table=()
+  [ -n "${OUT:-}" ] && table=(--table "$OUT/gpu_check_table.txt")
   t=$(now)
   rc=0
-  "$bundle/gpu_check" "$@" 2>&1 | tee "$report" || rc=${PIPESTATUS[0]}
+  "$bundle/gpu_check" "${table[@]}" "$@" 2>&1 | tee "$report" || rc=${PIPESTATUS[0]}
   echo "gpu_check.sh: gpu_check exited $rc after $(elapsed "$t"); $(elapsed "$start") in all"
   if [ -n "${OUT:-}" ]; then
     cp "$report" "$OUT/gpu_check_report.txt"
-    echo "gpu_check.sh: report in \$OUT/gpu_check_report.txt"
+    echo "gpu_check.sh: report in \$OUT/gpu_check_report.txt$([ -f "$OUT/gpu_check_table.txt" ] &&
+      echo ', table in $OUT/gpu_check_table.txt')"
   fi
   rm -f "$report"
   exit "$rc"
@@ -120,13 +146,52 @@ t=$(now)
   { cat "$build/mock_report.txt"; echo "gpu_check.sh: gpu_check --mock failed"; exit 1; }
 echo "gpu_check.sh: gpu_check --mock passed in $(elapsed "$t")"
 
+# Phase 2's builder links libkiln (LLVM), so it is built where the rest of Kiln is: a configured
+# build folder with the CUDA toolkit (its ptxas and fatbinary build the libraries).
+bundle_build=${KILN_BUNDLE_BUILD:-build}
+arch=${KILN_GPU_ARCH:-sm_90}
+if [ ! -f "$bundle_build/CMakeCache.txt" ]; then
+  echo "gpu_check.sh: $bundle_build is not a configured build folder (set KILN_BUNDLE_BUILD, or"
+  echo "  cmake -S . -B $bundle_build -G Ninja -DCMAKE_BUILD_TYPE=Release)"
+  exit 1
+fi
+grep -q '^KILN_ENABLE_CUDA:BOOL=ON' "$bundle_build/CMakeCache.txt" ||
+  { echo "gpu_check.sh: $bundle_build was configured without CUDA (KILN_ENABLE_CUDA)"; exit 1; }
+t=$(now)
+"${lock[@]}" cmake --build "$bundle_build" --target gpu_check_bundle >> "$log" 2>&1 ||
+  { tail -n 50 "$log"; exit 1; }
+echo "gpu_check.sh: built $bundle_build/tools/gpu_check_bundle in $(elapsed "$t")"
+
 rm -rf gpu_check_bundle
-mkdir gpu_check_bundle
+t=$(now)
+KILN_CACHE=off "$bundle_build/tools/gpu_check_bundle" gpu_check_bundle --gpu-arch "$arch" ||
+  { echo "gpu_check.sh: building the phase-2 libraries failed"; exit 1; }
+echo "gpu_check.sh: phase-2 libraries for $arch built in $(elapsed "$t")"
 cp "$program" gpu_check_bundle/
+for library in gpu_check_bundle/*.so; do
+  unexpected=$(readelf -d "$library" | awk '/\(NEEDED\)/ { gsub(/[][]/, "", $NF); print $NF }' |
+    grep -vE '^(libc\.so|libm\.so|libpthread\.so|libdl\.so|ld-linux)' || true)
+  if [ -n "$unexpected" ]; then
+    echo "gpu_check.sh: $library needs more than libc/libm/libpthread/libdl: $unexpected"
+    exit 1
+  fi
+done
 cat > gpu_check_bundle/README <<EOF
-Kiln gpu_check bundle (scripts/gpu_check.sh), built $(date -u '+%Y-%m-%d %H:%M UTC') from $(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet 2>/dev/null || echo ' with local changes'): the GPU checks of Kiln's CUDA runtime, one static program.
+Kiln gpu_check bundle (scripts/gpu_check.sh), built $(date -u '+%Y-%m-%d %H:%M UTC') from $(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet 2>/dev/null || echo ' with local changes'): the GPU checks of Kiln's CUDA runtime, one static program, and phase 2's AOT libraries for $arch (manifest.txt).
 Run on a GPU machine: bash scripts/gpu_check.sh --run-bundle gpu_check_bundle
 EOF
-echo "gpu_check.sh: staged gpu_check_bundle/ ($(du -sh gpu_check_bundle | cut -f1)) in $(elapsed "$start")"
+# The staged bundle as the GPU machine will see it, on the mock driver: the manifest, every
+# library's symbols and files, and the small GEMM library run (the others need a GPU or LLVM).
+t=$(now)
+gpu_check_bundle/gpu_check --mock > "$build/bundle_mock_report.txt" 2>&1 ||
+  { cat "$build/bundle_mock_report.txt"; echo "gpu_check.sh: the staged bundle fails --mock"; exit 1; }
+echo "gpu_check.sh: gpu_check_bundle/gpu_check --mock passed in $(elapsed "$t")" \
+  "($(grep -c 'not run here' "$build/bundle_mock_report.txt") libraries checked without running)"
+bytes=$(du -sb gpu_check_bundle | cut -f1)
+if [ "$bytes" -ge $((60 << 20)) ]; then
+  echo "gpu_check.sh: gpu_check_bundle/ is $((bytes >> 20)) MiB, over the 60 MiB budget (the device tool carries 64 MiB)"
+  exit 1
+fi
+echo "gpu_check.sh: staged gpu_check_bundle/ ($(du -sh gpu_check_bundle | cut -f1), $(ls gpu_check_bundle/*.so | wc -l) libraries) in $(elapsed "$start")"
 echo "gpu_check.sh: next, with a lent GPU: run(command=\"bash scripts/gpu_check.sh --run-bundle" \
   "gpu_check_bundle\", carry=[\"gpu_check_bundle\"], timeout_s=300)"

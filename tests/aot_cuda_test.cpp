@@ -46,16 +46,6 @@ constexpr const char* kStubPath = KILN_CUDA_STUB;
 constexpr const char* kStubPath = "/usr/local/cuda/lib64/stubs/libcuda.so";
 #endif
 
-// Whether GPU libraries can be built here: Kiln was built with a CUDA toolkit.
-bool have_toolkit() {
-#ifdef KILN_AOT_CUDA_TOOLKIT
-  return true;
-#else
-  WARN("skipped: Kiln was built without a CUDA toolkit, so it cannot build GPU libraries");
-  return false;
-#endif
-}
-
 k::aot::Options gpu_options(const std::string& name, const std::string& out_dir) {
   k::aot::Options options;
   options.name = name;
@@ -288,7 +278,7 @@ TEST_CASE(
     "aot cuda: kiln aot --device cuda embeds a cubin per architecture plus PTX and "
     "needs only libc",
     "[aot][cuda]") {
-  if (!have_toolkit()) return;
+  if (!kiln::testing::have_cuda_toolkit()) return;
   TempDir dir;
   k::testing::saved_mlp(dir);
   const std::string library = dir.file("out/libmlp.so");
@@ -339,7 +329,7 @@ TEST_CASE(
     "aot cuda: without a driver NAME_create fails with the reason, and with the stub "
     "says stub",
     "[aot][cuda]") {
-  if (!have_toolkit()) return;
+  if (!kiln::testing::have_cuda_toolkit()) return;
   TempDir dir;
   auto poly = k::function([](const k::Tensor& x) { return 10.f * x * x + 4.f; }, "poly");
   const k::aot::Library lib =
@@ -371,7 +361,7 @@ TEST_CASE(
 
 TEST_CASE("aot cuda: the MLP library runs on the mock driver and equals the CPU JIT",
           "[aot][cuda]") {
-  if (!have_toolkit()) return;
+  if (!kiln::testing::have_cuda_toolkit()) return;
   TempDir dir;
   k::testing::saved_mlp(dir);
   const k::SavedModel saved = k::load_model(dir.file("mlp"));
@@ -422,7 +412,7 @@ TEST_CASE(
     "aot cuda: a step with state runs its GEMM on cuBLASLt and keeps its updates on the "
     "device",
     "[aot][cuda]") {
-  if (!have_toolkit()) return;
+  if (!kiln::testing::have_cuda_toolkit()) return;
   TempDir dir;
   const k::ir::Function graph = k::ir::parse(kStepText);
   const k::Tensor w0 = k::random_uniform({64, 16}, -1.0, 1.0, 7);
@@ -451,7 +441,7 @@ TEST_CASE(
 }
 
 TEST_CASE("aot cuda: out of device memory at create is NULL with the reason", "[aot][cuda]") {
-  if (!have_toolkit()) return;
+  if (!kiln::testing::have_cuda_toolkit()) return;
   TempDir dir;
   const k::ir::Function graph = k::ir::parse(kStepText);
   const k::Tensor w0 = k::random_uniform({64, 16}, -1.0, 1.0, 7);
@@ -470,7 +460,7 @@ TEST_CASE("aot cuda: out of device memory at create is NULL with the reason", "[
 
 TEST_CASE("aot cuda: a GPU without the library's kernels, or no cuBLASLt, is NULL with the reason",
           "[aot][cuda]") {
-  if (!have_toolkit()) return;
+  if (!kiln::testing::have_cuda_toolkit()) return;
   TempDir dir;
   const k::ir::Function graph = k::ir::parse(kStepText);
   const k::Tensor w0 = k::random_uniform({64, 16}, -1.0, 1.0, 7);
@@ -478,7 +468,7 @@ TEST_CASE("aot cuda: a GPU without the library's kernels, or no cuBLASLt, is NUL
   const k::aot::Library lib = k::aot::compile(graph, 1, state, gpu_options("step", dir.file("a")));
   {
     // The mock driver knows no kernels for the fatbin, as a GPU it has no code for.
-    MockedLibrary mocked(lib.library, "step", graph, {.kernels = false});
+    MockedLibrary mocked(lib.library, "step", graph, {.driver = {}, .kernels = false});
     CHECK(mocked.so.fn<void*()>("create")() == nullptr);
     CHECK_THAT(mocked.so.last_error(nullptr),
                Contains("step: GPU 0 (Kiln mock GPU, sm_90) cannot load the library's kernels, "
@@ -488,7 +478,8 @@ TEST_CASE("aot cuda: a GPU without the library's kernels, or no cuBLASLt, is NUL
   std::filesystem::create_directories(dir.file("b"));
   std::filesystem::copy_file(lib.library, dir.file("b/libstep.so"));
   k::testing::ScopedEnv no_cublaslt("KILN_CUBLASLT", dir.file("none/libcublasLt.so.13").c_str());
-  MockedLibrary mocked(dir.file("b/libstep.so"), "step", graph, {.cublaslt = false});
+  MockedLibrary mocked(dir.file("b/libstep.so"), "step", graph,
+                       {.driver = {}, .kernels = true, .cublaslt = false});
   CHECK(mocked.so.fn<void*()>("create")() == nullptr);
   CHECK_THAT(mocked.so.last_error(nullptr), Contains("step: ") && Contains("cuBLASLt"));
 }

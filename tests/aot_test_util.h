@@ -103,4 +103,15 @@ inline void check_close(const float* a, const Tensor& b, double tolerance = 1e-6
   }
 }
 
+// Whether GPU libraries can be built here: Kiln was built with a CUDA toolkit (the test's target
+// defines KILN_AOT_CUDA_TOOLKIT then). WARNs and says false otherwise.
+inline bool have_cuda_toolkit() {
+#ifdef KILN_AOT_CUDA_TOOLKIT
+  return true;
+#else
+  WARN("skipped: Kiln was built without a CUDA toolkit, so it cannot build GPU libraries");
+  return false;
+#endif
+}
+
 }  // namespace kiln::testing

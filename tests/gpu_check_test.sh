@@ -23,6 +23,11 @@ grep -q 'f32 (FP32 compute)  1024 cases, 0 failed' <<<"$out" ||
   fail "gpu_check --mock did not run the 1024 FP32 GEMM cases"
 grep -q 'f64                 1024 cases, 0 failed' <<<"$out" ||
   fail "gpu_check --mock did not run the 1024 f64 GEMM cases"
+# No bundle lies next to the build's gpu_check: it says so (scripts/gpu_check.sh runs the staged
+# one's --mock, which checks the bundle and runs its small GEMM libraries on the mock).
+grep -q 'skipped: no bundle' <<<"$out" || fail "gpu_check --mock does not say it has no bundle"
+grep -q '^phase 1 (the mock driver: not measurements):' <<<"$out" ||
+  fail "gpu_check --mock prints no final table"
 
 out=$(KILN_CUDA_DRIVER=/nonexistent/libcuda.so.1 "$program" 2>&1)
 rc=$?
@@ -40,6 +45,9 @@ fi
 "$program" --no-such-flag >/dev/null 2>&1
 rc=$?
 [ $rc -eq 2 ] || fail "gpu_check --no-such-flag exited $rc, not 2"
+"$program" --phase2 somewhere --no-phase2 >/dev/null 2>&1
+rc=$?
+[ $rc -eq 2 ] || fail "gpu_check --phase2 DIR --no-phase2 exited $rc, not 2"
 
 unexpected=$(ldd "$program" | awk '{ print $1 }' |
   grep -vE '^(linux-vdso\.so|libc\.so|libm\.so|libpthread\.so|libdl\.so|/lib64/ld-linux|/lib/ld-linux)')

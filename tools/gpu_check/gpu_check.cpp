@@ -7,11 +7,15 @@
 // Parts: the driver and its devices; host<->device copies (round trips and bandwidth); cuBLASLt
 // GEMMs (handle, heuristic, results against a CPU reference over a table of types, transposes,
 // epilogues and shapes, in-place C==D, 16-byte aligned operands inside one buffer, nothing
-// written outside D); GEMM timings. Exit: 0 every check passed, 1 a check failed, 2 bad usage,
-// 77 no usable driver (the tests' skip code).
+// written outside D); GEMM timings. Phase 2 (phase2.h), when a bundle is given or lies next to
+// the program: Kiln's AOT GPU libraries built here (bundle_builder.h), each result against the
+// CPU's, timed against phase 1's cuBLASLt and D2D numbers. Exit: 0 every check passed, 1 a check
+// failed, 2 bad usage, 77 no usable driver (the tests' skip code).
 //
 // Strings are formatted with snprintf, not fmt: fmt is a shared library here, and this program
 // must run where only libc is.
+#include <dlfcn.h>
+
 #include <algorithm>
 #include <array>
 #include <chrono>
@@ -21,6 +25,7 @@
 #include <cstdio>
 #include <cstring>
 #include <exception>
+#include <filesystem>
 #include <fstream>
 #include <functional>
 #include <limits>
@@ -34,6 +39,7 @@
 #include "kiln/runtime/cuda/driver.h"
 #include "kiln/runtime/cuda/mock_cublaslt.h"
 #include "kiln/runtime/cuda/mock_driver.h"
+#include "phase2.h"
 
 namespace {
 
@@ -49,22 +55,16 @@ struct Options {
   bool mock = false;      // the mock driver and mock cuBLASLt: small sizes, no timings
   bool timings = true;    // the GEMM timings (part 4)
   bool big_gemms = true;  // the 128x784x512 shape in the GEMM table
+  // Phase 2's bundle (phase2.h): --phase2 DIR, else the program's own folder when it holds a
+  // manifest; empty: no phase 2.
+  std::string bundle;
+  std::string table_file;  // --table FILE: the final table is written there too
+  // --mock: the mock driver and cuBLASLt, which phase 2 hands each library it runs.
+  cu::MockDriver* mock_driver = nullptr;
+  cu::MockCublasLt* mock_cublaslt = nullptr;
 };
 
-__attribute__((format(printf, 1, 2))) std::string strf(const char* format, ...) {
-  va_list args;
-  va_start(args, format);
-  char small[512];
-  const int n = std::vsnprintf(small, sizeof small, format, args);
-  va_end(args);
-  if (n < static_cast<int>(sizeof small)) return small;
-  std::string big(static_cast<std::size_t>(n) + 1, '\0');
-  va_start(args, format);
-  std::vsnprintf(big.data(), big.size(), format, args);
-  va_end(args);
-  big.resize(static_cast<std::size_t>(n));
-  return big;
-}
+using kiln::gpu_check::strf;
 
 double seconds_since(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
@@ -151,7 +151,8 @@ void report_devices(const cu::ContextPtr& context, Checks& checks) {
 // copy each way and device to device (the ceiling of memory-bound kernels). Host memory is
 // pageable (std::vector): the runtime has no pinned allocations yet, so H2D/D2H are below what
 // pinned memory reaches. Each copy is queued on a stream and timed to its synchronisation.
-void check_copies(const cu::ContextPtr& context, const Options& options, Checks& checks) {
+void check_copies(const cu::ContextPtr& context, const Options& options, Checks& checks,
+                  kiln::gpu_check::Baselines& baselines) {
   Random random(1);
   for (const std::size_t size : {std::size_t{1}, std::size_t{4097}, kMiB + 3}) {
     std::vector<unsigned char> src(size), dst(size);
@@ -189,6 +190,8 @@ void check_copies(const cu::ContextPtr& context, const Options& options, Checks&
       times.push_back(seconds_since(start));
     }
     const double t = median(times);
+    if (std::strncmp(what, "D2D", 3) == 0)
+      baselines.d2d_bytes_per_s = static_cast<double>(size) / t;
     std::printf("  %s %s: %.3f ms, %.1f GB/s%s\n", what, cu::format_bytes(size).c_str(), t * 1e3,
                 static_cast<double>(size) / t / 1e9,
                 options.mock ? " (mock: not a measurement)" : "");
@@ -434,7 +437,8 @@ void check_gemms(const cu::ContextPtr& context, const Options& options, Checks& 
 // Part 4: GEMM timings. Each sample queues `reps` GEMMs on a stream and waits with
 // cuStreamSynchronize, timed by steady_clock (no CUDA events in the driver table yet); reps is
 // chosen so a sample lasts >= 5 ms, which makes the host's share negligible.
-void time_gemms(const cu::ContextPtr& context, const Options& options, Checks& checks) {
+void time_gemms(const cu::ContextPtr& context, const Options& options, Checks& checks,
+                kiln::gpu_check::Baselines& baselines) {
   if (!cu::cublaslt_status().available) return;  // reported by part 3
   const cu::CublasLtHandlePtr handle = cu::CublasLtHandle::create(context);
   cu::Stream stream(context);
@@ -481,6 +485,7 @@ void time_gemms(const cu::ContextPtr& context, const Options& options, Checks& c
         for (int i = 0; i < (options.mock ? 1 : 15); ++i)
           times.push_back(run(reps) / reps);
         const double t = median(times), flops = 2.0 * m * n * k;
+        if (!tf32) baselines.gemm_flops_per_s[{m, n, k}] = flops / t;
         dd.copy_to_host(d.data(), d.size() * 4);
         // Spot check 64 entries against the CPU.
         double max_error = 0;
@@ -511,9 +516,30 @@ void time_gemms(const cu::ContextPtr& context, const Options& options, Checks& c
       "  (timed: steady_clock around reps GEMMs + cuStreamSynchronize; median of samples)\n");
 }
 
-// Everything after the driver is known to be usable.
-void run_checks(const Options& options, Checks& checks) {
+// The final table: phase 1's baselines, then phase 2's libraries.
+std::string final_table(const kiln::gpu_check::Baselines& baselines, const std::string& phase2,
+                        bool mock) {
+  std::string table = mock ? "phase 1 (the mock driver: not measurements):\n"
+                           : "phase 1 (medians after warm-up):\n";
+  table += baselines.d2d_bytes_per_s > 0
+               ? strf("  D2D copy: %.1f GB/s\n", baselines.d2d_bytes_per_s / 1e9)
+               : std::string("  D2D copy: not measured\n");
+  for (const auto& [shape, flops] : baselines.gemm_flops_per_s)
+    table += strf("  cuBLASLt alone, f32 FP32 compute, %ldx%ldx%ld: %.2f TFLOP/s\n", shape[0],
+                  shape[1], shape[2], flops / 1e12);
+  table += phase2.empty()
+               ? std::string("phase 2: not run\n")
+               : std::string(mock ? "phase 2 (the mock driver: not measurements):\n"
+                                  : "phase 2 (run_device: inputs and outputs on the GPU; run: "
+                                    "host pointers, copies included):\n") +
+                     phase2;
+  return table;
+}
+
+// Everything after the driver is known to be usable; `table` gets the final table.
+void run_checks(const Options& options, Checks& checks, std::string& table) {
   cu::ContextPtr context;
+  kiln::gpu_check::Baselines baselines;
   part("devices", [&] {
     context = cu::Context::retain(0);
     report_devices(context, checks);
@@ -527,9 +553,56 @@ void run_checks(const Options& options, Checks& checks) {
       }
     });
   };
-  guarded("copies", [&] { check_copies(context, options, checks); });
+  guarded("copies", [&] { check_copies(context, options, checks, baselines); });
   guarded("cuBLASLt GEMMs vs CPU", [&] { check_gemms(context, options, checks); });
-  if (options.timings) guarded("GEMM timings", [&] { time_gemms(context, options, checks); });
+  if (options.timings)
+    guarded("GEMM timings", [&] { time_gemms(context, options, checks, baselines); });
+  std::string phase2;
+  if (options.bundle.empty()) {
+    std::printf(
+        "\n== phase 2: AOT libraries\n  skipped: no bundle (--phase2 DIR, or a "
+        "manifest.txt next to gpu_check)\n");
+  } else {
+    guarded("phase 2: AOT libraries", [&] {
+      kiln::gpu_check::Phase2Options phase2_options;
+      phase2_options.dir = options.bundle;
+      phase2_options.timings = options.timings;
+      if (options.mock) {
+        // Most libraries' kernels would run as their host shims, which need LLVM, and gpu_check
+        // links none; tests/gpu_bundle_test.cpp runs those on the mock. A small GEMM library's
+        // plan launches no kernel, so its module needs none: it runs here.
+        std::printf(
+            "  on the mock driver: only the small GEMM libraries run (their plans launch no "
+            "kernels); the others are loaded and their files checked\n");
+        phase2_options.samples = 1;
+        phase2_options.run_filter = [](const kiln::gpu_check::LibraryRecord& r) {
+          return r.kind == "gemm" && 2.0 * r.m * r.n * r.k <= 1e9;
+        };
+        using Use = const void* (*)(const void*, const void*);
+        const auto hook = [](void* handle, const std::string& name) {
+          auto use =
+              reinterpret_cast<Use>(dlsym(handle, (name + "_kiln_testing_use_cuda").c_str()));
+          if (use == nullptr)
+            throw std::runtime_error("no symbol " + name + "_kiln_testing_use_cuda");
+          return use;
+        };
+        phase2_options.on_load = [&options, hook](void* handle, const std::string& name) {
+          const void* fatbin =
+              hook(handle, name)(&options.mock_driver->api(), &options.mock_cublaslt->api());
+          options.mock_driver->register_image(fatbin, {});
+        };
+        phase2_options.on_unload = [hook](void* handle, const std::string& name) {
+          hook(handle, name)(nullptr, nullptr);
+        };
+      }
+      const kiln::gpu_check::Phase2Result result =
+          kiln::gpu_check::run_phase2(context, phase2_options, baselines);
+      for (int i = 0; i < result.failures; ++i)
+        checks.fail("", /*quiet=*/true);  // each printed by phase 2
+      phase2 = result.table;
+    });
+  }
+  table = final_table(baselines, phase2, options.mock);
 }
 
 int run(const Options& options) {
@@ -549,10 +622,20 @@ int run(const Options& options) {
     return kExitNoGpu;
   }
   Checks checks;
+  std::string table;
   try {
-    run_checks(options, checks);
+    run_checks(options, checks, table);
   } catch (const std::exception& e) {
     checks.fail(e.what());
+  }
+  if (!table.empty()) {
+    std::printf("\n== table\n%s", table.c_str());
+    if (!options.table_file.empty()) {
+      std::ofstream out(options.table_file);
+      out << table;
+      if (checks.expect(static_cast<bool>(out), "cannot write the table to " + options.table_file))
+        std::printf("  (written to %s)\n", options.table_file.c_str());
+    }
   }
   std::printf("\ngpu_check: %s (%d failed checks) in %.1f s\n",
               checks.failures() == 0 ? "PASS" : "FAIL", checks.failures(), seconds_since(start));
@@ -560,18 +643,25 @@ int run(const Options& options) {
 }
 
 constexpr const char* kUsage =
-    "usage: gpu_check [--mock] [--no-timings] [--no-big]\n"
+    "usage: gpu_check [--mock] [--no-timings] [--no-big] [--phase2 DIR | --no-phase2]\n"
+    "                 [--table FILE]\n"
     "  Checks Kiln's CUDA runtime on GPU 0: driver, devices, copies, cuBLASLt GEMMs against a\n"
-    "  CPU reference, GEMM timings. Exit 0 pass, 1 a check failed, 2 usage, 77 no usable driver.\n"
+    "  CPU reference, GEMM timings; phase 2 runs a bundle of AOT GPU libraries against the CPU's\n"
+    "  values and times them. Exit 0 pass, 1 a check failed, 2 usage, 77 no usable driver.\n"
     "  --mock        run on the mock driver and mock cuBLASLt (small sizes, no real timings)\n"
     "  --no-timings  skip the GEMM timings\n"
     "  --no-big      leave the 128x784x512 shape out of the GEMM table\n"
+    "  --phase2 DIR  the bundle (scripts/gpu_check.sh); default: this program's folder when it\n"
+    "                holds a manifest.txt\n"
+    "  --no-phase2   no phase 2\n"
+    "  --table FILE  also write the final table of timings to FILE\n"
     "  KILN_CUDA_DRIVER and KILN_CUBLASLT name the libraries to load.\n";
 
 }  // namespace
 
 int main(int argc, char** argv) {
   Options options;
+  bool phase2_given = false, no_phase2 = false;
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
     if (arg == "--mock") {
@@ -580,6 +670,13 @@ int main(int argc, char** argv) {
       options.timings = false;
     } else if (arg == "--no-big") {
       options.big_gemms = false;
+    } else if (arg == "--phase2" && i + 1 < argc) {
+      options.bundle = argv[++i];
+      phase2_given = true;
+    } else if (arg == "--no-phase2") {
+      no_phase2 = true;
+    } else if (arg == "--table" && i + 1 < argc) {
+      options.table_file = argv[++i];
     } else if (arg == "--help" || arg == "-h") {
       std::fputs(kUsage, stdout);
       return kExitPass;
@@ -587,6 +684,19 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "gpu_check: unknown argument '%s'\n%s", arg.c_str(), kUsage);
       return kExitUsage;
     }
+  }
+  if (phase2_given && no_phase2) {
+    std::fprintf(stderr, "gpu_check: --phase2 and --no-phase2 contradict each other\n%s", kUsage);
+    return kExitUsage;
+  }
+  if (no_phase2) {
+    options.bundle.clear();
+  } else if (!phase2_given) {
+    // A bundle staged by scripts/gpu_check.sh holds gpu_check next to its manifest.
+    std::error_code error;
+    const std::filesystem::path self = std::filesystem::read_symlink("/proc/self/exe", error);
+    if (!error && std::filesystem::exists(self.parent_path() / "manifest.txt", error))
+      options.bundle = self.parent_path().string();
   }
   std::setvbuf(stdout, nullptr, _IOLBF, 0);
   try {
@@ -596,6 +706,8 @@ int main(int argc, char** argv) {
     cu::MockCublasLt cublaslt(driver.api());
     cu::ScopedDriverOverride use_driver(driver.api(), "mock driver");
     cu::ScopedCublasLtOverride use_cublaslt(cublaslt.api(), "mock cuBLASLt");
+    options.mock_driver = &driver;
+    options.mock_cublaslt = &cublaslt;
     return run(options);
   } catch (const std::exception& e) {
     std::printf("gpu_check: FAIL: %s\n", e.what());
