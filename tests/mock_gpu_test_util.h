@@ -10,6 +10,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "kiln/codegen/compiler.h"
 #include "kiln/codegen/gpu.h"
@@ -69,6 +70,7 @@ struct MockGpu {
           for (size_t i = 0; i < host->launches().size(); ++i)
             CHECK(host->launches()[i].symbol == gpu.launches[i].symbol);
           ++loads;
+          ptx.push_back(gpu.ptx_for(arch));
           driver.register_image(host.get(), host_shim_kernels(host));
           return std::make_shared<const cu::Module>(context, host.get());
         });
@@ -80,6 +82,7 @@ struct MockGpu {
   runtime::cuda::MockCublasLt lt{driver.api()};
   runtime::cuda::ScopedCublasLtOverride use_lt{lt.api(), "mock cuBLASLt"};
   int loads = 0;
+  std::vector<std::string> ptx;  // the PTX of every module loaded, in order
 };
 
 }  // namespace kiln::testing
