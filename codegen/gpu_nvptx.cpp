@@ -16,6 +16,7 @@
 #include <llvm/Support/SourceMgr.h>
 #include <llvm/Support/raw_ostream.h>
 #include <llvm/Target/TargetMachine.h>
+#include <llvm/Transforms/Utils/Cloning.h>
 
 #include <fmt/format.h>
 
@@ -221,38 +222,40 @@ void optimize(llvm::Module& module, llvm::TargetMachine& machine, int opt_level)
   builder.buildPerModuleDefaultPipeline(level).run(module, mam);
 }
 
-std::string ptx_for_arch(const ir::Function& function, const passes::KernelPlan& plan,
-                         const passes::MemoryPlan& memory, const GpuOptions& options,
-                         const std::string& arch, std::vector<GpuLaunch>& launches) {
-  std::unique_ptr<llvm::TargetMachine> machine = nvptx_machine(arch, options.opt_level);
-  llvm::LLVMContext context;
-  llvm::Module module(function.name(), context);
-  module.setTargetTriple(kTriple);
-  module.setDataLayout(machine->createDataLayout());
-  GpuKernels kernels = build_gpu_module(module, function, plan, memory, GpuTarget::nvptx, options);
+// The GPU-mode module of `function`, math bound to libdevice, verified and optimized for the
+// NVPTX target of `machine` (the first architecture asked for: the middle end's choices do not
+// depend on the architecture, so every architecture's PTX is emitted from this one module).
+std::unique_ptr<llvm::Module> optimized_module(
+    const ir::Function& function, const passes::KernelPlan& plan, const passes::MemoryPlan& memory,
+    const GpuOptions& options, llvm::TargetMachine& machine, llvm::LLVMContext& context,
+    std::vector<GpuLaunch>& launches) {
+  auto module = std::make_unique<llvm::Module>(function.name(), context);
+  module->setTargetTriple(kTriple);
+  module->setDataLayout(machine.createDataLayout());
+  GpuKernels kernels = build_gpu_module(*module, function, plan, memory, GpuTarget::nvptx, options);
   // Generated loops want the CPU's widest vectors; a GPU thread runs scalar code.
-  for (llvm::Function& fn : module)
+  for (llvm::Function& fn : *module)
     fn.removeFnAttr("prefer-vector-width");
-  std::map<std::string, Needed> needed = bind_math_to_libdevice(module, kernels);
-  link_libdevice(module, needed, options.libdevice);
+  std::map<std::string, Needed> needed = bind_math_to_libdevice(*module, kernels);
+  link_libdevice(*module, needed, options.libdevice);
   // Only the kernels stay visible: libdevice's functions are inlined or dropped.
-  for (llvm::Function& fn : module) {
+  for (llvm::Function& fn : *module) {
     if (!fn.isDeclaration() && fn.getCallingConv() != llvm::CallingConv::PTX_Kernel)
       fn.setLinkage(llvm::GlobalValue::InternalLinkage);
   }
-  for (llvm::GlobalVariable& global : module.globals()) {
+  for (llvm::GlobalVariable& global : module->globals()) {
     if (!global.isDeclaration()) global.setLinkage(llvm::GlobalValue::InternalLinkage);
   }
   // Denormals kept, as on the CPU: libdevice's __nvvm_reflect("__CUDA_FTZ") reads this flag.
-  module.addModuleFlag(llvm::Module::Override, "nvvm-reflect-ftz", uint32_t{0});
+  module->addModuleFlag(llvm::Module::Override, "nvvm-reflect-ftz", uint32_t{0});
   std::string message;
   llvm::raw_string_ostream os(message);
-  if (llvm::verifyModule(module, &os)) {
+  if (llvm::verifyModule(*module, &os)) {
     throw CompileError(
         fmt::format("{}: LLVM rejected the GPU module: {}", function.name(), os.str()));
   }
-  optimize(module, *machine, options.opt_level);
-  for (const llvm::Function& fn : module) {
+  optimize(*module, machine, options.opt_level);
+  for (const llvm::Function& fn : *module) {
     // (__nvvm_reflect, which libdevice calls, is folded by NVPTX's own passes at -O0 too.)
     if (fn.isDeclaration() && !fn.isIntrinsic() && !fn.use_empty() &&
         fn.getName() != "__nvvm_reflect") {
@@ -260,13 +263,18 @@ std::string ptx_for_arch(const ir::Function& function, const passes::KernelPlan&
                                      function.name(), fn.getName().str()));
     }
   }
+  launches = std::move(kernels.launches);
+  return module;
+}
+
+// `module`'s PTX for the architecture of `machine`.
+std::string emit_ptx(llvm::Module& module, llvm::TargetMachine& machine, const std::string& arch) {
   llvm::SmallString<0> ptx;
   llvm::raw_svector_ostream out(ptx);
   llvm::legacy::PassManager passes;
-  if (machine->addPassesToEmitFile(passes, out, nullptr, llvm::CodeGenFileType::AssemblyFile))
+  if (machine.addPassesToEmitFile(passes, out, nullptr, llvm::CodeGenFileType::AssemblyFile))
     throw CompileError(fmt::format("the NVPTX target cannot emit PTX for {}", arch));
   passes.run(module);
-  if (launches.empty()) launches = std::move(kernels.launches);
   return std::string(ptx.str());
 }
 
@@ -293,11 +301,20 @@ GpuModule compile_gpu(const ir::Function& function, const passes::KernelPlan& pl
                       const passes::MemoryPlan& memory, const GpuOptions& options) {
   GpuModule result;
   result.workspace_bytes = memory.workspace_bytes;
-  for (const std::string& arch : parse_archs(options.gpu_arch)) {
-    std::vector<GpuLaunch> launches;
-    std::string text = ptx_for_arch(function, plan, memory, options, arch, launches);
-    if (result.ptx.empty()) result.launches = std::move(launches);
-    result.ptx.push_back({arch, std::move(text)});
+  const std::vector<std::string> archs = parse_archs(options.gpu_arch);
+  llvm::LLVMContext context;
+  std::unique_ptr<llvm::Module> module;
+  for (size_t i = 0; i < archs.size(); ++i) {
+    std::unique_ptr<llvm::TargetMachine> machine = nvptx_machine(archs[i], options.opt_level);
+    if (i == 0) {
+      module =
+          optimized_module(function, plan, memory, options, *machine, context, result.launches);
+    }
+    // Code generation changes the module it runs on: every architecture but the last gets a
+    // copy.
+    std::unique_ptr<llvm::Module> copy;
+    if (i + 1 < archs.size()) copy = llvm::CloneModule(*module);
+    result.ptx.push_back({archs[i], emit_ptx(copy ? *copy : *module, *machine, archs[i])});
   }
   return result;
 }
