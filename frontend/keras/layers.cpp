@@ -413,6 +413,65 @@ Tensor AveragePooling2D::call(const Tensor& x, bool) {
   return avg_pool2d(x, pool_size_, strides_, padding_);
 }
 
+GlobalPooling::GlobalPooling(const std::string& kind, const char* class_name, int64_t spatial_rank,
+                             bool max, std::string data_format, bool keepdims, std::string name,
+                             std::source_location loc)
+    : Layer(kind, std::move(name), std::nullopt),
+      spatial_rank_(spatial_rank),
+      max_(max),
+      data_format_(std::move(data_format)),
+      keepdims_(keepdims) {
+  if (data_format_ != "channels_last" && data_format_ != "channels_first") {
+    // A base constructor cannot call the virtual class_name(): the subclass passes its own.
+    detail::raise<ValueError>(
+        class_name, {},
+        fmt::format("data_format must be \"channels_last\" or \"channels_first\", got \"{}\"",
+                    data_format_),
+        loc);
+  }
+}
+
+Tensor GlobalPooling::call(const Tensor& x, bool) {
+  int64_t rank = spatial_rank_ + 2;
+  if (x.rank() != rank) {
+    std::string layout =
+        spatial_rank_ == 1 ? (data_format_ == "channels_last" ? "[batch, steps, channels]"
+                                                              : "[batch, channels, steps]")
+                           : (data_format_ == "channels_last" ? "[batch, height, width, channels]"
+                                                              : "[batch, channels, height, width]");
+    detail::raise<ShapeError>(class_name(), {x},
+                              fmt::format("needs inputs of rank {} ({}), got shape {}", rank,
+                                          layout, x.shape().to_string()),
+                              std::source_location::current());
+  }
+  // The spatial axes follow the batch axis (channels_last) or the channels (channels_first).
+  int64_t first = data_format_ == "channels_last" ? 1 : 2;
+  std::vector<int64_t> axes;
+  for (int64_t d = 0; d < spatial_rank_; ++d)
+    axes.push_back(first + d);
+  return max_ ? reduce_max(x, axes, keepdims_) : reduce_mean(x, axes, keepdims_);
+}
+
+GlobalAveragePooling1D::GlobalAveragePooling1D(std::string data_format, bool keepdims,
+                                               std::string name, std::source_location loc)
+    : GlobalPooling("global_average_pooling1d", "GlobalAveragePooling1D", 1, /*max=*/false,
+                    std::move(data_format), keepdims, std::move(name), loc) {}
+
+GlobalMaxPooling1D::GlobalMaxPooling1D(std::string data_format, bool keepdims, std::string name,
+                                       std::source_location loc)
+    : GlobalPooling("global_max_pooling1d", "GlobalMaxPooling1D", 1, /*max=*/true,
+                    std::move(data_format), keepdims, std::move(name), loc) {}
+
+GlobalAveragePooling2D::GlobalAveragePooling2D(std::string data_format, bool keepdims,
+                                               std::string name, std::source_location loc)
+    : GlobalPooling("global_average_pooling2d", "GlobalAveragePooling2D", 2, /*max=*/false,
+                    std::move(data_format), keepdims, std::move(name), loc) {}
+
+GlobalMaxPooling2D::GlobalMaxPooling2D(std::string data_format, bool keepdims, std::string name,
+                                       std::source_location loc)
+    : GlobalPooling("global_max_pooling2d", "GlobalMaxPooling2D", 2, /*max=*/true,
+                    std::move(data_format), keepdims, std::move(name), loc) {}
+
 ZeroPadding2D::ZeroPadding2D(
     std::pair<std::pair<int64_t, int64_t>, std::pair<int64_t, int64_t>> padding, std::string name)
     : Layer("zero_padding2d", std::move(name), std::nullopt), padding_(padding) {}

@@ -233,6 +233,63 @@ class AveragePooling2D : public Pooling2D {
   std::string class_name() const override { return "AveragePooling2D"; }
 };
 
+// Pools over every spatial axis at once: [batch, steps, c] (1-D) or [batch, h, w, c] (2-D) to
+// [batch, c], or [batch, 1, c] / [batch, 1, 1, c] with keepdims. data_format "channels_first"
+// takes the channels before the spatial axes, as Keras. The four Global*Pooling* layers differ
+// only in their spatial rank and reduction.
+class GlobalPooling : public Layer {
+ public:
+  Tensor call(const Tensor& x, bool training) override;
+  bool keepdims() const { return keepdims_; }
+  const std::string& data_format() const { return data_format_; }
+
+ protected:
+  GlobalPooling(const std::string& kind, const char* class_name, int64_t spatial_rank, bool max,
+                std::string data_format, bool keepdims, std::string name, std::source_location loc);
+
+ private:
+  int64_t spatial_rank_;
+  bool max_;
+  std::string data_format_;
+  bool keepdims_;
+};
+
+// Mean over the time axis of [batch, steps, channels] inputs.
+class GlobalAveragePooling1D : public GlobalPooling {
+ public:
+  explicit GlobalAveragePooling1D(std::string data_format = "channels_last", bool keepdims = false,
+                                  std::string name = "",
+                                  std::source_location loc = std::source_location::current());
+  std::string class_name() const override { return "GlobalAveragePooling1D"; }
+};
+
+// Maximum over the time axis of [batch, steps, channels] inputs.
+class GlobalMaxPooling1D : public GlobalPooling {
+ public:
+  explicit GlobalMaxPooling1D(std::string data_format = "channels_last", bool keepdims = false,
+                              std::string name = "",
+                              std::source_location loc = std::source_location::current());
+  std::string class_name() const override { return "GlobalMaxPooling1D"; }
+};
+
+// Mean over height and width of NHWC inputs.
+class GlobalAveragePooling2D : public GlobalPooling {
+ public:
+  explicit GlobalAveragePooling2D(std::string data_format = "channels_last", bool keepdims = false,
+                                  std::string name = "",
+                                  std::source_location loc = std::source_location::current());
+  std::string class_name() const override { return "GlobalAveragePooling2D"; }
+};
+
+// Maximum over height and width of NHWC inputs.
+class GlobalMaxPooling2D : public GlobalPooling {
+ public:
+  explicit GlobalMaxPooling2D(std::string data_format = "channels_last", bool keepdims = false,
+                              std::string name = "",
+                              std::source_location loc = std::source_location::current());
+  std::string class_name() const override { return "GlobalMaxPooling2D"; }
+};
+
 // Pads NHWC inputs with zero rows and columns: {{top, bottom}, {left, right}}.
 class ZeroPadding2D : public Layer {
  public:
