@@ -82,7 +82,8 @@ std::string plural(int64_t n, std::string_view word) {
   return fmt::format("{} {}{}", n, word, n == 1 ? "" : "s");
 }
 
-// "argument 1", "Variable 'dense/kernel'" or "a captured tensor": a binding, for messages.
+// "tensor argument 1", "Variable 'dense/kernel'" or "a captured f32[4] tensor": a binding, for
+// messages.
 std::string binding_text(const Binding& binding, const CallArgs& call) {
   switch (binding.kind) {
     case Binding::Kind::argument:

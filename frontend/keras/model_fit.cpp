@@ -372,11 +372,9 @@ Tensor Model::on_weights_device(const Tensor& t) const {
   // The steps run where the weights live (on a GPU when the model was built under a
   // DeviceScope); batches of data held elsewhere are copied there, as Keras does under
   // tf.device.
-  for (const Variable& v : weights()) {
-    if (v.device() != t.device() && v.device().is_cuda()) return t.to(v.device());
-    break;
-  }
-  return t;
+  const std::vector<Variable> w = weights();
+  if (w.empty() || !w.front().device().is_cuda() || w.front().device() == t.device()) return t;
+  return t.to(w.front().device());
 }
 
 std::vector<float> Model::evaluate_batches(const NextBatch& next, const char* what,
