@@ -28,6 +28,7 @@
 #include "kiln/frontend/keras/metrics.h"
 #include "kiln/frontend/keras/model.h"
 #include "kiln/frontend/keras/optimizers.h"
+#include "kiln/frontend/keras/preprocessing.h"
 #include "kiln/frontend/keras/progbar.h"
 #include "kiln/frontend/keras/saved_model.h"
 #include "kiln/frontend/keras/tensorboard.h"

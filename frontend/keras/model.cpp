@@ -243,14 +243,13 @@ std::function<Tensor(const Tensor&, bool)> Sequential::forward_fn() {
 }
 
 std::vector<Shape> Sequential::output_shapes() const {
-  const std::optional<Shape>& declared =
-      layers_.empty() ? std::optional<Shape>() : layers_.front()->declared_input_shape();
-  if (!declared) return {};
-  std::vector<int64_t> dims{1};
-  dims.insert(dims.end(), declared->begin(), declared->end());
+  // The declared input, else the samples the model was called on (as Keras, once built): a
+  // model that starts with Rescaling takes u8 images and declares no input_shape.
+  std::optional<TensorType> spec = input_spec();
+  if (layers_.empty() || !spec) return {};
   detail::Trace trace("summary", {});
   detail::TraceScope scope(trace);
-  Tensor h = trace.add_argument(TensorType{f32, Shape(dims)});
+  Tensor h = trace.add_argument(with_batch(1, *spec));
   std::vector<Shape> shapes;
   for (const auto& l : layers_) {
     h = (*l)(h, false);
