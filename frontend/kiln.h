@@ -25,6 +25,7 @@
 #include "kiln/frontend/keras/datasets.h"
 #include "kiln/frontend/keras/layers.h"
 #include "kiln/frontend/keras/losses.h"
+#include "kiln/frontend/keras/metric_objects.h"
 #include "kiln/frontend/keras/metrics.h"
 #include "kiln/frontend/keras/model.h"
 #include "kiln/frontend/keras/optimizers.h"
