@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "error_test_util.h"
 #include "kiln/frontend/core/device_ops.h"
 #include "kiln/kiln.h"
 #include "mock_gpu_test_util.h"
@@ -16,38 +17,13 @@ namespace {
 
 namespace k = kiln;
 using Catch::Contains;
+using kiln::testing::have_libdevice;
 using kiln::testing::MockGpu;
 
 const k::Device gpu = k::Device::cuda(0);
 
 void check_same(const k::Tensor& cpu, const k::Tensor& on_gpu, double tolerance = 1e-5) {
-  REQUIRE(on_gpu.device() == gpu);
-  REQUIRE(cpu.device() == k::Device::cpu());
-  REQUIRE(on_gpu.type() == cpu.type());
-  const std::vector<double> want = k::cast(cpu, k::f64).to_vector<double>();
-  const std::vector<double> got = k::cast(on_gpu.to(k::Device::cpu()), k::f64).to_vector<double>();
-  REQUIRE(got.size() == want.size());
-  for (size_t i = 0; i < want.size(); ++i) {
-    INFO("element " << i);
-    CHECK(got[i] == Approx(want[i]).epsilon(tolerance).margin(tolerance));
-  }
-}
-
-bool have_libdevice() {
-  if (!kiln::codegen::GpuOptions::default_libdevice_path().empty()) return true;
-  WARN("no libdevice (built without the CUDA toolkit): math kernels are not checked");
-  return false;
-}
-
-template <class E, class F>
-std::string message_of(F&& f) {
-  try {
-    f();
-  } catch (const E& e) {
-    return e.what();
-  }
-  FAIL("no exception of the expected type was thrown");
-  return {};
+  kiln::testing::check_on_device(cpu, on_gpu, gpu, tolerance);
 }
 
 }  // namespace
@@ -130,13 +106,14 @@ TEST_CASE("device function: captured cpu tensors and plain numbers go along; var
   // A variable on the CPU read by a call on the GPU: a DeviceError naming both.
   k::Variable v(k::ones({4}), "scale");
   auto scaled = k::function([&](const k::Tensor& t) { return t * v.value(); }, "scaled");
-  const std::string message = message_of<k::DeviceError>([&] { (void)scaled(a.to(gpu)); });
+  const std::string message =
+      kiln::testing::error_of<k::DeviceError>([&] { (void)scaled(a.to(gpu)); });
   CHECK_THAT(message, Contains("function 'scaled' reads tensors on cuda:0 and cpu") &&
                           Contains("tensor argument 0 is on cuda:0") &&
                           Contains("Variable 'scale' on cpu"));
   // Arguments on two devices.
   auto add = k::function([](const k::Tensor& p, const k::Tensor& q) { return p + q; }, "add");
-  CHECK_THAT(message_of<k::DeviceError>([&] { (void)add(a.to(gpu), a); }),
+  CHECK_THAT(kiln::testing::error_of<k::DeviceError>([&] { (void)add(a.to(gpu), a); }),
              Contains("function 'add' reads tensors on cuda:0 and cpu"));
 }
 
@@ -161,8 +138,9 @@ TEST_CASE("device function: a bad gather index on the GPU is the CPU's IndexErro
   const k::Tensor ok = k::constant({4, 0, 2});
   check_same(take(t, ok), take(t.to(gpu), ok.to(gpu)));
   const k::Tensor bad = k::constant({1, 7});
-  const std::string want = message_of<k::IndexError>([&] { (void)take(t, bad); });
-  const std::string got = message_of<k::IndexError>([&] { (void)take(t.to(gpu), bad.to(gpu)); });
+  const std::string want = kiln::testing::error_of<k::IndexError>([&] { (void)take(t, bad); });
+  const std::string got =
+      kiln::testing::error_of<k::IndexError>([&] { (void)take(t.to(gpu), bad.to(gpu)); });
   CHECK_THAT(got, Contains("index 7 (element 1 of indices) is out of range"));
   CHECK(got.substr(0, got.find('\n')) == want.substr(0, want.find('\n')));
 }

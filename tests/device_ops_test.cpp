@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "error_test_util.h"
 #include "kiln/codegen/compiler.h"
 #include "kiln/codegen/gpu.h"
 #include "kiln/frontend/core/device_ops.h"
@@ -35,6 +36,7 @@ namespace cu = kiln::runtime::cuda;
 using Catch::Contains;
 
 // The mock driver and cuBLASLt, with the host-shim module loader (mock_gpu_test_util.h).
+using kiln::testing::have_libdevice;
 using kiln::testing::MockGpu;
 
 const k::Device gpu = k::Device::cuda(0);
@@ -42,36 +44,12 @@ const k::Device gpu = k::Device::cuda(0);
 // Both results on their devices, and equal elementwise (to a few ulps: the shim's math calls
 // need not round like the CPU's vectorized ones).
 void check_same(const k::Tensor& cpu, const k::Tensor& on_gpu) {
-  REQUIRE(on_gpu.device() == gpu);
-  REQUIRE(cpu.device() == k::Device::cpu());
-  REQUIRE(on_gpu.type() == cpu.type());
-  const k::Tensor a = k::cast(cpu, k::f64);
-  const std::vector<double> want = a.to_vector<double>();
-  const std::vector<double> got = k::cast(on_gpu.to(k::Device::cpu()), k::f64).to_vector<double>();
-  REQUIRE(got.size() == want.size());
-  for (size_t i = 0; i < want.size(); ++i) {
-    INFO("element " << i);
-    CHECK(got[i] == Approx(want[i]).epsilon(1e-5).margin(1e-6));
-  }
-}
-
-// Whether kernels calling math functions (exp, tanh) compile: they need CUDA's libdevice, found
-// at build time with the toolkit. Without it their checks WARN and are left out.
-bool have_libdevice() {
-  if (!kiln::codegen::GpuOptions::default_libdevice_path().empty()) return true;
-  WARN("no libdevice (built without the CUDA toolkit): math kernels are not checked");
-  return false;
+  kiln::testing::check_on_device(cpu, on_gpu, gpu, 1e-5, 1e-6);
 }
 
 template <class E, class F>
 std::string message_of(F&& f) {
-  try {
-    f();
-  } catch (const E& e) {
-    return e.what();
-  }
-  FAIL("no exception of the expected type was thrown");
-  return {};
+  return kiln::testing::error_of<E>(std::forward<F>(f));
 }
 
 }  // namespace

@@ -15,6 +15,7 @@
 #include "kiln/codegen/compiler.h"
 #include "kiln/codegen/gpu.h"
 #include "kiln/frontend/core/device_ops.h"
+#include "kiln/kiln.h"
 #include "kiln/passes/pipeline.h"
 #include "kiln/runtime/cuda/cublaslt.h"
 #include "kiln/runtime/cuda/device.h"
@@ -84,5 +85,30 @@ struct MockGpu {
   int loads = 0;
   std::vector<std::string> ptx;  // the PTX of every module loaded, in order
 };
+
+// `on_gpu` lives on `device` and `cpu` on the CPU, with one type, and they are equal elementwise
+// within `epsilon` relative and `margin` absolute (the shim's math calls need not round like the
+// CPU's vectorized ones).
+inline void check_on_device(const Tensor& cpu, const Tensor& on_gpu, const Device& device,
+                            double epsilon, double margin = -1) {
+  REQUIRE(on_gpu.device() == device);
+  REQUIRE(cpu.device() == Device::cpu());
+  REQUIRE(on_gpu.type() == cpu.type());
+  const std::vector<double> want = cast(cpu, f64).to_vector<double>();
+  const std::vector<double> got = cast(on_gpu.to(Device::cpu()), f64).to_vector<double>();
+  REQUIRE(got.size() == want.size());
+  for (size_t i = 0; i < want.size(); ++i) {
+    INFO("element " << i);
+    CHECK(got[i] == Approx(want[i]).epsilon(epsilon).margin(margin < 0 ? epsilon : margin));
+  }
+}
+
+// Whether kernels calling math functions (exp, tanh) compile: they need CUDA's libdevice, found
+// at build time with the toolkit. Without it their checks WARN and are left out.
+inline bool have_libdevice() {
+  if (!codegen::GpuOptions::default_libdevice_path().empty()) return true;
+  WARN("no libdevice (built without the CUDA toolkit): math kernels are not checked");
+  return false;
+}
 
 }  // namespace kiln::testing
