@@ -181,6 +181,10 @@ Value* ElementEmitter::compute(const ir::Value* value, const Index& index) {
     case ir::Op::max_pool2d:
     case ir::Op::avg_pool2d:
       return pool(*node, index);
+    case ir::Op::image_resize:
+      return image_resize(*node, index);
+    case ir::Op::image_transform:
+      return image_transform(*node, index);
     case ir::Op::softmax:
     case ir::Op::log_softmax:  // fusion makes each its own kernel: KernelLoops::emit_softmax
       KILN_CHECK(false, "softmax inside a fused kernel (fusion keeps it a kernel of its own)");

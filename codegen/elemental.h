@@ -60,6 +60,8 @@ class ElementEmitter {
   llvm::Value* matmul(const ir::Node& node, const Index& index);
   llvm::Value* conv2d(const ir::Node& node, const Index& index);
   llvm::Value* pool(const ir::Node& node, const Index& index);
+  llvm::Value* image_resize(const ir::Node& node, const Index& index);  // elemental_image.cpp
+  llvm::Value* image_transform(const ir::Node& node, const Index& index);
   // Index of an operand of shape `shape` broadcast NumPy-style to an index of `index.size()`.
   Index broadcast_index(const ir::Shape& shape, const Index& index);
 
@@ -91,6 +93,18 @@ class ReduceStep {
   bool reassociate_;
   llvm::Type* type_;
 };
+
+// The index of `linear` in a row-major space of `sizes`, the first dimension unbounded
+// (kernel_loops.cpp).
+Index unflatten(Builder& b, llvm::Value* linear, std::span<const int64_t> sizes);
+
+// Whether `x` (a register value) is a NaN; false for integers.
+llvm::Value* is_nan(Builder& b, llvm::Value* x);
+// Whether `x` replaces the running `best` of an argmax/argmin or max/min (`is_max` picks which):
+// strictly better, or a NaN; NaN wins and then sticks, so ties keep the earlier one.
+llvm::Value* beats(Builder& b, ir::DType dtype, bool is_max, llvm::Value* x, llvm::Value* best);
+// The lowest (`lowest`) or highest value of `dtype`: ∓infinity for floats, else the integer limit.
+llvm::Constant* extreme_value(Builder& b, ir::DType dtype, bool lowest);
 
 // The single element of a one-element constant as an LLVM constant of its register type.
 llvm::Constant* scalar_constant(llvm::LLVMContext& context, const ir::HostTensor& tensor,

@@ -34,12 +34,18 @@ Value* narrow(Builder& b, Value* x, ir::DType dtype) {
   return ir::is_floating(dtype) ? b.CreateFPTrunc(x, type) : b.CreateTrunc(x, type);
 }
 
+Value* clamp(Builder& b, Value* pos, int64_t size) {
+  Value* low = b.CreateSelect(b.CreateICmpSLT(pos, b.getInt64(0)), b.getInt64(0), pos);
+  return b.CreateSelect(b.CreateICmpSGT(low, b.getInt64(size - 1)), b.getInt64(size - 1), low);
+}
+
+}  // namespace
+
 Value* is_nan(Builder& b, Value* x) {
   if (!x->getType()->isFloatingPointTy()) return b.getFalse();
   return b.CreateFCmpUNO(x, x);
 }
 
-// Whether `x` replaces the running best (NaN wins and then sticks; ties keep the earlier one).
 Value* beats(Builder& b, ir::DType dtype, bool is_max, Value* x, Value* best) {
   Value* better;
   if (x->getType()->isFloatingPointTy()) {
@@ -52,12 +58,10 @@ Value* beats(Builder& b, ir::DType dtype, bool is_max, Value* x, Value* best) {
   return b.CreateAnd(b.CreateNot(is_nan(b, best)), b.CreateOr(is_nan(b, x), better));
 }
 
-llvm::Constant* extreme(Builder& b, ir::DType dtype, bool lowest) {
+llvm::Constant* extreme_value(Builder& b, ir::DType dtype, bool lowest) {
   llvm::Type* type = scalar_type(b.getContext(), dtype);
-  if (ir::is_floating(dtype)) {
-    return llvm::ConstantFP::getInfinity(type, lowest);
-  }
-  unsigned bits = type->getIntegerBitWidth();
+  if (ir::is_floating(dtype)) return llvm::ConstantFP::getInfinity(type, lowest);
+  const unsigned bits = type->getIntegerBitWidth();
   if (ir::is_unsigned(dtype)) {
     return llvm::ConstantInt::get(
         b.getContext(), lowest ? llvm::APInt::getMinValue(bits) : llvm::APInt::getMaxValue(bits));
@@ -65,13 +69,6 @@ llvm::Constant* extreme(Builder& b, ir::DType dtype, bool lowest) {
   return llvm::ConstantInt::get(b.getContext(), lowest ? llvm::APInt::getSignedMinValue(bits)
                                                        : llvm::APInt::getSignedMaxValue(bits));
 }
-
-Value* clamp(Builder& b, Value* pos, int64_t size) {
-  Value* low = b.CreateSelect(b.CreateICmpSLT(pos, b.getInt64(0)), b.getInt64(0), pos);
-  return b.CreateSelect(b.CreateICmpSGT(low, b.getInt64(size - 1)), b.getInt64(size - 1), low);
-}
-
-}  // namespace
 
 ReduceStep::ReduceStep(Builder& b, ir::Op op, ir::DType dtype, int64_t count, bool reassociate)
     : b_(b), op_(op), dtype_(dtype), count_(count), reassociate_(reassociate) {
@@ -81,7 +78,7 @@ ReduceStep::ReduceStep(Builder& b, ir::Op op, ir::DType dtype, int64_t count, bo
 
 Value* ReduceStep::init() const {
   if (op_ == ir::Op::reduce_max || op_ == ir::Op::reduce_min) {
-    return extreme(b_, dtype_, op_ == ir::Op::reduce_max);
+    return extreme_value(b_, dtype_, op_ == ir::Op::reduce_max);
   }
   const double one = op_ == ir::Op::reduce_prod ? 1.0 : 0.0;
   if (ir::is_floating(dtype_)) return llvm::ConstantFP::get(type_, one);
@@ -271,7 +268,7 @@ Value* ElementEmitter::pool(const ir::Node& node, const Index& index) {
   llvm::AllocaInst* best = entry_alloca(b_, type, "best");
   llvm::AllocaInst* sum = entry_alloca(b_, f64, "sum");
   llvm::AllocaInst* count = entry_alloca(b_, b_.getInt64Ty(), "count");
-  b_.CreateStore(extreme(b_, dtype, true), best);
+  b_.CreateStore(extreme_value(b_, dtype, true), best);
   b_.CreateStore(llvm::ConstantFP::get(f64, 0.0), sum);
   b_.CreateStore(b_.getInt64(0), count);
   const int64_t sizes[] = {win.h.kernel, win.w.kernel};

@@ -108,6 +108,10 @@ struct GpuOptions {
   static std::string default_libdevice_path();
 };
 
+// The names in a gpu_arch list ("sm_80, sm_90,sm_80" → {"sm_80", "sm_90"}): trimmed of spaces and
+// tabs, without empty or repeated ones, in order; the names themselves are not checked.
+std::vector<std::string> split_gpu_archs(std::string_view list);
+
 // A planned function compiled for NVIDIA GPUs.
 struct GpuModule {
   struct Ptx {

@@ -70,19 +70,7 @@ std::string print_slots(const ir::Function& function, const passes::MemoryPlan& 
 // options.gpu_arch as compile_gpu reads it ("sm_80, sm_90,sm_80" → "sm_80,sm_90"): trimmed, no
 // empty or repeated names (compile_gpu checks the names themselves).
 std::string normalized_archs(const std::string& list) {
-  std::vector<std::string> archs;
-  size_t start = 0;
-  while (start <= list.size()) {
-    size_t end = list.find(',', start);
-    if (end == std::string::npos) end = list.size();
-    std::string arch = list.substr(start, end - start);
-    arch.erase(0, arch.find_first_not_of(" \t"));
-    arch.erase(arch.find_last_not_of(" \t") + 1);
-    if (!arch.empty() && std::find(archs.begin(), archs.end(), arch) == archs.end())
-      archs.push_back(arch);
-    start = end + 1;
-  }
-  return fmt::format("{}", fmt::join(archs, ","));
+  return fmt::format("{}", fmt::join(split_gpu_archs(list), ","));
 }
 
 // --- GpuModule as JSON -------------------------------------------------------------------------

@@ -341,18 +341,17 @@ class GpuModuleBuilder {
                fmt::format("kiln_k{}_check", k), range, specs, 1);
   }
 
-  // void symbol(ptr params..., i64 items): each thread runs range(..., i, i + 1) for
-  // i = its global index, then every grid's worth of threads after it.
-  void add_launch(GpuLaunch launch, const std::string& symbol, llvm::Function* range,
-                  const std::vector<ArgSpec>& specs, int64_t items) {
+  // Declares a launch's kernel, void symbol(ptr params..., i64 items), with a pointer parameter
+  // per spec that is not a constant. `args` gets, per spec, its constant or its parameter (the
+  // items parameter is the last), and `launch.args` the buffers those parameters take.
+  llvm::Function* declare_kernel(const std::string& symbol, const std::vector<ArgSpec>& specs,
+                                 GpuLaunch& launch, std::vector<Value*>& args) {
     llvm::LLVMContext& context = module_.getContext();
-    llvm::Type* ptr = llvm::PointerType::get(context, 0);
-    llvm::Type* i64 = llvm::Type::getInt64Ty(context);
     std::vector<llvm::Type*> params;
     for (const ArgSpec& spec : specs) {
-      if (spec.constant == nullptr) params.push_back(ptr);
+      if (spec.constant == nullptr) params.push_back(llvm::PointerType::get(context, 0));
     }
-    params.push_back(i64);
+    params.push_back(llvm::Type::getInt64Ty(context));
     auto* type = llvm::FunctionType::get(llvm::Type::getVoidTy(context), params, false);
     const bool nvptx = target_ == GpuTarget::nvptx;
     auto* kernel = llvm::Function::Create(
@@ -360,7 +359,6 @@ class GpuModuleBuilder {
         module_);
     if (nvptx) kernel->setCallingConv(llvm::CallingConv::PTX_Kernel);
     kernel->addFnAttr(llvm::Attribute::NoUnwind);
-    std::vector<Value*> args;
     unsigned p = 0;
     for (const ArgSpec& spec : specs) {
       if (spec.constant != nullptr) {
@@ -373,7 +371,18 @@ class GpuModuleBuilder {
       args.push_back(kernel->getArg(p++));
       launch.args.push_back(spec.ref);
     }
-    Value* count = kernel->getArg(p);
+    return kernel;
+  }
+
+  // void symbol(ptr params..., i64 items): each thread runs range(..., i, i + 1) for
+  // i = its global index, then every grid's worth of threads after it.
+  void add_launch(GpuLaunch launch, const std::string& symbol, llvm::Function* range,
+                  const std::vector<ArgSpec>& specs, int64_t items) {
+    llvm::LLVMContext& context = module_.getContext();
+    llvm::Type* i64 = llvm::Type::getInt64Ty(context);
+    std::vector<Value*> args;
+    llvm::Function* kernel = declare_kernel(symbol, specs, launch, args);
+    Value* count = kernel->getArg(static_cast<unsigned>(kernel->arg_size() - 1));
 
     Builder b(llvm::BasicBlock::Create(context, "entry", kernel));
     auto read = [&](IndexRead r) { return b.CreateZExt(b.CreateCall(index_fns_[r]), i64); };
@@ -447,30 +456,10 @@ class GpuModuleBuilder {
     // void symbol(ptr params..., i64 items): the body, with constants bound.
     const std::string symbol = fmt::format("kiln_k{}_0", k);
     GpuLaunch launch = base(static_cast<int64_t>(k), label);
-    std::vector<llvm::Type*> params;
-    for (const ArgSpec& spec : specs) {
-      if (spec.constant == nullptr) params.push_back(ptr);
-    }
-    params.push_back(i64);
-    const bool nvptx = target_ == GpuTarget::nvptx;
-    auto* entry = llvm::Function::Create(
-        llvm::FunctionType::get(llvm::Type::getVoidTy(context), params, false),
-        nvptx ? llvm::Function::ExternalLinkage : llvm::Function::InternalLinkage, symbol, module_);
-    if (nvptx) entry->setCallingConv(llvm::CallingConv::PTX_Kernel);
-    entry->addFnAttr(llvm::Attribute::NoUnwind);
-    entry->addFnAttr(llvm::Attribute::Convergent);
     std::vector<Value*> args;
-    unsigned p = 0;
-    for (const ArgSpec& spec : specs) {
-      if (spec.constant != nullptr) {
-        args.push_back(spec.constant);
-        continue;
-      }
-      if (spec.exclusive) entry->addParamAttr(p, llvm::Attribute::NoAlias);
-      args.push_back(entry->getArg(p++));
-      launch.args.push_back(spec.ref);
-    }
-    args.push_back(entry->getArg(p));
+    llvm::Function* entry = declare_kernel(symbol, specs, launch, args);
+    entry->addFnAttr(llvm::Attribute::Convergent);
+    args.push_back(entry->getArg(static_cast<unsigned>(entry->arg_size() - 1)));
     Builder b(llvm::BasicBlock::Create(context, "entry", entry));
     b.CreateCall(body, args);
     b.CreateRetVoid();
@@ -540,6 +529,7 @@ class GpuModuleBuilder {
 GpuKernels build_gpu_module(llvm::Module& module, const ir::Function& function,
                             const passes::KernelPlan& plan, const passes::MemoryPlan& memory,
                             GpuTarget target, const GpuOptions& options) {
+  reject_uncompiled_ops(function);
   GpuModuleBuilder builder(module, memory, target, options);
   for (size_t k = 0; k < plan.kernels.size(); ++k) {
     const passes::Kernel& kernel = plan.kernels[k];

@@ -54,24 +54,14 @@ const llvm::Target& nvptx_target() {
 std::vector<std::string> parse_archs(const std::string& list) {
   const llvm::Target& target = nvptx_target();
   std::unique_ptr<llvm::MCSubtargetInfo> info(target.createMCSubtargetInfo(kTriple, "", ""));
-  std::vector<std::string> archs;
-  size_t start = 0;
-  while (start <= list.size()) {
-    size_t end = list.find(',', start);
-    if (end == std::string::npos) end = list.size();
-    std::string arch = list.substr(start, end - start);
-    arch.erase(0, arch.find_first_not_of(" \t"));
-    arch.erase(arch.find_last_not_of(" \t") + 1);
-    if (!arch.empty()) {
-      if (!info || !info->isCPUStringValid(arch)) {
-        throw CompileError(fmt::format(
-            "unknown GPU architecture '{}': LLVM 19 emits PTX for sm_30 ... sm_90a (e.g. sm_80, "
-            "sm_90); for a newer GPU use sm_90, whose PTX its driver compiles",
-            arch));
-      }
-      if (std::find(archs.begin(), archs.end(), arch) == archs.end()) archs.push_back(arch);
+  std::vector<std::string> archs = split_gpu_archs(list);
+  for (const std::string& arch : archs) {
+    if (!info || !info->isCPUStringValid(arch)) {
+      throw CompileError(fmt::format(
+          "unknown GPU architecture '{}': LLVM 19 emits PTX for sm_30 ... sm_90a (e.g. sm_80, "
+          "sm_90); for a newer GPU use sm_90, whose PTX its driver compiles",
+          arch));
     }
-    start = end + 1;
   }
   if (archs.empty()) throw CompileError(fmt::format("no GPU architecture in '{}'", list));
   return archs;

@@ -1,4 +1,4 @@
-// The launch plan's text form and look-ups (codegen/gpu.h).
+// The launch plan's text form and look-ups, and the gpu_arch list's names (codegen/gpu.h).
 #include <algorithm>
 
 #include <fmt/format.h>
@@ -7,6 +7,22 @@
 #include "kiln/ir/error.h"
 
 namespace kiln::codegen {
+
+std::vector<std::string> split_gpu_archs(std::string_view list) {
+  std::vector<std::string> archs;
+  size_t start = 0;
+  while (start <= list.size()) {
+    size_t end = list.find(',', start);
+    if (end == std::string_view::npos) end = list.size();
+    std::string arch(list.substr(start, end - start));
+    arch.erase(0, arch.find_first_not_of(" \t"));
+    arch.erase(arch.find_last_not_of(" \t") + 1);
+    if (!arch.empty() && std::find(archs.begin(), archs.end(), arch) == archs.end())
+      archs.push_back(arch);
+    start = end + 1;
+  }
+  return archs;
+}
 
 std::string GpuBufferRef::to_string() const {
   switch (kind) {

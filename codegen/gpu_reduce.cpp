@@ -67,21 +67,6 @@ Axes axes_of(const ir::Node& node) {
   return axes;
 }
 
-// The index of `linear` in a row-major space of `sizes`.
-Index unflatten(Builder& b, Value* linear, std::span<const int64_t> sizes) {
-  Index index(sizes.size());
-  for (size_t d = sizes.size(); d-- > 1;) {
-    if (sizes[d] == 1) {
-      index[d] = b.getInt64(0);
-      continue;
-    }
-    index[d] = b.CreateURem(linear, b.getInt64(sizes[d]));
-    linear = b.CreateUDiv(linear, b.getInt64(sizes[d]));
-  }
-  if (!sizes.empty()) index[0] = linear;
-  return index;
-}
-
 // for (i = begin; i < end; i += step) body(i), signed i64.
 void emit_strided_loop(Builder& b, Value* begin, Value* end, Value* step,
                        const std::function<void(Value*)>& body) {
@@ -116,37 +101,6 @@ void emit_if(Builder& b, Value* condition, const std::function<void()>& body) {
 
 Value* min64(Builder& b, Value* x, Value* y) {
   return b.CreateSelect(b.CreateICmpSLT(x, y), x, y);
-}
-
-llvm::Constant* extreme(Builder& b, ir::DType dtype, bool lowest) {
-  llvm::Type* type = scalar_type(b.getContext(), dtype);
-  if (ir::is_floating(dtype)) return llvm::ConstantFP::getInfinity(type, lowest);
-  const unsigned bits = type->getIntegerBitWidth();
-  if (ir::is_unsigned(dtype)) {
-    return llvm::ConstantInt::get(
-        b.getContext(), lowest ? llvm::APInt::getMinValue(bits) : llvm::APInt::getMaxValue(bits));
-  }
-  return llvm::ConstantInt::get(b.getContext(), lowest ? llvm::APInt::getSignedMinValue(bits)
-                                                       : llvm::APInt::getSignedMaxValue(bits));
-}
-
-Value* is_nan(Builder& b, Value* x) {
-  if (!x->getType()->isFloatingPointTy()) return b.getFalse();
-  return b.CreateFCmpUNO(x, x);
-}
-
-// Whether `x` is strictly better than `best` as the CPU's argmax/argmin sees it: NaN beats
-// everything and nothing beats NaN.
-Value* beats(Builder& b, ir::DType dtype, bool is_max, Value* x, Value* best) {
-  Value* better;
-  if (x->getType()->isFloatingPointTy()) {
-    better = is_max ? b.CreateFCmpOGT(x, best) : b.CreateFCmpOLT(x, best);
-  } else if (ir::is_unsigned(dtype)) {
-    better = is_max ? b.CreateICmpUGT(x, best) : b.CreateICmpULT(x, best);
-  } else {
-    better = is_max ? b.CreateICmpSGT(x, best) : b.CreateICmpSLT(x, best);
-  }
-  return b.CreateAnd(b.CreateNot(is_nan(b, best)), b.CreateOr(is_nan(b, x), better));
 }
 
 // A partial result: one register, or (value, index) for argmax/argmin.
@@ -220,7 +174,7 @@ class CooperativeEmitter {
       return Fold{
           {type, b_.getInt64Ty()},
           [=, this] {
-            return Parts{extreme(b_, dtype, is_max), none};
+            return Parts{extreme_value(b_, dtype, is_max), none};
           },
           [=, this](const Parts& acc, Value* x, Value* r) {
             Value* take =

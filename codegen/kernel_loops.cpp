@@ -44,21 +44,6 @@ std::vector<std::vector<const ir::Value*>> outputs_by_shape(const passes::Kernel
   return groups;
 }
 
-// The index of `linear` in a row-major space of `sizes` (the first dimension unbounded).
-Index unflatten(Builder& b, Value* linear, std::span<const int64_t> sizes) {
-  Index index(sizes.size());
-  for (size_t d = sizes.size(); d-- > 1;) {
-    if (sizes[d] == 1) {
-      index[d] = b.getInt64(0);
-      continue;
-    }
-    index[d] = b.CreateURem(linear, b.getInt64(sizes[d]));
-    linear = b.CreateUDiv(linear, b.getInt64(sizes[d]));
-  }
-  if (!sizes.empty()) index[0] = linear;
-  return index;
-}
-
 // Elements one output element of `kernel` reads, roughly: what decides whether it is worth
 // running in parallel.
 int64_t work_per_element(const passes::Kernel& kernel) {
@@ -448,6 +433,20 @@ Place place_of(const ir::Value* v, const passes::Slot& slot) {
 }
 
 }  // namespace
+
+Index unflatten(Builder& b, Value* linear, std::span<const int64_t> sizes) {
+  Index index(sizes.size());
+  for (size_t d = sizes.size(); d-- > 1;) {
+    if (sizes[d] == 1) {
+      index[d] = b.getInt64(0);
+      continue;
+    }
+    index[d] = b.CreateURem(linear, b.getInt64(sizes[d]));
+    linear = b.CreateUDiv(linear, b.getInt64(sizes[d]));
+  }
+  if (!sizes.empty()) index[0] = linear;
+  return index;
+}
 
 KernelBuffers kernel_buffers(const passes::Kernel& kernel, const passes::MemoryPlan& memory) {
   std::vector<const ir::Value*> args(kernel.inputs.begin(), kernel.inputs.end());

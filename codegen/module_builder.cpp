@@ -12,6 +12,8 @@
 #include "kiln/codegen/index_check.h"
 #include "kiln/codegen/kernel_loops.h"
 #include "kiln/ir/error.h"
+#include "kiln/ir/ops/control.h"
+#include "kiln/ir/source_loc.h"
 #include "kiln/passes/memory_plan.h"
 
 namespace kiln::codegen {
@@ -28,23 +30,22 @@ class EntryEmitter {
   EntryEmitter(llvm::Module& module, const passes::MemoryPlan& memory)
       : module_(module), memory_(memory), b_(module.getContext()) {}
 
-  llvm::Function* begin() {
+  // Starts `fn`, a void(const kiln_frame*), and loads the frame's fields.
+  void begin(llvm::Function* fn) {
     llvm::LLVMContext& context = module_.getContext();
     llvm::Type* ptr = llvm::PointerType::get(context, 0);
-    auto* type = llvm::FunctionType::get(llvm::Type::getVoidTy(context), {ptr}, false);
-    entry_ = llvm::Function::Create(type, llvm::Function::ExternalLinkage, kEntryName, module_);
-    b_.SetInsertPoint(llvm::BasicBlock::Create(context, "entry", entry_));
+    b_.SetInsertPoint(llvm::BasicBlock::Create(context, "entry", fn));
     llvm::Type* frame = llvm::StructType::get(context, {ptr, ptr, ptr, ptr});
-    Value* arg = entry_->getArg(0);
+    Value* arg = fn->getArg(0);
     inputs_ = b_.CreateLoad(ptr, b_.CreateStructGEP(frame, arg, 0), "inputs");
     outputs_ = b_.CreateLoad(ptr, b_.CreateStructGEP(frame, arg, 1), "outputs");
     workspace_ = b_.CreateLoad(ptr, b_.CreateStructGEP(frame, arg, 2), "workspace");
     status_ = b_.CreateLoad(ptr, b_.CreateStructGEP(frame, arg, 3), "status");
-    return entry_;
   }
 
   Builder& builder() { return b_; }
   Value* status() const { return status_; }
+  Value* workspace() const { return workspace_; }
 
   const passes::Slot& slot(const ir::Value* value) const {
     auto it = memory_.slots.find(value);
@@ -95,7 +96,6 @@ class EntryEmitter {
   llvm::Module& module_;
   const passes::MemoryPlan& memory_;
   Builder b_;
-  llvm::Function* entry_ = nullptr;
   Value* inputs_ = nullptr;
   Value* outputs_ = nullptr;
   Value* workspace_ = nullptr;
@@ -108,14 +108,14 @@ class EntryEmitter {
 // when it is large (codegen/kernel_loops.h).
 // (Integer matmul and conv2d kernels use the same path; f32/f64 matmul kernels go to the
 // packed GEMM.)
-llvm::Function* emit_kernel(llvm::Module& module, size_t index, const passes::Kernel& kernel,
-                            const KernelBuffers& buffers, const VectorUnit& unit) {
+llvm::Function* emit_kernel(llvm::Module& module, const std::string& name,
+                            const passes::Kernel& kernel, const KernelBuffers& buffers,
+                            const VectorUnit& unit) {
   llvm::LLVMContext& context = module.getContext();
   llvm::Type* ptr = llvm::PointerType::get(context, 0);
   std::vector<llvm::Type*> params(kernel.inputs.size() + kernel.outputs.size(), ptr);
   auto* type = llvm::FunctionType::get(llvm::Type::getVoidTy(context), params, false);
-  auto* fn = llvm::Function::Create(type, llvm::Function::InternalLinkage,
-                                    fmt::format("kernel{}", index), module);
+  auto* fn = llvm::Function::Create(type, llvm::Function::InternalLinkage, name, module);
   if (gemm_handles(kernel)) {
     emit_gemm_kernel(*fn, kernel, unit);  // f32/f64 matmul: the packed GEMM (codegen/gemm.h)
     return fn;
@@ -148,8 +148,119 @@ const char* kind_name(passes::KernelKind kind) {
       return "conv2d";
     case passes::KernelKind::op:
       return "op";
+    case passes::KernelKind::scan:
+      return "scan";
   }
   return "kernel";
+}
+
+llvm::Function* new_frame_function(llvm::Module& module, const std::string& name,
+                                   llvm::GlobalValue::LinkageTypes linkage) {
+  llvm::LLVMContext& context = module.getContext();
+  llvm::Type* ptr = llvm::PointerType::get(context, 0);
+  auto* type = llvm::FunctionType::get(llvm::Type::getVoidTy(context), {ptr}, false);
+  return llvm::Function::Create(type, linkage, name, module);
+}
+
+// What one compiled function's code is named after and numbered from: kernels are
+// `{prefix}kernel{i}`, and report bad indices as 1 + base + i (passes::number_kernels).
+struct EntryNames {
+  std::string prefix;
+  size_t base = 0;
+};
+
+void emit_entry(llvm::Module& module, llvm::Function* fn, const ir::Function& function,
+                const passes::KernelPlan& plan, const passes::MemoryPlan& memory,
+                const VectorUnit& unit, const EntryNames& names);
+
+// A scan kernel: its body becomes a function over a frame (emit_entry), which the entry calls
+// once per step. Step i reads the carries step i - 1 wrote (the initial ones at step 0) and
+// writes the other of two scratch blocks per carry (the final carry outputs at the last step),
+// so a step's outputs never alias its inputs, as kiln_frame requires; xs and stacked ys are
+// reached by offsetting their pointers by row t.
+void emit_scan(llvm::Module& module, EntryEmitter& entry, size_t k, const passes::Kernel& kernel,
+               const passes::MemoryPlan& memory, const VectorUnit& unit, const EntryNames& body) {
+  const ir::Node& node = *kernel.nodes.front();
+  const passes::ScanPlan& scan = *kernel.scan;
+  const ir::ScanAttrs s = ir::scan_attrs(node.attrs(), node.inputs().size());
+  llvm::Function* body_fn =
+      new_frame_function(module, body.prefix + "body", llvm::Function::InternalLinkage);
+  emit_entry(module, body_fn, *scan.body, scan.kernels, scan.memory, unit, body);
+
+  Builder& b = entry.builder();
+  llvm::LLVMContext& context = module.getContext();
+  llvm::Type* ptr = llvm::PointerType::get(context, 0);
+  const auto C = static_cast<size_t>(s.carries);
+  const auto X = static_cast<size_t>(s.xs);
+  const auto Y = static_cast<size_t>(s.ys);
+  const size_t P = node.inputs().size();
+  auto bytes_of = [](const ir::Value* v) { return static_cast<int64_t>(v->type().nbytes()); };
+  if (s.length == 0) {
+    for (size_t c = 0; c < C; ++c) {
+      if (bytes_of(node.input(c)) == 0) continue;
+      b.CreateMemMove(entry.pointer(node.output(c)), llvm::MaybeAlign(kAlign),
+                      entry.pointer(node.input(c)), llvm::MaybeAlign(kAlign),
+                      bytes_of(node.input(c)));
+    }
+    return;
+  }
+  const passes::Slot& scratch = memory.scratch.at(k);
+  Value* base = b.CreateConstInBoundsGEP1_64(b.getInt8Ty(), entry.workspace(), scratch.offset);
+  std::vector<Value*> ping(C), pong(C);
+  int64_t offset = 0;
+  for (size_t c = 0; c < C; ++c) {
+    const int64_t block = (bytes_of(node.input(c)) + kAlign - 1) / kAlign * kAlign;
+    ping[c] = b.CreateConstInBoundsGEP1_64(b.getInt8Ty(), base, offset);
+    pong[c] = b.CreateConstInBoundsGEP1_64(b.getInt8Ty(), base, offset + block);
+    offset += 2 * block;
+  }
+  Value* body_workspace = b.CreateConstInBoundsGEP1_64(b.getInt8Ty(), base, offset);
+  std::vector<Value*> operands(P), results(node.num_outputs());
+  for (size_t i = 0; i < P; ++i)
+    operands[i] = entry.pointer(node.input(i));
+  for (size_t i = 0; i < results.size(); ++i)
+    results[i] = entry.pointer(node.output(i));
+
+  llvm::AllocaInst* in = entry_alloca(b, llvm::ArrayType::get(ptr, std::max<size_t>(P, 1)), "in");
+  llvm::AllocaInst* out =
+      entry_alloca(b, llvm::ArrayType::get(ptr, std::max<size_t>(C + Y, 1)), "out");
+  llvm::Type* frame_type = llvm::StructType::get(context, {ptr, ptr, ptr, ptr});
+  llvm::AllocaInst* frame = entry_alloca(b, frame_type, "frame");
+  b.CreateStore(in, b.CreateStructGEP(frame_type, frame, 0));
+  b.CreateStore(out, b.CreateStructGEP(frame_type, frame, 1));
+  b.CreateStore(body_workspace, b.CreateStructGEP(frame_type, frame, 2));
+  b.CreateStore(entry.status(), b.CreateStructGEP(frame_type, frame, 3));
+  auto slot = [&](llvm::AllocaInst* array, size_t i) {
+    return b.CreateConstInBoundsGEP1_64(ptr, array, static_cast<uint64_t>(i));
+  };
+  for (size_t i = C + X; i < P; ++i)  // consts: the same buffers at every step
+    b.CreateStore(operands[i], slot(in, i));
+  auto row = [&](Value* stacked, Value* t, const ir::Value* step) {
+    return b.CreateInBoundsGEP(b.getInt8Ty(), stacked, b.CreateMul(t, b.getInt64(bytes_of(step))));
+  };
+  const int64_t T = s.length;
+  emit_for(b, T, [&](Value* i) {
+    Value* t = s.reverse ? b.CreateSub(b.getInt64(T - 1), i) : i;
+    Value* first = b.CreateICmpEQ(i, b.getInt64(0));
+    Value* last = b.CreateICmpEQ(i, b.getInt64(T - 1));
+    Value* odd = b.CreateICmpNE(b.CreateAnd(i, b.getInt64(1)), b.getInt64(0));
+    for (size_t c = 0; c < C; ++c) {
+      // Step i writes ping when i is even, pong when odd; step i + 1 reads it.
+      Value* cur = b.CreateSelect(first, operands[c], b.CreateSelect(odd, ping[c], pong[c]));
+      Value* next = b.CreateSelect(last, results[c], b.CreateSelect(odd, pong[c], ping[c]));
+      b.CreateStore(cur, slot(in, c));
+      b.CreateStore(next, slot(out, c));
+      if (s.save_carries && bytes_of(node.input(c)) > 0) {
+        b.CreateMemCpy(row(results[C + Y + c], t, node.input(c)), llvm::MaybeAlign(1), cur,
+                       llvm::MaybeAlign(1), bytes_of(node.input(c)));
+      }
+    }
+    for (size_t j = 0; j < X; ++j)
+      b.CreateStore(row(operands[C + j], t, scan.body->param(C + j)), slot(in, C + j));
+    for (size_t y = 0; y < Y; ++y)
+      b.CreateStore(row(results[C + y], t, scan.body->outputs()[C + y]), slot(out, C + y));
+    b.CreateCall(body_fn, {frame});
+  });
 }
 
 }  // namespace
@@ -178,26 +289,43 @@ std::string kernel_label(size_t index, const passes::Kernel& kernel) {
   return fmt::format("kernel {} ({}: {})", index, kind_name(kernel.kind), ops);
 }
 
-std::unique_ptr<llvm::Module> build_module(llvm::LLVMContext& context, const ir::Function& function,
-                                           const passes::KernelPlan& plan,
-                                           const passes::MemoryPlan& memory,
-                                           const VectorUnit& unit) {
-  auto module = std::make_unique<llvm::Module>(function.name(), context);
-  EntryEmitter entry(*module, memory);
-  llvm::Function* entry_fn = entry.begin();
+void reject_uncompiled_ops(const ir::Function& function) {
+  for (const auto& node : function.nodes()) {
+    if (node->op() != ir::Op::scan) continue;
+    CompileError error("scan is not compiled yet (issue 15); run it eagerly");
+    ir::add_location(error, node->scope(), node->loc());
+    throw error;
+  }
+}
+
+namespace {
+
+void emit_entry(llvm::Module& module, llvm::Function* fn, const ir::Function& function,
+                const passes::KernelPlan& plan, const passes::MemoryPlan& memory,
+                const VectorUnit& unit, const EntryNames& names) {
+  EntryEmitter entry(module, memory);
+  entry.begin(fn);
   size_t kernel_nodes = 0;
   for (const passes::Kernel& kernel : plan.kernels)
     kernel_nodes += kernel.nodes.size();
+  size_t next_base = names.base + plan.kernels.size();  // where the next scan body's kernels go
   for (size_t k = 0; k < plan.kernels.size(); ++k) {
     const passes::Kernel& kernel = plan.kernels[k];
     if (passes::is_view_in_place(kernel, memory)) continue;  // a reshape that moves no bytes
-    const std::string label = kernel_label(k, kernel);
+    const std::string label = names.prefix + kernel_label(k, kernel);
     try {
-      llvm::Function* fn = emit_kernel(*module, k, kernel, kernel_buffers(kernel, memory), unit);
+      if (kernel.scan) {
+        EntryNames body{fmt::format("{}scan{}.", names.prefix, k), next_base};
+        next_base += passes::number_kernels(kernel.scan->kernels).size();
+        emit_scan(module, entry, k, kernel, memory, unit, body);
+        continue;
+      }
+      llvm::Function* kernel_fn = emit_kernel(module, fmt::format("{}kernel{}", names.prefix, k),
+                                              kernel, kernel_buffers(kernel, memory), unit);
       // Many kernels stay calls: inlined, they would make the entry one huge function, on which
       // LLVM's loop passes take time quadratic in its size (a 100,000-node chain took minutes).
-      if (kernel_nodes > kMaxInlinedNodes) fn->addFnAttr(llvm::Attribute::NoInline);
-      verify(*fn, label);
+      if (kernel_nodes > kMaxInlinedNodes) kernel_fn->addFnAttr(llvm::Attribute::NoInline);
+      verify(*kernel_fn, label);
       std::vector<Value*> args;
       for (const ir::Value* v : kernel.inputs)
         args.push_back(entry.pointer(v));
@@ -205,9 +333,9 @@ std::unique_ptr<llvm::Module> build_module(llvm::LLVMContext& context, const ir:
         args.push_back(entry.pointer(v));
       // Gather indices are checked before the kernel runs (codegen/index_check.h).
       emit_index_checks(
-          entry.builder(), k, kernel, [&](const ir::Value* v) { return entry.pointer(v); },
-          entry.status());
-      entry.builder().CreateCall(fn, args);
+          entry.builder(), names.base + k, kernel,
+          [&](const ir::Value* v) { return entry.pointer(v); }, entry.status());
+      entry.builder().CreateCall(kernel_fn, args);
     } catch (Error& e) {
       throw CompileError(fmt::format("{}: {}", label, e.message()));
     }
@@ -219,7 +347,19 @@ std::unique_ptr<llvm::Module> build_module(llvm::LLVMContext& context, const ir:
   for (size_t u = 0; u < updates.size(); ++u)
     entry.copy_to_output(updates[u].value, static_cast<int64_t>(outputs.size() + u));
   entry.builder().CreateRetVoid();
-  verify(*entry_fn, "kiln_entry");
+  verify(*fn, names.prefix.empty() ? std::string(kEntryName) : names.prefix + "body");
+}
+
+}  // namespace
+
+std::unique_ptr<llvm::Module> build_module(llvm::LLVMContext& context, const ir::Function& function,
+                                           const passes::KernelPlan& plan,
+                                           const passes::MemoryPlan& memory,
+                                           const VectorUnit& unit) {
+  auto module = std::make_unique<llvm::Module>(function.name(), context);
+  llvm::Function* entry_fn =
+      new_frame_function(*module, kEntryName, llvm::Function::ExternalLinkage);
+  emit_entry(*module, entry_fn, function, plan, memory, unit, {});
   std::string message;
   llvm::raw_string_ostream os(message);
   if (llvm::verifyModule(*module, &os)) {

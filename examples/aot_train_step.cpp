@@ -32,21 +32,7 @@ int main(int argc, char** argv) {
     k::Sequential mlp = main_job::mlp();
     mlp(k::zeros({1, 28, 28}));  // builds the weights
     k::optimizers::RMSprop rmsprop(1e-3);
-    k::losses::SparseCategoricalCrossentropy loss_fn;
-    auto step = k::function(
-        [&](const k::Tensor& images, const k::Tensor& labels) {
-          k::Tensor x = k::cast(images, k::f32) / 255.f;
-          k::Tensor y = k::cast(labels, k::i32);
-          k::GradientTape tape;
-          k::Tensor probs = mlp(x, /*training=*/true);
-          k::Tensor loss = loss_fn(y, probs);
-          std::vector<k::Variable> vars = mlp.trainable_weights();
-          rmsprop.apply_gradients(tape.gradient(loss, std::span<const k::Variable>(vars)), vars);
-          k::Tensor correct =
-              k::reduce_sum(k::cast(k::equal(k::argmax(probs, 1, k::i32), y), k::f32));
-          return std::vector<k::Tensor>{loss, correct};
-        },
-        "mnist_train");
+    auto step = main_job::train_step(mlp, rmsprop, "mnist_train");
     const k::aot::Library lib = k::aot::compile(
         step, {k::TensorSpec({batch, 28, 28}, k::u8), k::TensorSpec({batch}, k::u8)},
         {.name = "mnist_train", .out_dir = argv[1]});

@@ -154,6 +154,25 @@ void models(const fs::path& scratch) {
 }
 
 void ir_text() {
+  // A scan whose body holds another scan (nested function attributes); parsed and printed, so a
+  // change of the text form shows here.
+  put("ir_text_fuzz", "scan.kiln",
+      k::ir::print(k::ir::parse(
+          R"(func @scans(%h0: f32[2], %xs: f32[3,2,2], %k: f32[]) -> (f32[2], f32[3,2], f32[3,2]) {
+  %0, %1, %2 = scan(%h0, %xs, %k) {carries = 1, length = 3, reverse = true, save_carries = true, xs = 1} : f32[2], f32[3,2], f32[3,2]
+    body func @outer(%h: f32[2], %x: f32[2,2], %k: f32[]) -> (f32[2], f32[2]) {
+      %0, %1 = scan(%h, %x, %k) {carries = 1, length = 2, reverse = false, save_carries = false, xs = 1} : f32[2], f32[2,2]
+        body func @inner(%c: f32[2], %row: f32[2], %k: f32[]) -> (f32[2], f32[2]) {
+          %0 = mul(%row, %k) : f32[2]
+          %1 = add(%c, %0) : f32[2]
+          %2 = tanh(%1) : f32[2]
+          return %2, %1
+        }
+      return %0, %0
+    }
+  return %0, %1, %2
+}
+)")));
   for (uint64_t seed = 1; seed <= 24; ++seed) {
     k::testing::RandomProgramOptions options;
     options.max_ops = 8;

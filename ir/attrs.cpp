@@ -7,6 +7,7 @@
 #include <cmath>
 
 #include "kiln/ir/error.h"
+#include "kiln/ir/printer.h"
 
 namespace kiln::ir {
 
@@ -40,12 +41,19 @@ std::string element_text(const HostTensor& t, int64_t i) {
 }
 
 const char* kind_name(const AttrValue& v) {
-  static constexpr const char* kNames[] = {"bool",     "int",   "float", "string",
-                                           "int list", "dtype", "tensor"};
+  static constexpr const char* kNames[] = {"bool",     "int",   "float",  "string",
+                                           "int list", "dtype", "tensor", "function"};
   return kNames[v.index()];
 }
 
 }  // namespace
+
+FunctionAttr::FunctionAttr(std::shared_ptr<const Function> function)
+    : function_(std::move(function)) {
+  KILN_CHECK(function_ != nullptr, "FunctionAttr of a null function");
+  text_ = print(*function_);
+  hash_ = std::hash<std::string>()(text_);
+}
 
 std::string attr_to_string(const AttrValue& value) {
   return std::visit(
@@ -68,6 +76,8 @@ std::string attr_to_string(const AttrValue& value) {
           return fmt::format("[{}]", fmt::join(v, ", "));
         else if constexpr (std::is_same_v<V, DType>)
           return std::string(dtype_name(v));
+        else if constexpr (std::is_same_v<V, FunctionAttr>)
+          return fmt::format("func @{}", v.function().name());
         else {
           // dense<f32[2,2]: 1.0, 2.0, 3.0, 4.0>  (row-major values)
           std::string out = fmt::format("dense<{}", v.type().to_string());
@@ -158,6 +168,9 @@ DType Attrs::get_dtype(std::string_view name) const {
 const HostTensor& Attrs::get_tensor(std::string_view name) const {
   return get_as<HostTensor>(*this, name, "tensor");
 }
+const FunctionAttr& Attrs::get_function(std::string_view name) const {
+  return get_as<FunctionAttr>(*this, name, "function");
+}
 
 int64_t Attrs::get_int(std::string_view name, int64_t fallback) const {
   return has(name) ? get_int(name) : fallback;
@@ -179,13 +192,13 @@ bool Attrs::operator==(const Attrs& other) const {
 }
 
 std::string Attrs::to_string() const {
-  if (items_.empty()) return "";
-  std::string out = "{";
-  for (size_t i = 0; i < items_.size(); ++i) {
-    if (i > 0) out += ", ";
-    out += fmt::format("{} = {}", items_[i].first, attr_to_string(items_[i].second));
+  std::string out;
+  for (const auto& [name, value] : items_) {
+    if (std::holds_alternative<FunctionAttr>(value)) continue;
+    out += out.empty() ? "{" : ", ";
+    out += fmt::format("{} = {}", name, attr_to_string(value));
   }
-  return out + "}";
+  return out.empty() ? out : out + "}";
 }
 
 }  // namespace kiln::ir

@@ -207,6 +207,14 @@ class DotWriter {
     Role role = role_of(node.scope());
     roles_.insert(role);
     std::string label = fmt::format("{}\n{}", op_name(node.op()), types_text(node));
+    // A scan is one box; its body is named with its size (`kiln dump` of the body draws it).
+    for (const auto& [name, value] : node.attrs().items()) {
+      if (const auto* body = std::get_if<FunctionAttr>(&value)) {
+        size_t n = body->function().nodes().size();
+        label += fmt::format("\n{}: @{} ({} node{})", name, body->function().name(), n,
+                             n == 1 ? "" : "s");
+      }
+    }
     line(depth, fmt::format("{} [label={}, fillcolor=\"{}\"{}];", quote(id), quote(label),
                             fill_of(role), extra));
   }

@@ -78,6 +78,10 @@ class Parser {
   Function parse_function();
 
  private:
+  // Nested function attributes (scan bodies) deeper than this are a ParseError, so that a
+  // hostile text cannot exhaust the stack.
+  static constexpr int kMaxNesting = 32;
+
   // Token stream.
   const Token& peek() const { return token_; }
   Token take() {
@@ -126,6 +130,10 @@ class Parser {
   SourceLoc parse_loc();
   void parse_return(const std::vector<TensorType>& signature);
   void parse_update();
+  // `func @name(params) -> types { nodes return ... }` into function_.
+  void parse_function_text();
+  // The `NAME func ...` attributes after a node's line.
+  void parse_function_attrs(Attrs& attrs);
   void check_node(const Token& at, Op op, const std::vector<Value*>& inputs, const Attrs& attrs,
                   const std::vector<TensorType>& types);
 
@@ -135,6 +143,7 @@ class Parser {
   Function function_;
   std::unordered_map<std::string, Value*> values_;
   std::unordered_set<const Value*> updated_;
+  int depth_ = 0;
 };
 
 int64_t Parser::parse_int(std::string_view what) {
@@ -435,6 +444,7 @@ void Parser::parse_node() {
     take();
     loc = parse_loc();
   }
+  parse_function_attrs(attrs);
   if (options_.verify) check_node(start, *op, inputs, attrs, types);
   Node* node = function_.append_unchecked(*op, std::move(inputs), std::move(attrs),
                                           std::move(types), std::move(scope), std::move(loc));
@@ -489,7 +499,40 @@ void Parser::parse_update() {
   function_.add_update(target, value);
 }
 
-Function Parser::parse_function() {
+void Parser::parse_function_attrs(Attrs& attrs) {
+  // An identifier that is not an op, `return` or `update`, followed by `func`.
+  while (token_.kind == TokenKind::kIdent && !token_.is_ident("return") &&
+         !token_.is_ident("update") && !op_from_name(token_.text)) {
+    Token name = take();
+    // `name(` starts a node whose op is unknown, not a function attribute.
+    if (token_.is_punct("(")) fail_at(name, fmt::format("unknown op {}", text::describe(name)));
+    if (attrs.has(name.text)) fail_at(name, fmt::format("duplicate attribute '{}'", name.text));
+    if (!token_.is_ident("func")) {
+      fail_at(token_, fmt::format("expected 'func' after the function attribute name '{}', got {}",
+                                  name.text, text::describe(token_)));
+    }
+    if (depth_ >= kMaxNesting) {
+      fail_at(token_, fmt::format("functions nested more than {} deep", kMaxNesting));
+    }
+    // A nested function has its own names: it can refer only to its own parameters.
+    Function outer = std::move(function_);
+    auto outer_values = std::move(values_);
+    auto outer_updated = std::move(updated_);
+    function_ = Function();
+    values_.clear();
+    updated_.clear();
+    ++depth_;
+    parse_function_text();
+    --depth_;
+    auto body = std::make_shared<const Function>(std::move(function_));
+    function_ = std::move(outer);
+    values_ = std::move(outer_values);
+    updated_ = std::move(outer_updated);
+    attrs.set_function(name.text, std::move(body));
+  }
+}
+
+void Parser::parse_function_text() {
   expect_keyword("func", "at the start of a function");
   Token name = expect_kind(TokenKind::kFuncName, "a function name like @main");
   function_.set_name(name.text);
@@ -507,6 +550,10 @@ Function Parser::parse_function() {
   while (token_.is_ident("update"))
     parse_update();
   expect_punct("}", "after 'return' and the updates");
+}
+
+Function Parser::parse_function() {
+  parse_function_text();
   if (token_.kind != TokenKind::kEnd) {
     fail_at(token_, fmt::format("expected end of input after the function, got {}",
                                 text::describe(token_)));

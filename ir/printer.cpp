@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <string_view>
 #include <unordered_map>
 #include <unordered_set>
 
@@ -78,7 +79,7 @@ std::string node_text(const Namer& namer, const Node& node, const PrintOptions& 
   }
   if (node.num_outputs() > 0) out += " = ";
   out += fmt::format("{}({})", op_name(node.op()), join_refs(namer, node.inputs()));
-  if (!node.attrs().empty()) out += fmt::format(" {}", node.attrs().to_string());
+  if (std::string attrs = node.attrs().to_string(); !attrs.empty()) out += " " + attrs;
   std::vector<TensorType> types = node.output_types();
   out += fmt::format(" : {}", types.empty() ? std::string("()") : types_to_string(types));
   std::string suffix;
@@ -117,8 +118,24 @@ std::string print_value(const Function& function, const Value* value) {
 std::string print(const Function& function, const PrintOptions& options) {
   Namer namer(function);
   std::string out = signature(function, namer) + " {\n";
-  for (const auto& node : function.nodes())
+  for (const auto& node : function.nodes()) {
     out += fmt::format("  {}\n", node_text(namer, *node, options));
+    // Function attributes (scan bodies) follow their node, indented, as nested functions.
+    for (const auto& [name, value] : node->attrs().items()) {
+      const auto* body = std::get_if<FunctionAttr>(&value);
+      if (body == nullptr) continue;
+      std::string text = options.locations ? print(body->function(), options) : body->text();
+      std::string_view rest = text;
+      bool first = true;
+      while (!rest.empty()) {
+        size_t end = rest.find('\n');
+        std::string_view line = rest.substr(0, end);
+        out += fmt::format("    {}{}\n", first ? name + " " : std::string(), line);
+        first = false;
+        rest = end == std::string_view::npos ? std::string_view() : rest.substr(end + 1);
+      }
+    }
+  }
   out += "  return";
   if (!function.outputs().empty()) out += fmt::format(" {}", join_refs(namer, function.outputs()));
   out += "\n";

@@ -10,6 +10,16 @@
 //     update %w = %5
 //   }
 //
+// A function-valued attribute (a scan's `body`) is not printed inside `{...}`: it follows its
+// node's line, indented, as `NAME func @f(...) -> ... {...}`, its nodes able to name only its own
+// parameters:
+//
+//     %6, %7 = scan(%h0, %xs) {carries = 1, length = 3, reverse = false, ...} : f32[2], f32[3,2]
+//       body func @step(%h: f32[2], %x: f32[2]) -> (f32[2], f32[2]) {
+//         %0 = add(%h, %x) : f32[2]
+//         return %0, %0
+//       }
+//
 // Node results are numbered %0, %1, ... in order; parameters keep their names (a name that is
 // not a plain identifier is quoted, a repeated one gets a ".N" suffix).
 #pragma once

@@ -57,6 +57,16 @@ class Verifier {
     } catch (Error& e) {
       fail_node(index, node, fmt::format("the op's rule rejects it: {}", e.message()));
     }
+    // Function attributes (scan bodies) are functions of their own: verify them too.
+    for (const auto& [name, value] : node.attrs().items()) {
+      const auto* body = std::get_if<FunctionAttr>(&value);
+      if (body == nullptr) continue;
+      try {
+        verify(body->function());
+      } catch (VerifyError& e) {
+        fail_node(index, node, fmt::format("in the {} of node {}: {}", name, index, e.message()));
+      }
+    }
     std::vector<TensorType> types = node.output_types();
     if (inferred != types) {
       fail_node(index, node,

@@ -29,6 +29,8 @@ size_t node_hash(const ir::Node& n) {
       std::memcpy(&prefix, t->raw(), std::min(sizeof prefix, t->nbytes()));
       mix(h, prefix);
       mix(h, static_cast<size_t>(t->num_elements()));
+    } else if (const auto* f = std::get_if<ir::FunctionAttr>(&value)) {
+      mix(h, f->hash());  // a scan body: its text's hash (attr_equal compares the text)
     } else {
       mix(h, std::hash<std::string>{}(ir::attr_to_string(value)));
     }

@@ -5,6 +5,7 @@
 #include <unordered_set>
 
 #include "kiln/ir/error.h"
+#include "kiln/passes/memory_plan.h"
 
 namespace kiln::passes {
 
@@ -17,6 +18,7 @@ KernelKind kernel_kind_of(Op op) {
   if (ir::has_trait(op, ir::kReduction)) return KernelKind::reduction;
   if (op == Op::matmul) return KernelKind::matmul;
   if (op == Op::conv2d) return KernelKind::conv2d;
+  if (op == Op::scan) return KernelKind::scan;
   return KernelKind::op;
 }
 
@@ -51,8 +53,9 @@ struct Uses {
 
 class Partitioner {
  public:
-  Partitioner(const ir::Function& f, bool fuse, int max_depth)
-      : f_(f),
+  Partitioner(const ir::Function& f, const FusionOptions& options, bool fuse, int max_depth)
+      : options_(options),
+        f_(f),
         uses_(f),
         group_of_(f.nodes().size(), -1),
         depth_(f.nodes().size(), 0),
@@ -164,6 +167,7 @@ class Partitioner {
           k.outputs.push_back(v);
       }
     }
+    if (k.kind == KernelKind::scan) k.scan = plan_scan(*k.nodes.front());
     return k;
   }
 
@@ -193,6 +197,16 @@ class Partitioner {
     }
   }
 
+  // The body's own kernel and memory plans (the body is one step; see ScanPlan).
+  std::shared_ptr<const ScanPlan> plan_scan(const Node& node) const {
+    auto scan = std::make_shared<ScanPlan>();
+    scan->body = node.attrs().get_function("body").shared();
+    scan->kernels = plan_kernels(*scan->body, options_);
+    scan->memory = plan_memory(*scan->body, scan->kernels);
+    return scan;
+  }
+
+  const FusionOptions& options_;
   const ir::Function& f_;
   Uses uses_;
   std::unordered_map<const Node*, size_t> index_;
@@ -207,7 +221,7 @@ class Partitioner {
 }  // namespace
 
 KernelPlan plan_kernels(const ir::Function& function, const FusionOptions& options) {
-  return Partitioner(function, options.fuse, std::max(1, options.max_depth)).run();
+  return Partitioner(function, options, options.fuse, std::max(1, options.max_depth)).run();
 }
 
 }  // namespace kiln::passes

@@ -35,8 +35,9 @@ void add_elementwise_rules(RuleTable& table);
 void add_reduction_rules(RuleTable& table);
 void add_matmul_rules(RuleTable& table);
 void add_shape_rules(RuleTable& table);
-void add_nn_rules(RuleTable& table);    // softmax, log_softmax
-void add_conv_rules(RuleTable& table);  // conv2d and the pools
+void add_nn_rules(RuleTable& table);       // softmax, log_softmax
+void add_conv_rules(RuleTable& table);     // conv2d and the pools
+void add_control_rules(RuleTable& table);  // scan (a reverse scan)
 
 // The rule for `op`, or nullptr if it has none.
 Rule rule_for(ir::Op op);

@@ -17,6 +17,7 @@ RuleTable make_table() {
   add_shape_rules(table);
   add_nn_rules(table);
   add_conv_rules(table);
+  add_control_rules(table);
   return table;
 }
 

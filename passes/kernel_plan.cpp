@@ -18,8 +18,22 @@ std::string_view kernel_kind_name(KernelKind kind) {
       return "conv2d";
     case KernelKind::op:
       return "op";
+    case KernelKind::scan:
+      return "scan";
   }
   return "?";
+}
+
+std::vector<const Kernel*> number_kernels(const KernelPlan& plan) {
+  std::vector<const Kernel*> out;
+  for (const Kernel& k : plan.kernels)
+    out.push_back(&k);
+  for (const Kernel& k : plan.kernels) {
+    if (!k.scan) continue;
+    std::vector<const Kernel*> body = number_kernels(k.scan->kernels);
+    out.insert(out.end(), body.begin(), body.end());
+  }
+  return out;
 }
 
 namespace {
@@ -68,6 +82,18 @@ struct PrintedNames {
   }
 };
 
+// Every line of `text` indented by two spaces.
+std::string indented(const std::string& text) {
+  std::string out;
+  for (size_t pos = 0; pos < text.size();) {
+    size_t end = text.find('\n', pos);
+    if (end == std::string::npos) end = text.size();
+    out += "  " + text.substr(pos, end - pos) + "\n";
+    pos = end + 1;
+  }
+  return out;
+}
+
 }  // namespace
 
 std::string print_plan(const ir::Function& function, const KernelPlan& plan) {
@@ -82,6 +108,9 @@ std::string print_plan(const ir::Function& function, const KernelPlan& plan) {
       out +=
           fmt::format("  {}\n", it == printed.lines.end() ? "<node not in function>" : it->second);
     }
+    if (kernel.scan)
+      out += fmt::format("  body @{}:\n{}", kernel.scan->body->name(),
+                         indented(indented(print_plan(*kernel.scan->body, kernel.scan->kernels))));
     out += "}\n";
   }
   return out;
@@ -125,6 +154,13 @@ std::string print_memory_plan(const ir::Function& function, const KernelPlan& pl
     for (const ir::Value* v : plan.kernels[k].outputs)
       slots += (slots.empty() ? "" : ", ") + slot_text(printed, v, memory);
     out += fmt::format("kernel {}: {}\n", k, slots);
+    if (auto it = memory.scratch.find(k); it != memory.scratch.end())
+      out +=
+          fmt::format("  scratch workspace+{} ({} bytes)\n", it->second.offset, it->second.bytes);
+    if (const auto& scan = plan.kernels[k].scan)
+      out += fmt::format(
+          "  body @{}:\n{}", scan->body->name(),
+          indented(indented(print_memory_plan(*scan->body, scan->kernels, scan->memory))));
   }
   for (const auto& copy : memory.copies)
     out += fmt::format("copy output {} <- {} ({} bytes)\n", copy.output_index,

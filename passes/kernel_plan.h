@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -17,6 +18,7 @@ enum class KernelKind {
   matmul,     // matmul with an optional fused elementwise epilogue (bias add, activation)
   conv2d,     // conv2d with an optional fused elementwise epilogue
   op,         // one op with its own emitter (slice, gather, concat, pad, softmax, pools, ...)
+  scan,       // one scan node: its body, planned on its own (ScanPlan), run once per step
 };
 // Invariants codegen may rely on (plan_kernels guarantees them; see passes/fusion.h):
 // - loop: every node is elementwise (kElementwise) or broadcast_to, and every node's result has
@@ -28,13 +30,15 @@ enum class KernelKind {
 // - matmul / conv2d: the first node is the matmul/conv2d; each later node is a loop node whose
 //   result has the matmul/conv2d result's shape and takes the previous node's result as one
 //   operand (other operands are kernel inputs, broadcast). Only the last node's result leaves.
-// - op: exactly one node.
+// - op, scan: exactly one node; a scan kernel also has Kernel::scan.
 // - The last node's results are always kernel outputs (even when nothing reads them); for an
 //   op kernel that is every result of its node (split). Constants are never in a kernel.
 // - Kernels are in a topological order: every kernel input is a parameter, a constant or an
 //   output of an earlier kernel.
 
 std::string_view kernel_kind_name(KernelKind kind);
+
+struct ScanPlan;
 
 struct Kernel {
   KernelKind kind = KernelKind::op;
@@ -46,6 +50,8 @@ struct Kernel {
   std::vector<const ir::Value*> inputs;
   // Values computed here that are read after it or are results/updates of the function.
   std::vector<const ir::Value*> outputs;
+  // For a scan kernel: the plans of its body (which the node's `body` attribute holds).
+  std::shared_ptr<const ScanPlan> scan;
 };
 
 struct KernelPlan {
@@ -85,7 +91,23 @@ struct MemoryPlan {
   // size, so element i is read before element i is written and nothing else is touched; and for
   // a reshape kernel whose operand dies there, which then moves no bytes (is_view_in_place).
   std::unordered_map<const ir::Value*, const ir::Value*> in_place;
+  // Kernel index → workspace bytes only that kernel uses (live at it alone). A scan kernel's is
+  // two blocks per carry (the ping-pong carries between steps), then its body's workspace.
+  std::unordered_map<size_t, Slot> scratch;
 };
+
+// A scan kernel's body, planned like any function: compiled once and called once per step, so
+// nothing in it grows with the scan's length.
+struct ScanPlan {
+  std::shared_ptr<const ir::Function> body;
+  KernelPlan kernels;
+  MemoryPlan memory;
+};
+
+// Every kernel of `plan` and of its scan bodies, numbered: the plan's own kernels first (their
+// indices unchanged), then each scan kernel's body kernels in order, recursively. Compiled code
+// reports a bad index as 1 + a kernel's number here (codegen/index_check.h).
+std::vector<const Kernel*> number_kernels(const KernelPlan& plan);
 
 // The plan as text: the function's nodes grouped by kernel, e.g.
 //   kernel 0 loop(%x) -> %2 { %0 = mul(...) ...; %2 = ... }

@@ -108,6 +108,17 @@ const Value* in_place_source(const Kernel& kernel, size_t k, const Value* out,
   return nullptr;
 }
 
+// Bytes a scan kernel needs for itself alone: two blocks per carry (steps read one and write
+// the other), then the body's workspace, which every step reuses.
+int64_t scan_scratch_bytes(const Kernel& kernel) {
+  const ir::Node& node = *kernel.nodes.front();
+  const int64_t carries = node.attrs().get_int("carries");
+  int64_t bytes = 0;
+  for (int64_t c = 0; c < carries; ++c)
+    bytes += 2 * align_up(value_bytes(node.input(static_cast<size_t>(c))));
+  return bytes + kernel.scan->memory.workspace_bytes;
+}
+
 }  // namespace
 
 bool is_view_in_place(const Kernel& kernel, const MemoryPlan& memory) {
@@ -138,6 +149,14 @@ MemoryPlan plan_memory(const ir::Function& function, const KernelPlan& plan) {
       } else if (slot.bytes > 0) {
         slot.offset = arena.allocate(slot.bytes);
       }
+    }
+    if (kernel.scan) {
+      Slot scratch{Slot::Kind::workspace, 0, 0, scan_scratch_bytes(kernel)};
+      if (scratch.bytes > 0) {
+        scratch.offset = arena.allocate(scratch.bytes);
+        arena.release(scratch.offset);  // live at this kernel only
+      }
+      memory.scratch[k] = scratch;
     }
     // Values whose last reader is this kernel die here, unless an output took their block.
     for (const Value* v : kernel.inputs) {
@@ -178,11 +197,26 @@ void check_memory_plan(const ir::Function& function, const KernelPlan& plan,
   }
   auto ranges = live_ranges(plan, memory);
   std::vector<std::pair<const Value*, Range>> list(ranges.begin(), ranges.end());
-  for (const auto& [v, r] : list) {
-    const Slot& s = memory.slots.at(v);
+  auto check_block = [&](const Slot& s) {
     if (s.offset % kWorkspaceAlignment != 0) plan_broken(function, "unaligned workspace offset");
     if (s.offset + s.bytes > memory.workspace_bytes)
       plan_broken(function, "a workspace value ends past workspace_bytes");
+  };
+  for (const auto& [v, r] : list)
+    check_block(memory.slots.at(v));
+  // A kernel's scratch is a block live at that kernel alone, like a value born and dead there.
+  for (size_t k = 0; k < plan.kernels.size(); ++k) {
+    if (plan.kernels[k].scan && !memory.scratch.contains(k))
+      plan_broken(function, "a scan kernel has no scratch");
+    if (plan.kernels[k].scan)
+      check_memory_plan(*plan.kernels[k].scan->body, plan.kernels[k].scan->kernels,
+                        plan.kernels[k].scan->memory);
+  }
+  for (const auto& [k, s] : memory.scratch) {
+    check_block(s);
+    for (const auto& [v, r] : list)
+      if (r.def <= k && k <= r.last && overlaps(s, memory.slots.at(v)))
+        plan_broken(function, "a kernel's scratch overlaps a live workspace value");
   }
   for (size_t i = 0; i < list.size(); ++i) {
     for (size_t j = i + 1; j < list.size(); ++j) {

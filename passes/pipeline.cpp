@@ -9,15 +9,19 @@
 #include "kiln/passes/dce.h"
 #include "kiln/passes/fusion.h"
 #include "kiln/passes/memory_plan.h"
+#include "kiln/passes/scan_bodies.h"
+#include "kiln/passes/scan_simplify.h"
 
 namespace kiln::passes {
 
 PipelineResult run_pipeline(ir::Function function, const PipelineOptions& options) {
   PassManager passes({options.verify, options.print_after, options.sink});
-  passes.add("conv_to_gemm", lower_conv_to_gemm)
-      .add("canonicalize", canonicalize)
-      .add("cse", eliminate_common_subexpressions)
-      .add("dce", eliminate_dead_code);
+  // Each pass runs inside scan bodies too (bodies are compiled like any function).
+  passes.add("conv_to_gemm", with_bodies(lower_conv_to_gemm))
+      .add("canonicalize", with_bodies(canonicalize))
+      .add("cse", with_bodies(eliminate_common_subexpressions))
+      .add("dce", with_bodies(eliminate_dead_code))
+      .add("scan", with_bodies(simplify_scans));
   passes.run(function, options.stop_after);
   if (!options.stop_after.empty()) return {std::move(function), {}, {}};
 

@@ -19,8 +19,8 @@ struct PipelineOptions {
   std::vector<std::string> print_after = print_after_from_env();
   // Where printed IR goes; stderr when empty.
   std::function<void(std::string_view)> sink = nullptr;
-  // Stop after this pass (conv_to_gemm, canonicalize, cse, dce): the result's function is the IR
-  // at that stage and its plans are empty. Empty: run everything, planning included.
+  // Stop after this pass (conv_to_gemm, canonicalize, cse, dce, scan): the result's function is the
+  // IR at that stage and its plans are empty. Empty: run everything, planning included.
   std::string stop_after = "";
 };
 
@@ -30,7 +30,8 @@ struct PipelineResult {
   MemoryPlan memory;
 };
 
-// Runs canonicalize, cse, dce, then plans kernels and memory.
+// Runs conv_to_gemm, canonicalize, cse, dce and scan (simplify_scans), each on scan bodies too,
+// then plans kernels and memory.
 PipelineResult run_pipeline(ir::Function function, const PipelineOptions& options = {});
 
 // The optimized IR, the kernel plan and the memory plan as text.

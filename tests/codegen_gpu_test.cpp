@@ -43,6 +43,7 @@ namespace {
 // matmul; f32/f64 GEMMs are unsupported launches, checked by their own test case.)
 const std::map<Op, std::string> kNotLowered = {
     {Op::constant, "never a kernel: constants are embedded in the module"},
+    {Op::scan, "not compiled yet (issue 15): codegen throws CompileError"},
 };
 
 struct Case {
@@ -327,9 +328,32 @@ void matmul_nn_cases(std::vector<Case>& cases) {
       outs.push_back(f.append(Op::softmax, {x}, Attrs().set_int("axis", axis))->output());
       outs.push_back(f.append(Op::log_softmax, {x}, Attrs().set_int("axis", axis))->output());
     }
+    // The image ops (the elemental emitter's, as on the CPU): a resize each way and a rotation
+    // under each fill mode (m holds one matrix per image; its coordinates avoid rounding ties).
+    ir::Value* m = f.add_param({dtype, Shape{2, 8}});
+    for (const char* method : {"bilinear", "nearest"}) {
+      outs.push_back(f.append(Op::image_resize, {x},
+                              Attrs().set_ints("size", {11, 4}).set_string("method", method))
+                         ->output());
+      for (const char* fill : {"reflect", "wrap", "constant", "nearest"}) {
+        outs.push_back(f.append(Op::image_transform, {x, m},
+                                Attrs()
+                                    .set_string("interpolation", method)
+                                    .set_string("fill_mode", fill)
+                                    .set_float("fill_value", 0.5))
+                           ->output());
+      }
+    }
     f.set_outputs(outs);
+    const std::vector<double> rotations{0.8, -0.6, 1.13, 0.6, 0.8, -0.71, 0,    0,  // image 0
+                                        1.2, 0.1,  -7.3, 0,   0.9, 8.9,   0.01, 0};
+    ir::HostTensor mats =
+        dtype == DType::f64
+            ? ir::HostTensor::from_values<double>(Shape{2, 8}, rotations)
+            : ir::HostTensor::from_values<float>(
+                  Shape{2, 8}, std::vector<float>(rotations.begin(), rotations.end()));
     cases.push_back(make_case(std::move(f), {sample({dtype, Shape{2, 7, 6, 3}}, 5, false),
-                                             sample({dtype, Shape{3, 2, 3, 4}}, 6, false)}));
+                                             sample({dtype, Shape{3, 2, 3, 4}}, 6, false), mats}));
   }
 }
 

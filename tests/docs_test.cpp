@@ -198,7 +198,7 @@ TEST_CASE("excerpts of Kiln's source in the docs are verbatim", "[docs]") {
   CHECK(excerpts >= 1);
 }
 
-TEST_CASE("every C++ and C snippet in the docs compiles and runs", "[docs]") {
+TEST_CASE("every C++ and C snippet in the docs compiles and runs", "[docs][programs]") {
   const std::vector<Snippet> snippets = all_snippets();
   REQUIRE(snippets.size() > 20);
   // The prelude would hide a snippet that names kiln before including it.

@@ -270,6 +270,26 @@ void add_nn(std::vector<GradCase>& cases) {
   }
 }
 
+void add_control(std::vector<GradCase>& cases) {
+  // scan: a tanh RNN step with a const weight and a reverse scan (its gradient is a forward
+  // scan); more cases in scan_grad_test.cpp.
+  cases.push_back({Op::scan,
+                   R"(func @f(%h0: f64[2], %xs: f64[3,2], %u: f64[2,2]) -> f64[3,2] {
+  %0, %1 = scan(%h0, %xs, %u) {carries = 1, length = 3, reverse = true, save_carries = false, xs = 1} : f64[2], f64[3,2]
+    body func @cell(%h: f64[2], %x: f64[2], %u: f64[2,2]) -> (f64[2], f64[2]) {
+      %0 = reshape(%h) {shape = [1, 2]} : f64[1,2]
+      %1 = matmul(%0, %u) : f64[1,2]
+      %2 = reshape(%1) {shape = [2]} : f64[2]
+      %3 = add(%2, %x) : f64[2]
+      %4 = tanh(%3) : f64[2]
+      return %4, %4
+    }
+  return %1
+}
+)",
+                   {any({2}, 111), any({3, 2}, 112), any({2, 2}, 113)}});
+}
+
 // Every case of the table, grouped by op family.
 const std::vector<GradCase>& gradient_cases() {
   static const std::vector<GradCase> cases = [] {
@@ -280,6 +300,7 @@ const std::vector<GradCase>& gradient_cases() {
     add_linear_algebra(all);
     add_shape(all);
     add_nn(all);
+    add_control(all);
     return all;
   }();
   return cases;

@@ -303,3 +303,55 @@ TEST_CASE("AUC: keras.io example, default thresholds, weights", "[metric_objects
   std::string msg = error_of<k::ValueError>([] { M::AUC bad(1); });
   check_error_at(msg, {"auc", "num_thresholds must be at least 2"}, __LINE__ - 1);
 }
+
+TEST_CASE("SparseTopKCategoricalAccuracy: keras.io example, labels as a column, bad labels",
+          "[metric_objects]") {
+  k::Tensor y = k::constant({2, 1});
+  k::Tensor p = k::constant({{0.1f, 0.9f, 0.8f}, {0.05f, 0.95f, 0.f}});
+  M::SparseTopKCategoricalAccuracy m(1);
+  CHECK(m.name() == "sparse_top_k_categorical_accuracy");
+  m.update_state(y, p);
+  CHECK(value(m) == Approx(0.5));  // row 1's label (2) is second; row 2's is first
+  m.reset_state();
+  m.update_state(k::reshape(y, k::Shape{2, 1}), p, k::constant({0.7f, 0.3f}));
+  CHECK(value(m) == Approx(0.3));
+  M::SparseTopKCategoricalAccuracy two(2);
+  two.update_state(k::constant({2.f, 1.f, 7.f}),
+                   k::constant({{0.1f, 0.9f, 0.8f}, {0.05f, 0.95f, 0.f}, {0.2f, 0.3f, 0.5f}}));
+  CHECK(value(two) == Approx(2.0 / 3.0));  // 7 is no class: a miss
+  std::string msg = error_of<k::ShapeError>([&] { two.update_state(k::constant({1, 2, 0}), p); });
+  check_error_at(msg, {"sparse_top_k_categorical_accuracy", "(3,)", "(2, 3)"}, __LINE__ - 1);
+}
+
+TEST_CASE("batch_state gives the increments update_state adds, eagerly and traced",
+          "[metric_objects]") {
+  k::Tensor y = k::constant({0.f, 1.f, 1.f, 0.f});
+  k::Tensor p = k::constant({0.2f, 0.8f, 0.4f, 0.6f});
+  M::AUC auc(5);
+  M::Precision prec;
+  M::BinaryAccuracy acc;
+  auto traced = k::function([&](const k::Tensor& a, const k::Tensor& b) {
+    return std::vector<k::Tensor>{auc.batch_state(a, b), prec.batch_state(a, b),
+                                  acc.batch_state(a, b)};
+  });
+  std::vector<k::Tensor> inc = traced(y, p);
+  CHECK(inc[0].shape() == k::Shape{20});  // tp, fp, tn, fn at 5 thresholds
+  CHECK(inc[2].shape() == k::Shape{2});   // sum and count
+  auc.merge_state(inc[0]);
+  prec.merge_state(inc[1]);
+  acc.merge_state(inc[2]);
+  M::AUC auc_ref(5);
+  M::Precision prec_ref;
+  M::BinaryAccuracy acc_ref;
+  auc_ref.update_state(y, p);
+  prec_ref.update_state(y, p);
+  acc_ref.update_state(y, p);
+  CHECK(auc.result_value() == Approx(auc_ref.result_value()));
+  CHECK(prec.result_value() == Approx(0.5));  // tp 1 (0.8), fp 1 (0.6)
+  CHECK(prec_ref.result_value() == Approx(0.5));
+  CHECK(acc.result_value() == Approx(0.5));
+  CHECK(acc_ref.result_value() == Approx(0.5));
+  M::Mean mean;
+  std::string msg = error_of<k::ValueError>([&] { mean.batch_state(y, p); });
+  CHECK_THAT(msg, Catch::Contains("not (y_true, y_pred)"));
+}

@@ -147,7 +147,7 @@ TEST_CASE("Conv2D, GlobalAveragePooling2D and Dense train, summarize and save", 
       k::layers::Dense(1, "", std::nullopt, true, "glorot_uniform", "zeros", "gp_dense"),
   });
   std::string text = model.summary_text();
-  CHECK_THAT(text, Contains(" gp_pool (GlobalAveragePooling2D) (None, 4)"));
+  CHECK_THAT(text, Contains(" gp_pool (GlobalAveragePooli (None, 4)") && Contains("\n ng2D)  "));
   CHECK(model.count_params() == 3 * 3 * 4 + 4 + 4 + 1);
   // Target: the mean brightness of the image.
   k::Tensor x = k::random_uniform({16, 6, 6, 1}, 0.0, 1.0, 13);
@@ -175,7 +175,7 @@ TEST_CASE("GlobalMaxPooling1D after Dense on sequences saves and loads", "[pooli
   });
   k::Tensor x = k::random_normal({3, 4, 2}, 0.0, 1.0, 14);
   std::vector<float> want = model(x).to_vector<float>();
-  CHECK_THAT(model.summary_text(), Contains("(None, 4, 3)") && Contains("(GlobalMaxPooling1D)"));
+  CHECK_THAT(model.summary_text(), Contains("(None, 4, 3)") && Contains("Pooling1D)"));
   k::testing::TempDir dir;
   model.save(dir.file("seq_model"));
   std::vector<float> got = k::load_model(dir.file("seq_model")).predict(x).to_vector<float>();

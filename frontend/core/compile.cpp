@@ -127,12 +127,13 @@ runtime::Executable make_executable(const ir::Function& f, const codegen::Compil
 
 // The IndexError for the bad index compiled code reported in `status` (see run_executable).
 void throw_index_error(const passes::PipelineResult& result, const runtime::RunStatus& status) {
-  const auto& kernels = result.kernels.kernels;
+  // Kernels inside scan bodies are numbered after the function's own (passes::number_kernels).
+  const std::vector<const passes::Kernel*> kernels = passes::number_kernels(result.kernels);
   const auto k = static_cast<size_t>(status.code - 1);
   KILN_CHECK(status.code >= 1 && k < kernels.size(), "compiled code reported an unknown kernel");
   // Op kernels hold one node; the first checked one is the one the status names.
   const ir::Node* checked = nullptr;
-  for (const ir::Node* node : kernels[k].nodes) {
+  for (const ir::Node* node : kernels[k]->nodes) {
     if (node->op() == ir::Op::gather || node->op() == ir::Op::check_index) {
       checked = node;
       break;

@@ -331,26 +331,26 @@ std::vector<Tensor> run_on_device(ir::Op op, std::span<const Tensor> operands,
 }
 
 cu::LaunchPlan to_launch_plan(const codegen::GpuModule& gpu, bool tf32) {
+  // codegen sees only runtime's ABI header (DESIGN.md), so it lists the launch plan's buffer
+  // kinds and cuBLASLt's epilogues again, in the same order (plus constants, never a parameter).
+  using Ref = codegen::GpuBufferRef::Kind;
+  using Arg = cu::LaunchArg::Kind;
+  static_assert(static_cast<int>(Ref::input) == static_cast<int>(Arg::input) &&
+                static_cast<int>(Ref::output) == static_cast<int>(Arg::output) &&
+                static_cast<int>(Ref::workspace) == static_cast<int>(Arg::workspace) &&
+                static_cast<int>(Ref::status) == static_cast<int>(Arg::status));
+  using Epilogue = codegen::GpuGemm::Epilogue;
+  using CuEpilogue = cu::GemmEpilogue;
+  static_assert(static_cast<int>(Epilogue::none) == static_cast<int>(CuEpilogue::none) &&
+                static_cast<int>(Epilogue::bias) == static_cast<int>(CuEpilogue::bias) &&
+                static_cast<int>(Epilogue::relu) == static_cast<int>(CuEpilogue::relu) &&
+                static_cast<int>(Epilogue::bias_relu) == static_cast<int>(CuEpilogue::bias_relu));
   auto convert = [](const codegen::GpuBufferRef& ref) {
+    KILN_CHECK(ref.kind != Ref::constant, "a launch passes a constant as a parameter");
     cu::LaunchArg arg;
     arg.index = ref.index;
     arg.offset = ref.offset;
-    switch (ref.kind) {
-      case codegen::GpuBufferRef::Kind::input:
-        arg.kind = cu::LaunchArg::Kind::input;
-        break;
-      case codegen::GpuBufferRef::Kind::output:
-        arg.kind = cu::LaunchArg::Kind::output;
-        break;
-      case codegen::GpuBufferRef::Kind::workspace:
-        arg.kind = cu::LaunchArg::Kind::workspace;
-        break;
-      case codegen::GpuBufferRef::Kind::status:
-        arg.kind = cu::LaunchArg::Kind::status;
-        break;
-      case codegen::GpuBufferRef::Kind::constant:
-        KILN_CHECK(false, "a launch passes a constant as a parameter");
-    }
+    arg.kind = static_cast<Arg>(ref.kind);
     return arg;
   };
   cu::LaunchPlan plan;
@@ -369,20 +369,7 @@ cu::LaunchPlan to_launch_plan(const codegen::GpuModule& gpu, bool tf32) {
       call.desc.transpose_b = g->transpose_b;
       call.desc.alignment = static_cast<uint32_t>(g->alignment);
       call.desc.tf32 = g->dtype == ir::DType::f32 && tf32;
-      switch (g->epilogue) {
-        case codegen::GpuGemm::Epilogue::none:
-          call.desc.epilogue = cu::GemmEpilogue::none;
-          break;
-        case codegen::GpuGemm::Epilogue::bias:
-          call.desc.epilogue = cu::GemmEpilogue::bias;
-          break;
-        case codegen::GpuGemm::Epilogue::relu:
-          call.desc.epilogue = cu::GemmEpilogue::relu;
-          break;
-        case codegen::GpuGemm::Epilogue::bias_relu:
-          call.desc.epilogue = cu::GemmEpilogue::bias_relu;
-          break;
-      }
+      call.desc.epilogue = static_cast<CuEpilogue>(g->epilogue);
       call.a = convert(g->a);
       call.b = convert(g->b);
       call.d = convert(g->d);

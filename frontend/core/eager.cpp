@@ -69,6 +69,8 @@ size_t hash_attr(const ir::AttrValue& value) {
           return h;
         } else if constexpr (std::is_same_v<T, ir::DType>) {
           return static_cast<size_t>(v) + 1000;
+        } else if constexpr (std::is_same_v<T, ir::FunctionAttr>) {
+          return v.hash();  // of the body's text, computed once
         } else {
           // Tensors compare by type and bytes (attr_equal); their type is a fine hash.
           size_t h = static_cast<size_t>(v.type().dtype);

@@ -345,4 +345,19 @@ Tensor avg_pool2d(const Tensor& input, std::vector<int64_t> ksize,
 Tensor softmax(const Tensor& x, int64_t axis = -1, Loc loc = Loc::current());
 Tensor log_softmax(const Tensor& x, int64_t axis = -1, Loc loc = Loc::current());
 
+// Image ops on NHWC images (f32 or f64; frontend/core/ops_image.cpp). They have no gradient.
+namespace image {
+// tf.image.resize to size {height, width}: method "bilinear" (half-pixel centres) or "nearest".
+Tensor resize(const Tensor& images, std::vector<int64_t> size, std::string_view method = "bilinear",
+              Loc loc = Loc::current());
+// TensorFlow's ImageProjectiveTransformV3: output pixel (x, y) of image n reads the input at
+// ((a0·x + a1·y + a2) / k, (a3·x + a4·y + a5) / k), k = a6·x + a7·y + 1, where a = transforms[n]
+// ([N, 8], or [1, 8] for every image). interpolation "bilinear" or "nearest"; fill_mode
+// "reflect", "wrap", "constant" (fill_value) or "nearest" says what lies outside the image.
+Tensor transform(const Tensor& images, const Tensor& transforms,
+                 std::string_view interpolation = "bilinear",
+                 std::string_view fill_mode = "reflect", double fill_value = 0.0,
+                 Loc loc = Loc::current());
+}  // namespace image
+
 }  // namespace kiln

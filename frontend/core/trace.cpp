@@ -38,8 +38,35 @@ Tensor Trace::add_argument(const TensorType& type) {
   return TensorAccess::symbolic(param, id_);
 }
 
+void Trace::make_body(Trace* parent, std::function<Tensor(const Variable&)> outer_read) {
+  body_ = true;
+  parent_ = parent;
+  outer_read_ = std::move(outer_read);
+}
+
+bool Trace::is_enclosing(uint64_t trace_id) const {
+  for (const Trace* p = parent_; p != nullptr; p = p->parent_)
+    if (p->id_ == trace_id) return true;
+  return false;
+}
+
+ir::Value* Trace::lift(const Tensor& t) {
+  ir::Value* outer = TensorAccess::value(t);
+  const void* key = outer != nullptr ? static_cast<const void*>(outer) : TensorAccess::identity(t);
+  auto it = captures_.find(key);
+  if (it != captures_.end()) return it->second;
+  ir::Value* param = add_param(t.type(), fmt::format("lifted{}", lifted_.size()),
+                               Binding{Binding::Kind::captured, 0, t, {}});
+  lifted_.push_back(t);
+  captures_.emplace(key, param);
+  return param;
+}
+
 ir::Value* Trace::value_of(const Tensor& t, std::string_view op, const std::source_location& loc) {
   if (ir::Value* value = TensorAccess::value(t)) {
+    if (TensorAccess::trace_id(t) != id_ && body_ && is_enclosing(TensorAccess::trace_id(t))) {
+      return lift(t);  // a value of the trace around the scan: passed in as an operand
+    }
     if (TensorAccess::trace_id(t) != id_) {
       raise<ValueError>(op, {t},
                         fmt::format("a symbolic tensor from another trace was used while tracing "
@@ -50,6 +77,7 @@ ir::Value* Trace::value_of(const Tensor& t, std::string_view op, const std::sour
     }
     return value;
   }
+  if (body_) return lift(t);
   // A concrete tensor from outside: an implicit input, bound to the same tensor on every call.
   const void* key = TensorAccess::identity(t);
   auto it = captures_.find(key);
@@ -93,16 +121,36 @@ Trace::VariableState& Trace::variable_state(const Variable& v) {
 }
 
 Tensor Trace::read_variable(const Variable& v) {
+  if (body_) {
+    const void* key = VariableAccess::identity(v);
+    auto it = lifted_variables_.find(key);
+    if (it == lifted_variables_.end())
+      it = lifted_variables_.emplace(key, lift(outer_read_(v))).first;
+    return TensorAccess::symbolic(it->second, id_);
+  }
   return TensorAccess::symbolic(variable_state(v).current, id_);
 }
 
 void Trace::assign_variable(const Variable& v, const Tensor& value,
                             const std::source_location& loc) {
+  if (body_) {
+    raise<ValueError>("assign", {value},
+                      fmt::format("a scan body cannot assign variables (Variable '{}'); return "
+                                  "the new value as a carry and assign it after the scan",
+                                  v.name()),
+                      loc);
+  }
   ir::Value* new_value = value_of(value, "assign", loc);
   variable_state(v).current = new_value;
 }
 
 void Trace::add_check(const Tensor& t, std::string message, const std::source_location& loc) {
+  if (body_) {
+    raise<ValueError>("check_numerics", {t},
+                      "check_numerics is not supported inside a scan body yet; check the scan's "
+                      "results instead",
+                      loc);
+  }
   checked_values_.push_back(value_of(t, "check_numerics", loc));
   checks_.push_back({std::move(message), node_scope(), node_loc(loc)});
 }
@@ -115,7 +163,8 @@ void Trace::finish(std::span<const Tensor> outputs) {
       throw ValueError(
           fmt::format("function '{}' returned an undefined Tensor (result {})", name(), i));
     }
-    if (t.is_symbolic() && TensorAccess::trace_id(t) != id_) {
+    if (t.is_symbolic() && TensorAccess::trace_id(t) != id_ &&
+        !(body_ && is_enclosing(TensorAccess::trace_id(t)))) {
       throw ValueError(fmt::format(
           "function '{}' returned a symbolic tensor from another trace (result {})", name(), i));
     }

@@ -6,6 +6,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <source_location>
 #include <span>
 #include <string>
@@ -46,6 +47,16 @@ class Trace {
 
   uint64_t id() const { return id_; }
   const std::string& name() const { return function_.name(); }
+
+  // Makes this the trace of a scan body (kiln::scan) run inside `parent` (nullptr when the scan
+  // runs eagerly). A symbolic tensor of an enclosing trace, a concrete tensor and a Variable's
+  // value (read in the scan's context with `outer_read`) become parameters of the body, "lifted":
+  // lifted() lists the outer tensors, which the scan passes as its last operands. Assigning a
+  // Variable or checking numerics inside a body is a ValueError.
+  void make_body(Trace* parent, std::function<Tensor(const Variable&)> outer_read);
+  bool is_body() const { return body_; }
+  // The outer tensor of each lifted parameter, in parameter order.
+  const std::vector<Tensor>& lifted() const { return lifted_; }
 
   // A parameter for the next tensor leaf of the arguments; returns its symbolic tensor.
   Tensor add_argument(const TensorType& type);
@@ -88,6 +99,9 @@ class Trace {
   };
   VariableState& variable_state(const Variable& v);
   ir::Value* add_param(TensorType type, std::string name, Binding binding);
+  // A body's parameter for the outer tensor `t`, one per distinct tensor.
+  ir::Value* lift(const Tensor& t);
+  bool is_enclosing(uint64_t trace_id) const;
 
   uint64_t id_;
   ir::Function function_;
@@ -100,6 +114,12 @@ class Trace {
   std::vector<const void*> variable_order_;
   std::vector<Check> checks_;
   std::vector<ir::Value*> checked_values_;  // updates follow the order of first use
+  // Scan bodies (make_body).
+  bool body_ = false;
+  Trace* parent_ = nullptr;
+  std::function<Tensor(const Variable&)> outer_read_;
+  std::vector<Tensor> lifted_;
+  std::unordered_map<const void*, ir::Value*> lifted_variables_;
 };
 
 // The trace active on this thread, or nullptr when running eagerly.

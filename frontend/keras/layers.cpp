@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cmath>
 #include <map>
@@ -24,6 +25,14 @@ std::atomic<uint64_t>& next_seed() {
 uint64_t seed_or_next(std::optional<uint64_t> seed) {
   return seed ? *seed : next_seed().fetch_add(1) * 0x9E3779B97F4A7C15ull + 1;
 }
+
+}  // namespace
+
+uint64_t detail::layer_seed(std::optional<uint64_t> seed) {
+  return seed_or_next(seed);
+}
+
+namespace {
 
 // Keras's fans: a dense kernel [in, out]; a conv kernel [kh, kw, in, out] counts the window.
 std::pair<double, double> fans(const Shape& shape) {
@@ -106,7 +115,43 @@ Initializer he_uniform(std::optional<uint64_t> seed) {
   return scaled_uniform([](double in, double) { return std::sqrt(6.0 / in); }, seed);
 }
 
+Initializer orthogonal(double gain, std::optional<uint64_t> seed) {
+  uint64_t s = seed_or_next(seed);
+  return [gain, s](const Shape& shape, DType dtype) {
+    int64_t cols = shape.rank() == 0 ? 1 : shape[shape.rank() - 1];
+    int64_t rows = cols == 0 ? 0 : shape.num_elements() / cols;
+    int64_t n = std::max(rows, cols), m = std::min(rows, cols);
+    // Columns of an n×m normal matrix, orthonormalised by modified Gram-Schmidt: the Q of a QR
+    // whose R has a positive diagonal, which is what Keras's sign correction makes of LAPACK's.
+    std::vector<double> a = kiln::random_normal({n, m}, 0.0, 1.0, static_cast<int64_t>(s >> 1), f64)
+                                .to_vector<double>();
+    auto at = [&](int64_t i, int64_t j) -> double& { return a[static_cast<size_t>(i * m + j)]; };
+    for (int64_t j = 0; j < m; ++j) {
+      for (int64_t k = 0; k < j; ++k) {
+        double dot = 0;
+        for (int64_t i = 0; i < n; ++i)
+          dot += at(i, k) * at(i, j);
+        for (int64_t i = 0; i < n; ++i)
+          at(i, j) -= dot * at(i, k);
+      }
+      double norm = 0;
+      for (int64_t i = 0; i < n; ++i)
+        norm += at(i, j) * at(i, j);
+      norm = std::sqrt(norm);
+      for (int64_t i = 0; i < n; ++i)
+        at(i, j) = norm > 0 ? at(i, j) / norm : 0.0;
+    }
+    // Q is n×m; the weight is rows×cols: Q itself, or its transpose when rows < cols.
+    std::vector<double> out(static_cast<size_t>(rows * cols));
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t c = 0; c < cols; ++c)
+        out[static_cast<size_t>(r * cols + c)] = gain * (rows >= cols ? at(r, c) : at(c, r));
+    return cast(kiln::constant(out, shape), dtype);
+  };
+}
+
 Initializer get(const std::string& name, std::source_location loc) {
+  if (name == "orthogonal") return orthogonal();
   if (name == "zeros") return zeros();
   if (name == "ones") return ones();
   if (name == "random_normal") return random_normal();
@@ -118,7 +163,7 @@ Initializer get(const std::string& name, std::source_location loc) {
   detail::raise<ValueError>("initializers.get", {},
                             fmt::format("unknown initializer '{}'; known: zeros, ones, "
                                         "random_normal, random_uniform, glorot_uniform, "
-                                        "glorot_normal, he_normal, he_uniform",
+                                        "glorot_normal, he_normal, he_uniform, orthogonal",
                                         name),
                             loc);
 }
@@ -156,15 +201,32 @@ std::string cast_hint(DType got, DType want) {
 }
 }  // namespace detail
 
+namespace {
+// How many layers of each kind were named so far.
+struct NameCounts {
+  std::mutex mutex;
+  std::map<std::string, int64_t> counts;
+};
+NameCounts& name_counts() {
+  static NameCounts counts;
+  return counts;
+}
+}  // namespace
+
+void clear_session() {
+  NameCounts& c = name_counts();
+  std::lock_guard lock(c.mutex);
+  c.counts.clear();
+}
+
 namespace layers {
 
 namespace {
 // "dense", then "dense_1", "dense_2", ... per kind, as Keras names layers.
 std::string unique_name(const std::string& kind) {
-  static std::mutex mutex;
-  static std::map<std::string, int64_t> counts;
-  std::lock_guard lock(mutex);
-  int64_t n = counts[kind]++;
+  NameCounts& c = name_counts();
+  std::lock_guard lock(c.mutex);
+  int64_t n = c.counts[kind]++;
   return n == 0 ? kind : fmt::format("{}_{}", kind, n);
 }
 }  // namespace
@@ -175,7 +237,68 @@ Layer::Layer(const std::string& kind, std::string name, InputShape input_shape)
   state_->input_shape = std::move(input_shape.shape);
 }
 
+Layer& Layer::operator=(const Layer& other) {
+  state_ = other.state_;
+  trainable.flag_ = other.trainable.flag_;
+  return *this;
+}
+
 void Layer::build(const Shape&) {}
+
+void Layer::build_list(const std::vector<Shape>& input_shapes) {
+  if (input_shapes.size() == 1) build(input_shapes[0]);
+}
+
+Tensor Layer::call_list(const std::vector<Tensor>& xs, bool training) {
+  if (xs.size() != 1) {
+    detail::raise<ValueError>(class_name(), xs,
+                              fmt::format("the layer takes one input, got a list of {}", xs.size()),
+                              std::source_location::current());
+  }
+  return call(xs[0], training);
+}
+
+void Layer::prepare(const std::vector<Tensor>& xs, const std::source_location& here) {
+  for (const Tensor& x : xs) {
+    if (!state_->input_shape || x.rank() < 1) continue;
+    Shape sample(std::vector<int64_t>(x.shape().begin() + 1, x.shape().end()));
+    const Shape& want = *state_->input_shape;
+    bool same = sample.rank() == want.rank();
+    for (int64_t d = 0; same && d < want.rank(); ++d)
+      same = want[d] == kiln::None || want[d] == sample[d];
+    if (!same) {
+      detail::raise<ShapeError>(
+          class_name(), {x},
+          fmt::format("the layer was declared with input_shape {} but gets samples of shape {}; "
+                      "input_shape belongs on a model's first layer only: remove it here or "
+                      "make it match",
+                      want.to_string(), sample.to_string()),
+          here);
+    }
+  }
+  if (!state_->built) {
+    std::vector<Shape> shapes;
+    for (const Tensor& x : xs)
+      shapes.push_back(x.shape());
+    if (xs.size() == 1) {
+      build(shapes[0]);
+    } else {
+      build_list(shapes);
+    }
+    state_->built = true;
+  }
+  for (const Tensor& x : xs) {
+    if (ir::is_floating(x.dtype()) || takes_indices()) continue;
+    for (const Variable& w : state_->weights) {
+      if (!ir::is_floating(w.dtype())) continue;
+      detail::raise<TypeError>(
+          class_name(), {x},
+          fmt::format("the layer computes in {} but its input is {}: {}", ir::dtype_name(w.dtype()),
+                      x.type().to_string(), kiln::detail::cast_hint(x.dtype(), w.dtype())),
+          here);
+    }
+  }
+}
 
 Tensor Layer::operator()(const Tensor& x, bool training, std::source_location loc) {
   // Errors below, and those of the ops the layer runs, name this line rather than Kiln's.
@@ -184,32 +307,7 @@ Tensor Layer::operator()(const Tensor& x, bool training, std::source_location lo
   if (!x.defined()) detail::raise<ValueError>(name(), {}, "the input is an undefined Tensor", loc);
   name_scope scope(name());
   try {
-    if (state_->input_shape && x.rank() >= 1) {
-      Shape sample(std::vector<int64_t>(x.shape().begin() + 1, x.shape().end()));
-      if (sample != *state_->input_shape) {
-        detail::raise<ShapeError>(
-            class_name(), {x},
-            fmt::format("the layer was declared with input_shape {} but gets samples of shape {}; "
-                        "input_shape belongs on a model's first layer only: remove it here or "
-                        "make it match",
-                        state_->input_shape->to_string(), sample.to_string()),
-            here);
-      }
-    }
-    if (!state_->built) {
-      build(x.shape());
-      state_->built = true;
-    }
-    if (!ir::is_floating(x.dtype())) {
-      for (const Variable& w : state_->weights) {
-        if (!ir::is_floating(w.dtype())) continue;
-        detail::raise<TypeError>(class_name(), {x},
-                                 fmt::format("the layer computes in {} but its input is {}: {}",
-                                             ir::dtype_name(w.dtype()), x.type().to_string(),
-                                             kiln::detail::cast_hint(x.dtype(), w.dtype())),
-                                 here);
-      }
-    }
+    prepare({x}, here);
     return call(x, training);
   } catch (InternalError&) {
     throw;
@@ -219,9 +317,39 @@ Tensor Layer::operator()(const Tensor& x, bool training, std::source_location lo
   }
 }
 
+std::vector<Tensor> Layer::call_outputs(const std::vector<Tensor>& xs, bool training) {
+  return {xs.size() == 1 ? call(xs[0], training) : call_list(xs, training)};
+}
+
+std::vector<Tensor> Layer::outputs(const std::vector<Tensor>& xs, bool training,
+                                   std::source_location loc) {
+  detail::UserSite site(loc);
+  const std::source_location here = std::source_location::current();
+  if (xs.empty()) detail::raise<ValueError>(name(), {}, "the list of inputs is empty", loc);
+  for (size_t i = 0; i < xs.size(); ++i) {
+    if (!xs[i].defined()) {
+      detail::raise<ValueError>(name(), {}, fmt::format("input {} is an undefined Tensor", i), loc);
+    }
+  }
+  name_scope scope(name());
+  try {
+    prepare(xs, here);
+    return call_outputs(xs, training);
+  } catch (InternalError&) {
+    throw;
+  } catch (Error& e) {
+    e.add_layer_context(name(), class_name());
+    throw;
+  }
+}
+
+Tensor Layer::operator()(const std::vector<Tensor>& xs, bool training, std::source_location loc) {
+  return outputs(xs, training, loc)[0];
+}
+
 std::vector<Variable> Layer::trainable_weights() const {
   std::vector<Variable> out;
-  if (!state_->trainable) return out;
+  if (!trainable()) return out;
   for (size_t i = 0; i < state_->weights.size(); ++i)
     if (state_->weight_trainable[i]) out.push_back(state_->weights[i]);
   return out;
@@ -230,7 +358,7 @@ std::vector<Variable> Layer::trainable_weights() const {
 std::vector<Variable> Layer::non_trainable_weights() const {
   std::vector<Variable> out;
   for (size_t i = 0; i < state_->weights.size(); ++i)
-    if (!state_->trainable || !state_->weight_trainable[i]) out.push_back(state_->weights[i]);
+    if (!trainable() || !state_->weight_trainable[i]) out.push_back(state_->weights[i]);
   return out;
 }
 
@@ -255,6 +383,50 @@ Variable Layer::add_weight(const std::string& name, const Shape& shape,
   state_->weights.push_back(v);
   state_->weight_trainable.push_back(trainable);
   return v;
+}
+
+Wrapper::Wrapper(const std::string& kind, std::string name, InputShape input_shape,
+                 std::vector<std::shared_ptr<Layer>> inner)
+    : Layer(kind, std::move(name), std::move(input_shape)), inner_(std::move(inner)) {}
+
+bool Wrapper::built() const {
+  return std::all_of(inner_.begin(), inner_.end(), [](const auto& l) { return l->built(); });
+}
+
+std::vector<Variable> Wrapper::weights() const {
+  std::vector<Variable> out;
+  for (const auto& l : inner_) {
+    std::vector<Variable> w = l->weights();
+    out.insert(out.end(), w.begin(), w.end());
+  }
+  return out;
+}
+
+std::vector<Variable> Wrapper::trainable_weights() const {
+  std::vector<Variable> out;
+  if (!trainable()) return out;
+  for (const auto& l : inner_) {
+    std::vector<Variable> w = l->trainable_weights();
+    out.insert(out.end(), w.begin(), w.end());
+  }
+  return out;
+}
+
+std::vector<Variable> Wrapper::non_trainable_weights() const {
+  if (!trainable()) return weights();
+  std::vector<Variable> out;
+  for (const auto& l : inner_) {
+    std::vector<Variable> w = l->non_trainable_weights();
+    out.insert(out.end(), w.begin(), w.end());
+  }
+  return out;
+}
+
+int64_t Wrapper::count_params() const {
+  int64_t n = 0;
+  for (const auto& l : inner_)
+    n += l->count_params();
+  return n;
 }
 
 Dense::Dense(int64_t units, const std::string& activation, InputShape input_shape, bool use_bias,
@@ -362,6 +534,36 @@ Conv2D::Conv2D(int64_t filters, std::vector<int64_t> kernel_size, std::vector<in
   }
 }
 
+Conv2D::Conv2D(int64_t filters, int64_t kernel_size, Conv2DOptions options,
+               std::source_location loc)
+    : Conv2D(filters, std::initializer_list<int64_t>{kernel_size}, std::move(options), loc) {}
+
+Conv2D::Conv2D(int64_t filters, std::initializer_list<int64_t> kernel_size, Conv2DOptions options,
+               std::source_location loc)
+    : Conv2D(filters, std::vector<int64_t>(kernel_size), options.strides.dims, options.padding,
+             options.activation, std::move(options.input_shape), options.use_bias,
+             options.kernel_initializer, options.bias_initializer, std::move(options.name), loc) {
+  // Keras checks its keywords when the layer is made, not on its first call.
+  auto sizes_ok = [](const std::vector<int64_t>& v) {
+    return (v.size() == 1 || v.size() == 2) &&
+           std::all_of(v.begin(), v.end(), [](int64_t d) { return d > 0; });
+  };
+  if (!sizes_ok(strides_) || !sizes_ok(options.dilation_rate.dims)) {
+    detail::raise<ValueError>(
+        "Conv2D", {},
+        fmt::format("strides and dilation_rate need one or two positive "
+                    "values, got ({}) and ({})",
+                    fmt::join(strides_, ", "), fmt::join(options.dilation_rate.dims, ", ")),
+        loc);
+  }
+  if (padding_ != "valid" && padding_ != "same") {
+    detail::raise<ValueError>(
+        "Conv2D", {}, fmt::format("padding must be \"valid\" or \"same\", got \"{}\"", padding_),
+        loc);
+  }
+  dilation_rate_ = options.dilation_rate.dims;
+}
+
 void Conv2D::build(const Shape& input_shape) {
   if (input_shape.rank() != 4) {
     detail::raise<ShapeError>(
@@ -383,7 +585,7 @@ Tensor Conv2D::call(const Tensor& x, bool) {
                                           channels, x.shape().to_string()),
                               std::source_location::current());
   }
-  Tensor y = conv2d(x, weights().at(0), strides_, padding_);
+  Tensor y = conv2d(x, weights().at(0), strides_, padding_, dilation_rate_);
   if (use_bias_) y = y + weights().at(1);
   return activation_(y);
 }
@@ -548,7 +750,9 @@ Tensor BatchNormalization::call(const Tensor& x, bool training) {
   size_t stats = size_t(scale_) + size_t(center_);
   Variable moving_mean = w[stats], moving_variance = w[stats + 1];
   Tensor mean, variance;
-  if (training) {
+  // A frozen layer runs in inference mode, as Keras's since TF 2.0: fine-tuning a model whose
+  // BatchNormalization layers are frozen must not move their statistics.
+  if (training && trainable()) {
     mean = reduce_mean(x, reduce);
     variance = reduce_mean(square(x - reshape(mean, Shape(kept))), reduce);
     moving_mean.assign(moving_mean * momentum_ + mean * (1.0 - momentum_));

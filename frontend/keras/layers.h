@@ -22,11 +22,30 @@
 #include "kiln/frontend/core/tensor.h"
 #include "kiln/frontend/core/variable.h"
 
+// Declares, inside a layer class's public section, its Keras class name and its clone() (what a
+// call on a KerasTensor keeps of the layer: functional models hold layers by their own class):
+//
+//   class Scale : public k::layers::Layer {
+//    public:
+//     KILN_LAYER_CLASS(Scale)
+//     ...
+//   };
+#define KILN_LAYER_CLASS(Name)                                    \
+  std::string class_name() const override {                       \
+    return #Name;                                                 \
+  }                                                               \
+  std::shared_ptr<::kiln::layers::Layer> clone() const override { \
+    return std::make_shared<Name>(*this);                         \
+  }
+
 namespace kiln {
 
 // Seeds the sequence unseeded initializers draw from (keras.utils.set_random_seed); the
 // sequence starts from seed 0, so a program without a call is reproducible too.
 void set_random_seed(uint64_t seed);
+// Keras's keras.backend.clear_session() as far as names go: the next layer of each kind is named
+// without a suffix again ("dense", then "dense_1", ...). Layers already made keep their names.
+void clear_session();
 
 namespace initializers {
 
@@ -48,6 +67,11 @@ Initializer glorot_uniform(std::optional<uint64_t> seed = std::nullopt);
 Initializer glorot_normal(std::optional<uint64_t> seed = std::nullopt);
 Initializer he_normal(std::optional<uint64_t> seed = std::nullopt);
 Initializer he_uniform(std::optional<uint64_t> seed = std::nullopt);
+// A random orthogonal matrix times `gain` (keras.initializers.Orthogonal): a normal matrix of
+// (rows, cols) = (product of all but the last dimension, the last), orthonormalised by QR with
+// the signs of R's diagonal taken out, transposed when rows < cols. The recurrent kernels'
+// default.
+Initializer orthogonal(double gain = 1.0, std::optional<uint64_t> seed = std::nullopt);
 // By Keras name ("glorot_uniform", "zeros", ...); ValueError naming the known ones otherwise.
 Initializer get(const std::string& name,
                 std::source_location loc = std::source_location::current());
@@ -65,7 +89,13 @@ namespace detail {
 // What to do instead of feeding `got` (an integer or bool dtype) to a layer that computes in
 // `want`: "cast to f32 and scale, e.g. k::cast(x, k::f32) / 255.f" for u8 images.
 std::string cast_hint(DType got, DType want);
+// `seed`, or the next seed of the sequence set_random_seed starts (a layer's random draws).
+uint64_t layer_seed(std::optional<uint64_t> seed);
 }  // namespace detail
+
+// A dimension of any size in a declared shape, as Keras's None: k::Input({k::None, 1}) takes
+// sequences of any length. (The batch dimension is never written: it is always any size.)
+inline constexpr int64_t None = -1;
 
 namespace layers {
 
@@ -80,36 +110,115 @@ struct InputShape {
   InputShape(std::optional<Shape> s) : shape(std::move(s)) {}              // NOLINT: implicit
 };
 
+class Layer;
+}  // namespace layers
+
+class KerasTensor;
+namespace detail {
+struct KerasNode;
+struct LayerAccess;
+}  // namespace detail
+
+namespace layers {
+
 class Layer {
+  struct State;
+
  public:
   virtual ~Layer() = default;
+  Layer(const Layer&) = default;
+  // Makes this a handle of `other`'s layer (its state and trainable flag).
+  Layer& operator=(const Layer& other);
 
   // Builds the layer on the first call (from x's shape), then runs call() under the layer's
   // name scope.
   Tensor operator()(const Tensor& x, bool training = false,
                     std::source_location loc = std::source_location::current());
+  // A layer of several inputs (Concatenate, Add, ...): builds from all their shapes on the first
+  // call, then runs call_list().
+  Tensor operator()(const std::vector<Tensor>& xs, bool training = false,
+                    std::source_location loc = std::source_location::current());
+  // The functional API: calling a layer on symbolic tensors (k::Input and what layers made of
+  // it) builds it, works out the output's shape and records the call, so a k::Model can be made
+  // of the graph. A layer called on several KerasTensors shares its weights between the calls.
+  KerasTensor operator()(const KerasTensor& x,
+                         std::source_location loc = std::source_location::current());
+  KerasTensor operator()(const std::vector<KerasTensor>& xs,
+                         std::source_location loc = std::source_location::current());
+  // Every output of the layer (an RNN with return_state has several: output, then states);
+  // operator() gives the first of one-output layers only.
+  std::vector<Tensor> outputs(const std::vector<Tensor>& xs, bool training = false,
+                              std::source_location loc = std::source_location::current());
+  std::vector<KerasTensor> apply(const std::vector<KerasTensor>& xs,
+                                 std::source_location loc = std::source_location::current());
 
   // Makes the layer's weights for inputs of `input_shape` (the batch dimension included).
   virtual void build(const Shape& input_shape);
   // The layer's computation.
   virtual Tensor call(const Tensor& x, bool training) = 0;
+  // For layers of several inputs: build and call on the list. By default a list of one goes to
+  // build() and call(), and a longer one is a ValueError.
+  virtual void build_list(const std::vector<Shape>& input_shapes);
+  virtual Tensor call_list(const std::vector<Tensor>& xs, bool training);
+  // All the layer's outputs: by default the one of call() (one input) or call_list().
+  virtual std::vector<Tensor> call_outputs(const std::vector<Tensor>& xs, bool training);
   // The Keras class name ("Dense").
   virtual std::string class_name() const = 0;
+  // A new handle of the layer's own class sharing its weights and state (KILN_LAYER_CLASS
+  // defines it); null for a class declared without that macro, which functional models refuse.
+  virtual std::shared_ptr<Layer> clone() const { return nullptr; }
+  // Whether the layer's inputs are integer indices (Embedding) rather than values in its
+  // weights' dtype; a Sequential that starts with it expects i32 samples.
+  virtual bool takes_indices() const { return false; }
 
   const std::string& name() const { return state_->name; }
-  bool built() const { return state_->built; }
+  // Whether the layer has made its weights (a nested model: all its layers).
+  virtual bool built() const { return state_->built; }
   // The input shape the layer was declared with (Flatten(/*input_shape=*/{28, 28})), without
   // the batch dimension; empty when not declared.
   const std::optional<Shape>& declared_input_shape() const { return state_->input_shape; }
 
+  // The symbolic input and output of the layer's call on KerasTensors (Keras's layer.input and
+  // layer.output): ValueError if it was never called on one, or on several (then its outputs
+  // differ: use the KerasTensors the calls returned).
+  KerasTensor input(std::source_location loc = std::source_location::current()) const;
+  KerasTensor output(std::source_location loc = std::source_location::current()) const;
+  // How many times the layer was called on KerasTensors (Keras's inbound nodes).
+  int64_t symbolic_calls() const;
+
   // All weights in creation order, the trainable ones, the others. A frozen layer
-  // (set_trainable(false)) reports all its weights as non-trainable.
-  std::vector<Variable> weights() const { return state_->weights; }
-  std::vector<Variable> trainable_weights() const;
-  std::vector<Variable> non_trainable_weights() const;
-  bool trainable() const { return state_->trainable; }
-  void set_trainable(bool trainable) { state_->trainable = trainable; }
-  int64_t count_params() const;
+  // (trainable = false) reports all its weights as non-trainable.
+  virtual std::vector<Variable> weights() const { return state_->weights; }
+  virtual std::vector<Variable> trainable_weights() const;
+  virtual std::vector<Variable> non_trainable_weights() const;
+
+  // Keras's layer.trainable, shared by every handle of the layer: `layer.trainable = false;`
+  // freezes it, `layer.trainable()` (or the flag in a condition) reads it. A frozen
+  // BatchNormalization also runs in inference mode, as in Keras.
+  class Trainable {
+   public:
+    Trainable& operator=(bool value) {
+      *flag_ = value;
+      return *this;
+    }
+    bool operator()() const { return *flag_; }
+    operator bool() const { return *flag_; }  // NOLINT: reads like Keras's attribute
+
+   private:
+    friend class Layer;
+    Trainable() : flag_(std::make_shared<bool>(true)) {}
+    Trainable(const Trainable&) = default;
+    // A layer assigned from another rebinds to its flag (Layer's copy assignment); assigning one
+    // flag to another copies the value, as `a.trainable = b.trainable` reads.
+    Trainable& operator=(const Trainable& other) {
+      *flag_ = *other.flag_;
+      return *this;
+    }
+    std::shared_ptr<bool> flag_;
+  };
+  Trainable trainable;
+  void set_trainable(bool value) { trainable = value; }
+  virtual int64_t count_params() const;
 
  protected:
   // `kind` is the Keras snake-case name ("dense") used for unique names.
@@ -119,15 +228,35 @@ class Layer {
                       DType dtype = f32);
 
  private:
+  friend struct ::kiln::detail::LayerAccess;
   struct State {
     std::string name;
     bool built = false;
-    bool trainable = true;
     std::optional<Shape> input_shape;
     std::vector<Variable> weights;
     std::vector<bool> weight_trainable;
+    // The layer's calls on KerasTensors, in order (the nodes own the layer, hence weak).
+    std::vector<std::weak_ptr<detail::KerasNode>> nodes;
   };
+  // Checks the inputs against a declared input_shape and builds on the first call.
+  void prepare(const std::vector<Tensor>& xs, const std::source_location& here);
   std::shared_ptr<State> state_;
+};
+
+// A layer made of other layers (TimeDistributed, Bidirectional): their weights, in order, are
+// its weights (the same Variables, trained and saved once), and freezing it freezes them all.
+class Wrapper : public Layer {
+ public:
+  bool built() const override;
+  std::vector<Variable> weights() const override;
+  std::vector<Variable> trainable_weights() const override;
+  std::vector<Variable> non_trainable_weights() const override;
+  int64_t count_params() const override;
+
+ protected:
+  Wrapper(const std::string& kind, std::string name, InputShape input_shape,
+          std::vector<std::shared_ptr<Layer>> inner);
+  std::vector<std::shared_ptr<Layer>> inner_;
 };
 
 // y = activation(x·kernel + bias), over the last axis of x.
@@ -139,7 +268,7 @@ class Dense : public Layer {
                  std::source_location loc = std::source_location::current());
   void build(const Shape& input_shape) override;
   Tensor call(const Tensor& x, bool training) override;
-  std::string class_name() const override { return "Dense"; }
+  KILN_LAYER_CLASS(Dense)
   int64_t units() const { return units_; }
   Variable kernel() const;
   Variable bias() const;
@@ -157,7 +286,7 @@ class Flatten : public Layer {
  public:
   explicit Flatten(InputShape input_shape = {}, std::string name = "");
   Tensor call(const Tensor& x, bool training) override;
-  std::string class_name() const override { return "Flatten"; }
+  KILN_LAYER_CLASS(Flatten)
 };
 
 // Applies an activation function.
@@ -166,7 +295,7 @@ class Activation : public Layer {
   explicit Activation(const std::string& activation, std::string name = "",
                       std::source_location loc = std::source_location::current());
   Tensor call(const Tensor& x, bool training) override;
-  std::string class_name() const override { return "Activation"; }
+  KILN_LAYER_CLASS(Activation)
 
  private:
   activations::Activation activation_;
@@ -177,10 +306,32 @@ class Reshape : public Layer {
  public:
   explicit Reshape(Shape target_shape, InputShape input_shape = {}, std::string name = "");
   Tensor call(const Tensor& x, bool training) override;
-  std::string class_name() const override { return "Reshape"; }
+  KILN_LAYER_CLASS(Reshape)
 
  private:
   Shape target_;
+};
+
+// One size for both spatial axes (`3`) or one per axis (`{3, 5}`), as Keras's strides and
+// dilation_rate take an int or a tuple.
+struct SpatialSize {
+  std::vector<int64_t> dims;
+  SpatialSize(int64_t size) : dims{size} {}                           // NOLINT: implicit
+  SpatialSize(std::initializer_list<int64_t> sizes) : dims(sizes) {}  // NOLINT: implicit
+};
+
+// Conv2D's keyword arguments in Keras's order (designated initializers must keep it):
+// `{.padding = "same", .activation = "relu"}`.
+struct Conv2DOptions {
+  SpatialSize strides = 1;
+  std::string padding = "valid";  // "valid" or "same"
+  SpatialSize dilation_rate = 1;
+  std::string activation = "";
+  bool use_bias = true;
+  std::string kernel_initializer = "glorot_uniform";
+  std::string bias_initializer = "zeros";
+  InputShape input_shape = {};
+  std::string name = "";
 };
 
 // 2-D convolution over NHWC inputs: y = activation(conv2d(x, kernel) + bias), kernel
@@ -193,9 +344,17 @@ class Conv2D : public Layer {
          const std::string& kernel_initializer = "glorot_uniform",
          const std::string& bias_initializer = "zeros", std::string name = "",
          std::source_location loc = std::source_location::current());
+  // Keras's keywords: Conv2D(32, 3, {.padding = "same", .activation = "relu"}); an int
+  // kernel_size is square.
+  Conv2D(int64_t filters, int64_t kernel_size, Conv2DOptions options = {},
+         std::source_location loc = std::source_location::current());
+  // Conv2D(32, {3, 5}, {.strides = 2}); an initializer list, as a vector would make a braced
+  // kernel size ambiguous with the positional constructor.
+  Conv2D(int64_t filters, std::initializer_list<int64_t> kernel_size, Conv2DOptions options,
+         std::source_location loc = std::source_location::current());
   void build(const Shape& input_shape) override;
   Tensor call(const Tensor& x, bool training) override;
-  std::string class_name() const override { return "Conv2D"; }
+  KILN_LAYER_CLASS(Conv2D)
 
  private:
   int64_t filters_;
@@ -204,6 +363,7 @@ class Conv2D : public Layer {
   activations::Activation activation_;
   bool use_bias_;
   initializers::Initializer kernel_initializer_, bias_initializer_;
+  std::vector<int64_t> dilation_rate_{1, 1};
 };
 
 // 2-D pooling over NHWC inputs; strides default to pool_size. MaxPooling2D and
@@ -221,7 +381,7 @@ class MaxPooling2D : public Pooling2D {
   explicit MaxPooling2D(std::vector<int64_t> pool_size = {2, 2}, std::vector<int64_t> strides = {},
                         std::string padding = "valid", std::string name = "");
   Tensor call(const Tensor& x, bool training) override;
-  std::string class_name() const override { return "MaxPooling2D"; }
+  KILN_LAYER_CLASS(MaxPooling2D)
 };
 
 class AveragePooling2D : public Pooling2D {
@@ -230,7 +390,7 @@ class AveragePooling2D : public Pooling2D {
                             std::vector<int64_t> strides = {}, std::string padding = "valid",
                             std::string name = "");
   Tensor call(const Tensor& x, bool training) override;
-  std::string class_name() const override { return "AveragePooling2D"; }
+  KILN_LAYER_CLASS(AveragePooling2D)
 };
 
 // Pools over every spatial axis at once: [batch, steps, c] (1-D) or [batch, h, w, c] (2-D) to
@@ -260,7 +420,7 @@ class GlobalAveragePooling1D : public GlobalPooling {
   explicit GlobalAveragePooling1D(std::string data_format = "channels_last", bool keepdims = false,
                                   std::string name = "",
                                   std::source_location loc = std::source_location::current());
-  std::string class_name() const override { return "GlobalAveragePooling1D"; }
+  KILN_LAYER_CLASS(GlobalAveragePooling1D)
 };
 
 // Maximum over the time axis of [batch, steps, channels] inputs.
@@ -269,7 +429,7 @@ class GlobalMaxPooling1D : public GlobalPooling {
   explicit GlobalMaxPooling1D(std::string data_format = "channels_last", bool keepdims = false,
                               std::string name = "",
                               std::source_location loc = std::source_location::current());
-  std::string class_name() const override { return "GlobalMaxPooling1D"; }
+  KILN_LAYER_CLASS(GlobalMaxPooling1D)
 };
 
 // Mean over height and width of NHWC inputs.
@@ -278,7 +438,7 @@ class GlobalAveragePooling2D : public GlobalPooling {
   explicit GlobalAveragePooling2D(std::string data_format = "channels_last", bool keepdims = false,
                                   std::string name = "",
                                   std::source_location loc = std::source_location::current());
-  std::string class_name() const override { return "GlobalAveragePooling2D"; }
+  KILN_LAYER_CLASS(GlobalAveragePooling2D)
 };
 
 // Maximum over height and width of NHWC inputs.
@@ -287,7 +447,7 @@ class GlobalMaxPooling2D : public GlobalPooling {
   explicit GlobalMaxPooling2D(std::string data_format = "channels_last", bool keepdims = false,
                               std::string name = "",
                               std::source_location loc = std::source_location::current());
-  std::string class_name() const override { return "GlobalMaxPooling2D"; }
+  KILN_LAYER_CLASS(GlobalMaxPooling2D)
 };
 
 // Pads NHWC inputs with zero rows and columns: {{top, bottom}, {left, right}}.
@@ -300,7 +460,7 @@ class ZeroPadding2D : public Layer {
   // The same padding on every side.
   explicit ZeroPadding2D(int64_t padding, std::string name = "");
   Tensor call(const Tensor& x, bool training) override;
-  std::string class_name() const override { return "ZeroPadding2D"; }
+  KILN_LAYER_CLASS(ZeroPadding2D)
 
  private:
   std::pair<std::pair<int64_t, int64_t>, std::pair<int64_t, int64_t>> padding_;
@@ -315,7 +475,7 @@ class Dropout : public Layer {
   explicit Dropout(double rate, std::optional<uint64_t> seed = std::nullopt, std::string name = "",
                    std::source_location loc = std::source_location::current());
   Tensor call(const Tensor& x, bool training) override;
-  std::string class_name() const override { return "Dropout"; }
+  KILN_LAYER_CLASS(Dropout)
   double rate() const { return rate_; }
 
  private:
@@ -335,7 +495,7 @@ class BatchNormalization : public Layer {
                               std::source_location loc = std::source_location::current());
   void build(const Shape& input_shape) override;
   Tensor call(const Tensor& x, bool training) override;
-  std::string class_name() const override { return "BatchNormalization"; }
+  KILN_LAYER_CLASS(BatchNormalization)
 
  private:
   int64_t axis_;
@@ -348,7 +508,7 @@ class Lambda : public Layer {
  public:
   explicit Lambda(std::function<Tensor(const Tensor&)> fn, std::string name = "");
   Tensor call(const Tensor& x, bool training) override;
-  std::string class_name() const override { return "Lambda"; }
+  KILN_LAYER_CLASS(Lambda)
 
  private:
   std::function<Tensor(const Tensor&)> fn_;

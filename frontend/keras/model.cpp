@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <iostream>
+#include <typeinfo>
 
 #include "kiln/frontend/core/name_scope.h"
 #include "kiln/frontend/core/op_error.h"
@@ -32,16 +33,19 @@ void check_input(const std::optional<TensorType>& declared, const std::string& f
     detail::raise<ShapeError>(name, {x},
                               fmt::format("the model expects a batch of samples of shape {} (the "
                                           "input_shape of its first layer '{}'), got a scalar",
-                                          want.to_string(), first),
+                                          detail::shape_text(want), first),
                               loc);
   }
   Shape sample = detail::sample_shape(x.shape());
-  if (sample != want) {
+  bool same = sample.rank() == want.rank();
+  for (int64_t d = 0; same && d < want.rank(); ++d)
+    same = want[d] == kiln::None || want[d] == sample[d];
+  if (!same) {
     detail::raise<ShapeError>(
         name, {x},
         fmt::format("the model expects samples of shape {} (the input_shape "
                     "of its first layer '{}'), got {} samples of shape {}",
-                    want.to_string(), first, x.shape()[0], sample.to_string()),
+                    detail::shape_text(want), first, x.shape()[0], sample.to_string()),
         loc);
   }
   if (!ir::is_floating(x.dtype()) && ir::is_floating(declared->dtype)) {
@@ -63,9 +67,40 @@ Tensor run_layers(const LayerList& layers, const std::string& name, const Tensor
   return h;
 }
 
+// One row of a summary table: each cell left-aligned in its column (right-aligned for a negative
+// width; the last column unbounded for width 0). A cell longer than its column less one space
+// goes on over the next lines, as Keras wraps a long "name (Type)".
+std::string table_row(std::vector<std::string> cells, const std::vector<int>& widths) {
+  std::string out;
+  for (bool more = true; more;) {
+    more = false;
+    std::string line;
+    for (size_t i = 0; i < cells.size(); ++i) {
+      size_t width = static_cast<size_t>(std::abs(widths[i]));
+      std::string part = cells[i];
+      cells[i].clear();
+      if (width > 0 && part.size() >= width) {
+        // A cell indented by a space stays indented on its next lines.
+        cells[i] = (part[0] == ' ' ? " " : "") + part.substr(width - 1);
+        part.resize(width - 1);
+      }
+      more = more || !cells[i].empty();
+      if (widths[i] < 0) {
+        line += fmt::format("{:>{}}", part, width);
+      } else {
+        line += fmt::format("{:<{}}", part, width);
+      }
+    }
+    out += line + "\n";
+  }
+  return out;
+}
+
 std::optional<TensorType> declared_sample(const LayerList& layers) {
   if (layers.empty() || !layers.front()->declared_input_shape()) return std::nullopt;
-  return TensorType{f32, *layers.front()->declared_input_shape()};
+  // A model that starts with an Embedding takes integer indices.
+  DType dtype = layers.front()->takes_indices() ? DType::i32 : f32;
+  return TensorType{dtype, *layers.front()->declared_input_shape()};
 }
 
 // The layers' weights of one kind (Layer::weights, trainable_weights, non_trainable_weights), in
@@ -105,13 +140,163 @@ void add_layer(LayerList& layers, const std::string& model,
 
 Model::Model(std::string name) : name_(std::move(name)) {}
 
-Tensor Model::call(const Tensor& x, bool) {
-  detail::raise<ValueError>(name_, {x}, "a Model subclass must override call(x, training)",
-                            std::source_location::current());
+Model::Model(const KerasTensor& input, const KerasTensor& output, std::string name,
+             std::source_location loc)
+    : Model(std::vector<KerasTensor>{input}, std::vector<KerasTensor>{output}, std::move(name),
+            loc) {}
+
+Model::Model(std::vector<KerasTensor> inputs, std::vector<KerasTensor> outputs, std::string name,
+             std::source_location loc)
+    : name_(std::move(name)) {
+  detail::UserSite site(loc);
+  graph_ = std::make_shared<const detail::FunctionalGraph>(std::move(inputs), std::move(outputs),
+                                                           name_, loc);
+  layers_ = graph_->layers();
 }
 
-Tensor Model::call_at(const Tensor& x, bool training, const std::source_location&) {
-  return call(x, training);
+Tensor Model::call(const Tensor& x, bool training) {
+  const std::source_location loc = std::source_location::current();
+  if (!graph_) {
+    detail::raise<ValueError>(name_, {x}, "a Model subclass must override call(x, training)", loc);
+  }
+  return call_at(x, training, loc);
+}
+
+Tensor Model::call_at(const Tensor& x, bool training, const std::source_location& loc) {
+  // A subclass's call(), or the functional graph (with the caller's line for layers' errors).
+  if (!graph_) return call(x, training);
+  check_single_io("calls on one tensor", loc);
+  return graph_->run({x}, training, name_, loc)[0];
+}
+
+std::vector<Tensor> Model::operator()(const std::vector<Tensor>& xs, bool training,
+                                      std::source_location loc) {
+  detail::UserSite site(loc);
+  if (!graph_) {
+    if (xs.size() != 1) {
+      detail::raise<ValueError>(name_, xs,
+                                fmt::format("the model takes one input, got {}", xs.size()), loc);
+    }
+    return {(*this)(xs[0], training, loc)};
+  }
+  name_scope scope(name_);
+  return graph_->run(xs, training, name_, loc);
+}
+
+KerasTensor Model::operator()(const KerasTensor& x, std::source_location loc) {
+  detail::UserSite site(loc);
+  std::shared_ptr<layers::Layer> layer = detail::model_as_layer(share());
+  return (*layer)(x, loc);
+}
+
+void Model::set_trainable(bool trainable) {
+  for (const auto& l : layers_)
+    l->trainable = trainable;
+}
+
+std::shared_ptr<Model> Model::share() const {
+  if (typeid(*this) == typeid(Model)) return std::make_shared<Model>(*this);
+  // A subclass's call() runs through this object (as its compiled steps do): not owned.
+  return std::shared_ptr<Model>(std::shared_ptr<Model>(), const_cast<Model*>(this));
+}
+
+std::shared_ptr<Model> Sequential::share() const {
+  return std::make_shared<Sequential>(*this);
+}
+
+std::shared_ptr<layers::Layer> detail::model_as_layer(std::shared_ptr<Model> model) {
+  return std::make_shared<layers::ModelLayer>(std::move(model));
+}
+
+namespace layers {
+
+ModelLayer::ModelLayer(std::shared_ptr<Model> model)
+    : Layer("model", model->name(), std::nullopt), model_(std::move(model)) {}
+
+Tensor ModelLayer::call(const Tensor& x, bool training) {
+  // The layer's call has opened the model's name scope already.
+  const std::source_location loc = std::source_location::current();
+  model_->check_batch(x, loc);
+  model_->note_input(x);
+  return model_->call_at(x, training, loc);
+}
+
+std::string ModelLayer::class_name() const {
+  if (model_->is_functional()) return "Functional";
+  if (dynamic_cast<const Sequential*>(model_.get())) return "Sequential";
+  return "Model";
+}
+
+bool ModelLayer::built() const {
+  return model_->built();
+}
+
+std::vector<Variable> ModelLayer::weights() const {
+  return model_->weights();
+}
+
+std::vector<Variable> ModelLayer::trainable_weights() const {
+  if (!trainable()) return {};
+  return model_->trainable_weights();
+}
+
+std::vector<Variable> ModelLayer::non_trainable_weights() const {
+  if (!trainable()) return model_->weights();
+  return model_->non_trainable_weights();
+}
+
+int64_t ModelLayer::count_params() const {
+  return model_->count_params();
+}
+
+}  // namespace layers
+
+void Model::check_single_io(const char* what, const std::source_location& loc) const {
+  if (!graph_ || (graph_->inputs().size() == 1 && graph_->outputs().size() == 1)) return;
+  detail::raise<ValueError>(
+      name_, {},
+      fmt::format("the model has {} inputs and {} outputs; {} take a model of one input and one "
+                  "output for now (call the model on a list of tensors instead)",
+                  graph_->inputs().size(), graph_->outputs().size(), what),
+      loc);
+}
+
+const detail::FunctionalGraph& Model::graph(const char* what,
+                                            const std::source_location& loc) const {
+  if (!graph_) {
+    detail::raise<ValueError>(name_, {},
+                              fmt::format("the model is not functional (made from k::Input "
+                                          "tensors), so it has no symbolic {}",
+                                          what),
+                              loc);
+  }
+  return *graph_;
+}
+
+std::vector<KerasTensor> Model::inputs(std::source_location loc) const {
+  return graph("inputs", loc).inputs();
+}
+
+std::vector<KerasTensor> Model::outputs(std::source_location loc) const {
+  return graph("outputs", loc).outputs();
+}
+
+KerasTensor Model::input(std::source_location loc) const {
+  std::vector<KerasTensor> all = inputs(loc);
+  if (all.size() != 1) {
+    detail::raise<ValueError>(
+        name_, {}, fmt::format("the model has {} inputs: use inputs()", all.size()), loc);
+  }
+  return all[0];
+}
+
+KerasTensor Model::output(std::source_location loc) const {
+  std::vector<KerasTensor> all = outputs(loc);
+  if (all.size() != 1) {
+    detail::raise<ValueError>(
+        name_, {}, fmt::format("the model has {} outputs: use outputs()", all.size()), loc);
+  }
+  return all[0];
 }
 
 Tensor Model::operator()(const Tensor& x, bool training, std::source_location loc) {
@@ -136,7 +321,27 @@ std::optional<TensorType> Model::input_spec() const {
 }
 
 std::function<Tensor(const Tensor&, bool)> Model::forward_fn() {
+  if (graph_) {
+    // The graph, not the model, so a compiled functional model may be moved.
+    check_single_io("compile, fit, evaluate, predict and save", std::source_location::current());
+    std::shared_ptr<const detail::FunctionalGraph> graph = graph_;
+    std::optional<TensorType> declared = declared_input();
+    std::string name = name_;
+    std::string first = layers_.front()->name();
+    return [graph, declared, name, first](const Tensor& x, bool training) {
+      const std::source_location loc = std::source_location::current();
+      check_input(declared, first, name, x, loc);
+      name_scope scope(name);
+      return graph->run({x}, training, name, loc)[0];
+    };
+  }
   return [this](const Tensor& x, bool training) { return (*this)(x, training); };
+}
+
+std::optional<TensorType> Model::declared_input() const {
+  if (!graph_ || graph_->inputs().size() != 1) return std::nullopt;
+  const KerasTensor& in = graph_->inputs()[0];
+  return detail::sample_type(TensorType{in.dtype(), in.shape()});
 }
 
 void Model::track(const LayerHandle& layer, std::source_location loc) {
@@ -197,7 +402,8 @@ void Model::build(const layers::InputShape& input_shape, DType dtype, std::sourc
     detail::raise<ValueError>("build", {}, "give the shape of one sample (no batch dimension)",
                               loc);
   }
-  dry_run(with_batch(1, TensorType{dtype, *input_shape.shape}), std::nullopt, loc);
+  dry_run(detail::concrete_type(with_batch(1, TensorType{dtype, *input_shape.shape}), 64),
+          std::nullopt, loc);
 }
 
 Sequential::Sequential(std::vector<LayerHandle> layers, std::string name, std::source_location loc)
@@ -247,19 +453,27 @@ std::vector<Shape> Sequential::output_shapes() const {
   // model that starts with Rescaling takes u8 images and declares no input_shape.
   std::optional<TensorType> spec = input_spec();
   if (layers_.empty() || !spec) return {};
-  detail::Trace trace("summary", {});
-  detail::TraceScope scope(trace);
-  Tensor h = trace.add_argument(with_batch(1, *spec));
+  std::vector<TensorType> types = detail::symbolic_types(
+      {with_batch(kiln::None, *spec)},
+      [&](const std::vector<Tensor>& x) {
+        Tensor h = x[0];
+        std::vector<TensorType> out;
+        for (const auto& l : layers_) {
+          h = (*l)(h, false);
+          out.push_back(h.type());
+        }
+        return out;
+      },
+      "summary");
   std::vector<Shape> shapes;
-  for (const auto& l : layers_) {
-    h = (*l)(h, false);
-    shapes.push_back(h.shape());
-  }
+  for (const TensorType& t : types)
+    shapes.push_back(t.shape);
   return shapes;
 }
 
 std::string Model::summary_text(std::source_location loc) const {
   detail::UserSite site(loc);
+  if (graph_) return functional_summary();
   std::vector<Shape> shapes = output_shapes();
   if (!built()) {
     // Keras's words, with Kiln's ways to build.
@@ -274,20 +488,16 @@ std::string Model::summary_text(std::source_location loc) const {
   std::string out = fmt::format("Model: \"{}\"\n", name_);
   std::string rule(65, '_'), thick(65, '=');
   out += rule + "\n";
-  out += fmt::format("{:<29}{:<26}{:>10}\n", " Layer (type)", "Output Shape", "Param #");
+  const std::vector<int> widths{29, 26, -10};
+  out += table_row({" Layer (type)", "Output Shape", "Param #"}, widths);
   out += thick + "\n";
   for (size_t i = 0; i < layers_.size(); ++i) {
     const layers::Layer& l = *layers_[i];
     std::string shape = "?";
-    if (i < shapes.size()) {
-      std::vector<std::string> dims{"None"};
-      for (int64_t d = 1; d < shapes[i].rank(); ++d)
-        dims.push_back(std::to_string(shapes[i][d]));
-      shape = fmt::format("({})", fmt::join(dims, ", "));
-    }
-    // A long "name (Type)" keeps one space before the shape column.
-    std::string layer = fmt::format(" {} ({}) ", l.name(), l.class_name());
-    out += fmt::format("{:<29}{:<26}{:>10}\n", layer, shape, l.count_params());
+    if (i < shapes.size()) shape = detail::shape_text(shapes[i]);
+    out += table_row({fmt::format(" {} ({})", l.name(), l.class_name()), shape,
+                      std::to_string(l.count_params())},
+                     widths);
     out += (i + 1 < layers_.size() ? std::string(65, ' ') : thick) + "\n";
   }
   int64_t trainable = 0, frozen = 0;
@@ -298,6 +508,55 @@ std::string Model::summary_text(std::source_location loc) const {
   out += fmt::format("Total params: {}\nTrainable params: {}\nNon-trainable params: {}\n",
                      trainable + frozen, trainable, frozen);
   out += rule + "\n";
+  return out;
+}
+
+std::string Model::functional_summary() const {
+  // Keras 2's functional table: 98 columns, "Connected to" listing each call's inputs.
+  constexpr int kName = 32, kShape = 22, kParams = 10, kWidth = 98;
+  std::string out = fmt::format("Model: \"{}\"\n", name_);
+  out += std::string(kWidth, '_') + "\n";
+  const std::vector<int> widths{kName, kShape, -kParams, 0};
+  out += table_row({" Layer (type)", "Output Shape", "Param #", "  Connected to"}, widths);
+  out += std::string(kWidth, '=') + "\n";
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    const layers::Layer& l = *layers_[i];
+    std::vector<const detail::KerasNode*> calls;
+    for (const auto& node : graph_->nodes())
+      if (&node->layer->name() == &l.name()) calls.push_back(node.get());
+    std::string shape = "?";
+    if (!calls.empty() && !calls[0]->outputs.empty()) {
+      std::vector<std::string> each;
+      for (const TensorType& t : calls[0]->outputs)
+        each.push_back(detail::shape_text(t.shape));
+      shape = fmt::format("{}", fmt::join(each, ", "));
+      for (const detail::KerasNode* c : calls)
+        if (c->outputs != calls[0]->outputs) shape = "multiple";
+      if (each.size() > 1 || dynamic_cast<const layers::InputLayer*>(&l)) shape = "[" + shape + "]";
+    }
+    std::vector<std::string> connected;
+    for (const detail::KerasNode* c : calls)
+      for (const KerasTensor& t : c->inputs)
+        connected.push_back("'" + t.name() + "'");
+    std::string first = connected.empty() ? "[]" : "[" + connected[0];
+    if (connected.size() == 1) first += "]";
+    if (connected.size() > 1) first += ",";
+    out += table_row({fmt::format(" {} ({})", l.name(), l.class_name()), shape,
+                      std::to_string(l.count_params()), "  " + first},
+                     widths);
+    for (size_t c = 1; c < connected.size(); ++c)
+      out += table_row({"", "", "", "   " + connected[c] + (c + 1 == connected.size() ? "]" : ",")},
+                       widths);
+    out += (i + 1 < layers_.size() ? std::string(kWidth, ' ') : std::string(kWidth, '=')) + "\n";
+  }
+  int64_t trainable = 0, frozen = 0;
+  for (const Variable& v : trainable_weights())
+    trainable += v.shape().num_elements();
+  for (const Variable& v : non_trainable_weights())
+    frozen += v.shape().num_elements();
+  out += fmt::format("Total params: {}\nTrainable params: {}\nNon-trainable params: {}\n",
+                     trainable + frozen, trainable, frozen);
+  out += std::string(kWidth, '_') + "\n";
   return out;
 }
 

@@ -34,8 +34,10 @@
 #include "kiln/frontend/core/tensor.h"
 #include "kiln/frontend/keras/callbacks.h"
 #include "kiln/frontend/keras/data.h"
+#include "kiln/frontend/keras/functional.h"
 #include "kiln/frontend/keras/layers.h"
 #include "kiln/frontend/keras/losses.h"
+#include "kiln/frontend/keras/metrics.h"
 #include "kiln/frontend/keras/optimizers.h"
 #include "kiln/frontend/keras/saved_model.h"
 #include "kiln/ir/function.h"
@@ -94,16 +96,37 @@ struct FitOptions {
   std::optional<int64_t> steps_per_epoch = std::nullopt;
 };
 
-// A layer handle of any kind, so a list of different layers can be written inline.
+class Model;
+namespace layers {
+class ModelLayer;
+}  // namespace layers
+namespace detail {
+// A model as a layer of another (layers::ModelLayer).
+std::shared_ptr<layers::Layer> model_as_layer(std::shared_ptr<Model> model);
+}  // namespace detail
+
+// A layer handle of any kind, so a list of different layers can be written inline. A model in
+// the list is a layer too (a handle: it shares its layers and weights with the model given).
 class LayerHandle {
  public:
   template <class L>
   requires std::derived_from<L, layers::Layer> LayerHandle(const L& layer)
       : layer_(std::make_shared<L>(layer)) {}  // NOLINT: implicit
+  template <class M>
+  requires std::derived_from<M, Model> LayerHandle(const M& model)
+      : layer_(detail::model_as_layer(std::make_shared<M>(model))) {}  // NOLINT: implicit
   const std::shared_ptr<layers::Layer>& get() const { return layer_; }
 
  private:
   std::shared_ptr<layers::Layer> layer_;
+};
+
+// How Model::load_weights matches a Keras HDF5 file's weights to the model's (Keras's arguments).
+struct LoadWeightsOptions {
+  // Match layers by name instead of by order (legacy .h5 files only).
+  bool by_name = false;
+  // Warn and skip layers or weights whose count or shape differs, instead of failing.
+  bool skip_mismatch = false;
 };
 
 // keras.Model: compile / fit / evaluate / predict / save over a forward pass. Sequential runs a
@@ -127,6 +150,13 @@ class LayerHandle {
 class Model {
  public:
   explicit Model(std::string name = "model");
+  // A functional model (keras.Model(inputs, outputs)): the layer calls between k::Input
+  // tensors and the outputs. ValueError if an output depends on a KerasTensor that is not one of
+  // the inputs, an input is not made by k::Input, or two different layers share a name.
+  Model(const KerasTensor& input, const KerasTensor& output, std::string name = "model",
+        std::source_location loc = std::source_location::current());
+  Model(std::vector<KerasTensor> inputs, std::vector<KerasTensor> outputs,
+        std::string name = "model", std::source_location loc = std::source_location::current());
   virtual ~Model() = default;
   Model(const Model&) = default;
   Model(Model&&) = default;
@@ -138,6 +168,26 @@ class Model {
   // Runs call() (eagerly or inside a trace).
   Tensor operator()(const Tensor& x, bool training = false,
                     std::source_location loc = std::source_location::current());
+  // A model is a layer of the functional API too: calling it on a KerasTensor records one call
+  // of the whole model (its weights are shared with this model).
+  KerasTensor operator()(const KerasTensor& x,
+                         std::source_location loc = std::source_location::current());
+  // Freezes (false) or unfreezes every layer, as Keras's `model.trainable = False`.
+  void set_trainable(bool trainable);
+  // A functional model of several inputs or outputs: one tensor per input, one per output.
+  std::vector<Tensor> operator()(const std::vector<Tensor>& xs, bool training = false,
+                                 std::source_location loc = std::source_location::current());
+
+  // A functional model's k::Input tensors and outputs (Keras's model.inputs / model.outputs);
+  // input() and output() when there is one of each. ValueError for a model that is not
+  // functional, or input()/output() on one of several.
+  std::vector<KerasTensor> inputs(std::source_location loc = std::source_location::current()) const;
+  std::vector<KerasTensor> outputs(
+      std::source_location loc = std::source_location::current()) const;
+  KerasTensor input(std::source_location loc = std::source_location::current()) const;
+  KerasTensor output(std::source_location loc = std::source_location::current()) const;
+  // Whether the model was made from KerasTensors.
+  bool is_functional() const { return graph_ != nullptr; }
 
   const std::vector<std::shared_ptr<layers::Layer>>& layers() const { return layers_; }
   // The layer named `name` (ValueError listing the names otherwise).
@@ -150,10 +200,11 @@ class Model {
   int64_t count_params() const;
 
   // Sets the optimizer, the loss and the metrics fit and evaluate use, each an object or a Keras
-  // name: compile("adam", "sparse_categorical_crossentropy", {"accuracy"}) (see
-  // optimizers::get, losses::get; ValueError listing the known names for others).
+  // name: compile("adam", "sparse_categorical_crossentropy", {"accuracy", k::metrics::AUC()})
+  // (see optimizers::get, losses::get, metrics::get; ValueError listing the known names for
+  // others).
   void compile(const optimizers::OptimizerSpec& optimizer, const losses::LossSpec& loss,
-               std::vector<std::string> metrics = {},
+               std::vector<metrics::MetricSpec> metrics = {},
                std::source_location loc = std::source_location::current());
 
   History fit(const Tensor& x, const Tensor& y, const FitOptions& options = {},
@@ -182,14 +233,17 @@ class Model {
   // Whether the model has layers and all are built.
   bool built() const;
 
-  // Writes every weight, named "<layer>/<weight>", to a safetensors file (atomically: a failed
-  // save leaves an existing file as it was). The model must be built.
+  // Writes every weight, named "<layer>/<weight>", to a safetensors file, or to a path ending in
+  // .h5/.hdf5 in Keras's HDF5 layout (keras_h5.h), atomically: a failed save leaves an existing
+  // file as it was. The model must be built.
   void save_weights(const std::string& path,
                     std::source_location loc = std::source_location::current()) const;
-  // Reads weights saved by save_weights into this model's variables; every name, shape and
-  // dtype must match (ValueError / ShapeError / TypeError listing what differs; nothing is
-  // assigned then).
-  void load_weights(const std::string& path,
+  // Reads weights saved by save_weights into this model's variables, matched by name, or else
+  // by position (as Keras 3: a second copy of a model, whose layers are named dense_4 ... instead
+  // of dense ..., loads its twin's file); every shape and dtype must match (ValueError listing
+  // what differs either way; nothing is assigned then). A Keras HDF5 file (.h5) is matched as Keras
+  // does, by layer order or `options.by_name` (keras_h5.h).
+  void load_weights(const std::string& path, const LoadWeightsOptions& options = {},
                     std::source_location loc = std::source_location::current());
   // Saves the inference function for batches of `batch_size` into the directory `dir` (made if
   // missing): `model.kiln`, its IR as text (parameter 0 the input, then one per weight), and
@@ -208,6 +262,10 @@ class Model {
   const std::string& name() const { return name_; }
 
  protected:
+  friend class layers::ModelLayer;
+  // A handle of this model of its own class, for a call on a KerasTensor: a copy for Model and
+  // Sequential (sharing the layers), this very object for a subclass (keep it alive).
+  virtual std::shared_ptr<Model> share() const;
   // Makes `layer` one of the model's layers (its weights become the model's); ValueError if the
   // model has a layer of that name already.
   void track(const LayerHandle& layer, std::source_location loc = std::source_location::current());
@@ -215,9 +273,10 @@ class Model {
   // gives its layer list instead.
   virtual std::function<Tensor(const Tensor&, bool)> forward_fn();
   // The per-sample input type (no batch dimension) the model is declared for, if any.
-  virtual std::optional<TensorType> declared_input() const { return std::nullopt; }
-  // Each layer's output shape for a batch of one, building the layers if needed; empty when
-  // the input shape is unknown or the layers do not form a chain.
+  // (A functional model's: its k::Input's, None dimensions as k::None.)
+  virtual std::optional<TensorType> declared_input() const;
+  // Each layer's output shape (batch and unknown dimensions k::None), building the layers if
+  // needed; empty when the input shape is unknown or the layers do not form a chain.
   virtual std::vector<Shape> output_shapes() const { return {}; }
   // Weights, building the model from its input shape if it is not built yet.
   std::vector<Variable> built_weights(const char* what, const std::source_location& loc);
@@ -258,9 +317,18 @@ class Model {
       const std::function<std::optional<std::pair<Tensor, Tensor>>()>& next, const char* what,
       const std::source_location& loc);
 
+  // The functional graph; ValueError naming `what` for a model that has none.
+  const detail::FunctionalGraph& graph(const char* what, const std::source_location& loc) const;
+  // The summary table of a functional model, with Keras's "Connected to" column.
+  std::string functional_summary() const;
+  // Throws unless the model has one input and one output (what fit, evaluate, predict and save
+  // take today).
+  void check_single_io(const char* what, const std::source_location& loc) const;
+
   std::string name_;
   std::shared_ptr<Compiled> compiled_;
   std::optional<TensorType> seen_input_;
+  std::shared_ptr<const detail::FunctionalGraph> graph_;
 };
 
 // keras.Sequential: a model that runs its layers in order.
@@ -278,10 +346,34 @@ class Sequential : public Model {
   Tensor call(const Tensor& x, bool training) override;
 
  protected:
+  std::shared_ptr<Model> share() const override;
   std::function<Tensor(const Tensor&, bool)> forward_fn() override;
   std::optional<TensorType> declared_input() const override;
   std::vector<Shape> output_shapes() const override;
   Tensor call_at(const Tensor& x, bool training, const std::source_location& loc) override;
 };
 
+namespace layers {
+
+// A model used as a layer of another model (Keras's models are layers): its weights are the
+// outer model's; `trainable = false` on it freezes all of them.
+class ModelLayer : public Layer {
+ public:
+  explicit ModelLayer(std::shared_ptr<Model> model);
+  Tensor call(const Tensor& x, bool training) override;
+  // "Sequential", "Functional", or "Model" for a subclass.
+  std::string class_name() const override;
+  std::shared_ptr<Layer> clone() const override { return std::make_shared<ModelLayer>(*this); }
+  bool built() const override;
+  std::vector<Variable> weights() const override;
+  std::vector<Variable> trainable_weights() const override;
+  std::vector<Variable> non_trainable_weights() const override;
+  int64_t count_params() const override;
+  const std::shared_ptr<Model>& model() const { return model_; }
+
+ private:
+  std::shared_ptr<Model> model_;
+};
+
+}  // namespace layers
 }  // namespace kiln

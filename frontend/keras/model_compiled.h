@@ -18,10 +18,10 @@ namespace kiln {
 struct Model::Compiled {
   std::shared_ptr<optimizers::Optimizer> optimizer;
   std::shared_ptr<losses::Loss> loss;
-  // The metric names as compile() was given them (saved with the model), and resolved.
+  // The metrics' names as Model::save records them (MetricSpec::saved_name), and resolved.
   std::vector<std::string> metric_names;
   metrics::MetricList metrics;
-  // (x, y) → {mean loss, then the metrics' batch sums (MetricList::batch_sums)}.
+  // (x, y) → {mean loss, then each metric's state increments (MetricList::batch_sums)}.
   std::function<std::vector<Tensor>(const Tensor&, const Tensor&)> train_step, test_step;
   std::function<Tensor(const Tensor&)> predict_step;
 };

@@ -165,12 +165,13 @@ struct Model::EpochData {
 };
 
 void Model::compile(const optimizers::OptimizerSpec& optimizer, const losses::LossSpec& loss,
-                    std::vector<std::string> metrics, std::source_location loc) {
+                    std::vector<metrics::MetricSpec> metrics, std::source_location loc) {
   auto c = std::make_shared<Compiled>();
   c->optimizer = optimizer.resolve(loc);
   c->loss = loss.resolve(loc);
-  c->metrics = metrics::MetricList(metrics, "compile", loc);
-  c->metric_names = std::move(metrics);
+  c->metrics = metrics::MetricList(metrics, "compile", loc, c->loss.get());
+  for (const metrics::MetricSpec& m : metrics)
+    c->metric_names.push_back(m.saved_name());
   // The steps hold the forward pass (see forward_fn), the tracked layers, the optimizer and
   // the loss.
   Compiled* raw = c.get();

@@ -1,4 +1,5 @@
-// Model::save_weights, load_weights and save (the inference function and its weights).
+// Model::save_weights, load_weights (safetensors; Keras .h5 files in keras_h5.cpp) and save (the
+// inference function and its weights).
 #include <fmt/format.h>
 
 #include <filesystem>
@@ -11,6 +12,7 @@
 #include "kiln/frontend/formats/atomic_file.h"
 #include "kiln/frontend/formats/safetensors.h"
 #include "kiln/frontend/keras/batches.h"
+#include "kiln/frontend/keras/keras_h5.h"
 #include "kiln/frontend/keras/model.h"
 #include "kiln/frontend/keras/model_compiled.h"
 #include "kiln/ir/printer.h"
@@ -28,19 +30,45 @@ std::vector<Variable> Model::built_weights(const char* what, const std::source_l
                               loc);
   }
   // Tracing the model once on a symbolic batch of one builds every layer.
-  dry_run(detail::with_batch(1, *spec), std::nullopt, loc);
+  dry_run(detail::concrete_type(detail::with_batch(1, *spec), 64), std::nullopt, loc);
   return weights();
 }
 
 void Model::save_weights(const std::string& path, std::source_location loc) const {
+  if (keras_h5::writes_h5(path)) {
+    const_cast<Model*>(this)->built_weights("save_weights", loc);
+    keras_h5::save_weights(path, layers_, loc);
+    return;
+  }
   std::vector<std::pair<std::string, Tensor>> named;
   for (const Variable& v : const_cast<Model*>(this)->built_weights("save_weights", loc))
     named.emplace_back(v.name(), v.value());
-  safetensors::save(path, named, {{"format", "kiln"}, {"model", name_}}, loc);
+  // The model's order of the weights, so a copy of the model whose layers are named differently
+  // (dense_4 instead of dense) can load the file by position, as Keras 3 matches.
+  std::vector<std::string> order;
+  for (const auto& [name, value] : named)
+    order.push_back(name);
+  safetensors::save(path, named,
+                    {{"format", "kiln"},
+                     {"model", name_},
+                     {"weight_order", fmt::format("{}", fmt::join(order, "\n"))}},
+                    loc);
 }
 
-void Model::load_weights(const std::string& path, std::source_location loc) {
+void Model::load_weights(const std::string& path, const LoadWeightsOptions& options,
+                         std::source_location loc) {
   std::vector<Variable> vars = built_weights("load_weights", loc);
+  if (keras_h5::reads_h5(path)) {
+    keras_h5::load_weights(path, layers_, name_, options, loc);
+    return;
+  }
+  if (options.by_name || options.skip_mismatch) {
+    detail::raise<ValueError>(
+        "load_weights", {},
+        fmt::format("by_name and skip_mismatch apply to Keras .h5 files only; '{}' is not one",
+                    path),
+        loc);
+  }
   std::vector<std::pair<std::string, Tensor>> loaded = safetensors::load(path, loc);
   std::map<std::string, Tensor> by_name(loaded.begin(), loaded.end());
   std::vector<std::string> problems;
@@ -56,15 +84,60 @@ void Model::load_weights(const std::string& path, std::source_location loc) {
   }
   for (const auto& [name, t] : by_name)
     problems.push_back(fmt::format("'{}' in the file is not a weight of the model", name));
-  if (!problems.empty()) {
-    detail::raise<ValueError>(
-        "load_weights", {},
-        fmt::format("'{}' does not match model '{}': {}", path, name_, fmt::join(problems, "; ")),
-        loc);
+  std::vector<Tensor> values;
+  if (problems.empty()) {
+    std::map<std::string, Tensor> all(loaded.begin(), loaded.end());
+    for (const Variable& v : vars)
+      values.push_back(all.at(v.name()));
+  } else {
+    // Not by name: by position, as Keras 3 matches, when the file records its order (a second
+    // copy of the model in one process has its layers named dense_4, ... instead of dense).
+    std::map<std::string, std::string> meta = safetensors::metadata(path, loc);
+    auto order_it = meta.find("weight_order");
+    std::vector<std::string> position_problems;
+    if (order_it == meta.end()) {
+      position_problems.push_back("the file does not record its weights' order");
+    } else {
+      std::vector<std::string> order;
+      const std::string& text = order_it->second;
+      for (size_t start = 0;;) {
+        size_t nl = text.find('\n', start);
+        order.push_back(text.substr(start, nl - start));
+        if (nl == std::string::npos) break;
+        start = nl + 1;
+      }
+      std::map<std::string, Tensor> all(loaded.begin(), loaded.end());
+      if (order.size() != vars.size() || order.size() != loaded.size()) {
+        position_problems.push_back(
+            fmt::format("the file has {} weights, the model {}", loaded.size(), vars.size()));
+      } else {
+        for (size_t i = 0; i < vars.size(); ++i) {
+          auto it = all.find(order[i]);
+          if (it == all.end()) {
+            position_problems.push_back(
+                fmt::format("weight {} ('{}') is not in the file", i, order[i]));
+          } else if (it->second.type() != vars[i].type()) {
+            position_problems.push_back(
+                fmt::format("weight {} is {} in the file ('{}') but {} in the model ('{}')", i,
+                            it->second.type().to_string(), order[i], vars[i].type().to_string(),
+                            vars[i].name()));
+          } else {
+            values.push_back(it->second);
+          }
+        }
+      }
+    }
+    if (!position_problems.empty()) {
+      detail::raise<ValueError>(
+          "load_weights", {},
+          fmt::format("'{}' does not match model '{}' by name ({}) nor by position ({})", path,
+                      name_, fmt::join(problems, "; "), fmt::join(position_problems, "; ")),
+          loc);
+    }
   }
-  std::map<std::string, Tensor> values(loaded.begin(), loaded.end());
-  for (Variable& v : vars) {
-    const Tensor& value = values.at(v.name());
+  for (size_t i = 0; i < vars.size(); ++i) {
+    Variable& v = vars[i];
+    const Tensor& value = values[i];
     if (v.device().is_cpu()) {
       v.assign(value, loc);
     } else {
@@ -88,6 +161,16 @@ void Model::save(const std::string& dir, int64_t batch_size, std::source_locatio
                                           "data first, or declare input_shape on its first layer",
                                           name_),
                               loc);
+  }
+  for (int64_t d : spec->shape) {
+    if (d == kiln::None) {
+      detail::raise<ValueError>(
+          "save", {},
+          fmt::format("model '{}' takes samples of shape {}, with a dimension of any size; save "
+                      "writes models of fixed sample shapes for now",
+                      name_, detail::shape_text(spec->shape)),
+          loc);
+    }
   }
   std::function<Tensor(const Tensor&, bool)> forward = forward_fn();
   auto inference = kiln::function([forward](const Tensor& x) { return forward(x, false); },

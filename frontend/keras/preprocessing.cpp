@@ -4,6 +4,7 @@
 
 #include "kiln/frontend/core/op_error.h"
 #include "kiln/frontend/core/ops.h"
+#include "kiln/frontend/keras/augmentation.h"
 
 namespace kiln::layers {
 
@@ -55,13 +56,11 @@ Tensor CenterCrop::call(const Tensor& x, bool) {
   int64_t h_axis = last ? 1 : 2;
   int64_t h = x.shape()[h_axis], w = x.shape()[h_axis + 1];
   if (h < height_ || w < width_) {
-    detail::raise<ValueError>(
-        "CenterCrop", {x},
-        fmt::format("the input images are {}x{} (height x width), smaller than the crop {}x{}; "
-                    "Keras would resize them up, but Kiln has no resize op yet: crop to at most "
-                    "the input size, or pad the images first (ZeroPadding2D)",
-                    h, w, height_, width_),
-        std::source_location::current());
+    // As Keras: images smaller than the crop are resized to it (the centre at the crop's aspect
+    // ratio, scaled bilinearly).
+    Tensor images = as_floating(last ? x : transpose(x, {0, 2, 3, 1}));
+    Tensor y = smart_resize(images, height_, width_);
+    return last ? y : transpose(y, {0, 3, 1, 2});
   }
   int64_t top = (h - height_) / 2, left = (w - width_) / 2;
   Slice rows(top, top + height_), cols(left, left + width_);

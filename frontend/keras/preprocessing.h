@@ -22,7 +22,7 @@ class Rescaling : public Layer {
  public:
   explicit Rescaling(double scale, double offset = 0.0, std::string name = "");
   Tensor call(const Tensor& x, bool training) override;
-  std::string class_name() const override { return "Rescaling"; }
+  KILN_LAYER_CLASS(Rescaling)
   double scale() const { return scale_; }
   double offset() const { return offset_; }
 
@@ -32,14 +32,14 @@ class Rescaling : public Layer {
 
 // Crops the centre of [batch, h, w, c] images (data_format "channels_first": [batch, c, h, w]) to
 // height × width, starting at row (h − height) / 2 and column (w − width) / 2 (rounded down) as
-// Keras. Integer inputs come out as f32, as Keras's. An input smaller than the crop is a
-// ValueError: Keras resizes it up instead, and Kiln has no resize op yet.
+// Keras. Integer inputs come out as f32, as Keras's. An input smaller than the crop is resized to
+// it, as Keras does: its centre at the crop's aspect ratio, scaled bilinearly.
 class CenterCrop : public Layer {
  public:
   CenterCrop(int64_t height, int64_t width, std::string data_format = "channels_last",
              std::string name = "", std::source_location loc = std::source_location::current());
   Tensor call(const Tensor& x, bool training) override;
-  std::string class_name() const override { return "CenterCrop"; }
+  KILN_LAYER_CLASS(CenterCrop)
   int64_t height() const { return height_; }
   int64_t width() const { return width_; }
   const std::string& data_format() const { return data_format_; }

@@ -130,7 +130,7 @@ Tensor SavedModel::predict(const Tensor& x, std::source_location loc) const {
 void SavedModel::compile(const losses::LossSpec& loss, const std::vector<std::string>& metrics,
                          std::source_location loc) {
   std::shared_ptr<losses::Loss> resolved = loss.resolve(loc);
-  metrics::MetricList resolved_metrics(metrics, "SavedModel.compile", loc);
+  metrics::MetricList resolved_metrics(metrics, "SavedModel.compile", loc, resolved.get());
   impl_->loss = std::move(resolved);
   impl_->resolved_metrics = std::move(resolved_metrics);
   impl_->metrics = metrics;
@@ -262,7 +262,8 @@ SavedModel load_model(const std::string& dir, std::source_location loc) {
         impl->metrics.push_back(text.substr(begin, end - begin));
         begin = end + 1;
       }
-      impl->resolved_metrics = metrics::MetricList(impl->metrics, "load_model", loc);
+      impl->resolved_metrics =
+          metrics::MetricList(impl->metrics, "load_model", loc, impl->loss.get());
     } catch (ValueError& e) {
       e.add_context(fmt::format("in the compile configuration stored in {}", weights_path));
       throw;

@@ -25,6 +25,8 @@ KILN_FAMILY(reduction)
 KILN_FAMILY(matmul)
 KILN_FAMILY(shape)
 KILN_FAMILY(nn)
+KILN_FAMILY(image)
+KILN_FAMILY(control)
 #undef KILN_FAMILY
 
 }  // namespace kiln::ir

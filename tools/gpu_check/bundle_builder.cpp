@@ -518,27 +518,13 @@ void matmuls(Builder& b) {
         uniform({4, 48, 40}, 21));
 }
 
-// A training step of `model` as examples/aot_train_step.cpp compiles it: u8 images and labels
-// in, the batch's loss and correct count out, `optimizer`'s update of the weights.
+// The training step examples/aot_train_step.cpp compiles (main_job::train_step), of `model`
+// with `optimizer`.
 template <class Optimizer>
 void train_step(Builder& b, const std::string& name, k::Sequential model, Optimizer optimizer,
                 int64_t batch, int steps, Tolerance state_tolerance) {
   model(k::zeros({1, 28, 28}));  // builds the weights
-  k::losses::SparseCategoricalCrossentropy loss_fn;
-  auto step = k::function(
-      [&](const k::Tensor& images, const k::Tensor& labels) {
-        k::Tensor x = k::cast(images, k::f32) / 255.f;
-        k::Tensor y = k::cast(labels, k::i32);
-        k::GradientTape tape;
-        k::Tensor probs = model(x, /*training=*/true);
-        k::Tensor loss = loss_fn(y, probs);
-        std::vector<k::Variable> vars = model.trainable_weights();
-        optimizer.apply_gradients(tape.gradient(loss, std::span<const k::Variable>(vars)), vars);
-        k::Tensor correct =
-            k::reduce_sum(k::cast(k::equal(k::argmax(probs, 1, k::i32), y), k::f32));
-        return V{loss, correct};
-      },
-      name);
+  auto step = main_job::train_step(model, optimizer, name);
   b.train(name, step, integers({batch, 28, 28}, 256, k::u8, 31), integers({batch}, 10, k::u8, 32),
           steps, {{"loss", {1e-4, 1e-3}}, {"correct", {1.0, 0}}}, state_tolerance);
 }
