@@ -159,6 +159,15 @@ struct File::Impl {
   std::string op;
   Loc loc;
 
+  // The state of a file being opened or created, before libhdf5 has it.
+  static std::unique_ptr<Impl> make(const std::string& path, std::string op, Loc loc) {
+    auto impl = std::make_unique<Impl>();
+    impl->path = path;
+    impl->op = std::move(op);
+    impl->loc = loc;
+    return impl;
+  }
+
   ~Impl() {
     Call call;
     file.reset();
@@ -431,10 +440,7 @@ File::~File() = default;
 File File::open(const std::string& path, std::string op, Loc loc) {
   init_library_once();
   Call call;
-  auto impl = std::make_unique<Impl>();
-  impl->path = path;
-  impl->op = std::move(op);
-  impl->loc = loc;
+  auto impl = Impl::make(path, std::move(op), loc);
   if (!std::ifstream(path, std::ios::binary))
     impl->fail<IOError>("", fmt::format("cannot open the file: {}", std::strerror(errno)));
   if (!has_signature(path)) impl->fail<IOError>("", "not an HDF5 file (no HDF5 signature)");
@@ -453,10 +459,7 @@ File File::open(const std::string& path, std::string op, Loc loc) {
 File File::create(const std::string& path, std::string op, Loc loc) {
   init_library_once();
   Call call;
-  auto impl = std::make_unique<Impl>();
-  impl->path = path;
-  impl->op = std::move(op);
-  impl->loc = loc;
+  auto impl = Impl::make(path, std::move(op), loc);
   // A fresh name next to the target (H5F_ACC_EXCL refuses an existing one), made with the mode
   // the umask gives a new file.
   static std::atomic<uint64_t> counter{0};

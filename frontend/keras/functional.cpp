@@ -18,9 +18,8 @@ namespace kiln {
 namespace {
 
 // The stand-in sizes of unknown dimensions in the two traces that work out a layer's output
-// shape: large enough for any kernel a layer is likely to have, and different, so a dimension
-// that follows an unknown one differs between the traces.
-constexpr int64_t kFirstStandIn = 64, kSecondStandIn = 67;
+// shape: different, so a dimension that follows an unknown one differs between the traces.
+constexpr int64_t kFirstStandIn = detail::kNoneStandIn, kSecondStandIn = kFirstStandIn + 3;
 
 }  // namespace
 

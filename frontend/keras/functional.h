@@ -64,8 +64,11 @@ struct KerasNode {
   int64_t call_index = 0;
 };
 
+// The size an unknown (k::None) dimension takes when a model is traced to build its layers or
+// work out shapes: large enough for any kernel a layer is likely to have.
+inline constexpr int64_t kNoneStandIn = 64;
 // `type` with every k::None dimension replaced by `stand_in`.
-TensorType concrete_type(const TensorType& type, int64_t stand_in);
+TensorType concrete_type(const TensorType& type, int64_t stand_in = kNoneStandIn);
 // "(None, 28, 28, 1)": a shape as Keras prints it, k::None as None.
 std::string shape_text(const Shape& shape);
 // Runs `fn` on symbolic stand-ins of `types` (k::None dimensions, the batch's included, at

@@ -301,20 +301,7 @@ void Layer::prepare(const std::vector<Tensor>& xs, const std::source_location& h
 }
 
 Tensor Layer::operator()(const Tensor& x, bool training, std::source_location loc) {
-  // Errors below, and those of the ops the layer runs, name this line rather than Kiln's.
-  detail::UserSite site(loc);
-  const std::source_location here = std::source_location::current();
-  if (!x.defined()) detail::raise<ValueError>(name(), {}, "the input is an undefined Tensor", loc);
-  name_scope scope(name());
-  try {
-    prepare({x}, here);
-    return call(x, training);
-  } catch (InternalError&) {
-    throw;
-  } catch (Error& e) {
-    e.add_layer_context(name(), class_name());  // the innermost layer names itself
-    throw;
-  }
+  return outputs({x}, training, loc)[0];
 }
 
 std::vector<Tensor> Layer::call_outputs(const std::vector<Tensor>& xs, bool training) {
@@ -328,7 +315,10 @@ std::vector<Tensor> Layer::outputs(const std::vector<Tensor>& xs, bool training,
   if (xs.empty()) detail::raise<ValueError>(name(), {}, "the list of inputs is empty", loc);
   for (size_t i = 0; i < xs.size(); ++i) {
     if (!xs[i].defined()) {
-      detail::raise<ValueError>(name(), {}, fmt::format("input {} is an undefined Tensor", i), loc);
+      detail::raise<ValueError>(name(), {},
+                                xs.size() == 1 ? std::string("the input is an undefined Tensor")
+                                               : fmt::format("input {} is an undefined Tensor", i),
+                                loc);
     }
   }
   name_scope scope(name());

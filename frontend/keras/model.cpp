@@ -81,7 +81,8 @@ std::string table_row(std::vector<std::string> cells, const std::vector<int>& wi
       cells[i].clear();
       if (width > 0 && part.size() >= width) {
         // A cell indented by a space stays indented on its next lines.
-        cells[i] = (part[0] == ' ' ? " " : "") + part.substr(width - 1);
+        cells[i] = part.substr(width - 1);
+        if (part[0] == ' ') cells[i].insert(0, 1, ' ');
         part.resize(width - 1);
       }
       more = more || !cells[i].empty();
@@ -402,8 +403,8 @@ void Model::build(const layers::InputShape& input_shape, DType dtype, std::sourc
     detail::raise<ValueError>("build", {}, "give the shape of one sample (no batch dimension)",
                               loc);
   }
-  dry_run(detail::concrete_type(with_batch(1, TensorType{dtype, *input_shape.shape}), 64),
-          std::nullopt, loc);
+  dry_run(detail::concrete_type(with_batch(1, TensorType{dtype, *input_shape.shape})), std::nullopt,
+          loc);
 }
 
 Sequential::Sequential(std::vector<LayerHandle> layers, std::string name, std::source_location loc)
@@ -537,7 +538,7 @@ std::string Model::functional_summary() const {
     std::vector<std::string> connected;
     for (const detail::KerasNode* c : calls)
       for (const KerasTensor& t : c->inputs)
-        connected.push_back("'" + t.name() + "'");
+        connected.push_back(fmt::format("'{}'", t.name()));
     std::string first = connected.empty() ? "[]" : "[" + connected[0];
     if (connected.size() == 1) first += "]";
     if (connected.size() > 1) first += ",";

@@ -30,7 +30,7 @@ std::vector<Variable> Model::built_weights(const char* what, const std::source_l
                               loc);
   }
   // Tracing the model once on a symbolic batch of one builds every layer.
-  dry_run(detail::concrete_type(detail::with_batch(1, *spec), 64), std::nullopt, loc);
+  dry_run(detail::concrete_type(detail::with_batch(1, *spec)), std::nullopt, loc);
   return weights();
 }
 
