@@ -32,10 +32,20 @@ struct GpuBufferRef {
   };
   Kind kind = Kind::workspace;
   int64_t index = 0;
-  int64_t offset = 0;
+  int64_t offset = 0;  // bytes past the buffer's start (of any kind but status and constant)
+  // Inside a loop (GpuLaunch::loop): bytes added per trip, so trip i passes
+  // start + offset + i·step_bytes (a scan's per-step rows; negative for a reverse scan).
+  int64_t step_bytes = 0;
 
-  // "in0", "out1", "ws+128", "status" or "const".
+  // "in0", "out1", "ws+128", "status" or "const"; "in2+96-32t" with an offset and a step.
   std::string to_string() const;
+};
+
+// A loop of the launch plan (a scan's steps): the launch that carries it and the `count` - 1
+// after it run `trips` times in order, trip i with each buffer at its offset + i·step_bytes.
+struct GpuLoop {
+  int64_t trips = 0;
+  int64_t count = 0;
 };
 
 // A GEMM the launch plan runs through cuBLASLt instead of a kernel: an f32/f64 matmul plan kernel
@@ -81,8 +91,11 @@ struct GpuLaunch {
   int64_t grid_size = 0;  // suggested blocks (threads stride over the items beyond)
   // Set for a GEMM step (supported, no symbol; items, block_size and grid_size unused).
   std::optional<GpuGemm> gemm;
+  // Set on the first launch of a loop (loops do not nest).
+  std::optional<GpuLoop> loop;
 
-  // One line: "kiln_k0_0<<<4, 256>>>(in0, ws+0) items 1000  # kernel 0 (loop: mul)".
+  // One line: "kiln_k0_0<<<4, 256>>>(in0, ws+0) items 1000  # kernel 0 (loop: mul)", after
+  // "loop 30x7: " on a loop's first launch.
   std::string to_string() const;
 };
 
@@ -169,12 +182,13 @@ class GpuHostModule {
 
   const std::vector<GpuLaunch>& launches() const { return launches_; }
   int64_t workspace_bytes() const { return workspace_bytes_; }
-  // Runs launch `i` over `frame`'s buffers on `grid`. Throws CompileError for an unsupported one.
-  void launch(size_t i, const kiln_frame& frame, const GpuGrid& grid = {}) const;
+  // Runs launch `i` over `frame`'s buffers on `grid`, as trip `trip` of its loop (buffers at
+  // offset + trip·step_bytes). Throws CompileError for an unsupported one.
+  void launch(size_t i, const kiln_frame& frame, const GpuGrid& grid = {}, int64_t trip = 0) const;
   // Runs launch `i`'s kernel as cuLaunchKernel would (for a mock driver): `params` points to each
   // parameter's value, the buffers' addresses and then the i64 item count; `grid` is 1-D.
   void launch_with_params(size_t i, void* const* params, const GpuGrid& grid) const;
-  // Runs every launch in order, as kiln_entry runs the CPU kernels.
+  // Runs every launch in order, loops repeated, as kiln_entry runs the CPU kernels.
   void run(const kiln_frame& frame, const GpuGrid& grid = {}) const;
 
  private:

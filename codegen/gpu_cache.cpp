@@ -21,9 +21,9 @@ using nlohmann::json;
 // when one of these fails, add the field below, bump kGpuCacheFormat and update the size.
 #if defined(__x86_64__) && defined(__GLIBCXX__)
 static_assert(sizeof(GpuOptions) == 96, "GpuOptions changed: add the field to gpu_cache_key");
-static_assert(sizeof(GpuBufferRef) == 24, "GpuBufferRef changed: serialise the new field");
-static_assert(sizeof(GpuGemm) == 216, "GpuGemm changed: serialise the new field");
-static_assert(sizeof(GpuLaunch) == 384, "GpuLaunch changed: serialise the new field");
+static_assert(sizeof(GpuBufferRef) == 32, "GpuBufferRef changed: serialise the new field");
+static_assert(sizeof(GpuGemm) == 248, "GpuGemm changed: serialise the new field");
+static_assert(sizeof(GpuLaunch) == 440, "GpuLaunch changed: serialise the new field");
 static_assert(sizeof(GpuModule) == 56, "GpuModule changed: serialise the new field");
 static_assert(sizeof(GpuModule::Ptx) == 64, "GpuModule::Ptx changed: serialise the new field");
 #endif
@@ -104,7 +104,10 @@ Enum enum_value(const std::pair<Enum, std::string_view> (&names)[N], const json&
 }
 
 json ref_to_json(const GpuBufferRef& ref) {
-  return {{"kind", enum_name(kRefKinds, ref.kind)}, {"index", ref.index}, {"offset", ref.offset}};
+  return {{"kind", enum_name(kRefKinds, ref.kind)},
+          {"index", ref.index},
+          {"offset", ref.offset},
+          {"step_bytes", ref.step_bytes}};
 }
 
 GpuBufferRef ref_from_json(const json& j) {
@@ -112,6 +115,7 @@ GpuBufferRef ref_from_json(const json& j) {
   ref.kind = enum_value(kRefKinds, j.at("kind"), "buffer kind");
   ref.index = j.at("index").get<int64_t>();
   ref.offset = j.at("offset").get<int64_t>();
+  ref.step_bytes = j.at("step_bytes").get<int64_t>();
   return ref;
 }
 
@@ -184,6 +188,7 @@ json launch_to_json(const GpuLaunch& l) {
       {"block_size", l.block_size},
       {"grid_size", l.grid_size},
       {"gemm", l.gemm ? gemm_to_json(*l.gemm) : json(nullptr)},
+      {"loop", l.loop ? json{{"trips", l.loop->trips}, {"count", l.loop->count}} : json(nullptr)},
   };
 }
 
@@ -199,6 +204,8 @@ GpuLaunch launch_from_json(const json& j) {
   l.block_size = j.at("block_size").get<int>();
   l.grid_size = j.at("grid_size").get<int64_t>();
   if (const json& gemm = j.at("gemm"); !gemm.is_null()) l.gemm = gemm_from_json(gemm);
+  if (const json& loop = j.at("loop"); !loop.is_null())
+    l.loop = GpuLoop{loop.at("trips").get<int64_t>(), loop.at("count").get<int64_t>()};
   return l;
 }
 

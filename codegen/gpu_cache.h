@@ -15,7 +15,7 @@
 namespace kiln::codegen {
 
 // The version of gpu_cache_key's fields and of the payload's format; part of every key.
-inline constexpr int kGpuCacheFormat = 1;
+inline constexpr int kGpuCacheFormat = 2;  // 2: scan loops (GpuLoop, step_bytes)
 
 // compile_gpu through `cache`: a hit returns the stored module, a miss compiles and stores it.
 // A null or disabled cache compiles every time. Throws what compile_gpu throws (nothing is

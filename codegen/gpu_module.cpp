@@ -16,6 +16,7 @@
 #include "kiln/codegen/module_builder.h"
 #include "kiln/codegen/parallel.h"
 #include "kiln/ir/error.h"
+#include "kiln/ir/ops/control.h"
 #include "kiln/ir/ops/matmul.h"
 #include "kiln/passes/memory_plan.h"
 
@@ -46,20 +47,65 @@ struct ArgSpec {
   bool exclusive = false;                    // no other buffer of the launch overlaps it
 };
 
+// Where a scan body's buffers are in the enclosing function's, for the launches of one step:
+// its parameters and results (the current carries, this step's rows of the xs and the stacked
+// ys, the constants), and its workspace (in the scan kernel's scratch). A row's ref has the
+// row's bytes as step_bytes, so the launch plan's loop moves it on every trip.
+struct BodyFrame {
+  std::vector<ArgSpec> inputs, outputs;
+  int64_t workspace = 0;
+};
+
+// The workspace blocks of a scan kernel's ping-pong carries: a block per carry as the memory
+// plan lays them out (passes/memory_plan.cpp, scan_scratch_bytes).
+int64_t carry_block(int64_t bytes) {
+  return (bytes + passes::kWorkspaceAlignment - 1) / passes::kWorkspaceAlignment *
+         passes::kWorkspaceAlignment;
+}
+
 class GpuModuleBuilder {
  public:
   // `memory` is copied: a GEMM's epilogue kernel gives the GEMM's result a slot of its own.
   GpuModuleBuilder(llvm::Module& module, const passes::MemoryPlan& memory, GpuTarget target,
                    const GpuOptions& options)
-      : module_(module), memory_(memory), target_(target), options_(options) {
+      : module_(module),
+        memory_(memory),
+        target_(target),
+        options_(options),
+        workspace_end_(memory.workspace_bytes) {
     for (int r = 0; r < kIndexReads; ++r)
       index_fns_[r] = index_function(static_cast<IndexRead>(r));
   }
 
-  GpuKernels take() { return std::move(result_); }
+  // The builder of scan kernel `k`'s body, whose buffers `frame` places in `parent`'s; its
+  // kernels are numbered from `kernel_base` on (passes::number_kernels).
+  GpuModuleBuilder(const GpuModuleBuilder& parent, const passes::MemoryPlan& memory, size_t k,
+                   const BodyFrame& frame, size_t kernel_base)
+      : module_(parent.module_),
+        memory_(memory),
+        target_(parent.target_),
+        options_(parent.options_),
+        frame_(&frame),
+        symbol_prefix_(fmt::format("{}s{}_", parent.symbol_prefix_, k)),
+        label_prefix_(fmt::format("{}scan kernel {} step: ", parent.label_prefix_, k)),
+        kernel_base_(kernel_base) {
+    std::copy(std::begin(parent.index_fns_), std::end(parent.index_fns_), index_fns_);
+  }
+
+  GpuKernels take() {
+    result_.workspace_bytes = workspace_end_;
+    return std::move(result_);
+  }
+
+  // Where the next scan body's kernels are numbered from (after the plan's own kernels).
+  void set_body_base(size_t base) { next_body_base_ = base; }
 
   void add_plan_kernel(size_t k, const passes::Kernel& kernel) {
-    const std::string label = kernel_label(k, kernel);
+    const std::string label = label_prefix_ + kernel_label(k, kernel);
+    if (kernel.scan) {
+      add_scan(k, kernel, label);
+      return;
+    }
     if (gemm_handles(kernel) && add_gemm(k, kernel, label)) return;
     const KernelBuffers buffers = kernel_buffers(kernel, memory_);
     if (has_index_checks(kernel)) add_index_check(k, kernel, buffers, label);
@@ -72,16 +118,27 @@ class GpuModuleBuilder {
   void add_output_copy(const ir::Value* value, int64_t output) {
     const passes::Slot& s = slot(value);
     if (s.kind == passes::Slot::Kind::output && s.index == output) return;
-    const int64_t n = value->type().shape.num_elements();
+    ArgSpec dst{{GpuBufferRef::Kind::output, output, 0}, nullptr, true};
+    if (frame_ != nullptr) dst = frame_->outputs.at(static_cast<size_t>(output));
+    dst.exclusive = true;
+    add_copy(label_prefix_ + fmt::format("copy to output {}", output),
+             fmt::format("copy{}", output), dst, spec_of(value), value->type());
+  }
+
+ private:
+  // A launch copying the elements of a `type` tensor from `src` to `dst` (which do not overlap).
+  void add_copy(const std::string& label, const std::string& name, const ArgSpec& dst,
+                const ArgSpec& src, const ir::TensorType& tensor) {
+    const int64_t n = tensor.shape.num_elements();
     if (n == 0) return;
     llvm::LLVMContext& context = module_.getContext();
     llvm::Type* ptr = llvm::PointerType::get(context, 0);
     llvm::Type* i64 = llvm::Type::getInt64Ty(context);
     auto* type =
         llvm::FunctionType::get(llvm::Type::getVoidTy(context), {ptr, ptr, i64, i64}, false);
-    auto* range = llvm::Function::Create(type, llvm::Function::InternalLinkage,
-                                         fmt::format("copy{}", output), module_);
-    const ir::DType dtype = value->type().dtype;
+    auto* range =
+        llvm::Function::Create(type, llvm::Function::InternalLinkage, "copy." + name, module_);
+    const ir::DType dtype = tensor.dtype;
     {
       Builder b(llvm::BasicBlock::Create(context, "entry", range));
       emit_range_loop(b, range->getArg(2), range->getArg(3), [&](Value* i) {
@@ -91,14 +148,127 @@ class GpuModuleBuilder {
       });
       b.CreateRetVoid();
     }
-    ArgSpec dst{{GpuBufferRef::Kind::output, output, 0}, nullptr, true};
-    GpuLaunch launch = base(-1, fmt::format("copy to output {}", output));
+    GpuLaunch launch = base(-1, label);
     result_.labels[range] = launch.label;
-    add_launch(std::move(launch), fmt::format("kiln_copy{}", output), range, {dst, spec_of(value)},
-               n);
+    add_launch(std::move(launch), symbol_prefix_ + name, range, {dst, src}, n);
   }
 
- private:
+  // A scan kernel as a loop of the launch plan: the initial carries copied into the ping
+  // blocks; then, `length` times, the body's launches (reading ping, writing pong and this
+  // step's rows), the carry-ins copied to the saved carries' rows, and pong copied back to ping;
+  // then ping copied to the final carries. Per step: the body's launches plus one copy per carry
+  // (two with saved carries).
+  void add_scan(size_t k, const passes::Kernel& kernel, const std::string& label) {
+    const size_t first = result_.launches.size();
+    add_scan_launches(k, kernel, label);
+    // Every launch of the scan, its copies and its body's, is the scan kernel's.
+    for (size_t i = first; i < result_.launches.size(); ++i)
+      result_.launches[i].plan_kernel = static_cast<int64_t>(k);
+  }
+
+  void add_scan_launches(size_t k, const passes::Kernel& kernel, const std::string& label) {
+    if (frame_ != nullptr)
+      throw CompileError("a scan inside a scan body does not run on the GPU path yet");
+    const ir::Node& node = *kernel.nodes.front();
+    const passes::ScanPlan& scan = *kernel.scan;
+    const ir::ScanAttrs s = ir::scan_attrs(node.attrs(), node.inputs().size());
+    const auto C = static_cast<size_t>(s.carries);
+    const auto X = static_cast<size_t>(s.xs);
+    const auto Y = static_cast<size_t>(s.ys);
+    const int64_t T = s.length;
+    auto carry = [&](size_t c, const char* what) {
+      return fmt::format("{}, carry {} {}", label, c, what);
+    };
+    auto symbol = [&](size_t c, const char* what) { return fmt::format("k{}_{}{}", k, what, c); };
+    if (T == 0) {
+      for (size_t c = 0; c < C; ++c)
+        add_copy(carry(c, "out"), symbol(c, "out"), spec_of(node.output(c), true),
+                 spec_of(node.input(c)), node.input(c)->type());
+      return;
+    }
+    // Row t of a stacked [T, ...] buffer, at trip i (t = i, or T - 1 - i for a reverse scan).
+    // A constant xs (a gradient's cotangent of ones, say) is copied to a block of its own after
+    // the memory plan's workspace first: the module holds it, and launches step through buffers.
+    auto rows = [&](const ir::Value* stacked, int64_t row_bytes, const char* what, size_t i) {
+      ArgSpec spec = spec_of(stacked);
+      if (spec.constant != nullptr) {
+        const ArgSpec staged{
+            {GpuBufferRef::Kind::workspace, 0, carry_block(workspace_end_)}, nullptr, false};
+        workspace_end_ =
+            staged.ref.offset + carry_block(static_cast<int64_t>(stacked->type().nbytes()));
+        add_copy(fmt::format("{}, {} {} staged", label, what, i),
+                 fmt::format("k{}_{}{}", k, what, i), staged, spec, stacked->type());
+        spec = staged;
+      }
+      if (s.reverse) spec.ref.offset += (T - 1) * row_bytes;
+      spec.ref.step_bytes = s.reverse ? -row_bytes : row_bytes;
+      return spec;
+    };
+    const passes::Slot& scratch = memory_.scratch.at(k);
+    std::vector<ArgSpec> ping(C), pong(C);
+    int64_t offset = scratch.offset;
+    for (size_t c = 0; c < C; ++c) {
+      const int64_t block = carry_block(static_cast<int64_t>(node.input(c)->type().nbytes()));
+      ping[c] = {{GpuBufferRef::Kind::workspace, 0, offset}, nullptr, true};
+      pong[c] = {{GpuBufferRef::Kind::workspace, 0, offset + block}, nullptr, true};
+      offset += 2 * block;
+    }
+    for (size_t c = 0; c < C; ++c)
+      add_copy(carry(c, "in"), symbol(c, "in"), ping[c], spec_of(node.input(c)),
+               node.input(c)->type());
+
+    BodyFrame frame;
+    frame.workspace = offset;
+    frame.inputs = ping;
+    for (size_t j = 0; j < X; ++j) {
+      const ir::Value* slice = scan.body->param(C + j);
+      frame.inputs.push_back(
+          rows(node.input(C + j), static_cast<int64_t>(slice->type().nbytes()), "xs", j));
+    }
+    for (size_t i = C + X; i < node.inputs().size(); ++i)
+      frame.inputs.push_back(spec_of(node.input(i)));
+    frame.outputs = pong;
+    for (size_t y = 0; y < Y; ++y) {
+      const ir::Value* row = scan.body->outputs()[C + y];
+      frame.outputs.push_back(
+          rows(node.output(C + y), static_cast<int64_t>(row->type().nbytes()), "ys", y));
+    }
+
+    const size_t first = result_.launches.size();
+    GpuModuleBuilder body(*this, scan.memory, k, frame, next_body_base_);
+    next_body_base_ += passes::number_kernels(scan.kernels).size();
+    for (size_t b = 0; b < scan.kernels.kernels.size(); ++b) {
+      const passes::Kernel& body_kernel = scan.kernels.kernels[b];
+      if (passes::is_view_in_place(body_kernel, scan.memory)) continue;
+      body.add_plan_kernel(b, body_kernel);
+    }
+    const auto& body_outputs = scan.body->outputs();
+    for (size_t j = 0; j < body_outputs.size(); ++j)
+      body.add_output_copy(body_outputs[j], static_cast<int64_t>(j));
+    GpuKernels made = body.take();
+    for (size_t i = 0; i < made.launches.size(); ++i) {
+      result_.launches.push_back(std::move(made.launches[i]));
+      result_.kernels.push_back(made.kernels[i]);
+    }
+    result_.labels.merge(made.labels);
+    result_.synchronizing.merge(made.synchronizing);
+    for (size_t c = 0; c < C; ++c) {
+      const ir::TensorType& type = node.input(c)->type();
+      if (s.save_carries) {
+        add_copy(
+            carry(c, "saved"), symbol(c, "saved"),
+            rows(node.output(C + Y + c), static_cast<int64_t>(type.nbytes()), "saved carry", c),
+            ping[c], type);
+      }
+      add_copy(carry(c, "next"), symbol(c, "next"), ping[c], pong[c], type);
+    }
+    const auto count = static_cast<int64_t>(result_.launches.size() - first);
+    if (count > 0) result_.launches[first].loop = GpuLoop{T, count};
+    for (size_t c = 0; c < C; ++c)
+      add_copy(carry(c, "out"), symbol(c, "out"), spec_of(node.output(c), true), ping[c],
+               node.input(c)->type());
+  }
+
   // The largest power of two, up to 256, that divides `bytes` (256 for 0).
   static int64_t alignment_of(int64_t bytes) {
     int64_t align = 256;
@@ -109,8 +279,10 @@ class GpuModuleBuilder {
 
   // The alignment of a buffer's start: the runtime's buffers are 256-byte aligned, workspace
   // slots sit at their offset.
+  // A scan step's row is also offset by multiples of its step.
   static int64_t alignment_of(const GpuBufferRef& ref) {
-    return ref.kind == GpuBufferRef::Kind::workspace ? alignment_of(ref.offset) : 256;
+    const int64_t start = alignment_of(ref.offset);
+    return ref.step_bytes == 0 ? start : std::min(start, alignment_of(std::abs(ref.step_bytes)));
   }
 
   // Element strides of operand `shape` (rank ≥ 2) for each dimension of the result's batch
@@ -131,8 +303,7 @@ class GpuModuleBuilder {
   // Whether `node` adds a bias to `value` (the GEMM's result so far): add(value, v) or
   // add(v, value) where v holds n elements along the last axis, read by every row (shape [n],
   // or [1, ..., 1, n]), and lives in a buffer (not a constant). Sets `bias`.
-  bool is_bias(const ir::Node& node, const ir::Value* value, int64_t n,
-               const ir::Value*& bias) const {
+  bool is_bias(const ir::Node& node, const ir::Value* value, int64_t n, const ir::Value*& bias) {
     if (node.op() != ir::Op::add || node.inputs().size() != 2) return false;
     const ir::Value* other = node.input(0) == value ? node.input(1) : node.input(0);
     if (other == value || (node.input(0) != value && node.input(1) != value)) return false;
@@ -140,7 +311,7 @@ class GpuModuleBuilder {
     if (t.dtype != value->type().dtype || t.shape.rank() < 1 ||
         t.shape.dim(t.shape.rank() - 1) != n || t.shape.num_elements() != n)
       return false;
-    if (slot(other).kind == passes::Slot::Kind::constant) return false;
+    if (spec_of(other).constant != nullptr) return false;
     bias = other;
     return true;
   }
@@ -154,9 +325,8 @@ class GpuModuleBuilder {
     const ir::Node& root = *kernel.nodes.front();
     const ir::Value* a = root.input(0);
     const ir::Value* b = root.input(1);
-    if (slot(a).kind == passes::Slot::Kind::constant ||
-        slot(b).kind == passes::Slot::Kind::constant)
-      return false;
+    // (A scan body's parameter may be the scan's constant operand.)
+    if (spec_of(a).constant != nullptr || spec_of(b).constant != nullptr) return false;
     const ir::MatmulDims dims = ir::matmul_dims(a->type().shape, b->type().shape, root.attrs());
     GpuGemm g;
     g.dtype = a->type().dtype;
@@ -246,15 +416,25 @@ class GpuModuleBuilder {
     return it->second;
   }
 
+  // In a scan body, parameters and results are where the frame puts them.
   ArgSpec spec_of(const ir::Value* value, bool exclusive = false) {
     const passes::Slot& s = slot(value);
+    auto framed = [&](const std::vector<ArgSpec>& specs) {
+      ArgSpec spec = specs.at(static_cast<size_t>(s.index));
+      spec.exclusive = exclusive;
+      return spec;
+    };
     switch (s.kind) {
       case passes::Slot::Kind::param:
+        if (frame_ != nullptr) return framed(frame_->inputs);
         return {{GpuBufferRef::Kind::input, s.index, 0}, nullptr, exclusive};
       case passes::Slot::Kind::output:
+        if (frame_ != nullptr) return framed(frame_->outputs);
         return {{GpuBufferRef::Kind::output, s.index, 0}, nullptr, exclusive};
       case passes::Slot::Kind::workspace:
-        return {{GpuBufferRef::Kind::workspace, 0, s.offset}, nullptr, exclusive};
+        return {{GpuBufferRef::Kind::workspace, 0, s.offset + (frame_ ? frame_->workspace : 0)},
+                nullptr,
+                exclusive};
       case passes::Slot::Kind::constant: {
         llvm::GlobalVariable*& global = constants_[value];
         if (global == nullptr) global = constant_global(module_, value);
@@ -290,8 +470,8 @@ class GpuModuleBuilder {
         specs.push_back(spec_of(argument(kernel, a), buffers.exclusive[i]));
       }
       result_.labels[range] = label;
-      add_launch(base(static_cast<int64_t>(k), label), fmt::format("kiln_k{}_{}", k, loops++),
-                 range, specs, loop.items);
+      add_launch(base(static_cast<int64_t>(k), label),
+                 fmt::format("{}k{}_{}", symbol_prefix_, k, loops++), range, specs, loop.items);
     };
     emit_kernel_loops(*cpu_kernel, kernel, buffers, gpu_lowering(&sink));
     cpu_kernel->eraseFromParent();
@@ -330,7 +510,7 @@ class GpuModuleBuilder {
       KILN_CHECK(false, "checked indices without a parameter");
     };
     Value* status = range->getArg(static_cast<unsigned>(first_argument.size()));
-    emit_index_checks(b, k, kernel, pointer, status);
+    emit_index_checks(b, kernel_base_ + k, kernel, pointer, status);
     b.CreateRetVoid();
     std::vector<ArgSpec> specs;
     for (size_t a : first_argument)
@@ -338,7 +518,7 @@ class GpuModuleBuilder {
     specs.push_back({{GpuBufferRef::Kind::status, 0, 0}, nullptr, false});
     result_.labels[range] = label;
     add_launch(base(static_cast<int64_t>(k), label + ", index check"),
-               fmt::format("kiln_k{}_check", k), range, specs, 1);
+               fmt::format("{}k{}_check", symbol_prefix_, k), range, specs, 1);
   }
 
   // Declares a launch's kernel, void symbol(ptr params..., i64 items), with a pointer parameter
@@ -454,7 +634,7 @@ class GpuModuleBuilder {
     verify(*body, label);
 
     // void symbol(ptr params..., i64 items): the body, with constants bound.
-    const std::string symbol = fmt::format("kiln_k{}_0", k);
+    const std::string symbol = fmt::format("{}k{}_0", symbol_prefix_, k);
     GpuLaunch launch = base(static_cast<int64_t>(k), label);
     std::vector<Value*> args;
     llvm::Function* entry = declare_kernel(symbol, specs, launch, args);
@@ -519,6 +699,12 @@ class GpuModuleBuilder {
   passes::MemoryPlan memory_;
   GpuTarget target_;
   const GpuOptions& options_;
+  const BodyFrame* frame_ = nullptr;  // set in a scan body's builder
+  std::string symbol_prefix_ = "kiln_";
+  std::string label_prefix_;
+  size_t kernel_base_ = 0;     // this plan's kernel 0 in passes::number_kernels
+  size_t next_body_base_ = 0;  // the next scan body's kernel 0 there
+  int64_t workspace_end_ = 0;  // the workspace's bytes so far (the memory plan's, and staging)
   llvm::Function* index_fns_[kIndexReads] = {};
   std::map<const ir::Value*, llvm::GlobalVariable*> constants_;
   GpuKernels result_;
@@ -529,8 +715,8 @@ class GpuModuleBuilder {
 GpuKernels build_gpu_module(llvm::Module& module, const ir::Function& function,
                             const passes::KernelPlan& plan, const passes::MemoryPlan& memory,
                             GpuTarget target, const GpuOptions& options) {
-  reject_uncompiled_ops(function);
   GpuModuleBuilder builder(module, memory, target, options);
+  builder.set_body_base(plan.kernels.size());
   for (size_t k = 0; k < plan.kernels.size(); ++k) {
     const passes::Kernel& kernel = plan.kernels[k];
     if (passes::is_view_in_place(kernel, memory)) continue;  // a reshape that moves no bytes

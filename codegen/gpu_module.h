@@ -26,6 +26,9 @@ struct GpuKernels {
   // The kernels whose threads wait for each other (barriers, warp shuffles: gpu_reduce.h): the
   // host shim runs each block of theirs with all its threads at once.
   std::set<const llvm::Function*> synchronizing;
+  // The device workspace the launches use: the memory plan's, then blocks that scans' constant
+  // xs are copied to.
+  int64_t workspace_bytes = 0;
 };
 
 // Fills `module` (with its target triple and data layout already set) with one kernel per

@@ -218,7 +218,7 @@ void optimize(llvm::Module& module, llvm::TargetMachine& machine, int opt_level)
 std::unique_ptr<llvm::Module> optimized_module(
     const ir::Function& function, const passes::KernelPlan& plan, const passes::MemoryPlan& memory,
     const GpuOptions& options, llvm::TargetMachine& machine, llvm::LLVMContext& context,
-    std::vector<GpuLaunch>& launches) {
+    std::vector<GpuLaunch>& launches, int64_t& workspace_bytes) {
   auto module = std::make_unique<llvm::Module>(function.name(), context);
   module->setTargetTriple(kTriple);
   module->setDataLayout(machine.createDataLayout());
@@ -254,6 +254,7 @@ std::unique_ptr<llvm::Module> optimized_module(
     }
   }
   launches = std::move(kernels.launches);
+  workspace_bytes = kernels.workspace_bytes;
   return module;
 }
 
@@ -297,8 +298,8 @@ GpuModule compile_gpu(const ir::Function& function, const passes::KernelPlan& pl
   for (size_t i = 0; i < archs.size(); ++i) {
     std::unique_ptr<llvm::TargetMachine> machine = nvptx_machine(archs[i], options.opt_level);
     if (i == 0) {
-      module =
-          optimized_module(function, plan, memory, options, *machine, context, result.launches);
+      module = optimized_module(function, plan, memory, options, *machine, context, result.launches,
+                                result.workspace_bytes);
     }
     // Code generation changes the module it runs on: every architecture but the last gets a
     // copy.

@@ -25,13 +25,16 @@ std::vector<std::string> split_gpu_archs(std::string_view list) {
 }
 
 std::string GpuBufferRef::to_string() const {
+  // A row of a scan's stacked buffer: "+96-32t" (offset, then bytes per trip t).
+  std::string at = offset != 0 && kind != Kind::workspace ? fmt::format("+{}", offset) : "";
+  if (step_bytes != 0) at += fmt::format("{:+}t", step_bytes);
   switch (kind) {
     case Kind::input:
-      return fmt::format("in{}", index);
+      return fmt::format("in{}{}", index, at);
     case Kind::output:
-      return fmt::format("out{}", index);
+      return fmt::format("out{}{}", index, at);
     case Kind::workspace:
-      return fmt::format("ws+{}", offset);
+      return fmt::format("ws+{}{}", offset, at);
     case Kind::status:
       return "status";
     case Kind::constant:
@@ -60,15 +63,17 @@ std::string GpuGemm::to_string() const {
 }
 
 std::string GpuLaunch::to_string() const {
-  if (gemm) return fmt::format("{}  # {}", gemm->to_string(), label);
+  // "loop 30x7: " on the first launch of a scan's steps: it and the 6 after it run 30 times.
+  const std::string head = loop ? fmt::format("loop {}x{}: ", loop->trips, loop->count) : "";
+  if (gemm) return fmt::format("{}{}  # {}", head, gemm->to_string(), label);
   std::string args_text;
   for (const GpuBufferRef& ref : args) {
     if (!args_text.empty()) args_text += ", ";
     args_text += ref.to_string();
   }
-  if (!supported) return fmt::format("unsupported ({}) {}: {}", args_text, label, reason);
-  return fmt::format("{}<<<{}, {}>>>({}) items {}  # {}", symbol, grid_size, block_size, args_text,
-                     items, label);
+  if (!supported) return fmt::format("{}unsupported ({}) {}: {}", head, args_text, label, reason);
+  return fmt::format("{}{}<<<{}, {}>>>({}) items {}  # {}", head, symbol, grid_size, block_size,
+                     args_text, items, label);
 }
 
 const std::string& GpuModule::ptx_for(std::string_view arch) const {

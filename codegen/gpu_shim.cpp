@@ -416,14 +416,16 @@ void add_table(llvm::Module& module, const GpuKernels& kernels) {
   b.CreateRet(table);
 }
 
-void* resolve(const GpuBufferRef& ref, const kiln_frame& frame) {
+// The buffer `ref` names in `frame` at trip `trip` of its loop.
+void* resolve(const GpuBufferRef& ref, const kiln_frame& frame, int64_t trip) {
+  const int64_t at = ref.offset + trip * ref.step_bytes;
   switch (ref.kind) {
     case GpuBufferRef::Kind::input:
-      return frame.inputs[ref.index];
+      return static_cast<std::byte*>(frame.inputs[ref.index]) + at;
     case GpuBufferRef::Kind::output:
-      return frame.outputs[ref.index];
+      return static_cast<std::byte*>(frame.outputs[ref.index]) + at;
     case GpuBufferRef::Kind::workspace:
-      return static_cast<std::byte*>(frame.workspace) + ref.offset;
+      return static_cast<std::byte*>(frame.workspace) + at;
     case GpuBufferRef::Kind::status:
       return frame.status;
     case GpuBufferRef::Kind::constant:
@@ -435,15 +437,15 @@ void* resolve(const GpuBufferRef& ref, const kiln_frame& frame) {
 // A GEMM step on the host, as cuBLASLt would compute it (the mock cuBLASLt's reference, for
 // runs of a whole module through the shim): D = epilogue(op(A) · op(B)) per batch index.
 template <typename T>
-void host_gemm(const GpuGemm& g, const kiln_frame& frame) {
-  const T* a = static_cast<const T*>(resolve(g.a, frame));
-  const T* b = static_cast<const T*>(resolve(g.b, frame));
-  T* d = static_cast<T*>(resolve(g.d, frame));
+void host_gemm(const GpuGemm& g, const kiln_frame& frame, int64_t trip) {
+  const T* a = static_cast<const T*>(resolve(g.a, frame, trip));
+  const T* b = static_cast<const T*>(resolve(g.b, frame, trip));
+  T* d = static_cast<T*>(resolve(g.d, frame, trip));
   const bool has_bias =
       g.epilogue == GpuGemm::Epilogue::bias || g.epilogue == GpuGemm::Epilogue::bias_relu;
   const bool relu =
       g.epilogue == GpuGemm::Epilogue::relu || g.epilogue == GpuGemm::Epilogue::bias_relu;
-  const T* bias = has_bias ? static_cast<const T*>(resolve(g.bias, frame)) : nullptr;
+  const T* bias = has_bias ? static_cast<const T*>(resolve(g.bias, frame, trip)) : nullptr;
   int64_t batch = 1;
   for (int64_t n : g.batch_shape)
     batch *= n;
@@ -479,8 +481,7 @@ void host_gemm(const GpuGemm& g, const kiln_frame& frame) {
 
 GpuHostModule::GpuHostModule(const ir::Function& function, const passes::KernelPlan& plan,
                              const passes::MemoryPlan& memory, KernelJit& jit,
-                             const GpuOptions& options)
-    : workspace_bytes_(memory.workspace_bytes) {
+                             const GpuOptions& options) {
   GpuKernels kernels;
   KernelJit::Symbol table = jit.compile_module(
       fmt::format("{}_gpu_shim", function.name()),
@@ -493,6 +494,7 @@ GpuHostModule::GpuHostModule(const ir::Function& function, const passes::KernelP
       kTableName);
   code_ = std::move(table.code);
   launches_ = std::move(kernels.launches);
+  workspace_bytes_ = kernels.workspace_bytes;
   auto table_fn = reinterpret_cast<void* const* (*)()>(table.address);
   void* const* entries = table_fn();
   entries_.assign(entries, entries + launches_.size());
@@ -500,19 +502,20 @@ GpuHostModule::GpuHostModule(const ir::Function& function, const passes::KernelP
 
 GpuHostModule::~GpuHostModule() = default;
 
-void GpuHostModule::launch(size_t i, const kiln_frame& frame, const GpuGrid& grid) const {
+void GpuHostModule::launch(size_t i, const kiln_frame& frame, const GpuGrid& grid,
+                           int64_t trip) const {
   KILN_CHECK(i < launches_.size(), "no such launch");
   const GpuLaunch& launch = launches_[i];
   if (launch.gemm) {
     if (launch.gemm->dtype == ir::DType::f64)
-      host_gemm<double>(*launch.gemm, frame);
+      host_gemm<double>(*launch.gemm, frame, trip);
     else
-      host_gemm<float>(*launch.gemm, frame);
+      host_gemm<float>(*launch.gemm, frame, trip);
     return;
   }
   std::vector<void*> args;
   for (const GpuBufferRef& ref : launch.args)
-    args.push_back(launch.supported ? resolve(ref, frame) : nullptr);
+    args.push_back(launch.supported ? resolve(ref, frame, trip) : nullptr);
   int64_t items = launch.items;
   std::vector<void*> params;
   for (void*& arg : args)
@@ -568,8 +571,20 @@ void GpuHostModule::launch_with_params(size_t i, void* const* params, const GpuG
 }
 
 void GpuHostModule::run(const kiln_frame& frame, const GpuGrid& grid) const {
-  for (size_t i = 0; i < launches_.size(); ++i)
-    launch(i, frame, grid);
+  for (size_t i = 0; i < launches_.size();) {
+    const std::optional<GpuLoop>& loop = launches_[i].loop;
+    if (!loop) {
+      launch(i++, frame, grid);
+      continue;
+    }
+    const size_t end =
+        std::min(launches_.size(), i + static_cast<size_t>(std::max<int64_t>(loop->count, 1)));
+    for (int64_t trip = 0; trip < loop->trips; ++trip) {
+      for (size_t j = i; j < end; ++j)
+        launch(j, frame, grid, trip);
+    }
+    i = end;
+  }
 }
 
 }  // namespace kiln::codegen

@@ -13,7 +13,6 @@
 #include "kiln/codegen/kernel_loops.h"
 #include "kiln/ir/error.h"
 #include "kiln/ir/ops/control.h"
-#include "kiln/ir/source_loc.h"
 #include "kiln/passes/memory_plan.h"
 
 namespace kiln::codegen {
@@ -287,15 +286,6 @@ std::string kernel_label(size_t index, const passes::Kernel& kernel) {
     ops += ir::op_name(node->op());
   }
   return fmt::format("kernel {} ({}: {})", index, kind_name(kernel.kind), ops);
-}
-
-void reject_uncompiled_ops(const ir::Function& function) {
-  for (const auto& node : function.nodes()) {
-    if (node->op() != ir::Op::scan) continue;
-    CompileError error("scan is not compiled yet (issue 15); run it eagerly");
-    ir::add_location(error, node->scope(), node->loc());
-    throw error;
-  }
 }
 
 namespace {

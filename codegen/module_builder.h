@@ -31,8 +31,4 @@ llvm::GlobalVariable* constant_global(llvm::Module& module, const ir::Value* val
 // "kernel 2 (loop: mul, add)" for error messages.
 std::string kernel_label(size_t index, const passes::Kernel& kernel);
 
-// Throws CompileError, naming the node's scope and line, for an op the GPU path cannot compile
-// yet (a `scan`: issue 15; the CPU compiles it), rather than failing inside the emitters.
-void reject_uncompiled_ops(const ir::Function& function);
-
 }  // namespace kiln::codegen

@@ -65,6 +65,14 @@ struct Options {
   // device "cuda": the GPU architectures to embed machine code (cubins) for, comma-separated;
   // the PTX of the newest is embedded too, which the driver compiles for later GPUs.
   std::string gpu_arch = "sm_80,sm_90";
+  // A saved model only (CPU): more input shapes to compile into the same library, each a
+  // variant that NAME_run_dims picks by the input's dims; NAME_run keeps the saved shape.
+  // batch_sizes is shorthand for the saved shape at each batch size. Every shape must be one
+  // the model takes (SavedModel::input_spec; ShapeError otherwise). When the variants differ only
+  // in the batch and the model is checked to treat samples independently (its batch-B rows
+  // equal its batch-1 results on random data), the library also has NAME_run_batch (any n).
+  std::vector<int64_t> batch_sizes = {};
+  std::vector<Shape> input_shapes = {};
 };
 
 // What aot::compile wrote.
@@ -82,7 +90,8 @@ struct Library {
 Library compile(const ir::Function& graph, size_t num_inputs, std::span<const ir::HostTensor> state,
                 const Options& options, Loc loc = Loc::current());
 
-// A saved model (Model::save, load_model): its input, then its weights as state.
+// A saved model (Model::save, load_model): its input, then its weights as state; with
+// options.batch_sizes / input_shapes, one variant per input shape (docs/aot.md).
 Library compile(const SavedModel& model, const Options& options, Loc loc = Loc::current());
 
 namespace detail {

@@ -28,6 +28,7 @@
 #include "kiln/frontend/keras/datasets.h"
 #include "kiln/frontend/keras/functional.h"
 #include "kiln/frontend/keras/layers.h"
+#include "kiln/frontend/keras/layers_depthwise.h"
 #include "kiln/frontend/keras/layers_sequence.h"
 #include "kiln/frontend/keras/losses.h"
 #include "kiln/frontend/keras/metric_objects.h"

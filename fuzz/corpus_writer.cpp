@@ -1,6 +1,6 @@
 // Writes the fuzzers' seed corpora (corpus/<target>/) with Kiln's own writers, so the seeds are
 // files Kiln itself makes: .npy, safetensors (both writers), IDX (plain and gzip), IR text
-// (random programs, their gradients, saved models) and saved-model folders.
+// (random programs, their gradients, saved models), saved-model folders and Keras HDF5 weights.
 // Usage: fuzz_corpus_writer OUTPUT_DIR   (scripts/fuzz_corpus.sh)
 #include <cstdint>
 #include <cstring>
@@ -153,6 +153,23 @@ void models(const fs::path& scratch) {
   }
 }
 
+// Keras HDF5 weights of keras_h5_fuzz's model in both layouts Kiln writes (Keras 2's .h5 and
+// Keras 3's .weights.h5); scripts/fuzz_corpus.sh adds files written with h5py as Keras does.
+void keras_h5(const fs::path& scratch) {
+  k::Sequential model(
+      {k::layers::Conv2D(4, {3, 3}, {1, 1}, "valid", "", k::Shape{5, 5, 2}, true, "glorot_uniform",
+                         "zeros", "conv"),
+       k::layers::BatchNormalization(-1, 0.99, 1e-3, true, true, "bn"),
+       k::layers::Flatten(std::nullopt, "flat"),
+       k::layers::Dense(3, "", std::nullopt, true, "glorot_uniform", "zeros", "fc")},
+      "net");
+  model.build(k::Shape{5, 5, 2});
+  for (const char* name : {"kiln.h5", "kiln.weights.h5"}) {
+    model.save_weights((scratch / name).string());
+    put("keras_h5_fuzz", name, read(scratch / name));
+  }
+}
+
 void ir_text() {
   // A scan whose body holds another scan (nested function attributes); parsed and printed, so a
   // change of the text form shows here.
@@ -206,6 +223,7 @@ int main(int argc, char** argv) {
   aot(scratch);
   idx(scratch);
   models(scratch);
+  keras_h5(scratch);
   ir_text();
   fs::remove_all(scratch);
   return 0;

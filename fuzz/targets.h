@@ -18,6 +18,7 @@ int idx_fuzz(const uint8_t* data, size_t size);
 int ir_text_fuzz(const uint8_t* data, size_t size);
 int saved_model_fuzz(const uint8_t* data, size_t size);
 int aot_create_fuzz(const uint8_t* data, size_t size);
+int keras_h5_fuzz(const uint8_t* data, size_t size);
 
 struct Target {
   const char* name;  // also the folder of its corpus, fuzz/corpus/<name>/
@@ -34,6 +35,7 @@ inline std::span<const Target> targets() {
       {"ir_text_fuzz", ir_text_fuzz},
       {"saved_model_fuzz", saved_model_fuzz},
       {"aot_create_fuzz", aot_create_fuzz},
+      {"keras_h5_fuzz", keras_h5_fuzz},
   };
   return all;
 }

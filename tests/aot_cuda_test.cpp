@@ -483,3 +483,22 @@ TEST_CASE("aot cuda: a GPU without the library's kernels, or no cuBLASLt, is NUL
   CHECK(mocked.so.fn<void*()>("create")() == nullptr);
   CHECK_THAT(mocked.so.last_error(nullptr), Contains("step: ") && Contains("cuBLASLt"));
 }
+
+TEST_CASE("aot cuda: a saved LSTM model's library loops over its steps on the mock driver",
+          "[aot][cuda][scan]") {
+  if (!kiln::testing::have_cuda_toolkit()) return;
+  namespace L = k::layers;
+  TempDir dir;
+  k::set_random_seed(9);
+  k::Sequential model({L::LSTM(4, {.input_shape = {6, 3}}), L::Dense(2)});
+  model.save(dir.file("lstm"), /*batch_size=*/2);
+  const k::SavedModel saved = k::load_model(dir.file("lstm"));
+  const k::aot::Library lib = k::aot::compile(saved, gpu_options("lstmgpu", dir.file("out")));
+  MockedLibrary mocked(lib.library, "lstmgpu", saved.graph());
+  void* instance = mocked.so.create();
+  const k::Tensor x = k::random_uniform({2, 6, 3}, -1.0, 1.0, 4);
+  check_tensor(mocked.so.run(instance, x, 4), saved(x), 1e-4);
+  // The scan's body ran once per step: more launches than the plan lists.
+  CHECK(mocked.driver.counters().launches > 6 * 4);
+  mocked.so.destroy(instance);
+}

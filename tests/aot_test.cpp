@@ -209,7 +209,7 @@ TEST_CASE("aot: the Fashion-MNIST MLP from its saved model matches the JIT", "[a
   so.destroy(model);
 }
 
-TEST_CASE("aot: the convnet with external weights matches the JIT", "[aot]") {
+TEST_CASE("aot: the convnet with external weights matches the JIT", "[aot][heavy]") {
   TempDir dir;
   k::Sequential convnet = built(main_job::convnet());
   convnet.save(dir.file("saved"), /*batch_size=*/2);
@@ -689,4 +689,100 @@ TEST_CASE("aot: separate instances run concurrently on several threads", "[aot]"
     CHECK(failures[t] == 0);
     check_close(results[t].data(), expected);
   }
+}
+
+// ---- scans (issue 15): a recurrence is one loop in the library's code ------------------------
+
+namespace {
+
+// An LSTM model over sequences [batch, 6, 3], built with weights from a fixed seed.
+k::Sequential lstm_model() {
+  namespace L = k::layers;
+  k::set_random_seed(11);
+  k::Sequential model(
+      {L::LSTM(5, {.return_sequences = true, .input_shape = {6, 3}}), L::LSTM(4), L::Dense(2)});
+  model(k::zeros({1, 6, 3}));
+  return model;
+}
+
+}  // namespace
+
+TEST_CASE("aot: a saved LSTM model compiles and matches the JIT", "[aot][scan]") {
+  TempDir dir;
+  lstm_model().save(dir.file("saved"), /*batch_size=*/3);
+  k::SavedModel saved = k::load_model(dir.file("saved"));
+  const k::aot::Library lib = k::aot::compile(saved, {.name = "lstm", .out_dir = dir.path});
+  const k::Tensor x = k::random_uniform({3, 6, 3}, -1.0, 1.0, 12);
+  AotLibrary so(lib.library, "lstm");
+  void* model = so.create();
+  check_close(so.run(model, x, 6).data(), saved(x), 1e-5);
+  so.destroy(model);
+
+  // The kiln command's path, with the weights in a file of their own.
+  k::testing::Outcome o = k::testing::kiln_cli(fmt::format(
+      "aot {} -o {} --weights external", dir.file("saved"), dir.file("cli/liblstm.so")));
+  INFO(o.out);
+  REQUIRE(o.status == 0);
+  AotLibrary cli(dir.file("cli/liblstm.so"), "lstm");
+  model = cli.create(dir.file("cli/lstm.safetensors").c_str());
+  check_close(cli.run(model, x, 6).data(), saved(x), 1e-5);
+  cli.destroy(model);
+}
+
+TEST_CASE("aot: a GRU and a hand-written reverse scan compile and match the JIT", "[aot][scan]") {
+  namespace L = k::layers;
+  TempDir dir;
+  k::set_random_seed(13);
+  L::GRU gru(4, {.go_backwards = true});
+  gru(k::zeros({2, 5, 3}));
+  // Output [2, 4 + 3 + 3]: the GRU's last h, then the suffix sums of x over time (a reverse scan
+  // with two carries) at t = 0 and their sum of squares.
+  auto f = k::function(
+      [&](const k::Tensor& x) {
+        k::Tensor h = gru(x);
+        k::Tensor time_major = k::transpose(x, {1, 0, 2});
+        k::ScanOptions backwards;
+        backwards.reverse = true;
+        k::ScanResult r = k::scan(
+            [](std::span<const k::Tensor> c, std::span<const k::Tensor> xs) {
+              k::Tensor sum = c[0] + xs[0];
+              return std::pair{std::vector{sum, c[1] + sum * sum}, std::vector{sum}};
+            },
+            {k::zeros({2, 3}), k::zeros({2, 3})}, {time_major}, backwards);
+        k::Tensor first = k::reshape(k::split(r.ys[0], 5, 0)[0], {2, 3});
+        return k::concat({h, first, r.carries[1]}, 1);
+      },
+      "gru_scan");
+  const k::aot::Library lib =
+      k::aot::compile(f, {k::TensorSpec({2, 5, 3})}, {.name = "gru_scan", .out_dir = dir.path});
+  AotLibrary so(lib.library, "gru_scan");
+  void* model = so.create();
+  for (uint64_t seed : {1, 2}) {
+    const k::Tensor x = k::random_uniform({2, 5, 3}, -1.0, 1.0, seed);
+    check_close(so.run(model, x, 20).data(), f(x), 1e-5);
+  }
+  so.destroy(model);
+}
+
+TEST_CASE("aot: an LSTM's input gradient (a reverse scan) matches the JIT", "[aot][scan]") {
+  namespace L = k::layers;
+  TempDir dir;
+  k::set_random_seed(17);
+  L::LSTM lstm(4, {.return_sequences = true});
+  lstm(k::zeros({2, 5, 3}));
+  auto f = k::function(
+      [&](const k::Tensor& x) {
+        k::GradientTape tape;
+        tape.watch(x);
+        k::Tensor y = lstm(x);
+        return tape.gradient(k::reduce_sum(y * y), x);
+      },
+      "lstm_grad");
+  const k::aot::Library lib =
+      k::aot::compile(f, {k::TensorSpec({2, 5, 3})}, {.name = "lstm_grad", .out_dir = dir.path});
+  AotLibrary so(lib.library, "lstm_grad");
+  void* model = so.create();
+  const k::Tensor x = k::random_uniform({2, 5, 3}, -1.0, 1.0, 3);
+  check_close(so.run(model, x, 30).data(), f(x), 1e-5);
+  so.destroy(model);
 }

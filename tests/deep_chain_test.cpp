@@ -62,7 +62,7 @@ std::vector<double> check_compiled(k::ir::Function f, const std::vector<HostTens
 
 }  // namespace
 
-TEST_CASE("a 100000-node add/mul chain round-trips as text and compiles", "[deep]") {
+TEST_CASE("a 100000-node add/mul chain round-trips as text and compiles", "[deep][heavy]") {
   // %i = add(%i-1, %x) or mul(%i-1, %x): with x in (0, 1] the values stay finite. Where x < 1
   // they settle on a fixed point; where x = 1 every add counts: 1 + 50,000 adds of 1.
   std::string text = chain_text("%x: f32[8]", "f32[8]", [](int i, const std::string& prev) {
@@ -76,7 +76,8 @@ TEST_CASE("a 100000-node add/mul chain round-trips as text and compiles", "[deep
   CHECK(got[0] == 50'001.0);
 }
 
-TEST_CASE("a 100000-node chain mostly of unary ops compiles, every step counting", "[deep]") {
+TEST_CASE("a 100000-node chain mostly of unary ops compiles, every step counting",
+          "[deep][heavy]") {
   // Nodes cycle through neg, floor, neg, add x, add x: on integers y -> y + 2x per cycle, so the
   // result depends on every cycle (unlike a chain that settles on a fixed point, where a lost or
   // reordered kernel would go unnoticed), and a kernel with an odd number of negs does not
@@ -98,7 +99,7 @@ TEST_CASE("a 100000-node chain mostly of unary ops compiles, every step counting
   CHECK(got == std::vector<double>{40'001, -80'002, 120'003, 20'001});
 }
 
-TEST_CASE("a 100000-node chain of broadcasts compiles", "[deep]") {
+TEST_CASE("a 100000-node chain of broadcasts compiles", "[deep][heavy]") {
   // Every node broadcasts an operand ([8] over the rows, [4,1] over the columns), and every third
   // is an explicit broadcast_to (a no-op canonicalize removes, 33,333 rewrites in one sweep).
   // Node 0 is x + b, then 33,333 cycles of y -> y * c + b, one factor per row: with c = 1 every
@@ -143,7 +144,7 @@ TEST_CASE("fusion cuts a deep chain into kernels of bounded depth", "[deep][fusi
 }
 
 TEST_CASE("a 100000-node chain differentiates and goes through the pipeline passes",
-          "[deep][autodiff]") {
+          "[deep][autodiff][heavy]") {
   // y = x + x + ... (100,001 terms); dy/dx = 100,001. Interpreted: differentiation and the
   // passes are what is tested here (the compiled gradient would be a 300,000-node chain).
   std::string text = chain_text("%x: f64[2]", "f64[2]", [](int, const std::string& prev) {
@@ -164,7 +165,7 @@ TEST_CASE("a 100000-node chain differentiates and goes through the pipeline pass
   CHECK(r.outputs[1].element_as_double(1) == 100'001.0);
 }
 
-TEST_CASE("a C++ loop of 100000 ops traces and compiles", "[deep][function]") {
+TEST_CASE("a C++ loop of 100000 ops traces and compiles", "[deep][heavy][function]") {
   auto f = k::function(
       [](const k::Tensor& x) {
         k::Tensor y = x;

@@ -187,11 +187,12 @@ TEST_CASE("device function: a few fit steps of a model built under a DeviceScope
   k::set_random_seed(7);
   k::Sequential on_cpu = model();
   on_cpu.build({20});
-  k::Sequential on_gpu = model();
-  {
+  // Made under the scope: its first layer declares input_shape, so (as in Keras) it is built,
+  // its weights made, when it is made.
+  k::Sequential on_gpu = [&] {
     k::DeviceScope on(gpu);
-    on_gpu.build({20});
-  }
+    return model();
+  }();
   REQUIRE(on_gpu.weights().size() == on_cpu.weights().size());
   for (size_t i = 0; i < on_cpu.weights().size(); ++i) {
     REQUIRE(on_gpu.weights()[i].device() == gpu);

@@ -263,8 +263,10 @@ TEST_CASE("device ops: a launch plan runs kernels with their buffers and item co
        1,
        32,
        "a test",
+       {},
        {}});
-  plan.launches.push_back({"fill", {{cu::LaunchArg::Kind::output, 0, 0}}, 0, 1, 0, "nothing", {}});
+  plan.launches.push_back(
+      {"fill", {{cu::LaunchArg::Kind::output, 0, 0}}, 0, 1, 0, "nothing", {}, {}});
   cu::DeviceExecutable exe(context, module, plan, 0, 1);
   cu::DeviceBuffer out(context, 5 * sizeof(float));
   const cu::CUdeviceptr outputs[] = {out.get()};

@@ -383,11 +383,12 @@ TEST_CASE("device variables: a model on a GPU saves and loads its weights") {
                           k::layers::Dense(2, "", {}, true, "glorot_uniform", "zeros", "d2")});
   };
   k::set_random_seed(5);
-  k::Sequential gpu_model = model();
-  {
+  // Made under the scope: its first layer declares input_shape, so (as in Keras) it is built,
+  // its weights made, when it is made.
+  k::Sequential gpu_model = [&] {
     k::DeviceScope on(gpu);
-    gpu_model.build({3});
-  }
+    return model();
+  }();
   const std::vector<k::Variable> weights = gpu_model.weights();
   REQUIRE(weights.size() == 4);
   for (const k::Variable& v : weights)
@@ -412,11 +413,10 @@ TEST_CASE("device variables: a model on a GPU saves and loads its weights") {
 
   // Loaded into a GPU model (copied to the device) and into a CPU one.
   k::set_random_seed(99);
-  k::Sequential other_gpu = model();
-  {
+  k::Sequential other_gpu = [&] {
     k::DeviceScope on(gpu);
-    other_gpu.build({3});
-  }
+    return model();
+  }();
   other_gpu.load_weights(path);
   k::Sequential on_cpu = model();
   on_cpu.build({3});

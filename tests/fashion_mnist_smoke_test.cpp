@@ -8,7 +8,7 @@
 
 namespace k = kiln;
 
-TEST_CASE("an MLP learns Fashion-MNIST in one epoch on 6000 images", "[model][fashion]") {
+TEST_CASE("an MLP learns Fashion-MNIST in one epoch on 6000 images", "[model][fashion][heavy]") {
   if (!std::filesystem::exists("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz")) {
     WARN("dataset-fashion-mnist is not installed; skipping");
     return;

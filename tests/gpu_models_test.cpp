@@ -74,7 +74,7 @@ TEST_CASE("gpu models: the MLP's training step assembles for sm_80 and sm_90", "
 }
 
 TEST_CASE("gpu models: fit steps of the main job's models on the mock GPU equal the CPU's",
-          "[gpu]") {
+          "[gpu][heavy]") {
   MockGpu mock;
   for (const std::string name : {"mlp", "convnet"}) {
     INFO(name);
@@ -88,11 +88,12 @@ TEST_CASE("gpu models: fit steps of the main job's models on the mock GPU equal 
     k::Sequential on_cpu = make();
     on_cpu.build({28, 28});
     k::set_random_seed(3);  // the same Dropout seeds
-    k::Sequential on_gpu = make();
-    {
+    // Made under the scope: the models declare their input shape, so (as in Keras) they are
+    // built, their weights made, when they are made.
+    k::Sequential on_gpu = [&] {
       k::DeviceScope on(gpu);
-      on_gpu.build({28, 28});
-    }
+      return make();
+    }();
     for (size_t i = 0; i < on_cpu.weights().size(); ++i)
       on_gpu.weights()[i].assign(on_cpu.weights()[i].value().to(gpu));
     for (k::Sequential* m : {&on_cpu, &on_gpu})

@@ -12,7 +12,8 @@
 
 namespace k = kiln;
 
-TEST_CASE("the Keras-style contract trains, saves and iterates as documented", "[model][fashion]") {
+TEST_CASE("the Keras-style contract trains, saves and iterates as documented",
+          "[model][fashion][heavy]") {
   if (!std::filesystem::exists("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz")) {
     WARN("dataset-fashion-mnist is not installed; skipping");
     return;

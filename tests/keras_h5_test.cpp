@@ -7,6 +7,7 @@
 #include <catch2/catch.hpp>
 
 #include <kiln/frontend/formats/isolated.h>
+#include <kiln/frontend/keras/keras_h5.h>
 #include <kiln/kiln.h>
 
 #include <filesystem>
@@ -283,6 +284,37 @@ TEST_CASE("keras_h5: truncated and non-HDF5 .h5 files are IOErrors that change n
   std::ofstream(path, std::ios::trunc) << "plain text, not HDF5";
   CHECK_THROWS_WITH(model.load_weights(path), Contains("not an HDF5 file"));
   CHECK_THROWS_AS(model.load_weights("keras_h5_test_missing.h5"), k::IOError);
+  CHECK(values_by_name(model) == before);
+  std::remove(path.c_str());
+}
+
+// fuzz/keras_h5_fuzz.cpp reads in process, so that libFuzzer sees the coverage and the
+// sanitizers' reports; it must read what users' loads read, without a child.
+TEST_CASE("keras_h5: the fuzz target's in-process load reads what load_weights reads",
+          "[keras_h5]") {
+  std::string path = "keras_h5_test_in_process.h5";
+  h5fixtures::keras(path);
+  k::Sequential model = make_model();
+  auto load = [&](const k::LoadWeightsOptions& options) {
+    k::detail::keras_h5_load_weights_in_process(path, model.layers(), model.name(), options,
+                                                std::source_location::current());
+  };
+  // A child would crash here, so a load that succeeds made none.
+  k::detail::set_isolated_child_hook([] { raise(SIGSEGV); });
+  load({});
+  check_all_loaded(model);
+  load({.by_name = true});
+  check_all_loaded(model);
+  k::detail::set_isolated_child_hook({});
+  // Errors keep their class and message, and change nothing.
+  auto before = values_by_name(model);
+  k::Sequential other = make_model(5);
+  CHECK_THROWS_AS(k::detail::keras_h5_load_weights_in_process(path, other.layers(), other.name(),
+                                                              {}, std::source_location::current()),
+                  k::ValueError);
+  std::ofstream(path, std::ios::trunc) << "plain text, not HDF5";
+  CHECK_THROWS_WITH(load({}), Contains("not an HDF5 file"));
+  CHECK_THROWS_AS(load({}), k::IOError);
   CHECK(values_by_name(model) == before);
   std::remove(path.c_str());
 }

@@ -182,10 +182,10 @@ TEST_CASE("kiln says what is wrong with bad commands and models", "[tool]") {
   CHECK_THAT(bad.out, Contains("2:"));
 
   // An input of the wrong shape, and a file that is not .npy.
-  k::save_npy(dir.file("wrong.npy"), k::zeros({3, 3, 4}));
+  k::save_npy(dir.file("wrong.npy"), k::zeros({3, 3, 5}));
   Outcome wrong = kiln_cli("run " + dir.file("mlp") + " --input " + dir.file("wrong.npy"));
   CHECK(wrong.status == 1);
-  CHECK_THAT(wrong.out, Contains("takes f32[2,3,4], got f32[3,3,4]"));
+  CHECK_THAT(wrong.out, Contains("takes f32[None,3,4] (saved as f32[2,3,4]), got f32[3,3,5]"));
   k::testing::write_bytes(dir.file("junk.npy"), "not a numpy file");
   CHECK(kiln_cli("run " + dir.file("mlp") + " --input " + dir.file("junk.npy")).status == 1);
 

@@ -303,3 +303,71 @@ TEST_CASE("BatchNormalization normalizes with batch statistics in training and m
   CHECK(h.history.at("loss").back() < h.history.at("loss").front());
   CHECK_THROWS_AS(k::layers::BatchNormalization(-1, 1.5), k::ValueError);
 }
+
+// Keras's layer.build(input_shape) marks the layer built: a later call uses the weights it made
+// instead of making new ones.
+TEST_CASE("a layer built by hand is built: its first call makes no new weights", "[model]") {
+  k::layers::Dense dense(4, "", std::nullopt, true, "ones", "zeros");
+  dense.build(k::Shape{2, 3});
+  CHECK(dense.built());
+  REQUIRE(dense.weights().size() == 2);
+  dense.kernel().assign(k::fill({3, 4}, 2.f));
+  k::Tensor y = dense(k::ones({2, 3}));
+  CHECK(dense.weights().size() == 2);
+  CHECK(dense.count_params() == 16);
+  CHECK(y.to_vector<float>() == std::vector<float>(8, 6.f));  // the kernel assigned, not a new one
+
+  // A layer without weights of its own (the base class's build) too.
+  k::layers::Flatten flatten;
+  flatten.build(k::Shape{2, 3, 4});
+  CHECK(flatten.built());
+
+  // In a model: built layers are not built again when the model is.
+  k::layers::Dense first(2, "", std::nullopt, true, "ones", "zeros");
+  first.build(k::Shape{1, 3});
+  k::Sequential model({first, k::layers::Dense(1)});
+  model.build(k::Shape{3});
+  CHECK(model.weights().size() == 4);
+  CHECK(model.count_params() == 8 + 3);
+}
+
+// Keras builds a Sequential as soon as its first layer declares the input shape: weights,
+// count_params and summary before any call.
+TEST_CASE("a Sequential whose first layer declares input_shape is built when made", "[model]") {
+  k::Sequential model({k::layers::Dense(4, "relu", k::Shape{3}), k::layers::Dense(2)});
+  CHECK(model.built());
+  CHECK(model.weights().size() == 4);
+  CHECK(model.count_params() == 3 * 4 + 4 + 4 * 2 + 2);
+  CHECK(model.layers()[1]->built());
+
+  // add() builds each new layer on the ones before it.
+  model.add(k::layers::Dense(5));
+  CHECK(model.built());
+  CHECK(model.weights().size() == 6);
+  CHECK(model.layers()[2]->weights()[0].shape() == k::Shape{2, 5});
+
+  // Flatten(Shape{28, 28}) first, as the tutorials write it.
+  k::Sequential mnist;
+  mnist.add(k::layers::Flatten(k::Shape{28, 28}));
+  CHECK(mnist.built());
+  mnist.add(k::layers::Dense(10));
+  CHECK(mnist.count_params() == 7850);
+  CHECK_THAT(mnist.summary_text(), Contains("Total params: 7850"));
+
+  // Without a declared input nothing is built until the first call or build().
+  k::Sequential lazy({k::layers::Dense(4), k::layers::Dense(2)});
+  CHECK_FALSE(lazy.built());
+  CHECK(lazy.weights().empty());
+}
+
+// As Keras's add(), a layer that does not fit the ones before it is refused when added, and the
+// model stays as it was.
+TEST_CASE("adding a layer that does not fit a built Sequential is an error that adds nothing",
+          "[model]") {
+  k::Sequential model({k::layers::Dense(4, "", k::Shape{3})});
+  CHECK_THROWS_AS(model.add(k::layers::Conv2D(2, {3, 3})), k::Error);
+  CHECK(model.layers().size() == 1);
+  CHECK(model.built());
+  model.add(k::layers::Dense(2));  // still usable
+  CHECK(model.predict(k::ones({1, 3})).shape() == k::Shape{1, 2});
+}

@@ -4,7 +4,7 @@
 //             [--gpu-arch sm_80,sm_90] [-o FILE]
 //   kiln run  MODEL --input x.npy [--input ...] [--output out.npy]
 //   kiln aot  MODEL -o build/libNAME.so [--name NAME] [--target-cpu CPU] [--weights embed|external]
-//             [--device cpu|cuda] [--gpu-arch sm_80,sm_90]
+//             [--device cpu|cuda] [--gpu-arch sm_80,sm_90] [--batch-sizes 1,32] [--shapes 4x9x1]
 //   kiln --help, kiln COMMAND --help, kiln --version
 //
 // MODEL is a directory written by Model::save (model.kiln + weights.safetensors) or an IR text
@@ -17,6 +17,7 @@
 #include <CLI/CLI.hpp>
 
 #include <algorithm>
+#include <cctype>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -284,8 +285,32 @@ struct AotOptions {
   std::string model, output;
   std::optional<std::string> name;
   std::string weights = "embed";
+  std::vector<std::string> shapes;  // --shapes, each "4x9x1"
   k::aot::Options compile;
 };
+
+// "4x9x1" as a shape; UsageError unless it is sizes (>= 0) joined by x.
+k::Shape parse_shape(const std::string& text) {
+  std::vector<int64_t> dims;
+  size_t begin = 0;
+  while (true) {
+    const size_t end = std::min(text.find('x', begin), text.size());
+    const std::string part = text.substr(begin, end - begin);
+    int64_t value = -1;
+    size_t used = 0;
+    try {
+      value = std::stoll(part, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    if (part.empty() || used != part.size() || value < 0 || !std::isdigit((unsigned char)part[0]))
+      throw UsageError{fmt::format("--shapes: '{}' is not a shape like 4x9x1", text)};
+    dims.push_back(value);
+    if (end == text.size()) break;
+    begin = end + 1;
+  }
+  return k::Shape(std::move(dims));
+}
 
 int aot(const AotOptions& o) {
   k::aot::Options options = o.compile;
@@ -294,6 +319,11 @@ int aot(const AotOptions& o) {
   options.library_file = std::filesystem::path(o.output).filename().string();
   if (options.out_dir.empty()) options.out_dir = ".";
   options.weights = o.weights == "embed" ? k::aot::Weights::embed : k::aot::Weights::external;
+  for (const std::string& shape : o.shapes)
+    options.input_shapes.push_back(parse_shape(shape));
+  const bool variants = !options.batch_sizes.empty() || !options.input_shapes.empty();
+  if (variants && !std::filesystem::is_directory(o.model))
+    throw UsageError{"--batch-sizes and --shapes apply to a saved model (a directory)"};
 
   const auto start = std::chrono::steady_clock::now();
   k::aot::Library lib;
@@ -394,6 +424,17 @@ int main(int argc, char** argv) {
                    "cpu (the default) or cuda: kernels for NVIDIA GPUs, embedded as a fatbin "
                    "(building needs a CUDA toolkit; running, only the driver)")
       ->check(CLI::IsMember({"cpu", "cuda"}));
+  aot_command
+      ->add_option("--batch-sizes", aot_options.compile.batch_sizes,
+                   "a saved model: also compile it for these batch sizes, comma-separated (one "
+                   "library; NAME_run_dims picks the variant, NAME_run_batch runs any number of "
+                   "samples; docs/aot.md)")
+      ->delimiter(',');
+  aot_command
+      ->add_option("--shapes", aot_options.shapes,
+                   "a saved model: also compile it for these whole input shapes, comma-separated, "
+                   "each as sizes joined by x (4x9x1: batch 4, length 9)")
+      ->delimiter(',');
   CLI::Option* gpu_arch_option =
       aot_command->add_option("--gpu-arch", aot_options.compile.gpu_arch,
                               "cuda: the GPU architectures to embed cubins for, comma-separated "

@@ -350,6 +350,7 @@ cu::LaunchPlan to_launch_plan(const codegen::GpuModule& gpu, bool tf32) {
     cu::LaunchArg arg;
     arg.index = ref.index;
     arg.offset = ref.offset;
+    arg.step_bytes = ref.step_bytes;
     arg.kind = static_cast<Arg>(ref.kind);
     return arg;
   };
@@ -359,6 +360,7 @@ cu::LaunchPlan to_launch_plan(const codegen::GpuModule& gpu, bool tf32) {
     KILN_CHECK(launch.supported, "to_launch_plan of an unsupported launch");
     cu::KernelLaunch l;
     l.label = launch.label;
+    if (launch.loop) l.loop = cu::LaunchLoop{launch.loop->trips, launch.loop->count};
     if (const std::optional<codegen::GpuGemm>& g = launch.gemm) {
       cu::GemmCall call;
       call.desc.type = g->dtype == ir::DType::f64 ? cu::GemmType::f64 : cu::GemmType::f32;

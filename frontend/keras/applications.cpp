@@ -4,11 +4,16 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <cmath>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "kiln/frontend/core/op_error.h"
 #include "kiln/frontend/core/ops.h"
+#include "kiln/frontend/keras/functional.h"
+#include "kiln/frontend/keras/layers_depthwise.h"
 
 namespace kiln {
 namespace applications {
@@ -148,6 +153,149 @@ Model InceptionV3(const InceptionV3Options& options, std::source_location loc) {
 Tensor inception_v3_preprocess_input(const Tensor& x, std::source_location loc) {
   Tensor f = ir::is_floating(x.dtype()) ? x : cast(x, f32, loc);
   return f * (1.0 / 127.5) - 1.0;
+}
+
+namespace {
+
+// Keras's _make_divisible: `v` to the nearest multiple of `divisor` (halves up), at least
+// `divisor`, and never more than 10% below v.
+int64_t make_divisible(double v, int64_t divisor = 8) {
+  int64_t rounded = std::max<int64_t>(
+      divisor, static_cast<int64_t>(v + static_cast<double>(divisor) / 2) / divisor * divisor);
+  if (static_cast<double>(rounded) < 0.9 * v) rounded += divisor;
+  return rounded;
+}
+
+// MobileNetV2's BatchNormalization (epsilon 1e-3, momentum 0.999) and ReLU(6.0), as Keras's.
+KerasTensor bn(const KerasTensor& x, const std::string& name) {
+  return L::BatchNormalization(3, /*momentum=*/0.999, /*epsilon=*/1e-3, true, true, name)(x);
+}
+
+KerasTensor relu6(const KerasTensor& x, const std::string& name) {
+  return L::ReLU(6.0, 0.0, 0.0, name)(x);
+}
+
+KerasTensor pointwise(const KerasTensor& x, int64_t filters, const std::string& name) {
+  return L::Conv2D(filters, 1, {.padding = "same", .use_bias = false, .name = name})(x);
+}
+
+// Keras's imagenet_utils.correct_pad for a 3×3 kernel: one row and column of zeros before and
+// after, less the one before on an even (or unknown) side, so a stride-2 "valid" window lines up
+// as TensorFlow's "same" would.
+std::pair<int64_t, int64_t> correct_pad(int64_t size) {
+  int64_t adjust = size == kiln::None ? 1 : 1 - size % 2;
+  return {1 - adjust, 1};
+}
+
+// Keras's _inverted_res_block: expand (not in block 0), depthwise, project, and the residual Add
+// when the block keeps the shape.
+KerasTensor inverted_res_block(const KerasTensor& inputs, int64_t expansion, int64_t stride,
+                               double alpha, int64_t filters, int64_t block_id) {
+  int64_t in_channels = inputs.shape()[3];
+  int64_t pointwise_filters = make_divisible(
+      static_cast<double>(static_cast<int64_t>(static_cast<double>(filters) * alpha)));
+  std::string prefix = block_id ? fmt::format("block_{}_", block_id) : "expanded_conv_";
+  KerasTensor x = inputs;
+  if (block_id) {
+    x = pointwise(x, expansion * in_channels, prefix + "expand");
+    x = relu6(bn(x, prefix + "expand_BN"), prefix + "expand_relu");
+  }
+  if (stride == 2) {
+    x = L::ZeroPadding2D({correct_pad(x.shape()[1]), correct_pad(x.shape()[2])}, prefix + "pad")(x);
+  }
+  x = L::DepthwiseConv2D(3, {.strides = stride,
+                             .padding = stride == 1 ? "same" : "valid",
+                             .use_bias = false,
+                             .name = prefix + "depthwise"})(x);
+  x = relu6(bn(x, prefix + "depthwise_BN"), prefix + "depthwise_relu");
+  x = pointwise(x, pointwise_filters, prefix + "project");
+  x = bn(x, prefix + "project_BN");
+  if (in_channels == pointwise_filters && stride == 1) {
+    return L::Add(prefix + "add")({inputs, x});
+  }
+  return x;
+}
+
+}  // namespace
+
+Model MobileNetV2(const MobileNetV2Options& options, std::source_location loc) {
+  // Keras's default: a fixed 224×224 with the classifier, any size without it.
+  Shape shape = options.input_shape.shape.value_or(
+      options.include_top ? Shape{224, 224, 3} : Shape{kiln::None, kiln::None, 3});
+  bool sides_ok = shape.rank() == 3 && (shape[0] == kiln::None || shape[0] >= 32) &&
+                  (shape[1] == kiln::None || shape[1] >= 32);
+  if (!sides_ok || shape[2] <= 0) {
+    detail::raise<ValueError>(
+        "MobileNetV2", {},
+        fmt::format("input_shape must be (height, width, channels) with height and width at "
+                    "least 32 (or k::None) and a known number of channels, got {}",
+                    shape.to_string()),
+        loc);
+  }
+  if (options.include_top && (shape[0] == kiln::None || shape[1] == kiln::None)) {
+    detail::raise<ValueError>(
+        "MobileNetV2", {},
+        fmt::format("include_top needs a known height and width, got input_shape {}",
+                    shape.to_string()),
+        loc);
+  }
+  if (!(options.alpha > 0) || !std::isfinite(options.alpha)) {
+    detail::raise<ValueError>("MobileNetV2", {},
+                              fmt::format("alpha must be positive, got {}", options.alpha), loc);
+  }
+  if (options.pooling != "" && options.pooling != "avg" && options.pooling != "max") {
+    detail::raise<ValueError>(
+        "MobileNetV2", {},
+        fmt::format("pooling must be \"\", \"avg\" or \"max\", got \"{}\"", options.pooling), loc);
+  }
+  if (options.include_top && options.classes <= 0) {
+    detail::raise<ValueError>(
+        "MobileNetV2", {}, fmt::format("classes must be positive, got {}", options.classes), loc);
+  }
+  // Made before any layer, so that a bad activation leaves no layer names used.
+  activations::get(options.classifier_activation, loc);
+  const double alpha = options.alpha;
+
+  KerasTensor input = Input(shape, f32, "", loc);
+  KerasTensor x =
+      L::Conv2D(make_divisible(32 * alpha), 3,
+                {.strides = 2, .padding = "same", .use_bias = false, .name = "Conv1"})(input);
+  x = relu6(bn(x, "bn_Conv1"), "Conv1_relu");
+
+  // (filters, stride, expansion) of blocks 0 … 16, as in the paper's table 2.
+  struct Block {
+    int64_t filters, stride, expansion;
+  };
+  static constexpr Block kBlocks[] = {
+      {16, 1, 1}, {24, 2, 6},  {24, 1, 6},  {32, 2, 6},  {32, 1, 6},  {32, 1, 6},
+      {64, 2, 6}, {64, 1, 6},  {64, 1, 6},  {64, 1, 6},  {96, 1, 6},  {96, 1, 6},
+      {96, 1, 6}, {160, 2, 6}, {160, 1, 6}, {160, 1, 6}, {320, 1, 6},
+  };
+  int64_t block_id = 0;
+  for (const Block& b : kBlocks) {
+    x = inverted_res_block(x, b.expansion, b.stride, alpha, b.filters, block_id++);
+  }
+
+  // The paper keeps the last convolution at 1280 filters for alpha <= 1.
+  int64_t last_filters = alpha > 1.0 ? make_divisible(1280 * alpha) : 1280;
+  x = L::Conv2D(last_filters, 1, {.use_bias = false, .name = "Conv_1"})(x);
+  x = relu6(bn(x, "Conv_1_bn"), "out_relu");
+
+  if (options.include_top) {
+    x = L::GlobalAveragePooling2D()(x);
+    x = L::Dense(options.classes, options.classifier_activation, std::nullopt, true,
+                 "glorot_uniform", "zeros", "predictions", loc)(x);
+  } else if (options.pooling == "avg") {
+    x = L::GlobalAveragePooling2D()(x);
+  } else if (options.pooling == "max") {
+    x = L::GlobalMaxPooling2D()(x);
+  }
+  std::string rows = shape[0] == kiln::None ? "None" : std::to_string(shape[0]);
+  return Model(input, x, fmt::format("mobilenetv2_{:.2f}_{}", alpha, rows), loc);
+}
+
+Tensor mobilenet_v2_preprocess_input(const Tensor& x, std::source_location loc) {
+  return inception_v3_preprocess_input(x, loc);
 }
 
 }  // namespace applications

@@ -498,9 +498,11 @@ bool reads_h5(const std::string& path) {
   return writes_h5(path) || hdf5::has_signature(path);
 }
 
-void load_weights(const std::string& path,
-                  const std::vector<std::shared_ptr<layers::Layer>>& layers,
-                  const std::string& model_name, const LoadWeightsOptions& options, Loc loc) {
+namespace {
+
+// load_weights, reading the file in a child process when `isolate`.
+void load(const std::string& path, const std::vector<std::shared_ptr<layers::Layer>>& layers,
+          const std::string& model_name, const LoadWeightsOptions& options, Loc loc, bool isolate) {
   std::vector<LayerSpec> specs;
   std::vector<Variable> vars;
   std::vector<TensorType> types;
@@ -530,9 +532,13 @@ void load_weights(const std::string& path,
   limits.max_reply_bytes = reply_bytes;
   // A minute, and a second more per 100 MB of weights (libhdf5 reads fast; a loop is a hang).
   limits.timeout = std::chrono::milliseconds(60'000 + static_cast<int64_t>(reply_bytes / 100'000));
-  std::string reply = detail::run_isolated(
-      [&] { return encode(Stager(path, specs, vars.size(), model_name, options, loc).run()); },
-      limits, fmt::format("reading '{}'", path), kLoadOp, loc);
+  auto work = [&] {
+    return encode(Stager(path, specs, vars.size(), model_name, options, loc).run());
+  };
+  // In process, the reply still goes through encode and decode: only the fork is skipped.
+  std::string reply =
+      isolate ? detail::run_isolated(work, limits, fmt::format("reading '{}'", path), kLoadOp, loc)
+              : work();
   Staged staged = decode(reply, types, path, loc);
   for (const std::string& w : staged.warnings)
     log_message(LogLevel::warning, w);
@@ -545,6 +551,14 @@ void load_weights(const std::string& path,
       detail::VariableAccess::set_host(vars[i], std::move(*staged.values[i]), loc);
     }
   }
+}
+
+}  // namespace
+
+void load_weights(const std::string& path,
+                  const std::vector<std::shared_ptr<layers::Layer>>& layers,
+                  const std::string& model_name, const LoadWeightsOptions& options, Loc loc) {
+  load(path, layers, model_name, options, loc, /*isolate=*/true);
 }
 
 void save_weights(const std::string& path,
@@ -585,3 +599,9 @@ void save_weights(const std::string& path,
 }
 
 }  // namespace kiln::keras_h5
+
+void kiln::detail::keras_h5_load_weights_in_process(
+    const std::string& path, const std::vector<std::shared_ptr<layers::Layer>>& layers,
+    const std::string& model_name, const LoadWeightsOptions& options, Loc loc) {
+  keras_h5::load(path, layers, model_name, options, loc, /*isolate=*/false);
+}

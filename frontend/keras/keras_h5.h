@@ -51,3 +51,15 @@ void save_weights(const std::string& path,
                   const std::vector<std::shared_ptr<layers::Layer>>& layers, Loc loc);
 
 }  // namespace kiln::keras_h5
+
+namespace kiln::detail {
+
+// keras_h5::load_weights in the caller's process, without the child: for fuzz/keras_h5_fuzz.cpp
+// only, whose coverage counters and sanitizer reports a forked child would keep to itself. A
+// malformed file can crash or hang libhdf5 here; never use it on a user's file.
+void keras_h5_load_weights_in_process(const std::string& path,
+                                      const std::vector<std::shared_ptr<layers::Layer>>& layers,
+                                      const std::string& model_name,
+                                      const LoadWeightsOptions& options, Loc loc);
+
+}  // namespace kiln::detail

@@ -243,7 +243,11 @@ Layer& Layer::operator=(const Layer& other) {
   return *this;
 }
 
-void Layer::build(const Shape&) {}
+// A layer without a build() of its own is built by this one: Keras's layer.build(shape) by hand
+// marks it built (layers that override build() are marked by add_weight).
+void Layer::build(const Shape&) {
+  state_->built = true;
+}
 
 void Layer::build_list(const std::vector<Shape>& input_shapes) {
   if (input_shapes.size() == 1) build(input_shapes[0]);
@@ -280,10 +284,23 @@ void Layer::prepare(const std::vector<Tensor>& xs, const std::source_location& h
     std::vector<Shape> shapes;
     for (const Tensor& x : xs)
       shapes.push_back(x.shape());
-    if (xs.size() == 1) {
-      build(shapes[0]);
-    } else {
-      build_list(shapes);
+    // add_weight marks the layer built as it goes: a build that fails takes back what it made,
+    // so the next call builds again from nothing.
+    const size_t made = state_->weights.size();
+    try {
+      if (xs.size() == 1) {
+        build(shapes[0]);
+      } else {
+        build_list(shapes);
+      }
+    } catch (...) {
+      state_->weights.erase(state_->weights.begin() + static_cast<ptrdiff_t>(made),
+                            state_->weights.end());
+      state_->weight_trainable.erase(
+          state_->weight_trainable.begin() + static_cast<ptrdiff_t>(made),
+          state_->weight_trainable.end());
+      state_->built = false;
+      throw;
     }
     state_->built = true;
   }
@@ -372,6 +389,9 @@ Variable Layer::add_weight(const std::string& name, const Shape& shape,
   Variable v = detail::VariableAccess::create(initial, state_->name + "/" + name, trainable);
   state_->weights.push_back(v);
   state_->weight_trainable.push_back(trainable);
+  // A layer that has made weights is built, also when build() was called by hand (Keras's
+  // layer.build(shape)): its first call must not make them again.
+  state_->built = true;
   return v;
 }
 
@@ -489,6 +509,37 @@ Activation::Activation(const std::string& activation, std::string name, std::sou
 
 Tensor Activation::call(const Tensor& x, bool) {
   return activation_(x);
+}
+
+ReLU::ReLU(std::optional<double> max_value, double negative_slope, double threshold,
+           std::string name, std::source_location loc)
+    : Layer("re_lu", std::move(name), std::nullopt),
+      max_value_(max_value),
+      negative_slope_(negative_slope),
+      threshold_(threshold) {
+  if (max_value && !(*max_value >= 0)) {
+    detail::raise<ValueError>("ReLU", {},
+                              fmt::format("max_value cannot be negative, got {}", *max_value), loc);
+  }
+  if (!(negative_slope >= 0)) {
+    detail::raise<ValueError>(
+        "ReLU", {}, fmt::format("negative_slope cannot be negative, got {}", negative_slope), loc);
+  }
+  if (!std::isfinite(threshold)) {
+    detail::raise<ValueError>(
+        "ReLU", {}, fmt::format("threshold must be a finite number, got {}", threshold), loc);
+  }
+}
+
+Tensor ReLU::call(const Tensor& x, bool) {
+  // The steps of Keras's activations.relu, in its order.
+  Tensor y = threshold_ != 0 ? where(greater(x, threshold_), x, zeros_like(x)) : relu(x);
+  if (max_value_) {
+    y = minimum(y, *max_value_);
+    if (threshold_ != 0) y = maximum(y, 0.0);
+  }
+  if (negative_slope_ != 0) y = y - negative_slope_ * relu(threshold_ - x);
+  return y;
 }
 
 Reshape::Reshape(Shape target_shape, InputShape input_shape, std::string name)

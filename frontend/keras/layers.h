@@ -301,6 +301,25 @@ class Activation : public Layer {
   activations::Activation activation_;
 };
 
+// keras.layers.ReLU: x above `threshold` passes (capped at max_value when given), the rest is
+// negative_slope·(x − threshold). ReLU(6.0) is relu6, MobileNet's activation. Computed as
+// Keras's activations.relu computes it, so values match Keras's everywhere (also where a
+// negative threshold meets a max_value: Keras then clips at 0 from below). ValueError for a
+// negative max_value or negative_slope, as Keras.
+class ReLU : public Layer {
+ public:
+  explicit ReLU(std::optional<double> max_value = std::nullopt, double negative_slope = 0.0,
+                double threshold = 0.0, std::string name = "",
+                std::source_location loc = std::source_location::current());
+  Tensor call(const Tensor& x, bool training) override;
+  KILN_LAYER_CLASS(ReLU)
+  const std::optional<double>& max_value() const { return max_value_; }
+
+ private:
+  std::optional<double> max_value_;
+  double negative_slope_, threshold_;
+};
+
 // Reshapes every sample to `target_shape` (batch dimension kept; one -1 allowed).
 class Reshape : public Layer {
  public:

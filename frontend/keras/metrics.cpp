@@ -170,26 +170,48 @@ std::vector<Tensor> MetricList::batch_sums(const Tensor& y, const Tensor& pred) 
   return out;
 }
 
-RunningMeans::RunningMeans(const MetricList& metrics)
-    : names_{"loss"}, metrics_(metrics.metrics()) {
-  for (const auto& m : metrics_) {
-    names_.push_back(m->name());
-    m->reset_state();
+RunningMeans::RunningMeans(const MetricList& metrics) : RunningMeans({&metrics}, {""}) {}
+
+RunningMeans::RunningMeans(const std::vector<const MetricList*>& lists,
+                           const std::vector<std::string>& prefixes)
+    : names_{"loss"}, loss_sums_(1, 0.0) {
+  KILN_CHECK(lists.size() == prefixes.size() && !lists.empty(), "one prefix per metric list");
+  if (lists.size() > 1) {
+    for (const std::string& prefix : prefixes) {
+      names_.push_back(prefix + "loss");
+      loss_sums_.push_back(0.0);
+    }
+  }
+  for (size_t l = 0; l < lists.size(); ++l) {
+    for (const auto& m : lists[l]->metrics()) {
+      names_.push_back(prefixes[l] + m->name());
+      metrics_.push_back(m);
+      m->reset_state();
+    }
   }
 }
 
 void RunningMeans::add(int64_t size, double mean_loss, std::span<const Tensor> sums) {
+  add(size, std::span<const double>(&mean_loss, 1), sums);
+}
+
+void RunningMeans::add(int64_t size, std::span<const double> mean_losses,
+                       std::span<const Tensor> sums) {
   KILN_CHECK(sums.size() == metrics_.size(), "a batch with the wrong number of metric sums");
-  loss_sum_ += mean_loss * double(size);
+  KILN_CHECK(mean_losses.size() == loss_sums_.size(), "a batch with the wrong number of losses");
+  for (size_t i = 0; i < loss_sums_.size(); ++i)
+    loss_sums_[i] += mean_losses[i] * double(size);
   for (size_t i = 0; i < sums.size(); ++i)
     metrics_[i]->merge_state(sums[i]);
   samples_ += size;
 }
 
 std::vector<std::pair<std::string, double>> RunningMeans::logs() const {
-  std::vector<std::pair<std::string, double>> out{{"loss", loss_sum_ / double(samples_)}};
-  for (const auto& m : metrics_)
-    out.emplace_back(m->name(), m->result_value());
+  std::vector<std::pair<std::string, double>> out;
+  for (size_t i = 0; i < loss_sums_.size(); ++i)
+    out.emplace_back(names_[i], loss_sums_[i] / double(samples_));
+  for (size_t i = 0; i < metrics_.size(); ++i)
+    out.emplace_back(names_[loss_sums_.size() + i], metrics_[i]->result_value());
   return out;
 }
 

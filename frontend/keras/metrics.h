@@ -105,14 +105,24 @@ class MetricList {
 class RunningMeans {
  public:
   explicit RunningMeans(const MetricList& metrics);
+  // A model of several outputs, one list per output and each output's name prefix ("dense_1_"):
+  // the total loss, each output's loss and each output's metrics, named as Keras names them
+  // ("loss", "dense_1_loss", "dense_1_accuracy", ...). One list with prefix "" is the above.
+  RunningMeans(const std::vector<const MetricList*>& lists,
+               const std::vector<std::string>& prefixes);
 
   // Adds one batch of `size` samples: its mean loss and its MetricList::batch_sums.
   void add(int64_t size, double mean_loss, std::span<const Tensor> sums);
+  // The same with several outputs: the total mean loss and each output's, then every list's
+  // sums in order.
+  void add(int64_t size, std::span<const double> mean_losses, std::span<const Tensor> sums);
+  // How many losses add() takes: 1, or 1 + the outputs.
+  size_t num_losses() const { return loss_sums_.size(); }
   // Samples added so far.
   int64_t samples() const { return samples_; }
-  // "loss", then each metric's name.
+  // "loss" (and each output's loss), then each metric's name.
   const std::vector<std::string>& names() const { return names_; }
-  // (name, value) for the loss and each metric, in names() order.
+  // (name, value) for the losses and each metric, in names() order.
   std::vector<std::pair<std::string, double>> logs() const;
   // {loss, metrics...} as evaluate returns them.
   std::vector<float> values() const;
@@ -120,7 +130,7 @@ class RunningMeans {
  private:
   std::vector<std::string> names_;
   std::vector<std::shared_ptr<Metric>> metrics_;
-  double loss_sum_ = 0;  // the loss weighted by batch size
+  std::vector<double> loss_sums_;  // each loss weighted by batch size
   int64_t samples_ = 0;
 };
 

@@ -17,16 +17,9 @@
 
 namespace kiln {
 
-namespace {
-
-using detail::sample_type;
-using detail::with_batch;
-using LayerList = std::vector<std::shared_ptr<layers::Layer>>;
-
-// Throws unless x is a batch of samples of the declared type: ShapeError naming the whole batch,
-// TypeError (with what to do) for integer data into a floating model.
-void check_input(const std::optional<TensorType>& declared, const std::string& first,
-                 const std::string& name, const Tensor& x, const std::source_location& loc) {
+void detail::check_input(const std::optional<TensorType>& declared, const std::string& first,
+                         const std::string& name, const Tensor& x,
+                         const std::source_location& loc) {
   if (!declared || !x.defined()) return;
   const Shape& want = declared->shape;
   if (x.rank() == 0) {
@@ -56,6 +49,13 @@ void check_input(const std::optional<TensorType>& declared, const std::string& f
                              loc);
   }
 }
+
+namespace {
+
+using detail::check_input;
+using detail::sample_type;
+using detail::with_batch;
+using LayerList = std::vector<std::shared_ptr<layers::Layer>>;
 
 // Runs the layers in order.
 Tensor run_layers(const LayerList& layers, const std::string& name, const Tensor& x, bool training,
@@ -256,8 +256,8 @@ void Model::check_single_io(const char* what, const std::source_location& loc) c
   if (!graph_ || (graph_->inputs().size() == 1 && graph_->outputs().size() == 1)) return;
   detail::raise<ValueError>(
       name_, {},
-      fmt::format("the model has {} inputs and {} outputs; {} take a model of one input and one "
-                  "output for now (call the model on a list of tensors instead)",
+      fmt::format("the model has {} inputs and {} outputs; {} needs a model of one input and "
+                  "one output (call the model on a list of tensors instead)",
                   graph_->inputs().size(), graph_->outputs().size(), what),
       loc);
 }
@@ -324,7 +324,7 @@ std::optional<TensorType> Model::input_spec() const {
 std::function<Tensor(const Tensor&, bool)> Model::forward_fn() {
   if (graph_) {
     // The graph, not the model, so a compiled functional model may be moved.
-    check_single_io("compile, fit, evaluate, predict and save", std::source_location::current());
+    check_single_io("save", std::source_location::current());
     std::shared_ptr<const detail::FunctionalGraph> graph = graph_;
     std::optional<TensorType> declared = declared_input();
     std::string name = name_;
@@ -392,7 +392,7 @@ TensorType Model::dry_run(const TensorType& x, const std::optional<TensorType>& 
   if (y && compiled_) {
     Tensor labels = trace.add_argument(*y);
     (*compiled_->loss)(labels, pred, Tensor(), loc);
-    compiled_->metrics.batch_sums(labels, pred);
+    compiled_->metrics[0].batch_sums(labels, pred);
   }
   return pred.type();
 }
@@ -407,14 +407,34 @@ void Model::build(const layers::InputShape& input_shape, DType dtype, std::sourc
           loc);
 }
 
+namespace {
+
+// Keras builds a Sequential as soon as its input shape is known (declared on its first layer),
+// so weights and summary() are there before any call: what model.build(shape) does by hand.
+void build_declared(Sequential& model, const std::source_location& loc) {
+  std::optional<TensorType> sample = declared_sample(model.layers());
+  if (!sample || model.built()) return;
+  model.build(sample->shape, sample->dtype, loc);
+}
+
+}  // namespace
+
 Sequential::Sequential(std::vector<LayerHandle> layers, std::string name, std::source_location loc)
     : Model(std::move(name)) {
   for (const LayerHandle& l : layers)
     add_layer(layers_, this->name(), l.get(), loc);
+  build_declared(*this, loc);
 }
 
 void Sequential::add(const LayerHandle& layer, std::source_location loc) {
   add_layer(layers_, name(), layer.get(), loc);
+  try {
+    build_declared(*this, loc);
+  } catch (...) {
+    // As Keras's add(): a layer that does not fit the ones before it is not added.
+    layers_.pop_back();
+    throw;
+  }
 }
 
 void Sequential::pop(std::source_location loc) {

@@ -64,13 +64,17 @@ class History {
             std::source_location loc = std::source_location::current()) const;
 };
 
-// fit's validation data: (x, y) tensors, or a batched dataset of (x, y) elements.
+// fit's validation data: (x, y) tensors, one tensor per input and per output of a model of
+// several, or a batched dataset of (x, y) elements (of inputs then labels).
 struct ValidationData {
   ValidationData(Tensor x, Tensor y) : tensors(std::pair{std::move(x), std::move(y)}) {}
   ValidationData(std::pair<Tensor, Tensor> xy) : tensors(std::move(xy)) {}  // NOLINT: implicit
-  ValidationData(data::Dataset ds) : dataset(std::move(ds)) {}              // NOLINT: implicit
+  ValidationData(std::vector<Tensor> xs, std::vector<Tensor> ys)
+      : lists(std::pair{std::move(xs), std::move(ys)}) {}
+  ValidationData(data::Dataset ds) : dataset(std::move(ds)) {}  // NOLINT: implicit
 
   std::optional<std::pair<Tensor, Tensor>> tensors;
+  std::optional<std::pair<std::vector<Tensor>, std::vector<Tensor>>> lists;
   std::optional<data::Dataset> dataset;
 };
 
@@ -206,8 +210,22 @@ class Model {
   void compile(const optimizers::OptimizerSpec& optimizer, const losses::LossSpec& loss,
                std::vector<metrics::MetricSpec> metrics = {},
                std::source_location loc = std::source_location::current());
+  // A model of several outputs: one loss for all outputs or one per output, one list of metrics
+  // for all or one per output, and each output's weight in the total loss (Keras's
+  // loss_weights; 1 by default). History and the progress bar report the total "loss", each
+  // output's "<output layer>_loss" and its metrics as "<output layer>_<metric>", as Keras does.
+  void compile(const optimizers::OptimizerSpec& optimizer, std::vector<losses::LossSpec> losses,
+               std::vector<std::vector<metrics::MetricSpec>> metrics = {},
+               std::vector<double> loss_weights = {},
+               std::source_location loc = std::source_location::current());
 
   History fit(const Tensor& x, const Tensor& y, const FitOptions& options = {},
+              std::source_location loc = std::source_location::current());
+  // fit a model of several inputs or outputs: x holds one tensor per input and y one per output,
+  // in the order of inputs() and outputs() (Keras's lists), all with the same number of samples.
+  // A dataset for such a model yields the inputs then the labels.
+  History fit(const std::vector<Tensor>& x, const std::vector<Tensor>& y,
+              const FitOptions& options = {},
               std::source_location loc = std::source_location::current());
   // fit on a batched dataset of (x, y) elements, iterated afresh every epoch (batch_size,
   // validation_split and shuffle do not apply).
@@ -216,12 +234,19 @@ class Model {
   // {loss, metrics...} over the whole data, in batches.
   std::vector<float> evaluate(const Tensor& x, const Tensor& y, int64_t batch_size = 32,
                               std::source_location loc = std::source_location::current());
+  // The same for a model of several inputs or outputs: {loss, each output's loss, metrics...}.
+  std::vector<float> evaluate(const std::vector<Tensor>& x, const std::vector<Tensor>& y,
+                              int64_t batch_size = 32,
+                              std::source_location loc = std::source_location::current());
   // {loss, metrics...} over a batched dataset of (x, y) elements.
   std::vector<float> evaluate(const data::Dataset& dataset,
                               std::source_location loc = std::source_location::current());
   // The outputs for every sample, in batches.
   Tensor predict(const Tensor& x, int64_t batch_size = 32,
                  std::source_location loc = std::source_location::current());
+  // The outputs of a model of several inputs or outputs: one tensor per output.
+  std::vector<Tensor> predict(const std::vector<Tensor>& x, int64_t batch_size = 32,
+                              std::source_location loc = std::source_location::current());
   // The outputs for every batch of a dataset (its elements' first component), concatenated.
   Tensor predict(const data::Dataset& dataset,
                  std::source_location loc = std::source_location::current());
@@ -302,20 +327,44 @@ class Model {
   struct Compiled;
   struct EpochData;
   struct BatchChecker;
-  // Checks one (x, y) batch of a dataset (input type, labels), dry-running the model on the
-  // first batch of each input type.
-  void check_dataset_batch(BatchChecker& checker, const std::pair<Tensor, Tensor>& batch,
+  // Checks one (inputs, labels) batch of a dataset (input types, labels), dry-running the model
+  // on the first batch of each input type.
+  void check_dataset_batch(BatchChecker& checker,
+                           const std::pair<std::vector<Tensor>, std::vector<Tensor>>& batch,
                            const char* what, const std::source_location& loc);
+  // The number of inputs and outputs: a functional model's, else one of each.
+  size_t num_inputs() const;
+  size_t num_outputs() const;
+  // check_batch for each input of a functional model (against its k::Input).
+  void check_inputs(const std::vector<Tensor>& xs, const std::source_location& loc) const;
+  // Checks a whole (x, y) for fit or evaluate: the inputs, a dry run with the losses, the labels.
+  void check_data_types(const char* what, const std::vector<Tensor>& x,
+                        const std::vector<Tensor>& y, const std::source_location& loc);
+  // dry_run over every input and output.
+  std::vector<TensorType> dry_run(const std::vector<TensorType>& xs,
+                                  const std::optional<std::vector<TensorType>>& ys,
+                                  const std::source_location& loc);
+  // The forward pass over every input and output that the compiled steps run.
+  std::function<std::vector<Tensor>(const std::vector<Tensor>&, bool)> forward_all();
+  // The running means of an epoch or an evaluation over the compiled losses and metrics.
+  metrics::RunningMeans running_means() const;
+  std::vector<Tensor> on_weights_device(const std::vector<Tensor>& ts) const;
+  // The only output (ValueError naming `what` for a model of several).
+  Tensor single_output(std::vector<Tensor> outputs, const char* what,
+                       const std::source_location& loc) const;
   History fit_epochs(EpochData& data, const FitOptions& options, const std::source_location& loc);
   // The per-epoch evaluation of fit's validation data; tensors are checked here, once.
   std::function<std::vector<float>()> validation_fn(const ValidationData& validation, int64_t batch,
                                                     const std::source_location& loc);
-  // predict's work on one tensor; `dry_run_for` is the sample type last dry-run, updated.
-  Tensor predict_batches(const Tensor& x, int64_t batch_size,
-                         std::optional<TensorType>& dry_run_for, const std::source_location& loc);
+  // predict's work on one batch of inputs; `dry_run_for` is the sample types last dry-run,
+  // updated.
+  std::vector<Tensor> predict_batches(const std::vector<Tensor>& x, int64_t batch_size,
+                                      std::optional<std::vector<TensorType>>& dry_run_for,
+                                      const std::source_location& loc);
   std::vector<float> evaluate_batches(
-      const std::function<std::optional<std::pair<Tensor, Tensor>>()>& next, const char* what,
-      const std::source_location& loc);
+      const std::function<std::optional<std::pair<std::vector<Tensor>, std::vector<Tensor>>>()>&
+          next,
+      const char* what, const std::source_location& loc);
 
   // The functional graph; ValueError naming `what` for a model that has none.
   const detail::FunctionalGraph& graph(const char* what, const std::source_location& loc) const;

@@ -7,12 +7,14 @@
 #include <cmath>
 #include <numeric>
 #include <random>
+#include <set>
 
 #include "kiln/frontend/core/function.h"
 #include "kiln/frontend/core/gradient_tape.h"
 #include "kiln/frontend/core/name_scope.h"
 #include "kiln/frontend/core/op_error.h"
 #include "kiln/frontend/core/ops.h"
+#include "kiln/frontend/core/trace.h"
 #include "kiln/frontend/keras/batches.h"
 #include "kiln/frontend/keras/metrics.h"
 #include "kiln/frontend/keras/model.h"
@@ -24,10 +26,13 @@ namespace kiln {
 namespace {
 
 using detail::check_data;
+using detail::check_input;
 using detail::sample_type;
 using detail::with_batch;
 using Clock = std::chrono::steady_clock;
-using Batch = std::pair<Tensor, Tensor>;
+using Tensors = std::vector<Tensor>;
+// (inputs, labels): one tensor per input and one per output.
+using Batch = std::pair<Tensors, Tensors>;
 using NextBatch = std::function<std::optional<Batch>()>;
 using LayerList = std::vector<std::shared_ptr<layers::Layer>>;
 
@@ -41,10 +46,9 @@ auto quiet_function(F fn, const std::string& name) {
   return [f](const auto&... args) { return (*f)(args...); };
 }
 
-// A step's results: the mean loss, then the metrics' batch sums.
-std::vector<Tensor> step_results(const Tensor& loss, std::vector<Tensor> sums) {
-  sums.insert(sums.begin(), loss);
-  return sums;
+// Samples in a batch.
+int64_t batch_rows(const Batch& b) {
+  return b.first[0].shape()[0];
 }
 
 std::vector<Variable> trainable(const LayerList& layers) {
@@ -62,6 +66,14 @@ Tensor rows(const Tensor& x, const std::vector<int64_t>& order, int64_t begin, i
   return gather(x, constant(idx, Shape{end - begin}, i64));
 }
 
+// The same rows of every tensor.
+Tensors rows(const Tensors& xs, const std::vector<int64_t>& order, int64_t begin, int64_t end) {
+  Tensors out;
+  for (const Tensor& x : xs)
+    out.push_back(rows(x, order, begin, end));
+  return out;
+}
+
 std::vector<int64_t> iota(int64_t n) {
   std::vector<int64_t> v(static_cast<size_t>(n));
   std::iota(v.begin(), v.end(), 0);
@@ -69,7 +81,7 @@ std::vector<int64_t> iota(int64_t n) {
 }
 
 // The batches of `batch` rows of (x, y), the rows taken in `order`.
-NextBatch tensor_batches(const Tensor& x, const Tensor& y,
+NextBatch tensor_batches(const Tensors& x, const Tensors& y,
                          std::shared_ptr<const std::vector<int64_t>> order, int64_t batch) {
   auto begin = std::make_shared<int64_t>(0);
   const auto n = static_cast<int64_t>(order->size());
@@ -101,18 +113,63 @@ void check_labels(const char* what, const Tensor& y, const TensorType& pred,
   }
 }
 
-// An (x, y) element of a dataset given to fit or evaluate.
-Batch xy_element(const char* what, const data::Element& element, const std::source_location& loc) {
-  if (element.size() != 2) {
+// Throws unless xs and ys are one batch of samples for a model of `inputs` inputs and `outputs`
+// outputs: as many tensors, each with the same number of samples (dimension 0).
+void check_lists(const char* what, const Tensors& xs, const Tensors& ys, size_t inputs,
+                 size_t outputs, const std::source_location& loc) {
+  if (inputs == 1 && outputs == 1 && xs.size() == 1 && ys.size() == 1) {
+    check_data(what, xs[0], ys[0], loc);
+    return;
+  }
+  if (xs.size() != inputs || ys.size() != outputs) {
+    detail::raise<ValueError>(
+        what, {},
+        fmt::format("the model has {} input{} and {} output{}: give as many x tensors (got {}) "
+                    "and y tensors (got {}), in the order of model.inputs() and model.outputs()",
+                    inputs, inputs == 1 ? "" : "s", outputs, outputs == 1 ? "" : "s", xs.size(),
+                    ys.size()),
+        loc);
+  }
+  Tensors all = xs;
+  all.insert(all.end(), ys.begin(), ys.end());
+  for (size_t i = 0; i < all.size(); ++i) {
+    const char* kind = i < xs.size() ? "x" : "y";
+    size_t index = i < xs.size() ? i : i - xs.size();
+    if (!all[i].defined() || all[i].rank() == 0) {
+      detail::raise<ValueError>(
+          what, {},
+          fmt::format("{}[{}] must be a defined tensor with a batch dimension", kind, index), loc);
+    }
+    if (all[i].shape()[0] != all[0].shape()[0]) {
+      detail::raise<ValueError>(what, {all[0], all[i]},
+                                fmt::format("every x and y must have the same number of samples "
+                                            "(dimension 0): x[0] has {}, {}[{}] has {}",
+                                            all[0].shape()[0], kind, index, all[i].shape()[0]),
+                                loc);
+    }
+  }
+}
+
+// An element of a dataset given to fit or evaluate: (x, y), or the inputs then the labels of a
+// model of several.
+Batch xy_element(const char* what, const data::Element& element, size_t inputs, size_t outputs,
+                 const std::source_location& loc) {
+  if (element.size() != inputs + outputs) {
+    std::string want = inputs == 1 && outputs == 1
+                           ? std::string(
+                                 "(x, y) pairs, as Dataset::from_tensor_slices({x, y})"
+                                 ".batch(n) does")
+                           : fmt::format("{} tensors, the model's {} inputs then its {} labels",
+                                         inputs + outputs, inputs, outputs);
     detail::raise<ValueError>(what, {},
-                              fmt::format("the dataset must yield (x, y) pairs, as "
-                                          "Dataset::from_tensor_slices({{x, y}}).batch(n) does; "
-                                          "its elements have {} tensors",
-                                          element.size()),
+                              fmt::format("the dataset must yield {}; its elements have {} tensors",
+                                          want, element.size()),
                               loc);
   }
-  check_data(what, element[0], element[1], loc);
-  return {element[0], element[1]};
+  Batch b{Tensors(element.begin(), element.begin() + static_cast<std::ptrdiff_t>(inputs)),
+          Tensors(element.begin() + static_cast<std::ptrdiff_t>(inputs), element.end())};
+  check_lists(what, b.first, b.second, inputs, outputs, loc);
+  return b;
 }
 
 // Keras's rule for a dataset's steps: at most steps_per_epoch, at most its cardinality.
@@ -135,24 +192,32 @@ std::optional<int64_t> dataset_steps(const char* what, const data::Dataset& ds,
 }
 
 // The batches of one pass over a dataset of (x, y) elements, at most `limit` of them.
-NextBatch dataset_batches(const data::Dataset& ds, std::optional<int64_t> limit, const char* what,
-                          const std::source_location& loc) {
+NextBatch dataset_batches(const data::Dataset& ds, std::optional<int64_t> limit, size_t inputs,
+                          size_t outputs, const char* what, const std::source_location& loc) {
   auto it = std::make_shared<data::Dataset::Iterator>(ds.begin());
   auto taken = std::make_shared<int64_t>(0);
-  return [it, taken, limit, what, loc]() -> std::optional<Batch> {
+  return [it, taken, limit, inputs, outputs, what, loc]() -> std::optional<Batch> {
     if (limit && *taken >= *limit) return std::nullopt;
     std::optional<data::Element> element = it->next();
     if (!element) return std::nullopt;
     ++*taken;
-    return xy_element(what, *element, loc);
+    return xy_element(what, *element, inputs, outputs, loc);
   };
+}
+
+// The mean losses of a step's results (the total, then each output's) as doubles.
+std::vector<double> step_losses(const Tensors& out, size_t count) {
+  std::vector<double> losses;
+  for (size_t i = 0; i < count; ++i)
+    losses.push_back(double(out[i].item<float>()));
+  return losses;
 }
 
 }  // namespace
 
 // What a dataset's batches were checked for: one sample's input and output types.
 struct Model::BatchChecker {
-  std::optional<TensorType> input, output;
+  std::optional<std::vector<TensorType>> inputs, outputs;
 };
 
 // Where one fit's batches come from: tensors shuffled every epoch, or a dataset.
@@ -166,43 +231,121 @@ struct Model::EpochData {
 
 void Model::compile(const optimizers::OptimizerSpec& optimizer, const losses::LossSpec& loss,
                     std::vector<metrics::MetricSpec> metrics, std::source_location loc) {
+  // One loss and one list of metrics serve every output, as in Keras.
+  compile(optimizer, std::vector<losses::LossSpec>{loss},
+          std::vector<std::vector<metrics::MetricSpec>>{std::move(metrics)}, {}, loc);
+}
+
+void Model::compile(const optimizers::OptimizerSpec& optimizer,
+                    std::vector<losses::LossSpec> losses,
+                    std::vector<std::vector<metrics::MetricSpec>> metrics,
+                    std::vector<double> loss_weights, std::source_location loc) {
+  const size_t outputs = num_outputs();
+  auto per_output = [&](size_t given, const char* what) {
+    if (given != 1 && given != outputs) {
+      detail::raise<ValueError>("compile", {},
+                                fmt::format("the model has {} output{}: give one {} for all of "
+                                            "them or one per output, got {}",
+                                            outputs, outputs == 1 ? "" : "s", what, given),
+                                loc);
+    }
+  };
+  per_output(losses.size(), "loss");
+  if (metrics.empty()) metrics.emplace_back();
+  per_output(metrics.size(), "list of metrics");
+  if (!loss_weights.empty()) per_output(loss_weights.size(), "loss weight");
+  for (double w : loss_weights) {
+    if (!std::isfinite(w)) {
+      detail::raise<ValueError>("compile", {},
+                                fmt::format("loss weights must be finite, got {}", w), loc);
+    }
+  }
   auto c = std::make_shared<Compiled>();
   c->optimizer = optimizer.resolve(loc);
-  c->loss = loss.resolve(loc);
-  c->metrics = metrics::MetricList(metrics, "compile", loc, c->loss.get());
-  for (const metrics::MetricSpec& m : metrics)
+  for (size_t o = 0; o < outputs; ++o) {
+    c->losses.push_back(losses.size() == 1 && o > 0 ? c->losses[0] : losses[o].resolve(loc));
+    c->loss_weights.push_back(
+        loss_weights.empty() ? 1.0 : loss_weights[loss_weights.size() == 1 ? 0 : o]);
+    const std::vector<metrics::MetricSpec>& specs = metrics[metrics.size() == 1 ? 0 : o];
+    // Each output's list resolves its own metric objects (a metric object given once for all
+    // outputs is copied for each; a shared_ptr one would be shared, which RunningMeans refuses).
+    c->metrics.emplace_back(specs, "compile", loc, c->losses[o].get());
+    c->prefixes.push_back(outputs == 1 ? std::string()
+                                       : graph_->outputs()[o].layer()->name() + "_");
+  }
+  c->loss = c->losses[0];
+  for (const metrics::MetricSpec& m : metrics[0])
     c->metric_names.push_back(m.saved_name());
-  // The steps hold the forward pass (see forward_fn), the tracked layers, the optimizer and
-  // the loss.
+  std::set<const metrics::Metric*> seen;
+  for (const metrics::MetricList& list : c->metrics) {
+    for (const auto& m : list.metrics()) {
+      if (!seen.insert(m.get()).second) {
+        detail::raise<ValueError>("compile", {},
+                                  fmt::format("the metric object '{}' is given for several "
+                                              "outputs; give each output its own",
+                                              m->name()),
+                                  loc);
+      }
+    }
+  }
+  // The steps hold the forward pass (see forward_all), the tracked layers, the optimizer and
+  // the losses.
   Compiled* raw = c.get();
   LayerList layers = layers_;
-  std::function<Tensor(const Tensor&, bool)> forward = forward_fn();
+  std::function<Tensors(const Tensors&, bool)> forward = forward_all();
+  // {total loss, each output's loss when there are several, each output's metric sums}.
+  auto results = [raw](const Tensors& ys, const Tensors& preds) {
+    Tensors out{Tensor()}, sums;
+    Tensor total;
+    for (size_t o = 0; o < preds.size(); ++o) {
+      Tensor loss = (*raw->losses[o])(ys[o], preds[o]);
+      Tensor weighted = raw->loss_weights[o] == 1.0 ? loss : loss * float(raw->loss_weights[o]);
+      total = o == 0 ? weighted : total + weighted;
+      if (preds.size() > 1) out.push_back(loss);
+      Tensors batch = raw->metrics[o].batch_sums(ys[o], preds[o]);
+      sums.insert(sums.end(), batch.begin(), batch.end());
+    }
+    out[0] = total;
+    out.insert(out.end(), sums.begin(), sums.end());
+    return out;
+  };
   c->train_step = quiet_function(
-      [layers, forward, raw](const Tensor& x, const Tensor& y) {
+      [layers, forward, raw, results](const Tensors& x, const Tensors& y) {
         GradientTape tape;
-        Tensor pred = forward(x, /*training=*/true);
-        Tensor loss = (*raw->loss)(y, pred);
+        Tensors out = results(y, forward(x, /*training=*/true));
         std::vector<Variable> vars = trainable(layers);
-        raw->optimizer->apply_gradients(tape.gradient(loss, std::span<const Variable>(vars)), vars);
-        return step_results(loss, raw->metrics.batch_sums(y, pred));
+        raw->optimizer->apply_gradients(tape.gradient(out[0], std::span<const Variable>(vars)),
+                                        vars);
+        return out;
       },
       name_ + "_train_step");
   c->test_step = quiet_function(
-      [forward, raw](const Tensor& x, const Tensor& y) {
-        Tensor pred = forward(x, /*training=*/false);
-        return step_results((*raw->loss)(y, pred), raw->metrics.batch_sums(y, pred));
+      [forward, results](const Tensors& x, const Tensors& y) {
+        return results(y, forward(x, /*training=*/false));
       },
       name_ + "_test_step");
   c->predict_step = quiet_function(
-      [forward](const Tensor& x) { return forward(x, /*training=*/false); }, name_ + "_predict");
+      [forward](const Tensors& x) { return forward(x, /*training=*/false); }, name_ + "_predict");
   compiled_ = std::move(c);
+}
+
+metrics::RunningMeans Model::running_means() const {
+  std::vector<const metrics::MetricList*> lists;
+  for (const metrics::MetricList& list : compiled_->metrics)
+    lists.push_back(&list);
+  return metrics::RunningMeans(lists, compiled_->prefixes);
 }
 
 History Model::fit(const Tensor& x, const Tensor& y, const FitOptions& options,
                    std::source_location loc) {
+  return fit(Tensors{x}, Tensors{y}, options, loc);
+}
+
+History Model::fit(const std::vector<Tensor>& x, const std::vector<Tensor>& y,
+                   const FitOptions& options, std::source_location loc) {
   detail::UserSite site(loc);
   if (!compiled_) detail::raise<ValueError>("fit", {}, "call compile() before fit()", loc);
-  check_data("fit", x, y, loc);
+  check_lists("fit", x, y, num_inputs(), num_outputs(), loc);
   if (options.batch_size <= 0 || options.epochs < 0 ||
       !(options.validation_split >= 0 && options.validation_split < 1)) {
     detail::raise<ValueError>(
@@ -212,10 +355,10 @@ History Model::fit(const Tensor& x, const Tensor& y, const FitOptions& options,
                     options.batch_size, options.epochs, options.validation_split),
         loc);
   }
-  int64_t n = x.shape()[0];
+  int64_t n = x[0].shape()[0];
   auto split_at = static_cast<int64_t>(std::floor(double(n) * (1.0 - options.validation_split)));
   std::vector<int64_t> all = iota(n);
-  Tensor x_train = x, y_train = y;
+  Tensors x_train = x, y_train = y;
   std::optional<ValidationData> validation = options.validation_data;
   if (options.validation_split > 0) {
     x_train = rows(x, all, 0, split_at);
@@ -223,9 +366,12 @@ History Model::fit(const Tensor& x, const Tensor& y, const FitOptions& options,
     validation = ValidationData(rows(x, all, split_at, n), rows(y, all, split_at, n));
     n = split_at;
   }
-  if (n == 0) detail::raise<ValueError>("fit", {x, y}, "no training samples", loc);
-  check_batch(x_train, loc);
-  check_labels("fit", y_train, dry_run(x_train.type(), y_train.type(), loc), loc);
+  if (n == 0) {
+    Tensors both = x;
+    both.insert(both.end(), y.begin(), y.end());
+    detail::raise<ValueError>("fit", both, "no training samples", loc);
+  }
+  check_data_types("fit", x_train, y_train, loc);
 
   EpochData data;
   int64_t batch = options.batch_size;
@@ -239,6 +385,20 @@ History Model::fit(const Tensor& x, const Tensor& y, const FitOptions& options,
   };
   if (validation) data.validate = validation_fn(*validation, batch, loc);
   return fit_epochs(data, options, loc);
+}
+
+void Model::check_data_types(const char* what, const std::vector<Tensor>& x,
+                             const std::vector<Tensor>& y, const std::source_location& loc) {
+  check_inputs(x, loc);
+  std::vector<TensorType> xt, yt;
+  for (const Tensor& t : x)
+    xt.push_back(t.type());
+  for (const Tensor& t : y)
+    yt.push_back(t.type());
+  std::vector<TensorType> preds = dry_run(xt, yt, loc);
+  for (size_t o = 0; o < y.size(); ++o)
+    check_labels(what, y[o], preds[o], loc);
+  if (x.size() == 1) note_input(x[0]);
 }
 
 History Model::fit(const data::Dataset& dataset, const FitOptions& options,
@@ -259,8 +419,9 @@ History Model::fit(const data::Dataset& dataset, const FitOptions& options,
   data.steps = dataset_steps("fit", dataset, options.steps_per_epoch, loc);
   std::optional<int64_t> limit = options.steps_per_epoch;
   auto checker = std::make_shared<BatchChecker>();
-  data.batches = [this, dataset, limit, checker, loc](int64_t) -> NextBatch {
-    NextBatch next = dataset_batches(dataset, limit, "fit", loc);
+  size_t inputs = num_inputs(), outputs = num_outputs();
+  data.batches = [this, dataset, limit, checker, inputs, outputs, loc](int64_t) -> NextBatch {
+    NextBatch next = dataset_batches(dataset, limit, inputs, outputs, "fit", loc);
     return [this, next, checker, loc]() -> std::optional<Batch> {
       std::optional<Batch> b = next();
       if (b) check_dataset_batch(*checker, *b, "fit", loc);
@@ -281,8 +442,9 @@ std::function<std::vector<float>()> Model::validation_fn(const ValidationData& v
     auto checker = std::make_shared<BatchChecker>();
     data::Dataset ds = *validation.dataset;
     std::optional<int64_t> steps = dataset_steps(what, ds, std::nullopt, loc);
-    return [this, ds, steps, checker, what, loc] {
-      NextBatch next = dataset_batches(ds, steps, what, loc);
+    size_t inputs = num_inputs(), outputs = num_outputs();
+    return [this, ds, steps, checker, inputs, outputs, what, loc] {
+      NextBatch next = dataset_batches(ds, steps, inputs, outputs, what, loc);
       return evaluate_batches(
           [&]() -> std::optional<Batch> {
             std::optional<Batch> b = next();
@@ -293,11 +455,17 @@ std::function<std::vector<float>()> Model::validation_fn(const ValidationData& v
     };
   }
   // Tensors are checked once, before the first epoch.
-  const auto& [x, y] = *validation.tensors;
-  check_data(what, x, y, loc);
-  check_batch(x, loc);
-  check_labels(what, y, dry_run(x.type(), y.type(), loc), loc);
-  auto order = std::make_shared<const std::vector<int64_t>>(iota(x.shape()[0]));
+  Tensors x, y;
+  if (validation.tensors) {
+    x = {validation.tensors->first};
+    y = {validation.tensors->second};
+  } else {
+    x = validation.lists->first;
+    y = validation.lists->second;
+  }
+  check_lists(what, x, y, num_inputs(), num_outputs(), loc);
+  check_data_types(what, x, y, loc);
+  auto order = std::make_shared<const std::vector<int64_t>>(iota(x[0].shape()[0]));
   return [this, x, y, order, batch, what, loc] {
     return evaluate_batches(tensor_batches(x, y, order, batch), what, loc);
   };
@@ -313,14 +481,14 @@ History Model::fit_epochs(EpochData& data, const FitOptions& options,
     Progbar progress(data.steps, options.verbose,
                      fmt::format("Epoch {}/{}", epoch + 1, options.epochs));
     NextBatch next = data.batches(epoch);
-    metrics::RunningMeans means(compiled_->metrics);
+    metrics::RunningMeans means = running_means();
     int64_t s = 0;
     ProgressValues logs;
     while (std::optional<Batch> batch = next()) {
-      std::vector<Tensor> out =
+      Tensors out =
           compiled_->train_step(on_weights_device(batch->first), on_weights_device(batch->second));
-      means.add(batch->first.shape()[0], double(out[0].item<float>()),
-                std::span<const Tensor>(out).subspan(1));
+      means.add(batch_rows(*batch), step_losses(out, means.num_losses()),
+                std::span<const Tensor>(out).subspan(means.num_losses()));
       logs = means.logs();
       progress.update(s + 1, logs);
       if (!options.callbacks.empty()) {
@@ -355,18 +523,30 @@ History Model::fit_epochs(EpochData& data, const FitOptions& options,
   return history;
 }
 
-void Model::check_dataset_batch(BatchChecker& checker, const std::pair<Tensor, Tensor>& batch,
+void Model::check_dataset_batch(BatchChecker& checker,
+                                const std::pair<std::vector<Tensor>, std::vector<Tensor>>& batch,
                                 const char* what, const std::source_location& loc) {
-  check_batch(batch.first, loc);
-  TensorType sample = sample_type(batch.first.type());
-  if (!checker.input || *checker.input != sample) {
+  check_inputs(batch.first, loc);
+  std::vector<TensorType> samples, labels;
+  for (const Tensor& x : batch.first)
+    samples.push_back(sample_type(x.type()));
+  for (const Tensor& y : batch.second)
+    labels.push_back(y.type());
+  if (!checker.inputs || *checker.inputs != samples) {
     // A new kind of batch (the first one): build the model and try the loss on symbolic
     // tensors, so errors name this batch rather than come from inside a compiled step.
-    TensorType pred = dry_run(batch.first.type(), batch.second.type(), loc);
-    checker.input = sample;
-    checker.output = sample_type(pred);
+    std::vector<TensorType> xs;
+    for (const Tensor& x : batch.first)
+      xs.push_back(x.type());
+    std::vector<TensorType> preds = dry_run(xs, labels, loc);
+    checker.inputs = samples;
+    checker.outputs.emplace();
+    for (const TensorType& p : preds)
+      checker.outputs->push_back(sample_type(p));
   }
-  check_labels(what, batch.second, with_batch(batch.first.shape()[0], *checker.output), loc);
+  const int64_t n = batch.first[0].shape()[0];
+  for (size_t o = 0; o < batch.second.size(); ++o)
+    check_labels(what, batch.second[o], with_batch(n, (*checker.outputs)[o]), loc);
 }
 
 Tensor Model::on_weights_device(const Tensor& t) const {
@@ -378,14 +558,20 @@ Tensor Model::on_weights_device(const Tensor& t) const {
   return t.to(w.front().device());
 }
 
+std::vector<Tensor> Model::on_weights_device(const std::vector<Tensor>& ts) const {
+  Tensors out;
+  for (const Tensor& t : ts)
+    out.push_back(on_weights_device(t));
+  return out;
+}
+
 std::vector<float> Model::evaluate_batches(const NextBatch& next, const char* what,
                                            const std::source_location& loc) {
-  metrics::RunningMeans means(compiled_->metrics);
+  metrics::RunningMeans means = running_means();
   while (std::optional<Batch> b = next()) {
-    std::vector<Tensor> out =
-        compiled_->test_step(on_weights_device(b->first), on_weights_device(b->second));
-    means.add(b->first.shape()[0], double(out[0].item<float>()),
-              std::span<const Tensor>(out).subspan(1));
+    Tensors out = compiled_->test_step(on_weights_device(b->first), on_weights_device(b->second));
+    means.add(batch_rows(*b), step_losses(out, means.num_losses()),
+              std::span<const Tensor>(out).subspan(means.num_losses()));
   }
   if (means.samples() == 0) detail::raise<ValueError>(what, {}, "no samples to evaluate", loc);
   return means.values();
@@ -393,16 +579,19 @@ std::vector<float> Model::evaluate_batches(const NextBatch& next, const char* wh
 
 std::vector<float> Model::evaluate(const Tensor& x, const Tensor& y, int64_t batch_size,
                                    std::source_location loc) {
+  return evaluate(Tensors{x}, Tensors{y}, batch_size, loc);
+}
+
+std::vector<float> Model::evaluate(const std::vector<Tensor>& x, const std::vector<Tensor>& y,
+                                   int64_t batch_size, std::source_location loc) {
   detail::UserSite site(loc);
   if (!compiled_)
     detail::raise<ValueError>("evaluate", {}, "call compile() before evaluate()", loc);
-  check_data("evaluate", x, y, loc);
+  check_lists("evaluate", x, y, num_inputs(), num_outputs(), loc);
   if (batch_size <= 0)
     detail::raise<ValueError>("evaluate", {}, "batch_size must be positive", loc);
-  check_batch(x, loc);
-  check_labels("evaluate", y, dry_run(x.type(), y.type(), loc), loc);
-  note_input(x);
-  auto order = std::make_shared<const std::vector<int64_t>>(iota(x.shape()[0]));
+  check_data_types("evaluate", x, y, loc);
+  auto order = std::make_shared<const std::vector<int64_t>>(iota(x[0].shape()[0]));
   return evaluate_batches(tensor_batches(x, y, order, batch_size), "evaluate", loc);
 }
 
@@ -411,7 +600,7 @@ std::vector<float> Model::evaluate(const data::Dataset& dataset, std::source_loc
   if (!compiled_)
     detail::raise<ValueError>("evaluate", {}, "call compile() before evaluate()", loc);
   NextBatch next = dataset_batches(dataset, dataset_steps("evaluate", dataset, std::nullopt, loc),
-                                   "evaluate", loc);
+                                   num_inputs(), num_outputs(), "evaluate", loc);
   BatchChecker checker;
   return evaluate_batches(
       [&]() -> std::optional<Batch> {
@@ -424,53 +613,176 @@ std::vector<float> Model::evaluate(const data::Dataset& dataset, std::source_loc
 
 Tensor Model::predict(const Tensor& x, int64_t batch_size, std::source_location loc) {
   detail::UserSite site(loc);
-  std::optional<TensorType> dry_run_for;
+  std::optional<std::vector<TensorType>> dry_run_for;
+  return single_output(predict_batches({x}, batch_size, dry_run_for, loc), "predict", loc);
+}
+
+std::vector<Tensor> Model::predict(const std::vector<Tensor>& x, int64_t batch_size,
+                                   std::source_location loc) {
+  detail::UserSite site(loc);
+  std::optional<std::vector<TensorType>> dry_run_for;
   return predict_batches(x, batch_size, dry_run_for, loc);
 }
 
-Tensor Model::predict_batches(const Tensor& x, int64_t batch_size,
-                              std::optional<TensorType>& dry_run_for,
-                              const std::source_location& loc) {
-  if (!x.defined() || x.rank() == 0) {
-    detail::raise<ValueError>("predict", {}, "x must be a defined tensor with a batch dimension",
+Tensor Model::single_output(std::vector<Tensor> outputs, const char* what,
+                            const std::source_location& loc) const {
+  if (outputs.size() != 1) {
+    detail::raise<ValueError>(what, {},
+                              fmt::format("the model has {} outputs: call {} on a list of "
+                                          "inputs, which returns one tensor per output",
+                                          outputs.size(), what),
                               loc);
   }
+  return std::move(outputs[0]);
+}
+
+std::vector<Tensor> Model::predict_batches(const std::vector<Tensor>& x, int64_t batch_size,
+                                           std::optional<std::vector<TensorType>>& dry_run_for,
+                                           const std::source_location& loc) {
+  if (x.size() != num_inputs()) {
+    detail::raise<ValueError>("predict", {},
+                              fmt::format("the model takes {} input{}, got {}", num_inputs(),
+                                          num_inputs() == 1 ? "" : "s", x.size()),
+                              loc);
+  }
+  for (const Tensor& t : x) {
+    if (!t.defined() || t.rank() == 0) {
+      detail::raise<ValueError>("predict", {}, "x must be a defined tensor with a batch dimension",
+                                loc);
+    }
+    if (t.shape()[0] != x[0].shape()[0]) {
+      detail::raise<ValueError>(
+          "predict", x, "every input must have the same number of samples (dimension 0)", loc);
+    }
+  }
   if (batch_size <= 0) detail::raise<ValueError>("predict", {}, "batch_size must be positive", loc);
-  check_batch(x, loc);
-  note_input(x);
+  check_inputs(x, loc);
+  if (x.size() == 1) note_input(x[0]);
   if (!compiled_) {
     // Keras predicts without compile(): run eagerly.
+    if (x.size() == 1 && num_outputs() == 1) return {(*this)(x[0], false, loc)};
     return (*this)(x, false, loc);
   }
   // Errors in the model name the data: dry-run each new sample type once.
-  if (dry_run_for != sample_type(x.type())) {
-    dry_run(x.type(), std::nullopt, loc);
-    dry_run_for = sample_type(x.type());
+  std::vector<TensorType> samples;
+  for (const Tensor& t : x)
+    samples.push_back(sample_type(t.type()));
+  if (dry_run_for != samples) {
+    std::vector<TensorType> types;
+    for (const Tensor& t : x)
+      types.push_back(t.type());
+    dry_run(types, std::nullopt, loc);
+    dry_run_for = samples;
   }
-  int64_t n = x.shape()[0];
+  int64_t n = x[0].shape()[0];
   std::vector<int64_t> order = iota(n);
-  std::vector<Tensor> parts;
-  for (int64_t begin = 0; begin < n; begin += batch_size)
-    parts.push_back(compiled_->predict_step(
-        on_weights_device(rows(x, order, begin, std::min(n, begin + batch_size)))));
-  return parts.size() == 1 ? parts[0] : concat(parts, 0);
+  std::vector<Tensors> parts(num_outputs());
+  for (int64_t begin = 0; begin < n; begin += batch_size) {
+    Tensors out = compiled_->predict_step(
+        on_weights_device(rows(x, order, begin, std::min(n, begin + batch_size))));
+    for (size_t o = 0; o < out.size(); ++o)
+      parts[o].push_back(out[o]);
+  }
+  Tensors result;
+  for (Tensors& p : parts)
+    result.push_back(p.size() == 1 ? p[0] : concat(p, 0));
+  return result;
 }
 
 Tensor Model::predict(const data::Dataset& dataset, std::source_location loc) {
   detail::UserSite site(loc);
-  std::vector<Tensor> parts;
-  std::optional<TensorType> dry_run_for;
+  std::vector<Tensors> parts(num_outputs());
+  std::optional<std::vector<TensorType>> dry_run_for;
+  const size_t inputs = num_inputs();
   for (const data::Element& element : dataset) {
-    if (element.empty()) {
-      detail::raise<ValueError>("predict", {}, "the dataset's elements have no tensors", loc);
+    if (element.size() < inputs) {
+      detail::raise<ValueError>(
+          "predict", {},
+          fmt::format("the dataset's elements have {} tensors; the model takes {} input{}",
+                      element.size(), inputs, inputs == 1 ? "" : "s"),
+          loc);
     }
-    const Tensor& x = element[0];
-    // One element is one batch.
-    parts.push_back(predict_batches(
-        x, std::max<int64_t>(1, x.defined() && x.rank() > 0 ? x.shape()[0] : 1), dry_run_for, loc));
+    // An element's first tensors are the inputs; one element is one batch.
+    Tensors x(element.begin(), element.begin() + static_cast<std::ptrdiff_t>(inputs));
+    const Tensor& first = x[0];
+    Tensors out = predict_batches(
+        x, std::max<int64_t>(1, first.defined() && first.rank() > 0 ? first.shape()[0] : 1),
+        dry_run_for, loc);
+    for (size_t o = 0; o < out.size(); ++o)
+      parts[o].push_back(out[o]);
   }
-  if (parts.empty()) detail::raise<ValueError>("predict", {}, "the dataset has no elements", loc);
-  return parts.size() == 1 ? parts[0] : concat(parts, 0);
+  if (parts[0].empty())
+    detail::raise<ValueError>("predict", {}, "the dataset has no elements", loc);
+  Tensors result;
+  for (Tensors& p : parts)
+    result.push_back(p.size() == 1 ? p[0] : concat(p, 0));
+  return single_output(std::move(result), "predict", loc);
+}
+
+size_t Model::num_inputs() const {
+  return graph_ ? graph_->inputs().size() : 1;
+}
+
+size_t Model::num_outputs() const {
+  return graph_ ? graph_->outputs().size() : 1;
+}
+
+void Model::check_inputs(const std::vector<Tensor>& xs, const std::source_location& loc) const {
+  if (!graph_ || xs.size() != graph_->inputs().size()) {
+    if (xs.size() == 1) check_batch(xs[0], loc);
+    return;
+  }
+  for (size_t i = 0; i < xs.size(); ++i) {
+    const KerasTensor& in = graph_->inputs()[i];
+    check_input(sample_type(TensorType{in.dtype(), in.shape()}), in.layer()->name(), name_, xs[i],
+                loc);
+  }
+}
+
+std::function<std::vector<Tensor>(const std::vector<Tensor>&, bool)> Model::forward_all() {
+  if (graph_) {
+    // The graph, not the model, so a compiled functional model may be moved.
+    std::shared_ptr<const detail::FunctionalGraph> graph = graph_;
+    std::string name = name_;
+    return [graph, name](const Tensors& xs, bool training) {
+      const std::source_location loc = std::source_location::current();
+      for (size_t i = 0; i < xs.size() && i < graph->inputs().size(); ++i) {
+        const KerasTensor& in = graph->inputs()[i];
+        check_input(sample_type(TensorType{in.dtype(), in.shape()}), in.layer()->name(), name,
+                    xs[i], loc);
+      }
+      name_scope scope(name);
+      return graph->run(xs, training, name, loc);
+    };
+  }
+  std::function<Tensor(const Tensor&, bool)> forward = forward_fn();
+  return [forward](const Tensors& xs, bool training) { return Tensors{forward(xs[0], training)}; };
+}
+
+std::vector<TensorType> Model::dry_run(const std::vector<TensorType>& xs,
+                                       const std::optional<std::vector<TensorType>>& ys,
+                                       const std::source_location& loc) {
+  if (!graph_ && xs.size() == 1) {
+    std::optional<TensorType> y;
+    if (ys && ys->size() == 1) y = (*ys)[0];
+    return {dry_run(xs[0], y, loc)};
+  }
+  detail::Trace trace(name_ + "_check", {});
+  detail::TraceScope scope(trace);
+  Tensors args;
+  for (const TensorType& t : xs)
+    args.push_back(trace.add_argument(t));
+  Tensors preds = (*this)(args, false, loc);
+  std::vector<TensorType> out;
+  for (size_t o = 0; o < preds.size(); ++o) {
+    out.push_back(preds[o].type());
+    if (ys && compiled_ && o < ys->size()) {
+      Tensor labels = trace.add_argument((*ys)[o]);
+      (*compiled_->losses[o])(labels, preds[o], Tensor(), loc);
+      compiled_->metrics[o].batch_sums(labels, preds[o]);
+    }
+  }
+  return out;
 }
 
 }  // namespace kiln

@@ -6,15 +6,19 @@
 #include <map>
 
 #include "kiln/frontend/core/function.h"
+#include "kiln/frontend/core/log.h"
 #include "kiln/frontend/core/name_scope.h"
 #include "kiln/frontend/core/op_error.h"
 #include "kiln/frontend/core/ops.h"
+#include "kiln/frontend/core/trace.h"
 #include "kiln/frontend/formats/atomic_file.h"
 #include "kiln/frontend/formats/safetensors.h"
 #include "kiln/frontend/keras/batches.h"
+#include "kiln/frontend/keras/functional.h"
 #include "kiln/frontend/keras/keras_h5.h"
 #include "kiln/frontend/keras/model.h"
 #include "kiln/frontend/keras/model_compiled.h"
+#include "kiln/frontend/keras/shape_generic.h"
 #include "kiln/ir/printer.h"
 
 namespace kiln {
@@ -148,6 +152,73 @@ void Model::load_weights(const std::string& path, const LoadWeightsOptions& opti
   }
 }
 
+namespace {
+
+// Which of the model's input dimensions a saved model takes at any size (the batch, and each
+// k::None dimension of a sample), and how the function's literals follow them (shape_generic.h).
+// A None sample dimension that is not generic is a ValueError; a batch that is not, a warning
+// and a fixed batch.
+detail::ShapeFormula generalise_shapes(
+    const std::string& model, const TensorType& spec, const TensorType& saved_type,
+    const std::string& text, const std::function<ir::Function(const TensorType&)>& trace_at,
+    const std::source_location& loc) {
+  std::vector<detail::FreeDim> dims{{0, saved_type.shape[0]}};
+  std::vector<std::string> names{"the batch"};
+  for (int64_t axis = 1; axis < saved_type.shape.rank(); ++axis) {
+    if (spec.shape[axis - 1] != kiln::None) continue;
+    dims.push_back({axis, saved_type.shape[axis]});
+    names.push_back(
+        fmt::format("input dimension {} (None in {})", axis, detail::shape_text(spec.shape)));
+  }
+  auto run = [&](const std::vector<detail::FreeDim>& free, const std::vector<std::string>& named) {
+    auto trace_text = [&](std::span<const int64_t> sizes) {
+      TensorType type = saved_type;
+      for (size_t d = 0; d < free.size(); ++d)
+        type.shape[free[d].axis] = sizes[d];
+      return ir::print(trace_at(type));
+    };
+    try {
+      return detail::generalise(trace_text, free, named, text);
+    } catch (ValueError& e) {
+      detail::decorate(e, "save", {}, loc);
+      throw;
+    }
+  };
+  detail::Generalised found = run(dims, names);
+  std::string batch_reason;
+  for (const auto& [d, reason] : found.not_free) {
+    if (d == 0) {
+      batch_reason = reason;
+      continue;
+    }
+    detail::raise<ValueError>(
+        "save", {},
+        fmt::format("model '{}' takes samples of shape {}, but its function cannot be saved for "
+                    "every size of {}: {}. Declare that size in the input shape to save the "
+                    "model at it",
+                    model, detail::shape_text(spec.shape), names[d], reason),
+        loc);
+  }
+  if (batch_reason.empty()) return found.formula;
+  // The batch stays fixed; the sample's None dimensions may still be free.
+  dims.erase(dims.begin());
+  names.erase(names.begin());
+  found = run(dims, names);
+  for (const auto& [d, reason] : found.not_free) {
+    detail::raise<ValueError>(
+        "save", {},
+        fmt::format("model '{}' cannot be saved for every size of {}: {}", model, names[d], reason),
+        loc);
+  }
+  found.formula.note =
+      fmt::format("the batch is fixed at {}: {}", saved_type.shape[0], batch_reason);
+  log_message(LogLevel::warning, fmt::format("model '{}' is saved for batches of {} only: {}",
+                                             model, saved_type.shape[0], batch_reason));
+  return found.formula;
+}
+
+}  // namespace
+
 void Model::save(const std::string& dir, int64_t batch_size, std::source_location loc) {
   detail::UserSite site(loc);
   if (batch_size <= 0)
@@ -162,24 +233,21 @@ void Model::save(const std::string& dir, int64_t batch_size, std::source_locatio
                                           name_),
                               loc);
   }
-  for (int64_t d : spec->shape) {
-    if (d == kiln::None) {
-      detail::raise<ValueError>(
-          "save", {},
-          fmt::format("model '{}' takes samples of shape {}, with a dimension of any size; save "
-                      "writes models of fixed sample shapes for now",
-                      name_, detail::shape_text(spec->shape)),
-          loc);
-    }
-  }
+  // The inference function traced at `type` without running it (symbolic input, no compile).
   std::function<Tensor(const Tensor&, bool)> forward = forward_fn();
-  auto inference = kiln::function([forward](const Tensor& x) { return forward(x, false); },
-                                  name_ + "_inference");
-  // The example batch lives where the weights do, as a traced function's tensors must.
-  Tensor example = zeros(detail::with_batch(batch_size, *spec).shape, spec->dtype, loc);
-  if (!vars.empty()) example = example.to(vars.front().device(), loc);
-  const ir::Function& graph = inference.graph(example);
-
+  auto trace_at = [&](const TensorType& type) {
+    detail::Trace trace(name_ + "_inference", {});
+    detail::TraceScope scope(trace);
+    Tensor y = forward(trace.add_argument(type), false);
+    trace.finish(std::span<const Tensor>(&y, 1));
+    return std::move(trace.function());
+  };
+  // The default specialisation: model.kiln. A k::None sample dimension takes the stand-in size
+  // the layers were built with.
+  const TensorType saved_type = detail::concrete_type(detail::with_batch(batch_size, *spec));
+  const ir::Function graph = trace_at(saved_type);
+  const std::string text = ir::print(graph);
+  detail::ShapeFormula formula = generalise_shapes(name_, *spec, saved_type, text, trace_at, loc);
   std::map<std::string, Variable> by_name;
   for (const Variable& v : vars)
     by_name.emplace(v.name(), v);
@@ -206,7 +274,8 @@ void Model::save(const std::string& dir, int64_t batch_size, std::source_locatio
   if (compiled_)
     metadata.merge(detail::compile_metadata(*compiled_->loss, compiled_->metric_names));
   safetensors::save(dir + "/weights.safetensors", named, metadata, loc);
-  detail::write_file_atomically(dir + "/model.kiln", ir::print(graph), "save", loc);
+  detail::write_file_atomically(dir + "/model.kiln", text, "save", loc);
+  detail::write_file_atomically(dir + "/model.shapes", detail::write_shapes(formula), "save", loc);
 }
 
 }  // namespace kiln

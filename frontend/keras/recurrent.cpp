@@ -3,6 +3,7 @@
 
 #include <fmt/format.h>
 
+#include "kiln/frontend/core/device.h"
 #include "kiln/frontend/core/index.h"
 #include "kiln/frontend/core/op_error.h"
 #include "kiln/frontend/core/ops.h"
@@ -91,8 +92,11 @@ std::vector<Tensor> RNN::call_outputs(const std::vector<Tensor>& xs, bool) {
   if (options_.use_bias) projected = projected + input_bias();
   projected = transpose(projected, {1, 0, 2});
   std::vector<Tensor> init;
-  for (int64_t s = 0; s < states_; ++s)
-    init.push_back(zeros({batch, units_}, x.dtype()));
+  {
+    DeviceScope on(x.device());  // the zero states where the inputs are (a GPU's too)
+    for (int64_t s = 0; s < states_; ++s)
+      init.push_back(zeros({batch, units_}, x.dtype()));
+  }
   ScanOptions options;
   options.name = name() + "_step";
   ScanResult r = scan(

@@ -3,6 +3,7 @@
 //   k::SavedModel m = k::load_model("fashion_model");
 //   m.summary();
 //   k::Tensor probs = m.predict(x_test);                    // any number of samples
+//   k::Tensor out = m(x);                                   // any batch (and None length)
 //   std::vector<float> scores = m.evaluate(x_test, y_test);  // the loss and metrics of compile()
 #pragma once
 
@@ -24,20 +25,39 @@ class SavedModel {
  public:
   // The saved IR, unoptimized.
   const ir::Function& graph() const;
-  // The type of the input the function takes (its first parameter), batch included.
+  // The type of the input model.kiln takes (its first parameter), batch included: the shape the
+  // model was saved at, its default specialisation.
   const TensorType& input_type() const;
+  // The inputs the model takes: input_type() with kiln::None (-1) for each dimension of any size
+  // (the batch, unless it had to stay fixed, and each None dimension of the saved model's input).
+  TensorType input_spec() const;
+  // Whether the model takes batches of any size (input_spec()'s first dimension is None).
+  bool batch_is_free() const;
+  // Why the batch is fixed although the model's was not (model.shapes' note), or "".
+  std::string shape_note() const;
+  // The function specialised for an input of `input_shape` (parsed and verified; model.kiln's
+  // function for input_type()): ShapeError when input_spec() does not admit the shape or the
+  // function cannot take it (a size that becomes negative, say).
+  ir::Function graph_for(const Shape& input_shape,
+                         std::source_location loc = std::source_location::current()) const;
   // The weights: the values of the function's other parameters, in order.
   std::span<const ir::HostTensor> weights() const;
   // The model's name when it was saved.
   const std::string& name() const;
 
-  // Runs the compiled function on one batch (ShapeError / TypeError if x is not of
-  // input_type()).
+  // Runs the function on x as one batch (ShapeError / TypeError if input_spec() does not admit
+  // x). Each new input shape is specialised and compiled on its first call, which is logged
+  // ("recompiling saved model ..."); later calls of that shape reuse it.
   Tensor operator()(const Tensor& x,
                     std::source_location loc = std::source_location::current()) const;
-  // The outputs for every sample of x, however many: run in batches of the saved batch size, the
-  // last one padded (ShapeError / TypeError if a sample is not of the saved sample type).
+  // The outputs for every sample of x, however many: run in batches of predict_batch_size(), the
+  // last one padded, so that predict compiles one function per sample shape (ShapeError /
+  // TypeError if a sample is not of the saved sample type).
   Tensor predict(const Tensor& x, std::source_location loc = std::source_location::current()) const;
+  // The batch predict and evaluate run: the saved batch size, or at least kPredictBatch (Keras's
+  // default) when the batch is free.
+  int64_t predict_batch_size() const;
+  static constexpr int64_t kPredictBatch = 32;
 
   // The loss and metrics evaluate() uses, as Model::compile takes them (Keras: compile after
   // load_model). Model::save stores the model's compile() configuration and load_model restores
@@ -61,8 +81,9 @@ class SavedModel {
 };
 
 // Reads a directory written by Model::save: IOError if a file is missing or unreadable,
-// ValueError if the weights do not match the function's parameters (names, types) or the stored
-// compile configuration is malformed.
+// ValueError if the weights do not match the function's parameters (names, types), the stored
+// compile configuration is malformed, or model.shapes (the free dimensions; optional) is malformed
+// or does not match model.kiln.
 SavedModel load_model(const std::string& dir,
                       std::source_location loc = std::source_location::current());
 

@@ -1,6 +1,7 @@
 #include "kiln/runtime/cuda/launch_plan.h"
 
 #include <algorithm>
+#include <cstdlib>
 #include <limits>
 #include <mutex>
 #include <stdexcept>
@@ -69,15 +70,22 @@ std::size_t round_up(std::size_t n, std::size_t to) {
   return (n + to - 1) / to * to;
 }
 
+// Whether `arg` names a buffer the plan does not have, at trip 0 or at the last of `trips`.
 bool bad_arg(const LaunchArg& arg, std::size_t num_inputs, std::size_t num_outputs,
-             std::size_t workspace_bytes) {
+             std::size_t workspace_bytes, int64_t trips = 1) {
+  // Offsets of the first and last trips (a loop of 0 trips passes no buffer).
+  constexpr int64_t kMaxBytes = int64_t{1} << 48;
+  if (std::abs(arg.offset) > kMaxBytes || std::abs(arg.step_bytes) > kMaxBytes) return true;
+  const int64_t first = arg.offset;
+  const int64_t last = arg.offset + std::max<int64_t>(trips - 1, 0) * arg.step_bytes;
+  const bool in_front = first < 0 || last < 0;
   switch (arg.kind) {
     case LaunchArg::Kind::input:
-      return arg.index < 0 || static_cast<std::size_t>(arg.index) >= num_inputs;
+      return in_front || arg.index < 0 || static_cast<std::size_t>(arg.index) >= num_inputs;
     case LaunchArg::Kind::output:
-      return arg.index < 0 || static_cast<std::size_t>(arg.index) >= num_outputs;
+      return in_front || arg.index < 0 || static_cast<std::size_t>(arg.index) >= num_outputs;
     case LaunchArg::Kind::workspace:
-      return arg.offset < 0 || static_cast<std::size_t>(arg.offset) > workspace_bytes;
+      return in_front || static_cast<std::size_t>(std::max(first, last)) > workspace_bytes;
     case LaunchArg::Kind::status:
       return false;
   }
@@ -106,16 +114,24 @@ DeviceExecutable::DeviceExecutable(ContextPtr context, std::shared_ptr<const Mod
   if (module_ == nullptr && plan_.uses_kernels())
     throw std::invalid_argument("DeviceExecutable: kernel launches without a module");
   constexpr int64_t kMaxGrid = std::numeric_limits<int32_t>::max();
+  check_loops();
+  // Per launch, the trips of the loop it is in (1 outside loops).
+  std::vector<int64_t> trips(plan_.launches.size(), 1);
+  for (std::size_t i = 0; i < plan_.launches.size(); ++i) {
+    if (const std::optional<LaunchLoop>& loop = plan_.launches[i].loop)
+      std::fill_n(trips.begin() + static_cast<std::ptrdiff_t>(i), loop->count, loop->trips);
+  }
   // One slot per step, null for kernel launches and for GEMMs with nothing to multiply.
   if (plan_.uses_gemm()) gemms_ = std::make_unique<Gemms>();
-  for (const KernelLaunch& launch : plan_.launches) {
+  for (std::size_t i = 0; i < plan_.launches.size(); ++i) {
+    const KernelLaunch& launch = plan_.launches[i];
+    auto bad_buffer = [&](const LaunchArg& arg) {
+      return bad_arg(arg, num_inputs_, num_outputs_, plan_.workspace_bytes, trips[i]);
+    };
     if (launch.is_gemm()) {
       const GemmCall& g = *launch.gemm;
-      bool bad = bad_arg(g.a, num_inputs_, num_outputs_, plan_.workspace_bytes) ||
-                 bad_arg(g.b, num_inputs_, num_outputs_, plan_.workspace_bytes) ||
-                 bad_arg(g.d, num_inputs_, num_outputs_, plan_.workspace_bytes) ||
-                 (has_bias(g.desc.epilogue) &&
-                  bad_arg(g.bias, num_inputs_, num_outputs_, plan_.workspace_bytes));
+      bool bad = bad_buffer(g.a) || bad_buffer(g.b) || bad_buffer(g.d) ||
+                 (has_bias(g.desc.epilogue) && bad_buffer(g.bias));
       if (bad) throw std::invalid_argument(where(launch) + ": a buffer outside the plan's buffers");
       if (g.a_batch_strides.size() != g.batch_shape.size() ||
           g.b_batch_strides.size() != g.batch_shape.size() ||
@@ -129,7 +145,7 @@ DeviceExecutable::DeviceExecutable(ContextPtr context, std::shared_ptr<const Mod
       continue;
     }
     for (const LaunchArg& arg : launch.args) {
-      if (bad_arg(arg, num_inputs_, num_outputs_, plan_.workspace_bytes))
+      if (bad_buffer(arg))
         throw std::invalid_argument(where(launch) + ": a buffer outside the plan's buffers");
     }
     if (launch.items > 0 &&
@@ -144,6 +160,24 @@ DeviceExecutable::DeviceExecutable(ContextPtr context, std::shared_ptr<const Mod
 }
 
 DeviceExecutable::~DeviceExecutable() = default;
+
+void DeviceExecutable::check_loops() const {
+  const auto n = static_cast<int64_t>(plan_.launches.size());
+  for (int64_t i = 0; i < n; ++i) {
+    const KernelLaunch& launch = plan_.launches[static_cast<std::size_t>(i)];
+    if (!launch.loop) continue;
+    const LaunchLoop& loop = *launch.loop;
+    if (loop.trips < 0 || loop.count < 1 || loop.count > n - i) {
+      throw std::invalid_argument(where(launch) + ": a loop of " + std::to_string(loop.trips) +
+                                  " trips over " + std::to_string(loop.count) +
+                                  " launches, outside the plan's " + std::to_string(n - i));
+    }
+    for (int64_t j = i + 1; j < i + loop.count; ++j) {
+      if (plan_.launches[static_cast<std::size_t>(j)].loop)
+        throw std::invalid_argument(where(launch) + ": a loop inside a loop");
+    }
+  }
+}
 
 CublasLtHandlePtr DeviceExecutable::gemm_handle() {
   if (handle_ == nullptr) handle_ = CublasLtHandle::create(context_);
@@ -210,14 +244,16 @@ RunStatus DeviceExecutable::run(std::span<const CUdeviceptr> inputs,
     }
   } release{this, workspace, stream};
   if (uses_status) fill_bytes(*context_, status, KILN_RT_STATUS_WORDS * sizeof(int64_t), 0, stream);
-  auto address = [&](const LaunchArg& arg) -> CUdeviceptr {
+  // A buffer's address at trip `trip` of its loop (unsigned arithmetic wraps a negative step).
+  auto address = [&](const LaunchArg& arg, int64_t trip) -> CUdeviceptr {
+    const auto at = static_cast<CUdeviceptr>(arg.offset + trip * arg.step_bytes);
     switch (arg.kind) {
       case LaunchArg::Kind::input:
-        return inputs[static_cast<std::size_t>(arg.index)];
+        return inputs[static_cast<std::size_t>(arg.index)] + at;
       case LaunchArg::Kind::output:
-        return outputs[static_cast<std::size_t>(arg.index)];
+        return outputs[static_cast<std::size_t>(arg.index)] + at;
       case LaunchArg::Kind::workspace:
-        return base + static_cast<CUdeviceptr>(arg.offset);
+        return base + at;
       case LaunchArg::Kind::status:
         return status;
     }
@@ -225,19 +261,20 @@ RunStatus DeviceExecutable::run(std::span<const CUdeviceptr> inputs,
   };
   std::vector<CUdeviceptr> values;
   std::vector<void*> params;
-  for (std::size_t i = 0; i < plan_.launches.size(); ++i) {
+  auto run_step = [&](std::size_t i, int64_t trip) {
     const KernelLaunch& launch = plan_.launches[i];
     if (launch.is_gemm()) {
-      run_gemm(i, address(launch.gemm->a), address(launch.gemm->b), address(launch.gemm->d),
-               address(launch.gemm->bias), gemm_space, stream);
-      continue;
+      const GemmCall& g = *launch.gemm;
+      run_gemm(i, address(g.a, trip), address(g.b, trip), address(g.d, trip), address(g.bias, trip),
+               gemm_space, stream);
+      return;
     }
-    if (launch.items <= 0) continue;
+    if (launch.items <= 0) return;
     // cuLaunchKernel reads each parameter through its pointer: the buffers' device addresses,
     // then the item count, in the order the kernel declares them.
     values.clear();
     for (const LaunchArg& arg : launch.args)
-      values.push_back(address(arg));
+      values.push_back(address(arg, trip));
     int64_t items = launch.items;
     params.clear();
     for (CUdeviceptr& value : values)
@@ -245,6 +282,18 @@ RunStatus DeviceExecutable::run(std::span<const CUdeviceptr> inputs,
     params.push_back(&items);
     cuda::launch(kernels_[i], Dim3{static_cast<unsigned>(launch.grid), 1, 1},
                  Dim3{static_cast<unsigned>(launch.block), 1, 1}, 0, stream, params);
+  };
+  // A loop's launches are queued trip after trip (checked in the constructor: loops do not
+  // nest and end inside the plan).
+  for (std::size_t i = 0; i < plan_.launches.size();) {
+    const std::optional<LaunchLoop>& loop = plan_.launches[i].loop;
+    const std::size_t count = loop ? static_cast<std::size_t>(loop->count) : 1;
+    const int64_t trips = loop ? loop->trips : 1;
+    for (int64_t trip = 0; trip < trips; ++trip) {
+      for (std::size_t j = i; j < i + count; ++j)
+        run_step(j, trip);
+    }
+    i += count;
   }
   RunStatus result;
   if (uses_status) {

@@ -29,7 +29,17 @@ struct LaunchArg {
   };
   Kind kind = Kind::workspace;
   int64_t index = 0;
-  int64_t offset = 0;
+  int64_t offset = 0;  // bytes past the buffer's start (not for status)
+  // Inside a loop (KernelLaunch::loop): bytes added per trip, so trip i passes the buffer at
+  // offset + i·step_bytes (a scan step's row; negative for a reverse scan).
+  int64_t step_bytes = 0;
+};
+
+// A loop of the plan (a scan over time): the launch carrying it and the `count` - 1 after it run
+// `trips` times in order. Loops do not nest.
+struct LaunchLoop {
+  int64_t trips = 0;
+  int64_t count = 0;
 };
 
 // A GEMM step: D = epilogue(op(A) · op(B) [+ bias]) by cuBLASLt (GemmDesc says the shape,
@@ -58,11 +68,12 @@ struct KernelLaunch {
   int block = 1;      // threads per block
   std::string label;  // what it computes, for messages
   std::optional<GemmCall> gemm;
+  std::optional<LaunchLoop> loop;  // set on a loop's first launch
 
   bool is_gemm() const { return gemm.has_value(); }
 };
 
-// The launches of one compiled function, in the order they run.
+// The launches of one compiled function, in the order they run (loops repeated).
 struct LaunchPlan {
   std::vector<KernelLaunch> launches;
   std::size_t workspace_bytes = 0;
@@ -77,7 +88,8 @@ struct LaunchPlan {
 // A LaunchPlan bound to `context`, the Module holding its kernels (looked up once, here; null
 // when the plan launches no kernel) and, for its GEMMs, cuBLASLt plans made once, here. Throws
 // std::invalid_argument for a launch that cannot be made (an arg out of the plan's buffers, a
-// grid or block out of range, a GEMM cuBLASLt cannot describe), CudaError for a symbol the
+// grid or block out of range, a GEMM cuBLASLt cannot describe, a loop that nests or runs past
+// the plan or steps a buffer before the workspace's start), CudaError for a symbol the
 // module lacks, CublasLtUnavailableError or CublasError when a GEMM cannot be planned.
 class DeviceExecutable {
  public:
@@ -106,6 +118,7 @@ class DeviceExecutable {
   CublasLtHandlePtr gemm_handle();
   std::unique_ptr<Workspace> acquire_workspace() const;
   void release_workspace(std::unique_ptr<Workspace> workspace) const;
+  void check_loops() const;
   void run_gemm(std::size_t step, CUdeviceptr a, CUdeviceptr b, CUdeviceptr d, CUdeviceptr bias,
                 CUdeviceptr workspace, const Stream* stream) const;
 

@@ -13,13 +13,15 @@ namespace {
 
 // A field added to one of these structs must be written and read below (then update the sizes).
 static_assert(sizeof(GemmDesc) == 80, "GemmDesc changed: serialise the new field");
-static_assert(sizeof(LaunchArg) == 24, "LaunchArg changed: serialise the new field");
-static_assert(sizeof(GemmCall) == 248, "GemmCall changed: serialise the new field");
-static_assert(sizeof(KernelLaunch) == 368, "KernelLaunch changed: serialise the new field");
+static_assert(sizeof(LaunchArg) == 32, "LaunchArg changed: serialise the new field");
+static_assert(sizeof(LaunchLoop) == 16, "LaunchLoop changed: serialise the new field");
+static_assert(sizeof(GemmCall) == 280, "GemmCall changed: serialise the new field");
+static_assert(sizeof(KernelLaunch) == 424, "KernelLaunch changed: serialise the new field");
 static_assert(sizeof(LaunchPlan) == 32, "LaunchPlan changed: serialise the new field");
 
 constexpr char kMagic[8] = {'K', 'I', 'L', 'N', 'P', 'L', 'A', 'N'};
-constexpr uint32_t kVersion = 1;
+// 2: scan loops (LaunchArg::step_bytes, KernelLaunch::loop).
+constexpr uint32_t kVersion = 2;
 // Far more than any compiled function has; a bound so a corrupt count cannot ask for the moon.
 constexpr uint32_t kMaxRank = 64;
 
@@ -46,6 +48,7 @@ class Writer {
     put(static_cast<uint8_t>(a.kind));
     put(a.index);
     put(a.offset);
+    put(a.step_bytes);
   }
   void raw(const char* data, std::size_t n) { out_.append(data, n); }
   std::string take() { return std::move(out_); }
@@ -100,6 +103,7 @@ class Reader {
     a.kind = enumerated<LaunchArg::Kind>(static_cast<int>(LaunchArg::Kind::status), what);
     a.index = get<int64_t>(what);
     a.offset = get<int64_t>(what);
+    a.step_bytes = get<int64_t>(what);
     return a;
   }
   void expect_magic() {
@@ -191,6 +195,11 @@ std::string serialize_launch_plan(const LaunchPlan& plan) {
       w.arg(a);
     w.put(static_cast<uint8_t>(l.gemm.has_value()));
     if (l.gemm) write_gemm(w, *l.gemm);
+    w.put(static_cast<uint8_t>(l.loop.has_value()));
+    if (l.loop) {
+      w.put(l.loop->trips);
+      w.put(l.loop->count);
+    }
   }
   return w.take();
 }
@@ -202,15 +211,15 @@ LaunchPlan parse_launch_plan(const void* data, std::size_t bytes) {
   const uint32_t version = r.get<uint32_t>("the header");
   if (version != kVersion) {
     Reader::bad("version " + std::to_string(version) + ", this runtime reads version " +
-                std::to_string(kVersion));
+                std::to_string(kVersion) + " (rebuild the library with this version of Kiln)");
   }
   LaunchPlan plan;
   const uint64_t workspace = r.get<uint64_t>("the header");
   if (workspace > (uint64_t{1} << 48)) Reader::bad("a workspace of " + std::to_string(workspace));
   plan.workspace_bytes = static_cast<std::size_t>(workspace);
   const uint32_t count = r.get<uint32_t>("the header");
-  // Each launch takes at least 30 bytes: a count beyond what is left is corrupt.
-  if (count > r.left() / 30) Reader::bad(std::to_string(count) + " launches in too few bytes");
+  // Each launch takes at least 34 bytes: a count beyond what is left is corrupt.
+  if (count > r.left() / 34) Reader::bad(std::to_string(count) + " launches in too few bytes");
   plan.launches.reserve(count);
   for (uint32_t i = 0; i < count; ++i) {
     KernelLaunch l;
@@ -220,10 +229,16 @@ LaunchPlan parse_launch_plan(const void* data, std::size_t bytes) {
     l.grid = r.get<int64_t>("a launch's grid");
     l.block = r.get<int32_t>("a launch's block");
     const uint32_t args = r.get<uint32_t>("a launch's arguments");
-    if (args > r.left() / 17) Reader::bad(std::to_string(args) + " arguments in too few bytes");
+    if (args > r.left() / 25) Reader::bad(std::to_string(args) + " arguments in too few bytes");
     for (uint32_t a = 0; a < args; ++a)
       l.args.push_back(r.arg("a launch's argument"));
     if (r.flag("a launch's GEMM flag")) l.gemm = read_gemm(r);
+    if (r.flag("a launch's loop flag")) {
+      LaunchLoop loop;
+      loop.trips = r.get<int64_t>("a launch's loop");
+      loop.count = r.get<int64_t>("a launch's loop");
+      l.loop = loop;
+    }
     plan.launches.push_back(std::move(l));
   }
   if (r.left() != 0) Reader::bad(std::to_string(r.left()) + " bytes after the last launch");
