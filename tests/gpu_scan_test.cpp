@@ -23,6 +23,7 @@
 #include "mock_gpu_test_util.h"
 #include "ptxas_test_util.h"
 #include "random_program.h"
+#include "scan_test_programs.h"
 
 namespace {
 
@@ -32,29 +33,14 @@ namespace passes = kiln::passes;
 namespace codegen = kiln::codegen;
 namespace cu = kiln::runtime::cuda;
 using Catch::Contains;
+using kiln::testing::kScanRnn;
 using kiln::testing::MockGpu;
+using kiln::testing::scan_cumsum;
+using kiln::testing::scan_lstm;
 
 codegen::KernelJit& jit() {
   static codegen::KernelJit instance;
   return instance;
-}
-
-// carry += x; y = the new carry (with `save`, the carry-ins too).
-std::string cumsum(int64_t length, bool reverse, bool save) {
-  return fmt::format(R"(func @cumsum(%init: f64[2], %xs: f64[{0},2]) -> ({2}) {{
-  {3} = scan(%init, %xs) {{carries = 1, length = {0}, reverse = {1}, save_carries = {4}, xs = 1}} : f64[2], f64[{0},2]{5}
-    body func @step(%c: f64[2], %x: f64[2]) -> (f64[2], f64[2]) {{
-      %0 = add(%c, %x) : f64[2]
-      return %0, %0
-    }}
-  return {3}
-}}
-)",
-                     length, reverse ? "true" : "false",
-                     save ? fmt::format("f64[2], f64[{0},2], f64[{0},2]", length)
-                          : fmt::format("f64[2], f64[{},2]", length),
-                     save ? "%0, %1, %2" : "%0, %1", save ? "true" : "false",
-                     save ? fmt::format(", f64[{},2]", length) : "");
 }
 
 // Two carries (a running sum and a running product) over two xs, a constant operand and two ys.
@@ -72,48 +58,10 @@ const char* kMultiCarry =
 }
 )";
 
-const char* kRnn = R"(func @rnn(%h0: f64[2,3], %xs: f64[4,2,3], %u: f64[3,3]) -> f64[4,2,3] {
-  %0, %1 = scan(%h0, %xs, %u) {carries = 1, length = 4, reverse = false, save_carries = false, xs = 1} : f64[2,3], f64[4,2,3]
-    body func @cell(%h: f64[2,3], %x: f64[2,3], %u: f64[3,3]) -> (f64[2,3], f64[2,3]) {
-      %0 = matmul(%h, %u) : f64[2,3]
-      %1 = add(%0, %x) : f64[2,3]
-      %2 = tanh(%1) : f64[2,3]
-      return %2, %2
-    }
-  return %1
-}
-)";
-
-// An LSTM cell on a hoisted input projection: results h, c and the stacked h.
-std::string lstm(const char* dtype, bool reverse) {
-  return fmt::format(
-      R"(func @lstm(%h0: {0}[2,2], %c0: {0}[2,2], %xw: {0}[3,2,8], %u: {0}[2,8]) -> ({0}[2,2], {0}[2,2], {0}[3,2,2]) {{
-  %0, %1, %2 = scan(%h0, %c0, %xw, %u) {{carries = 2, length = 3, reverse = {1}, save_carries = false, xs = 1}} : {0}[2,2], {0}[2,2], {0}[3,2,2]
-    body func @cell(%h: {0}[2,2], %c: {0}[2,2], %xw: {0}[2,8], %u: {0}[2,8]) -> ({0}[2,2], {0}[2,2], {0}[2,2]) {{
-      %0 = matmul(%h, %u) : {0}[2,8]
-      %1 = add(%0, %xw) : {0}[2,8]
-      %2, %3, %4, %5 = split(%1) {{axis = 1, sizes = [2, 2, 2, 2]}} : {0}[2,2], {0}[2,2], {0}[2,2], {0}[2,2]
-      %6 = sigmoid(%2) : {0}[2,2]
-      %7 = sigmoid(%3) : {0}[2,2]
-      %8 = tanh(%4) : {0}[2,2]
-      %9 = sigmoid(%5) : {0}[2,2]
-      %10 = mul(%7, %c) : {0}[2,2]
-      %11 = mul(%6, %8) : {0}[2,2]
-      %12 = add(%10, %11) : {0}[2,2]
-      %13 = tanh(%12) : {0}[2,2]
-      %14 = mul(%9, %13) : {0}[2,2]
-      return %14, %12, %14
-    }}
-  return %0, %1, %2
-}}
-)",
-      dtype, reverse ? "true" : "false");
-}
-
 // The sum of an LSTM's outputs, with its gradients (passes::differentiate) as more results: the
 // forward scan saves its carries and the gradient is a reverse scan over them.
 ir::Function lstm_with_gradients() {
-  std::string text = lstm("f64", false);
+  std::string text = scan_lstm("f64", false);
   text.replace(text.find("-> (f64[2,2], f64[2,2], f64[3,2,2])"),
                std::string("-> (f64[2,2], f64[2,2], f64[3,2,2])").size(), "-> f64[]");
   text.replace(text.find("  return %0, %1, %2\n}"), std::string("  return %0, %1, %2\n}").size(),
@@ -230,7 +178,7 @@ TEST_CASE("gpu scan: cumulative sums forwards, backwards, saved, and of length 1
     for (bool reverse : {false, true}) {
       for (bool save : {false, true}) {
         INFO("length " << length << (reverse ? " reverse" : "") << (save ? " save" : ""));
-        check_gpu(ir::parse(cumsum(length, reverse, save)), mock);
+        check_gpu(ir::parse(scan_cumsum(length, reverse, save)), mock);
       }
     }
   }
@@ -239,7 +187,7 @@ TEST_CASE("gpu scan: cumulative sums forwards, backwards, saved, and of length 1
 TEST_CASE("gpu scan: a scan of length 0 gives its initial carries and no rows", "[gpu][scan]") {
   MockGpu mock;
   // Planned without the pipeline, whose scan pass would replace the scan by its carries.
-  ir::Function f = ir::parse(cumsum(0, false, false));
+  ir::Function f = ir::parse(scan_cumsum(0, false, false));
   passes::KernelPlan kernels = passes::plan_kernels(f);
   passes::MemoryPlan memory = passes::plan_memory(f, kernels);
   check_planned(f, kernels, memory, sample_args(f), mock, 0);
@@ -256,18 +204,18 @@ TEST_CASE("gpu scan: recurrences with a GEMM in the body (RNN, LSTM) and an LSTM
   MockGpu mock;
   {
     INFO("rnn");
-    check_gpu(ir::parse(kRnn), mock);
+    check_gpu(ir::parse(kScanRnn), mock);
   }
   for (bool reverse : {false, true}) {
     INFO("lstm f32" << (reverse ? " reverse" : ""));
-    check_gpu(ir::parse(lstm("f32", reverse)), mock, 1e-4);
+    check_gpu(ir::parse(scan_lstm("f32", reverse)), mock, 1e-4);
   }
   INFO("lstm gradient");
   check_gpu(lstm_with_gradients(), mock);
 }
 
 TEST_CASE("gpu scan: the launch plan loops over one step's launches", "[gpu][scan]") {
-  ir::Function f = ir::parse(cumsum(5, true, true));
+  ir::Function f = ir::parse(scan_cumsum(5, true, true));
   passes::PipelineOptions options;
   options.print_after = {};
   passes::PipelineResult r = passes::run_pipeline(f.clone(), options);
@@ -306,7 +254,7 @@ TEST_CASE("gpu scan: ptxas assembles the body kernels' PTX", "[gpu][scan][ptxas]
   }
   if (!k::testing::have_libdevice()) return;
   for (const ir::Function& f :
-       {ir::parse(lstm("f32", true)), lstm_with_gradients(), ir::parse(kMultiCarry)}) {
+       {ir::parse(scan_lstm("f32", true)), lstm_with_gradients(), ir::parse(kMultiCarry)}) {
     INFO(f.name());
     passes::PipelineResult r = passes::run_pipeline(f.clone());
     codegen::GpuModule module =

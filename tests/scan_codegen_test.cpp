@@ -13,10 +13,14 @@
 #include "kiln/passes/fusion.h"
 #include "kiln/passes/memory_plan.h"
 #include "kiln/passes/pipeline.h"
+#include "scan_test_programs.h"
 
 using namespace kiln;
 using namespace kiln::ir;
 using Catch::Contains;
+using kiln::testing::kScanRnn;
+using kiln::testing::scan_cumsum;
+using kiln::testing::scan_lstm;
 
 namespace {
 
@@ -60,62 +64,6 @@ HostTensor f64s(Shape shape, std::vector<double> values) {
   return HostTensor::from_values<double>(std::move(shape), values);
 }
 
-// carry += x; y = the new carry (save: the carry-ins too).
-std::string cumsum(int64_t length, bool reverse, bool save) {
-  return fmt::format(R"(func @cumsum(%init: f64[2], %xs: f64[{0},2]) -> ({2}) {{
-  {3} = scan(%init, %xs) {{carries = 1, length = {0}, reverse = {1}, save_carries = {4}, xs = 1}} : f64[2], f64[{0},2]{5}
-    body func @step(%c: f64[2], %x: f64[2]) -> (f64[2], f64[2]) {{
-      %0 = add(%c, %x) : f64[2]
-      return %0, %0
-    }}
-  return {3}
-}}
-)",
-                     length, reverse ? "true" : "false",
-                     save ? fmt::format("f64[2], f64[{0},2], f64[{0},2]", length)
-                          : fmt::format("f64[2], f64[{},2]", length),
-                     save ? "%0, %1, %2" : "%0, %1", save ? "true" : "false",
-                     save ? fmt::format(", f64[{},2]", length) : "");
-}
-
-const char* kRnn = R"(func @f(%h0: f64[2,3], %xs: f64[4,2,3], %u: f64[3,3]) -> f64[4,2,3] {
-  %0, %1 = scan(%h0, %xs, %u) {carries = 1, length = 4, reverse = false, save_carries = false, xs = 1} : f64[2,3], f64[4,2,3]
-    body func @cell(%h: f64[2,3], %x: f64[2,3], %u: f64[3,3]) -> (f64[2,3], f64[2,3]) {
-      %0 = matmul(%h, %u) : f64[2,3]
-      %1 = add(%0, %x) : f64[2,3]
-      %2 = tanh(%1) : f64[2,3]
-      return %2, %2
-    }
-  return %1
-}
-)";
-
-// An LSTM cell on a hoisted input projection; `dtype` f32 or f64, results h, c and stacked h.
-std::string lstm(const char* dtype, bool reverse) {
-  return fmt::format(
-      R"(func @f(%h0: {0}[2,2], %c0: {0}[2,2], %xw: {0}[3,2,8], %u: {0}[2,8]) -> ({0}[2,2], {0}[2,2], {0}[3,2,2]) {{
-  %0, %1, %2 = scan(%h0, %c0, %xw, %u) {{carries = 2, length = 3, reverse = {1}, save_carries = false, xs = 1}} : {0}[2,2], {0}[2,2], {0}[3,2,2]
-    body func @lstm(%h: {0}[2,2], %c: {0}[2,2], %xw: {0}[2,8], %u: {0}[2,8]) -> ({0}[2,2], {0}[2,2], {0}[2,2]) {{
-      %0 = matmul(%h, %u) : {0}[2,8]
-      %1 = add(%0, %xw) : {0}[2,8]
-      %2, %3, %4, %5 = split(%1) {{axis = 1, sizes = [2, 2, 2, 2]}} : {0}[2,2], {0}[2,2], {0}[2,2], {0}[2,2]
-      %6 = sigmoid(%2) : {0}[2,2]
-      %7 = sigmoid(%3) : {0}[2,2]
-      %8 = tanh(%4) : {0}[2,2]
-      %9 = sigmoid(%5) : {0}[2,2]
-      %10 = mul(%7, %c) : {0}[2,2]
-      %11 = mul(%6, %8) : {0}[2,2]
-      %12 = add(%10, %11) : {0}[2,2]
-      %13 = tanh(%12) : {0}[2,2]
-      %14 = mul(%9, %13) : {0}[2,2]
-      return %14, %12, %14
-    }}
-  return %0, %1, %2
-}}
-)",
-      dtype, reverse ? "true" : "false");
-}
-
 std::vector<HostTensor> lstm_args() {
   using testing::random_f64;
   return {random_f64({2, 2}, 11), random_f64({2, 2}, 12), random_f64({3, 2, 8}, 13),
@@ -150,7 +98,8 @@ TEST_CASE("compiled scan: cumulative sum, forward, reverse, saved carries, T = 0
         std::vector<double> xs(static_cast<size_t>(2 * length));
         for (size_t i = 0; i < xs.size(); ++i)
           xs[i] = static_cast<double>(i) * 0.5 - 1;
-        check_compiled(cumsum(length, reverse, save), {f64s({2}, {3, -4}), f64s({length, 2}, xs)});
+        check_compiled(scan_cumsum(length, reverse, save),
+                       {f64s({2}, {3, -4}), f64s({length, 2}, xs)});
       }
     }
   }
@@ -211,30 +160,30 @@ TEST_CASE("compiled scan: nested scans", "[codegen][scan]") {
 TEST_CASE("compiled scan: RNN and LSTM cells (matmul, split, activations), f32 and f64",
           "[codegen][scan]") {
   using testing::random_f64;
-  check_compiled(
-      kRnn, {random_f64({2, 3}, 21), random_f64({4, 2, 3}, 22), random_f64({3, 3}, 23, -0.5, 0.5)});
+  check_compiled(kScanRnn, {random_f64({2, 3}, 21), random_f64({4, 2, 3}, 22),
+                            random_f64({3, 3}, 23, -0.5, 0.5)});
   for (bool reverse : {false, true}) {
     INFO((reverse ? "reverse" : "forward"));
-    check_compiled(lstm("f64", reverse), lstm_args());
+    check_compiled(scan_lstm("f64", reverse), lstm_args());
     std::vector<HostTensor> args32;
     for (const HostTensor& a : lstm_args()) {
       TensorType type{DType::f32, a.shape()};
       args32.push_back(
           run_op(Op::cast, {&a, 1}, Attrs().set_dtype("dtype", DType::f32), {&type, 1}).at(0));
     }
-    check_compiled(lstm("f32", reverse), args32);
+    check_compiled(scan_lstm("f32", reverse), args32);
   }
 }
 
 TEST_CASE("compiled scan gradients equal the interpreter's", "[codegen][scan][autodiff]") {
   using testing::random_f64;
   SECTION("tanh RNN") {
-    check_compiled(with_gradients(kRnn), {random_f64({2, 3}, 21), random_f64({4, 2, 3}, 22),
-                                          random_f64({3, 3}, 23, -0.5, 0.5)});
+    check_compiled(with_gradients(kScanRnn), {random_f64({2, 3}, 21), random_f64({4, 2, 3}, 22),
+                                              random_f64({3, 3}, 23, -0.5, 0.5)});
   }
   SECTION("LSTM through the stacked h, forward and reverse") {
     for (bool reverse : {false, true}) {
-      std::string text = lstm("f64", reverse);
+      std::string text = scan_lstm("f64", reverse);
       text.replace(text.find("-> (f64[2,2], f64[2,2], f64[3,2,2])"), 35, "-> f64[3,2,2]");
       text.replace(text.find("return %0, %1, %2\n}"), 17, "return %2");
       check_compiled(with_gradients(text), lstm_args());
@@ -325,7 +274,7 @@ TEST_CASE("a bad index inside a compiled scan body is reported for the body's no
 
 TEST_CASE("the scan kernel's plan shows its body, and its scratch is live at it alone",
           "[codegen][scan][plan]") {
-  passes::PipelineResult r = optimized(parse(kRnn), true);
+  passes::PipelineResult r = optimized(parse(kScanRnn), true);
   std::string plan = passes::print_plan(r.function, r.kernels);
   INFO(plan);
   CHECK_THAT(plan, Contains("kernel 0 scan(%h0, %xs, %u) -> %0, %1 {"));
@@ -380,7 +329,7 @@ TEST_CASE("compiled code does not grow with the scan's length", "[codegen][scan]
   // Unoptimized (LLVM could unroll a short loop), as lines of LLVM IR: the length appears in
   // constants only.
   auto instructions = [](int64_t length) {
-    passes::PipelineResult r = optimized(parse(cumsum(length, false, true)), true);
+    passes::PipelineResult r = optimized(parse(scan_cumsum(length, false, true)), true);
     codegen::CodegenOptions options;
     options.opt_level = 0;
     auto module = codegen::compile_jit(r.function, r.kernels, r.memory, options);
@@ -398,7 +347,7 @@ TEST_CASE("compiled scan of length 0 without the scan pass copies the initial ca
           "[codegen][scan]") {
   // The pipeline's scan step removes such a node; codegen still compiles one it is given.
   for (bool save : {false, true}) {
-    Function f = parse(cumsum(0, false, save));
+    Function f = parse(scan_cumsum(0, false, save));
     passes::KernelPlan kernels = passes::plan_kernels(f);
     passes::MemoryPlan memory = passes::plan_memory(f, kernels);
     REQUIRE(kernels.kernels.size() == 1);

@@ -7,6 +7,7 @@
 #include "grad_check_util.h"
 #include "kiln/ir/printer.h"
 #include "kiln/ir/verifier.h"
+#include "scan_test_programs.h"
 
 using namespace kiln::testing;
 
@@ -30,18 +31,6 @@ std::string linear(bool reverse, const char* ret, const char* ret_type) {
 std::vector<HostTensor> linear_args(double a = 0.7) {
   return {random_f64({2}, 1), random_f64({3, 2}, 2), tensor_of(DType::f64, {}, {a})};
 }
-
-const char* kRnn = R"(func @f(%h0: f64[2,3], %xs: f64[4,2,3], %u: f64[3,3]) -> f64[4,2,3] {
-  %0, %1 = scan(%h0, %xs, %u) {carries = 1, length = 4, reverse = false, save_carries = false, xs = 1} : f64[2,3], f64[4,2,3]
-    body func @cell(%h: f64[2,3], %x: f64[2,3], %u: f64[3,3]) -> (f64[2,3], f64[2,3]) {
-      %0 = matmul(%h, %u) : f64[2,3]
-      %1 = add(%0, %x) : f64[2,3]
-      %2 = tanh(%1) : f64[2,3]
-      return %2, %2
-    }
-  return %1
-}
-)";
 
 // An LSTM cell (gates i, f, c, o) on a hoisted input projection xw; returns `ret`.
 std::string lstm(const char* ret, const char* ret_type) {
@@ -106,8 +95,8 @@ TEST_CASE("scan gradient: hand-computed values of the linear recurrence", "[auto
 }
 
 TEST_CASE("scan gradient: tanh RNN cell", "[autodiff][scan]") {
-  check_gradients(
-      kRnn, {random_f64({2, 3}, 21), random_f64({4, 2, 3}, 22), random_f64({3, 3}, 23, -0.5, 0.5)});
+  check_gradients(kScanRnn, {random_f64({2, 3}, 21), random_f64({4, 2, 3}, 22),
+                             random_f64({3, 3}, 23, -0.5, 0.5)});
 }
 
 TEST_CASE("scan gradient: LSTM cell, through h and c", "[autodiff][scan]") {
@@ -192,7 +181,7 @@ TEST_CASE("the gradient of a scan is a reverse scan over the saved carries", "[a
 }
 
 TEST_CASE("scan gradient of the gradient (second order)", "[autodiff][scan]") {
-  Function f = kiln::ir::parse(kRnn);
+  Function f = kiln::ir::parse(kScanRnn);
   kiln::ir::Value* y = f.outputs().at(0);
   f.set_outputs({f.append(Op::mul, {y, y})->output()});
   kiln::passes::differentiate(f);

@@ -10,9 +10,11 @@
 #include "kiln/ir/parser.h"
 
 #include "error_test_util.h"
+#include "scan_test_programs.h"
 
 using namespace kiln;
 using namespace kiln::ir;
+using kiln::testing::scan_cumsum;
 
 namespace {
 
@@ -25,29 +27,10 @@ std::vector<double> values_of(const HostTensor& t) {
   return {v.begin(), v.end()};
 }
 
-// carry += x; y = the new carry. `length` and `reverse` are filled in.
-std::string cumsum(int64_t length, bool reverse, bool save) {
-  return fmt::format(R"(func @cumsum(%init: f64[2], %xs: f64[{0},2]) -> ({2}) {{
-  {3} = scan(%init, %xs) {{carries = 1, length = {0}, reverse = {1}, save_carries = {4}, xs = 1}} : f64[2], f64[{0},2]{5}
-    body func @step(%c: f64[2], %x: f64[2]) -> (f64[2], f64[2]) {{
-      %0 = add(%c, %x) : f64[2]
-      return %0, %0
-    }}
-  return {6}
-}}
-)",
-                     length, reverse ? "true" : "false",
-                     save ? fmt::format("f64[2], f64[{0},2], f64[{0},2]", length)
-                          : fmt::format("f64[2], f64[{},2]", length),
-                     save ? "%0, %1, %2" : "%0, %1", save ? "true" : "false",
-                     save ? fmt::format(", f64[{},2]", length) : "",
-                     save ? "%0, %1, %2" : "%0, %1");
-}
-
 }  // namespace
 
 TEST_CASE("scan: cumulative sum", "[ir][scan][interp]") {
-  Function f = parse(cumsum(3, false, false));
+  Function f = parse(scan_cumsum(3, false, false));
   HostTensor xs = f64s({3, 2}, {1, 2, 3, 4, 5, 6});
   EvalResult r = evaluate(f, std::vector<HostTensor>{f64s({2}, {0, 10}), xs});
   CHECK(values_of(r.outputs[0]) == std::vector<double>{9, 22});
@@ -55,7 +38,7 @@ TEST_CASE("scan: cumulative sum", "[ir][scan][interp]") {
 }
 
 TEST_CASE("scan: reverse runs t = T-1 ... 0 and stacks row t at index t", "[ir][scan][interp]") {
-  Function f = parse(cumsum(3, true, false));
+  Function f = parse(scan_cumsum(3, true, false));
   HostTensor xs = f64s({3, 2}, {1, 2, 3, 4, 5, 6});
   EvalResult r = evaluate(f, std::vector<HostTensor>{f64s({2}, {0, 10}), xs});
   CHECK(values_of(r.outputs[0]) == std::vector<double>{9, 22});
@@ -66,16 +49,16 @@ TEST_CASE("scan: reverse runs t = T-1 ... 0 and stacks row t at index t", "[ir][
 TEST_CASE("scan: save_carries stacks the carry each step read", "[ir][scan][interp]") {
   HostTensor xs = f64s({3, 2}, {1, 2, 3, 4, 5, 6});
   HostTensor init = f64s({2}, {0, 10});
-  EvalResult fwd = evaluate(parse(cumsum(3, false, true)), std::vector<HostTensor>{init, xs});
+  EvalResult fwd = evaluate(parse(scan_cumsum(3, false, true)), std::vector<HostTensor>{init, xs});
   CHECK(values_of(fwd.outputs[2]) == std::vector<double>{0, 10, 1, 12, 4, 16});
-  EvalResult rev = evaluate(parse(cumsum(3, true, true)), std::vector<HostTensor>{init, xs});
+  EvalResult rev = evaluate(parse(scan_cumsum(3, true, true)), std::vector<HostTensor>{init, xs});
   // step 2 reads init, step 1 reads x2, step 0 reads x1 + x2
   CHECK(values_of(rev.outputs[2]) == std::vector<double>{8, 20, 5, 16, 0, 10});
 }
 
 TEST_CASE("scan: length 0 returns the initial carries and empty stacks", "[ir][scan][interp]") {
   for (bool reverse : {false, true}) {
-    Function f = parse(cumsum(0, reverse, true));
+    Function f = parse(scan_cumsum(0, reverse, true));
     EvalResult r = evaluate(
         f, std::vector<HostTensor>{f64s({2}, {3, 4}), HostTensor(DType::f64, Shape{0, 2})});
     CHECK(values_of(r.outputs[0]) == std::vector<double>{3, 4});

@@ -22,6 +22,20 @@ namespace {
 
 namespace L = layers;
 
+// The options of the classification head that every application checks alike.
+void check_head(const char* model, const std::string& pooling, bool include_top, int64_t classes,
+                const std::source_location& loc) {
+  if (pooling != "" && pooling != "avg" && pooling != "max") {
+    detail::raise<ValueError>(
+        model, {}, fmt::format("pooling must be \"\", \"avg\" or \"max\", got \"{}\"", pooling),
+        loc);
+  }
+  if (include_top && classes <= 0) {
+    detail::raise<ValueError>(model, {}, fmt::format("classes must be positive, got {}", classes),
+                              loc);
+  }
+}
+
 // Conv2D without bias, BatchNormalization without scale, ReLU: Keras's conv2d_bn helper.
 KerasTensor conv2d_bn(const KerasTensor& x, int64_t filters, int64_t rows, int64_t cols,
                       const std::string& padding = "same", std::vector<int64_t> strides = {1, 1}) {
@@ -90,15 +104,7 @@ Model InceptionV3(const InceptionV3Options& options, std::source_location loc) {
                     shape.to_string()),
         loc);
   }
-  if (options.pooling != "" && options.pooling != "avg" && options.pooling != "max") {
-    detail::raise<ValueError>(
-        "InceptionV3", {},
-        fmt::format("pooling must be \"\", \"avg\" or \"max\", got \"{}\"", options.pooling), loc);
-  }
-  if (options.include_top && options.classes <= 0) {
-    detail::raise<ValueError>(
-        "InceptionV3", {}, fmt::format("classes must be positive, got {}", options.classes), loc);
-  }
+  check_head("InceptionV3", options.pooling, options.include_top, options.classes, loc);
   KerasTensor input = Input(shape, f32, "", loc);
   KerasTensor x = conv2d_bn(input, 32, 3, 3, "valid", {2, 2});
   x = conv2d_bn(x, 32, 3, 3, "valid");
@@ -243,15 +249,7 @@ Model MobileNetV2(const MobileNetV2Options& options, std::source_location loc) {
     detail::raise<ValueError>("MobileNetV2", {},
                               fmt::format("alpha must be positive, got {}", options.alpha), loc);
   }
-  if (options.pooling != "" && options.pooling != "avg" && options.pooling != "max") {
-    detail::raise<ValueError>(
-        "MobileNetV2", {},
-        fmt::format("pooling must be \"\", \"avg\" or \"max\", got \"{}\"", options.pooling), loc);
-  }
-  if (options.include_top && options.classes <= 0) {
-    detail::raise<ValueError>(
-        "MobileNetV2", {}, fmt::format("classes must be positive, got {}", options.classes), loc);
-  }
+  check_head("MobileNetV2", options.pooling, options.include_top, options.classes, loc);
   // Made before any layer, so that a bad activation leaves no layer names used.
   activations::get(options.classifier_activation, loc);
   const double alpha = options.alpha;
