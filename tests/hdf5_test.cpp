@@ -20,9 +20,14 @@ using Catch::Contains;
 
 namespace {
 
-// The attribute fixture, written once per test case.
+// The attribute fixture, written once per test case into a file of this process's own: ctest runs
+// the test cases as parallel processes, and a shared name was rewritten under a reader.
 std::string attrs_file() {
-  std::string path = "hdf5_test_attrs.h5";
+  static const std::string path = fmt::format("hdf5_test_attrs.{}.h5", getpid());
+  struct RemoveAtExit {
+    ~RemoveAtExit() { std::remove(path.c_str()); }
+  };
+  static RemoveAtExit remove_at_exit;
   h5fixtures::run({"attrs", path});
   return path;
 }
