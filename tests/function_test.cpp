@@ -12,6 +12,7 @@
 #include "kiln/frontend/core/log.h"
 #include "kiln/frontend/core/ops.h"
 #include "kiln/ir/printer.h"
+#include "log_test_util.h"
 
 namespace k = kiln;
 using Catch::Contains;
@@ -19,15 +20,7 @@ using kiln::testing::count_of;
 
 namespace {
 
-// Collects log messages while it lives.
-struct LogCapture {
-  std::vector<std::string> lines;
-  k::LogSink previous;
-  LogCapture() {
-    previous = k::set_log_sink([this](std::string_view m) { lines.emplace_back(m); });
-  }
-  ~LogCapture() { k::set_log_sink(previous); }
-};
+using kiln::testing::LogCapture;
 
 template <class T>
 std::vector<T> values(const k::Tensor& t) {

@@ -12,6 +12,7 @@
 #include "aot_test_util.h"
 #include "cli_test_util.h"
 #include "file_test_util.h"
+#include "log_test_util.h"
 
 namespace k = kiln;
 namespace L = k::layers;
@@ -30,20 +31,7 @@ void check_same(const k::Tensor& got, const k::Tensor& want) {
   }
 }
 
-// Collects the log while it lives.
-struct LogCapture {
-  std::vector<std::string> lines;
-  k::LogSink previous;
-  LogCapture() {
-    previous = k::set_log_sink([this](std::string_view m) { lines.emplace_back(m); });
-  }
-  ~LogCapture() { k::set_log_sink(previous); }
-  bool contains(const std::string& text) const {
-    for (const std::string& line : lines)
-      if (line.find(text) != std::string::npos) return true;
-    return false;
-  }
-};
+using kiln::testing::LogCapture;
 
 k::Sequential conv_model() {
   k::set_random_seed(21);

@@ -36,6 +36,22 @@ void check_head(const char* model, const std::string& pooling, bool include_top,
   }
 }
 
+// Keras's top of an application: average pooling and a Dense "predictions" layer, or without
+// the top the pooling asked for (none, "avg" or "max"). `top_pool` names the top's pooling layer
+// ("" for Keras's default name).
+KerasTensor head(KerasTensor x, bool include_top, const std::string& pooling, int64_t classes,
+                 const std::string& activation, const std::string& top_pool,
+                 const std::source_location& loc) {
+  if (include_top) {
+    x = L::GlobalAveragePooling2D("channels_last", false, top_pool)(x);
+    return L::Dense(classes, activation, std::nullopt, true, "glorot_uniform", "zeros",
+                    "predictions", loc)(x);
+  }
+  if (pooling == "avg") return L::GlobalAveragePooling2D()(x);
+  if (pooling == "max") return L::GlobalMaxPooling2D()(x);
+  return x;
+}
+
 // Conv2D without bias, BatchNormalization without scale, ReLU: Keras's conv2d_bn helper.
 KerasTensor conv2d_bn(const KerasTensor& x, int64_t filters, int64_t rows, int64_t cols,
                       const std::string& padding = "same", std::vector<int64_t> strides = {1, 1}) {
@@ -144,15 +160,8 @@ Model InceptionV3(const InceptionV3Options& options, std::source_location loc) {
   x = block_8(x, 0);
   x = block_8(x, 1);
 
-  if (options.include_top) {
-    x = L::GlobalAveragePooling2D("channels_last", false, "avg_pool")(x);
-    x = L::Dense(options.classes, options.classifier_activation, std::nullopt, true,
-                 "glorot_uniform", "zeros", "predictions", loc)(x);
-  } else if (options.pooling == "avg") {
-    x = L::GlobalAveragePooling2D()(x);
-  } else if (options.pooling == "max") {
-    x = L::GlobalMaxPooling2D()(x);
-  }
+  x = head(x, options.include_top, options.pooling, options.classes, options.classifier_activation,
+           "avg_pool", loc);
   return Model(input, x, "inception_v3", loc);
 }
 
@@ -279,15 +288,8 @@ Model MobileNetV2(const MobileNetV2Options& options, std::source_location loc) {
   x = L::Conv2D(last_filters, 1, {.use_bias = false, .name = "Conv_1"})(x);
   x = relu6(bn(x, "Conv_1_bn"), "out_relu");
 
-  if (options.include_top) {
-    x = L::GlobalAveragePooling2D()(x);
-    x = L::Dense(options.classes, options.classifier_activation, std::nullopt, true,
-                 "glorot_uniform", "zeros", "predictions", loc)(x);
-  } else if (options.pooling == "avg") {
-    x = L::GlobalAveragePooling2D()(x);
-  } else if (options.pooling == "max") {
-    x = L::GlobalMaxPooling2D()(x);
-  }
+  x = head(x, options.include_top, options.pooling, options.classes, options.classifier_activation,
+           "", loc);
   std::string rows = shape[0] == kiln::None ? "None" : std::to_string(shape[0]);
   return Model(input, x, fmt::format("mobilenetv2_{:.2f}_{}", alpha, rows), loc);
 }
