@@ -556,50 +556,77 @@ std::vector<int64_t> variant_batches(const std::vector<Layout>& layouts) {
   return out;
 }
 
-// "[1,3,4], [4,3,4]": the variants' input shapes, for messages.
+// "[1,3,4], [4,3,4]": the variants' input shapes, for messages ("([1,4], [1,9,3]), ..." with
+// several inputs).
 std::string variant_list(const std::vector<Layout>& layouts) {
-  std::vector<std::string> shapes;
-  for (const Layout& l : layouts)
-    shapes.push_back(fmt::format("[{}]", fmt::join(l.inputs.at(0).type.shape, ",")));
-  return fmt::format("{}", fmt::join(shapes, ", "));
+  std::vector<std::string> variants;
+  for (const Layout& l : layouts) {
+    std::vector<std::string> shapes;
+    for (const TensorInfo& in : l.inputs)
+      shapes.push_back(fmt::format("[{}]", fmt::join(in.type.shape, ",")));
+    variants.push_back(shapes.size() == 1 ? shapes[0]
+                                          : fmt::format("({})", fmt::join(shapes, ", ")));
+  }
+  return fmt::format("{}", fmt::join(variants, ", "));
+}
+
+// "(T)a", "(T)b", ...: each name cast to `cast`.
+std::vector<std::string> cast_list(const std::string& cast, const std::vector<std::string>& names) {
+  std::vector<std::string> out;
+  for (const std::string& n : names)
+    out.push_back(cast + n);
+  return out;
+}
+
+// The sum of the inputs' ranks: how many numbers NAME_run_dims's dims holds.
+int64_t total_rank(const Layout& layout) {
+  int64_t rank = 0;
+  for (const TensorInfo& in : layout.inputs)
+    rank += in.type.shape.rank();
+  return rank;
 }
 
 // What the header says of the variants: their shapes, NAME_run_dims and NAME_run_batch.
 std::string variant_declarations(const std::string& name, const std::vector<Layout>& layouts,
                                  bool run_batch) {
   const std::string N = upper(name);
-  const std::string in = c_type(layouts[0].inputs[0].type.dtype);
-  const std::string out_type = c_type(layouts[0].outputs[0].type.dtype);
+  const Layout& base = layouts[0];
+  const std::string params = fmt::format("{}", fmt::join(run_parameters(base), ", "));
   std::string out = fmt::format(
       "\n/* Shape variants: the input shapes this library was compiled for, each with its output\n"
-      "   shape. {0}_run runs variant 0 (the saved shape, {1}_INPUT0_SHAPE); {0}_run_dims runs\n"
-      "   any variant. */\n#define {1}_NUM_VARIANTS {2}\n",
+      "   shapes. {0}_run runs variant 0 (the saved shapes, {1}_INPUT0_SHAPE ...); {0}_run_dims\n"
+      "   runs any variant. */\n#define {1}_NUM_VARIANTS {2}\n",
       name, N, layouts.size());
   for (size_t v = 0; v < layouts.size(); ++v) {
-    out += fmt::format("#define {}_VARIANT{}_INPUT0_SHAPE {{{}}}\n", N, v,
-                       shape_list(layouts[v].inputs[0].type.shape));
-    out += fmt::format("#define {}_VARIANT{}_OUTPUT0_SHAPE {{{}}}\n", N, v,
-                       shape_list(layouts[v].outputs[0].type.shape));
+    for (size_t i = 0; i < layouts[v].inputs.size(); ++i)
+      out += fmt::format("#define {}_VARIANT{}_INPUT{}_SHAPE {{{}}}\n", N, v, i,
+                         shape_list(layouts[v].inputs[i].type.shape));
+    for (size_t j = 0; j < layouts[v].outputs.size(); ++j)
+      out += fmt::format("#define {}_VARIANT{}_OUTPUT{}_SHAPE {{{}}}\n", N, v, j,
+                         shape_list(layouts[v].outputs[j].type.shape));
   }
+  const std::string which =
+      base.inputs.size() == 1
+          ? fmt::format("dims[0 .. {}_INPUT0_RANK - 1]", N)
+          : fmt::format("dims (each input's dims in turn: {} numbers)", total_rank(base));
   out += fmt::format(
-      "/* Runs the variant whose input shape is dims[0 .. {1}_INPUT0_RANK - 1]; output0 is of "
-      "that\n"
-      "   variant's output shape. Non-zero, naming the compiled shapes in {0}_last_error, when no\n"
+      "/* Runs the variant whose input shape is {4}; the outputs are of that\n"
+      "   variant's output shapes. Non-zero, naming the compiled shapes in {0}_last_error, when "
+      "no\n"
       "   variant has that shape. */\n"
-      "int {0}_run_dims({0}_model* model, const int64_t* dims, const {2}* input0, {3}* output0);\n"
+      "int {0}_run_dims({0}_model* model, const int64_t* dims, {2});\n"
       "/* Whether {0}_run_batch exists: the variants differ only in the batch and the model was\n"
       "   checked, when compiled, to compute each sample on its own. */\n"
-      "#define {1}_HAS_RUN_BATCH {4}\n",
-      name, N, in, out_type, run_batch ? 1 : 0);
+      "#define {1}_HAS_RUN_BATCH {3}\n",
+      name, N, params, run_batch ? 1 : 0, which);
   if (run_batch) {
     out += fmt::format(
         "/* Runs n >= 0 samples: batches of the largest compiled size that fits, then smaller\n"
-        "   ones; fewer samples than the smallest size are padded with zeros into it. input0 "
-        "holds\n"
-        "   n samples, output0 receives n results (the sizes per sample are the shapes above\n"
-        "   without their first dimension). */\n"
-        "int {0}_run_batch({0}_model* model, int64_t n, const {1}* input0, {2}* output0);\n",
-        name, in, out_type);
+        "   ones; fewer samples than the smallest size are padded with zeros into it. Each input\n"
+        "   holds n samples, each output receives n results (the sizes per sample are the shapes\n"
+        "   above without their first dimension). */\n"
+        "int {0}_run_batch({0}_model* model, int64_t n, {1});\n",
+        name, params);
   }
   return out;
 }
@@ -612,9 +639,13 @@ std::string variant_glue_text(const std::string& name, const std::vector<Layout>
                               bool run_batch) {
   const Layout& base = layouts[0];
   const size_t count = layouts.size();
-  const int64_t rank = base.inputs[0].type.shape.rank();
-  const std::string in_type = c_type(base.inputs[0].type.dtype);
-  const std::string out_type = c_type(base.outputs[0].type.dtype);
+  const size_t num_in = base.inputs.size(), num_out = base.outputs.size();
+  const int64_t rank = total_rank(base);
+  const std::string params = fmt::format("{}", fmt::join(run_parameters(base), ", "));
+  const std::vector<std::string> in_names = numbered("input", num_in),
+                                 out_names = numbered("output", num_out);
+  const std::string ins = fmt::format("{}", fmt::join(in_names, ", ")),
+                    outs = fmt::format("{}", fmt::join(out_names, ", "));
   std::string out = fmt::format(
       "/* Generated by Kiln's ahead-of-time compiler: the C API of lib{0}.so (shape variants). "
       "*/\n#include <stdio.h>\n#include <stdlib.h>\n#include <string.h>\n"
@@ -638,37 +669,52 @@ std::string variant_glue_text(const std::string& name, const std::vector<Layout>
     const std::string outputs =
         tensor_table(out, fmt::format("outputs_v{}", v), layouts[v].outputs);
     descs.push_back(fmt::format(
-        "    {{KILN_AOT_ABI_VERSION, \"{}\", {}, {}, 1, {}, 1, {}, {}, {}, 0, NULL, {}, {}, 0, "
+        "    {{KILN_AOT_ABI_VERSION, \"{}\", {}, {}, {}, {}, {}, {}, {}, {}, 0, NULL, {}, {}, 0, "
         "NULL}}",
-        name, entries[v], workspaces[v], inputs, outputs, base.state.size(), state,
+        name, entries[v], workspaces[v], num_in, inputs, num_out, outputs, base.state.size(), state,
         embedded ? fmt::format("{}_kiln_weights", name) : "NULL", embedded ? base.blob.size() : 0));
   }
   std::vector<std::string> dims, batches;
+  const std::vector<int64_t> variant_batch = variant_batches(layouts);
   for (size_t v = 0; v < count; ++v) {
-    dims.push_back(fmt::format("{{{}}}", shape_list(layouts[v].inputs[0].type.shape)));
-    batches.push_back(std::to_string(variant_batches(layouts)[v]));
+    std::vector<std::string> all;
+    for (const TensorInfo& in : layouts[v].inputs)
+      if (in.type.shape.rank() > 0) all.push_back(shape_list(in.type.shape));
+    dims.push_back(fmt::format("{{{}}}", fmt::join(all, ", ")));
+    batches.push_back(std::to_string(variant_batch[v]));
   }
-  const Shape& in_shape = base.inputs[0].type.shape;
-  const Shape& out_shape = base.outputs[0].type.shape;
-  const int64_t in_sample = rank > 0 && in_shape[0] > 0 ? in_shape.num_elements() / in_shape[0] : 0;
-  const int64_t out_sample =
-      out_shape.rank() > 0 && out_shape[0] > 0 ? out_shape.num_elements() / out_shape[0] : 0;
+  // Per sample: each input's and output's elements and element size (run_batch's strides).
+  auto per_sample = [](const TensorInfo& t) {
+    const Shape& shape = t.type.shape;
+    return shape.rank() > 0 && shape[0] > 0 ? shape.num_elements() / shape[0] : int64_t(0);
+  };
+  std::vector<std::string> in_sample, out_sample, in_bytes, out_bytes;
+  for (const TensorInfo& t : base.inputs) {
+    in_sample.push_back(std::to_string(per_sample(t)));
+    in_bytes.push_back(fmt::format("sizeof({})", c_type(t.type.dtype)));
+  }
+  for (const TensorInfo& t : base.outputs) {
+    out_sample.push_back(std::to_string(per_sample(t)));
+    out_bytes.push_back(fmt::format("sizeof({})", c_type(t.type.dtype)));
+  }
   out += fmt::format(
       R"(
 #define VARIANTS {1}
 #define RANK {2}
+#define NUM_IN {3}
+#define NUM_OUT {4}
 static const kiln_aot_desc descs[VARIANTS] = {{
-{3}}};
-static const int64_t variant_dims[VARIANTS][RANK > 0 ? RANK : 1] = {{{4}}};
-static const int64_t variant_batch[VARIANTS] = {{{5}}};
+{5}}};
+static const int64_t variant_dims[VARIANTS][RANK > 0 ? RANK : 1] = {{{6}}};
+static const int64_t variant_batch[VARIANTS] = {{{7}}};
 
 struct {0}_model {{
   kiln_aot_model* variants[VARIANTS]; /* [0] made at create, the others on first use */
   char* weights_path;                 /* NULL: the embedded weights */
   const kiln_aot_model* failed;       /* whose error is the last; NULL: `message` */
   char message[1024];
-  {6}* pad_in;                        /* NAME_run_batch's padded last batch, made on first use */
-  {7}* pad_out;
+  char* pad_in[NUM_IN];               /* NAME_run_batch's padded last batch, made on first use */
+  char* pad_out[NUM_OUT];
 }};
 
 static {0}_model* {0}_kiln_new(const char* weights_path) {{
@@ -697,13 +743,11 @@ static int {0}_kiln_fail({0}_model* model, const char* message) {{
   return 1;
 }}
 
-static int {0}_kiln_run_variant({0}_model* model, int v, const void* input, void* output) {{
+static int {0}_kiln_run_variant({0}_model* model, int v, const void* const* in, void* const* out) {{
   if (model->variants[v] == NULL) {{
     model->variants[v] = kiln_aot_create(&descs[v], model->weights_path);
     if (model->variants[v] == NULL) return {0}_kiln_fail(model, kiln_aot_last_error(NULL));
   }}
-  const void* in[] = {{input}};
-  void* out[] = {{output}};
   const int status = kiln_aot_run(model->variants[v], in, out);
   if (status != 0) model->failed = model->variants[v];
   return status;
@@ -711,23 +755,27 @@ static int {0}_kiln_run_variant({0}_model* model, int v, const void* input, void
 
 /* A NULL model: the runtime's own error for it. */
 static int {0}_kiln_no_model(void) {{
-  const void* in[] = {{NULL}};
-  void* out[] = {{NULL}};
+  const void* in[NUM_IN] = {{NULL}};
+  void* out[NUM_OUT] = {{NULL}};
   return kiln_aot_run(NULL, in, out);
 }}
 
-int {0}_run({0}_model* model, const {6}* input0, {7}* output0) {{
+int {0}_run({0}_model* model, {8}) {{
   if (model == NULL) return {0}_kiln_no_model();
-  return {0}_kiln_run_variant(model, 0, input0, output0);
+  const void* in[NUM_IN] = {{{9}}};
+  void* out[NUM_OUT] = {{{10}}};
+  return {0}_kiln_run_variant(model, 0, in, out);
 }}
 
-int {0}_run_dims({0}_model* model, const int64_t* dims, const {6}* input0, {7}* output0) {{
+int {0}_run_dims({0}_model* model, const int64_t* dims, {8}) {{
   if (model == NULL) return {0}_kiln_no_model();
   if (dims == NULL) return {0}_kiln_fail(model, "{0}_run_dims: dims is NULL");
+  const void* in[NUM_IN] = {{{9}}};
+  void* out[NUM_OUT] = {{{10}}};
   for (int v = 0; v < VARIANTS; ++v) {{
     int same = 1;
     for (int d = 0; d < RANK; ++d) same = same && dims[d] == variant_dims[v][d];
-    if (same) return {0}_kiln_run_variant(model, v, input0, output0);
+    if (same) return {0}_kiln_run_variant(model, v, in, out);
   }}
   char shape[512] = "";
   for (int d = 0; d < RANK; ++d) {{
@@ -736,7 +784,7 @@ int {0}_run_dims({0}_model* model, const int64_t* dims, const {6}* input0, {7}* 
   }}
   char message[1024];
   snprintf(message, sizeof message,
-           "{0}_run_dims: input shape [%s] is not one of the compiled variants: {8}", shape);
+           "{0}_run_dims: input shape [%s] is not one of the compiled variants: {11}", shape);
   return {0}_kiln_fail(model, message);
 }}
 
@@ -756,22 +804,31 @@ void {0}_destroy({0}_model* model) {{
   if (model == NULL) return;
   for (int v = 0; v < VARIANTS; ++v) kiln_aot_destroy(model->variants[v]);
   free(model->weights_path);
-  free(model->pad_in);
-  free(model->pad_out);
+  for (int i = 0; i < NUM_IN; ++i) free(model->pad_in[i]);
+  for (int j = 0; j < NUM_OUT; ++j) free(model->pad_out[j]);
   free(model);
 }}
 
 int {0}_set_num_threads(int num_threads) {{ return kiln_aot_set_num_threads(num_threads); }}
 )",
-      name, count, rank, fmt::join(descs, ",\n"), fmt::join(dims, ", "), fmt::join(batches, ", "),
-      in_type, out_type, variant_list(layouts));
+      name, count, rank, num_in, num_out, fmt::join(descs, ",\n"), fmt::join(dims, ", "),
+      fmt::join(batches, ", "), params, ins, outs, variant_list(layouts));
   if (run_batch) {
+    const std::string null_names =
+        fmt::format("{} or {}", fmt::join(in_names, ", "), fmt::join(out_names, ", "));
     out += fmt::format(
         R"(
-int {0}_run_batch({0}_model* model, int64_t n, const {1}* input0, {2}* output0) {{
+int {0}_run_batch({0}_model* model, int64_t n, {1}) {{
   if (model == NULL) return {0}_kiln_no_model();
   if (n < 0) return {0}_kiln_fail(model, "{0}_run_batch: n is negative");
-  const int64_t in_sample = {3}, out_sample = {4};
+  const char* in[NUM_IN] = {{{2}}};
+  char* out[NUM_OUT] = {{{3}}};
+  static const int64_t in_sample[NUM_IN] = {{{4}}}, out_sample[NUM_OUT] = {{{5}}};
+  static const size_t in_bytes[NUM_IN] = {{{6}}}, out_bytes[NUM_OUT] = {{{7}}};
+  for (int i = 0; n > 0 && i < NUM_IN; ++i)
+    if (in[i] == NULL) return {0}_kiln_fail(model, "{0}_run_batch: {8} is NULL");
+  for (int j = 0; n > 0 && j < NUM_OUT; ++j)
+    if (out[j] == NULL) return {0}_kiln_fail(model, "{0}_run_batch: {8} is NULL");
   int64_t done = 0;
   while (done < n) {{
     int best = -1, smallest = -1;
@@ -781,9 +838,13 @@ int {0}_run_batch({0}_model* model, int64_t n, const {1}* input0, {2}* output0) 
         best = v;
       if (smallest < 0 || variant_batch[v] < variant_batch[smallest]) smallest = v;
     }}
+    const void* in_at[NUM_IN];
+    void* out_at[NUM_OUT];
     if (best >= 0) {{
-      const int status = {0}_kiln_run_variant(model, best, input0 + done * in_sample,
-                                              output0 + done * out_sample);
+      for (int i = 0; i < NUM_IN; ++i) in_at[i] = in[i] + done * in_sample[i] * (int64_t)in_bytes[i];
+      for (int j = 0; j < NUM_OUT; ++j)
+        out_at[j] = out[j] + done * out_sample[j] * (int64_t)out_bytes[j];
+      const int status = {0}_kiln_run_variant(model, best, in_at, out_at);
       if (status != 0) return status;
       done += variant_batch[best];
       continue;
@@ -791,26 +852,38 @@ int {0}_run_batch({0}_model* model, int64_t n, const {1}* input0, {2}* output0) 
     if (smallest < 0) return {0}_kiln_fail(model, "{0}_run_batch: no variant has a batch");
     /* Fewer samples left than the smallest batch: padded with zeros into it. */
     const int64_t size = variant_batch[smallest];
-    if (model->pad_in == NULL) {{
-      model->pad_in = ({1}*)malloc((size_t)(size * in_sample) * sizeof({1}) + 1);
-      model->pad_out = ({2}*)malloc((size_t)(size * out_sample) * sizeof({2}) + 1);
-      if (model->pad_in == NULL || model->pad_out == NULL)
-        return {0}_kiln_fail(model, "{0}_run_batch: out of memory");
+    for (int i = 0; i < NUM_IN; ++i) {{
+      if (model->pad_in[i] == NULL)
+        model->pad_in[i] = (char*)malloc((size_t)(size * in_sample[i]) * in_bytes[i] + 1);
+      if (model->pad_in[i] == NULL) return {0}_kiln_fail(model, "{0}_run_batch: out of memory");
     }}
-    if (input0 == NULL || output0 == NULL)
-      return {0}_kiln_fail(model, "{0}_run_batch: input0 or output0 is NULL");
+    for (int j = 0; j < NUM_OUT; ++j) {{
+      if (model->pad_out[j] == NULL)
+        model->pad_out[j] = (char*)malloc((size_t)(size * out_sample[j]) * out_bytes[j] + 1);
+      if (model->pad_out[j] == NULL) return {0}_kiln_fail(model, "{0}_run_batch: out of memory");
+    }}
     const int64_t left = n - done;
-    memset(model->pad_in, 0, (size_t)(size * in_sample) * sizeof({1}));
-    memcpy(model->pad_in, input0 + done * in_sample, (size_t)(left * in_sample) * sizeof({1}));
-    const int status = {0}_kiln_run_variant(model, smallest, model->pad_in, model->pad_out);
+    for (int i = 0; i < NUM_IN; ++i) {{
+      memset(model->pad_in[i], 0, (size_t)(size * in_sample[i]) * in_bytes[i]);
+      memcpy(model->pad_in[i], in[i] + done * in_sample[i] * (int64_t)in_bytes[i],
+             (size_t)(left * in_sample[i]) * in_bytes[i]);
+      in_at[i] = model->pad_in[i];
+    }}
+    for (int j = 0; j < NUM_OUT; ++j) out_at[j] = model->pad_out[j];
+    const int status = {0}_kiln_run_variant(model, smallest, in_at, out_at);
     if (status != 0) return status;
-    memcpy(output0 + done * out_sample, model->pad_out, (size_t)(left * out_sample) * sizeof({2}));
+    for (int j = 0; j < NUM_OUT; ++j)
+      memcpy(out[j] + done * out_sample[j] * (int64_t)out_bytes[j], model->pad_out[j],
+             (size_t)(left * out_sample[j]) * out_bytes[j]);
     done = n;
   }}
   return 0;
 }}
 )",
-        name, in_type, out_type, in_sample, out_sample);
+        name, params, fmt::join(cast_list("(const char*)", in_names), ", "),
+        fmt::join(cast_list("(char*)", out_names), ", "), fmt::join(in_sample, ", "),
+        fmt::join(out_sample, ", "), fmt::join(in_bytes, ", "), fmt::join(out_bytes, ", "),
+        null_names);
   }
   return out;
 }
@@ -1045,7 +1118,7 @@ void compile_cpu(const std::string& name, const passes::PipelineResult& compiled
                               codegen_options, object_options);
     for (size_t v = 0; v < variants.graphs.size(); ++v) {
       const ir::Function& graph = variants.graphs[v];
-      layouts.push_back(make_layout(graph, 1, state, {}, loc));
+      layouts.push_back(make_layout(graph, layout.inputs.size(), state, {}, loc));
       passes::PipelineResult variant = passes::run_pipeline(graph.clone());
       workspaces.push_back(variant.memory.workspace_bytes);
       codegen::ObjectOptions variant_options;
@@ -1105,19 +1178,28 @@ namespace {
 // `batch` samples, row by row, equal its results on each sample alone (to 1e-4, relative above
 // 1), as NAME_run_batch's batching requires.
 bool samples_independent(const SavedModel& model, int64_t batch, Loc loc) {
-  const TensorType& saved = model.input_type();
-  if (batch < 2 || !ir::is_floating(saved.dtype)) return batch == 1;
-  Shape shape = saved.shape;
-  shape[0] = batch;
-  const Tensor x = random_uniform(shape, -1.0, 1.0, /*seed=*/20261206, saved.dtype, loc);
-  const Tensor whole = cast(model(x, loc), f64, loc);
+  std::vector<Tensor> xs;
+  uint64_t seed = 20261206;
+  for (const TensorType& saved : model.input_types()) {
+    if (batch < 2 || !ir::is_floating(saved.dtype)) return batch == 1;
+    Shape shape = saved.shape;
+    shape[0] = batch;
+    xs.push_back(random_uniform(shape, -1.0, 1.0, seed++, saved.dtype, loc));
+  }
+  const std::vector<Tensor> whole = model(xs, loc);
   for (int64_t i = 0; i < batch; ++i) {
-    const Tensor row = cast(model(x.index({Slice(i, i + 1)}), loc), f64, loc);
-    const Tensor part = whole.index({Slice(i, i + 1)});
-    if (row.shape() != part.shape()) return false;
-    std::vector<double> a = row.to_vector<double>(), b = part.to_vector<double>();
-    for (size_t j = 0; j < a.size(); ++j)
-      if (!(std::abs(a[j] - b[j]) <= 1e-4 * std::max(1.0, std::abs(b[j])))) return false;
+    std::vector<Tensor> rows_in;
+    for (const Tensor& x : xs)
+      rows_in.push_back(x.index({Slice(i, i + 1)}));
+    const std::vector<Tensor> rows = model(rows_in, loc);
+    for (size_t o = 0; o < rows.size(); ++o) {
+      const Tensor row = cast(rows[o], f64, loc);
+      const Tensor part = cast(whole[o], f64, loc).index({Slice(i, i + 1)});
+      if (row.shape() != part.shape()) return false;
+      std::vector<double> a = row.to_vector<double>(), b = part.to_vector<double>();
+      for (size_t j = 0; j < a.size(); ++j)
+        if (!(std::abs(a[j] - b[j]) <= 1e-4 * std::max(1.0, std::abs(b[j])))) return false;
+    }
   }
   return true;
 }
@@ -1125,8 +1207,9 @@ bool samples_independent(const SavedModel& model, int64_t batch, Loc loc) {
 }  // namespace
 
 Library compile(const SavedModel& model, const Options& options, Loc loc) {
+  const size_t num_inputs = model.num_inputs();
   if (options.batch_sizes.empty() && options.input_shapes.empty())
-    return compile(model.graph(), 1, model.weights(), options, loc);
+    return compile(model.graph(), num_inputs, model.weights(), options, loc);
   if (options.device != "cpu") {
     kiln::detail::raise<ValueError>(
         "aot::compile", {},
@@ -1135,41 +1218,56 @@ Library compile(const SavedModel& model, const Options& options, Loc loc) {
                     options.device),
         loc);
   }
-  // Variant 0 is the saved shape (NAME_run's); then each listed shape once.
-  const Shape& saved = model.input_type().shape;
-  std::vector<Shape> shapes{saved};
-  for (int64_t batch : options.batch_sizes) {
-    if (batch <= 0 || saved.rank() == 0) {
-      kiln::detail::raise<ValueError>(
-          "aot::compile", {},
-          fmt::format("batch_sizes must be positive sizes of a batched input (the model takes "
-                      "{}), got {}",
-                      model.input_type().to_string(), batch),
-          loc);
-    }
-    Shape shape = saved;
-    shape[0] = batch;
-    shapes.push_back(shape);
+  if (!options.input_shapes.empty() && num_inputs != 1) {
+    kiln::detail::raise<ValueError>(
+        "aot::compile", {},
+        fmt::format("input_shapes gives one shape per variant, for a model of one input; '{}' "
+                    "has {}: use batch_sizes",
+                    model.name(), num_inputs),
+        loc);
   }
-  shapes.insert(shapes.end(), options.input_shapes.begin(), options.input_shapes.end());
-  std::vector<Shape> unique;
-  for (const Shape& shape : shapes)
-    if (std::find(unique.begin(), unique.end(), shape) == unique.end()) unique.push_back(shape);
+  // Variant 0 is the saved shapes (NAME_run's); then each listed one once.
+  std::vector<Shape> saved;
+  for (const TensorType& type : model.input_types())
+    saved.push_back(type.shape);
+  std::vector<std::vector<Shape>> variants{saved};
+  for (int64_t batch : options.batch_sizes) {
+    std::vector<Shape> shapes = saved;
+    for (Shape& shape : shapes) {
+      if (batch <= 0 || shape.rank() == 0) {
+        kiln::detail::raise<ValueError>(
+            "aot::compile", {},
+            fmt::format("batch_sizes must be positive sizes of a batched input (the model takes "
+                        "{}), got {}",
+                        model.input_type().to_string(), batch),
+            loc);
+      }
+      shape[0] = batch;
+    }
+    variants.push_back(shapes);
+  }
+  for (const Shape& shape : options.input_shapes)
+    variants.push_back({shape});
+  std::vector<std::vector<Shape>> unique;
+  for (const std::vector<Shape>& shapes : variants)
+    if (std::find(unique.begin(), unique.end(), shapes) == unique.end()) unique.push_back(shapes);
   std::vector<ir::Function> graphs;
   for (size_t v = 1; v < unique.size(); ++v)
-    graphs.push_back(model.graph_for(unique[v], loc));  // ShapeError for a shape not taken
+    graphs.push_back(model.graph_for(unique[v], loc));  // ShapeError for shapes not taken
   // NAME_run_batch: the variants differ only in the batch, and the samples are independent.
-  bool same_samples = saved.rank() > 0 && model.batch_is_free();
-  int64_t largest = saved.rank() > 0 ? saved[0] : 0;
-  for (const Shape& shape : unique) {
-    same_samples = same_samples && shape.rank() == saved.rank();
-    for (int64_t d = 1; same_samples && d < saved.rank(); ++d)
-      same_samples = shape[d] == saved[d];
-    if (shape.rank() > 0) largest = std::max(largest, shape[0]);
+  bool same_samples = model.batch_is_free();
+  int64_t largest = 0;
+  for (const std::vector<Shape>& shapes : unique) {
+    for (size_t i = 0; same_samples && i < shapes.size(); ++i) {
+      same_samples = saved[i].rank() > 0 && shapes[i].rank() == saved[i].rank();
+      for (int64_t d = 1; same_samples && d < saved[i].rank(); ++d)
+        same_samples = shapes[i][d] == saved[i][d];
+    }
+    if (shapes[0].rank() > 0) largest = std::max(largest, shapes[0][0]);
   }
   const bool run_batch =
       same_samples && samples_independent(model, std::max<int64_t>(largest, 2), loc);
-  return compile_checked(model.graph(), 1, model.weights(), {}, options, loc,
+  return compile_checked(model.graph(), num_inputs, model.weights(), {}, options, loc,
                          Variants{graphs, run_batch});
 }
 

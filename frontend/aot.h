@@ -66,9 +66,10 @@ struct Options {
   // the PTX of the newest is embedded too, which the driver compiles for later GPUs.
   std::string gpu_arch = "sm_80,sm_90";
   // A saved model only (CPU): more input shapes to compile into the same library, each a
-  // variant that NAME_run_dims picks by the input's dims; NAME_run keeps the saved shape.
-  // batch_sizes is shorthand for the saved shape at each batch size. Every shape must be one
-  // the model takes (SavedModel::input_spec; ShapeError otherwise). When the variants differ only
+  // variant that NAME_run_dims picks by the inputs' dims; NAME_run keeps the saved shapes.
+  // batch_sizes is shorthand for the saved shapes at each batch size (every input's batch);
+  // input_shapes is for a model of one input. Every shape must be one the model takes
+  // (SavedModel::input_specs; ShapeError otherwise). When the variants differ only
   // in the batch and the model is checked to treat samples independently (its batch-B rows
   // equal its batch-1 results on random data), the library also has NAME_run_batch (any n).
   std::vector<int64_t> batch_sizes = {};

@@ -1,12 +1,16 @@
 // Shape-generic saved models: a model saved once runs at any batch (and any length of a k::None
-// dimension) through load_model, `kiln run` and AOT libraries with several shape variants.
+// dimension) through load_model, `kiln run` and AOT libraries with several shape variants; and
+// saved functional models of several inputs and outputs.
 #include <catch2/catch.hpp>
 
 #include <kiln/kiln.h>
 
 #include <fmt/format.h>
 
+#include <filesystem>
+#include <map>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "aot_test_util.h"
@@ -366,4 +370,319 @@ TEST_CASE("an AOT library of a sequence model has one variant per length", "[sav
   CHECK(run_dims(instance, other, x.host().data<float>(), y.data()) != 0);
   CHECK_THAT(so.last_error(instance), Contains("[1,64,1], [2,5,1], [2,9,1]"));
   so.destroy(instance);
+}
+
+// Functional models of several inputs and outputs: load_model, predict, evaluate, `kiln run`,
+// `kiln dump` and AOT libraries take one tensor per input and give one per output.
+namespace {
+
+// Two inputs (features [4]; a sequence [None, 3]) and two outputs (3 classes; one value).
+k::Model two_headed() {
+  k::set_random_seed(31);
+  k::KerasTensor features = k::Input({4}, k::f32, "features");
+  k::KerasTensor sequence = k::Input({k::None, 3}, k::f32, "sequence");
+  k::KerasTensor a =
+      L::Dense(5, "relu", {}, true, "glorot_uniform", "zeros", "feat_dense")(features);
+  k::KerasTensor b = L::GlobalAveragePooling1D()(
+      L::Conv1D(5, 2, {.padding = "causal", .activation = "tanh", .name = "seq_conv"})(sequence));
+  k::KerasTensor joined = L::Concatenate(-1, "joined")({a, b});
+  k::KerasTensor cls = L::Dense(3, "softmax", {}, true, "glorot_uniform", "zeros", "cls")(joined);
+  k::KerasTensor reg = L::Dense(1, "", {}, true, "glorot_uniform", "zeros", "reg")(joined);
+  return k::Model({features, sequence}, {cls, reg}, "two_headed");
+}
+
+std::vector<k::Tensor> inputs(int64_t n, int64_t length, uint64_t seed) {
+  return {k::random_uniform({n, 4}, -1.0, 1.0, seed),
+          k::random_uniform({n, length, 3}, -1.0, 1.0, seed + 1)};
+}
+
+}  // namespace
+
+TEST_CASE("a model of two inputs and two outputs saves, loads and predicts as the model",
+          "[saved_shapes][multi_io]") {
+  TempDir dir;
+  k::Model model = two_headed();
+  model.compile("sgd", {"sparse_categorical_crossentropy", "mse"}, {{"accuracy"}, {"mae"}},
+                {2.0, 0.5});
+  model.save(dir.file("two"), /*batch_size=*/2);
+  k::SavedModel saved = k::load_model(dir.file("two"));
+  REQUIRE(saved.num_inputs() == 2);
+  REQUIRE(saved.num_outputs() == 2);
+  CHECK(saved.input_specs() == std::vector<k::TensorType>{{k::f32, k::Shape{k::None, 4}},
+                                                          {k::f32, k::Shape{k::None, k::None, 3}}});
+  CHECK(saved.input_type() == saved.input_types()[0]);
+  CHECK(saved.batch_is_free());
+  // The function's weights are the model's; the inputs are not weights.
+  CHECK(saved.weights().size() == model.weights().size());
+
+  // Any batch and any length, one compile per combination of shapes.
+  for (auto [n, length] : {std::pair<int64_t, int64_t>{2, 6}, {5, 6}, {3, 9}}) {
+    INFO("batch " << n << ", length " << length);
+    std::vector<k::Tensor> xs = inputs(n, length, uint64_t(n * 10 + length));
+    std::vector<k::Tensor> got = saved(xs), want = model(xs);
+    REQUIRE(got.size() == 2);
+    check_same(got[0], want[0]);
+    check_same(got[1], want[1]);
+  }
+  // predict: any number of samples, in padded batches.
+  std::vector<k::Tensor> many = inputs(37, 7, 5);
+  std::vector<k::Tensor> predicted = saved.predict(many), expected = model.predict(many);
+  REQUIRE(predicted.size() == 2);
+  check_same(predicted[0], expected[0]);
+  check_same(predicted[1], expected[1]);
+
+  // evaluate: the saved compile() configuration (two losses, their weights, a metric each), the
+  // same values and names as the model's.
+  std::vector<int32_t> classes;
+  for (int i = 0; i < 37; ++i)
+    classes.push_back((i * 7) % 3);
+  k::Tensor labels = k::constant(classes, k::Shape{37}, k::i32);
+  k::Tensor values = k::random_uniform({37, 1}, -1.0, 1.0, 6);
+  std::vector<float> scores = saved.evaluate(many, {labels, values});
+  std::vector<float> want = model.evaluate(many, {labels, values});
+  REQUIRE(scores.size() == want.size());
+  for (size_t i = 0; i < want.size(); ++i) {
+    INFO("value " << i);
+    CHECK(scores[i] == Approx(want[i]).epsilon(1e-4));
+  }
+  CHECK(saved.metrics_names() ==
+        std::vector<std::string>{"loss", "cls_loss", "reg_loss", "cls_accuracy", "reg_mae"});
+  CHECK(scores[0] == Approx(2.0 * scores[1] + 0.5 * scores[2]).epsilon(1e-5));
+  // compile() again: one loss for both outputs.
+  saved.compile("mse");
+  CHECK(saved.metrics_names() == std::vector<std::string>{"loss", "cls_loss", "reg_loss"});
+  CHECK_THROWS_WITH(saved.compile({"mse", "mse", "mse"}),
+                    Contains("2 outputs: give one loss for all of them or one per output, got 3"));
+
+  const std::string summary = saved.summary_text();
+  CHECK_THAT(summary, Contains("Inputs: (f32[2,4], f32[2,") && Contains("None is any size") &&
+                          Contains("Outputs: (f32[2,3], f32[2,1])") && Contains("feat_dense") &&
+                          Contains("Loss (cls, weight 1): mean_squared_error"));
+}
+
+TEST_CASE("a saved model of several inputs or outputs says what it takes",
+          "[saved_shapes][multi_io]") {
+  TempDir dir;
+  k::Model model = two_headed();
+  model.save(dir.file("two"));
+  k::SavedModel saved = k::load_model(dir.file("two"));
+  std::vector<k::Tensor> xs = inputs(2, 4, 1);
+  // One tensor where the model takes a list.
+  CHECK_THROWS_WITH(saved(xs[0]),
+                    Contains("has 2 inputs and 2 outputs") && Contains("takes a list of inputs"));
+  CHECK_THROWS_AS(saved.predict(xs[0]), k::ValueError);
+  CHECK_THROWS_WITH(saved(std::vector<k::Tensor>{xs[0]}), Contains("takes 2 inputs, got 1"));
+  // The inputs' batches differ.
+  CHECK_THROWS_WITH(
+      saved({xs[0], k::ones({3, 4, 3})}),
+      Contains("one batch size for every input") && Contains("f32[None,4], f32[None,None,3]"));
+  CHECK_THROWS_WITH(saved.predict({xs[0], k::ones({3, 4, 3})}),
+                    Contains("different numbers of samples: 2 and 3"));
+  // A sample of the wrong shape names the input.
+  CHECK_THROWS_WITH(saved.predict({xs[0], k::ones({2, 4, 5})}), Contains("for input 1"));
+  CHECK_THROWS_AS(saved({xs[0], k::ones({2, 4, 5})}), k::ShapeError);
+  CHECK_THROWS_AS(saved({k::ones({2, 4}, k::i32), xs[1]}), k::TypeError);
+  // Saved before compile(): no loss to evaluate with.
+  CHECK_THROWS_WITH(saved.evaluate(xs, {k::zeros({2}, k::i32), k::zeros({2, 1})}),
+                    Contains("has no loss"));
+  saved.compile({"sparse_categorical_crossentropy", "mse"});
+  CHECK_THROWS_WITH(saved.evaluate(xs, {k::zeros({2}, k::i32)}),
+                    Contains("takes 2 inputs and 2 label tensors, got 2 and 1"));
+  CHECK(saved.evaluate(xs, {k::zeros({2}, k::i32), k::zeros({2, 1})}).size() == 3);
+}
+
+TEST_CASE("load_model checks how many inputs the weights file says there are",
+          "[saved_shapes][multi_io]") {
+  TempDir dir;
+  k::Model model = two_headed();
+  model.save(dir.file("two"));
+  const std::string weights = dir.file("two/weights.safetensors");
+  std::vector<std::pair<std::string, k::Tensor>> named = k::safetensors::load(weights);
+  std::map<std::string, std::string> metadata = k::safetensors::metadata(weights);
+  CHECK(metadata.at("inputs") == "2");
+  CHECK(metadata.at("outputs") == "cls\nreg");
+  for (const char* bad : {"0", "99", "two", ""}) {
+    INFO("inputs = '" << bad << "'");
+    metadata["inputs"] = bad;
+    k::safetensors::save(weights, named, metadata);
+    CHECK_THROWS_WITH(k::load_model(dir.file("two")),
+                      Contains("inputs, but") && Contains("model.kiln has"));
+  }
+  metadata["inputs"] = "2";
+  metadata["outputs"] = "cls";
+  k::safetensors::save(weights, named, metadata);
+  CHECK_THROWS_WITH(k::load_model(dir.file("two")), Contains("names 1 outputs"));
+  metadata["outputs"] = "cls\nreg";
+  // A compile configuration with a loss for one output only, an unknown loss, a bad weight.
+  metadata["output0.loss.name"] = "mean_squared_error";
+  k::safetensors::save(weights, named, metadata);
+  CHECK_THROWS_WITH(k::load_model(dir.file("two")),
+                    Contains("output 1 has no loss") && Contains("compile configuration"));
+  metadata["output1.loss.name"] = "no_such_loss";
+  k::safetensors::save(weights, named, metadata);
+  CHECK_THROWS_WITH(k::load_model(dir.file("two")), Contains("no_such_loss"));
+  metadata["output1.loss.name"] = "mean_absolute_error";
+  metadata["output1.loss_weight"] = "heavy";
+  k::safetensors::save(weights, named, metadata);
+  CHECK_THROWS_WITH(k::load_model(dir.file("two")), Contains("loss weight 'heavy'"));
+  metadata["output1.loss_weight"] = "0.25";
+  k::safetensors::save(weights, named, metadata);
+  CHECK(k::load_model(dir.file("two")).metrics_names() ==
+        std::vector<std::string>{"loss", "cls_loss", "reg_loss"});
+  for (const char* key : {"output0.loss.name", "output1.loss.name", "output1.loss_weight"})
+    metadata.erase(key);
+  k::safetensors::save(weights, named, metadata);
+  // model.shapes naming an input the model does not have, or the batch of a second input.
+  const std::string shapes = dir.file("two/model.shapes");
+  const std::string good = k::testing::read_bytes(shapes);
+  for (const char* line : {"free 1 5 7\n", "free 0 2 1\n", "free 3 5 1\n"}) {
+    INFO(line);
+    k::testing::write_bytes(shapes, "kiln-shapes 1\n" + std::string(line));
+    CHECK_THROWS_AS(k::load_model(dir.file("two")), k::ValueError);
+  }
+  k::testing::write_bytes(shapes, good);
+  CHECK(k::load_model(dir.file("two")).num_inputs() == 2);
+}
+
+TEST_CASE("two None lengths that must be equal cannot be saved for every length",
+          "[saved_shapes][multi_io]") {
+  k::KerasTensor a = k::Input({k::None, 2}, k::f32, "left");
+  k::KerasTensor b = k::Input({k::None, 2}, k::f32, "right");
+  k::Model model({a, b}, {L::Add()({a, b})}, "pair");
+  TempDir dir;
+  CHECK_THROWS_WITH(model.save(dir.file("pair")),
+                    Contains("dimension 1 of input") && Contains("Declare that size"));
+  CHECK_FALSE(std::filesystem::exists(dir.file("pair/model.kiln")));
+  // Declared, the lengths are fixed and it saves; the batch stays free.
+  k::KerasTensor c = k::Input({6, 2}, k::f32, "left6");
+  k::KerasTensor d = k::Input({6, 2}, k::f32, "right6");
+  k::Model fixed({c, d}, {L::Add()({c, d})}, "pair6");
+  fixed.save(dir.file("pair6"));
+  k::SavedModel saved = k::load_model(dir.file("pair6"));
+  k::Tensor x = k::random_uniform({5, 6, 2}, 0.0, 1.0, 2), y = k::ones({5, 6, 2});
+  check_same(saved({x, y})[0], x + y);
+}
+
+TEST_CASE("kiln run and kiln dump take a saved model of two inputs and two outputs",
+          "[saved_shapes][multi_io][tool]") {
+  TempDir dir;
+  k::Model model = two_headed();
+  model.save(dir.file("two"));
+  std::vector<k::Tensor> xs = inputs(3, 5, 9);
+  k::save_npy(dir.file("a.npy"), xs[0]);
+  k::save_npy(dir.file("b.npy"), xs[1]);
+  k::testing::Outcome o = k::testing::kiln_cli(
+      fmt::format("run {} --input {} --input {} --output {} --output {}", dir.file("two"),
+                  dir.file("a.npy"), dir.file("b.npy"), dir.file("y0.npy"), dir.file("y1.npy")));
+  INFO(o.out);
+  REQUIRE(o.status == 0);
+  CHECK_THAT(o.out, Contains("result 0: f32[3,3]") && Contains("result 1: f32[3,1]"));
+  std::vector<k::Tensor> want = model(xs);
+  check_same(k::load_npy(dir.file("y0.npy")), want[0]);
+  check_same(k::load_npy(dir.file("y1.npy")), want[1]);
+  // One input file for two inputs; more outputs than results.
+  k::testing::Outcome one =
+      k::testing::kiln_cli(fmt::format("run {} --input {}", dir.file("two"), dir.file("a.npy")));
+  CHECK(one.status == 2);
+  CHECK_THAT(one.out, Contains("takes 2 --input files"));
+  k::testing::Outcome extra = k::testing::kiln_cli(
+      fmt::format("run {} --input {} --input {} --output {} --output {} --output {}",
+                  dir.file("two"), dir.file("a.npy"), dir.file("b.npy"), dir.file("o0.npy"),
+                  dir.file("o1.npy"), dir.file("o2.npy")));
+  CHECK(extra.status == 2);
+  CHECK_THAT(extra.out, Contains("3 --output files for 2 results"));
+  CHECK_FALSE(std::filesystem::exists(dir.file("o0.npy")));
+
+  // The dump shows both branches and both results.
+  k::testing::Outcome dump = k::testing::kiln_cli("dump " + dir.file("two"));
+  INFO(dump.out);
+  REQUIRE(dump.status == 0);
+  CHECK_THAT(dump.out, Contains("feat_dense/") && Contains("seq_conv/") && Contains("cls/") &&
+                           Contains("reg/") && Contains("concat"));
+}
+
+TEST_CASE("an AOT library of a model of two inputs and two outputs equals the JIT, at any batch",
+          "[saved_shapes][multi_io][aot]") {
+  TempDir dir;
+  k::Model model = two_headed();
+  model.save(dir.file("two"), /*batch_size=*/3);
+  k::SavedModel saved = k::load_model(dir.file("two"));
+  const k::aot::Library lib = k::aot::compile(saved, {.name = "twoio", .out_dir = dir.path});
+  const std::string header = k::testing::read_bytes(lib.header);
+  CHECK_THAT(header, Contains("const float* input0, const float* input1, float* output0, "
+                              "float* output1"));
+  k::testing::AotLibrary so(lib.library, "twoio");
+  void* instance = so.create();
+  const k::TensorType sequence = saved.input_types()[1];
+  std::vector<k::Tensor> xs = inputs(3, sequence.shape[1], 12);
+  std::vector<float> y0(9), y1(3);
+  auto run = so.fn<int(void*, const float*, const float*, float*, float*)>("run");
+  REQUIRE(run(instance, xs[0].host().data<float>(), xs[1].host().data<float>(), y0.data(),
+              y1.data()) == 0);
+  std::vector<k::Tensor> want = saved(xs);
+  k::testing::check_close(y0.data(), want[0], 1e-5);
+  k::testing::check_close(y1.data(), want[1], 1e-5);
+  so.destroy(instance);
+
+  // Batch variants: every input's batch; NAME_run_batch takes n samples of each input.
+  const k::aot::Library batched = k::aot::compile(saved, {.name = "twob",
+                                                          .out_dir = dir.path,
+                                                          .weights = k::aot::Weights::external,
+                                                          .batch_sizes = {1, 4}});
+  const std::string batched_header = k::testing::read_bytes(batched.header);
+  const int64_t length = sequence.shape[1];
+  CHECK_THAT(batched_header,
+             Contains("#define TWOB_NUM_VARIANTS 3") &&
+                 Contains("#define TWOB_VARIANT2_INPUT0_SHAPE {4, 4}") &&
+                 Contains(fmt::format("#define TWOB_VARIANT2_INPUT1_SHAPE {{4, {}, 3}}", length)) &&
+                 Contains("#define TWOB_VARIANT1_OUTPUT1_SHAPE {1, 1}") &&
+                 Contains("#define TWOB_HAS_RUN_BATCH 1"));
+  k::testing::AotLibrary vso(batched.library, "twob");
+  instance = vso.create(batched.weights.c_str());
+  auto run_batch =
+      vso.fn<int(void*, int64_t, const float*, const float*, float*, float*)>("run_batch");
+  for (int64_t n : {7, 2, 0}) {
+    INFO("n = " << n);
+    std::vector<k::Tensor> many = inputs(n, length, uint64_t(n) + 70);
+    std::vector<float> o0(size_t(n) * 3 + 1, -1.f), o1(size_t(n) + 1, -1.f);
+    REQUIRE(run_batch(instance, n, many[0].host().data<float>(), many[1].host().data<float>(),
+                      o0.data(), o1.data()) == 0);
+    if (n > 0) {
+      std::vector<k::Tensor> expected = saved.predict(many);
+      k::testing::check_close(o0.data(), expected[0], 1e-5);
+      k::testing::check_close(o1.data(), expected[1], 1e-5);
+    }
+    CHECK(o0[size_t(n) * 3] == -1.f);  // nothing written past n results
+    CHECK(o1[size_t(n)] == -1.f);
+  }
+  // NAME_run_dims: each input's dims in turn.
+  auto run_dims =
+      vso.fn<int(void*, const int64_t*, const float*, const float*, float*, float*)>("run_dims");
+  std::vector<k::Tensor> four = inputs(4, length, 80);
+  std::vector<float> f0(12), f1(4);
+  const int64_t dims4[] = {4, 4, 4, length, 3}, dims_bad[] = {4, 4, 3, length, 3};
+  REQUIRE(run_dims(instance, dims4, four[0].host().data<float>(), four[1].host().data<float>(),
+                   f0.data(), f1.data()) == 0);
+  std::vector<k::Tensor> want4 = model(four);
+  k::testing::check_close(f0.data(), want4[0], 1e-5);
+  k::testing::check_close(f1.data(), want4[1], 1e-5);
+  CHECK(run_dims(instance, dims_bad, four[0].host().data<float>(), four[1].host().data<float>(),
+                 f0.data(), f1.data()) != 0);
+  CHECK_THAT(vso.last_error(instance),
+             Contains(fmt::format("input shape [4,4,3,{},3] is not one of the compiled variants: "
+                                  "([3,4], [3,{},3]), ([1,4], [1,{},3])",
+                                  length, length, length)));
+  CHECK(run_batch(instance, 3, nullptr, four[1].host().data<float>(), f0.data(), f1.data()) != 0);
+  CHECK_THAT(vso.last_error(instance), Contains("input0, input1 or output0, output1 is NULL"));
+  vso.destroy(instance);
+  // input_shapes gives one shape per variant: for models of one input.
+  CHECK_THROWS_WITH(
+      k::aot::compile(saved,
+                      {.name = "twov", .out_dir = dir.path, .input_shapes = {k::Shape{1, 4}}}),
+      Contains("for a model of one input") && Contains("has 2: use batch_sizes"));
+  // kiln aot --batch-sizes on it.
+  k::testing::Outcome o = k::testing::kiln_cli(
+      fmt::format("aot {} -o {} --batch-sizes 2", dir.file("two"), dir.file("cli/libtwoc.so")));
+  INFO(o.out);
+  CHECK(o.status == 0);
 }

@@ -2,7 +2,7 @@
 //
 //   kiln dump MODEL [--format text|dot|svg|html|ptx] [--after PASS] [--expand]
 //             [--gpu-arch sm_80,sm_90] [-o FILE]
-//   kiln run  MODEL --input x.npy [--input ...] [--output out.npy]
+//   kiln run  MODEL --input x.npy [--input ...] [--output out.npy ...]
 //   kiln aot  MODEL -o build/libNAME.so [--name NAME] [--target-cpu CPU] [--weights embed|external]
 //             [--device cpu|cuda] [--gpu-arch sm_80,sm_90] [--batch-sizes 1,32] [--shapes 4x9x1]
 //   kiln --help, kiln COMMAND --help, kiln --version
@@ -223,7 +223,7 @@ std::string summarize(const k::Tensor& t) {
 struct RunOptions {
   std::string model;
   std::vector<std::string> inputs;
-  std::optional<std::string> output;
+  std::vector<std::string> outputs;  // --output, one per result from the first
 };
 
 int run(const RunOptions& o) {
@@ -231,11 +231,17 @@ int run(const RunOptions& o) {
   const std::vector<std::string>& inputs = o.inputs;
   std::vector<k::Tensor> results;
   if (std::filesystem::is_directory(model)) {
-    if (inputs.size() != 1) {
-      throw UsageError{fmt::format("a saved model takes one --input, got {}", inputs.size())};
-    }
     k::SavedModel saved = k::load_model(model);
-    results.push_back(saved(k::load_npy(inputs[0])));
+    if (inputs.size() != saved.num_inputs()) {
+      throw UsageError{
+          fmt::format("the saved model takes {} --input file{} (one per input, in "
+                      "order), got {}",
+                      saved.num_inputs(), saved.num_inputs() == 1 ? "" : "s", inputs.size())};
+    }
+    std::vector<k::Tensor> xs;
+    for (const std::string& input : inputs)
+      xs.push_back(k::load_npy(input));
+    results = saved(xs);
   } else {
     k::ir::Function function = load_function(model);
     if (inputs.size() != function.params().size()) {
@@ -260,9 +266,13 @@ int run(const RunOptions& o) {
   }
   for (size_t i = 0; i < results.size(); ++i)
     std::cout << "result " << i << ": " << summarize(results[i]) << "\n";
-  if (o.output) {
-    k::save_npy(*o.output, results.at(0));
-    std::cout << "wrote " << *o.output << "\n";
+  if (o.outputs.size() > results.size()) {
+    throw UsageError{fmt::format("{} --output files for {} result{}", o.outputs.size(),
+                                 results.size(), results.size() == 1 ? "" : "s")};
+  }
+  for (size_t i = 0; i < o.outputs.size(); ++i) {
+    k::save_npy(o.outputs[i], results[i]);
+    std::cout << "wrote " << o.outputs[i] << "\n";
   }
   return 0;
 }
@@ -392,7 +402,8 @@ int main(int argc, char** argv) {
                    "file one per parameter, in order)")
       ->required()
       ->allow_extra_args(false);
-  run_command->add_option("--output", run_options.output, "write the (first) result as .npy");
+  run_command->add_option("--output", run_options.outputs,
+                          "write a result as .npy: the first --output the first result, and so on");
 
   AotOptions aot_options;
   CLI::App* aot_command = app.add_subcommand(

@@ -322,20 +322,7 @@ std::optional<TensorType> Model::input_spec() const {
 }
 
 std::function<Tensor(const Tensor&, bool)> Model::forward_fn() {
-  if (graph_) {
-    // The graph, not the model, so a compiled functional model may be moved.
-    check_single_io("save", std::source_location::current());
-    std::shared_ptr<const detail::FunctionalGraph> graph = graph_;
-    std::optional<TensorType> declared = declared_input();
-    std::string name = name_;
-    std::string first = layers_.front()->name();
-    return [graph, declared, name, first](const Tensor& x, bool training) {
-      const std::source_location loc = std::source_location::current();
-      check_input(declared, first, name, x, loc);
-      name_scope scope(name);
-      return graph->run({x}, training, name, loc)[0];
-    };
-  }
+  // (A functional model's forward pass is forward_all's, over its graph.)
   return [this](const Tensor& x, bool training) { return (*this)(x, training); };
 }
 

@@ -31,11 +31,11 @@ struct Model::Compiled {
   // the total loss the optimizer minimises (Keras's loss_weights).
   std::vector<std::shared_ptr<losses::Loss>> losses;
   std::vector<double> loss_weights;
-  // losses[0]: the loss of a model of one output, which Model::save records.
+  // losses[0]: the loss of a model of one output.
   std::shared_ptr<losses::Loss> loss;
   // The metrics' names as Model::save records them (MetricSpec::saved_name), and resolved: one
   // list per output.
-  std::vector<std::string> metric_names;
+  std::vector<std::vector<std::string>> metric_names;
   std::vector<metrics::MetricList> metrics;
   // What each output's losses and metrics are reported under: "" for a model of one output, else
   // the output layer's name and "_" (Keras's "dense_1_loss").

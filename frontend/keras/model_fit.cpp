@@ -274,8 +274,11 @@ void Model::compile(const optimizers::OptimizerSpec& optimizer,
                                        : graph_->outputs()[o].layer()->name() + "_");
   }
   c->loss = c->losses[0];
-  for (const metrics::MetricSpec& m : metrics[0])
-    c->metric_names.push_back(m.saved_name());
+  for (size_t o = 0; o < outputs; ++o) {
+    c->metric_names.emplace_back();
+    for (const metrics::MetricSpec& m : metrics[metrics.size() == 1 ? 0 : o])
+      c->metric_names.back().push_back(m.saved_name());
+  }
   std::set<const metrics::Metric*> seen;
   for (const metrics::MetricList& list : c->metrics) {
     for (const auto& m : list.metrics()) {

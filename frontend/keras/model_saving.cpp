@@ -154,28 +154,39 @@ void Model::load_weights(const std::string& path, const LoadWeightsOptions& opti
 
 namespace {
 
-// Which of the model's input dimensions a saved model takes at any size (the batch, and each
-// k::None dimension of a sample), and how the function's literals follow them (shape_generic.h).
-// A None sample dimension that is not generic is a ValueError; a batch that is not, a warning
-// and a fixed batch.
+// Which of the model's input dimensions a saved model takes at any size (the batch, shared by
+// every input, and each k::None dimension of a sample), and how the function's literals follow
+// them (shape_generic.h). A None sample dimension that is not generic is a ValueError; a batch
+// that is not, a warning and a fixed batch.
 detail::ShapeFormula generalise_shapes(
-    const std::string& model, const TensorType& spec, const TensorType& saved_type,
-    const std::string& text, const std::function<ir::Function(const TensorType&)>& trace_at,
+    const std::string& model, const std::vector<TensorType>& specs,
+    const std::vector<TensorType>& saved_types, const std::string& text,
+    const std::function<ir::Function(const std::vector<TensorType>&)>& trace_at,
     const std::source_location& loc) {
-  std::vector<detail::FreeDim> dims{{0, saved_type.shape[0]}};
+  std::vector<detail::FreeDim> dims{{0, saved_types[0].shape[0], 0}};
   std::vector<std::string> names{"the batch"};
-  for (int64_t axis = 1; axis < saved_type.shape.rank(); ++axis) {
-    if (spec.shape[axis - 1] != kiln::None) continue;
-    dims.push_back({axis, saved_type.shape[axis]});
-    names.push_back(
-        fmt::format("input dimension {} (None in {})", axis, detail::shape_text(spec.shape)));
+  for (size_t i = 0; i < specs.size(); ++i) {
+    for (int64_t axis = 1; axis < saved_types[i].shape.rank(); ++axis) {
+      if (specs[i].shape[axis - 1] != kiln::None) continue;
+      dims.push_back({axis, saved_types[i].shape[axis], i});
+      names.push_back(specs.size() == 1 ? fmt::format("input dimension {} (None in {})", axis,
+                                                      detail::shape_text(specs[i].shape))
+                                        : fmt::format("dimension {} of input {} (None in {})", axis,
+                                                      i, detail::shape_text(specs[i].shape)));
+    }
   }
   auto run = [&](const std::vector<detail::FreeDim>& free, const std::vector<std::string>& named) {
     auto trace_text = [&](std::span<const int64_t> sizes) {
-      TensorType type = saved_type;
-      for (size_t d = 0; d < free.size(); ++d)
-        type.shape[free[d].axis] = sizes[d];
-      return ir::print(trace_at(type));
+      std::vector<TensorType> types = saved_types;
+      for (size_t d = 0; d < free.size(); ++d) {
+        if (free[d].axis == 0) {
+          for (TensorType& type : types)
+            type.shape[0] = sizes[d];  // the batch is every input's
+        } else {
+          types[free[d].input].shape[free[d].axis] = sizes[d];
+        }
+      }
+      return ir::print(trace_at(types));
     };
     try {
       return detail::generalise(trace_text, free, named, text);
@@ -184,6 +195,10 @@ detail::ShapeFormula generalise_shapes(
       throw;
     }
   };
+  std::vector<std::string> spec_texts;
+  for (const TensorType& spec : specs)
+    spec_texts.push_back(detail::shape_text(spec.shape));
+  const std::string shown = fmt::format("{}", fmt::join(spec_texts, " and "));
   detail::Generalised found = run(dims, names);
   std::string batch_reason;
   for (const auto& [d, reason] : found.not_free) {
@@ -196,7 +211,7 @@ detail::ShapeFormula generalise_shapes(
         fmt::format("model '{}' takes samples of shape {}, but its function cannot be saved for "
                     "every size of {}: {}. Declare that size in the input shape to save the "
                     "model at it",
-                    model, detail::shape_text(spec.shape), names[d], reason),
+                    model, shown, names[d], reason),
         loc);
   }
   if (batch_reason.empty()) return found.formula;
@@ -210,10 +225,10 @@ detail::ShapeFormula generalise_shapes(
         fmt::format("model '{}' cannot be saved for every size of {}: {}", model, names[d], reason),
         loc);
   }
-  found.formula.note =
-      fmt::format("the batch is fixed at {}: {}", saved_type.shape[0], batch_reason);
+  const int64_t batch = saved_types[0].shape[0];
+  found.formula.note = fmt::format("the batch is fixed at {}: {}", batch, batch_reason);
   log_message(LogLevel::warning, fmt::format("model '{}' is saved for batches of {} only: {}",
-                                             model, saved_type.shape[0], batch_reason));
+                                             model, batch, batch_reason));
   return found.formula;
 }
 
@@ -225,34 +240,45 @@ void Model::save(const std::string& dir, int64_t batch_size, std::source_locatio
     detail::raise<ValueError>("save", {},
                               fmt::format("batch_size must be positive, got {}", batch_size), loc);
   std::vector<Variable> vars = built_weights("save", loc);
-  std::optional<TensorType> spec = input_spec();
-  if (!spec) {
+  // Each input's sample type: a functional model's k::Inputs, else the declared or seen one.
+  std::vector<TensorType> specs;
+  if (graph_) {
+    for (const KerasTensor& in : graph_->inputs())
+      specs.push_back(detail::sample_type(TensorType{in.dtype(), in.shape()}));
+  } else if (std::optional<TensorType> spec = input_spec()) {
+    specs.push_back(*spec);
+  } else {
     detail::raise<ValueError>("save", {},
                               fmt::format("model '{}' does not know its input shape: call it on "
                                           "data first, or declare input_shape on its first layer",
                                           name_),
                               loc);
   }
-  // The inference function traced at `type` without running it (symbolic input, no compile).
-  std::function<Tensor(const Tensor&, bool)> forward = forward_fn();
-  auto trace_at = [&](const TensorType& type) {
+  // The inference function traced at `types` without running it (symbolic inputs, no compile).
+  std::function<std::vector<Tensor>(const std::vector<Tensor>&, bool)> forward = forward_all();
+  auto trace_at = [&](const std::vector<TensorType>& types) {
     detail::Trace trace(name_ + "_inference", {});
     detail::TraceScope scope(trace);
-    Tensor y = forward(trace.add_argument(type), false);
-    trace.finish(std::span<const Tensor>(&y, 1));
+    std::vector<Tensor> args;
+    for (const TensorType& type : types)
+      args.push_back(trace.add_argument(type));
+    std::vector<Tensor> ys = forward(args, false);
+    trace.finish(ys);
     return std::move(trace.function());
   };
   // The default specialisation: model.kiln. A k::None sample dimension takes the stand-in size
   // the layers were built with.
-  const TensorType saved_type = detail::concrete_type(detail::with_batch(batch_size, *spec));
-  const ir::Function graph = trace_at(saved_type);
+  std::vector<TensorType> saved_types;
+  for (const TensorType& spec : specs)
+    saved_types.push_back(detail::concrete_type(detail::with_batch(batch_size, spec)));
+  const ir::Function graph = trace_at(saved_types);
   const std::string text = ir::print(graph);
-  detail::ShapeFormula formula = generalise_shapes(name_, *spec, saved_type, text, trace_at, loc);
+  detail::ShapeFormula formula = generalise_shapes(name_, specs, saved_types, text, trace_at, loc);
   std::map<std::string, Variable> by_name;
   for (const Variable& v : vars)
     by_name.emplace(v.name(), v);
   std::vector<std::pair<std::string, Tensor>> named;
-  for (size_t i = 1; i < graph.params().size(); ++i) {
+  for (size_t i = specs.size(); i < graph.params().size(); ++i) {
     const std::string& param = graph.param(i)->name();
     auto it = by_name.find(param);
     if (it == by_name.end()) {
@@ -269,10 +295,20 @@ void Model::save(const std::string& dir, int64_t batch_size, std::source_locatio
   std::filesystem::create_directories(dir, ec);
   if (ec)
     detail::raise<IOError>("save", {}, fmt::format("cannot create {}: {}", dir, ec.message()), loc);
-  // The compile() configuration goes with the weights, so load_model can evaluate.
-  std::map<std::string, std::string> metadata{{"format", "kiln"}, {"model", name_}};
-  if (compiled_)
-    metadata.merge(detail::compile_metadata(*compiled_->loss, compiled_->metric_names));
+  // How many parameters are inputs, the outputs' names, and the compile() configuration, so that
+  // load_model can evaluate.
+  std::map<std::string, std::string> metadata{
+      {"format", "kiln"}, {"model", name_}, {"inputs", std::to_string(specs.size())}};
+  if (graph_ && graph_->outputs().size() > 1) {
+    std::vector<std::string> outputs;
+    for (const KerasTensor& out : graph_->outputs())
+      outputs.push_back(out.layer()->name());
+    metadata["outputs"] = fmt::format("{}", fmt::join(outputs, "\n"));
+  }
+  if (compiled_) {
+    metadata.merge(detail::compile_metadata(compiled_->losses, compiled_->metric_names,
+                                            compiled_->loss_weights));
+  }
   safetensors::save(dir + "/weights.safetensors", named, metadata, loc);
   detail::write_file_atomically(dir + "/model.kiln", text, "save", loc);
   detail::write_file_atomically(dir + "/model.shapes", detail::write_shapes(formula), "save", loc);

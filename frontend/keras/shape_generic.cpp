@@ -342,7 +342,8 @@ std::string specialise(std::string_view text, const ShapeFormula& formula,
 std::string write_shapes(const ShapeFormula& formula) {
   std::string out = "kiln-shapes 1\n";
   for (const FreeDim& d : formula.dims)
-    out += fmt::format("free {} {}\n", d.axis, d.size);
+    out += d.input == 0 ? fmt::format("free {} {}\n", d.axis, d.size)
+                        : fmt::format("free {} {} {}\n", d.axis, d.size, d.input);
   if (!formula.note.empty()) {
     std::string note = formula.note;
     std::replace(note.begin(), note.end(), '\n', ' ');
@@ -354,7 +355,7 @@ std::string write_shapes(const ShapeFormula& formula) {
 }
 
 ShapeFormula read_shapes(std::string_view sidecar, const std::string& path, std::string_view text,
-                         const ir::TensorType& input) {
+                         std::span<const ir::TensorType> inputs) {
   auto bad = [&](size_t line, const std::string& why) {
     return ValueError(
         fmt::format("{}:{}: {} (the sizes model.kiln may be specialised at; "
@@ -396,19 +397,35 @@ ShapeFormula read_shapes(std::string_view sidecar, const std::string& path, std:
     }
     if (kind == "free") {
       if (!formula.tokens.empty()) throw bad(number, "a 'free' line after the tokens");
-      if (values.size() != 2) throw bad(number, "'free' takes an axis and a size");
+      if (values.size() != 2 && values.size() != 3)
+        throw bad(number, "'free' takes an axis, a size and optionally an input");
       const int64_t axis = values[0];
-      if (axis < 0 || axis >= input.shape.rank())
+      const int64_t input = values.size() == 3 ? values[2] : 0;
+      if (input < 0 || size_t(input) >= inputs.size())
         throw bad(number,
-                  fmt::format("axis {} is not an axis of the input {}", axis, input.to_string()));
-      if (values[1] != input.shape[axis])
-        throw bad(number, fmt::format("axis {} has size {} in model.kiln, not {}", axis,
-                                      input.shape[axis], values[1]));
+                  fmt::format("the model has no input {} (it has {})", input, inputs.size()));
+      const ir::TensorType& type = inputs[size_t(input)];
+      if (axis < 0 || axis >= type.shape.rank())
+        throw bad(number, fmt::format("axis {} is not an axis of input {} ({})", axis, input,
+                                      type.to_string()));
+      if (axis == 0 && input != 0)
+        throw bad(number, "the batch (axis 0) is every input's: list it for input 0");
+      if (values[1] != type.shape[axis])
+        throw bad(number, fmt::format("axis {} of input {} has size {} in model.kiln, not {}", axis,
+                                      input, type.shape[axis], values[1]));
+      if (axis == 0) {
+        for (const ir::TensorType& other : inputs)
+          if (other.shape.rank() == 0 || other.shape[0] != values[1])
+            throw bad(number, fmt::format("a free batch needs every input batched at {}; one "
+                                          "is {}",
+                                          values[1], other.to_string()));
+      }
       for (const FreeDim& d : formula.dims)
-        if (d.axis >= axis) throw bad(number, "the free axes must be in increasing order");
+        if (std::pair(d.input, d.axis) >= std::pair(size_t(input), axis))
+          throw bad(number, "the free axes must be in increasing order (by input, then axis)");
       if (formula.dims.size() == kMaxFreeDims)
         throw bad(number, fmt::format("more than {} free axes", kMaxFreeDims));
-      formula.dims.push_back({axis, values[1]});
+      formula.dims.push_back({axis, values[1], size_t(input)});
     } else if (kind == "token") {
       const size_t want = size_t(1) << formula.dims.size();
       if (values.size() != want + 1)

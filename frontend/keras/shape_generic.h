@@ -18,11 +18,14 @@
 
 namespace kiln::detail {
 
-// One axis of the model's input that a saved model takes at any size.
+// One axis of the model's inputs that a saved model takes at any size. Axis 0 is the batch,
+// which every input shares (listed once, with input 0); another axis belongs to one input.
 struct FreeDim {
   int64_t axis = 0;
   // Its size in model.kiln (the default specialisation).
   int64_t size = 0;
+  // Which input (model.kiln's parameter) the axis is of.
+  size_t input = 0;
 };
 
 // An integer literal of the IR text whose value depends on the free sizes.
@@ -69,13 +72,15 @@ Generalised generalise(const std::function<std::string(std::span<const int64_t>)
 std::string specialise(std::string_view text, const ShapeFormula& formula,
                        std::span<const int64_t> sizes);
 
-// The sidecar's text: "kiln-shapes 1", then "free AXIS SIZE" per free dim, "note TEXT" when
-// there is a note, and "token POSITION C0 C1 ..." per varying token (2^dims coefficients).
+// The sidecar's text: "kiln-shapes 1", then "free AXIS SIZE" per free dim (of input 0; "free
+// AXIS SIZE INPUT" for another input), "note TEXT" when there is a note, and "token POSITION C0
+// C1 ..." per varying token (2^dims coefficients).
 std::string write_shapes(const ShapeFormula& formula);
-// Reads a sidecar and checks it against `text` (model.kiln) and the function's input type:
+// Reads a sidecar and checks it against `text` (model.kiln) and the function's input types:
 // ValueError naming `path` when it is malformed or does not match (token positions, formulas
-// that do not give model.kiln's literals at the default sizes, axes outside the input).
+// that do not give model.kiln's literals at the default sizes, axes outside the inputs, a free
+// batch the inputs do not share).
 ShapeFormula read_shapes(std::string_view sidecar, const std::string& path, std::string_view text,
-                         const ir::TensorType& input);
+                         std::span<const ir::TensorType> inputs);
 
 }  // namespace kiln::detail
