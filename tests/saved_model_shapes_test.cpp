@@ -501,34 +501,31 @@ TEST_CASE("load_model checks how many inputs the weights file says there are",
   std::map<std::string, std::string> metadata = k::safetensors::metadata(weights);
   CHECK(metadata.at("inputs") == "2");
   CHECK(metadata.at("outputs") == "cls\nreg");
+  // Each change rewrites the weights file with the metadata changed.
+  auto rewrite = [&](const std::string& key, const std::string& value) {
+    metadata[key] = value;
+    k::safetensors::save(weights, named, metadata);
+  };
+  auto load = [&] { return k::load_model(dir.file("two")); };
   for (const char* bad : {"0", "99", "two", ""}) {
     INFO("inputs = '" << bad << "'");
-    metadata["inputs"] = bad;
-    k::safetensors::save(weights, named, metadata);
-    CHECK_THROWS_WITH(k::load_model(dir.file("two")),
-                      Contains("inputs, but") && Contains("model.kiln has"));
+    rewrite("inputs", bad);
+    CHECK_THROWS_WITH(load(), Contains("inputs, but") && Contains("model.kiln has"));
   }
-  metadata["inputs"] = "2";
-  metadata["outputs"] = "cls";
-  k::safetensors::save(weights, named, metadata);
-  CHECK_THROWS_WITH(k::load_model(dir.file("two")), Contains("names 1 outputs"));
-  metadata["outputs"] = "cls\nreg";
+  rewrite("inputs", "2");
+  rewrite("outputs", "cls");
+  CHECK_THROWS_WITH(load(), Contains("names 1 outputs"));
+  rewrite("outputs", "cls\nreg");
   // A compile configuration with a loss for one output only, an unknown loss, a bad weight.
-  metadata["output0.loss.name"] = "mean_squared_error";
-  k::safetensors::save(weights, named, metadata);
-  CHECK_THROWS_WITH(k::load_model(dir.file("two")),
-                    Contains("output 1 has no loss") && Contains("compile configuration"));
-  metadata["output1.loss.name"] = "no_such_loss";
-  k::safetensors::save(weights, named, metadata);
-  CHECK_THROWS_WITH(k::load_model(dir.file("two")), Contains("no_such_loss"));
-  metadata["output1.loss.name"] = "mean_absolute_error";
-  metadata["output1.loss_weight"] = "heavy";
-  k::safetensors::save(weights, named, metadata);
-  CHECK_THROWS_WITH(k::load_model(dir.file("two")), Contains("loss weight 'heavy'"));
-  metadata["output1.loss_weight"] = "0.25";
-  k::safetensors::save(weights, named, metadata);
-  CHECK(k::load_model(dir.file("two")).metrics_names() ==
-        std::vector<std::string>{"loss", "cls_loss", "reg_loss"});
+  rewrite("output0.loss.name", "mean_squared_error");
+  CHECK_THROWS_WITH(load(), Contains("output 1 has no loss") && Contains("compile configuration"));
+  rewrite("output1.loss.name", "no_such_loss");
+  CHECK_THROWS_WITH(load(), Contains("no_such_loss"));
+  rewrite("output1.loss.name", "mean_absolute_error");
+  rewrite("output1.loss_weight", "heavy");
+  CHECK_THROWS_WITH(load(), Contains("loss weight 'heavy'"));
+  rewrite("output1.loss_weight", "0.25");
+  CHECK(load().metrics_names() == std::vector<std::string>{"loss", "cls_loss", "reg_loss"});
   for (const char* key : {"output0.loss.name", "output1.loss.name", "output1.loss_weight"})
     metadata.erase(key);
   k::safetensors::save(weights, named, metadata);

@@ -3,6 +3,8 @@
 
 #include <fmt/format.h>
 
+#include <cmath>
+
 namespace kiln::detail {
 
 void check_data(const char* what, const Tensor& x, const Tensor& y,
@@ -14,6 +16,29 @@ void check_data(const char* what, const Tensor& x, const Tensor& y,
         fmt::format("x and y must have the same number of samples (dimension 0), got {} and {}",
                     x.rank() > 0 ? x.shape()[0] : 0, y.rank() > 0 ? y.shape()[0] : 0),
         loc);
+  }
+}
+
+void check_compile_counts(const char* what, size_t outputs, size_t losses, size_t metric_lists,
+                          const std::vector<double>& loss_weights,
+                          const std::source_location& loc) {
+  auto per_output = [&](size_t given, const char* kind) {
+    if (given != 1 && given != outputs) {
+      detail::raise<ValueError>(what, {},
+                                fmt::format("the model has {} output{}: give one {} for all of "
+                                            "them or one per output, got {}",
+                                            outputs, outputs == 1 ? "" : "s", kind, given),
+                                loc);
+    }
+  };
+  per_output(losses, "loss");
+  if (metric_lists != 0) per_output(metric_lists, "list of metrics");
+  if (!loss_weights.empty()) per_output(loss_weights.size(), "loss weight");
+  for (double w : loss_weights) {
+    if (!std::isfinite(w)) {
+      detail::raise<ValueError>(what, {}, fmt::format("loss weights must be finite, got {}", w),
+                                loc);
+    }
   }
 }
 

@@ -1,5 +1,5 @@
 // Batches of samples, as Model and SavedModel take them: the type of one sample, a batch's type,
-// and the check that x and y hold the same number of samples.
+// the check that x and y hold the same number of samples, and the one on compile()'s lists.
 #pragma once
 
 #include <cstdint>
@@ -31,5 +31,10 @@ inline TensorType with_batch(int64_t batch, const TensorType& sample) {
 // ValueError (as `what`) unless x and y are defined and hold the same number of samples.
 void check_data(const char* what, const Tensor& x, const Tensor& y,
                 const std::source_location& loc);
+
+// ValueError (as `what`) unless compile() got one loss, list of metrics and loss weight for all
+// `outputs` or one per output (0 metric lists or weights: none given), and finite weights.
+void check_compile_counts(const char* what, size_t outputs, size_t losses, size_t metric_lists,
+                          const std::vector<double>& loss_weights, const std::source_location& loc);
 
 }  // namespace kiln::detail

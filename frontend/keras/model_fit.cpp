@@ -241,25 +241,9 @@ void Model::compile(const optimizers::OptimizerSpec& optimizer,
                     std::vector<std::vector<metrics::MetricSpec>> metrics,
                     std::vector<double> loss_weights, std::source_location loc) {
   const size_t outputs = num_outputs();
-  auto per_output = [&](size_t given, const char* what) {
-    if (given != 1 && given != outputs) {
-      detail::raise<ValueError>("compile", {},
-                                fmt::format("the model has {} output{}: give one {} for all of "
-                                            "them or one per output, got {}",
-                                            outputs, outputs == 1 ? "" : "s", what, given),
-                                loc);
-    }
-  };
-  per_output(losses.size(), "loss");
   if (metrics.empty()) metrics.emplace_back();
-  per_output(metrics.size(), "list of metrics");
-  if (!loss_weights.empty()) per_output(loss_weights.size(), "loss weight");
-  for (double w : loss_weights) {
-    if (!std::isfinite(w)) {
-      detail::raise<ValueError>("compile", {},
-                                fmt::format("loss weights must be finite, got {}", w), loc);
-    }
-  }
+  detail::check_compile_counts("compile", outputs, losses.size(), metrics.size(), loss_weights,
+                               loc);
   auto c = std::make_shared<Compiled>();
   c->optimizer = optimizer.resolve(loc);
   for (size_t o = 0; o < outputs; ++o) {

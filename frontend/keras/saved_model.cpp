@@ -408,24 +408,8 @@ void SavedModel::compile(const std::vector<losses::LossSpec>& losses,
                          const std::vector<std::vector<std::string>>& metrics,
                          const std::vector<double>& loss_weights, std::source_location loc) {
   const size_t outputs = num_outputs();
-  auto per_output = [&](size_t given, const char* what) {
-    if (given != 1 && given != outputs) {
-      detail::raise<ValueError>("SavedModel.compile", {},
-                                fmt::format("the model has {} output{}: give one {} for all of "
-                                            "them or one per output, got {}",
-                                            outputs, outputs == 1 ? "" : "s", what, given),
-                                loc);
-    }
-  };
-  per_output(losses.size(), "loss");
-  if (!metrics.empty()) per_output(metrics.size(), "list of metrics");
-  if (!loss_weights.empty()) per_output(loss_weights.size(), "loss weight");
-  for (double w : loss_weights) {
-    if (!std::isfinite(w)) {
-      detail::raise<ValueError>("SavedModel.compile", {},
-                                fmt::format("loss weights must be finite, got {}", w), loc);
-    }
-  }
+  detail::check_compile_counts("SavedModel.compile", outputs, losses.size(), metrics.size(),
+                               loss_weights, loc);
   std::vector<std::shared_ptr<losses::Loss>> resolved;
   std::vector<double> weights;
   std::vector<std::vector<std::string>> names;
