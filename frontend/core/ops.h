@@ -11,6 +11,7 @@
 #include <initializer_list>
 #include <optional>
 #include <source_location>
+#include <string>
 #include <string_view>
 #include <utility>
 #include <vector>
@@ -110,6 +111,10 @@ Tensor nested_constant(const List& list, std::optional<DType> dtype, const Loc& 
 
 // Checks a user-given shape (no negative dims) and the value count; ValueError otherwise.
 void check_constant_shape(size_t count, const Shape& shape, const Loc& loc);
+
+// `s` in lower case: tf.nn spells padding "SAME"/"VALID", Keras "same"/"valid"; ops and layers
+// take either and use lower case.
+std::string lower(std::string_view s);
 }  // namespace detail
 
 // A scalar constant: C++ float→f32, double→f64, int→i32, int64_t→i64, bool→bool, unless

@@ -10,6 +10,13 @@ namespace kiln {
 
 using detail::apply1;
 
+std::string detail::lower(std::string_view s) {
+  std::string out(s);
+  std::transform(out.begin(), out.end(), out.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return out;
+}
+
 namespace {
 
 // One value means the same for both spatial dims (as Keras' strides=2).
@@ -18,13 +25,7 @@ std::vector<int64_t> pair_of(std::vector<int64_t> v) {
   return v;
 }
 
-// tf.nn spells padding "SAME"/"VALID", Keras "same"/"valid"; the op takes lower case.
-std::string lower(std::string_view s) {
-  std::string out(s);
-  std::transform(out.begin(), out.end(), out.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return out;
-}
+using detail::lower;
 
 Tensor pool(ir::Op op, const Tensor& input, std::vector<int64_t> ksize,
             std::vector<int64_t> strides, std::string_view padding, const Loc& loc) {

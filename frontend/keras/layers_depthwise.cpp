@@ -15,13 +15,7 @@ namespace kiln {
 namespace {
 
 using Loc = std::source_location;
-
-std::string lower(std::string_view s) {
-  std::string out(s);
-  std::transform(out.begin(), out.end(), out.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return out;
-}
+using detail::lower;
 
 // One value for both spatial axes, or two; ValueError unless they are positive.
 std::vector<int64_t> spatial_pair(std::string_view op, const char* what, std::vector<int64_t> v,

@@ -14,14 +14,7 @@ namespace kiln {
 namespace {
 
 using Loc = std::source_location;
-
-// Keras and tf.nn accept "SAME" as well as "same".
-std::string lower(std::string_view s) {
-  std::string out(s);
-  std::transform(out.begin(), out.end(), out.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return out;
-}
+using detail::lower;
 
 // ShapeError unless x is [batch, steps, channels].
 void require_sequence(std::string_view op, const Tensor& x, const Loc& loc) {
