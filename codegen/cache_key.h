@@ -1,11 +1,14 @@
 // Keys of the persistent cache of compiled code (runtime/disk_cache.h): one string naming
 // everything that affects a compiled result, so that a change to any of it is a miss. Shared by
-// the GPU modules' cache (codegen/gpu_cache.h) and, later, the CPU's.
+// the GPU modules' cache (codegen/gpu_cache.h) and the CPU's (compile_jit, codegen/compiler.h).
 #pragma once
 
 #include <cstdint>
 #include <string>
 #include <string_view>
+
+#include "kiln/ir/function.h"
+#include "kiln/passes/kernel_plan.h"
 
 namespace kiln::codegen {
 
@@ -23,6 +26,10 @@ class CacheKey {
   // A file's path with its size and modification time ("" for an empty path; "missing" when it
   // cannot be read), so that a file replaced in place changes the key.
   CacheKey& add_file(std::string_view name, const std::string& path);
+  // The planned function: its IR text (constants' values included) and its kernel and memory
+  // plans (every slot), which together fix the code compiled from them.
+  CacheKey& add_plans(const ir::Function& function, const passes::KernelPlan& plan,
+                      const passes::MemoryPlan& memory);
 
   const std::string& str() const { return text_; }
 

@@ -20,15 +20,18 @@
 #include <llvm/MC/TargetRegistry.h>
 #include <llvm/Passes/PassBuilder.h>
 #include <llvm/Support/FileSystem.h>
+#include <llvm/Support/MemoryBuffer.h>
 #include <llvm/Support/TargetSelect.h>
 #include <llvm/Support/raw_ostream.h>
 #include <llvm/Target/TargetMachine.h>
 
 #include <fmt/format.h>
 
+#include "kiln/codegen/cache_key.h"
 #include "kiln/codegen/module_builder.h"
 #include "kiln/ir/error.h"
 #include "kiln/runtime/atomic_write.h"
+#include "kiln/runtime/disk_cache.h"
 
 namespace kiln::codegen {
 
@@ -268,27 +271,98 @@ CompiledModule::CompiledModule(std::shared_ptr<void> code, kiln_entry_fn entry,
 
 CompiledModule::~CompiledModule() = default;
 
+namespace {
+
+constexpr std::string_view kCpuTag = "cpu-module";
+
+// The module as an ELF object file, in memory.
+std::string emit_object(llvm::TargetMachine& machine, llvm::Module& module,
+                        const std::string& name) {
+  llvm::SmallVector<char, 0> buffer;
+  llvm::raw_svector_ostream out(buffer);
+  llvm::legacy::PassManager passes;
+  if (machine.addPassesToEmitFile(passes, out, nullptr, llvm::CodeGenFileType::ObjectFile))
+    throw CompileError(fmt::format("{}: the target cannot emit object files", name));
+  passes.run(module);
+  return std::string(buffer.data(), buffer.size());
+}
+
+// A JIT of its own holding `object`, and its entry.
+std::unique_ptr<CompiledModule> load_object(llvm::orc::JITTargetMachineBuilder host,
+                                            std::string_view object, int64_t workspace_bytes,
+                                            const std::string& name, std::string llvm_ir) {
+  std::unique_ptr<llvm::orc::LLJIT> jit = create_jit(std::move(host));
+  if (llvm::Error error = jit->addObjectFile(llvm::MemoryBuffer::getMemBufferCopy(
+          llvm::StringRef(object.data(), object.size()), name))) {
+    throw CompileError(fmt::format("{}: {}", name, error_text(std::move(error))));
+  }
+  auto address = unwrap(jit->lookup(kEntryName), fmt::format("{}: compiling {}", name, kEntryName));
+  auto entry = address.toPtr<kiln_entry_fn>();
+  return std::make_unique<CompiledModule>(std::shared_ptr<llvm::orc::LLJIT>(std::move(jit)), entry,
+                                          workspace_bytes, std::move(llvm_ir));
+}
+
+// The cache's payload: a header line with the format and the workspace size, then the object.
+std::string cpu_payload(int64_t workspace_bytes, std::string_view object) {
+  return fmt::format("kiln-cpu-module {} workspace {}\n", kCpuCacheFormat, workspace_bytes) +
+         std::string(object);
+}
+
+// The object of a payload whose workspace size is `workspace_bytes`; CompileError otherwise.
+std::string_view cpu_payload_object(std::string_view payload, int64_t workspace_bytes) {
+  const size_t newline = payload.find('\n');
+  const std::string want =
+      fmt::format("kiln-cpu-module {} workspace {}", kCpuCacheFormat, workspace_bytes);
+  if (newline == std::string_view::npos || payload.substr(0, newline) != want) {
+    throw CompileError(fmt::format("its header is not \"{}\"", want));
+  }
+  return payload.substr(newline + 1);
+}
+
+}  // namespace
+
+std::string cpu_cache_key(const ir::Function& function, const passes::KernelPlan& plan,
+                          const passes::MemoryPlan& memory, const CodegenOptions& options) {
+  const llvm::orc::JITTargetMachineBuilder host = host_machine(options);
+  CacheKey key(fmt::format("{}/{}", kCpuTag, kCpuCacheFormat));
+  key.add("triple", host.getTargetTriple().str())
+      .add("cpu", host.getCPU())
+      .add("features", host.getFeatures().getString())
+      .add("opt_level", options.opt_level)
+      .add("perf_map", perf_map_enabled() ? 1 : 0)
+      .add_plans(function, plan, memory);
+  return key.str();
+}
+
 std::unique_ptr<CompiledModule> compile_jit(const ir::Function& function,
                                             const passes::KernelPlan& plan,
                                             const passes::MemoryPlan& memory,
-                                            const CodegenOptions& options) {
+                                            const CodegenOptions& options,
+                                            runtime::DiskCache* cache) {
   llvm::orc::JITTargetMachineBuilder host = host_machine(options);
-  auto machine = unwrap(host.createTargetMachine(), "creating the target machine");
-  auto context = std::make_unique<llvm::LLVMContext>();
-  std::unique_ptr<llvm::Module> module = lower(*context, *machine, function, plan, memory, options);
-  std::string text = module_text(*module);
-
-  if (perf_map_enabled()) name_functions_for_perf(*module);
-  std::unique_ptr<llvm::orc::LLJIT> jit = create_jit(std::move(host));
-  if (llvm::Error error =
-          jit->addIRModule(llvm::orc::ThreadSafeModule(std::move(module), std::move(context)))) {
-    throw CompileError(fmt::format("{}: {}", function.name(), error_text(std::move(error))));
+  std::string key;
+  if (cache != nullptr && cache->enabled()) {
+    key = cpu_cache_key(function, plan, memory, options);
+    if (std::optional<std::string> payload = cache->get(key)) {
+      try {
+        return load_object(host, cpu_payload_object(*payload, memory.workspace_bytes),
+                           memory.workspace_bytes, function.name(), "");
+      } catch (const CompileError& e) {
+        cache->discard(key, fmt::format("its machine code does not load ({})", e.what()));
+      }
+    }
   }
-  auto address =
-      unwrap(jit->lookup(kEntryName), fmt::format("{}: compiling {}", function.name(), kEntryName));
-  auto entry = address.toPtr<kiln_entry_fn>();
-  return std::make_unique<CompiledModule>(std::shared_ptr<llvm::orc::LLJIT>(std::move(jit)), entry,
-                                          memory.workspace_bytes, std::move(text));
+  auto machine = unwrap(host.createTargetMachine(), "creating the target machine");
+  llvm::LLVMContext context;
+  std::unique_ptr<llvm::Module> module = lower(context, *machine, function, plan, memory, options);
+  std::string text = module_text(*module);
+  if (perf_map_enabled()) name_functions_for_perf(*module);
+  const std::string object = emit_object(*machine, *module, function.name());
+  std::unique_ptr<CompiledModule> compiled = load_object(
+      std::move(host), object, memory.workspace_bytes, function.name(), std::move(text));
+  // Stored once it has loaded: an object the JIT cannot link is never cached.
+  if (!key.empty()) cache->put(key, cpu_payload(memory.workspace_bytes, object));
+  return compiled;
 }
 
 struct KernelJit::State {
@@ -377,17 +451,14 @@ void emit_object_file(const ir::Function& function, const passes::KernelPlan& pl
   std::unique_ptr<llvm::Module> module = lower(context, *machine, function, plan, memory, options);
   add_object_symbols(*module, object);
 
+  const std::string bytes = emit_object(*machine, *module, function.name());
   // Through the shared atomic writer: no fixed temporary name for two emitters to share, and
   // nothing left behind by a crash.
   try {
     runtime::AtomicWriter file(path);
     {
       llvm::raw_fd_ostream out(file.fd(), /*shouldClose=*/false);
-      llvm::legacy::PassManager passes;
-      if (machine->addPassesToEmitFile(passes, out, nullptr, llvm::CodeGenFileType::ObjectFile)) {
-        throw CompileError(fmt::format("{}: the target cannot emit object files", function.name()));
-      }
-      passes.run(*module);
+      out << bytes;
       out.flush();
       if (out.has_error()) {
         std::string message = out.error().message();

@@ -17,6 +17,10 @@ class LLVMContext;
 class Module;
 }  // namespace llvm
 
+namespace kiln::runtime {
+class DiskCache;
+}  // namespace kiln::runtime
+
 namespace kiln::codegen {
 
 struct VectorUnit;
@@ -82,10 +86,24 @@ class CompiledModule {
 
 // Compiles `function` as partitioned by `plan` and laid out by `memory` for the host CPU.
 // Throws CompileError (naming the kernel) if an op cannot be emitted or LLVM fails.
+//
+// With a `cache` (runtime/disk_cache.h; frontend compile() passes the process's), the machine
+// code goes through it: the key names the function's IR and plans, the host CPU and its
+// features, the options and Kiln's build (cpu_cache_key), so a hit is the code this compile
+// would make; the payload is the object file and its workspace size. A hit skips LLVM
+// entirely (its llvm_ir() is empty); an entry that does not load is discarded with a warning
+// and compiled again.
 std::unique_ptr<CompiledModule> compile_jit(const ir::Function& function,
                                             const passes::KernelPlan& plan,
                                             const passes::MemoryPlan& memory,
-                                            const CodegenOptions& options = {});
+                                            const CodegenOptions& options = {},
+                                            runtime::DiskCache* cache = nullptr);
+
+// The version of cpu_cache_key's fields and of the payload's format; part of every key.
+inline constexpr int kCpuCacheFormat = 1;
+// The cache key of compile_jit's module for the host CPU.
+std::string cpu_cache_key(const ir::Function& function, const passes::KernelPlan& plan,
+                          const passes::MemoryPlan& memory, const CodegenOptions& options);
 
 // One JIT for many small modules compiled one at a time (the kernels eager ops run): the LLJIT
 // and the target machine are made once, instead of per module as compile_jit does, and each

@@ -30,43 +30,6 @@ static_assert(sizeof(GpuModule::Ptx) == 64, "GpuModule::Ptx changed: serialise t
 
 constexpr std::string_view kTag = "gpu-module";
 
-std::string_view slot_kind_name(passes::Slot::Kind kind) {
-  switch (kind) {
-    case passes::Slot::Kind::param:
-      return "param";
-    case passes::Slot::Kind::output:
-      return "output";
-    case passes::Slot::Kind::workspace:
-      return "workspace";
-    case passes::Slot::Kind::constant:
-      return "constant";
-  }
-  return "?";
-}
-
-// Every slot of the memory plan, in the function's order of values: print_memory_plan shows the
-// kernels' outputs only, and the launches read the parameters' slots too.
-std::string print_slots(const ir::Function& function, const passes::MemoryPlan& memory) {
-  std::string out;
-  auto add = [&](const ir::Value* v) {
-    auto it = memory.slots.find(v);
-    if (it == memory.slots.end()) return;
-    const passes::Slot& s = it->second;
-    out += fmt::format("{} {} {} {} {}", ir::print_value(function, v), slot_kind_name(s.kind),
-                       s.index, s.offset, s.bytes);
-    if (auto in = memory.in_place.find(v); in != memory.in_place.end())
-      out += " in_place " + ir::print_value(function, in->second);
-    out += "\n";
-  };
-  for (size_t i = 0; i < function.params().size(); ++i)
-    add(function.param(i));
-  for (const auto& node : function.nodes()) {
-    for (size_t r = 0; r < node->num_outputs(); ++r)
-      add(node->output(r));
-  }
-  return out;
-}
-
 // options.gpu_arch as compile_gpu reads it ("sm_80, sm_90,sm_80" → "sm_80,sm_90"): trimmed, no
 // empty or repeated names (compile_gpu checks the names themselves).
 std::string normalized_archs(const std::string& list) {
@@ -221,10 +184,7 @@ std::string gpu_cache_key(const ir::Function& function, const passes::KernelPlan
       .add("max_blocks", options.max_blocks)
       .add("warp_reduce_elements", options.warp_reduce_elements)
       .add("block_reduce_elements", options.block_reduce_elements)
-      .add("ir", ir::print(function))
-      .add("kernel_plan", passes::print_plan(function, plan))
-      .add("memory_plan", passes::print_memory_plan(function, plan, memory))
-      .add("slots", print_slots(function, memory));
+      .add_plans(function, plan, memory);
   return key.str();
 }
 

@@ -12,6 +12,8 @@
 #include "kiln/ir/interpreter.h"
 #include "kiln/ir/printer.h"
 #include "kiln/passes/pipeline.h"
+#include "kiln/runtime/disk_cache.h"
+#include "kiln/runtime/disk_cache.h"
 #include "kiln/runtime/executable.h"
 
 namespace kiln {
@@ -107,7 +109,10 @@ ir::EvalResult CompiledFunction::run(std::span<const ir::HostTensor> args) const
 
 std::unique_ptr<CompiledFunction> compile(ir::Function function) {
   passes::PipelineResult result = passes::run_pipeline(std::move(function));
-  auto module = codegen::compile_jit(result.function, result.kernels, result.memory);
+  // Machine code through the persistent cache (KILN_CACHE_DIR; off with KILN_CACHE=off): a second
+  // process compiling the same function loads the first one's code instead of running LLVM.
+  auto module = codegen::compile_jit(result.function, result.kernels, result.memory, {},
+                                     &runtime::DiskCache::process_default());
   return std::make_unique<NativeFunction>(std::move(result), std::move(module));
 }
 

@@ -1,14 +1,28 @@
-// GPU modules in the persistent cache (codegen/gpu_cache.h): a second compile of the same function
-// is a hit that equals the first, anything that changes the code changes the key, a bad entry or
-// payload recompiles with a warning, and the payload keeps every field of every launch. Every
-// cache here lives in a temporary directory, never the user's.
+// Compiled code in the persistent cache. GPU modules (codegen/gpu_cache.h): a second compile of the
+// same function is a hit that equals the first, anything that changes the code changes the key, a
+// bad entry or payload recompiles with a warning, and the payload keeps every field of every
+// launch. CPU machine code (compile_jit with a cache, codegen/compiler.h): a hit runs like the
+// code it stands for, the key names the host CPU, options and plans, and an entry that does not
+// load is discarded and compiled again; a second process reuses the first one's code. Every cache
+// here lives in a temporary directory, never the user's.
 #include <catch2/catch.hpp>
 
+#include <sys/stat.h>
+
+#include <chrono>
 #include <filesystem>
 #include <string>
+#include <vector>
 
+#include <fmt/format.h>
+
+#include <kiln/kiln.h>
+
+#include "cli_test_util.h"
+#include "codegen_test_util.h"
 #include "file_test_util.h"
 #include "kiln/codegen/cache_key.h"
+#include "kiln/codegen/compiler.h"
 #include "kiln/codegen/gpu_cache.h"
 #include "kiln/ir/error.h"
 #include "kiln/ir/parser.h"
@@ -352,4 +366,164 @@ TEST_CASE("gpu cache: a failed compile stores nothing; no cache or a disabled on
   CHECK(codegen::compile_gpu_cached(r.function, r.kernels, r.memory, sm90(), nullptr).ptx.size() ==
         1);
   CHECK(fs::is_empty(dir.path));
+}
+
+// --- CPU machine code
+// -----------------------------------------------------------------------------
+
+namespace {
+
+std::unique_ptr<codegen::CompiledModule> compile_cpu(DiskCache* cache,
+                                                     const passes::PipelineResult& r,
+                                                     const codegen::CodegenOptions& options = {}) {
+  return codegen::compile_jit(r.function, r.kernels, r.memory, options, cache);
+}
+
+// The dense function's result for fixed inputs, run through `module`.
+std::vector<float> run_dense(const codegen::CompiledModule& module,
+                             const passes::PipelineResult& r) {
+  std::vector<ir::HostTensor> args;
+  for (size_t i = 0; i < r.function.params().size(); ++i)
+    args.push_back(testing::sample(r.function.param(i)->type(), uint64_t(i) + 1, false));
+  std::vector<ir::HostTensor> out = testing::run_compiled(module, r.function, args);
+  return std::vector<float>(out.at(0).values<float>().begin(), out.at(0).values<float>().end());
+}
+
+}  // namespace
+
+TEST_CASE("cpu cache: a second compile of the same function is a hit that computes the same") {
+  TempDir dir;
+  DiskCache cache(dir.path.string());
+  const passes::PipelineResult r = planned(kDense);
+  auto first = compile_cpu(&cache, r);
+  CHECK(cache.stats().misses == 1);
+  CHECK(cache.stats().puts == 1);
+  CHECK_FALSE(first->llvm_ir().empty());  // compiled: the module's text is there
+  auto second = compile_cpu(&cache, r);
+  CHECK(cache.stats().hits == 1);
+  CHECK(second->llvm_ir().empty());  // loaded: no LLVM ran
+  CHECK(second->workspace_bytes() == first->workspace_bytes());
+  CHECK(run_dense(*second, r) == run_dense(*first, r));
+  CHECK(run_dense(*first, r) == run_dense(*compile_cpu(nullptr, r), r));  // and as without a cache
+  // A parsed copy of the same text is the same function: a hit too.
+  auto again = compile_cpu(&cache, planned(kDense));
+  CHECK(cache.stats().hits == 2);
+  CHECK(run_dense(*again, r) == run_dense(*first, r));
+}
+
+TEST_CASE("cpu cache: the key names the host CPU, its features, the options and the plans") {
+  const passes::PipelineResult dense = planned(kDense), poly = planned(kPoly);
+  const std::string key = codegen::cpu_cache_key(dense.function, dense.kernels, dense.memory, {});
+  CHECK_THAT(key, Contains("cpu-module/") && Contains("cpu=") && Contains("features=") &&
+                      Contains("opt_level=") && Contains("build=") && Contains("llvm=") &&
+                      Contains("kernel_plan=") && Contains("memory_plan=") && Contains("@dense"));
+  CHECK(key == codegen::cpu_cache_key(dense.function, dense.kernels, dense.memory, {}));
+  CHECK(key != codegen::cpu_cache_key(poly.function, poly.kernels, poly.memory, {}));
+  codegen::CodegenOptions o1;
+  o1.opt_level = 1;
+  CHECK(key != codegen::cpu_cache_key(dense.function, dense.kernels, dense.memory, o1));
+  // A constant's value is part of the IR text, so two functions that differ only there differ.
+  const passes::PipelineResult c1 = planned(R"(func @c(%x: f32[4]) -> f32[4] {
+  %0 = constant() {value = dense<f32[4]: 1, 2, 3, 4>} : f32[4]
+  %1 = mul(%x, %0) : f32[4]
+  return %1
+})"),
+                               c2 = planned(R"(func @c(%x: f32[4]) -> f32[4] {
+  %0 = constant() {value = dense<f32[4]: 1, 2, 3, 5>} : f32[4]
+  %1 = mul(%x, %0) : f32[4]
+  return %1
+})");
+  CHECK(codegen::cpu_cache_key(c1.function, c1.kernels, c1.memory, {}) !=
+        codegen::cpu_cache_key(c2.function, c2.kernels, c2.memory, {}));
+}
+
+TEST_CASE("cpu cache: a corrupt entry recompiles with a warning and computes the same") {
+  QuietLog quiet;
+  TempDir dir;
+  DiskCache cache(dir.path.string());
+  const passes::PipelineResult r = planned(kDense);
+  const std::vector<float> want = run_dense(*compile_cpu(&cache, r), r);
+  const std::string key = codegen::cpu_cache_key(r.function, r.kernels, r.memory, {});
+  std::string bytes = testing::read_bytes(cache.entry_path(key));
+  bytes[bytes.size() / 2] ^= 0x5a;  // inside the object code
+  testing::write_bytes(cache.entry_path(key), bytes);
+  auto recompiled = compile_cpu(&cache, r);
+  CHECK(cache.stats().bad_entries == 1);
+  CHECK_FALSE(recompiled->llvm_ir().empty());
+  CHECK(run_dense(*recompiled, r) == want);
+  CHECK(cache.stats().puts == 2);  // rewritten
+  CHECK(run_dense(*compile_cpu(&cache, r), r) == want);
+  CHECK(cache.stats().hits == 1);
+}
+
+TEST_CASE("cpu cache: a well-formed entry whose code does not load is discarded and recompiled") {
+  QuietLog quiet;
+  const passes::PipelineResult r = planned(kDense);
+  const std::string key = codegen::cpu_cache_key(r.function, r.kernels, r.memory, {});
+  const std::string header = fmt::format("kiln-cpu-module {} workspace {}\n",
+                                         codegen::kCpuCacheFormat, r.memory.workspace_bytes);
+  // Not an object file; an object without the entry; another workspace size; no header.
+  const passes::PipelineResult poly = planned(kPoly);
+  TempDir scratch;
+  DiskCache poly_cache(scratch.path.string());
+  compile_cpu(&poly_cache, poly);
+  const std::string poly_payload =
+      *poly_cache.get(codegen::cpu_cache_key(poly.function, poly.kernels, poly.memory, {}));
+  const std::string poly_object = poly_payload.substr(poly_payload.find('\n') + 1);
+  for (const std::string& payload :
+       {header + "not an ELF object", header, header + poly_object.substr(0, 64),
+        fmt::format("kiln-cpu-module {} workspace {}\n", codegen::kCpuCacheFormat,
+                    r.memory.workspace_bytes + 64) +
+            poly_object,
+        std::string("garbage")}) {
+    TempDir dir;
+    DiskCache cache(dir.path.string());
+    cache.put(key, payload);
+    auto module = compile_cpu(&cache, r);
+    CHECK(cache.stats().bad_entries == 1);
+    CHECK_THAT(cache.warnings().back(), Contains("does not load") || Contains("recompiled"));
+    CHECK(run_dense(*module, r) == run_dense(*compile_cpu(nullptr, r), r));
+    CHECK(compile_cpu(&cache, r)->llvm_ir().empty());  // the good code replaced it
+  }
+}
+
+TEST_CASE("cpu cache: no cache, or a disabled one, compiles; a second process loads the code") {
+  const passes::PipelineResult r = planned(kPoly);
+  DiskCache disabled;
+  auto module = compile_cpu(&disabled, r);
+  CHECK_FALSE(module->llvm_ir().empty());
+  CHECK(disabled.stats().puts == 0);
+  // `kiln run` twice on one cache directory: the first writes one entry, the second hits it
+  // (refreshing the entry's use time) and prints the same result.
+  TempDir dir;
+  const std::string model = (dir.path / "poly.kiln").string(), x = (dir.path / "x.npy").string();
+  const std::string cache_dir = (dir.path / "cache").string();
+  testing::write_bytes(model, kPoly);
+  kiln::save_npy(x, kiln::Tensor(testing::sample(r.function.param(0)->type(), 3, false)));
+  auto kiln_run = [&] {
+    return testing::run({"env", "-u", "KILN_CACHE", "KILN_CACHE_DIR=" + cache_dir, KILN_TOOL, "run",
+                         model, "--input", x});
+  };
+  const testing::Outcome first = kiln_run();
+  INFO(first.out);
+  REQUIRE(first.status == 0);
+  std::vector<fs::path> entries;
+  for (const auto& e : fs::directory_iterator(cache_dir))
+    entries.push_back(e.path());
+  REQUIRE(entries.size() == 1);
+  const auto old_time = fs::file_time_type::clock::now() - std::chrono::hours(24);
+  fs::last_write_time(entries[0], old_time);
+  struct stat before {};
+  REQUIRE(::stat(entries[0].c_str(), &before) == 0);
+  const testing::Outcome second = kiln_run();
+  REQUIRE(second.status == 0);
+  CHECK(second.out == first.out);
+  struct stat after {};
+  REQUIRE(::stat(entries[0].c_str(), &after) == 0);
+  CHECK(after.st_ino == before.st_ino);               // the same file: read, not rewritten
+  CHECK(fs::last_write_time(entries[0]) > old_time);  // and its use time refreshed
+  size_t count = 0;
+  for ([[maybe_unused]] const auto& e : fs::directory_iterator(cache_dir))
+    ++count;
+  CHECK(count == 1);
 }
