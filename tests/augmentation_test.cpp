@@ -8,6 +8,7 @@
 #include <kiln/kiln.h>
 
 #include <cmath>
+#include <functional>
 #include <limits>
 #include <numbers>
 #include <set>
@@ -86,6 +87,70 @@ TEST_CASE("a seed gives the same draws; each training call draws anew", "[augmen
   k::set_random_seed(5);
   L::RandomZoom z2(0.3);
   CHECK(values(z1(x, true)) == values(z2(x, true)));
+}
+
+TEST_CASE(
+    "RandomTranslation, RandomContrast and RandomCrop repeat for a seed and rest outside "
+    "training",
+    "[augmentation]") {
+  k::Tensor x = grid(4, 6, 8, 2);
+  struct Case {
+    const char* what;
+    std::function<std::shared_ptr<L::Layer>(uint64_t seed)> make;
+    bool crops;  // outside training: the centre crop, else the identity
+  };
+  const std::vector<Case> cases = {
+      {"RandomTranslation",
+       [](uint64_t seed) {
+         return std::make_shared<L::RandomTranslation>(0.2, 0.3, "reflect", "bilinear", seed);
+       },
+       false},
+      // A value range that holds the grid's values, so that no draw is hidden by clipping.
+      {"RandomContrast",
+       [](uint64_t seed) {
+         return std::make_shared<L::RandomContrast>(0.5, std::pair{0.0, 4000.0}, seed);
+       },
+       false},
+      {"RandomCrop", [](uint64_t seed) { return std::make_shared<L::RandomCrop>(3, 4, seed); },
+       true},
+  };
+  for (const Case& c : cases) {
+    INFO(c.what);
+    auto a = c.make(7), b = c.make(7), other = c.make(8);
+    std::vector<float> a1 = values((*a)(x, true)), a2 = values((*a)(x, true));
+    std::vector<float> b1 = values((*b)(x, true)), b2 = values((*b)(x, true));
+    CHECK(a1 == b1);
+    CHECK(a2 == b2);
+    CHECK(a1 != a2);
+    // Two calls, as RandomCrop draws one window of 4 · 5 per batch: one call alone may agree.
+    std::vector<float> o1 = values((*other)(x, true)), o2 = values((*other)(x, true));
+    CHECK((o1 != a1 || o2 != a2));
+    // Outside training, before and after training calls alike: the identity, or for RandomCrop
+    // the resize of 6x8 to 3x4 (the whole image has the crop's aspect ratio).
+    std::vector<float> rest = c.crops ? values(L::Resizing(3, 4)(x)) : values(x);
+    CHECK(values((*a)(x)) == rest);
+    CHECK(values((*a)(x, false)) == rest);
+    auto fresh = c.make(7);
+    CHECK(values((*fresh)(x, false)) == rest);
+    // An inference call draws nothing: the next training call is a fresh layer's first.
+    CHECK(values((*fresh)(x, true)) == a1);
+  }
+  // RandomCrop outside training, where the aspect ratios differ: Keras's centre crop (then a
+  // resize, here of the same size): rows 1..3 of a 5x3 image, columns 2..5 of a 4x8 one.
+  L::RandomCrop square(3, 3, 5);
+  std::vector<float> want;
+  for (int64_t i = 0; i < 2; ++i)
+    for (int64_t r = 1; r <= 3; ++r)
+      for (int64_t col = 0; col < 3; ++col)
+        for (int64_t ch = 0; ch < 2; ++ch)
+          want.push_back(float(1000 * i + 10 * r + col) + 0.25f * float(ch));
+  check_close(values(square(grid(2, 5, 3, 2))), want, 1e-5);
+  L::RandomCrop four(4, 4, 5);
+  want.clear();
+  for (int64_t r = 0; r < 4; ++r)
+    for (int64_t col = 2; col <= 5; ++col)
+      want.push_back(float(10 * r + col));
+  check_close(values(four(grid(1, 4, 8), false)), want, 1e-5);
 }
 
 TEST_CASE("RandomFlip mirrors each image exactly, or leaves it", "[augmentation]") {

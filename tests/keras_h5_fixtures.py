@@ -4,6 +4,7 @@ create_dataset(name, shape, dtype) at "<layer>/<weight>:0" inside each layer's g
 dump of files Kiln writes, for the tests to check with h5py's eyes.
 
 Usage: python3 keras_h5_fixtures.py keras PATH [OPTION...]   a Keras 2 weights file
+       python3 keras_h5_fixtures.py keras3multi PATH          Keras 3, several layers per class
        python3 keras_h5_fixtures.py attrs PATH                the wrapper's odd attributes
        python3 keras_h5_fixtures.py dump PATH                 prints a file's layout and values
        python3 keras_h5_fixtures.py JOB + JOB + ...           several of the above in one run
@@ -133,6 +134,33 @@ def keras(path, opts):
     f.close()
 
 
+# keras3multi: the .weights.h5 of a model with several layers of a class, interleaved, so that
+# Keras 3's per-class counters (conv2d, conv2d_1, ...) matter; same-class layers of the same
+# shapes, so that only the values tell them apart. On 4x4x2 samples: Conv2D 3x3 2 -> 3, BN,
+# Conv2D 1x1 3 -> 3, BN, Flatten, Dense 12 -> 4, Dense 4 -> 4, Dense 4 -> 4. Weight i of layer k
+# holds values(k, i, shape), as in the Keras 2 fixture.
+KERAS3_MULTI = [
+    ("conv2d", [(3, 3, 2, 3), (3,)]),
+    ("batch_normalization", [(3,)] * 4),
+    ("conv2d_1", [(1, 1, 3, 3), (3,)]),
+    ("batch_normalization_1", [(3,)] * 4),
+    ("flatten", []),
+    ("dense", [(12, 4), (4,)]),
+    ("dense_1", [(4, 4), (4,)]),
+    ("dense_2", [(4, 4), (4,)]),
+]
+
+
+def keras3multi(path):
+    f = h5py.File(path, "w")
+    for k, (name, shapes) in enumerate(KERAS3_MULTI):
+        group = f.create_group(f"layers/{name}/vars")
+        for i, shape in enumerate(shapes):
+            group.create_dataset(str(i), data=values(k, i, shape).astype("<f4"))
+    f.create_group("vars")
+    f.close()
+
+
 def attrs(path):
     f = h5py.File(path, "w")
     g = f.create_group("g")
@@ -187,6 +215,8 @@ def main(args):
     case, target = args[0], args[1]
     if case == "keras":
         keras(target, args[2:])
+    elif case == "keras3multi":
+        keras3multi(target)
     elif case == "attrs":
         attrs(target)
     elif case == "dump":

@@ -413,3 +413,84 @@ TEST_CASE("keras_h5: by_name on safetensors is refused", "[keras_h5]") {
   model.load_weights(st);
   std::remove(st.c_str());
 }
+
+namespace {
+
+// The model of tests/keras_h5_fixtures.py's keras3multi file: two Conv2D and two
+// BatchNormalization interleaved and three Dense, so that Keras 3's per-class counters (conv2d,
+// conv2d_1, dense_2, ...) name the groups. The layers' names run against those counters, so a
+// reader or writer that used them would swap the layers; same-class layers of the same shapes
+// make that a silent swap of values, not a shape error.
+k::Sequential make_multi_model() {
+  namespace L = k::layers;
+  k::Sequential model(
+      {L::Conv2D(3, {3, 3}, {1, 1}, "valid", "", k::Shape{4, 4, 2}, true, "glorot_uniform", "zeros",
+                 "conv2d_1"),
+       L::BatchNormalization(-1, 0.99, 1e-3, true, true, "batch_normalization_1"),
+       L::Conv2D(3, {1, 1}, {1, 1}, "valid", "", {}, true, "glorot_uniform", "zeros", "conv2d"),
+       L::BatchNormalization(-1, 0.99, 1e-3, true, true, "batch_normalization"),
+       L::Flatten(std::nullopt, "flat"),
+       L::Dense(4, "", std::nullopt, true, "glorot_uniform", "zeros", "dense_2"),
+       L::Dense(4, "", std::nullopt, true, "glorot_uniform", "zeros", "dense"),
+       L::Dense(4, "", std::nullopt, true, "glorot_uniform", "zeros", "dense_1")},
+      "multi");
+  model.build(k::Shape{4, 4, 2});
+  return model;
+}
+
+// Every weight of every layer of make_multi_model() holds the fixture's values for its place.
+void check_multi_loaded(const k::Sequential& model) {
+  const std::vector<size_t> counts = {2, 4, 2, 4, 0, 2, 2, 2};
+  REQUIRE(model.layers().size() == counts.size());
+  for (size_t l = 0; l < counts.size(); ++l) {
+    std::vector<k::Variable> weights = model.layers()[l]->weights();
+    REQUIRE(weights.size() == counts[l]);
+    for (size_t i = 0; i < weights.size(); ++i) {
+      INFO(weights[i].name());
+      std::vector<float> got = weights[i].value().to_vector<float>();
+      CHECK(got == fixture_values(static_cast<int>(l), static_cast<int>(i),
+                                  static_cast<int64_t>(got.size())));
+    }
+  }
+}
+
+}  // namespace
+
+TEST_CASE("keras_h5: Keras 3 names a class's second layer <class>_1, in both directions",
+          "[keras_h5]") {
+  std::string fixture = "keras_h5_test_k3_multi_source.weights.h5",
+              path = "keras_h5_test_k3_multi.weights.h5";
+  h5fixtures::run({"keras3multi", fixture});
+  // h5py's file: layers/conv2d_1 is the second Conv2D (named "conv2d" here), and so on.
+  k::Sequential model = make_multi_model();
+  model.load_weights(fixture);
+  check_multi_loaded(model);
+
+  // Kiln's file, through h5py's eyes: the same groups and values as the file h5py wrote.
+  model.save_weights(path);
+  std::string dump = h5fixtures::run({"dump", path});
+  CHECK_THAT(dump, Contains("dataset /layers/conv2d/vars/0 <f4 (3, 3, 2, 3) [0.0, 0.01,"));
+  CHECK_THAT(dump, Contains("dataset /layers/conv2d_1/vars/0 <f4 (1, 1, 3, 3) [200.0, 200.01,"));
+  CHECK_THAT(dump, Contains("dataset /layers/batch_normalization/vars/2 <f4 (3,) [120.0, 120.01, "
+                            "120.02]"));
+  CHECK_THAT(dump, Contains("dataset /layers/batch_normalization_1/vars/2 <f4 (3,) [320.0, 320.01, "
+                            "320.02]"));
+  CHECK_THAT(dump, Contains("dataset /layers/dense/vars/1 <f4 (4,) [510.0, 510.01, 510.02, "
+                            "510.03]"));
+  CHECK_THAT(dump, Contains("dataset /layers/dense_1/vars/1 <f4 (4,) [610.0, 610.01, 610.02, "
+                            "610.03]"));
+  CHECK_THAT(dump, Contains("dataset /layers/dense_2/vars/0 <f4 (4, 4) [700.0, 700.01,"));
+  CHECK_THAT(dump, !Contains("dense_3") && !Contains("conv2d_2") && !Contains("flat/"));
+  CHECK(dump == h5fixtures::run({"dump", fixture}));
+
+  // And back into a fresh model (Kiln's own default names this time).
+  namespace L = k::layers;
+  k::Sequential other({L::Conv2D(3, {3, 3}, {1, 1}, "valid", "", k::Shape{4, 4, 2}),
+                       L::BatchNormalization(), L::Conv2D(3, {1, 1}), L::BatchNormalization(),
+                       L::Flatten(), L::Dense(4), L::Dense(4), L::Dense(4)});
+  other.build(k::Shape{4, 4, 2});
+  other.load_weights(path);
+  check_multi_loaded(other);
+  std::remove(fixture.c_str());
+  std::remove(path.c_str());
+}
