@@ -2,19 +2,23 @@
 
 #include <fmt/format.h>
 
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <deque>
 #include <iterator>
+#include <list>
 #include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <unordered_map>
-#include <vector>
 
 #ifdef __linux__
 #include <sys/sysinfo.h>
 #endif
 
+#include "kiln/ir/buffer_pool.h"
 #include "kiln/ir/sanitizers.h"
 
 namespace kiln::ir {
@@ -39,57 +43,180 @@ bool within_machine_memory(size_t bytes) {
 #endif
 }
 
-// Freed blocks of at least kSmallestReused bytes are kept, by size, for the next tensor of that
-// size: eager loops and compiled functions' calls allocate the same few sizes at every step, and
-// a block fresh from the system costs a page fault per page on its first write (a tenth of an
-// eager MLP step). At most kReusedBytes are kept; what would go beyond is freed. Off under
-// AddressSanitizer, which must see every free to catch a use after it.
-constexpr bool kReuseBlocks = !kAddressSanitizer;
+// The buffer pool. Freed blocks of at least kSmallestReused bytes are kept, by rounded size, for
+// the next tensor of that size: eager loops and compiled functions' calls allocate the same few
+// sizes at every step, and a block fresh from the system (glibc mmaps large blocks and unmaps them
+// on free) costs a page fault per 4 KiB page on its first write. That was a tenth of an eager MLP
+// step, and 8x the kernel for a fused elementwise chain over 64 MB called through kiln::function
+// (docs/performance.md, "Fused elementwise chain"). Workspaces need none of this: the Executable
+// keeps its idle ones (runtime/executable.cpp), so kiln_rt_alloc has no pool.
+//
+// Bound: at most kDefaultPoolBytes (256 MiB) are kept, or KILN_BUFFER_POOL_BYTES (bytes, with an
+// optional K, M or G; 0 turns the pool off), read once at the first large allocation;
+// detail::set_buffer_pool_limit changes it. To keep a newly freed block within the bound, the
+// least recently freed blocks are freed first (a program that moves on to other sizes does not
+// keep the old ones forever); a block larger than the bound is freed at once. When the system
+// refuses memory every kept block is freed and the allocation tried again.
+//
+// Semantics are unchanged: uninitialized() promised nothing about the contents, and zeroed
+// tensors are cleared whether their block is new or kept. A block is in the pool only while no
+// tensor holds it, so two live tensors never share one.
+//
+// Off under AddressSanitizer and ThreadSanitizer, which must see every free to report a use after
+// it (or a race with it): the limit is 0 there and the setter changes nothing.
+#if defined(__SANITIZE_THREAD__)
+constexpr bool kThreadSanitizer = true;
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+constexpr bool kThreadSanitizer = true;
+#else
+constexpr bool kThreadSanitizer = false;
+#endif
+#else
+constexpr bool kThreadSanitizer = false;
+#endif
+constexpr bool kReuseBlocks = !kAddressSanitizer && !kThreadSanitizer;
 constexpr size_t kSmallestReused = size_t{64} << 10;
-constexpr size_t kReusedBytes = size_t{256} << 20;
+constexpr size_t kDefaultPoolBytes = size_t{256} << 20;
+
+size_t pool_limit_from_env() {
+  const char* text = std::getenv("KILN_BUFFER_POOL_BYTES");
+  if (text == nullptr || *text == '\0') return kDefaultPoolBytes;
+  if (std::optional<size_t> bytes = detail::parse_buffer_pool_bytes(text)) return *bytes;
+  // The allocator has no error to throw (this runs in the first large allocation, whose tensor
+  // is fine) and no logger (ir/ is below runtime/): a line on stderr, once.
+  std::fprintf(stderr,
+               "kiln: ignoring KILN_BUFFER_POOL_BYTES=\"%s\" (want a number of bytes, optionally "
+               "with K, M or G; 0 turns the buffer pool off); keeping up to %s\n",
+               text, describe_bytes(kDefaultPoolBytes).c_str());
+  return kDefaultPoolBytes;
+}
 
 class BlockCache {
  public:
+  explicit BlockCache(size_t limit) : limit_(limit) {}
+
+  // A kept block of exactly `bytes` (the most recently freed one), or null.
   void* take(size_t bytes) {
     std::lock_guard lock(mutex_);
-    auto it = blocks_.find(bytes);
-    if (it == blocks_.end() || it->second.empty()) return nullptr;
-    void* p = it->second.back();
+    if (limit_ == 0) return nullptr;  // off: nothing kept, nothing counted
+    auto it = by_size_.find(bytes);
+    if (it == by_size_.end()) {
+      ++misses_;
+      return nullptr;
+    }
+    const auto block = it->second.back();
     it->second.pop_back();
+    if (it->second.empty()) by_size_.erase(it);
+    void* p = block->p;
+    order_.erase(block);
     held_ -= bytes;
+    ++hits_;
     return p;
   }
-  void give(void* p, size_t bytes) {
+
+  // Keeps `p` (of `bytes`) or frees it; frees the least recently freed blocks to stay within the
+  // bound. Runs in tensors' deleters: never throws.
+  void give(void* p, size_t bytes) noexcept {
+    std::list<Block> evicted;  // freed outside the lock: unmapping 64 MB takes a while
+    bool keep = false;
     {
       std::lock_guard lock(mutex_);
-      if (held_ + bytes <= kReusedBytes) {
-        blocks_[bytes].push_back(p);
-        held_ += bytes;
-        return;
+      if (bytes <= limit_) {
+        evict_down_to(limit_ - bytes, evicted);
+        try {
+          const auto block = order_.insert(order_.end(), Block{p, bytes});
+          try {
+            by_size_[bytes].push_back(block);
+          } catch (...) {
+            order_.erase(block);
+            throw;
+          }
+          held_ += bytes;
+          keep = true;
+        } catch (...) {  // no memory for the bookkeeping: free the block instead
+        }
       }
+      if (!keep && limit_ > 0) ++evictions_;
     }
-    std::free(p);
+    if (!keep) std::free(p);
+    for (const Block& b : evicted)
+      std::free(b.p);
   }
-  // Frees every kept block (when the system refuses memory).
+
+  // Frees every kept block (when the system refuses memory); whether there were any.
   bool release_all() {
+    std::list<Block> evicted;
+    {
+      std::lock_guard lock(mutex_);
+      evict_down_to(0, evicted);
+    }
+    for (const Block& b : evicted)
+      std::free(b.p);
+    return !evicted.empty();
+  }
+
+  size_t set_limit(size_t bytes) {
+    std::list<Block> evicted;
+    size_t previous = 0;
+    {
+      std::lock_guard lock(mutex_);
+      previous = limit_;
+      limit_ = bytes;
+      evict_down_to(bytes, evicted);
+    }
+    for (const Block& b : evicted)
+      std::free(b.p);
+    return previous;
+  }
+
+  detail::BufferPoolStats stats() {
     std::lock_guard lock(mutex_);
-    const bool any = held_ > 0;
-    for (auto& [bytes, list] : blocks_)
-      for (void* p : list)
-        std::free(p);
-    blocks_.clear();
-    held_ = 0;
-    return any;
+    return {.enabled = limit_ > 0,
+            .limit_bytes = limit_,
+            .held_bytes = held_,
+            .held_blocks = order_.size(),
+            .hits = hits_,
+            .misses = misses_,
+            .evictions = evictions_};
   }
 
  private:
+  struct Block {
+    void* p;
+    size_t bytes;
+  };
+  using BlockList = std::list<Block>;
+
+  // Moves the least recently freed blocks into `evicted` until at most `bytes` are held. Called
+  // with the lock held; allocates nothing (splice), so give() stays noexcept.
+  void evict_down_to(size_t bytes, BlockList& evicted) {
+    while (held_ > bytes) {
+      const auto oldest = order_.begin();
+      const size_t size = oldest->bytes;
+      // The oldest block of its size is the front of that size's list (both are in freeing order).
+      auto it = by_size_.find(size);
+      it->second.pop_front();
+      if (it->second.empty()) by_size_.erase(it);
+      held_ -= size;
+      ++evictions_;
+      evicted.splice(evicted.end(), order_, oldest);
+    }
+  }
+
   std::mutex mutex_;
-  std::unordered_map<size_t, std::vector<void*>> blocks_;
+  BlockList order_;  // every kept block, least recently freed first
+  std::unordered_map<size_t, std::deque<BlockList::iterator>> by_size_;  // each in freeing order
+  size_t limit_;
   size_t held_ = 0;
+  uint64_t hits_ = 0;
+  uint64_t misses_ = 0;
+  uint64_t evictions_ = 0;
 };
 
 BlockCache& block_cache() {
-  static BlockCache* cache = new BlockCache();  // never destroyed: tensors may die after it
+  // Never destroyed: tensors may die after it.
+  static BlockCache* cache = new BlockCache(kReuseBlocks ? pool_limit_from_env() : 0);
   return *cache;
 }
 
@@ -100,6 +227,7 @@ std::shared_ptr<std::byte> allocate(size_t nbytes, bool zeroed) {
   size_t rounded = (nbytes + kAlignment - 1) / kAlignment * kAlignment;
   if (rounded == 0) rounded = kAlignment;
   const bool reuse = kReuseBlocks && rounded >= kSmallestReused;
+  // With the pool off (limit 0) take() finds nothing and give() frees at once.
   void* p = reuse ? block_cache().take(rounded) : nullptr;
   if (p == nullptr) p = std::aligned_alloc(kAlignment, rounded);
   if (p == nullptr && kReuseBlocks && block_cache().release_all())
@@ -134,6 +262,62 @@ std::string describe_bytes(size_t bytes) {
   }
   return fmt::format("{:.3g} {} ({} bytes)", v, units[u], bytes);
 }
+
+namespace detail {
+
+std::optional<size_t> parse_buffer_pool_bytes(std::string_view text) {
+  size_t i = 0;
+  while (i < text.size() && (text[i] == ' ' || text[i] == '\t'))
+    ++i;
+  const size_t digits = i;
+  size_t value = 0;
+  for (; i < text.size() && text[i] >= '0' && text[i] <= '9'; ++i) {
+    const auto digit = static_cast<size_t>(text[i] - '0');
+    if (value > (SIZE_MAX - digit) / 10) return std::nullopt;
+    value = value * 10 + digit;
+  }
+  if (i == digits) return std::nullopt;
+  int shift = 0;
+  if (i < text.size()) {
+    switch (text[i]) {
+      case 'k':
+      case 'K':
+        shift = 10;
+        break;
+      case 'm':
+      case 'M':
+        shift = 20;
+        break;
+      case 'g':
+      case 'G':
+        shift = 30;
+        break;
+      default:
+        break;
+    }
+    if (shift > 0) ++i;
+  }
+  std::string_view rest = text.substr(i);
+  while (!rest.empty() && (rest.back() == ' ' || rest.back() == '\t'))
+    rest.remove_suffix(1);
+  if (!(rest.empty() || rest == "B" || rest == "b" ||
+        (shift > 0 && (rest == "iB" || rest == "ib"))))
+    return std::nullopt;
+  if (value > (SIZE_MAX >> shift)) return std::nullopt;
+  return value << shift;
+}
+
+BufferPoolStats buffer_pool_stats() {
+  if (!kReuseBlocks) return {};
+  return block_cache().stats();
+}
+
+size_t set_buffer_pool_limit(size_t bytes) {
+  if (!kReuseBlocks) return 0;
+  return block_cache().set_limit(bytes);
+}
+
+}  // namespace detail
 
 HostTensor::HostTensor(TensorType type, bool zeroed) : type_(std::move(type)) {
   for (int64_t d : type_.shape)

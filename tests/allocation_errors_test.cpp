@@ -19,6 +19,7 @@
 #include <cstdint>
 #include <fstream>
 #include <string>
+#include <vector>
 
 #ifdef __linux__
 #include <sys/sysinfo.h>
@@ -28,9 +29,9 @@
 #include "error_test_util.h"
 #include "file_test_util.h"
 #include "kiln/frontend/core/compile.h"
+#include "kiln/ir/buffer_pool.h"
 #include "kiln/ir/host_tensor.h"
 #include "kiln/ir/interpreter.h"
-#include "kiln/ir/sanitizers.h"
 #include "kiln/runtime/kiln_rt.h"
 
 namespace k = kiln;
@@ -220,10 +221,185 @@ TEST_CASE("large tensor buffers are reused, and a reused zeroed buffer is zero",
   HostTensor zeroed(type);
   const float* z = zeroed.data<float>();
   CHECK(std::all_of(z, z + zeroed.num_elements(), [](float v) { return v == 0.f; }));
-  // AddressSanitizer builds free every block, to see uses after free.
-  if (!k::ir::kAddressSanitizer)
+  // Sanitizer builds (and KILN_BUFFER_POOL_BYTES=0) free every block, to see uses after free.
+  if (k::ir::detail::buffer_pool_stats().enabled)
     CHECK(static_cast<const void*>(zeroed.raw()) == first);  // the freed block came back
   // Blocks of another size are not mixed up with it.
   HostTensor other = HostTensor::uninitialized({k::DType::f32, k::Shape{1024, 300}});
   CHECK(static_cast<const void*>(other.raw()) != static_cast<const void*>(zeroed.raw()));
+}
+
+namespace {
+constexpr size_t kMiB = size_t{1} << 20;
+const k::TensorType k4MiB{k::DType::f32, k::Shape{1024, 1024}};
+
+// Empties the pool and gives it `bytes` for one test case, then puts the limit back: cases run
+// in one process when the binary runs whole, and earlier ones leave blocks behind.
+struct PoolLimit {
+  explicit PoolLimit(size_t bytes) {
+    previous = k::ir::detail::set_buffer_pool_limit(0);
+    k::ir::detail::set_buffer_pool_limit(bytes);
+  }
+  ~PoolLimit() { k::ir::detail::set_buffer_pool_limit(previous); }
+  PoolLimit(const PoolLimit&) = delete;
+  PoolLimit& operator=(const PoolLimit&) = delete;
+  size_t previous = 0;
+};
+
+const void* address(const k::ir::HostTensor& t) {
+  return t.raw();
+}
+
+k::ir::HostTensor filled(const k::TensorType& type, float value) {
+  auto t = k::ir::HostTensor::uninitialized(type);
+  std::fill(t.data<float>(), t.data<float>() + t.num_elements(), value);
+  return t;
+}
+
+bool all_equal(const k::ir::HostTensor& t, float value) {
+  const float* p = t.data<float>();
+  return std::all_of(p, p + t.num_elements(), [&](float v) { return v == value; });
+}
+}  // namespace
+
+TEST_CASE("the buffer pool hands a freed block to the next tensor of its size, never to two",
+          "[memory]") {
+  using k::ir::HostTensor;
+  using k::ir::detail::buffer_pool_stats;
+  PoolLimit limit(64 * kMiB);
+  const k::ir::detail::BufferPoolStats start = buffer_pool_stats();
+  if (!start.enabled) {  // ASan and TSan builds: no pool, every block is freed
+    CHECK(start.limit_bytes == 0);
+    HostTensor a = filled(k4MiB, 1.f), b = filled(k4MiB, 2.f);
+    CHECK((all_equal(a, 1.f) && all_equal(b, 2.f)));
+    return;
+  }
+  CHECK(start.limit_bytes == 64 * kMiB);
+  CHECK(start.held_bytes == 0);
+  const void* first = nullptr;
+  {
+    HostTensor t = filled(k4MiB, 3.f);
+    first = address(t);
+  }
+  k::ir::detail::BufferPoolStats s = buffer_pool_stats();
+  CHECK(s.held_bytes == 4 * kMiB);
+  CHECK(s.held_blocks == 1);
+  CHECK(s.misses == start.misses + 1);
+
+  // Two live tensors of the same size: the first gets the kept block, the second a new one.
+  HostTensor a = filled(k4MiB, 1.f);
+  HostTensor b = filled(k4MiB, 2.f);
+  CHECK(address(a) == first);
+  CHECK(address(b) != address(a));
+  CHECK(all_equal(a, 1.f));
+  CHECK(all_equal(b, 2.f));
+  s = buffer_pool_stats();
+  CHECK(s.hits == start.hits + 1);
+  CHECK(s.misses == start.misses + 2);
+  CHECK(s.held_bytes == 0);
+
+  // Both come back, and go out again to two tensors, the most recently freed first.
+  const void* a_block = address(a);
+  const void* b_block = address(b);
+  a = HostTensor();
+  b = HostTensor();
+  CHECK(buffer_pool_stats().held_bytes == 8 * kMiB);
+  HostTensor c = filled(k4MiB, 5.f);
+  HostTensor d(k4MiB);  // zeroed, from a kept block that held 1s
+  CHECK(address(c) == b_block);
+  CHECK(address(d) == a_block);
+  CHECK(all_equal(c, 5.f));
+  CHECK(all_equal(d, 0.f));
+  s = buffer_pool_stats();
+  CHECK(s.hits == start.hits + 3);
+  CHECK(s.held_bytes == 0);
+  CHECK(s.held_blocks == 0);
+
+  // A block shared by two handles goes back only when the last one dies.
+  HostTensor view = c.reshaped(k::Shape{1024 * 1024});
+  c = HostTensor();
+  CHECK(buffer_pool_stats().held_bytes == 0);
+  HostTensor e = filled(k4MiB, 6.f);
+  CHECK(address(e) != address(view));
+  CHECK(all_equal(view.reshaped(k::Shape{1024, 1024}), 5.f));
+}
+
+TEST_CASE("the buffer pool keeps at most its limit, dropping the least recently freed blocks",
+          "[memory]") {
+  using k::ir::HostTensor;
+  using k::ir::detail::buffer_pool_stats;
+  PoolLimit limit(10 * kMiB);
+  const k::ir::detail::BufferPoolStats start = buffer_pool_stats();
+  if (!start.enabled) return;  // ASan and TSan builds: no pool (the case above checks that)
+  HostTensor a = filled(k4MiB, 1.f), b = filled(k4MiB, 2.f), c = filled(k4MiB, 3.f);
+  const void* b_block = address(b);
+  const void* c_block = address(c);
+  a = HostTensor();
+  b = HostTensor();
+  CHECK(buffer_pool_stats().held_bytes == 8 * kMiB);
+  c = HostTensor();  // 12 MiB would be over the limit: a's block, the oldest, is freed
+  k::ir::detail::BufferPoolStats s = buffer_pool_stats();
+  CHECK(s.held_bytes == 8 * kMiB);
+  CHECK(s.held_blocks == 2);
+  CHECK(s.evictions == start.evictions + 1);
+
+  // A block larger than the limit is freed at once.
+  { HostTensor big = filled({k::DType::f32, k::Shape{4 * 1024, 1024}}, 4.f); }  // 16 MiB
+  s = buffer_pool_stats();
+  CHECK(s.held_bytes == 8 * kMiB);
+  CHECK(s.evictions == start.evictions + 2);
+
+  // What is kept is c's block and b's, newest first; a third tensor gets a new block.
+  HostTensor x = filled(k4MiB, 7.f), y = filled(k4MiB, 8.f), z = filled(k4MiB, 9.f);
+  CHECK(address(x) == c_block);
+  CHECK(address(y) == b_block);
+  CHECK(address(z) != c_block);
+  CHECK(address(z) != b_block);
+  CHECK((all_equal(x, 7.f) && all_equal(y, 8.f) && all_equal(z, 9.f)));
+  s = buffer_pool_stats();
+  CHECK(s.hits == start.hits + 2);
+  CHECK(s.held_bytes == 0);
+
+  // Many frees of mixed sizes never hold more than the limit.
+  {
+    std::vector<HostTensor> live;
+    for (int64_t rows : {64, 256, 1024, 512, 1024, 2048, 128, 1024, 768})
+      live.push_back(filled({k::DType::f32, k::Shape{rows, 1024}}, 1.f));
+    while (!live.empty()) {
+      live.pop_back();
+      CHECK(buffer_pool_stats().held_bytes <= 10 * kMiB);
+    }
+  }
+  CHECK(buffer_pool_stats().held_bytes > 0);
+
+  // Lowering the limit frees down to it; 0 empties the pool and turns it off.
+  x = HostTensor();
+  CHECK(k::ir::detail::set_buffer_pool_limit(4 * kMiB) == 10 * kMiB);
+  s = buffer_pool_stats();
+  CHECK(s.held_bytes <= 4 * kMiB);
+  CHECK(s.limit_bytes == 4 * kMiB);
+  k::ir::detail::set_buffer_pool_limit(0);
+  s = buffer_pool_stats();
+  CHECK_FALSE(s.enabled);
+  CHECK(s.held_bytes == 0);
+  CHECK(s.held_blocks == 0);
+  y = HostTensor();
+  CHECK(buffer_pool_stats().held_bytes == 0);  // freed, not kept
+  HostTensor w = filled(k4MiB, 2.f);
+  CHECK(buffer_pool_stats().hits == s.hits);
+  CHECK(all_equal(w, 2.f));
+}
+
+TEST_CASE("KILN_BUFFER_POOL_BYTES is a number of bytes with an optional K, M or G", "[memory]") {
+  using k::ir::detail::parse_buffer_pool_bytes;
+  CHECK(parse_buffer_pool_bytes("0") == size_t{0});
+  CHECK(parse_buffer_pool_bytes("1048576") == size_t{1} << 20);
+  CHECK(parse_buffer_pool_bytes("64M") == size_t{64} << 20);
+  CHECK(parse_buffer_pool_bytes(" 1g ") == size_t{1} << 30);
+  CHECK(parse_buffer_pool_bytes("512KiB") == size_t{512} << 10);
+  CHECK(parse_buffer_pool_bytes("2GB") == size_t{2} << 30);
+  CHECK(parse_buffer_pool_bytes("100b") == size_t{100});
+  for (const char* bad : {"", " ", "M", "-1", "1.5G", "12X", "64 M", "1iB", "64MBs",
+                          "99999999999999999999999", "17179869184G"})
+    CHECK_FALSE(parse_buffer_pool_bytes(bad).has_value());
 }
