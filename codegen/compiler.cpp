@@ -1,9 +1,12 @@
 #include "kiln/codegen/compiler.h"
 
+#include <charconv>
 #include <cstdio>
 #include <cstdlib>
+#include <exception>
 #include <filesystem>
 #include <mutex>
+#include <thread>
 
 #include <unistd.h>
 
@@ -26,6 +29,7 @@
 #include <llvm/Target/TargetMachine.h>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include "kiln/codegen/cache_key.h"
 #include "kiln/codegen/module_builder.h"
@@ -287,14 +291,17 @@ std::string emit_object(llvm::TargetMachine& machine, llvm::Module& module,
   return std::string(buffer.data(), buffer.size());
 }
 
-// A JIT of its own holding `object`, and its entry.
-std::unique_ptr<CompiledModule> load_object(llvm::orc::JITTargetMachineBuilder host,
-                                            std::string_view object, int64_t workspace_bytes,
-                                            const std::string& name, std::string llvm_ir) {
+// A JIT of its own holding `objects` (linked into one image), and its entry.
+std::unique_ptr<CompiledModule> load_objects(llvm::orc::JITTargetMachineBuilder host,
+                                             const std::vector<std::string_view>& objects,
+                                             int64_t workspace_bytes, const std::string& name,
+                                             std::string llvm_ir) {
   std::unique_ptr<llvm::orc::LLJIT> jit = create_jit(std::move(host));
-  if (llvm::Error error = jit->addObjectFile(llvm::MemoryBuffer::getMemBufferCopy(
-          llvm::StringRef(object.data(), object.size()), name))) {
-    throw CompileError(fmt::format("{}: {}", name, error_text(std::move(error))));
+  for (std::string_view object : objects) {
+    if (llvm::Error error = jit->addObjectFile(llvm::MemoryBuffer::getMemBufferCopy(
+            llvm::StringRef(object.data(), object.size()), name))) {
+      throw CompileError(fmt::format("{}: {}", name, error_text(std::move(error))));
+    }
   }
   auto address = unwrap(jit->lookup(kEntryName), fmt::format("{}: compiling {}", name, kEntryName));
   auto entry = address.toPtr<kiln_entry_fn>();
@@ -302,21 +309,124 @@ std::unique_ptr<CompiledModule> load_object(llvm::orc::JITTargetMachineBuilder h
                                           workspace_bytes, std::move(llvm_ir));
 }
 
-// The cache's payload: a header line with the format and the workspace size, then the object.
-std::string cpu_payload(int64_t workspace_bytes, std::string_view object) {
-  return fmt::format("kiln-cpu-module {} workspace {}\n", kCpuCacheFormat, workspace_bytes) +
-         std::string(object);
+// The cache's payload: a header line with the format, the workspace size and each object's size,
+// then the objects.
+std::string cpu_payload(int64_t workspace_bytes, const std::vector<std::string>& objects) {
+  std::vector<size_t> sizes;
+  std::string bytes;
+  for (const std::string& object : objects) {
+    sizes.push_back(object.size());
+    bytes += object;
+  }
+  return fmt::format("kiln-cpu-module {} workspace {} objects {}\n", kCpuCacheFormat,
+                     workspace_bytes, fmt::join(sizes, ",")) +
+         bytes;
 }
 
-// The object of a payload whose workspace size is `workspace_bytes`; CompileError otherwise.
-std::string_view cpu_payload_object(std::string_view payload, int64_t workspace_bytes) {
+// The objects of a payload whose workspace size is `workspace_bytes`; CompileError otherwise.
+std::vector<std::string_view> cpu_payload_objects(std::string_view payload,
+                                                  int64_t workspace_bytes) {
   const size_t newline = payload.find('\n');
   const std::string want =
-      fmt::format("kiln-cpu-module {} workspace {}", kCpuCacheFormat, workspace_bytes);
-  if (newline == std::string_view::npos || payload.substr(0, newline) != want) {
-    throw CompileError(fmt::format("its header is not \"{}\"", want));
+      fmt::format("kiln-cpu-module {} workspace {} objects ", kCpuCacheFormat, workspace_bytes);
+  if (newline == std::string_view::npos || !payload.substr(0, newline).starts_with(want))
+    throw CompileError(fmt::format("its header does not start \"{}\"", want));
+  std::string_view sizes = payload.substr(want.size(), newline - want.size());
+  std::string_view rest = payload.substr(newline + 1);
+  std::vector<std::string_view> objects;
+  while (!sizes.empty()) {
+    const size_t comma = std::min(sizes.find(','), sizes.size());
+    size_t size = 0;
+    const std::string_view digits = sizes.substr(0, comma);
+    auto [ptr, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), size);
+    if (ec != std::errc() || ptr != digits.data() + digits.size() || size > rest.size())
+      throw CompileError(fmt::format("its object sizes \"{}\" do not fit the payload", sizes));
+    objects.push_back(rest.substr(0, size));
+    rest.remove_prefix(size);
+    sizes.remove_prefix(std::min(comma + 1, sizes.size()));
   }
-  return payload.substr(newline + 1);
+  if (objects.empty() || !rest.empty())
+    throw CompileError("its objects do not add up to the payload");
+  return objects;
+}
+
+// How many threads compile one function's kernels: one per core (at most 8), and at most one
+// per two kernels; KILN_COMPILE_THREADS overrides (1: one module, as AOT libraries are built).
+size_t compile_threads(const passes::KernelPlan& plan) {
+  size_t threads = std::min<size_t>(std::max(1u, std::thread::hardware_concurrency()), 8);
+  if (const char* text = std::getenv("KILN_COMPILE_THREADS")) {
+    size_t value = 0;
+    const std::string_view v(text);
+    auto [ptr, ec] = std::from_chars(v.data(), v.data() + v.size(), value);
+    if (ec == std::errc() && ptr == v.data() + v.size() && value >= 1)
+      threads = std::min<size_t>(value, 64);
+  }
+  return std::max<size_t>(1, std::min(threads, plan.kernels.size() / 2));
+}
+
+// What one thread makes of one module: optimized for `host`, its text and its object.
+struct Compiled {
+  std::string text, object;
+};
+
+Compiled optimize_and_emit(llvm::orc::JITTargetMachineBuilder host, llvm::Module& module,
+                           const CodegenOptions& options, const std::string& name) {
+  auto machine = unwrap(host.createTargetMachine(), "creating the target machine");
+  module.setDataLayout(machine->createDataLayout());
+  module.setTargetTriple(machine->getTargetTriple().str());
+  optimize(module, *machine, options.opt_level, LlvmPipeline::standard);
+  Compiled out;
+  out.text = module_text(module);
+  if (perf_map_enabled()) name_functions_for_perf(module);
+  out.object = emit_object(*machine, module, name);
+  return out;
+}
+
+// The module (or, with several threads, the modules of build_split_modules, each optimized and
+// emitted on a thread of its own) as object files, and their LLVM IR text.
+std::vector<Compiled> compile_objects(llvm::orc::JITTargetMachineBuilder host,
+                                      const ir::Function& function, const passes::KernelPlan& plan,
+                                      const passes::MemoryPlan& memory,
+                                      const CodegenOptions& options) {
+  const size_t threads = compile_threads(plan);
+  auto machine = unwrap(host.createTargetMachine(), "creating the target machine");
+  const VectorUnit unit = vector_unit(*machine);
+  if (threads <= 1) {
+    llvm::LLVMContext context;
+    std::unique_ptr<llvm::Module> module = build_module(context, function, plan, memory, unit);
+    return {optimize_and_emit(host, *module, options, function.name())};
+  }
+  // The entry's module and one part per thread; the entry (small: calls) is compiled by the
+  // thread that compiles the last part.
+  std::vector<std::unique_ptr<llvm::LLVMContext>> contexts;
+  std::vector<llvm::LLVMContext*> raw;
+  for (size_t i = 0; i <= threads; ++i) {
+    contexts.push_back(std::make_unique<llvm::LLVMContext>());
+    raw.push_back(contexts.back().get());
+  }
+  SplitModules modules = build_split_modules(raw, function, plan, memory, unit);
+  std::vector<llvm::Module*> all{modules.entry.get()};
+  for (const auto& part : modules.parts)
+    all.push_back(part.get());
+  std::vector<Compiled> out(all.size());
+  std::vector<std::exception_ptr> errors(all.size());
+  auto work = [&](size_t i) {
+    try {
+      out[i] = optimize_and_emit(host, *all[i], options, function.name());
+    } catch (...) {
+      errors[i] = std::current_exception();
+    }
+  };
+  std::vector<std::thread> workers;
+  for (size_t i = 1; i + 1 < all.size(); ++i)
+    workers.emplace_back(work, i);
+  work(all.size() - 1);
+  work(0);
+  for (std::thread& t : workers)
+    t.join();
+  for (const std::exception_ptr& e : errors)
+    if (e) std::rethrow_exception(e);
+  return out;
 }
 
 }  // namespace
@@ -345,24 +455,27 @@ std::unique_ptr<CompiledModule> compile_jit(const ir::Function& function,
     key = cpu_cache_key(function, plan, memory, options);
     if (std::optional<std::string> payload = cache->get(key)) {
       try {
-        return load_object(host, cpu_payload_object(*payload, memory.workspace_bytes),
-                           memory.workspace_bytes, function.name(), "");
+        return load_objects(host, cpu_payload_objects(*payload, memory.workspace_bytes),
+                            memory.workspace_bytes, function.name(), "");
       } catch (const CompileError& e) {
         cache->discard(key, fmt::format("its machine code does not load ({})", e.what()));
       }
     }
   }
-  auto machine = unwrap(host.createTargetMachine(), "creating the target machine");
-  llvm::LLVMContext context;
-  std::unique_ptr<llvm::Module> module = lower(context, *machine, function, plan, memory, options);
-  std::string text = module_text(*module);
-  if (perf_map_enabled()) name_functions_for_perf(*module);
-  const std::string object = emit_object(*machine, *module, function.name());
-  std::unique_ptr<CompiledModule> compiled = load_object(
-      std::move(host), object, memory.workspace_bytes, function.name(), std::move(text));
-  // Stored once it has loaded: an object the JIT cannot link is never cached.
-  if (!key.empty()) cache->put(key, cpu_payload(memory.workspace_bytes, object));
-  return compiled;
+  const std::vector<Compiled> compiled = compile_objects(host, function, plan, memory, options);
+  std::string text;
+  std::vector<std::string_view> views;
+  std::vector<std::string> objects;
+  for (const Compiled& c : compiled) {
+    text += c.text;
+    views.push_back(c.object);
+    objects.push_back(c.object);
+  }
+  std::unique_ptr<CompiledModule> module = load_objects(
+      std::move(host), views, memory.workspace_bytes, function.name(), std::move(text));
+  // Stored once it has loaded: objects the JIT cannot link are never cached.
+  if (!key.empty()) cache->put(key, cpu_payload(memory.workspace_bytes, objects));
+  return module;
 }
 
 struct KernelJit::State {

@@ -1,4 +1,4 @@
-// LLVM CPU code generation: a planned ir::Function becomes one LLVM module (one function per
+// LLVM CPU code generation: a planned ir::Function becomes an LLVM module (one function per
 // kernel plus `kiln_entry`), JIT-compiled for the host CPU or written to an object file.
 #pragma once
 
@@ -90,9 +90,15 @@ class CompiledModule {
 // With a `cache` (runtime/disk_cache.h; frontend compile() passes the process's), the machine
 // code goes through it: the key names the function's IR and plans, the host CPU and its
 // features, the options and Kiln's build (cpu_cache_key), so a hit is the code this compile
-// would make; the payload is the object file and its workspace size. A hit skips LLVM
+// would make; the payload is the object files and the workspace size. A hit skips LLVM
 // entirely (its llvm_ir() is empty); an entry that does not load is discarded with a warning
 // and compiled again.
+//
+// A function of several kernels is compiled on several threads (one per core, at most one per
+// two kernels; KILN_COMPILE_THREADS=N overrides, 1 compiles one module): its kernels are spread
+// over modules of their own (build_split_modules), each optimized and emitted on a thread, and
+// the objects linked into one JIT. Kernels then stay calls from the entry instead of being
+// inlined into it, which changes nothing they compute.
 std::unique_ptr<CompiledModule> compile_jit(const ir::Function& function,
                                             const passes::KernelPlan& plan,
                                             const passes::MemoryPlan& memory,
@@ -100,7 +106,7 @@ std::unique_ptr<CompiledModule> compile_jit(const ir::Function& function,
                                             runtime::DiskCache* cache = nullptr);
 
 // The version of cpu_cache_key's fields and of the payload's format; part of every key.
-inline constexpr int kCpuCacheFormat = 1;
+inline constexpr int kCpuCacheFormat = 2;
 // The cache key of compile_jit's module for the host CPU.
 std::string cpu_cache_key(const ir::Function& function, const passes::KernelPlan& plan,
                           const passes::MemoryPlan& memory, const CodegenOptions& options);

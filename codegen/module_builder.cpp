@@ -1,5 +1,6 @@
 #include "kiln/codegen/module_builder.h"
 
+#include <algorithm>
 #include <map>
 
 #include <llvm/IR/Verifier.h>
@@ -168,9 +169,21 @@ struct EntryNames {
   size_t base = 0;
 };
 
+// Where a split build puts the entry's kernels (build_split_modules): the part modules and the
+// compile cost each holds so far. Null: in the entry's own module.
+struct KernelSink {
+  std::vector<llvm::Module*> parts;
+  std::vector<size_t> load;
+};
+
+// A rough compile cost of a kernel: GEMMs emit large unrolled micro-kernels.
+size_t compile_cost(const passes::Kernel& kernel) {
+  return kernel.nodes.size() + (gemm_handles(kernel) ? 40 : 0);
+}
+
 void emit_entry(llvm::Module& module, llvm::Function* fn, const ir::Function& function,
                 const passes::KernelPlan& plan, const passes::MemoryPlan& memory,
-                const VectorUnit& unit, const EntryNames& names);
+                const VectorUnit& unit, const EntryNames& names, KernelSink* sink = nullptr);
 
 // A scan kernel: its body becomes a function over a frame (emit_entry), which the entry calls
 // once per step. Step i reads the carries step i - 1 wrote (the initial ones at step 0) and
@@ -292,7 +305,7 @@ namespace {
 
 void emit_entry(llvm::Module& module, llvm::Function* fn, const ir::Function& function,
                 const passes::KernelPlan& plan, const passes::MemoryPlan& memory,
-                const VectorUnit& unit, const EntryNames& names) {
+                const VectorUnit& unit, const EntryNames& names, KernelSink* sink) {
   EntryEmitter entry(module, memory);
   entry.begin(fn);
   size_t kernel_nodes = 0;
@@ -310,12 +323,30 @@ void emit_entry(llvm::Module& module, llvm::Function* fn, const ir::Function& fu
         emit_scan(module, entry, k, kernel, memory, unit, body);
         continue;
       }
-      llvm::Function* kernel_fn = emit_kernel(module, fmt::format("{}kernel{}", names.prefix, k),
-                                              kernel, kernel_buffers(kernel, memory), unit);
-      // Many kernels stay calls: inlined, they would make the entry one huge function, on which
-      // LLVM's loop passes take time quadratic in its size (a 100,000-node chain took minutes).
-      if (kernel_nodes > kMaxInlinedNodes) kernel_fn->addFnAttr(llvm::Attribute::NoInline);
-      verify(*kernel_fn, label);
+      const std::string kernel_name = fmt::format("{}kernel{}", names.prefix, k);
+      llvm::Function* kernel_fn = nullptr;
+      if (sink != nullptr && !sink->parts.empty()) {
+        // Split: defined in the least loaded part, declared here.
+        const size_t part = static_cast<size_t>(
+            std::min_element(sink->load.begin(), sink->load.end()) - sink->load.begin());
+        sink->load[part] += compile_cost(kernel);
+        llvm::Function* defined = emit_kernel(*sink->parts[part], kernel_name, kernel,
+                                              kernel_buffers(kernel, memory), unit);
+        defined->setLinkage(llvm::GlobalValue::ExternalLinkage);
+        verify(*defined, label);
+        llvm::Type* ptr = llvm::PointerType::get(module.getContext(), 0);
+        std::vector<llvm::Type*> params(kernel.inputs.size() + kernel.outputs.size(), ptr);
+        kernel_fn = llvm::Function::Create(
+            llvm::FunctionType::get(llvm::Type::getVoidTy(module.getContext()), params, false),
+            llvm::GlobalValue::ExternalLinkage, kernel_name, module);
+      } else {
+        kernel_fn = emit_kernel(module, kernel_name, kernel, kernel_buffers(kernel, memory), unit);
+        // Many kernels stay calls: inlined, they would make the entry one huge function, on
+        // which LLVM's loop passes take time quadratic in its size (a 100,000-node chain took
+        // minutes).
+        if (kernel_nodes > kMaxInlinedNodes) kernel_fn->addFnAttr(llvm::Attribute::NoInline);
+        verify(*kernel_fn, label);
+      }
       std::vector<Value*> args;
       for (const ir::Value* v : kernel.inputs)
         args.push_back(entry.pointer(v));
@@ -342,6 +373,39 @@ void emit_entry(llvm::Module& module, llvm::Function* fn, const ir::Function& fu
 
 }  // namespace
 
+namespace {
+
+void verify_module(const llvm::Module& module, const std::string& name) {
+  std::string message;
+  llvm::raw_string_ostream os(message);
+  if (llvm::verifyModule(module, &os))
+    throw CompileError(fmt::format("{}: LLVM rejected the module: {}", name, os.str()));
+}
+
+}  // namespace
+
+SplitModules build_split_modules(std::span<llvm::LLVMContext* const> contexts,
+                                 const ir::Function& function, const passes::KernelPlan& plan,
+                                 const passes::MemoryPlan& memory, const VectorUnit& unit) {
+  KILN_CHECK(!contexts.empty(), "build_split_modules needs a context for the entry");
+  SplitModules out;
+  out.entry = std::make_unique<llvm::Module>(function.name(), *contexts[0]);
+  KernelSink sink;
+  for (size_t i = 1; i < contexts.size(); ++i) {
+    out.parts.push_back(
+        std::make_unique<llvm::Module>(fmt::format("{}.part{}", function.name(), i), *contexts[i]));
+    sink.parts.push_back(out.parts.back().get());
+    sink.load.push_back(0);
+  }
+  llvm::Function* entry_fn =
+      new_frame_function(*out.entry, kEntryName, llvm::Function::ExternalLinkage);
+  emit_entry(*out.entry, entry_fn, function, plan, memory, unit, {}, &sink);
+  verify_module(*out.entry, function.name());
+  for (const auto& part : out.parts)
+    verify_module(*part, function.name());
+  return out;
+}
+
 std::unique_ptr<llvm::Module> build_module(llvm::LLVMContext& context, const ir::Function& function,
                                            const passes::KernelPlan& plan,
                                            const passes::MemoryPlan& memory,
@@ -350,11 +414,7 @@ std::unique_ptr<llvm::Module> build_module(llvm::LLVMContext& context, const ir:
   llvm::Function* entry_fn =
       new_frame_function(*module, kEntryName, llvm::Function::ExternalLinkage);
   emit_entry(*module, entry_fn, function, plan, memory, unit, {});
-  std::string message;
-  llvm::raw_string_ostream os(message);
-  if (llvm::verifyModule(*module, &os)) {
-    throw CompileError(fmt::format("{}: LLVM rejected the module: {}", function.name(), os.str()));
-  }
+  verify_module(*module, function.name());
   return module;
 }
 

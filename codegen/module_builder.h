@@ -1,9 +1,12 @@
 // Internal: lowers a planned ir::Function to one LLVM module: a function per kernel and the
-// `kiln_entry(const kiln_frame*)` that calls them in plan order (DESIGN.md, "Codegen").
+// `kiln_entry(const kiln_frame*)` that calls them in plan order (DESIGN.md, "Codegen"); or to
+// several, for compiling on several threads (build_split_modules).
 #pragma once
 
 #include <memory>
+#include <span>
 #include <string>
+#include <vector>
 
 #include <llvm/IR/LLVMContext.h>
 #include <llvm/IR/Module.h>
@@ -23,6 +26,19 @@ std::unique_ptr<llvm::Module> build_module(llvm::LLVMContext& context, const ir:
                                            const passes::KernelPlan& plan,
                                            const passes::MemoryPlan& memory,
                                            const VectorUnit& unit);
+
+// The same code as build_module's, split for compiling on several threads: `entry` (in
+// contexts[0]) holds kiln_entry, scan bodies and the kernels inside them, and declares the other
+// kernels, which are spread over `parts` (part i in contexts[i + 1], one part per remaining
+// context, balanced by an estimate of each kernel's compile cost; a part may be empty). Each
+// module is verified; the kernels are external symbols, so the objects link into one image.
+struct SplitModules {
+  std::unique_ptr<llvm::Module> entry;
+  std::vector<std::unique_ptr<llvm::Module>> parts;
+};
+SplitModules build_split_modules(std::span<llvm::LLVMContext* const> contexts,
+                                 const ir::Function& function, const passes::KernelPlan& plan,
+                                 const passes::MemoryPlan& memory, const VectorUnit& unit);
 
 // A constant node's value as a private, 64-byte aligned global of `module`, which kernels read
 // in place of a buffer (NVPTX moves it to the GPU's global memory).

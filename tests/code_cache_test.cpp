@@ -460,9 +460,12 @@ TEST_CASE("cpu cache: a well-formed entry whose code does not load is discarded 
   QuietLog quiet;
   const passes::PipelineResult r = planned(kDense);
   const std::string key = codegen::cpu_cache_key(r.function, r.kernels, r.memory, {});
-  const std::string header = fmt::format("kiln-cpu-module {} workspace {}\n",
-                                         codegen::kCpuCacheFormat, r.memory.workspace_bytes);
-  // Not an object file; an object without the entry; another workspace size; no header.
+  // The payload's header for objects of these sizes (codegen/compiler.cpp).
+  auto header = [&](const std::string& sizes, int64_t workspace) {
+    return fmt::format("kiln-cpu-module {} workspace {} objects {}\n", codegen::kCpuCacheFormat,
+                       workspace, sizes);
+  };
+  const int64_t w = r.memory.workspace_bytes;
   const passes::PipelineResult poly = planned(kPoly);
   TempDir scratch;
   DiskCache poly_cache(scratch.path.string());
@@ -470,12 +473,15 @@ TEST_CASE("cpu cache: a well-formed entry whose code does not load is discarded 
   const std::string poly_payload =
       *poly_cache.get(codegen::cpu_cache_key(poly.function, poly.kernels, poly.memory, {}));
   const std::string poly_object = poly_payload.substr(poly_payload.find('\n') + 1);
+  // Not an object file; an empty one; a truncated one; another workspace size; sizes that do
+  // not add up; no header. (A well-formed entry of other code under this key is a forgery, which
+  // the cache does not defend against: see runtime/disk_cache.h.)
   for (const std::string& payload :
-       {header + "not an ELF object", header, header + poly_object.substr(0, 64),
-        fmt::format("kiln-cpu-module {} workspace {}\n", codegen::kCpuCacheFormat,
-                    r.memory.workspace_bytes + 64) +
-            poly_object,
-        std::string("garbage")}) {
+       {header("17", w) + "not an ELF object", header("0", w),
+        header("64", w) + poly_object.substr(0, 64),
+        header(std::to_string(poly_object.size()), w + 64) + poly_object,
+        header("10,x", w) + "0123456789", header("10", w) + "01234", std::string("garbage")}) {
+    INFO(payload.substr(0, payload.find('\n')));
     TempDir dir;
     DiskCache cache(dir.path.string());
     cache.put(key, payload);

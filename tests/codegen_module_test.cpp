@@ -3,9 +3,14 @@
 #include <filesystem>
 #include <fstream>
 
+#include <fmt/format.h>
+
 #include "codegen_test_util.h"
+#include "env_test_util.h"
 #include "kiln/passes/fusion.h"
 #include "kiln/passes/memory_plan.h"
+#include "kiln/passes/pipeline.h"
+#include "random_program.h"
 
 using namespace kiln;
 using ir::Attrs;
@@ -111,4 +116,34 @@ TEST_CASE("compiled code agrees with the interpreter under the real fusion and m
     plans.memory = passes::plan_memory(f, plans.kernels);
     testing::check_against_interpreter(f, plans, args);
   }
+}
+
+TEST_CASE("kernels compiled on several threads compute what one module computes", "[codegen]") {
+  // Random programs of several kernels: KILN_COMPILE_THREADS=1 builds one module (kernels
+  // inlined into the entry), 3 spreads the kernels over three modules compiled at once.
+  int split = 0;
+  testing::for_each_random_program(12, [&](const testing::RandomCase& c) {
+    INFO(c.describe());
+    passes::PipelineResult r = passes::run_pipeline(c.function.clone());
+    std::vector<std::vector<ir::HostTensor>> results;
+    std::vector<std::string> texts;
+    for (const char* threads : {"1", "3"}) {
+      testing::ScopedEnv env("KILN_COMPILE_THREADS", threads);
+      auto module = codegen::compile_jit(r.function, r.kernels, r.memory);
+      results.push_back(testing::run_compiled(*module, r.function, c.inputs));
+      texts.push_back(module->llvm_ir());
+    }
+    // The same kernels' code, called instead of inlined: equal but for the order LLVM may give
+    // a vectorized reduction.
+    const std::string diff = testing::compare_results(results[1], results[0], 1e-6, 1e-6);
+    INFO(diff);
+    CHECK(diff.empty());
+    // Split when there are at least two kernels per thread: the parts' modules are there.
+    const bool several = r.kernels.kernels.size() >= 4;
+    const std::string part = fmt::format("; ModuleID = '{}.part1'", r.function.name());
+    CHECK((texts[1].find(part) != std::string::npos) == several);
+    CHECK(texts[0].find(part) == std::string::npos);
+    split += several ? 1 : 0;
+  });
+  CHECK(split >= 3);  // many random programs have several kernels
 }
