@@ -344,13 +344,24 @@ History Model::fit(const std::vector<Tensor>& x, const std::vector<Tensor>& y,
   }
   int64_t n = x[0].shape()[0];
   auto split_at = static_cast<int64_t>(std::floor(double(n) * (1.0 - options.validation_split)));
-  std::vector<int64_t> all = iota(n);
-  Tensors x_train = x, y_train = y;
+  // validation_split: the last rows validate. Both parts stay rows of x and y (the batches gather
+  // their rows anyway), so the data is not copied: the training batches draw from the first
+  // split_at rows, the validation batches are the others in order.
+  const Tensors& x_train = x;
+  const Tensors& y_train = y;
   std::optional<ValidationData> validation = options.validation_data;
+  std::shared_ptr<const std::vector<int64_t>> validation_rows;
   if (options.validation_split > 0) {
-    x_train = rows(x, all, 0, split_at);
-    y_train = rows(y, all, 0, split_at);
-    validation = ValidationData(rows(x, all, split_at, n), rows(y, all, split_at, n));
+    if (split_at < n) {
+      std::vector<int64_t> held_out;
+      for (int64_t i = split_at; i < n; ++i)
+        held_out.push_back(i);
+      validation_rows = std::make_shared<const std::vector<int64_t>>(std::move(held_out));
+      validation.reset();
+    } else {  // no rows to hold out: checked (and refused) as empty validation data is
+      const std::vector<int64_t> none;
+      validation = ValidationData(rows(x, none, 0, 0), rows(y, none, 0, 0));
+    }
     n = split_at;
   }
   if (n == 0) {
@@ -371,6 +382,12 @@ History Model::fit(const std::vector<Tensor>& x, const std::vector<Tensor>& y,
     return tensor_batches(x_train, y_train, std::move(order), batch);
   };
   if (validation) data.validate = validation_fn(*validation, batch, loc);
+  if (validation_rows) {
+    data.validate = [this, x, y, validation_rows, batch, loc] {
+      return evaluate_batches(tensor_batches(x, y, validation_rows, batch), "fit (validation data)",
+                              loc);
+    };
+  }
   return fit_epochs(data, options, loc);
 }
 
