@@ -369,16 +369,15 @@ struct Compiled {
   std::string text, object;
 };
 
-Compiled optimize_and_emit(llvm::orc::JITTargetMachineBuilder host, llvm::Module& module,
+Compiled optimize_and_emit(llvm::TargetMachine& machine, llvm::Module& module,
                            const CodegenOptions& options, const std::string& name) {
-  auto machine = unwrap(host.createTargetMachine(), "creating the target machine");
-  module.setDataLayout(machine->createDataLayout());
-  module.setTargetTriple(machine->getTargetTriple().str());
-  optimize(module, *machine, options.opt_level, LlvmPipeline::standard);
+  module.setDataLayout(machine.createDataLayout());
+  module.setTargetTriple(machine.getTargetTriple().str());
+  optimize(module, machine, options.opt_level, LlvmPipeline::standard);
   Compiled out;
   out.text = module_text(module);
   if (perf_map_enabled()) name_functions_for_perf(module);
-  out.object = emit_object(*machine, module, name);
+  out.object = emit_object(machine, module, name);
   return out;
 }
 
@@ -394,7 +393,7 @@ std::vector<Compiled> compile_objects(llvm::orc::JITTargetMachineBuilder host,
   if (threads <= 1) {
     llvm::LLVMContext context;
     std::unique_ptr<llvm::Module> module = build_module(context, function, plan, memory, unit);
-    return {optimize_and_emit(host, *module, options, function.name())};
+    return {optimize_and_emit(*machine, *module, options, function.name())};
   }
   // The entry's module and one part per thread; the entry (small: calls) is compiled by the
   // thread that compiles the last part.
@@ -410,18 +409,26 @@ std::vector<Compiled> compile_objects(llvm::orc::JITTargetMachineBuilder host,
     all.push_back(part.get());
   std::vector<Compiled> out(all.size());
   std::vector<std::exception_ptr> errors(all.size());
-  auto work = [&](size_t i) {
+  // A target machine is not shared across threads: each worker makes its own, this thread uses
+  // `machine`.
+  auto work = [&](size_t i, llvm::TargetMachine* own) {
     try {
-      out[i] = optimize_and_emit(host, *all[i], options, function.name());
+      std::unique_ptr<llvm::TargetMachine> made;
+      if (own == nullptr) {
+        made = unwrap(llvm::orc::JITTargetMachineBuilder(host).createTargetMachine(),
+                      "creating the target machine");
+        own = made.get();
+      }
+      out[i] = optimize_and_emit(*own, *all[i], options, function.name());
     } catch (...) {
       errors[i] = std::current_exception();
     }
   };
   std::vector<std::thread> workers;
   for (size_t i = 1; i + 1 < all.size(); ++i)
-    workers.emplace_back(work, i);
-  work(all.size() - 1);
-  work(0);
+    workers.emplace_back(work, i, nullptr);
+  work(all.size() - 1, machine.get());
+  work(0, machine.get());
   for (std::thread& t : workers)
     t.join();
   for (const std::exception_ptr& e : errors)
@@ -429,11 +436,10 @@ std::vector<Compiled> compile_objects(llvm::orc::JITTargetMachineBuilder host,
   return out;
 }
 
-}  // namespace
-
-std::string cpu_cache_key(const ir::Function& function, const passes::KernelPlan& plan,
-                          const passes::MemoryPlan& memory, const CodegenOptions& options) {
-  const llvm::orc::JITTargetMachineBuilder host = host_machine(options);
+// cpu_cache_key for the host `host` describes (compile_jit has it already).
+std::string host_cache_key(const llvm::orc::JITTargetMachineBuilder& host,
+                           const ir::Function& function, const passes::KernelPlan& plan,
+                           const passes::MemoryPlan& memory, const CodegenOptions& options) {
   CacheKey key(fmt::format("{}/{}", kCpuTag, kCpuCacheFormat));
   key.add("triple", host.getTargetTriple().str())
       .add("cpu", host.getCPU())
@@ -444,6 +450,13 @@ std::string cpu_cache_key(const ir::Function& function, const passes::KernelPlan
   return key.str();
 }
 
+}  // namespace
+
+std::string cpu_cache_key(const ir::Function& function, const passes::KernelPlan& plan,
+                          const passes::MemoryPlan& memory, const CodegenOptions& options) {
+  return host_cache_key(host_machine(options), function, plan, memory, options);
+}
+
 std::unique_ptr<CompiledModule> compile_jit(const ir::Function& function,
                                             const passes::KernelPlan& plan,
                                             const passes::MemoryPlan& memory,
@@ -452,7 +465,7 @@ std::unique_ptr<CompiledModule> compile_jit(const ir::Function& function,
   llvm::orc::JITTargetMachineBuilder host = host_machine(options);
   std::string key;
   if (cache != nullptr && cache->enabled()) {
-    key = cpu_cache_key(function, plan, memory, options);
+    key = host_cache_key(host, function, plan, memory, options);
     if (std::optional<std::string> payload = cache->get(key)) {
       try {
         return load_objects(host, cpu_payload_objects(*payload, memory.workspace_bytes),

@@ -1186,7 +1186,9 @@ bool samples_independent(const SavedModel& model, int64_t batch, Loc loc) {
     shape[0] = batch;
     xs.push_back(random_uniform(shape, -1.0, 1.0, seed++, saved.dtype, loc));
   }
-  const std::vector<Tensor> whole = model(xs, loc);
+  std::vector<Tensor> whole = model(xs, loc);
+  for (Tensor& t : whole)
+    t = cast(t, f64, loc);
   for (int64_t i = 0; i < batch; ++i) {
     std::vector<Tensor> rows_in;
     for (const Tensor& x : xs)
@@ -1194,7 +1196,7 @@ bool samples_independent(const SavedModel& model, int64_t batch, Loc loc) {
     const std::vector<Tensor> rows = model(rows_in, loc);
     for (size_t o = 0; o < rows.size(); ++o) {
       const Tensor row = cast(rows[o], f64, loc);
-      const Tensor part = cast(whole[o], f64, loc).index({Slice(i, i + 1)});
+      const Tensor part = whole[o].index({Slice(i, i + 1)});
       if (row.shape() != part.shape()) return false;
       std::vector<double> a = row.to_vector<double>(), b = part.to_vector<double>();
       for (size_t j = 0; j < a.size(); ++j)

@@ -64,17 +64,6 @@ bool within_machine_memory(size_t bytes) {
 //
 // Off under AddressSanitizer and ThreadSanitizer, which must see every free to report a use after
 // it (or a race with it): the limit is 0 there and the setter changes nothing.
-#if defined(__SANITIZE_THREAD__)
-constexpr bool kThreadSanitizer = true;
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-constexpr bool kThreadSanitizer = true;
-#else
-constexpr bool kThreadSanitizer = false;
-#endif
-#else
-constexpr bool kThreadSanitizer = false;
-#endif
 constexpr bool kReuseBlocks = !kAddressSanitizer && !kThreadSanitizer;
 constexpr size_t kSmallestReused = size_t{64} << 10;
 constexpr size_t kDefaultPoolBytes = size_t{256} << 20;

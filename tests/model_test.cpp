@@ -80,6 +80,24 @@ TEST_CASE("fit solves a small classification problem; evaluate and predict agree
   CHECK(loss == Approx(scores[0]).epsilon(1e-4));
 }
 
+TEST_CASE("validation_split validates on the last rows, which it does not train on", "[model]") {
+  auto [x, y] = blobs(100, 4);  // 300 samples, 100 of each class in turn
+  k::Sequential model({k::layers::Dense(3, "softmax", k::Shape{2})});
+  model.compile(k::optimizers::SGD(0.1), k::losses::SparseCategoricalCrossentropy(), {"accuracy"});
+  k::History h =
+      model.fit(x, y, {.epochs = 1, .batch_size = 16, .validation_split = 0.25, .verbose = 0});
+  // Validation runs after the epoch's training: the weights evaluate gets now.
+  std::vector<float> last =
+      model.evaluate(x.index({k::Slice(225, 300)}), y.index({k::Slice(225, 300)}));
+  CHECK(h.history.at("val_loss").at(0) == Approx(last[0]).epsilon(1e-5));
+  CHECK(h.history.at("val_accuracy").at(0) == Approx(last[1]).epsilon(1e-5));
+  std::vector<float> first = model.evaluate(x.index({k::Slice(0, 75)}), y.index({k::Slice(0, 75)}));
+  CHECK(first[0] != Approx(last[0]).epsilon(1e-5));
+  // A split too small to hold out a row (1 - 1e-17 is 1.0): nothing to validate on.
+  CHECK_THROWS_WITH(model.fit(x, y, {.epochs = 1, .validation_split = 1e-17, .verbose = 0}),
+                    Contains("no samples to evaluate"));
+}
+
 TEST_CASE("fit's callbacks stop training, and History writes CSV", "[model]") {
   auto [x, y] = blobs(20, 3);
   k::Sequential model({k::layers::Dense(3, "softmax", k::Shape{2})});

@@ -347,21 +347,15 @@ History Model::fit(const std::vector<Tensor>& x, const std::vector<Tensor>& y,
   // validation_split: the last rows validate. Both parts stay rows of x and y (the batches gather
   // their rows anyway), so the data is not copied: the training batches draw from the first
   // split_at rows, the validation batches are the others in order.
-  const Tensors& x_train = x;
-  const Tensors& y_train = y;
   std::optional<ValidationData> validation = options.validation_data;
   std::shared_ptr<const std::vector<int64_t>> validation_rows;
   if (options.validation_split > 0) {
-    if (split_at < n) {
-      std::vector<int64_t> held_out;
-      for (int64_t i = split_at; i < n; ++i)
-        held_out.push_back(i);
-      validation_rows = std::make_shared<const std::vector<int64_t>>(std::move(held_out));
-      validation.reset();
-    } else {  // no rows to hold out: checked (and refused) as empty validation data is
-      const std::vector<int64_t> none;
-      validation = ValidationData(rows(x, none, 0, 0), rows(y, none, 0, 0));
-    }
+    // (No rows held out: the first validation says there are no samples to evaluate.)
+    std::vector<int64_t> held_out;
+    for (int64_t i = split_at; i < n; ++i)
+      held_out.push_back(i);
+    validation_rows = std::make_shared<const std::vector<int64_t>>(std::move(held_out));
+    validation.reset();
     n = split_at;
   }
   if (n == 0) {
@@ -369,17 +363,17 @@ History Model::fit(const std::vector<Tensor>& x, const std::vector<Tensor>& y,
     both.insert(both.end(), y.begin(), y.end());
     detail::raise<ValueError>("fit", both, "no training samples", loc);
   }
-  check_data_types("fit", x_train, y_train, loc);
+  check_data_types("fit", x, y, loc);
 
   EpochData data;
   int64_t batch = options.batch_size;
   data.steps = (n + batch - 1) / batch;
   auto rng = std::make_shared<std::mt19937_64>(options.seed);
   bool shuffle = options.shuffle;
-  data.batches = [x_train, y_train, n, batch, rng, shuffle](int64_t) -> NextBatch {
+  data.batches = [x, y, n, batch, rng, shuffle](int64_t) -> NextBatch {
     auto order = std::make_shared<std::vector<int64_t>>(iota(n));
     if (shuffle) std::shuffle(order->begin(), order->end(), *rng);
-    return tensor_batches(x_train, y_train, std::move(order), batch);
+    return tensor_batches(x, y, std::move(order), batch);
   };
   if (validation) data.validate = validation_fn(*validation, batch, loc);
   if (validation_rows) {

@@ -167,6 +167,17 @@ bool admits(const TensorType& spec, const Shape& shape) {
   return fits;
 }
 
+// Whether inputs of `shapes` are ones the model takes: each admitted by its spec, and one batch
+// size for every input.
+bool takes(const std::vector<TensorType>& specs, const std::vector<Shape>& shapes) {
+  bool fits = shapes.size() == specs.size();
+  for (size_t i = 0; fits && i < shapes.size(); ++i)
+    fits = admits(specs[i], shapes[i]);
+  for (size_t i = 1; fits && i < shapes.size(); ++i)
+    fits = shapes[i].rank() > 0 && shapes[0].rank() > 0 && shapes[i][0] == shapes[0][0];
+  return fits;
+}
+
 }  // namespace
 
 ir::Function SavedModel::graph_for(const Shape& input_shape, std::source_location loc) const {
@@ -184,20 +195,16 @@ ir::Function SavedModel::graph_for(const std::vector<Shape>& input_shapes,
                               loc);
   }
   std::vector<TensorType> got;
-  bool saved_shapes = true, fits = true, same_sample = true;
+  bool saved_shapes = true, same_sample = true;
   for (size_t i = 0; i < specs.size(); ++i) {
     got.push_back({specs[i].dtype, input_shapes[i]});
     saved_shapes = saved_shapes && input_shapes[i] == types[i].shape;
-    fits = fits && admits(specs[i], input_shapes[i]);
     same_sample = same_sample && input_shapes[i].rank() == specs[i].shape.rank() &&
                   input_shapes[i].rank() > 0 &&
                   detail::sample_type(got[i]) == detail::sample_type(specs[i]);
   }
   if (saved_shapes) return impl_->graph.clone();
-  // One batch for every input.
-  for (size_t i = 1; fits && i < got.size(); ++i)
-    fits = got[i].shape.rank() > 0 && got[0].shape.rank() > 0 && got[i].shape[0] == got[0].shape[0];
-  if (!fits) {
+  if (!takes(specs, input_shapes)) {
     detail::raise<ShapeError>(
         impl_->graph.name(), {},
         fmt::format("the saved model takes {}{}, got {}{}{}{}", specs_text(specs),
@@ -272,12 +279,7 @@ std::vector<Tensor> SavedModel::operator()(const std::vector<Tensor>& xs,
   }
   if (!variant) {
     // Checks the shapes against the free dimensions (ShapeError) before anything is compiled.
-    const std::vector<TensorType> specs = input_specs();
-    bool fits = true;
-    for (size_t i = 0; i < shapes.size(); ++i)
-      fits = fits && admits(specs[i], shapes[i]) && shapes[i].rank() > 0 &&
-             shapes[i][0] == shapes[0][0];
-    if (!fits && !saved_shapes) graph_for(shapes, loc);  // throws the ShapeError
+    if (!saved_shapes && !takes(input_specs(), shapes)) graph_for(shapes, loc);  // throws
     std::lock_guard lock(impl_->variants_mutex);
     std::shared_ptr<Impl::Variant>& slot = impl_->variants[key];
     if (!slot) slot = std::make_shared<Impl::Variant>();
