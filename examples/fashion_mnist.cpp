@@ -59,8 +59,13 @@ int main(int argc, char** argv) {
     std::filesystem::create_directories(out);
 
     auto [train_set, test_set] = k::datasets::fashion_mnist::load_data();
+    // The images as f32 in [0, 1]. The division runs in the cast's buffer (an eager elementwise
+    // op on a temporary computes in place), and the u8 images go once converted: the program
+    // keeps one copy of the data, as libtorch's side (which reads floats) does.
     k::Tensor x_train = k::cast(train_set.images, k::f32) / 255.f, y_train = train_set.labels;
+    train_set.images = {};
     k::Tensor x_test = k::cast(test_set.images, k::f32) / 255.f, y_test = test_set.labels;
+    test_set.images = {};
     std::cout << "train " << x_train.shape() << ", test " << x_test.shape() << "\n";
 
     if (mlp_epochs > 0) {

@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -58,6 +60,15 @@ bool within_machine_memory(size_t bytes) {
 // keep the old ones forever); a block larger than the bound is freed at once. When the system
 // refuses memory every kept block is freed and the allocation tried again.
 //
+// What is not worth keeping goes back to the system too, so that a program does not carry its
+// data preparation's buffers through its training loop:
+// - a block of more than an eighth of the bound (32 MiB by default) is kept only when tensors of
+//   its size have been made at least twice: a dataset's bytes, converted once and dropped, are
+//   not kept, while a loop's buffers are from its second step on;
+// - a kept block that no tensor has taken for kDefaultMaxIdle (5 s; the time a loop that needs
+//   it would have come back for it) is freed at the next large allocation or free. The blocks
+//   are in freeing order, so this looks at the oldest few only.
+//
 // Semantics are unchanged: uninitialized() promised nothing about the contents, and zeroed
 // tensors are cleared whether their block is new or kept. A block is in the pool only while no
 // tensor holds it, so two live tensors never share one.
@@ -67,6 +78,9 @@ bool within_machine_memory(size_t bytes) {
 constexpr bool kReuseBlocks = !kAddressSanitizer && !kThreadSanitizer;
 constexpr size_t kSmallestReused = size_t{64} << 10;
 constexpr size_t kDefaultPoolBytes = size_t{256} << 20;
+constexpr std::chrono::milliseconds kDefaultMaxIdle{5000};
+// Distinct large sizes whose tensor counts are remembered; past it the counts start over.
+constexpr size_t kMaxCountedSizes = 1024;
 
 size_t pool_limit_from_env() {
   const char* text = std::getenv("KILN_BUFFER_POOL_BYTES");
@@ -83,12 +97,152 @@ size_t pool_limit_from_env() {
 
 class BlockCache {
  public:
+  using Clock = std::chrono::steady_clock;
+
   explicit BlockCache(size_t limit) : limit_(limit) {}
 
   // A kept block of exactly `bytes` (the most recently freed one), or null.
   void* take(size_t bytes) {
+    BlockList expired;  // freed outside the lock
+    void* p = nullptr;
+    {
+      std::lock_guard lock(mutex_);
+      if (limit_ == 0) return nullptr;  // off: nothing kept, nothing counted
+      expire(Clock::now(), expired);
+      count_request(bytes);
+      p = take_locked(bytes);
+    }
+    free_all(expired);
+    return p;
+  }
+
+  // Keeps `p` (of `bytes`) or frees it; frees the least recently freed blocks to stay within the
+  // bound, and those idle too long. Runs in tensors' deleters: never throws.
+  void give(void* p, size_t bytes) noexcept {
+    BlockList evicted;  // freed outside the lock: unmapping 64 MB takes a while
+    bool keep = false;
+    {
+      std::lock_guard lock(mutex_);
+      const Clock::time_point now = Clock::now();
+      expire(now, evicted);
+      if (bytes <= limit_ && worth_keeping(bytes)) {
+        evict_down_to(limit_ - bytes, evicted);
+        try {
+          const auto block = order_.insert(order_.end(), Block{p, bytes, now});
+          try {
+            by_size_[bytes].push_back(block);
+          } catch (...) {
+            order_.erase(block);
+            throw;
+          }
+          held_ += bytes;
+          keep = true;
+        } catch (...) {  // no memory for the bookkeeping: free the block instead
+        }
+      }
+      if (!keep && limit_ > 0) ++evictions_;
+    }
+    if (!keep) std::free(p);
+    free_all(evicted);
+  }
+
+  // Frees every kept block (when the system refuses memory); whether there were any.
+  bool release_all() {
+    BlockList evicted;
+    {
+      std::lock_guard lock(mutex_);
+      evict_down_to(0, evicted);
+    }
+    free_all(evicted);
+    return !evicted.empty();
+  }
+
+  size_t set_limit(size_t bytes) {
+    BlockList evicted;
+    size_t previous = 0;
+    {
+      std::lock_guard lock(mutex_);
+      previous = limit_;
+      limit_ = bytes;
+      evict_down_to(bytes, evicted);
+      if (bytes == 0) requests_.clear();  // off: forgets what it has seen too
+    }
+    free_all(evicted);
+    return previous;
+  }
+
+  std::chrono::milliseconds set_max_idle(std::chrono::milliseconds idle) {
+    BlockList expired;
+    std::chrono::milliseconds previous{};
+    {
+      std::lock_guard lock(mutex_);
+      previous = max_idle_;
+      max_idle_ = idle;
+      expire(Clock::now(), expired);
+    }
+    free_all(expired);
+    return previous;
+  }
+
+  detail::BufferPoolStats stats() {
     std::lock_guard lock(mutex_);
-    if (limit_ == 0) return nullptr;  // off: nothing kept, nothing counted
+    return {.enabled = limit_ > 0,
+            .limit_bytes = limit_,
+            .held_bytes = held_,
+            .held_blocks = order_.size(),
+            .hits = hits_,
+            .misses = misses_,
+            .evictions = evictions_,
+            .expirations = expirations_,
+            .max_idle = max_idle_};
+  }
+
+ private:
+  struct Block {
+    void* p;
+    size_t bytes;
+    Clock::time_point freed;
+  };
+  using BlockList = std::list<Block>;
+
+  static void free_all(const BlockList& blocks) {
+    for (const Block& b : blocks)
+      std::free(b.p);
+  }
+
+  // Blocks larger than this are kept only for sizes made at least twice.
+  size_t large_block() const { return limit_ / 8; }
+
+  // Counts a tensor of `bytes` made, for worth_keeping (large blocks only; 2 is enough).
+  void count_request(size_t bytes) {
+    if (bytes <= large_block()) return;
+    auto it = requests_.find(bytes);
+    if (it != requests_.end()) {
+      it->second = 2;
+      return;
+    }
+    if (requests_.size() >= kMaxCountedSizes) requests_.clear();
+    try {
+      requests_.emplace(bytes, 1);
+    } catch (...) {  // no memory to count it: the block is then not kept, which is safe
+    }
+  }
+
+  bool worth_keeping(size_t bytes) const {
+    if (bytes <= large_block()) return true;
+    auto it = requests_.find(bytes);
+    return it != requests_.end() && it->second >= 2;
+  }
+
+  // Moves the blocks freed more than max_idle_ before `now` into `expired`.
+  void expire(Clock::time_point now, BlockList& expired) {
+    while (!order_.empty() && now - order_.front().freed > max_idle_) {
+      evict_oldest(expired);
+      ++expirations_;
+    }
+  }
+
+  void* take_locked(size_t bytes) {
     auto it = by_size_.find(bytes);
     if (it == by_size_.end()) {
       ++misses_;
@@ -104,103 +258,38 @@ class BlockCache {
     return p;
   }
 
-  // Keeps `p` (of `bytes`) or frees it; frees the least recently freed blocks to stay within the
-  // bound. Runs in tensors' deleters: never throws.
-  void give(void* p, size_t bytes) noexcept {
-    std::list<Block> evicted;  // freed outside the lock: unmapping 64 MB takes a while
-    bool keep = false;
-    {
-      std::lock_guard lock(mutex_);
-      if (bytes <= limit_) {
-        evict_down_to(limit_ - bytes, evicted);
-        try {
-          const auto block = order_.insert(order_.end(), Block{p, bytes});
-          try {
-            by_size_[bytes].push_back(block);
-          } catch (...) {
-            order_.erase(block);
-            throw;
-          }
-          held_ += bytes;
-          keep = true;
-        } catch (...) {  // no memory for the bookkeeping: free the block instead
-        }
-      }
-      if (!keep && limit_ > 0) ++evictions_;
-    }
-    if (!keep) std::free(p);
-    for (const Block& b : evicted)
-      std::free(b.p);
+  // Moves the least recently freed block into `evicted`. Called with the lock held; allocates
+  // nothing (splice), so give() stays noexcept.
+  void evict_oldest(BlockList& evicted) {
+    const auto oldest = order_.begin();
+    const size_t size = oldest->bytes;
+    // The oldest block of its size is the front of that size's list (both are in freeing order).
+    auto it = by_size_.find(size);
+    it->second.pop_front();
+    if (it->second.empty()) by_size_.erase(it);
+    held_ -= size;
+    ++evictions_;
+    evicted.splice(evicted.end(), order_, oldest);
   }
 
-  // Frees every kept block (when the system refuses memory); whether there were any.
-  bool release_all() {
-    std::list<Block> evicted;
-    {
-      std::lock_guard lock(mutex_);
-      evict_down_to(0, evicted);
-    }
-    for (const Block& b : evicted)
-      std::free(b.p);
-    return !evicted.empty();
-  }
-
-  size_t set_limit(size_t bytes) {
-    std::list<Block> evicted;
-    size_t previous = 0;
-    {
-      std::lock_guard lock(mutex_);
-      previous = limit_;
-      limit_ = bytes;
-      evict_down_to(bytes, evicted);
-    }
-    for (const Block& b : evicted)
-      std::free(b.p);
-    return previous;
-  }
-
-  detail::BufferPoolStats stats() {
-    std::lock_guard lock(mutex_);
-    return {.enabled = limit_ > 0,
-            .limit_bytes = limit_,
-            .held_bytes = held_,
-            .held_blocks = order_.size(),
-            .hits = hits_,
-            .misses = misses_,
-            .evictions = evictions_};
-  }
-
- private:
-  struct Block {
-    void* p;
-    size_t bytes;
-  };
-  using BlockList = std::list<Block>;
-
-  // Moves the least recently freed blocks into `evicted` until at most `bytes` are held. Called
-  // with the lock held; allocates nothing (splice), so give() stays noexcept.
+  // Moves the least recently freed blocks into `evicted` until at most `bytes` are held.
   void evict_down_to(size_t bytes, BlockList& evicted) {
-    while (held_ > bytes) {
-      const auto oldest = order_.begin();
-      const size_t size = oldest->bytes;
-      // The oldest block of its size is the front of that size's list (both are in freeing order).
-      auto it = by_size_.find(size);
-      it->second.pop_front();
-      if (it->second.empty()) by_size_.erase(it);
-      held_ -= size;
-      ++evictions_;
-      evicted.splice(evicted.end(), order_, oldest);
-    }
+    while (held_ > bytes)
+      evict_oldest(evicted);
   }
 
   std::mutex mutex_;
   BlockList order_;  // every kept block, least recently freed first
   std::unordered_map<size_t, std::deque<BlockList::iterator>> by_size_;  // each in freeing order
+  // Large sizes (over large_block()) seen by take(): 1 once, 2 for twice or more.
+  std::unordered_map<size_t, uint8_t> requests_;
   size_t limit_;
+  std::chrono::milliseconds max_idle_ = kDefaultMaxIdle;
   size_t held_ = 0;
   uint64_t hits_ = 0;
   uint64_t misses_ = 0;
   uint64_t evictions_ = 0;
+  uint64_t expirations_ = 0;
 };
 
 BlockCache& block_cache() {
@@ -304,6 +393,11 @@ BufferPoolStats buffer_pool_stats() {
 size_t set_buffer_pool_limit(size_t bytes) {
   if (!kReuseBlocks) return 0;
   return block_cache().set_limit(bytes);
+}
+
+std::chrono::milliseconds set_buffer_pool_max_idle(std::chrono::milliseconds idle) {
+  if (!kReuseBlocks) return {};
+  return block_cache().set_max_idle(std::max(idle, std::chrono::milliseconds{0}));
 }
 
 }  // namespace detail

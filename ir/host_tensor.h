@@ -83,6 +83,9 @@ class HostTensor {
   }
 
   bool defined() const { return storage_ != nullptr; }
+  // Whether this handle is the only one on its buffer (no copy, view or reshaped() shares it):
+  // then whoever holds it may let an op write over the elements (frontend/core/eager.h).
+  bool owns_storage_alone() const { return storage_ != nullptr && storage_.use_count() == 1; }
   const TensorType& type() const { return type_; }
   DType dtype() const { return type_.dtype; }
   const Shape& shape() const { return type_.shape; }

@@ -46,6 +46,12 @@ constexpr int64_t kSmallestPiece = 64;
 // -1: not decided yet (KILN_EAGER is read at the first eager op).
 std::atomic<int> mode_setting{-1};
 
+// The operands a DonatedOperands on this thread gives to the next elementwise op. Every eager op
+// asks; the count of DonatedOperands alive in the process answers most of them without the
+// thread-local lookup (a call into the dynamic loader from a shared library).
+thread_local const ir::HostTensor* donated[2] = {nullptr, nullptr};
+std::atomic<int> donations_alive{0};
+
 // ---- cache keys ------------------------------------------------------------------------------
 
 size_t mix(size_t h, uint64_t v) {
@@ -440,6 +446,24 @@ std::vector<ir::HostTensor> interpret(ir::Op op, std::span<const ir::HostTensor*
   return ir::run_op(op, values, attrs, output_types);
 }
 
+// The donated operand (DonatedOperands) whose buffer the result of `op` may take: an
+// elementwise op's only result with the operand's dtype and shape, the buffer owned by that
+// operand alone and passed once. Null when there is none.
+const ir::HostTensor* reusable_operand(ir::Op op, std::span<const ir::HostTensor* const> inputs,
+                                       std::span<const ir::TensorType> output_types) {
+  if (donations_alive.load(std::memory_order_relaxed) == 0) return nullptr;
+  if (!ir::has_trait(op, ir::kElementwise) || output_types.size() != 1) return nullptr;
+  if (donated[0] == nullptr && donated[1] == nullptr) return nullptr;
+  for (const ir::HostTensor* t : inputs) {
+    if (t != donated[0] && t != donated[1]) continue;
+    if (t->type() != output_types[0] || t->nbytes() == 0 || !t->owns_storage_alone()) continue;
+    const bool repeated = std::count_if(inputs.begin(), inputs.end(),
+                                        [&](const auto* u) { return u->raw() == t->raw(); }) != 1;
+    if (!repeated) return t;
+  }
+  return nullptr;
+}
+
 std::vector<ir::HostTensor> allocate(std::span<const ir::TensorType> types) {
   std::vector<ir::HostTensor> outputs;
   outputs.reserve(types.size());
@@ -729,6 +753,19 @@ void set_eager_cache_capacity(int64_t kernels) {
 
 namespace detail {
 
+DonatedOperands::DonatedOperands(const ir::HostTensor* first, const ir::HostTensor* second)
+    : previous_{donated[0], donated[1]} {
+  donated[0] = first;
+  donated[1] = second;
+  donations_alive.fetch_add(1, std::memory_order_relaxed);
+}
+
+DonatedOperands::~DonatedOperands() {
+  donations_alive.fetch_sub(1, std::memory_order_relaxed);
+  donated[0] = previous_[0];
+  donated[1] = previous_[1];
+}
+
 EagerMode eager_mode_from_env() {
   const char* value = std::getenv("KILN_EAGER");
   if (value == nullptr || *value == '\0') return EagerMode::compiled;
@@ -784,7 +821,10 @@ std::vector<ir::HostTensor> run_eager(ir::Op op, std::span<const ir::HostTensor*
     return interpret(op, inputs, attrs, output_types);
   std::vector<ir::HostTensor> outputs;
   try {
-    outputs = allocate(output_types);
+    if (const ir::HostTensor* reused = reusable_operand(op, inputs, output_types))
+      outputs.push_back(*reused);  // shares the buffer: the kernel writes over its operand
+    else
+      outputs = allocate(output_types);
   } catch (ResourceError& e) {
     e.prefix(ir::op_name(op));  // as the interpreter names it
     throw;

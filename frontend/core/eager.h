@@ -65,6 +65,26 @@ int64_t eager_capacity_from_env();
 // environment again (for tests).
 void reread_eager_environment();
 
+// While one of these lives, an elementwise eager op on this thread may write its result into
+// the buffer of a donated operand instead of a new one: `x / 255.f` where x is a temporary
+// divides in place, so an eager chain holds one buffer instead of one per step. The caller
+// (ops_math.cpp) donates only a host value that no other Tensor handle, view, variable or tape
+// refers to, and gives that handle up. run_eager takes the donation only when the operand has
+// the result's dtype and shape, its buffer has no other owner, and no other operand shares it:
+// each element is then read before the same element of the result is written, which an
+// elementwise kernel does whatever its vectorization or threading.
+class DonatedOperands {
+ public:
+  // Up to two operands (either side of a binary op); null entries donate nothing.
+  DonatedOperands(const ir::HostTensor* first, const ir::HostTensor* second);
+  ~DonatedOperands();
+  DonatedOperands(const DonatedOperands&) = delete;
+  DonatedOperands& operator=(const DonatedOperands&) = delete;
+
+ private:
+  const ir::HostTensor* previous_[2];
+};
+
 // Runs `op` on concrete operands the way eager code does (see above); `output_types` are the
 // inferred result types. Throws kiln::Error for data-dependent failures (a gather index out of
 // range) as ir::run_op does, with the same messages.

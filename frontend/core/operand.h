@@ -71,19 +71,30 @@ class Operand {
   requires(!Arithmetic<T> && std::is_convertible_v<const T&, Tensor>)
       Operand(const T& tensor, std::source_location loc = std::source_location::current())
       : tensor_(tensor), scalar_(0), is_tensor_(true), loc_(loc) {}
+  // A tensor the caller gives up (a temporary, or std::move(x)): an eager elementwise op may
+  // then write its result over the tensor's buffer, when nothing else refers to it (see
+  // frontend/core/eager.h, DonatedOperands). The op takes the tensor out of the operand.
+  Operand(Tensor&& tensor, std::source_location loc = std::source_location::current())
+      : tensor_(std::move(tensor)), scalar_(0), is_tensor_(true), given_(true), loc_(loc) {}
   template <Arithmetic T>
   Operand(T value, std::source_location loc = std::source_location::current())
       : scalar_(value), is_tensor_(false), loc_(loc) {}
 
   bool is_tensor() const { return is_tensor_; }
   const Tensor& tensor() const { return tensor_; }
+  // Whether the tensor was given up (made from an rvalue); the op that runs on it may take it.
+  bool given() const { return given_; }
+  // The given tensor, moved out (the operand is empty after), and put back if the op fails.
+  Tensor take() const { return std::move(tensor_); }
+  void put_back(Tensor tensor) const { tensor_ = std::move(tensor); }
   const Scalar& scalar() const { return scalar_; }
   const std::source_location& loc() const { return loc_; }
 
  private:
-  Tensor tensor_;
+  mutable Tensor tensor_;  // mutable: an op takes a given tensor out (take, put_back)
   Scalar scalar_;
   bool is_tensor_;
+  bool given_ = false;
   std::source_location loc_;
 };
 

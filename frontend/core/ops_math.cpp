@@ -2,6 +2,10 @@
 #include "kiln/frontend/core/ops.h"
 
 #include "kiln/frontend/core/apply.h"
+#include "kiln/frontend/core/check_numerics.h"
+#include "kiln/frontend/core/eager.h"
+#include "kiln/frontend/core/gradient_tape.h"
+#include "kiln/frontend/core/trace.h"
 
 namespace kiln {
 
@@ -12,9 +16,60 @@ Tensor unary(ir::Op op, const Tensor& x, const Loc& loc, const ir::Attrs& attrs 
   return apply1(op, {x}, attrs, loc);
 }
 
+// Whether an op applied now runs eagerly with its operands' values read once, so that a given
+// operand's buffer may take the result: not while tracing (nothing runs), not while a tape
+// records (it keeps the operands for the gradient), not under check_numerics (its message
+// shows the operands).
+bool may_donate() {
+  return detail::current_trace() == nullptr && !detail::tapes_recording() &&
+         !check_numerics_enabled();
+}
+
 Tensor binary(ir::Op op, const Operand& a, const Operand& b, const Loc& loc) {
   std::vector<Tensor> operands = detail::resolve_operands(ir::op_name(op), a, b, loc);
-  return detail::apply1(op, operands, {}, loc);
+  if (!(a.given() || b.given()) || &a == &b || !may_donate())
+    return detail::apply1(op, operands, {}, loc);
+  // A side given up (a temporary, std::move(x), the left of `x /= 2`): the operand's own handle
+  // is dropped, so that `operands` holds the only one when nobody else does, and the op may
+  // write its result there (DonatedOperands). If the op fails, the operands get theirs back.
+  const Operand* sides[2] = {&a, &b};
+  bool taken[2] = {false, false};
+  const ir::HostTensor* donors[2] = {nullptr, nullptr};
+  for (size_t i = 0; i < 2; ++i) {
+    if (!sides[i]->given()) continue;
+    Tensor own = sides[i]->take();
+    taken[i] = true;
+    if (detail::TensorAccess::identity(own) != detail::TensorAccess::identity(operands[i])) {
+      sides[i]->put_back(std::move(own));  // resolved to another tensor (a weak scalar's)
+      taken[i] = false;
+      continue;
+    }
+    own = Tensor();
+    if (detail::TensorAccess::sole_host_owner(operands[i]))
+      donors[i] = detail::TensorAccess::host_value(operands[i]);
+  }
+  try {
+    if (donors[0] == nullptr && donors[1] == nullptr) return detail::apply1(op, operands, {}, loc);
+    detail::DonatedOperands donated(donors[0], donors[1]);
+    return detail::apply1(op, operands, {}, loc);
+  } catch (...) {
+    for (size_t i = 0; i < 2; ++i)
+      if (taken[i]) sides[i]->put_back(std::move(operands[i]));
+    throw;
+  }
+}
+
+// `a op= b`: a gives its tensor up, so that the op computes in place when nothing else refers
+// to it; a keeps its tensor if the op fails.
+Tensor& compound(ir::Op op, Tensor& a, const Operand& b) {
+  Operand self(std::move(a), b.loc());
+  try {
+    a = binary(op, self, b, b.loc());
+  } catch (...) {
+    a = self.take();
+    throw;
+  }
+  return a;
 }
 }  // namespace
 
@@ -177,16 +232,16 @@ Tensor operator-(const Operand& x) {
 }
 
 Tensor& operator+=(Tensor& a, const Operand& b) {
-  return a = add(a, b, b.loc());
+  return compound(ir::Op::add, a, b);
 }
 Tensor& operator-=(Tensor& a, const Operand& b) {
-  return a = subtract(a, b, b.loc());
+  return compound(ir::Op::sub, a, b);
 }
 Tensor& operator*=(Tensor& a, const Operand& b) {
-  return a = multiply(a, b, b.loc());
+  return compound(ir::Op::mul, a, b);
 }
 Tensor& operator/=(Tensor& a, const Operand& b) {
-  return a = divide(a, b, b.loc());
+  return compound(ir::Op::div, a, b);
 }
 
 Tensor matmul(const Tensor& a, const Tensor& b, bool transpose_a, bool transpose_b, Loc loc) {

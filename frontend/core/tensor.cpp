@@ -89,6 +89,11 @@ const ir::HostTensor* TensorAccess::host_value(const Tensor& t) {
   return t.impl_->buffer ? nullptr : &t.impl_->value;
 }
 
+bool TensorAccess::sole_host_owner(const Tensor& t) {
+  return t.impl_ != nullptr && t.impl_.use_count() == 1 && t.impl_->symbol == nullptr &&
+         t.impl_->buffer == nullptr && t.impl_->value.owns_storage_alone();
+}
+
 Tensor TensorAccess::on_device(TensorType type, Device device,
                                std::shared_ptr<runtime::cuda::DeviceBuffer> buffer) {
   KILN_CHECK(device.is_cuda() && buffer != nullptr, "a device tensor without a GPU buffer");

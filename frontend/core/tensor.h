@@ -125,6 +125,9 @@ struct TensorAccess {
   // The host value of a defined, concrete tensor; nullptr for one on a GPU. apply() reads its
   // operands with this, so the CPU path pays no extra call for devices.
   static const ir::HostTensor* host_value(const Tensor& t);
+  // Whether `t` is a host tensor that nothing else refers to: no other handle on its shared
+  // state, and no other owner (view, variable, constant) of its buffer.
+  static bool sole_host_owner(const Tensor& t);
   // A tensor of type `type` whose elements are in `buffer`, on GPU `device`.
   static Tensor on_device(TensorType type, Device device,
                           std::shared_ptr<runtime::cuda::DeviceBuffer> buffer);
