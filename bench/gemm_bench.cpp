@@ -55,10 +55,16 @@ void set_counters(benchmark::State& state, int64_t m, int64_t k, int64_t n) {
 
 void BM_KilnSgemm(benchmark::State& state) {
   const int64_t m = state.range(0), k = state.range(1), n = state.range(2);
+  // Optional fourth argument: 1 = A transposed (A is [K, M]), 2 = B transposed (B is [N, K]).
+  const int64_t transposed = state.range(3);
   k::ir::Function f("sgemm");
-  k::ir::Value* a = f.add_param({k::ir::DType::f32, k::ir::Shape{m, k}});
-  k::ir::Value* b = f.add_param({k::ir::DType::f32, k::ir::Shape{k, n}});
-  f.set_outputs({f.append(k::ir::Op::matmul, {a, b})->output()});
+  k::ir::Value* a =
+      f.add_param({k::ir::DType::f32, transposed == 1 ? k::ir::Shape{k, m} : k::ir::Shape{m, k}});
+  k::ir::Value* b =
+      f.add_param({k::ir::DType::f32, transposed == 2 ? k::ir::Shape{n, k} : k::ir::Shape{k, n}});
+  k::ir::Attrs attrs;
+  attrs.set_bool("transpose_a", transposed == 1).set_bool("transpose_b", transposed == 2);
+  f.set_outputs({f.append(k::ir::Op::matmul, {a, b}, std::move(attrs))->output()});
   k::passes::PipelineResult planned = k::passes::run_pipeline(std::move(f));
   auto module = k::codegen::compile_jit(planned.function, planned.kernels, planned.memory);
   Buffer x(m * k), y(k * n), out(m * n), workspace(module->workspace_bytes() / 4 + 16);
@@ -113,13 +119,22 @@ void BM_OpenblasSgemm(benchmark::State& state) {
 #endif
 
 void shapes(benchmark::internal::Benchmark* bench) {
-  bench->ArgNames({"M", "K", "N"});
-  bench->Args({128, 784, 512})->Args({128, 512, 10})->Args({512, 512, 512});
-  bench->Args({1024, 1024, 1024})->Args({2048, 2048, 2048});
+  bench->ArgNames({"M", "K", "N", "T"});
+  bench->Args({128, 784, 512, 0})->Args({128, 512, 10, 0})->Args({512, 512, 512, 0});
+  bench->Args({1024, 1024, 1024, 0})->Args({2048, 2048, 2048, 0});
   bench->Unit(benchmark::kMicrosecond)->UseRealTime();
 }
 
 BENCHMARK(BM_KilnSgemm)->Apply(shapes);
+// The convnet's dense layer 3136 → 1024 at batch 128: forward, input gradient (B transposed),
+// weight gradient (A transposed).
+BENCHMARK(BM_KilnSgemm)
+    ->ArgNames({"M", "K", "N", "T"})
+    ->Args({128, 3136, 1024, 0})
+    ->Args({128, 1024, 3136, 2})
+    ->Args({3136, 128, 1024, 1})
+    ->Unit(benchmark::kMicrosecond)
+    ->UseRealTime();
 BENCHMARK(BM_KilnDenseBiasRelu)
     ->ArgNames({"M", "K", "N"})
     ->Args({128, 784, 512})

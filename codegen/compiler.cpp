@@ -208,10 +208,13 @@ bool perf_map_enabled() {
 }
 
 // JITLink names no local symbols, so for the perf map the module's internal functions become
-// hidden external ones: the same code, with names.
-void name_functions_for_perf(llvm::Module& module) {
+// hidden external ones: the same code, with names. Modules compiled apart and linked together
+// (build_split_modules) each hold their own copies of shared helpers such as a GEMM part, so
+// `suffix` tells their names apart.
+void name_functions_for_perf(llvm::Module& module, const std::string& suffix = "") {
   for (llvm::Function& fn : module.functions()) {
     if (fn.isDeclaration() || !fn.hasLocalLinkage()) continue;
+    if (!suffix.empty()) fn.setName(fn.getName().str() + suffix);
     fn.setLinkage(llvm::GlobalValue::ExternalLinkage);
     fn.setVisibility(llvm::GlobalValue::HiddenVisibility);
   }
@@ -370,13 +373,14 @@ struct Compiled {
 };
 
 Compiled optimize_and_emit(llvm::TargetMachine& machine, llvm::Module& module,
-                           const CodegenOptions& options, const std::string& name) {
+                           const CodegenOptions& options, const std::string& name,
+                           size_t part = 0) {
   module.setDataLayout(machine.createDataLayout());
   module.setTargetTriple(machine.getTargetTriple().str());
   optimize(module, machine, options.opt_level, LlvmPipeline::standard);
   Compiled out;
   out.text = module_text(module);
-  if (perf_map_enabled()) name_functions_for_perf(module);
+  if (perf_map_enabled()) name_functions_for_perf(module, fmt::format(".m{}", part));
   out.object = emit_object(machine, module, name);
   return out;
 }
@@ -419,7 +423,7 @@ std::vector<Compiled> compile_objects(llvm::orc::JITTargetMachineBuilder host,
                       "creating the target machine");
         own = made.get();
       }
-      out[i] = optimize_and_emit(*own, *all[i], options, function.name());
+      out[i] = optimize_and_emit(*own, *all[i], options, function.name(), i);
     } catch (...) {
       errors[i] = std::current_exception();
     }

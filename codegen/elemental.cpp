@@ -178,9 +178,13 @@ Value* ElementEmitter::compute(const ir::Value* value, const Index& index) {
       return matmul(*node, index);
     case ir::Op::conv2d:
       return conv2d(*node, index);
+    case ir::Op::conv2d_filter_grad:
+      return conv2d_filter_grad(*node, index);
     case ir::Op::max_pool2d:
     case ir::Op::avg_pool2d:
       return pool(*node, index);
+    case ir::Op::max_pool2d_grad:
+      return max_pool_grad(*node, index);
     case ir::Op::image_resize:
       return image_resize(*node, index);
     case ir::Op::image_transform:

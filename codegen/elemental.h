@@ -59,7 +59,9 @@ class ElementEmitter {
   llvm::Value* arg_reduce(const ir::Node& node, const Index& index);
   llvm::Value* matmul(const ir::Node& node, const Index& index);
   llvm::Value* conv2d(const ir::Node& node, const Index& index);
+  llvm::Value* conv2d_filter_grad(const ir::Node& node, const Index& index);
   llvm::Value* pool(const ir::Node& node, const Index& index);
+  llvm::Value* max_pool_grad(const ir::Node& node, const Index& index);
   llvm::Value* image_resize(const ir::Node& node, const Index& index);  // elemental_image.cpp
   llvm::Value* image_transform(const ir::Node& node, const Index& index);
   // Index of an operand of shape `shape` broadcast NumPy-style to an index of `index.size()`.

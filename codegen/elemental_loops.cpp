@@ -1,9 +1,10 @@
 // The elemental emitter's ops with an inner loop per element: reductions, argmax/argmin, matmul
 // (the naive dot product, for integer and small matmuls; f32/f64 matmul kernels above
 // kGemmMinWork take the packed GEMM), conv2d (integer convolutions and filters too large for the
-// conv_to_gemm lowering) and pools. Floating sums accumulate in double and integer sums and
-// products in i64, in the interpreter's order (f32 sums over the innermost axis excepted: see
-// reduce), so results match the oracle closely.
+// conv_to_gemm lowering), pools and max_pool2d_grad. Floating sums accumulate in double (those of
+// max_pool2d_grad in the element type, as the interpreter's) and integer sums and products in i64,
+// in the interpreter's order (f32 sums over the innermost axis excepted: see reduce), so results
+// match the oracle closely.
 #include <limits>
 
 #include "kiln/codegen/elemental.h"
@@ -257,6 +258,39 @@ Value* ElementEmitter::conv2d(const ir::Node& node, const Index& index) {
   return narrow(b_, b_.CreateLoad(f64, acc), dtype);
 }
 
+// dw[kh, kw, c, o]: Σ over n, oy, ox of x at the position tap (kh, kw) of output (oy, ox) reads
+// (skipped where that is padding) times dy[n, oy, ox, o]. The packed implicit GEMM
+// (codegen/gemm.cpp) takes the large ones; this loop the rest.
+Value* ElementEmitter::conv2d_filter_grad(const ir::Node& node, const Index& index) {
+  const ir::Value* input = node.input(0);
+  const ir::Value* dy = node.input(1);
+  const ir::Shape& in = input->type().shape;
+  const ir::Shape& d = dy->type().shape;
+  const ir::DType dtype = input->type().dtype;
+  const ir::Window2D win = ir::conv2d_window(in, node.output()->type().shape, node.attrs());
+  llvm::Type* f64 = b_.getDoubleTy();
+  llvm::AllocaInst* acc = entry_alloca(b_, f64, "filter_grad");
+  b_.CreateStore(llvm::ConstantFP::get(f64, 0.0), acc);
+  const int64_t sizes[] = {d[0], d[1], d[2]};
+  loop_nest(sizes, [&](const Index& k) {
+    Value* iy = b_.CreateAdd(b_.CreateMul(k[1], b_.getInt64(win.h.stride)),
+                             b_.getInt64(static_cast<uint64_t>(-win.h.pad_before)));
+    iy = b_.CreateAdd(iy, b_.CreateMul(index[0], b_.getInt64(win.h.dilation)));
+    Value* ix = b_.CreateAdd(b_.CreateMul(k[2], b_.getInt64(win.w.stride)),
+                             b_.getInt64(static_cast<uint64_t>(-win.w.pad_before)));
+    ix = b_.CreateAdd(ix, b_.CreateMul(index[1], b_.getInt64(win.w.dilation)));
+    Value* inside = b_.CreateAnd(b_.CreateICmpULT(iy, b_.getInt64(in[1])),
+                                 b_.CreateICmpULT(ix, b_.getInt64(in[2])));
+    Index at_in{k[0], clamp(b_, iy, in[1]), clamp(b_, ix, in[2]), index[2]};
+    Index at_dy{k[0], k[1], k[2], index[3]};
+    Value* term = b_.CreateFMul(widen(b_, element(input, at_in), dtype),
+                                widen(b_, element(dy, at_dy), dtype));
+    term = b_.CreateSelect(inside, term, llvm::ConstantFP::get(f64, 0.0));
+    b_.CreateStore(b_.CreateFAdd(b_.CreateLoad(f64, acc), term), acc);
+  });
+  return narrow(b_, b_.CreateLoad(f64, acc), dtype);
+}
+
 Value* ElementEmitter::pool(const ir::Node& node, const Index& index) {
   const ir::Value* input = node.input(0);
   const ir::Shape& in = input->type().shape;
@@ -298,6 +332,124 @@ Value* ElementEmitter::pool(const ir::Node& node, const Index& index) {
   Value* mean = b_.CreateFDiv(b_.CreateLoad(f64, sum), b_.CreateSIToFP(n, f64));
   return b_.CreateSelect(b_.CreateICmpEQ(n, b_.getInt64(0)), llvm::ConstantFP::get(type, 0.0),
                          narrow(b_, mean, dtype));
+}
+
+// max_pool2d_grad at dx[n, h, w, c]: the dy of every window that routes its gradient to (h, w),
+// i.e. contains it, has y equal to x[n, h, w, c], and no earlier tap (row-major, padding
+// skipped) equal to y. Only the windows containing (h, w) are visited: per dimension the
+// ceil(kernel / stride) candidates o = (p + pad_before) / stride − a, of which those with
+// 0 ≤ o < out and tap p + pad_before − o·stride < kernel hold p. They come tap by tap in
+// row-major order (o descending), as the interpreter and the composition this op replaced sum
+// them. All the window geometry depends on (n, h, w) only, so it stays out of the loop over
+// channels; with few taps in all the code is straight-line and that loop vectorizes. Larger
+// windows loop, and scan a window's taps only when x[n, h, w, c] equals its y.
+Value* ElementEmitter::max_pool_grad(const ir::Node& node, const Index& index) {
+  // Candidate windows × taps up to which the code is unrolled (3x3 windows at stride 1: 81).
+  constexpr int64_t kUnrolledTaps = 128;
+  const ir::Value* input = node.input(0);
+  const ir::Value* pooled = node.input(1);
+  const ir::Value* grad = node.input(2);
+  const ir::Shape& in = input->type().shape;
+  const ir::Window2D win = ir::pool_window(in, node.attrs());
+  const ir::WindowDim* dims[] = {&win.h, &win.w};
+  llvm::LLVMContext& context = b_.getContext();
+  llvm::Type* type = scalar_type(context, input->type().dtype);
+  llvm::Constant* zero = llvm::ConstantFP::get(type, 0.0);
+  Value* own_x = element(input, index);
+  int64_t candidates[2];
+  Value* last[2];  // the last window starting at or before the position (it may not hold it)
+  for (size_t d = 0; d < 2; ++d) {
+    candidates[d] = (dims[d]->kernel + dims[d]->stride - 1) / dims[d]->stride;
+    last[d] = b_.CreateUDiv(b_.CreateAdd(index[d + 1], b_.getInt64(dims[d]->pad_before)),
+                            b_.getInt64(dims[d]->stride));
+  }
+  const int64_t kernel[] = {win.h.kernel, win.w.kernel};
+
+  // Candidate window `a`: its output position (clamped, for y and dy), whether it holds the
+  // position, and the position's tap in it (row-major).
+  struct Window {
+    Index at;
+    Value* holds;
+    Value* own;
+    Value* o[2];
+  };
+  auto window = [&](const Index& a) {
+    Window w;
+    Value* tap[2];
+    w.holds = b_.getTrue();
+    for (size_t d = 0; d < 2; ++d) {
+      w.o[d] = b_.CreateSub(last[d], a[d]);
+      tap[d] = b_.CreateSub(b_.CreateAdd(index[d + 1], b_.getInt64(dims[d]->pad_before)),
+                            b_.CreateMul(w.o[d], b_.getInt64(dims[d]->stride)));
+      // o < 0 compares as a huge unsigned number
+      w.holds = b_.CreateAnd(w.holds, b_.CreateICmpULT(w.o[d], b_.getInt64(dims[d]->out)));
+      w.holds = b_.CreateAnd(w.holds, b_.CreateICmpULT(tap[d], b_.getInt64(dims[d]->kernel)));
+    }
+    w.own = b_.CreateAdd(b_.CreateMul(tap[0], b_.getInt64(win.w.kernel)), tap[1]);
+    w.at = {index[0], clamp(b_, w.o[0], win.h.out), clamp(b_, w.o[1], win.w.out), index[3]};
+    return w;
+  };
+  // Whether tap k of window w lies before the position's own tap and holds `max`.
+  auto earlier_max = [&](const Window& w, const Index& k, Value* max) {
+    Value* pos[2];
+    Value* inside = b_.getTrue();
+    for (size_t d = 0; d < 2; ++d) {
+      pos[d] = b_.CreateAdd(b_.CreateMul(w.o[d], b_.getInt64(dims[d]->stride)),
+                            b_.CreateSub(k[d], b_.getInt64(dims[d]->pad_before)));
+      inside = b_.CreateAnd(inside, b_.CreateICmpULT(pos[d], b_.getInt64(dims[d]->in)));
+    }
+    Value* linear = b_.CreateAdd(b_.CreateMul(k[0], b_.getInt64(win.w.kernel)), k[1]);
+    Value* before = b_.CreateAnd(inside, b_.CreateICmpULT(linear, w.own));
+    Index at{index[0], clamp(b_, pos[0], in[1]), clamp(b_, pos[1], in[2]), index[3]};
+    return b_.CreateAnd(before, b_.CreateFCmpOEQ(element(input, at), max));
+  };
+
+  if (candidates[0] * candidates[1] * kernel[0] * kernel[1] <= kUnrolledTaps) {
+    Value* sum = zero;
+    for (int64_t ah = 0; ah < candidates[0]; ++ah) {
+      for (int64_t aw = 0; aw < candidates[1]; ++aw) {
+        const Window w = window({b_.getInt64(ah), b_.getInt64(aw)});
+        Value* max = element(pooled, w.at);
+        Value* earlier = b_.getFalse();
+        for (int64_t kh = 0; kh < kernel[0]; ++kh) {
+          for (int64_t kw = 0; kw < kernel[1]; ++kw)
+            earlier = b_.CreateOr(earlier, earlier_max(w, {b_.getInt64(kh), b_.getInt64(kw)}, max));
+        }
+        Value* routed = b_.CreateAnd(b_.CreateAnd(w.holds, b_.CreateFCmpOEQ(own_x, max)),
+                                     b_.CreateNot(earlier));
+        sum = b_.CreateFAdd(sum, b_.CreateSelect(routed, element(grad, w.at), zero));
+      }
+    }
+    return sum;
+  }
+
+  llvm::AllocaInst* acc = entry_alloca(b_, type, "dx");
+  llvm::AllocaInst* earlier = entry_alloca(b_, b_.getInt1Ty(), "earlier");
+  b_.CreateStore(zero, acc);
+  loop_nest(candidates, [&](const Index& a) {
+    const Window w = window(a);
+    Value* max = element(pooled, w.at);
+    Value* candidate = b_.CreateAnd(w.holds, b_.CreateFCmpOEQ(own_x, max));
+    llvm::Function* fn = b_.GetInsertBlock()->getParent();
+    auto* scan = llvm::BasicBlock::Create(context, "pool_grad.scan", fn);
+    auto* next = llvm::BasicBlock::Create(context, "pool_grad.next", fn);
+    b_.CreateCondBr(candidate, scan, next);
+    b_.SetInsertPoint(scan);
+    // Elements loaded here do not dominate the code after `next`.
+    scoped([&] {
+      b_.CreateStore(b_.getFalse(), earlier);
+      loop_nest(kernel, [&](const Index& k) {
+        Value* seen = b_.CreateLoad(b_.getInt1Ty(), earlier);
+        b_.CreateStore(b_.CreateOr(seen, earlier_max(w, k, max)), earlier);
+      });
+      Value* routed = b_.CreateNot(b_.CreateLoad(b_.getInt1Ty(), earlier));
+      Value* term = b_.CreateSelect(routed, element(grad, w.at), zero);
+      b_.CreateStore(b_.CreateFAdd(b_.CreateLoad(type, acc), term), acc);
+    });
+    b_.CreateBr(next);
+    b_.SetInsertPoint(next);
+  });
+  return b_.CreateLoad(type, acc);
 }
 
 }  // namespace kiln::codegen

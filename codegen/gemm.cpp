@@ -13,10 +13,13 @@
 
 #include <fmt/format.h>
 
+#include <optional>
+
 #include "kiln/codegen/elemental.h"
 #include "kiln/codegen/gemm_parts.h"
 #include "kiln/ir/error.h"
 #include "kiln/ir/ops/matmul.h"
+#include "kiln/ir/ops/window.h"
 
 namespace kiln::codegen {
 
@@ -41,6 +44,17 @@ enum Field : unsigned {
   kKBlocks,  // depth blocks (at least 1, so that K = 0 still writes C)
   kKc,       // depth of every depth block but maybe the last
   kBatch,    // linear index of the current batch element
+  // An implicit-GEMM convolution's geometry (conv parts only; see ConvGeometry).
+  kConvPixels,    // OH·OW: rows of C per image
+  kConvOutW,      // OW
+  kConvImage,     // elements from one image of the input to the next
+  kConvRow,       // ... from one output row's window to the next (stride_h·W·C)
+  kConvCol,       // ... from one output column's window to the next (stride_w·C)
+  kConvChannels,  // C: the depth of one tap
+  kConvKw,        // KW
+  kConvTapH,      // elements from tap (i, j) to tap (i + 1, j) (dilation_h·W·C)
+  kConvTapW,      // ... to tap (i, j + 1) (dilation_w·C)
+  kConvMicro,     // the kernel's micro-kernel for full one-row tiles (conv_micro_kernel)
   kNumFields
 };
 
@@ -51,7 +65,7 @@ int64_t ceil_div(int64_t a, int64_t b) {
 llvm::StructType* context_type(llvm::LLVMContext& context) {
   llvm::Type* ptr = llvm::PointerType::get(context, 0);
   std::vector<llvm::Type*> fields(kNumFields, llvm::Type::getInt64Ty(context));
-  for (unsigned f : {kA, kB, kC, kCFull, kOut, kInputs, kEpilogue})
+  for (unsigned f : {kA, kB, kC, kCFull, kOut, kInputs, kEpilogue, kConvMicro})
     fields[f] = ptr;
   return llvm::StructType::get(context, fields);
 }
@@ -104,9 +118,11 @@ Scratch allocate_scratch(Builder& b, const Config& cfg, Value* kc, Value* cols, 
   llvm::Type* ptr = llvm::PointerType::get(b.getContext(), 0);
   auto alloc = module.getOrInsertFunction("kiln_rt_alloc", ptr, b.getInt64Ty());
   Value* depth_bytes = b.CreateMul(kc, b.getInt64(cfg.element_bytes()));
+  // (A's block has a vector of slack at its end: emit_pack_patches_panel stores whole vectors.)
   Value* a = b.CreateCall(
-      alloc,
-      {pack_a ? b.CreateMul(depth_bytes, b.getInt64(cfg.mc_panels * cfg.mr)) : b.getInt64(0)});
+      alloc, {pack_a ? b.CreateAdd(b.CreateMul(depth_bytes, b.getInt64(cfg.mc_panels * cfg.mr)),
+                                   b.getInt64(cfg.lanes * cfg.element_bytes()))
+                     : b.getInt64(0)});
   Value* b_cols = gemm::emit_min(b, b.getInt64(cfg.nc),
                                  b.CreateMul(ceil_div(b, cols, cfg.nr()), b.getInt64(cfg.nr())));
   Value* bp = b.CreateCall(alloc, {b.CreateMul(depth_bytes, b_cols)});
@@ -140,15 +156,210 @@ void call_epilogue_if(Builder& b, Value* condition, Value* epilogue,
   b.SetInsertPoint(after);
 }
 
+// Calls an implicit-GEMM convolution's micro-kernel for rows [i0, i0 + rows): row i is output
+// pixel (n, oh, ow), whose window starts in the (padded) input at n·image + oh·row + ow·col.
+// A full tile within one output row (every tile, when OW is a multiple of mr) goes to the
+// kernel's own micro-kernel (kConvMicro), which takes the rows as the first one's start and a
+// stride fixed at compile time; any other tile to `gather_micro`, with each row's start in
+// `offsets` (mr i64), rows past m repeating row m − 1 (their results are not stored).
+void emit_conv_micro_call(Builder& b, const Config& cfg, ContextAccess& ctx, Value* offsets,
+                          Value* i0, Value* m, llvm::Function* gather_micro,
+                          std::vector<Value*> args) {
+  Value* pixels = ctx.get(kConvPixels);
+  Value* out_w = ctx.get(kConvOutW);
+  Value* image = ctx.get(kConvImage);
+  Value* row = ctx.get(kConvRow);
+  Value* col = ctx.get(kConvCol);
+  auto start = [&](Value* i, Value** ow_out) {
+    Value* n = b.CreateUDiv(i, pixels);
+    Value* pixel = b.CreateSub(i, b.CreateMul(n, pixels));
+    Value* oh = b.CreateUDiv(pixel, out_w);
+    Value* ow = b.CreateSub(pixel, b.CreateMul(oh, out_w));
+    if (ow_out != nullptr) *ow_out = ow;
+    return b.CreateAdd(b.CreateMul(n, image),
+                       b.CreateAdd(b.CreateMul(oh, row), b.CreateMul(ow, col)));
+  };
+  Value* ow0 = nullptr;
+  Value* first = start(i0, &ow0);
+  llvm::LLVMContext& context = b.getContext();
+  llvm::Function* fn = b.GetInsertBlock()->getParent();
+  llvm::BasicBlock* strided = llvm::BasicBlock::Create(context, "conv_strided", fn);
+  llvm::BasicBlock* gather = llvm::BasicBlock::Create(context, "conv_gather", fn);
+  llvm::BasicBlock* after = llvm::BasicBlock::Create(context, "conv_done", fn);
+  b.CreateCondBr(b.CreateICmpSLE(b.CreateAdd(ow0, b.getInt64(cfg.mr)), out_w), strided, gather);
+  args.insert(args.begin() + 8, offsets);  // the micro-kernel's ninth argument
+  b.SetInsertPoint(strided);
+  b.CreateStore(first, offsets);
+  // The kernel's own micro-kernel, its row step and channels compiled in (the part body is
+  // shared by every convolution of a configuration; the micro-kernel is not).
+  b.CreateCall(gather_micro->getFunctionType(), ctx.get(kConvMicro), args);
+  b.CreateBr(after);
+  b.SetInsertPoint(gather);
+  Value* last = b.CreateSub(m, b.getInt64(1));
+  for (int64_t r = 0; r < cfg.mr; ++r) {
+    Value* i = gemm::emit_min(b, b.CreateAdd(i0, b.getInt64(r)), last);
+    b.CreateStore(start(i, nullptr), b.CreateConstInBoundsGEP1_64(b.getInt64Ty(), offsets, r));
+  }
+  b.CreateCall(gather_micro, args);
+  b.CreateBr(after);
+  b.SetInsertPoint(after);
+}
+
+// Fills `offsets` (kc i64) with where depth k = pc + d of a filter gradient's A starts in the
+// padded input: depth (n, oh, ow) at n·image + oh·row + ow·col, counted up from pc's.
+void emit_patches_depth_offsets(Builder& b, ContextAccess& ctx, Value* offsets, Value* pc,
+                                Value* kc) {
+  llvm::Function* fn = b.GetInsertBlock()->getParent();
+  llvm::Type* i64 = b.getInt64Ty();
+  Value* pixels = ctx.get(kConvPixels);
+  Value* out_w = ctx.get(kConvOutW);
+  Value* image = ctx.get(kConvImage);
+  Value* row = ctx.get(kConvRow);
+  Value* col = ctx.get(kConvCol);
+  Value* n0 = b.CreateUDiv(pc, pixels);
+  Value* pixel = b.CreateSub(pc, b.CreateMul(n0, pixels));
+  Value* oh0 = b.CreateUDiv(pixel, out_w);
+  Value* ow0 = b.CreateSub(pixel, b.CreateMul(oh0, out_w));
+  Value* out_h = b.CreateUDiv(pixels, out_w);
+  // From (oh, OW − 1) to (oh + 1, 0), and from (OH − 1, OW − 1) to the next image's (0, 0).
+  Value* last_col = b.CreateMul(b.CreateSub(out_w, b.getInt64(1)), col);
+  Value* next_row = b.CreateSub(row, last_col);
+  Value* next_image = b.CreateSub(
+      b.CreateSub(image, b.CreateMul(b.CreateSub(out_h, b.getInt64(1)), row)), last_col);
+  // The position, carried through the loop (promoted to registers).
+  llvm::IRBuilder<> entry(&fn->getEntryBlock(), fn->getEntryBlock().begin());
+  llvm::AllocaInst* offset = entry.CreateAlloca(i64, nullptr, "depth_offset");
+  llvm::AllocaInst* oh = entry.CreateAlloca(i64, nullptr, "oh");
+  llvm::AllocaInst* ow = entry.CreateAlloca(i64, nullptr, "ow");
+  b.CreateStore(b.CreateAdd(b.CreateMul(n0, image),
+                            b.CreateAdd(b.CreateMul(oh0, row), b.CreateMul(ow0, col))),
+                offset);
+  b.CreateStore(oh0, oh);
+  b.CreateStore(ow0, ow);
+  gemm::emit_range(
+      b, b.getInt64(0), kc, 1,
+      [&](Value* k) {
+        Value* at = b.CreateLoad(i64, offset);
+        b.CreateStore(at, b.CreateInBoundsGEP(i64, offsets, k));
+        Value* x = b.CreateAdd(b.CreateLoad(i64, ow), b.getInt64(1));
+        Value* wrap_row = b.CreateICmpEQ(x, out_w);
+        Value* y = b.CreateAdd(b.CreateLoad(i64, oh), b.CreateZExt(wrap_row, i64));
+        Value* wrap_image = b.CreateAnd(wrap_row, b.CreateICmpEQ(y, out_h));
+        Value* step =
+            b.CreateSelect(wrap_image, next_image, b.CreateSelect(wrap_row, next_row, col));
+        b.CreateStore(b.CreateAdd(at, step), offset);
+        b.CreateStore(b.CreateSelect(wrap_row, b.getInt64(0), x), ow);
+        b.CreateStore(b.CreateSelect(wrap_image, b.getInt64(0), y), oh);
+      },
+      false);
+}
+
+// Packs rows [i0, i0 + mr) × the depth block whose offsets emit_patches_depth_offsets wrote
+// (kc of them) of a filter gradient's A into `dst` as dst[k][r] (rows past m zero). A is the
+// transposed implicit patch matrix: row m = (kh, kw, c), A[m, k] = the input at
+// depth_offsets[k] + kh·tap_h + kw·tap_w + c. A panel within one tap (mr consecutive
+// channels) is one contiguous vector load per depth, any other a gather.
+void emit_pack_patches_panel(Builder& b, const Config& cfg, ContextAccess& ctx, Value* a,
+                             Value* dst, Value* i0, Value* depth_offsets, Value* kc, Value* m) {
+  llvm::LLVMContext& context = b.getContext();
+  llvm::Function* fn = b.GetInsertBlock()->getParent();
+  llvm::Type* i64 = b.getInt64Ty();
+  llvm::Type* t = scalar_type(context, cfg.dtype);
+  auto* v = llvm::FixedVectorType::get(t, static_cast<unsigned>(cfg.lanes));
+  const llvm::Align align(static_cast<uint64_t>(cfg.element_bytes()));
+  Value* channels = ctx.get(kConvChannels);
+  Value* kw = ctx.get(kConvKw);
+  Value* tap_h = ctx.get(kConvTapH);
+  Value* tap_w = ctx.get(kConvTapW);
+  Value* rows = gemm::emit_min(b, b.getInt64(cfg.mr), b.CreateSub(m, i0));
+  auto column_offset = [&](Value* r) {  // kh·tap_h + kw·tap_w + c of row r
+    Value* tap = b.CreateUDiv(r, channels);
+    Value* c = b.CreateSub(r, b.CreateMul(tap, channels));
+    Value* i = b.CreateUDiv(tap, kw);
+    Value* j = b.CreateSub(tap, b.CreateMul(i, kw));
+    return b.CreateAdd(b.CreateAdd(b.CreateMul(i, tap_h), b.CreateMul(j, tap_w)), c);
+  };
+  auto depth_offset = [&](Value* k) {
+    return b.CreateLoad(i64, b.CreateInBoundsGEP(i64, depth_offsets, k));
+  };
+  Value* c0 = b.CreateURem(i0, channels);
+  Value* first = column_offset(i0);
+  llvm::BasicBlock* contiguous = llvm::BasicBlock::Create(context, "patches_contiguous", fn);
+  llvm::BasicBlock* scattered = llvm::BasicBlock::Create(context, "patches_gather", fn);
+  llvm::BasicBlock* done = llvm::BasicBlock::Create(context, "patches_done", fn);
+  b.CreateCondBr(b.CreateICmpULE(b.CreateAdd(c0, rows), channels), contiguous, scattered);
+
+  b.SetInsertPoint(contiguous);
+  // Masked loads (the input may end right after the panel's last channel); whole-vector stores,
+  // whose lanes past mr the next depth's store overwrites (the last one's land in the scratch's
+  // slack): a masked store costs several times a plain one.
+  std::vector<Value*> load_masks;
+  for (int64_t g = 0; g < cfg.mr; g += cfg.lanes)
+    load_masks.push_back(gemm::lanes_below(b, cfg, g, rows));
+  Value* panel_a = b.CreateGEP(t, a, first);
+  gemm::emit_range(
+      b, b.getInt64(0), kc, 1,
+      [&](Value* k) {
+        Value* src = b.CreateGEP(t, panel_a, depth_offset(k));
+        Value* out = b.CreateMul(k, b.getInt64(cfg.mr));
+        for (size_t q = 0; q < load_masks.size(); ++q) {
+          const int64_t g = static_cast<int64_t>(q) * cfg.lanes;
+          Value* x = b.CreateMaskedLoad(v, b.CreateConstGEP1_64(t, src, static_cast<uint64_t>(g)),
+                                        align, load_masks[q], llvm::ConstantAggregateZero::get(v));
+          b.CreateAlignedStore(x, b.CreateGEP(t, dst, b.CreateAdd(out, b.getInt64(g))), align);
+        }
+      },
+      false);
+  b.CreateBr(done);
+
+  b.SetInsertPoint(scattered);
+  // Each row's column offset, rows past m repeating the last row (stored as zeros).
+  Value* last = b.CreateSub(rows, b.getInt64(1));
+  std::vector<Value*> columns;
+  for (int64_t r = 0; r < cfg.mr; ++r)
+    columns.push_back(column_offset(b.CreateAdd(i0, gemm::emit_min(b, b.getInt64(r), last))));
+  gemm::emit_range(
+      b, b.getInt64(0), kc, 1,
+      [&](Value* k) {
+        Value* at = depth_offset(k);
+        Value* out = b.CreateMul(k, b.getInt64(cfg.mr));
+        for (int64_t r = 0; r < cfg.mr; ++r) {
+          Value* x =
+              b.CreateLoad(t, b.CreateGEP(t, a, b.CreateAdd(at, columns[static_cast<size_t>(r)])));
+          x = b.CreateSelect(b.CreateICmpSLT(b.getInt64(r), rows), x,
+                             llvm::Constant::getNullValue(t));
+          b.CreateStore(x, b.CreateGEP(t, dst, b.CreateAdd(out, b.getInt64(r))));
+        }
+      },
+      false);
+  b.CreateBr(done);
+  b.SetInsertPoint(done);
+}
+
+// How a part reads A.
+enum class AForm {
+  matrix,   // A as given (packed, or unpacked when `unpacked_a`)
+  conv,     // a conv2d's implicit patch matrix, read by conv_micro_kernel (unpacked)
+  patches,  // a conv2d_filter_grad's transposed patch matrix, packed by emit_pack_patches_panel
+};
+
 // body(ctx, begin, end): C[rows, cols] for the parts [begin, end): row panels (all columns) or
 // column panels (all rows). With `unpacked_a` (A not transposed, few columns) the micro-kernel
-// reads A where it lies instead of from packed panels.
+// reads A where it lies instead of from packed panels. With AForm::conv A is the implicit patch
+// matrix of a convolution (the context's conv fields; unpacked_a too): its rows are read
+// straight from the padded input, each depth block a run of whole window taps. With
+// AForm::patches A's panels are packed from the padded input of a filter gradient.
 llvm::Function* part_body(llvm::Module& module, const Config& cfg, bool transpose_a,
-                          bool transpose_b, bool unpacked_a) {
-  const std::string name = fmt::format("gemm_part_{}{}{}{}", cfg.tag(), transpose_a ? "_ta" : "",
-                                       transpose_b ? "_tb" : "", unpacked_a ? "_ua" : "");
+                          bool transpose_b, bool unpacked_a, AForm form = AForm::matrix) {
+  const bool conv = form == AForm::conv;
+  const std::string name = fmt::format("gemm_part_{}{}{}{}{}", cfg.tag(), transpose_a ? "_ta" : "",
+                                       transpose_b ? "_tb" : "", unpacked_a ? "_ua" : "",
+                                       conv                     ? "_conv"
+                                       : form == AForm::patches ? "_patches"
+                                                                : "");
   if (llvm::Function* existing = module.getFunction(name)) return existing;
-  llvm::Function* micro = gemm::micro_kernel(module, cfg, unpacked_a);
+  llvm::Function* micro =
+      conv ? gemm::conv_micro_kernel(module, cfg, {}) : gemm::micro_kernel(module, cfg, unpacked_a);
   llvm::Function* fn = loop_body(module, name);
   llvm::LLVMContext& context = module.getContext();
   Builder b(llvm::BasicBlock::Create(context, "entry", fn));
@@ -178,6 +389,22 @@ llvm::Function* part_body(llvm::Module& module, const Config& cfg, bool transpos
   const Scratch scratch =
       allocate_scratch(b, cfg, kcb, b.CreateSub(col_hi, col_lo), /*pack_a=*/!unpacked_a);
   const int64_t mc = cfg.mc_panels * cfg.mr;
+  Value* row_offsets = nullptr;
+  Value *channels = nullptr, *kw = nullptr, *tap_h = nullptr, *tap_w = nullptr;
+  if (conv) {
+    row_offsets = b.CreateAlloca(b.getInt64Ty(), b.getInt64(cfg.mr), "row_offsets");
+    channels = ctx.get(kConvChannels);
+    kw = ctx.get(kConvKw);
+    tap_h = ctx.get(kConvTapH);
+    tap_w = ctx.get(kConvTapW);
+  }
+  // A filter gradient's depth offsets of the current depth block (emit_patches_depth_offsets).
+  Value* depth_offsets = nullptr;
+  if (form == AForm::patches) {
+    auto alloc = module.getOrInsertFunction("kiln_rt_alloc", llvm::PointerType::get(context, 0),
+                                            b.getInt64Ty());
+    depth_offsets = b.CreateCall(alloc, {b.CreateMul(kcb, b.getInt64(8))});
+  }
 
   gemm::emit_range(b, col_lo, col_hi, cfg.nc, [&](Value* jc) {
     Value* b_panels =
@@ -197,6 +424,7 @@ llvm::Function* part_body(llvm::Module& module, const Config& cfg, bool transpos
                                    b.CreateMul(b.CreateMul(p, kc), b.getInt64(cfg.mr)));
       };
       const gemm::Problem problem{m, n, k, transpose_a, transpose_b};
+      if (form == AForm::patches) emit_patches_depth_offsets(b, ctx, depth_offsets, pc, kc);
       gemm::emit_range(b, zero, b_panels, 1, [&](Value* q) {
         Value* j0 = b.CreateAdd(jc, b.CreateMul(q, b.getInt64(cfg.nr())));
         gemm::emit_pack_b_panel(b, cfg, problem, bm, b_panel(q), j0, pc, kc);
@@ -207,7 +435,11 @@ llvm::Function* part_body(llvm::Module& module, const Config& cfg, bool transpos
         if (!unpacked_a) {
           gemm::emit_range(b, zero, a_panels, 1, [&](Value* p) {
             Value* i0 = b.CreateAdd(ic, b.CreateMul(p, b.getInt64(cfg.mr)));
-            gemm::emit_pack_a_panel(b, cfg, problem, a, a_panel(p), i0, pc, kc);
+            if (form == AForm::patches) {
+              emit_pack_patches_panel(b, cfg, ctx, a, a_panel(p), i0, depth_offsets, kc, m);
+            } else {
+              gemm::emit_pack_a_panel(b, cfg, problem, a, a_panel(p), i0, pc, kc);
+            }
           });
         }
         gemm::emit_range(b, zero, b_panels, 1, [&](Value* q) {
@@ -217,7 +449,12 @@ llvm::Function* part_body(llvm::Module& module, const Config& cfg, bool transpos
             Value* i0 = b.CreateAdd(ic, b.CreateMul(p, b.getInt64(cfg.mr)));
             Value* rows = gemm::emit_min(b, b.getInt64(cfg.mr), b.CreateSub(m, i0));
             Value* cp = b.CreateGEP(t, c, b.CreateAdd(b.CreateMul(i0, n), j0));
-            if (unpacked_a) {
+            if (conv) {
+              emit_conv_micro_call(
+                  b, cfg, ctx, row_offsets, i0, m, micro,
+                  {a, b_panel(q), b.CreateUDiv(kc, channels), cp, n, rows, cols, accumulate,
+                   channels, b.CreateUDiv(pc, channels), kw, tap_h, tap_w});
+            } else if (unpacked_a) {
               Value* at = b.CreateGEP(t, a, b.CreateAdd(b.CreateMul(i0, k), pc));
               b.CreateCall(micro, {at, b_panel(q), kc, cp, n, rows, cols, accumulate, k});
             } else {
@@ -230,6 +467,11 @@ llvm::Function* part_body(llvm::Module& module, const Config& cfg, bool transpos
     });
   });
   release_scratch(b, scratch);
+  if (depth_offsets != nullptr) {
+    auto release = module.getOrInsertFunction("kiln_rt_free", b.getVoidTy(),
+                                              llvm::PointerType::get(context, 0));
+    b.CreateCall(release, {depth_offsets});
+  }
   b.CreateRetVoid();
   return fn;
 }
@@ -348,6 +590,15 @@ llvm::Function* small_m_body(llvm::Module& module, const Config& cfg, bool trans
   return fn;
 }
 
+// Whether a GEMM's parts are column panels rather than row panels: when there are too few row
+// panels to go around the threads, or when B is the larger operand (N > M: each part packs all
+// of the other operand, so the parts split the larger one; a dense layer's batch of 128 against
+// a 3136 × 1024 weight matrix packed the whole matrix on every thread).
+bool split_columns(const ir::MatmulDims& dims, int64_t row_panels, int64_t col_panels) {
+  if (row_panels < 8 && col_panels > row_panels) return true;
+  return dims.n > 2 * dims.m && col_panels >= 8;
+}
+
 // Column panels up to which the micro-kernel reads A unpacked.
 constexpr int64_t kUnpackedPanels = 2;
 
@@ -377,11 +628,49 @@ GemmSchedule schedule_gemm(ir::DType dtype, const ir::MatmulDims& dims, const Ve
   s.row_panels = ceil_div(dims.m, config.mr);
   s.col_panels = ceil_div(dims.n, config.nr());
   s.unpacked_a = !dims.transpose_a && s.col_panels <= kUnpackedPanels;
-  s.split_n = s.row_panels < 8 && s.col_panels > s.row_panels;
+  s.split_n = split_columns(dims, s.row_panels, s.col_panels);
   return s;
 }
 
 namespace {
+
+// An implicit-GEMM convolution: a conv2d whose windows never read padding (conv_to_gemm pads
+// the input explicitly) is C [N·OH·OW, O] = A [N·OH·OW, KH·KW·C] · filter [KH·KW·C, O], where A's
+// row (n, oh, ow) at tap (i, j) is the C channels at input [n, oh·sh + i·dh, ow·sw + j·dw]: no
+// patch matrix, the micro-kernel reads the input (conv_micro_kernel). Offsets in elements.
+// A conv2d_filter_grad's result [KH, KW, C, O] is C = Pᵀ · dy [N·OH·OW, O], P that patch
+// matrix: its A panels are packed from the input (emit_pack_patches_panel).
+struct ConvGeometry {
+  bool filter_grad = false;
+  int64_t pixels = 0, out_w = 0, image = 0, row = 0, col = 0, channels = 0, kw = 0, tap_h = 0,
+          tap_w = 0, taps = 0;
+};
+
+std::optional<ConvGeometry> conv_geometry(const ir::Node& node) {
+  if (node.op() != ir::Op::conv2d && node.op() != ir::Op::conv2d_filter_grad) return std::nullopt;
+  const bool filter_grad = node.op() == ir::Op::conv2d_filter_grad;
+  const ir::Shape& in = node.input(0)->type().shape;
+  const ir::Shape& f = filter_grad ? node.output()->type().shape : node.input(1)->type().shape;
+  const ir::Window2D w = ir::conv2d_window(in, f, node.attrs());
+  for (const ir::WindowDim* d : {&w.h, &w.w}) {
+    if (d->pad_before != 0 || (d->out - 1) * d->stride + (d->kernel - 1) * d->dilation >= d->in)
+      return std::nullopt;  // a tap reads padding
+  }
+  ConvGeometry g;
+  g.filter_grad = filter_grad;
+  const int64_t width = in[2], channels = in[3];
+  g.pixels = w.h.out * w.w.out;
+  g.out_w = w.w.out;
+  g.image = in[1] * width * channels;
+  g.row = w.h.stride * width * channels;
+  g.col = w.w.stride * channels;
+  g.channels = channels;
+  g.kw = f[1];
+  g.tap_h = w.h.dilation * width * channels;
+  g.tap_w = w.w.dilation * channels;
+  g.taps = f[0] * f[1];
+  return g;
+}
 
 // What the per-kernel code needs to know about one matmul kernel, fixed at compile time.
 struct Gemm {
@@ -395,11 +684,25 @@ struct Gemm {
   int64_t kc = 0;        // depth of every block but maybe the last
   int64_t row_panels = 0;
   bool separate_c = false;  // C needs its own buffer (the epilogue changes the element type)
+  std::optional<ConvGeometry> conv;  // an implicit-GEMM convolution
 
   Gemm(const passes::Kernel& k, const ir::Node& node, const VectorUnit& unit)
-      : kernel(k), matmul(node), out(k.outputs.front()) {
+      : kernel(k), matmul(node), out(k.outputs.front()), conv(conv_geometry(node)) {
     const ir::Value* a = node.input(0);
-    dims = ir::matmul_dims(a->type().shape, node.input(1)->type().shape, node.attrs());
+    if (conv && conv->filter_grad) {
+      const ir::Shape& dy = node.input(1)->type().shape;
+      dims.m = conv->taps * conv->channels;
+      dims.n = dy[3];
+      dims.k = dy[0] * dy[1] * dy[2];
+      dims.transpose_a = true;  // packed (emit_pack_patches_panel)
+    } else if (conv) {
+      const ir::Shape& y = node.output()->type().shape;
+      dims.m = y[0] * y[1] * y[2];
+      dims.n = y[3];
+      dims.k = conv->taps * conv->channels;
+    } else {
+      dims = ir::matmul_dims(a->type().shape, node.input(1)->type().shape, node.attrs());
+    }
     const GemmSchedule schedule = schedule_gemm(a->type().dtype, dims, unit);
     config = schedule.config;
     batch_count = dims.batch.num_elements();
@@ -407,12 +710,18 @@ struct Gemm {
     kc = schedule.kc;
     row_panels = schedule.row_panels;
     separate_c = out->type().dtype != a->type().dtype;
+    if (conv && !conv->filter_grad) {
+      // Depth blocks of whole taps, about as deep as the schedule's.
+      const int64_t taps_per_block = std::max<int64_t>(1, kc / conv->channels);
+      k_blocks = ceil_div(conv->taps, taps_per_block);
+      kc = std::min(conv->taps, taps_per_block) * conv->channels;
+    }
   }
 
   bool has_epilogue() const { return kernel.nodes.size() > 1; }
   // Few rows and B as it lies in memory ([K, N]): stream B (small_m_body).
   bool small_m() const {
-    if (dims.m > kSmallM || dims.transpose_b) return false;
+    if (conv || dims.m > kSmallM || dims.transpose_b) return false;
     const int64_t block =
         dims.k * config.lanes * small_m_vectors(config, dims.m) * config.element_bytes();
     return dims.m <= kSmallMWide || block <= kSmallMBlockBytes;
@@ -424,13 +733,32 @@ struct Gemm {
   int64_t col_panels() const { return ceil_div(dims.n, config.nr()); }
   // A (not transposed) is used by at most kUnpackedPanels micro-kernel calls per element:
   // packing it would cost about as much as using it.
-  bool unpacked_a() const { return !dims.transpose_a && col_panels() <= kUnpackedPanels; }
+  bool unpacked_a() const {
+    if (conv) return !conv->filter_grad;
+    return !dims.transpose_a && col_panels() <= kUnpackedPanels;
+  }
+  AForm a_form() const {
+    if (!conv) return AForm::matrix;
+    return conv->filter_grad ? AForm::patches : AForm::conv;
+  }
   // Parts along N when there are too few row panels to go around the threads.
-  bool split_n() const { return row_panels < 8 && col_panels() > row_panels; }
+  bool split_n() const { return split_columns(dims, row_panels, col_panels()); }
 };
 
 // The result's multi-index for batch element `batch` and row i, column j.
 Index result_index(Builder& b, const Gemm& g, Value* batch, Value* i, Value* j) {
+  if (g.conv && g.conv->filter_grad) {  // row i is filter position (kh, kw, c)
+    Value* per_kh = b.getInt64(g.conv->kw * g.conv->channels);
+    Value* channels = b.getInt64(g.conv->channels);
+    return {b.CreateUDiv(i, per_kh), b.CreateUDiv(b.CreateURem(i, per_kh), channels),
+            b.CreateURem(i, channels), j};
+  }
+  if (g.conv) {  // row i is output pixel (n, oh, ow)
+    Value* pixels = b.getInt64(g.conv->pixels);
+    Value* out_w = b.getInt64(g.conv->out_w);
+    return {b.CreateUDiv(i, pixels), b.CreateUDiv(b.CreateURem(i, pixels), out_w),
+            b.CreateURem(i, out_w), j};
+  }
   Index index;
   const std::vector<int64_t> strides = g.dims.batch.strides();
   for (int64_t d = 0; d < g.dims.batch.rank(); ++d) {
@@ -510,9 +838,9 @@ void emit_driver(llvm::Function& fn, const Gemm& g) {
   const int64_t es = cfg.element_bytes();
   llvm::Type* t = scalar_type(context, cfg.dtype);
 
-  llvm::Function* part =
-      g.small_m() ? small_m_body(module, cfg, g.dims.transpose_a, g.dims.m)
-                  : part_body(module, cfg, g.dims.transpose_a, g.dims.transpose_b, g.unpacked_a());
+  llvm::Function* part = g.small_m() ? small_m_body(module, cfg, g.dims.transpose_a, g.dims.m)
+                                     : part_body(module, cfg, g.dims.transpose_a,
+                                                 g.dims.transpose_b, g.unpacked_a(), g.a_form());
   llvm::Function* epilogue =
       g.has_epilogue() ? emit_epilogue(module, g, fn.getName().str() + "_epilogue") : nullptr;
   auto alloc = module.getOrInsertFunction("kiln_rt_alloc", ptr, i64);
@@ -545,6 +873,19 @@ void emit_driver(llvm::Function& fn, const Gemm& g) {
   ctx.set(kSplitN, g.split_n() ? 1 : 0);
   ctx.set(kKBlocks, g.k_blocks);
   ctx.set(kKc, g.kc);
+  if (const std::optional<ConvGeometry>& conv = g.conv) {
+    ctx.set(kConvPixels, conv->pixels);
+    ctx.set(kConvOutW, conv->out_w);
+    ctx.set(kConvImage, conv->image);
+    ctx.set(kConvRow, conv->row);
+    ctx.set(kConvCol, conv->col);
+    ctx.set(kConvChannels, conv->channels);
+    ctx.set(kConvKw, conv->kw);
+    ctx.set(kConvTapH, conv->tap_h);
+    ctx.set(kConvTapW, conv->tap_w);
+    if (!conv->filter_grad)
+      ctx.set(kConvMicro, gemm::conv_micro_kernel(module, cfg, {conv->col, conv->channels}));
+  }
   // One part per thread (each packs its own copy of the other operand); a problem too small to
   // be worth waking a thread for runs on the calling thread.
   const int64_t parts = g.small_m()   ? g.small_m_parts()
@@ -559,8 +900,13 @@ void emit_driver(llvm::Function& fn, const Gemm& g) {
   Value* b_arg = fn.getArg(static_cast<unsigned>(input_position(g.kernel, g.matmul.input(1))));
   emit_for(b, g.batch_count, [&](Value* batch) {
     ctx.set(kBatch, batch);
-    ctx.set(kA, b.CreateGEP(t, a_arg, batch_offset(b, g, g.matmul.input(0), batch)));
-    ctx.set(kB, b.CreateGEP(t, b_arg, batch_offset(b, g, g.matmul.input(1), batch)));
+    if (g.conv) {  // one "batch element": the whole convolution
+      ctx.set(kA, a_arg);
+      ctx.set(kB, b_arg);
+    } else {
+      ctx.set(kA, b.CreateGEP(t, a_arg, batch_offset(b, g, g.matmul.input(0), batch)));
+      ctx.set(kB, b.CreateGEP(t, b_arg, batch_offset(b, g, g.matmul.input(1), batch)));
+    }
     ctx.set(kC, b.CreateGEP(t, c_full, b.CreateMul(batch, b.getInt64(g.dims.m * g.dims.n))));
     b.CreateCall(parallel_for, {b.getInt64(parts), grain, part, ctx_ptr});
   });
@@ -576,11 +922,24 @@ llvm::Function* gemm_part_function(llvm::Module& module, const gemm::Config& con
 }
 
 bool gemm_handles(const passes::Kernel& kernel) {
-  if (kernel.kind != passes::KernelKind::matmul || kernel.nodes.empty()) return false;
+  if (kernel.nodes.empty()) return false;
+  if (kernel.kind != passes::KernelKind::matmul && kernel.kind != passes::KernelKind::conv2d)
+    return false;
   const ir::Node* root = kernel.nodes.front();
-  if (root->op() != ir::Op::matmul || !ir::is_floating(root->input(0)->type().dtype)) return false;
+  if (root->inputs().size() < 2 || !ir::is_floating(root->input(0)->type().dtype)) return false;
   if (kernel.outputs.size() != 1 || kernel.outputs.front() != kernel.nodes.back()->output())
     return false;
+  if (kernel.kind == passes::KernelKind::conv2d) {
+    if (!conv_geometry(*root)) return false;
+    // The same multiply-adds either way: result elements times window taps times channels.
+    const ir::Shape& x = root->input(0)->type().shape;
+    const ir::Shape& y =
+        root->op() == ir::Op::conv2d ? root->output()->type().shape : root->input(1)->type().shape;
+    const ir::Shape& f =
+        root->op() == ir::Op::conv2d ? root->input(1)->type().shape : root->output()->type().shape;
+    return y.num_elements() * std::max<int64_t>(f[0] * f[1] * x[3], 1) >= kGemmMinWork;
+  }
+  if (kernel.kind != passes::KernelKind::matmul || root->op() != ir::Op::matmul) return false;
   const ir::MatmulDims d =
       ir::matmul_dims(root->input(0)->type().shape, root->input(1)->type().shape, root->attrs());
   return d.m * d.n * std::max<int64_t>(d.k, 1) >= kGemmMinWork;

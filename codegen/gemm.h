@@ -18,8 +18,9 @@ namespace kiln::codegen {
 inline constexpr int64_t kGemmMinWork = 4096;
 
 // Whether emit_gemm_kernel handles `kernel`: a matmul kernel over f32 or f64 whose only output
-// is its last node's result, with M·N·max(K, 1) ≥ kGemmMinWork. Other matmul kernels take the
-// elemental path.
+// is its last node's result, with M·N·max(K, 1) ≥ kGemmMinWork, or a conv2d kernel of the same
+// kind whose windows read no padding (conv_to_gemm pads explicitly), run as an implicit GEMM.
+// Other matmul and conv2d kernels take the elemental path.
 bool gemm_handles(const passes::Kernel& kernel);
 
 // Multiply-adds per matrix from which a GEMM splits its parts across the threads; below, waking a
@@ -51,6 +52,10 @@ struct GemmContext {
   void* inputs;
   void* epilogue;  // null: no epilogue
   int64_t m, n, k, split_n, k_blocks, kc, batch;
+  // An implicit-GEMM convolution's geometry (gemm.cpp; unused by matmuls).
+  int64_t conv_pixels = 0, conv_out_w = 0, conv_image = 0, conv_row = 0, conv_col = 0,
+          conv_channels = 0, conv_kw = 0, conv_tap_h = 0, conv_tap_w = 0;
+  const void* conv_micro = nullptr;
 };
 
 // The part function body(ctx, begin, end) for `config` and the transposes, which takes every

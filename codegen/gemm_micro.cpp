@@ -67,14 +67,16 @@ using Tile = std::vector<Value*>;  // accumulators, row-major: [r * vectors + v]
 // Where A's element for row r of the tile and depth k lies.
 using AAddress = std::function<Value*(int64_t r, Value* k)>;
 
-// The k loop: acc[r][v] += splat(a[k][r]) · b[k][v], kept in registers.
-Tile emit_k_loop(Builder& b, const Config& config, const AAddress& a_at, Value* bp, Value* kc) {
+// The k loop: acc[r][v] += splat(a[k][r]) · b[k][v], kept in registers, starting from `init`
+// (zeros when null).
+Tile emit_k_loop(Builder& b, const Config& config, const AAddress& a_at, Value* bp, Value* kc,
+                 const Tile* init = nullptr) {
   llvm::LLVMContext& context = b.getContext();
   llvm::Function* fn = b.GetInsertBlock()->getParent();
   llvm::Type* t = element_type(context, config);
   llvm::FixedVectorType* v = vector_type(context, config);
   const size_t count = static_cast<size_t>(config.mr * config.vectors);
-  Tile zero(count, llvm::ConstantAggregateZero::get(v));
+  Tile zero = init != nullptr ? *init : Tile(count, llvm::ConstantAggregateZero::get(v));
 
   llvm::BasicBlock* pre = b.GetInsertBlock();
   llvm::BasicBlock* loop = llvm::BasicBlock::Create(context, "k_loop", fn);
@@ -276,6 +278,172 @@ llvm::Function* micro_kernel(llvm::Module& module, const Config& config, bool un
   return fn;
 }
 
+llvm::Function* conv_micro_kernel(llvm::Module& module, const Config& config,
+                                  const ConvMicroShape& shape) {
+  const bool strided = shape.row_step > 0;
+  const std::string name = strided ? fmt::format("gemm_micro_{}_conv_s{}_c{}", config.tag(),
+                                                 shape.row_step, shape.channels)
+                                   : fmt::format("gemm_micro_{}_conv", config.tag());
+  if (llvm::Function* existing = module.getFunction(name)) return existing;
+  llvm::LLVMContext& context = module.getContext();
+  llvm::Type* ptr = llvm::PointerType::get(context, 0);
+  llvm::Type* i64 = llvm::Type::getInt64Ty(context);
+  llvm::Type* i1 = llvm::Type::getInt1Ty(context);
+  std::vector<llvm::Type*> params{ptr, ptr, i64, ptr, i64, i64, i64,
+                                  i1,  ptr, i64, i64, i64, i64, i64};
+  auto* type = llvm::FunctionType::get(llvm::Type::getVoidTy(context), params, false);
+  auto* fn = llvm::Function::Create(type, llvm::Function::InternalLinkage, name, module);
+  fn->addFnAttr(llvm::Attribute::NoInline);
+  fn->addFnAttr("min-legal-vector-width",
+                std::to_string(config.lanes * config.element_bytes() * 8));
+  for (unsigned p : {1u, 3u})
+    fn->addParamAttr(p, llvm::Attribute::NoAlias);
+  Value* a = fn->getArg(0);
+  Value* bp = fn->getArg(1);
+  Value* taps = fn->getArg(2);
+  Value* c = fn->getArg(3);
+  Value* ldc = fn->getArg(4);
+  Value* rows = fn->getArg(5);
+  Value* cols = fn->getArg(6);
+  Value* accumulate = fn->getArg(7);
+  Value* row_offsets = fn->getArg(8);
+  Value* tap0 = fn->getArg(10);
+  Value* kw = fn->getArg(11);
+  Value* tap_h = fn->getArg(12);
+  Value* tap_w = fn->getArg(13);
+
+  Builder b(llvm::BasicBlock::Create(context, "entry", fn));
+  prefetch_tile(b, config, c, ldc);
+  llvm::Type* t = element_type(context, config);
+  llvm::FixedVectorType* v = vector_type(context, config);
+  Value* channels = strided ? static_cast<Value*>(b.getInt64(static_cast<uint64_t>(shape.channels)))
+                            : fn->getArg(9);
+  std::vector<Value*> row_start;
+  if (strided) {
+    // A full tile of one output row's pixels: row r starts row_step · r elements after the
+    // first, a constant the FMAs' addressing takes as a displacement off one register (with
+    // a register per row, 14 rows spill).
+    Value* first = b.CreateInBoundsGEP(t, a, b.CreateLoad(i64, row_offsets));
+    for (int64_t r = 0; r < config.mr; ++r)
+      row_start.push_back(
+          b.CreateConstInBoundsGEP1_64(t, first, static_cast<uint64_t>(r * shape.row_step)));
+  } else {
+    for (int64_t r = 0; r < config.mr; ++r) {
+      Value* offset = b.CreateLoad(i64, b.CreateConstInBoundsGEP1_64(i64, row_offsets, r));
+      row_start.push_back(b.CreateInBoundsGEP(t, a, offset));
+    }
+  }
+  // The window position of tap0, then one tap after another: (i, j) row-major, tap (i, j)
+  // lying at i·tap_h + j·tap_w.
+  Value* j_start = b.CreateURem(tap0, kw);
+  Value* offset_start =
+      b.CreateAdd(b.CreateMul(b.CreateUDiv(tap0, kw), tap_h), b.CreateMul(j_start, tap_w));
+  Value* wrap_step = b.CreateSub(tap_h, b.CreateMul(b.CreateSub(kw, b.getInt64(1)), tap_w));
+  Value* tap_depth = b.CreateMul(channels, b.getInt64(config.nr()));
+  const size_t count = static_cast<size_t>(config.mr * config.vectors);
+  Tile zero(count, llvm::ConstantAggregateZero::get(v));
+
+  llvm::BasicBlock* pre = b.GetInsertBlock();
+  llvm::BasicBlock* loop = llvm::BasicBlock::Create(context, "tap_loop", fn);
+  llvm::BasicBlock* done = llvm::BasicBlock::Create(context, "tap_done", fn);
+  b.CreateCondBr(b.CreateICmpSGT(taps, b.getInt64(0)), loop, done);
+  b.SetInsertPoint(loop);
+  llvm::PHINode* tap = b.CreatePHI(i64, 2, "tap");
+  llvm::PHINode* j = b.CreatePHI(i64, 2, "j");
+  llvm::PHINode* offset = b.CreatePHI(i64, 2, "tap_offset");
+  tap->addIncoming(b.getInt64(0), pre);
+  j->addIncoming(j_start, pre);
+  offset->addIncoming(offset_start, pre);
+  Tile acc(count);
+  std::vector<llvm::PHINode*> acc_phis;
+  for (size_t i = 0; i < count; ++i) {
+    acc_phis.push_back(b.CreatePHI(v, 2, "acc"));
+    acc_phis.back()->addIncoming(zero[i], pre);
+    acc[i] = acc_phis.back();
+  }
+  std::vector<Value*> tap_rows;
+  for (Value* start : row_start)
+    tap_rows.push_back(b.CreateInBoundsGEP(t, start, offset));
+  AAddress a_at = [&b, t, &tap_rows](int64_t r, Value* k) {
+    return b.CreateInBoundsGEP(t, tap_rows[static_cast<size_t>(r)], k);
+  };
+  Value* b_tap = b.CreateInBoundsGEP(t, bp, b.CreateMul(tap, tap_depth));
+  Tile next = emit_k_loop(b, config, a_at, b_tap, channels, &acc);
+  Value* tap_next = b.CreateAdd(tap, b.getInt64(1), "", true, true);
+  Value* j_next = b.CreateAdd(j, b.getInt64(1));
+  Value* wrap = b.CreateICmpEQ(j_next, kw);
+  Value* offset_next = b.CreateAdd(offset, b.CreateSelect(wrap, wrap_step, tap_w));
+  llvm::BasicBlock* latch = b.GetInsertBlock();
+  tap->addIncoming(tap_next, latch);
+  j->addIncoming(b.CreateSelect(wrap, b.getInt64(0), j_next), latch);
+  offset->addIncoming(offset_next, latch);
+  for (size_t i = 0; i < count; ++i)
+    acc_phis[i]->addIncoming(next[i], latch);
+  b.CreateCondBr(b.CreateICmpSLT(tap_next, taps), loop, done);
+
+  b.SetInsertPoint(done);
+  Tile result(count);
+  for (size_t i = 0; i < count; ++i) {
+    llvm::PHINode* phi = b.CreatePHI(v, 2, "sum");
+    phi->addIncoming(zero[i], pre);
+    phi->addIncoming(next[i], latch);
+    result[i] = phi;
+  }
+  store_tile(b, config, result, c, ldc, rows, cols, accumulate);
+  b.CreateRetVoid();
+  return fn;
+}
+
+// Packs `width` rows [first, first + width) of a row-major matrix (rows ld apart) × columns
+// [pc, pc + kc) into dst[k][row] (width per k), rows at or past `valid` as zeros: the layout of a
+// packed A panel from A [m, k] and of a packed B panel from a transposed B [n, k]. Per group of
+// `lanes` rows and block of `lanes` columns: one masked vector load per row, a transpose in
+// registers, one masked store per column.
+void emit_pack_rows_transposed(Builder& b, const Config& config, Value* src, Value* ld,
+                               Value* first, Value* valid, int64_t width, Value* dst, Value* pc,
+                               Value* kc) {
+  llvm::Type* t = element_type(b.getContext(), config);
+  Value* rows = valid;
+  const int64_t lanes = config.lanes;
+  llvm::FixedVectorType* v = vector_type(b.getContext(), config);
+  const llvm::Align align(static_cast<uint64_t>(config.element_bytes()));
+  Value* zero_vector = llvm::ConstantAggregateZero::get(v);
+  llvm::Value* no_lanes = llvm::Constant::getNullValue(
+      llvm::FixedVectorType::get(b.getInt1Ty(), static_cast<unsigned>(lanes)));
+  emit_range(
+      b, b.getInt64(0), kc, lanes,
+      [&](Value* k0) {
+        Value* depths = emit_min(b, b.getInt64(lanes), b.CreateSub(kc, k0));
+        Value* depth_mask = lanes_below(b, config, 0, depths);
+        for (int64_t g = 0; g < width; g += lanes) {
+          const int64_t group = std::min(lanes, width - g);
+          std::vector<Value*> tile;
+          for (int64_t r = 0; r < lanes; ++r) {
+            if (r >= group) {
+              tile.push_back(zero_vector);
+              continue;
+            }
+            Value* row = b.getInt64(g + r);
+            Value* mask = b.CreateSelect(b.CreateICmpSLT(row, rows), depth_mask, no_lanes);
+            Value* at = b.CreateAdd(b.CreateMul(b.CreateAdd(first, row), ld), b.CreateAdd(pc, k0));
+            tile.push_back(
+                b.CreateMaskedLoad(v, b.CreateGEP(t, src, at), align, mask, zero_vector));
+          }
+          tile = transpose_tile(b, tile);
+          Value* group_mask = lanes_below(b, config, 0, b.getInt64(group));
+          for (int64_t j = 0; j < lanes; ++j) {
+            Value* mask =
+                b.CreateSelect(b.CreateICmpSLT(b.getInt64(j), depths), group_mask, no_lanes);
+            Value* at = b.CreateAdd(b.CreateMul(b.CreateAdd(k0, b.getInt64(j)), b.getInt64(width)),
+                                    b.getInt64(g));
+            b.CreateMaskedStore(tile[static_cast<size_t>(j)], b.CreateInBoundsGEP(t, dst, at),
+                                align, mask);
+          }
+        }
+      },
+      false);
+}
+
 void emit_pack_a_panel(Builder& b, const Config& config, const Problem& problem, Value* a,
                        Value* dst, Value* i0, Value* pc, Value* kc) {
   llvm::Type* t = element_type(b.getContext(), config);
@@ -307,47 +475,8 @@ void emit_pack_a_panel(Builder& b, const Config& config, const Problem& problem,
         false);
     return;
   }
-  // A is [m, k]: rows are contiguous along k, the panel wants k-major. Per group of `lanes`
-  // rows and block of `lanes` depths: one masked vector load per row, a transpose in registers,
-  // one masked store per depth (rows past m load as zeros).
-  const int64_t lanes = config.lanes;
-  llvm::FixedVectorType* v = vector_type(b.getContext(), config);
-  const llvm::Align align(static_cast<uint64_t>(config.element_bytes()));
-  Value* zero_vector = llvm::ConstantAggregateZero::get(v);
-  llvm::Value* no_lanes = llvm::Constant::getNullValue(
-      llvm::FixedVectorType::get(b.getInt1Ty(), static_cast<unsigned>(lanes)));
-  emit_range(
-      b, b.getInt64(0), kc, lanes,
-      [&](Value* k0) {
-        Value* depths = emit_min(b, b.getInt64(lanes), b.CreateSub(kc, k0));
-        Value* depth_mask = lanes_below(b, config, 0, depths);
-        for (int64_t g = 0; g < config.mr; g += lanes) {
-          const int64_t group = std::min(lanes, config.mr - g);
-          std::vector<Value*> tile;
-          for (int64_t r = 0; r < lanes; ++r) {
-            if (r >= group) {
-              tile.push_back(zero_vector);
-              continue;
-            }
-            Value* row = b.getInt64(g + r);
-            Value* mask = b.CreateSelect(b.CreateICmpSLT(row, rows), depth_mask, no_lanes);
-            Value* src =
-                b.CreateAdd(b.CreateMul(b.CreateAdd(i0, row), problem.k), b.CreateAdd(pc, k0));
-            tile.push_back(b.CreateMaskedLoad(v, b.CreateGEP(t, a, src), align, mask, zero_vector));
-          }
-          tile = transpose_tile(b, tile);
-          Value* group_mask = lanes_below(b, config, 0, b.getInt64(group));
-          for (int64_t j = 0; j < lanes; ++j) {
-            Value* mask =
-                b.CreateSelect(b.CreateICmpSLT(b.getInt64(j), depths), group_mask, no_lanes);
-            Value* at = b.CreateAdd(
-                b.CreateMul(b.CreateAdd(k0, b.getInt64(j)), b.getInt64(config.mr)), b.getInt64(g));
-            b.CreateMaskedStore(tile[static_cast<size_t>(j)], b.CreateInBoundsGEP(t, dst, at),
-                                align, mask);
-          }
-        }
-      },
-      false);
+  // A is [m, k]: rows are contiguous along k, the panel wants k-major.
+  emit_pack_rows_transposed(b, config, a, problem.k, i0, rows, config.mr, dst, pc, kc);
 }
 
 void emit_pack_b_panel(Builder& b, const Config& config, const Problem& problem, Value* bm,
@@ -378,31 +507,9 @@ void emit_pack_b_panel(Builder& b, const Config& config, const Problem& problem,
         false);
     return;
   }
-  // B is [n, k]: column j of the panel is a contiguous run of row j0 + j. A partial panel is
-  // zeroed first.
-  llvm::Function* fn = b.GetInsertBlock()->getParent();
-  llvm::BasicBlock* clear = llvm::BasicBlock::Create(b.getContext(), "clear_panel", fn);
-  llvm::BasicBlock* copy = llvm::BasicBlock::Create(b.getContext(), "copy_panel", fn);
-  b.CreateCondBr(b.CreateICmpSLT(cols, b.getInt64(config.nr())), clear, copy);
-  b.SetInsertPoint(clear);
-  Value* bytes = b.CreateMul(kc, b.getInt64(config.nr() * config.element_bytes()));
-  b.CreateMemSet(dst, b.getInt8(0), bytes, llvm::MaybeAlign(64));
-  b.CreateBr(copy);
-  b.SetInsertPoint(copy);
-  emit_range(
-      b, b.getInt64(0), cols, 1,
-      [&](Value* j) {
-        Value* src = b.CreateAdd(b.CreateMul(b.CreateAdd(j0, j), problem.k), pc);
-        emit_range(
-            b, b.getInt64(0), kc, 1,
-            [&](Value* k) {
-              Value* x = b.CreateLoad(t, b.CreateInBoundsGEP(t, bm, b.CreateAdd(src, k)));
-              Value* to = b.CreateAdd(b.CreateMul(k, b.getInt64(config.nr())), j);
-              b.CreateStore(x, b.CreateInBoundsGEP(t, dst, to));
-            },
-            false);
-      },
-      false);
+  // B is [n, k]: column j of the panel is a contiguous run of row j0 + j, packed as A's rows
+  // are (columns past n as zeros).
+  emit_pack_rows_transposed(b, config, bm, problem.k, j0, cols, config.nr(), dst, pc, kc);
 }
 
 }  // namespace kiln::codegen::gemm

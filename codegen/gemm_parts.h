@@ -62,6 +62,22 @@ llvm::Value* lanes_below(Builder& b, const Config& config, int64_t first, llvm::
 // for results so narrow that packing A would cost as much as using it.
 llvm::Function* micro_kernel(llvm::Module& module, const Config& config, bool unpacked_a = false);
 
+// void micro(ptr a, ptr b_panel, i64 taps, ptr c, i64 ldc, i64 rows, i64 cols, i1 accumulate,
+// ptr row_offsets, i64 channels, i64 tap0, i64 kw, i64 tap_h, i64 tap_w): the micro-kernel of an
+// implicit-GEMM convolution. Row r of A starts at a + row_offsets[r] (mr offsets: the rows past
+// `rows` repeat a valid row); depth runs over `taps` window taps from tap0, each `channels`
+// deep, tap t = (i, j) = (t / kw, t % kw) lying at i·tap_h + j·tap_w from the row's start; B is
+// packed as usual (taps · channels deep). A `shape` with a row_step makes a micro-kernel for
+// full tiles whose rows lie row_step elements apart (one output row's pixels) and whose taps
+// are shape.channels deep, both fixed at compile time: row r starts at a + row_offsets[0] +
+// r · row_step, and the channels argument is ignored.
+struct ConvMicroShape {
+  int64_t row_step = 0;  // 0: rows anywhere (row_offsets[r]), channels from the argument
+  int64_t channels = 0;
+};
+llvm::Function* conv_micro_kernel(llvm::Module& module, const Config& config,
+                                  const ConvMicroShape& shape);
+
 // Packs rows [i0, i0 + mr) × depth [pc, pc + kc) of A into `dst` as dst[k][r] (mr per k),
 // rows past m zero.
 void emit_pack_a_panel(Builder& b, const Config& config, const Problem& problem, llvm::Value* a,

@@ -58,6 +58,9 @@ int64_t work_per_element(const passes::Kernel& kernel) {
     } else if (node->op() == ir::Op::conv2d) {
       const ir::Shape& f = node->input(1)->type().shape;
       per = f[0] * f[1] * f[2];
+    } else if (node->op() == ir::Op::conv2d_filter_grad) {
+      const ir::Shape& dy = node->input(1)->type().shape;
+      per = dy[0] * dy[1] * dy[2];
     } else if (out.num_elements() > 0) {
       for (const ir::Value* in : node->inputs())
         per = std::max(per, in->type().shape.num_elements() / out.num_elements());

@@ -1077,7 +1077,9 @@ Library compile_checked(const ir::Function& graph, size_t num_inputs,
   if (!embedded)
     result.weights = (fs::path(options.out_dir) / fmt::format("{}.safetensors", name)).string();
 
-  passes::PipelineResult compiled = passes::run_pipeline(graph.clone());
+  passes::PipelineOptions pipeline;
+  if (gpu) pipeline.conv_lowering = passes::ConvLowering::im2col;  // cuBLASLt runs the GEMMs
+  passes::PipelineResult compiled = passes::run_pipeline(graph.clone(), pipeline);
   kiln::detail::TempDir temp(options.out_dir, name + ".aot", "aot::compile", loc);
   const std::string glue = temp.file(name + "_glue.c");
   if (gpu) {

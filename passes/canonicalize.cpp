@@ -1,5 +1,6 @@
 #include "kiln/passes/canonicalize.h"
 
+#include <cmath>
 #include <optional>
 
 #include "kiln/ir/error.h"
@@ -112,6 +113,26 @@ Value* reshape_chain(const Node& n, Rewriter& rw) {
   return rw.create(Op::reshape, {inner->input(0)}, ir::Attrs().set_ints("shape", dims));
 }
 
+// pad(pad(x, p, v), q, v) = pad(x, p + q, v) when both only grow (the convolution lowering and
+// its gradients pad height and width one after the other): one pass over memory instead of two.
+Value* pad_chain(const Node& n, Rewriter& rw) {
+  const Node* inner = n.op() == Op::pad ? producer_of(n, Op::pad) : nullptr;
+  if (!inner) return nullptr;
+  const double value = n.attrs().get_float("value", 0.0);
+  if (inner->attrs().get_float("value", 0.0) != value || std::abs(value) > 0x1p53) return nullptr;
+  const auto& p = inner->attrs().get_ints("paddings");
+  const auto& q = n.attrs().get_ints("paddings");
+  if (p.size() != q.size()) return nullptr;
+  std::vector<int64_t> sum(p.size());
+  for (size_t i = 0; i < p.size(); ++i) {
+    if (p[i] < 0 || q[i] < 0) return nullptr;
+    sum[i] = p[i] + q[i];
+  }
+  ir::Attrs attrs = n.attrs();
+  attrs.set_ints("paddings", sum);
+  return rw.create(Op::pad, {inner->input(0)}, std::move(attrs));
+}
+
 Value* constant_select(const Node& n, Rewriter&) {
   if (n.op() != Op::select) return nullptr;
   std::optional<double> cond = splat(n.input(0));
@@ -161,8 +182,8 @@ Value* fill_to_constant(const Node& n, Rewriter& rw) {
 }
 
 const Pattern kPatterns[] = {
-    identity_operand, double_negation, no_op,          transpose_chain,
-    reshape_chain,    constant_select, fold_constants, fill_to_constant,
+    identity_operand, double_negation, no_op,          transpose_chain,  reshape_chain,
+    pad_chain,        constant_select, fold_constants, fill_to_constant,
 };
 
 }  // namespace

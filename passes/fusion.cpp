@@ -17,7 +17,7 @@ KernelKind kernel_kind_of(Op op) {
   if (ir::has_trait(op, ir::kElementwise) || op == Op::broadcast_to) return KernelKind::loop;
   if (ir::has_trait(op, ir::kReduction)) return KernelKind::reduction;
   if (op == Op::matmul) return KernelKind::matmul;
-  if (op == Op::conv2d) return KernelKind::conv2d;
+  if (op == Op::conv2d || op == Op::conv2d_filter_grad) return KernelKind::conv2d;
   if (op == Op::scan) return KernelKind::scan;
   return KernelKind::op;
 }
@@ -26,6 +26,14 @@ namespace {
 
 bool is_loop_node(const Node& node) {
   return kernel_kind_of(node.op()) == KernelKind::loop && node.num_outputs() == 1;
+}
+
+// Ops that are not elementwise but that a loop kernel computes element by element as cheaply as
+// their own kernel would, reading each operand element a bounded number of times: as producers
+// inside a loop or reduction kernel they save a pass over memory (a max-pool gradient feeding
+// the relu mask before it, a pad feeding an elementwise op).
+bool is_gather_producer(const Node& node) {
+  return node.op() == Op::pad || node.op() == Op::max_pool2d_grad;
 }
 
 // Who reads each value: consumer node indices (each node once) and whether the value leaves the
@@ -69,7 +77,9 @@ class Partitioner {
     if (fuse_) {
       for (size_t i = 0; i < nodes().size(); ++i) {
         Op op = nodes()[i]->op();
-        if (group_of_[i] < 0 && (op == Op::matmul || op == Op::conv2d)) grow_epilogue(i);
+        if (group_of_[i] < 0 && kernel_kind_of(op) != KernelKind::loop &&
+            (op == Op::matmul || kernel_kind_of(op) == KernelKind::conv2d))
+          grow_epilogue(i);
       }
     }
     for (size_t i = nodes().size(); i-- > 0;) {
@@ -132,7 +142,9 @@ class Partitioner {
         if (v->is_param()) continue;
         size_t p = index_.at(v->producer());
         const Node& producer = *nodes()[p];
-        if (group_of_[p] >= 0 || !is_loop_node(producer) || v->type().shape != shape) continue;
+        if (group_of_[p] >= 0 || !(is_loop_node(producer) || is_gather_producer(producer)) ||
+            v->type().shape != shape)
+          continue;
         if (!all_uses_in(v, g) || (reduction && uses_.escapes.contains(v))) continue;
         // Its depth: one below its deepest consumer (all of them are in the group by now).
         int depth = 0;

@@ -10,8 +10,11 @@
 //   result or update of the function, and then becomes one more kernel output.
 // - reduction: a reduction pulls in loop producers of its operand's shape, as above, except that
 //   they may not be results or updates (only the reduction's result leaves).
-// - anything else (reshape, transpose, slice, gather, concat, pad, softmax, pools, creation ops,
-//   multi-result nodes) is an `op` kernel of its own; shape ops are not fused in this version.
+// - a pad or a max-pool gradient may join a loop or reduction group as such a producer too (the
+//   loop computes it element by element, as its own kernel would).
+// - anything else (reshape, transpose, slice, gather, concat, softmax, pools, creation ops,
+//   multi-result nodes, and pads or max-pool gradients no loop pulls in) is an `op` kernel of
+//   its own.
 // Since a group's only value read by other kernels is its last node's result, ordering kernels
 // by their last node gives a topological order; plan_kernels checks it anyway.
 //

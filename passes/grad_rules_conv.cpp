@@ -55,33 +55,21 @@ V input_gradient(V dy, V flipped, const ir::Window2D& win) {
   return conv2d(g, flipped, {1, 1}, "valid", {win.h.dilation, win.w.dilation});
 }
 
-// The filter gradient [KH, KW, C, O]: Σ over samples and output positions of the input
-// element each tap read times dy. Built as the forward's patch matrix (one strided slice of the
-// input per tap, concatenated along channels: [N·OH·OW, KH·KW·C]) transposed times dy viewed as
-// [N·OH·OW, O] — one matmul, which runs on the packed GEMM kernel.
-V filter_gradient(V x, V dy, const ir::Window2D& win) {
-  const WindowDim* dims[] = {&win.h, &win.w};
-  V xp = x;
-  for (int64_t axis = 1; axis <= 2; ++axis) {
-    const WindowDim& d = *dims[axis - 1];
-    int64_t extent = (d.out - 1) * d.stride + (d.kernel - 1) * d.dilation + 1;
-    xp = resize(xp, axis, d.pad_before, extent - d.pad_before - d.in);
-  }
-  const int64_t n = x.shape()[0], c = x.shape()[3], o = dy.shape()[3];
-  std::vector<V> taps;
-  for (int64_t i = 0; i < win.h.kernel; ++i) {
-    for (int64_t j = 0; j < win.w.kernel; ++j) {
-      int64_t y0 = i * win.h.dilation, x0 = j * win.w.dilation;
-      taps.push_back(slice(
-          xp, {0, y0, x0, 0},
-          {n, y0 + (win.h.out - 1) * win.h.stride + 1, x0 + (win.w.out - 1) * win.w.stride + 1, c},
-          {1, win.h.stride, win.w.stride, 1}));
-    }
-  }
-  const int64_t rows = n * win.h.out * win.w.out, depth = win.h.kernel * win.w.kernel * c;
-  V patches = reshape(concat(taps, 3), ir::Shape{rows, depth});
-  V product = matmul(patches, reshape(dy, ir::Shape{rows, o}), /*transpose_a=*/true);
-  return reshape(product, ir::Shape{win.h.kernel, win.w.kernel, c, o});
+// conv2d's window attributes (strides, padding, dilations) of `attrs`, as given.
+ir::Attrs window_attrs(const ir::Attrs& attrs) {
+  ir::Attrs out;
+  for (const char* name : {"strides", "padding", "dilations"})
+    if (const ir::AttrValue* v = attrs.find(name)) out.set(name, *v);
+  return out;
+}
+
+// The filter gradient [KH, KW, C, O] of a convolution with `attrs`: one conv2d_filter_grad,
+// which the CPU runs as a GEMM over the implicit patch matrix (codegen/gemm.cpp) and the GPU
+// lowering turns into patches and a matmul (passes/conv_to_gemm.cpp).
+V filter_gradient(V x, V dy, const ir::Attrs& attrs, int64_t kh, int64_t kw) {
+  ir::Attrs a = window_attrs(attrs);
+  a.set_ints("ksize", {kh, kw});
+  return x.builder->op(Op::conv2d_filter_grad, {x, dy}, std::move(a));
 }
 
 std::vector<V> conv2d_rule(const Context& c) {
@@ -90,23 +78,40 @@ std::vector<V> conv2d_rule(const Context& c) {
       w.shape().num_elements() == 0)
     return {zeros_like(x), zeros_like(w)};
   ir::Window2D win = ir::conv2d_window(x.shape(), w.shape(), c.attrs());
-  return {input_gradient(dy, flip_filter(w), win), filter_gradient(x, dy, win)};
+  return {input_gradient(dy, flip_filter(w), win),
+          filter_gradient(x, dy, c.attrs(), w.shape()[0], w.shape()[1])};
 }
 
-// Moves tap-aligned values g [N, OH, OW, C] back to the positions tap (i, j) read, inside the
-// input padded to the window's extent (`extent_h` × `extent_w`).
-V place_tap(V g, const ir::Window2D& win, int64_t i, int64_t j, int64_t extent_h,
-            int64_t extent_w) {
-  g = spread_out(spread_out(g, 1, win.h.stride), 2, win.w.stride);
-  return pad(g, {0, 0, i, extent_h - i - g.shape()[1], j, extent_w - j - g.shape()[2], 0, 0});
+// conv2d_filter_grad(x, dy) = dw is linear in each operand: against dw's gradient g (a filter),
+// x gets the input gradient of conv2d(x, g) for dy, and dy gets conv2d(x, g).
+std::vector<V> conv2d_filter_grad_rule(const Context& c) {
+  V x = c.x(0), dy = c.x(1), g = c.dy();
+  if (dy.shape().num_elements() == 0 || x.shape().num_elements() == 0 ||
+      g.shape().num_elements() == 0)
+    return {zeros_like(x), zeros_like(dy)};
+  ir::Window2D win = ir::conv2d_window(x.shape(), g.shape(), c.attrs());
+  return {input_gradient(dy, flip_filter(g), win),
+          x.builder->op(Op::conv2d, {x, g}, window_attrs(c.attrs()))};
 }
 
 // max_pool2d: dy goes to the first tap (row-major in the window) whose input equals the max, as
-// TensorFlow routes it. The input is padded with NaN, which equals nothing, so padding never
-// wins. `rest` holds the dy not yet routed; each tap takes its share and clears it.
+// TensorFlow routes it; padding never wins. One max_pool2d_grad op, which codegen computes per
+// input element from the windows holding it (one kernel, where a composition of slices, compares
+// and pads per tap took dozens).
 std::vector<V> max_pool_rule(const Context& c) {
   V x = c.x(), y = c.y(), dy = c.dy();
   if (dy.shape().num_elements() == 0) return {zeros_like(x)};
+  return {dy.builder->op(Op::max_pool2d_grad, {x, y, dy}, c.attrs())};
+}
+
+// max_pool2d_grad(x, y, dy) is linear in dy: the gradient g of dx reaches dy[window] from the
+// window's first tap equal to y, i.e. g read at that tap. Built from one strided slice of x
+// (padded with NaN, which equals nothing) and of g per tap, visiting the taps last to first so
+// the first match is the one that stays. x and y only pick the taps: no gradient.
+std::vector<V> max_pool_grad_rule(const Context& c) {
+  V x = c.x(0), y = c.x(1), g = c.dy();
+  if (y.shape().num_elements() == 0 || x.shape().num_elements() == 0)
+    return {{}, {}, zeros_like(y)};
   ir::Window2D win = ir::pool_window(x.shape(), c.attrs());
   const ir::Shape& s = x.shape();
   const int64_t n = s[0], ch = s[3], oh = win.h.out, ow = win.w.out;
@@ -115,21 +120,21 @@ std::vector<V> max_pool_rule(const Context& c) {
   const double nan = std::numeric_limits<double>::quiet_NaN();
   V xp = resize(x, 1, win.h.pad_before, extent_h - win.h.pad_before - s[1], nan);
   xp = resize(xp, 2, win.w.pad_before, extent_w - win.w.pad_before - s[2], nan);
-
-  V zero = zeros_like(dy), rest = dy, sum;
-  for (int64_t i = 0; i < win.h.kernel; ++i) {
-    for (int64_t j = 0; j < win.w.kernel; ++j) {
-      V tap = slice(xp, {0, i, j, 0},
-                    {n, i + (oh - 1) * win.h.stride + 1, j + (ow - 1) * win.w.stride + 1, ch},
-                    {1, win.h.stride, win.w.stride, 1});
-      V hit = equal(tap, y);
-      V part = place_tap(select(hit, rest, zero), win, i, j, extent_h, extent_w);
-      sum = sum ? sum + part : part;
-      if (i + 1 < win.h.kernel || j + 1 < win.w.kernel) rest = select(hit, zero, rest);
+  V gp = resize(g, 1, win.h.pad_before, extent_h - win.h.pad_before - s[1]);
+  gp = resize(gp, 2, win.w.pad_before, extent_w - win.w.pad_before - s[2]);
+  V ddy = zeros_like(y);
+  for (int64_t i = win.h.kernel; i-- > 0;) {
+    for (int64_t j = win.w.kernel; j-- > 0;) {
+      std::vector<int64_t> begin{0, i, j, 0};
+      std::vector<int64_t> end{n, i + (oh - 1) * win.h.stride + 1, j + (ow - 1) * win.w.stride + 1,
+                               ch};
+      std::vector<int64_t> strides{1, win.h.stride, win.w.stride, 1};
+      V hit = equal(slice(xp, begin, end, strides), y);
+      V at_tap = slice(gp, begin, end, strides);
+      ddy = select(hit, at_tap, ddy);
     }
   }
-  V dx = resize(sum, 1, -win.h.pad_before, s[1] + win.h.pad_before - extent_h);
-  return {resize(dx, 2, -win.w.pad_before, s[2] + win.w.pad_before - extent_w)};
+  return {{}, {}, ddy};
 }
 
 // The number of real (non-padding) input elements in each window, as a [1, OH, OW, 1] constant.
@@ -170,7 +175,9 @@ std::vector<V> avg_pool_rule(const Context& c) {
 
 void add_conv_rules(RuleTable& t) {
   t[size_t(Op::conv2d)] = conv2d_rule;
+  t[size_t(Op::conv2d_filter_grad)] = conv2d_filter_grad_rule;
   t[size_t(Op::max_pool2d)] = max_pool_rule;
+  t[size_t(Op::max_pool2d_grad)] = max_pool_grad_rule;
   t[size_t(Op::avg_pool2d)] = avg_pool_rule;
 }
 

@@ -104,7 +104,10 @@ void add_elementwise_rules(RuleTable& t) {
     return {dy_y * (1.0 - c.y())};
   };
   t[size_t(Op::relu)] = [](const Context& c) -> std::vector<V> {
-    V positive = greater(c.x(), scalar_like(c.x(), 0.0));
+    // relu(x) > 0 exactly where x > 0 (NaN and −0 included): testing the output leaves x with
+    // its one use, so the relu fuses into the GEMM or convolution epilogue that produces x
+    // and x is never stored.
+    V positive = greater(c.y(), scalar_like(c.y(), 0.0));
     return {select(positive, c.dy(), zeros_like(c.dy()))};
   };
   t[size_t(Op::elu)] = [](const Context& c) -> std::vector<V> {

@@ -17,7 +17,10 @@ namespace kiln::passes {
 PipelineResult run_pipeline(ir::Function function, const PipelineOptions& options) {
   PassManager passes({options.verify, options.print_after, options.sink});
   // Each pass runs inside scan bodies too (bodies are compiled like any function).
-  passes.add("conv_to_gemm", with_bodies(lower_conv_to_gemm))
+  const ConvLowering lowering = options.conv_lowering;
+  passes
+      .add("conv_to_gemm",
+           with_bodies([lowering](ir::Function& f) { return lower_conv_to_gemm(f, lowering); }))
       .add("canonicalize", with_bodies(canonicalize))
       .add("cse", with_bodies(eliminate_common_subexpressions))
       .add("dce", with_bodies(eliminate_dead_code))

@@ -5,6 +5,7 @@
 #include <string>
 
 #include "kiln/ir/function.h"
+#include "kiln/passes/conv_to_gemm.h"
 #include "kiln/passes/kernel_plan.h"
 #include "kiln/passes/pass_manager.h"
 
@@ -13,6 +14,8 @@ namespace kiln::passes {
 struct PipelineOptions {
   // Fuse kernels (false: one kernel per node, for differential tests).
   bool fuse = true;
+  // How convolutions become GEMMs: implicit on the CPU, im2col for the GPU's cuBLASLt calls.
+  ConvLowering conv_lowering = ConvLowering::implicit;
   // Verify the IR between passes and check the memory plan (see verify_by_default()).
   bool verify = verify_by_default();
   // Print after these passes (also "fusion", "memory_plan"); see PassManagerOptions.

@@ -309,11 +309,14 @@ void matmul_nn_cases(std::vector<Case>& cases) {
     ir::Value* k = f.add_param({dtype, Shape{3, 2, 3, 4}});
     std::vector<ir::Value*> outs;
     for (std::string padding : {"same", "valid"}) {
-      outs.push_back(f.append(Op::conv2d, {x, k},
-                              Attrs()
-                                  .set_string("padding", padding)
-                                  .set_ints("strides", {2, 1})
-                                  .set_ints("dilations", {1, 2}))
+      const Attrs window = Attrs()
+                               .set_string("padding", padding)
+                               .set_ints("strides", {2, 1})
+                               .set_ints("dilations", {1, 2});
+      outs.push_back(f.append(Op::conv2d, {x, k}, window)->output());
+      // The filter gradient, the convolution's result standing in for dy.
+      outs.push_back(f.append(Op::conv2d_filter_grad, {x, outs.back()},
+                              Attrs(window).set_ints("ksize", {3, 2}))
                          ->output());
       for (Op op : {Op::max_pool2d, Op::avg_pool2d}) {
         outs.push_back(f.append(op, {x},
@@ -322,6 +325,18 @@ void matmul_nn_cases(std::vector<Case>& cases) {
                                     .set_ints("ksize", {3, 2})
                                     .set_ints("strides", {2, 2}))
                            ->output());
+      }
+      // max_pool2d's gradient, the pool's result standing in for dy: small windows (straight-line
+      // code) and large ones (loops)
+      for (auto [ksize, strides] :
+           {std::pair<std::vector<int64_t>, std::vector<int64_t>>{{3, 3}, {2, 1}},
+            {{5, 4}, {1, 1}}}) {
+        const Attrs pool = Attrs()
+                               .set_string("padding", padding)
+                               .set_ints("ksize", ksize)
+                               .set_ints("strides", strides);
+        ir::Value* y = f.append(Op::max_pool2d, {x}, pool)->output();
+        outs.push_back(f.append(Op::max_pool2d_grad, {x, y, y}, pool)->output());
       }
     }
     for (int64_t axis : {-1, 1}) {

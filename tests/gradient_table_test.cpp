@@ -254,12 +254,35 @@ void add_nn(std::vector<GradCase>& cases) {
   Attrs dilated = ints("strides", {1, 1});
   dilated.set_string("padding", "valid").set_ints("dilations", {2, 1});
   cases.push_back(apply_case(Op::conv2d, {any({2, 5, 4, 1}, 93), any({2, 2, 1, 2}, 94)}, dilated));
+  // conv2d's filter gradient, on the same windows: x and dy (conv2d's result shape).
+  Attrs same_3x3 = same;
+  same_3x3.set_ints("ksize", {3, 3});
+  cases.push_back(apply_case(Op::conv2d_filter_grad,
+                             {any({1, 5, 4, 2}, 103), any({1, 3, 2, 2}, 104)}, same_3x3));
+  Attrs dilated_2x2 = dilated;
+  dilated_2x2.set_ints("ksize", {2, 2});
+  cases.push_back(apply_case(Op::conv2d_filter_grad,
+                             {any({2, 5, 4, 1}, 105), any({2, 3, 3, 2}, 106)}, dilated_2x2));
   // Below zero, so a padded position would beat every real element if the pool counted it;
   // random values, so no window holds a tie.
   cases.push_back(apply_case(Op::max_pool2d, {random_f64({1, 5, 5, 2}, 95, -3.0, -1.0)},
                              window("ksize", {2, 2}, {2, 2}, "same")));
   cases.push_back(apply_case(Op::max_pool2d, {random_f64({1, 5, 6, 1}, 96, -3.0, -1.0)},
                              window("ksize", {3, 3}, {1, 2}, "valid")));
+  // max_pool2d_grad as max_pool2d's rule applies it, to y = max_pool2d(x) of a constant x
+  // without ties: linear in dy. (It gives x no gradient: moving x moves y with it, so the routing
+  // stays; max_pool_grad_test.cpp checks that through the pool's own gradient.)
+  {
+    Function f("f");
+    const Attrs pool = window("ksize", {3, 3}, {2, 2}, "same");
+    Attrs value;
+    value.set_tensor("value", random_f64({1, 5, 4, 2}, 101, -3.0, -1.0));
+    kiln::ir::Value* x = f.append(Op::constant, {}, value)->output();
+    kiln::ir::Value* dy = f.add_param({DType::f64, Shape{1, 3, 2, 2}}, "dy");
+    kiln::ir::Value* y = f.append(Op::max_pool2d, {x}, pool)->output();
+    f.set_outputs({f.append(Op::max_pool2d_grad, {x, y, dy}, pool)->output()});
+    cases.push_back({Op::max_pool2d_grad, kiln::ir::print(f), {any({1, 3, 2, 2}, 102)}});
+  }
   cases.push_back(
       apply_case(Op::avg_pool2d, {any({1, 5, 4, 2}, 97)}, window("ksize", {3, 2}, {2, 1}, "same")));
   cases.push_back(apply_case(Op::avg_pool2d, {any({1, 5, 5, 1}, 98)},

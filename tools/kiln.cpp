@@ -116,8 +116,8 @@ struct DumpOptions {
 // architecture. Needs no GPU and no driver (docs/gpu.md).
 std::string ptx_dump(k::ir::Function function, const std::string& model,
                      const std::optional<std::string>& gpu_arch) {
-  k::passes::PipelineResult result =
-      k::passes::run_pipeline(std::move(function), {.print_after = {}});
+  k::passes::PipelineResult result = k::passes::run_pipeline(
+      std::move(function), {.conv_lowering = k::passes::ConvLowering::im2col, .print_after = {}});
   k::codegen::GpuOptions options;
   if (gpu_arch) options.gpu_arch = *gpu_arch;
   const k::codegen::GpuModule gpu =

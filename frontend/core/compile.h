@@ -57,9 +57,10 @@ void run_executable(const runtime::Executable& executable, const passes::Pipelin
 
 // The one-node function `op` on parameters of `params` (named eager_<op>), through the pass
 // pipeline: what an eager kernel is compiled from, for the CPU in eager.cpp and
-// for GPUs in device_ops.cpp.
-passes::PipelineResult plan_one_op(ir::Op op, const ir::Attrs& attrs,
-                                   std::span<const ir::TensorType> params);
+// for GPUs in device_ops.cpp (which lower convolutions by im2col).
+passes::PipelineResult plan_one_op(
+    ir::Op op, const ir::Attrs& attrs, std::span<const ir::TensorType> params,
+    passes::ConvLowering conv_lowering = passes::ConvLowering::implicit);
 
 }  // namespace detail
 }  // namespace kiln

@@ -52,7 +52,9 @@ DeviceFunction::DeviceFunction(ir::Function function, const Device& device)
   State& s = *state_;
   s.device = device;
   s.who = fmt::format("@{}", function.name());
-  s.compiled = passes::run_pipeline(std::move(function));
+  passes::PipelineOptions options;
+  options.conv_lowering = passes::ConvLowering::im2col;  // cuBLASLt runs the GEMMs
+  s.compiled = passes::run_pipeline(std::move(function), options);
   on_device(device, s.who, [&] {
     cu::ContextPtr context = cu::Context::retain(device.index());
     const cu::DeviceInfo& info = context->info();

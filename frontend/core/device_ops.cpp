@@ -90,7 +90,7 @@ std::shared_ptr<const DeviceKernel> compile_device_kernel(const DeviceKernelKey&
                                                           const cu::ContextPtr& context,
                                                           const GpuModuleLoader& loader) {
   auto kernel = std::make_shared<DeviceKernel>();
-  kernel->compiled = plan_one_op(key.op, key.attrs, key.params);
+  kernel->compiled = plan_one_op(key.op, key.attrs, key.params, passes::ConvLowering::im2col);
   const passes::PipelineResult& compiled = kernel->compiled;
   const cu::DeviceInfo& info = context->info();
   codegen::GpuOptions gpu_options;

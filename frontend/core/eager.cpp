@@ -799,7 +799,8 @@ void reread_eager_environment() {
 }
 
 passes::PipelineResult plan_one_op(ir::Op op, const ir::Attrs& attrs,
-                                   std::span<const ir::TensorType> params) {
+                                   std::span<const ir::TensorType> params,
+                                   passes::ConvLowering conv_lowering) {
   ir::Function f(fmt::format("eager_{}", ir::op_name(op)));
   std::vector<ir::Value*> args;
   for (size_t i = 0; i < params.size(); ++i)
@@ -811,6 +812,7 @@ passes::PipelineResult plan_one_op(ir::Op op, const ir::Attrs& attrs,
   f.set_outputs(std::move(outputs));
   passes::PipelineOptions options;
   options.print_after.clear();  // KILN_PRINT_AFTER is for the user's functions
+  options.conv_lowering = conv_lowering;
   return passes::run_pipeline(std::move(f), options);
 }
 

@@ -7,6 +7,7 @@
 #include <cmath>
 #include <limits>
 #include <type_traits>
+#include <vector>
 
 #include "kiln/ir/error.h"
 #include "kiln/ir/ops/families.h"
@@ -66,6 +67,45 @@ void conv2d_typed(const HostTensor& input, const HostTensor& filter, const Attrs
   }
 }
 
+// dw[kh, kw, c, o] = Σ over n, oy, ox of x[n, iy, ix, c] · dy[n, oy, ox, o] for the input
+// position tap (kh, kw) of output (oy, ox) reads (padding reads nothing).
+template <class T>
+void conv2d_filter_grad_typed(const HostTensor& input, const HostTensor& dy, const Attrs& attrs,
+                              HostTensor& out) {
+  const Shape& fs = out.shape();
+  const Window2D win = conv2d_window(input.shape(), fs, attrs);
+  const Nhwc in = nhwc_of(input.shape());
+  const Nhwc res = nhwc_of(dy.shape());
+  const int64_t batch = input.shape()[0], channels = fs[2], outs = fs[3];
+  const T* x = input.data<T>();
+  const T* g = dy.data<T>();
+  std::vector<double> acc(static_cast<size_t>(fs.num_elements()), 0.0);
+  for (int64_t n = 0; n < batch; ++n) {
+    for (int64_t oy = 0; oy < win.h.out; ++oy) {
+      for (int64_t ox = 0; ox < win.w.out; ++ox) {
+        const auto [ky0, ky1] = win.h.taps_inside(oy);
+        const auto [kx0, kx1] = win.w.taps_inside(ox);
+        const T* d = g + res.at(n, oy, ox, 0);
+        for (int64_t ky = ky0; ky < ky1; ++ky) {
+          const int64_t iy = win.h.input_pos(oy, ky);
+          for (int64_t kx = kx0; kx < kx1; ++kx) {
+            const int64_t ix = win.w.input_pos(ox, kx);
+            for (int64_t c = 0; c < channels; ++c) {
+              const double v = static_cast<double>(x[in.at(n, iy, ix, c)]);
+              double* a = acc.data() + ((ky * fs[1] + kx) * channels + c) * outs;
+              for (int64_t o = 0; o < outs; ++o)
+                a[o] += v * static_cast<double>(d[o]);
+            }
+          }
+        }
+      }
+    }
+  }
+  T* w = out.data<T>();
+  for (size_t i = 0; i < acc.size(); ++i)
+    w[i] = static_cast<T>(acc[i]);
+}
+
 // Max (NaN propagates) or average over the real elements of each window; padding is ignored.
 template <class T>
 T pool_window_value(bool is_max, const T* x, const Nhwc& in, const Window2D& win, int64_t n,
@@ -103,6 +143,63 @@ void pool_typed(bool is_max, const HostTensor& input, const Attrs& attrs, HostTe
       for (int64_t ox = 0; ox < win.w.out; ++ox) {
         for (int64_t c = 0; c < in.c; ++c) {
           y[res.at(n, oy, ox, c)] = pool_window_value(is_max, x, in, win, n, oy, ox, c);
+        }
+      }
+    }
+  }
+}
+
+// max_pool2d's gradient: each window's dy goes to its first tap (row-major, padding skipped)
+// whose input equals the window's y; a window with none (y NaN) routes nothing. The sums at each
+// input position run in the order of the composition this op replaced (tap by tap, row-major),
+// in T, so its results are the same bit for bit.
+template <class T>
+void max_pool_grad_typed(std::span<const HostTensor> inputs, const Attrs& attrs, HostTensor& out) {
+  const HostTensor& input = inputs[0];
+  const Window2D win = pool_window(input.shape(), attrs);
+  const Nhwc in = nhwc_of(input.shape());
+  const Nhwc res = nhwc_of(inputs[1].shape());
+  const int64_t batch = input.shape()[0];
+  const T* x = input.data<T>();
+  const T* y = inputs[1].data<T>();
+  const T* dy = inputs[2].data<T>();
+  T* dx = out.data<T>();
+  // The first tap of each window that equals its max, as ky * kernel_w + kx; -1 for none.
+  std::vector<int64_t> first(static_cast<size_t>(inputs[1].shape().num_elements()), -1);
+  for (int64_t n = 0; n < batch; ++n) {
+    for (int64_t oy = 0; oy < win.h.out; ++oy) {
+      for (int64_t ox = 0; ox < win.w.out; ++ox) {
+        const auto [ky0, ky1] = win.h.taps_inside(oy);
+        const auto [kx0, kx1] = win.w.taps_inside(ox);
+        for (int64_t c = 0; c < in.c; ++c) {
+          const int64_t o = res.at(n, oy, ox, c);
+          for (int64_t ky = ky0; ky < ky1 && first[static_cast<size_t>(o)] < 0; ++ky) {
+            for (int64_t kx = kx0; kx < kx1; ++kx) {
+              if (x[in.at(n, win.h.input_pos(oy, ky), win.w.input_pos(ox, kx), c)] == y[o]) {
+                first[static_cast<size_t>(o)] = ky * win.w.kernel + kx;
+                break;
+              }
+            }
+          }
+        }
+      }
+    }
+  }
+  for (int64_t ky = 0; ky < win.h.kernel; ++ky) {
+    for (int64_t kx = 0; kx < win.w.kernel; ++kx) {
+      const int64_t tap = ky * win.w.kernel + kx;
+      for (int64_t n = 0; n < batch; ++n) {
+        for (int64_t oy = 0; oy < win.h.out; ++oy) {
+          const int64_t iy = win.h.input_pos(oy, ky);
+          if (iy < 0 || iy >= in.h) continue;
+          for (int64_t ox = 0; ox < win.w.out; ++ox) {
+            const int64_t ix = win.w.input_pos(ox, kx);
+            if (ix < 0 || ix >= in.w) continue;
+            for (int64_t c = 0; c < in.c; ++c) {
+              const int64_t o = res.at(n, oy, ox, c);
+              if (first[static_cast<size_t>(o)] == tap) dx[in.at(n, iy, ix, c)] += dy[o];
+            }
+          }
         }
       }
     }
@@ -147,11 +244,17 @@ void nn_typed(Op op, std::span<const HostTensor> inputs, const Attrs& attrs, Hos
     case Op::conv2d:
       conv2d_typed<T>(inputs[0], inputs[1], attrs, out);
       return;
+    case Op::conv2d_filter_grad:
+      conv2d_filter_grad_typed<T>(inputs[0], inputs[1], attrs, out);
+      return;
     case Op::max_pool2d:
       pool_typed<T>(true, inputs[0], attrs, out);
       return;
     case Op::avg_pool2d:
       pool_typed<T>(false, inputs[0], attrs, out);
+      return;
+    case Op::max_pool2d_grad:
+      max_pool_grad_typed<T>(inputs, attrs, out);
       return;
     case Op::softmax:
       softmax_typed<T>(false, inputs[0], attrs, out);
