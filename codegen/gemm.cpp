@@ -254,6 +254,29 @@ void emit_patches_depth_offsets(Builder& b, ContextAccess& ctx, Value* offsets, 
       false);
 }
 
+// Where row r = (kh, kw, c) of a filter gradient's A lies from a depth's offset:
+// kh·tap_h + kw·tap_w + c.
+Value* patches_column_offset(Builder& b, ContextAccess& ctx, Value* r) {
+  Value* channels = ctx.get(kConvChannels);
+  Value* kw = ctx.get(kConvKw);
+  Value* tap = b.CreateUDiv(r, channels);
+  Value* c = b.CreateSub(r, b.CreateMul(tap, channels));
+  Value* i = b.CreateUDiv(tap, kw);
+  Value* j = b.CreateSub(tap, b.CreateMul(i, kw));
+  return b.CreateAdd(
+      b.CreateAdd(b.CreateMul(i, ctx.get(kConvTapH)), b.CreateMul(j, ctx.get(kConvTapW))), c);
+}
+
+// Whether the full panel of rows [i0, i0 + mr) of a filter gradient's A lies within one window
+// tap: then each depth's mr elements are consecutive channels of the input, which the table
+// micro-kernel reads where they lie instead of packing them.
+Value* patches_panel_in_one_tap(Builder& b, const Config& cfg, ContextAccess& ctx, Value* i0,
+                                Value* m) {
+  Value* end = b.CreateAdd(b.CreateURem(i0, ctx.get(kConvChannels)), b.getInt64(cfg.mr));
+  return b.CreateAnd(b.CreateICmpULE(end, ctx.get(kConvChannels)),
+                     b.CreateICmpULE(b.CreateAdd(i0, b.getInt64(cfg.mr)), m));
+}
+
 // Packs rows [i0, i0 + mr) × the depth block whose offsets emit_patches_depth_offsets wrote
 // (kc of them) of a filter gradient's A into `dst` as dst[k][r] (rows past m zero). A is the
 // transposed implicit patch matrix: row m = (kh, kw, c), A[m, k] = the input at
@@ -268,17 +291,8 @@ void emit_pack_patches_panel(Builder& b, const Config& cfg, ContextAccess& ctx, 
   auto* v = llvm::FixedVectorType::get(t, static_cast<unsigned>(cfg.lanes));
   const llvm::Align align(static_cast<uint64_t>(cfg.element_bytes()));
   Value* channels = ctx.get(kConvChannels);
-  Value* kw = ctx.get(kConvKw);
-  Value* tap_h = ctx.get(kConvTapH);
-  Value* tap_w = ctx.get(kConvTapW);
   Value* rows = gemm::emit_min(b, b.getInt64(cfg.mr), b.CreateSub(m, i0));
-  auto column_offset = [&](Value* r) {  // kh·tap_h + kw·tap_w + c of row r
-    Value* tap = b.CreateUDiv(r, channels);
-    Value* c = b.CreateSub(r, b.CreateMul(tap, channels));
-    Value* i = b.CreateUDiv(tap, kw);
-    Value* j = b.CreateSub(tap, b.CreateMul(i, kw));
-    return b.CreateAdd(b.CreateAdd(b.CreateMul(i, tap_h), b.CreateMul(j, tap_w)), c);
-  };
+  auto column_offset = [&](Value* r) { return patches_column_offset(b, ctx, r); };
   auto depth_offset = [&](Value* k) {
     return b.CreateLoad(i64, b.CreateInBoundsGEP(i64, depth_offsets, k));
   };
@@ -360,6 +374,8 @@ llvm::Function* part_body(llvm::Module& module, const Config& cfg, bool transpos
   if (llvm::Function* existing = module.getFunction(name)) return existing;
   llvm::Function* micro =
       conv ? gemm::conv_micro_kernel(module, cfg, {}) : gemm::micro_kernel(module, cfg, unpacked_a);
+  llvm::Function* table_micro =
+      form == AForm::patches ? gemm::micro_kernel(module, cfg, gemm::AReads::table) : nullptr;
   llvm::Function* fn = loop_body(module, name);
   llvm::LLVMContext& context = module.getContext();
   Builder b(llvm::BasicBlock::Create(context, "entry", fn));
@@ -436,7 +452,14 @@ llvm::Function* part_body(llvm::Module& module, const Config& cfg, bool transpos
           gemm::emit_range(b, zero, a_panels, 1, [&](Value* p) {
             Value* i0 = b.CreateAdd(ic, b.CreateMul(p, b.getInt64(cfg.mr)));
             if (form == AForm::patches) {
+              // (Panels within one tap are read where they lie: see the micro-kernel calls.)
+              llvm::BasicBlock* pack = llvm::BasicBlock::Create(context, "pack_patches", fn);
+              llvm::BasicBlock* packed = llvm::BasicBlock::Create(context, "packed", fn);
+              b.CreateCondBr(patches_panel_in_one_tap(b, cfg, ctx, i0, m), packed, pack);
+              b.SetInsertPoint(pack);
               emit_pack_patches_panel(b, cfg, ctx, a, a_panel(p), i0, depth_offsets, kc, m);
+              b.CreateBr(packed);
+              b.SetInsertPoint(packed);
             } else {
               gemm::emit_pack_a_panel(b, cfg, problem, a, a_panel(p), i0, pc, kc);
             }
@@ -457,6 +480,21 @@ llvm::Function* part_body(llvm::Module& module, const Config& cfg, bool transpos
             } else if (unpacked_a) {
               Value* at = b.CreateGEP(t, a, b.CreateAdd(b.CreateMul(i0, k), pc));
               b.CreateCall(micro, {at, b_panel(q), kc, cp, n, rows, cols, accumulate, k});
+            } else if (form == AForm::patches) {
+              llvm::BasicBlock* direct = llvm::BasicBlock::Create(context, "patches_direct", fn);
+              llvm::BasicBlock* from_panel =
+                  llvm::BasicBlock::Create(context, "patches_packed", fn);
+              llvm::BasicBlock* called = llvm::BasicBlock::Create(context, "patches_called", fn);
+              b.CreateCondBr(patches_panel_in_one_tap(b, cfg, ctx, i0, m), direct, from_panel);
+              b.SetInsertPoint(direct);
+              Value* at = b.CreateGEP(t, a, patches_column_offset(b, ctx, i0));
+              b.CreateCall(table_micro,
+                           {at, b_panel(q), kc, cp, n, rows, cols, accumulate, depth_offsets});
+              b.CreateBr(called);
+              b.SetInsertPoint(from_panel);
+              b.CreateCall(micro, {a_panel(p), b_panel(q), kc, cp, n, rows, cols, accumulate});
+              b.CreateBr(called);
+              b.SetInsertPoint(called);
             } else {
               b.CreateCall(micro, {a_panel(p), b_panel(q), kc, cp, n, rows, cols, accumulate});
             }

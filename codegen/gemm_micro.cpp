@@ -226,14 +226,23 @@ void emit_range(Builder& b, Value* begin, Value* end, int64_t step,
 }
 
 llvm::Function* micro_kernel(llvm::Module& module, const Config& config, bool unpacked_a) {
-  const std::string name = fmt::format("gemm_micro_{}{}", config.tag(), unpacked_a ? "_ua" : "");
+  return micro_kernel(module, config, unpacked_a ? AReads::rows : AReads::packed);
+}
+
+llvm::Function* micro_kernel(llvm::Module& module, const Config& config, AReads reads) {
+  const bool unpacked_a = reads == AReads::rows;
+  const std::string name = fmt::format("gemm_micro_{}{}", config.tag(),
+                                       unpacked_a               ? "_ua"
+                                       : reads == AReads::table ? "_table"
+                                                                : "");
   if (llvm::Function* existing = module.getFunction(name)) return existing;
   llvm::LLVMContext& context = module.getContext();
   llvm::Type* ptr = llvm::PointerType::get(context, 0);
   llvm::Type* i64 = llvm::Type::getInt64Ty(context);
   llvm::Type* i1 = llvm::Type::getInt1Ty(context);
   std::vector<llvm::Type*> params{ptr, ptr, i64, ptr, i64, i64, i64, i1};
-  if (unpacked_a) params.push_back(i64);  // lda
+  if (unpacked_a) params.push_back(i64);              // lda
+  if (reads == AReads::table) params.push_back(ptr);  // the depth offsets
   auto* type = llvm::FunctionType::get(llvm::Type::getVoidTy(context), params, false);
   auto* fn = llvm::Function::Create(type, llvm::Function::InternalLinkage, name, module);
   fn->addFnAttr(llvm::Attribute::NoInline);
@@ -265,6 +274,14 @@ llvm::Function* micro_kernel(llvm::Module& module, const Config& config, bool un
     }
     a_at = [&b, t, row_start](int64_t r, Value* k) {
       return b.CreateInBoundsGEP(t, row_start[static_cast<size_t>(r)], k);
+    };
+  } else if (reads == AReads::table) {
+    // Depth k's mr elements lie together at a + table[k] (one load of the offset per depth,
+    // shared by the rows).
+    Value* table = fn->getArg(8);
+    a_at = [&b, t, i64, a, table](int64_t r, Value* k) {
+      Value* offset = b.CreateLoad(i64, b.CreateInBoundsGEP(i64, table, k));
+      return b.CreateInBoundsGEP(t, a, b.CreateAdd(offset, b.getInt64(r)));
     };
   } else {
     a_at = [&b, t, a, &config](int64_t r, Value* k) {

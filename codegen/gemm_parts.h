@@ -61,6 +61,11 @@ llvm::Value* lanes_below(Builder& b, const Config& config, int64_t first, llvm::
 // `unpacked_a` it takes a ninth argument, lda, and reads A as it lies (row r at a + r·lda):
 // for results so narrow that packing A would cost as much as using it.
 llvm::Function* micro_kernel(llvm::Module& module, const Config& config, bool unpacked_a = false);
+// How a micro-kernel reads A: packed panels; rows where they lie (unpacked_a above); or, with
+// `table` (a ninth argument, ptr to i64), depth k's mr elements together at a + table[k] (a
+// filter gradient's panel within one window tap, read from the input without packing).
+enum class AReads { packed, rows, table };
+llvm::Function* micro_kernel(llvm::Module& module, const Config& config, AReads reads);
 
 // void micro(ptr a, ptr b_panel, i64 taps, ptr c, i64 ldc, i64 rows, i64 cols, i1 accumulate,
 // ptr row_offsets, i64 channels, i64 tap0, i64 kw, i64 tap_h, i64 tap_w): the micro-kernel of an

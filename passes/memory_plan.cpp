@@ -90,9 +90,23 @@ bool is_reshape_kernel(const Kernel& kernel) {
          kernel.nodes.front()->op() == ir::Op::reshape;
 }
 
+// Whether every node of `kernel` that reads `v` reads it at the index it computes (an elementwise
+// op), so that element i of v is read only by the work that writes element i. A max-pool
+// gradient fused into a loop kernel (passes/fusion.cpp) reads its x at the window's other taps
+// too: writing its result over x would feed results back in as x.
+bool read_elementwise(const Kernel& kernel, const Value* v) {
+  for (const ir::Node* node : kernel.nodes) {
+    if (ir::has_trait(node->op(), ir::kElementwise)) continue;
+    for (const Value* in : node->inputs())
+      if (in == v) return false;
+  }
+  return true;
+}
+
 // An input of kernel `k` whose block output `out` can take over, or nullptr: for a loop kernel
-// an input of the output's shape and element size (element i is read before it is written), for
-// a reshape its operand (the same bytes; codegen then emits no kernel at all).
+// an input of the output's shape and element size that only elementwise ops read (element i is
+// read before it is written, and by nothing else), for a reshape its operand (the same bytes;
+// codegen then emits no kernel at all).
 const Value* in_place_source(const Kernel& kernel, size_t k, const Value* out,
                              const std::unordered_map<const Value*, Range>& ranges,
                              const std::unordered_set<const Value*>& donated) {
@@ -102,6 +116,7 @@ const Value* in_place_source(const Kernel& kernel, size_t k, const Value* out,
     auto r = ranges.find(in);
     if (r == ranges.end() || r->second.last != k) continue;
     if (!reshape && in->type().shape != out->type().shape) continue;
+    if (!reshape && !read_elementwise(kernel, in)) continue;
     if (ir::dtype_size(in->type().dtype) != ir::dtype_size(out->type().dtype)) continue;
     if (!donated.contains(in)) return in;
   }

@@ -378,3 +378,28 @@ TEST_CASE("max_pool2d_grad rejects bad operands", "[autodiff][pool]") {
   Value* py = f.add_param({DType::f32, {2, 2, 2, 3}}, "y");
   CHECK_THROWS_AS(f.append(Op::max_pool2d_grad, {px, py, py}, pool_attrs(c)), kiln::ShapeError);
 }
+
+TEST_CASE("a fused max_pool2d_grad never writes its result over the x it still reads",
+          "[autodiff][codegen][pool]") {
+  // x = abs(p) dies in the kernel that fuses the gradient with a multiply, whose result stays in
+  // the workspace (a transpose reads it): an elementwise kernel could take x's block for its
+  // result, but the gradient reads x at the window's other taps. All of p's magnitudes are
+  // equal, so every tap ties and only the first may take dy.
+  Function f = kiln::ir::parse(R"(func @f(%p: f32[4,8,8,16], %dy: f32[4,4,4,16]) -> f32[4,8,8,16] {
+  %x = abs(%p) : f32[4,8,8,16]
+  %y = max_pool2d(%x) {ksize = [2, 2], padding = "valid", strides = [2, 2]} : f32[4,4,4,16]
+  %g = max_pool2d_grad(%x, %y, %dy) {ksize = [2, 2], padding = "valid", strides = [2, 2]} : f32[4,8,8,16]
+  %r = mul(%g, %g) : f32[4,8,8,16]
+  %t = transpose(%r) {perm = [0, 2, 1, 3]} : f32[4,8,8,16]
+  return %t
+})");
+  kiln::passes::PipelineResult r = kiln::passes::run_pipeline(f.clone());
+  for (const auto& [out, in] : r.memory.in_place)
+    CHECK(in->type().shape != kiln::ir::Shape{4, 8, 8, 16});
+  auto module = kiln::codegen::compile_jit(r.function, r.kernels, r.memory);
+  HostTensor p(DType::f32, kiln::ir::Shape{4, 8, 8, 16});
+  for (int64_t i = 0; i < p.num_elements(); ++i)
+    p.data<float>()[i] = i % 2 == 0 ? 1.5f : -1.5f;
+  const std::vector<HostTensor> args = {p, sample({DType::f32, {4, 4, 4, 16}}, 13, false)};
+  check_equal(run_compiled(*module, r.function, args).at(0), only_output(f, args));
+}
