@@ -971,6 +971,7 @@ bool gemm_handles(const passes::Kernel& kernel) {
     if (!conv_geometry(*root)) return false;
     // The same multiply-adds either way: result elements times window taps times channels.
     const ir::Shape& x = root->input(0)->type().shape;
+    if (x[3] == 0) return false;  // no channels: the elemental loop writes the zeros
     const ir::Shape& y =
         root->op() == ir::Op::conv2d ? root->output()->type().shape : root->input(1)->type().shape;
     const ir::Shape& f =
@@ -981,6 +982,32 @@ bool gemm_handles(const passes::Kernel& kernel) {
   const ir::MatmulDims d =
       ir::matmul_dims(root->input(0)->type().shape, root->input(1)->type().shape, root->attrs());
   return d.m * d.n * std::max<int64_t>(d.k, 1) >= kGemmMinWork;
+}
+
+std::vector<std::string> gemm_helpers(const passes::Kernel& kernel, const VectorUnit& unit) {
+  KILN_CHECK(gemm_handles(kernel), "gemm_helpers called for a kernel emit_gemm_kernel leaves");
+  const Gemm g(kernel, *kernel.nodes.front(), unit);
+  const Config& cfg = g.config;
+  if (g.small_m()) return {fmt::format("small_{}_{}_{}", cfg.tag(), g.dims.m, g.dims.transpose_a)};
+  // The part body, and the micro-kernels it calls (shared by the parts of a configuration).
+  std::vector<std::string> helpers{fmt::format("part_{}_{}{}{}{}", cfg.tag(), g.dims.transpose_a,
+                                               g.dims.transpose_b, g.unpacked_a(),
+                                               static_cast<int>(g.a_form()))};
+  switch (g.a_form()) {
+    case AForm::matrix:
+      helpers.push_back(fmt::format("micro_{}_{}", cfg.tag(), g.unpacked_a()));
+      break;
+    case AForm::conv:
+      helpers.push_back(fmt::format("micro_{}_conv", cfg.tag()));
+      helpers.push_back(
+          fmt::format("micro_{}_conv_{}_{}", cfg.tag(), g.conv->col, g.conv->channels));
+      break;
+    case AForm::patches:
+      helpers.push_back(fmt::format("micro_{}_{}", cfg.tag(), false));
+      helpers.push_back(fmt::format("micro_{}_table", cfg.tag()));
+      break;
+  }
+  return helpers;
 }
 
 void emit_gemm_kernel(llvm::Function& fn, const passes::Kernel& kernel, const VectorUnit& unit) {

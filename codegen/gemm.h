@@ -5,6 +5,8 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
+#include <vector>
 
 #include "kiln/codegen/gemm_parts.h"
 #include "kiln/codegen/llvm_util.h"
@@ -62,6 +64,11 @@ struct GemmContext {
 // size from the context: emitted into `module` once and returned.
 llvm::Function* gemm_part_function(llvm::Module& module, const gemm::Config& config,
                                    bool transpose_a, bool transpose_b, bool unpacked_a);
+
+// Names of the shared functions (part bodies, micro-kernels) emit_gemm_kernel puts into its
+// module for `kernel`, beside the per-kernel driver and epilogue: kernels that share them
+// compile them once when they share a module (build_split_modules places them so).
+std::vector<std::string> gemm_helpers(const passes::Kernel& kernel, const VectorUnit& unit);
 
 // Emits the body of `fn`, declared void(ptr in0, ..., ptr out0) as the module builder declares
 // every kernel, computing `kernel`, blocked for the target's vector registers `unit`.

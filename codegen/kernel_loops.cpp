@@ -160,8 +160,14 @@ class KernelLoops {
     }
   }
 
-  // Whether every kernel input is dense in the group's layout or a single element.
+  // Whether every kernel input is dense in the group's layout or a single element, and every
+  // node reads its operands at the element it computes (a pad or a max-pool gradient fused in
+  // as a producer reads by multi-index: no flat loop for it).
   bool is_flat(const std::vector<const ir::Value*>& group) const {
+    for (const ir::Node* node : kernel_.nodes) {
+      if (!ir::has_trait(node->op(), ir::kElementwise) && node->op() != ir::Op::broadcast_to)
+        return false;
+    }
     const int64_t n = group.front()->type().shape.num_elements();
     for (const ir::Value* in : kernel_.inputs) {
       const int64_t m = in->type().shape.num_elements();

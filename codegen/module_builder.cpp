@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <map>
+#include <set>
 
 #include <llvm/IR/Verifier.h>
 #include <llvm/Support/raw_ostream.h>
@@ -174,12 +175,36 @@ struct EntryNames {
 struct KernelSink {
   std::vector<llvm::Module*> parts;
   std::vector<size_t> load;
-};
+  // The GEMM helpers (gemm_helpers) each part holds already.
+  std::vector<std::set<std::string>> helpers;
 
-// A rough compile cost of a kernel: GEMMs emit large unrolled micro-kernels.
-size_t compile_cost(const passes::Kernel& kernel) {
-  return kernel.nodes.size() + (gemm_handles(kernel) ? 40 : 0);
-}
+  // The part for `kernel`, its cost added: a GEMM goes where the shared functions it needs
+  // are (or most of them), unless that part is already far more loaded than the lightest;
+  // anything else to the lightest part.
+  size_t place(const passes::Kernel& kernel, const VectorUnit& unit) {
+    // A rough compile cost: GEMM helpers are large unrolled micro-kernels.
+    constexpr size_t kHelperCost = 40;
+    const size_t lightest =
+        static_cast<size_t>(std::min_element(load.begin(), load.end()) - load.begin());
+    std::vector<std::string> needs;
+    if (gemm_handles(kernel)) needs = gemm_helpers(kernel, unit);
+    auto missing = [&](size_t p) {
+      size_t n = 0;
+      for (const std::string& h : needs)
+        n += helpers[p].contains(h) ? 0 : 1;
+      return n;
+    };
+    size_t part = lightest;
+    for (size_t p = 0; p < parts.size(); ++p) {
+      const size_t cost_p = load[p] + missing(p) * kHelperCost;
+      const size_t cost_best = load[part] + missing(part) * kHelperCost;
+      if (cost_p < cost_best) part = p;
+    }
+    load[part] += kernel.nodes.size() + missing(part) * kHelperCost;
+    helpers[part].insert(needs.begin(), needs.end());
+    return part;
+  }
+};
 
 void emit_entry(llvm::Module& module, llvm::Function* fn, const ir::Function& function,
                 const passes::KernelPlan& plan, const passes::MemoryPlan& memory,
@@ -326,10 +351,8 @@ void emit_entry(llvm::Module& module, llvm::Function* fn, const ir::Function& fu
       const std::string kernel_name = fmt::format("{}kernel{}", names.prefix, k);
       llvm::Function* kernel_fn = nullptr;
       if (sink != nullptr && !sink->parts.empty()) {
-        // Split: defined in the least loaded part, declared here.
-        const size_t part = static_cast<size_t>(
-            std::min_element(sink->load.begin(), sink->load.end()) - sink->load.begin());
-        sink->load[part] += compile_cost(kernel);
+        // Split: defined in a part (KernelSink::place), declared here.
+        const size_t part = sink->place(kernel, unit);
         llvm::Function* defined = emit_kernel(*sink->parts[part], kernel_name, kernel,
                                               kernel_buffers(kernel, memory), unit);
         defined->setLinkage(llvm::GlobalValue::ExternalLinkage);
@@ -396,6 +419,7 @@ SplitModules build_split_modules(std::span<llvm::LLVMContext* const> contexts,
         std::make_unique<llvm::Module>(fmt::format("{}.part{}", function.name(), i), *contexts[i]));
     sink.parts.push_back(out.parts.back().get());
     sink.load.push_back(0);
+    sink.helpers.emplace_back();
   }
   llvm::Function* entry_fn =
       new_frame_function(*out.entry, kEntryName, llvm::Function::ExternalLinkage);

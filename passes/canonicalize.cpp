@@ -1,5 +1,6 @@
 #include "kiln/passes/canonicalize.h"
 
+#include <bit>
 #include <cmath>
 #include <optional>
 
@@ -118,8 +119,12 @@ Value* reshape_chain(const Node& n, Rewriter& rw) {
 Value* pad_chain(const Node& n, Rewriter& rw) {
   const Node* inner = n.op() == Op::pad ? producer_of(n, Op::pad) : nullptr;
   if (!inner) return nullptr;
+  // Bit for bit: -0.0 and 0.0 compare equal but pad differently.
   const double value = n.attrs().get_float("value", 0.0);
-  if (inner->attrs().get_float("value", 0.0) != value || std::abs(value) > 0x1p53) return nullptr;
+  const double inner_value = inner->attrs().get_float("value", 0.0);
+  if (std::bit_cast<uint64_t>(inner_value) != std::bit_cast<uint64_t>(value) ||
+      std::abs(value) > 0x1p53)
+    return nullptr;
   const auto& p = inner->attrs().get_ints("paddings");
   const auto& q = n.attrs().get_ints("paddings");
   if (p.size() != q.size()) return nullptr;

@@ -90,15 +90,20 @@ bool is_reshape_kernel(const Kernel& kernel) {
          kernel.nodes.front()->op() == ir::Op::reshape;
 }
 
-// Whether every node of `kernel` that reads `v` reads it at the index it computes (an elementwise
-// op), so that element i of v is read only by the work that writes element i. A max-pool
-// gradient fused into a loop kernel (passes/fusion.cpp) reads its x at the window's other taps
-// too: writing its result over x would feed results back in as x.
+// Whether `v` reaches the result of `kernel` only through elementwise ops, so that element i of
+// v is read only by the work that writes element i. A max-pool gradient fused into a loop kernel
+// (passes/fusion.cpp) reads its x at the window's other taps too, and x may be computed from v
+// inside the kernel: writing the result over v would feed results back in.
 bool read_elementwise(const Kernel& kernel, const Value* v) {
-  for (const ir::Node* node : kernel.nodes) {
-    if (ir::has_trait(node->op(), ir::kElementwise)) continue;
+  std::unordered_set<const Value*> derived{v};  // v and what the kernel computes from it
+  for (const ir::Node* node : kernel.nodes) {   // topological order
+    bool reads = false;
     for (const Value* in : node->inputs())
-      if (in == v) return false;
+      reads = reads || derived.contains(in);
+    if (!reads) continue;
+    if (!ir::has_trait(node->op(), ir::kElementwise)) return false;
+    for (size_t o = 0; o < node->num_outputs(); ++o)
+      derived.insert(node->output(o));
   }
   return true;
 }
@@ -157,6 +162,17 @@ MemoryPlan plan_memory(const ir::Function& function, const KernelPlan& plan) {
     for (const Value* out : kernel.outputs) {
       Slot& slot = memory.slots.at(out);
       if (slot.kind != Slot::Kind::workspace) continue;
+      if (is_reshape_kernel(kernel)) {
+        // A reshape of a parameter is a view of the caller's buffer: never written (kernels
+        // write only workspace and output slots), so no copy is needed.
+        const Slot& from = memory.slots.at(kernel.inputs.front());
+        if (from.kind == Slot::Kind::param) {
+          slot = Slot{from.kind, from.index, 0, slot.bytes};
+          memory.in_place[out] = kernel.inputs.front();
+          ranges.erase(out);  // it holds no workspace block: nothing to give or take
+          continue;
+        }
+      }
       if (const Value* in = in_place_source(kernel, k, out, ranges, donated)) {
         slot.offset = memory.slots.at(in).offset;
         memory.in_place[out] = in;
@@ -173,15 +189,20 @@ MemoryPlan plan_memory(const ir::Function& function, const KernelPlan& plan) {
       }
       memory.scratch[k] = scratch;
     }
-    // Values whose last reader is this kernel die here, unless an output took their block.
+    // Values whose last reader is this kernel die here, unless an output took their block (or
+    // they are views of a parameter, which hold no block).
+    auto holds_block = [&](const Value* v) {
+      const Slot& s = memory.slots.at(v);
+      return s.kind == Slot::Kind::workspace && s.bytes > 0;
+    };
     for (const Value* v : kernel.inputs) {
       auto r = ranges.find(v);
-      if (r == ranges.end() || r->second.last != k || memory.slots.at(v).bytes == 0) continue;
+      if (r == ranges.end() || r->second.last != k || !holds_block(v)) continue;
       if (!donated.contains(v)) arena.release(memory.slots.at(v).offset);
     }
     for (const Value* v : kernel.outputs) {
       auto r = ranges.find(v);
-      if (r != ranges.end() && r->second.last == k && memory.slots.at(v).bytes > 0)
+      if (r != ranges.end() && r->second.last == k && holds_block(v))
         arena.release(memory.slots.at(v).offset);
     }
   }

@@ -82,7 +82,7 @@ TEST_CASE("kiln dump --format ptx compiles a saved model for NVIDIA GPUs", "[too
   INFO(ptx.out.substr(0, 2000));
   CHECK(ptx.status == 0);
   CHECK_THAT(ptx.out, Contains("launches") && Contains("<<<") && Contains("// ---- sm_90 ----") &&
-                          Contains(".target sm_90") && Contains(".entry kiln_k0_"));
+                          Contains(".target sm_90") && Contains(".entry kiln_k1_"));
   CHECK(ptx.out.find("sm_80") == std::string::npos);
   // Both default architectures, to a file.
   Outcome both = kiln_cli("dump " + dir.file("mlp") + " --format ptx -o " + dir.file("mlp.ptx"));

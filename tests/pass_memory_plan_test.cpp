@@ -307,3 +307,30 @@ TEST_CASE("a reshape of a value that dies there takes its block and moves no byt
   CHECK(memory.in_place.at(f.nodes()[1]->output()) == f.nodes()[0]->output());
   CHECK(memory.in_place.at(f.nodes()[2]->output()) == f.nodes()[1]->output());
 }
+
+TEST_CASE("a reshape of a parameter is a view of the caller's buffer", "[passes][memory_plan]") {
+  // %0 views %x; exp reads it as its last use but must not take its (non-workspace) bytes, and
+  // the blocks of %1 and %2 (live together) must not overlap anything else.
+  const std::string ir = R"(func @f(%x: f32[2,3], %y: f32[6]) -> (f32[6], f32[3,2]) {
+  %0 = reshape(%x) {shape = [6]} : f32[6]
+  %1 = exp(%0) : f32[6]
+  %2 = add(%1, %y) : f32[6]
+  %3 = transpose(%x) {perm = [1, 0]} : f32[3,2]
+  %4 = mul(%2, %1) : f32[6]
+  return %4, %3
+})";
+  kiln::ir::Function f = kiln::ir::parse(ir);
+  auto kernels = kiln::passes::plan_kernels(f, {.fuse = false});
+  MemoryPlan memory = kiln::passes::plan_memory(f, kernels);
+  kiln::passes::check_memory_plan(f, kernels, memory);
+  const Slot& view = memory.slots.at(f.nodes()[0]->output());
+  CHECK(view.kind == Slot::Kind::param);
+  CHECK(view.index == 0);
+  CHECK(kiln::passes::is_view_in_place(kernels.kernels.front(), memory));
+  CHECK_FALSE(memory.in_place.contains(f.nodes()[1]->output()));
+  auto args = kiln::testing::random_args(f, 7);
+  auto want = kiln::ir::evaluate(f, args);
+  auto got = run_planned(f, kernels, memory, args);
+  for (size_t i = 0; i < want.outputs.size(); ++i)
+    kiln::testing::check_same(want.outputs[i], got.outputs[i]);
+}

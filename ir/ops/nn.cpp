@@ -1,5 +1,6 @@
 // Shape inference and verifier rules for the nn ops.
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include "kiln/ir/error.h"
 #include "kiln/ir/ops/families.h"
@@ -41,9 +42,14 @@ TensorType infer_conv2d_filter_grad(const TensorType& input, const TensorType& d
   }
   const std::vector<int64_t>& ksize = attrs.get_ints("ksize");
   if (ksize.size() != 2 || ksize[0] < 1 || ksize[1] < 1) {
-    throw ValueError(fmt::format("ksize must be two positive ints, got {}", ksize.size()));
+    throw ValueError(
+        fmt::format("ksize must be two positive ints, got [{}]", fmt::join(ksize, ", ")));
   }
   const Shape filter{ksize[0], ksize[1], input.shape[3], dy.shape[3]};
+  if (!TensorType{input.dtype, filter}.checked_nbytes()) {
+    throw ShapeError(
+        fmt::format("the filter gradient's shape {} is too large", filter.to_string()));
+  }
   const TensorType y = infer_conv2d(input, TensorType{input.dtype, filter}, attrs);
   if (y.shape != dy.shape) {
     throw ShapeError(fmt::format(
