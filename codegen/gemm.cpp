@@ -281,7 +281,8 @@ Value* patches_panel_in_one_tap(Builder& b, const Config& cfg, ContextAccess& ct
 // (kc of them) of a filter gradient's A into `dst` as dst[k][r] (rows past m zero). A is the
 // transposed implicit patch matrix: row m = (kh, kw, c), A[m, k] = the input at
 // depth_offsets[k] + kh·tap_h + kw·tap_w + c. A panel within one tap (mr consecutive
-// channels) is one contiguous vector load per depth, any other a gather.
+// channels) is one contiguous vector load per depth; one across two taps (when a tap has at
+// least mr channels) two masked loads merged; any other a gather.
 void emit_pack_patches_panel(Builder& b, const Config& cfg, ContextAccess& ctx, Value* a,
                              Value* dst, Value* i0, Value* depth_offsets, Value* kc, Value* m) {
   llvm::LLVMContext& context = b.getContext();
@@ -301,7 +302,46 @@ void emit_pack_patches_panel(Builder& b, const Config& cfg, ContextAccess& ctx, 
   llvm::BasicBlock* contiguous = llvm::BasicBlock::Create(context, "patches_contiguous", fn);
   llvm::BasicBlock* scattered = llvm::BasicBlock::Create(context, "patches_gather", fn);
   llvm::BasicBlock* done = llvm::BasicBlock::Create(context, "patches_done", fn);
-  b.CreateCondBr(b.CreateICmpULE(b.CreateAdd(c0, rows), channels), contiguous, scattered);
+  llvm::BasicBlock* two_taps = llvm::BasicBlock::Create(context, "patches_two_taps", fn);
+  llvm::BasicBlock* not_one = llvm::BasicBlock::Create(context, "patches_not_one_tap", fn);
+  b.CreateCondBr(b.CreateICmpULE(b.CreateAdd(c0, rows), channels), contiguous, not_one);
+  b.SetInsertPoint(not_one);
+  b.CreateCondBr(b.CreateICmpUGE(channels, b.getInt64(cfg.mr)), two_taps, scattered);
+
+  b.SetInsertPoint(two_taps);
+  {
+    // Lanes [0, split) are the first tap's last channels, lanes [split, rows) the next tap's
+    // first ones: each a masked load (lanes off are not read), merged.
+    Value* split = b.CreateSub(channels, c0);
+    Value* second = b.CreateSub(column_offset(b.CreateAdd(i0, split)), split);
+    std::vector<Value*> first_masks, second_masks;
+    for (int64_t g = 0; g < cfg.mr; g += cfg.lanes) {
+      Value* below_split = gemm::lanes_below(b, cfg, g, split);
+      first_masks.push_back(below_split);
+      second_masks.push_back(
+          b.CreateAnd(gemm::lanes_below(b, cfg, g, rows), b.CreateNot(below_split)));
+    }
+    gemm::emit_range(
+        b, b.getInt64(0), kc, 1,
+        [&](Value* k) {
+          Value* at = depth_offset(k);
+          Value* out = b.CreateMul(k, b.getInt64(cfg.mr));
+          for (size_t q = 0; q < first_masks.size(); ++q) {
+            const int64_t g = static_cast<int64_t>(q) * cfg.lanes;
+            Value* zero = llvm::ConstantAggregateZero::get(v);
+            Value* x1 = b.CreateMaskedLoad(
+                v, b.CreateGEP(t, a, b.CreateAdd(b.CreateAdd(at, first), b.getInt64(g))), align,
+                first_masks[q], zero);
+            Value* x2 = b.CreateMaskedLoad(
+                v, b.CreateGEP(t, a, b.CreateAdd(b.CreateAdd(at, second), b.getInt64(g))), align,
+                second_masks[q], zero);
+            Value* x = b.CreateSelect(first_masks[q], x1, x2);
+            b.CreateAlignedStore(x, b.CreateGEP(t, dst, b.CreateAdd(out, b.getInt64(g))), align);
+          }
+        },
+        false);
+  }
+  b.CreateBr(done);
 
   b.SetInsertPoint(contiguous);
   // Masked loads (the input may end right after the panel's last channel); whole-vector stores,

@@ -76,6 +76,8 @@ const Geometry kGeometries[] = {
     // taps.
     {Shape{2, 16, 15, 15}, Shape{2, 3, 15, 16}, "same", {1, 1}, {2, 1}},
     {Shape{2, 15, 16, 6}, Shape{3, 3, 6, 40}, "same", {1, 1}, {1, 1}, DType::f64},
+    // f64 (two vectors per panel column) with filter-gradient panels across two taps.
+    {Shape{2, 9, 8, 20}, Shape{3, 3, 20, 12}, "same", {1, 1}, {1, 1}, DType::f64},
 };
 
 Shape infer_conv_shape(const Geometry& g) {
