@@ -40,6 +40,26 @@ Value* clamp(Builder& b, Value* pos, int64_t size) {
   return b.CreateSelect(b.CreateICmpSGT(low, b.getInt64(size - 1)), b.getInt64(size - 1), low);
 }
 
+// The input position a convolution window's tap (ky, kx) of output (oy, ox) reads, clamped into
+// the input [N, H, W, C] `in` (for the load), and whether it lies inside (else it is padding).
+struct WindowRead {
+  Value* y;
+  Value* x;
+  Value* inside;
+};
+WindowRead window_read(Builder& b, const ir::Window2D& win, const ir::Shape& in, Value* oy,
+                       Value* ox, Value* ky, Value* kx) {
+  Value* iy = b.CreateAdd(b.CreateMul(oy, b.getInt64(win.h.stride)),
+                          b.getInt64(static_cast<uint64_t>(-win.h.pad_before)));
+  iy = b.CreateAdd(iy, b.CreateMul(ky, b.getInt64(win.h.dilation)));
+  Value* ix = b.CreateAdd(b.CreateMul(ox, b.getInt64(win.w.stride)),
+                          b.getInt64(static_cast<uint64_t>(-win.w.pad_before)));
+  ix = b.CreateAdd(ix, b.CreateMul(kx, b.getInt64(win.w.dilation)));
+  Value* inside =
+      b.CreateAnd(b.CreateICmpULT(iy, b.getInt64(in[1])), b.CreateICmpULT(ix, b.getInt64(in[2])));
+  return {clamp(b, iy, in[1]), clamp(b, ix, in[2]), inside};
+}
+
 }  // namespace
 
 Value* is_nan(Builder& b, Value* x) {
@@ -240,19 +260,12 @@ Value* ElementEmitter::conv2d(const ir::Node& node, const Index& index) {
   b_.CreateStore(llvm::ConstantFP::get(f64, 0.0), acc);
   const int64_t sizes[] = {f[0], f[1], f[2]};
   loop_nest(sizes, [&](const Index& k) {
-    Value* iy = b_.CreateAdd(b_.CreateMul(index[1], b_.getInt64(win.h.stride)),
-                             b_.getInt64(static_cast<uint64_t>(-win.h.pad_before)));
-    iy = b_.CreateAdd(iy, b_.CreateMul(k[0], b_.getInt64(win.h.dilation)));
-    Value* ix = b_.CreateAdd(b_.CreateMul(index[2], b_.getInt64(win.w.stride)),
-                             b_.getInt64(static_cast<uint64_t>(-win.w.pad_before)));
-    ix = b_.CreateAdd(ix, b_.CreateMul(k[1], b_.getInt64(win.w.dilation)));
-    Value* inside = b_.CreateAnd(b_.CreateICmpULT(iy, b_.getInt64(in[1])),
-                                 b_.CreateICmpULT(ix, b_.getInt64(in[2])));
-    Index at_in{index[0], clamp(b_, iy, in[1]), clamp(b_, ix, in[2]), k[2]};
+    const WindowRead at = window_read(b_, win, in, index[1], index[2], k[0], k[1]);
+    Index at_in{index[0], at.y, at.x, k[2]};
     Index at_f{k[0], k[1], k[2], index[3]};
     Value* term = b_.CreateFMul(widen(b_, element(input, at_in), dtype),
                                 widen(b_, element(filter, at_f), dtype));
-    term = b_.CreateSelect(inside, term, llvm::ConstantFP::get(f64, 0.0));
+    term = b_.CreateSelect(at.inside, term, llvm::ConstantFP::get(f64, 0.0));
     b_.CreateStore(b_.CreateFAdd(b_.CreateLoad(f64, acc), term), acc);
   });
   return narrow(b_, b_.CreateLoad(f64, acc), dtype);
@@ -273,19 +286,12 @@ Value* ElementEmitter::conv2d_filter_grad(const ir::Node& node, const Index& ind
   b_.CreateStore(llvm::ConstantFP::get(f64, 0.0), acc);
   const int64_t sizes[] = {d[0], d[1], d[2]};
   loop_nest(sizes, [&](const Index& k) {
-    Value* iy = b_.CreateAdd(b_.CreateMul(k[1], b_.getInt64(win.h.stride)),
-                             b_.getInt64(static_cast<uint64_t>(-win.h.pad_before)));
-    iy = b_.CreateAdd(iy, b_.CreateMul(index[0], b_.getInt64(win.h.dilation)));
-    Value* ix = b_.CreateAdd(b_.CreateMul(k[2], b_.getInt64(win.w.stride)),
-                             b_.getInt64(static_cast<uint64_t>(-win.w.pad_before)));
-    ix = b_.CreateAdd(ix, b_.CreateMul(index[1], b_.getInt64(win.w.dilation)));
-    Value* inside = b_.CreateAnd(b_.CreateICmpULT(iy, b_.getInt64(in[1])),
-                                 b_.CreateICmpULT(ix, b_.getInt64(in[2])));
-    Index at_in{k[0], clamp(b_, iy, in[1]), clamp(b_, ix, in[2]), index[2]};
+    const WindowRead at = window_read(b_, win, in, k[1], k[2], index[0], index[1]);
+    Index at_in{k[0], at.y, at.x, index[2]};
     Index at_dy{k[0], k[1], k[2], index[3]};
     Value* term = b_.CreateFMul(widen(b_, element(input, at_in), dtype),
                                 widen(b_, element(dy, at_dy), dtype));
-    term = b_.CreateSelect(inside, term, llvm::ConstantFP::get(f64, 0.0));
+    term = b_.CreateSelect(at.inside, term, llvm::ConstantFP::get(f64, 0.0));
     b_.CreateStore(b_.CreateFAdd(b_.CreateLoad(f64, acc), term), acc);
   });
   return narrow(b_, b_.CreateLoad(f64, acc), dtype);

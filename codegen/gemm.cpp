@@ -156,6 +156,23 @@ void call_epilogue_if(Builder& b, Value* condition, Value* epilogue,
   b.SetInsertPoint(after);
 }
 
+// Output pixel i = (n, oh, ow) of a convolution (a filter gradient's depth index): its window's
+// start in the (padded) input, n·image + oh·row + ow·col; its oh and ow when asked for.
+Value* conv_pixel_offset(Builder& b, ContextAccess& ctx, Value* i, Value** oh_out = nullptr,
+                         Value** ow_out = nullptr) {
+  Value* pixels = ctx.get(kConvPixels);
+  Value* out_w = ctx.get(kConvOutW);
+  Value* n = b.CreateUDiv(i, pixels);
+  Value* pixel = b.CreateSub(i, b.CreateMul(n, pixels));
+  Value* oh = b.CreateUDiv(pixel, out_w);
+  Value* ow = b.CreateSub(pixel, b.CreateMul(oh, out_w));
+  if (oh_out != nullptr) *oh_out = oh;
+  if (ow_out != nullptr) *ow_out = ow;
+  return b.CreateAdd(
+      b.CreateMul(n, ctx.get(kConvImage)),
+      b.CreateAdd(b.CreateMul(oh, ctx.get(kConvRow)), b.CreateMul(ow, ctx.get(kConvCol))));
+}
+
 // Calls an implicit-GEMM convolution's micro-kernel for rows [i0, i0 + rows): row i is output
 // pixel (n, oh, ow), whose window starts in the (padded) input at n·image + oh·row + ow·col.
 // A full tile within one output row (every tile, when OW is a multiple of mr) goes to the
@@ -165,22 +182,9 @@ void call_epilogue_if(Builder& b, Value* condition, Value* epilogue,
 void emit_conv_micro_call(Builder& b, const Config& cfg, ContextAccess& ctx, Value* offsets,
                           Value* i0, Value* m, llvm::Function* gather_micro,
                           std::vector<Value*> args) {
-  Value* pixels = ctx.get(kConvPixels);
   Value* out_w = ctx.get(kConvOutW);
-  Value* image = ctx.get(kConvImage);
-  Value* row = ctx.get(kConvRow);
-  Value* col = ctx.get(kConvCol);
-  auto start = [&](Value* i, Value** ow_out) {
-    Value* n = b.CreateUDiv(i, pixels);
-    Value* pixel = b.CreateSub(i, b.CreateMul(n, pixels));
-    Value* oh = b.CreateUDiv(pixel, out_w);
-    Value* ow = b.CreateSub(pixel, b.CreateMul(oh, out_w));
-    if (ow_out != nullptr) *ow_out = ow;
-    return b.CreateAdd(b.CreateMul(n, image),
-                       b.CreateAdd(b.CreateMul(oh, row), b.CreateMul(ow, col)));
-  };
   Value* ow0 = nullptr;
-  Value* first = start(i0, &ow0);
+  Value* first = conv_pixel_offset(b, ctx, i0, nullptr, &ow0);
   llvm::LLVMContext& context = b.getContext();
   llvm::Function* fn = b.GetInsertBlock()->getParent();
   llvm::BasicBlock* strided = llvm::BasicBlock::Create(context, "conv_strided", fn);
@@ -198,7 +202,8 @@ void emit_conv_micro_call(Builder& b, const Config& cfg, ContextAccess& ctx, Val
   Value* last = b.CreateSub(m, b.getInt64(1));
   for (int64_t r = 0; r < cfg.mr; ++r) {
     Value* i = gemm::emit_min(b, b.CreateAdd(i0, b.getInt64(r)), last);
-    b.CreateStore(start(i, nullptr), b.CreateConstInBoundsGEP1_64(b.getInt64Ty(), offsets, r));
+    b.CreateStore(conv_pixel_offset(b, ctx, i),
+                  b.CreateConstInBoundsGEP1_64(b.getInt64Ty(), offsets, r));
   }
   b.CreateCall(gather_micro, args);
   b.CreateBr(after);
@@ -216,10 +221,8 @@ void emit_patches_depth_offsets(Builder& b, ContextAccess& ctx, Value* offsets, 
   Value* image = ctx.get(kConvImage);
   Value* row = ctx.get(kConvRow);
   Value* col = ctx.get(kConvCol);
-  Value* n0 = b.CreateUDiv(pc, pixels);
-  Value* pixel = b.CreateSub(pc, b.CreateMul(n0, pixels));
-  Value* oh0 = b.CreateUDiv(pixel, out_w);
-  Value* ow0 = b.CreateSub(pixel, b.CreateMul(oh0, out_w));
+  Value *oh0 = nullptr, *ow0 = nullptr;
+  Value* start = conv_pixel_offset(b, ctx, pc, &oh0, &ow0);
   Value* out_h = b.CreateUDiv(pixels, out_w);
   // From (oh, OW − 1) to (oh + 1, 0), and from (OH − 1, OW − 1) to the next image's (0, 0).
   Value* last_col = b.CreateMul(b.CreateSub(out_w, b.getInt64(1)), col);
@@ -231,9 +234,7 @@ void emit_patches_depth_offsets(Builder& b, ContextAccess& ctx, Value* offsets, 
   llvm::AllocaInst* offset = entry.CreateAlloca(i64, nullptr, "depth_offset");
   llvm::AllocaInst* oh = entry.CreateAlloca(i64, nullptr, "oh");
   llvm::AllocaInst* ow = entry.CreateAlloca(i64, nullptr, "ow");
-  b.CreateStore(b.CreateAdd(b.CreateMul(n0, image),
-                            b.CreateAdd(b.CreateMul(oh0, row), b.CreateMul(ow0, col))),
-                offset);
+  b.CreateStore(start, offset);
   b.CreateStore(oh0, oh);
   b.CreateStore(ow0, ow);
   gemm::emit_range(

@@ -13,34 +13,8 @@ using ir::Shape;
 
 namespace {
 
-// Uniform values in [-1, 1], so that a sum of K products is off by at most about K ulps.
-ir::HostTensor uniform(DType dtype, const Shape& shape, uint32_t seed) {
-  ir::HostTensor t(dtype, shape);
-  std::mt19937 gen(seed);
-  std::uniform_real_distribution<double> d(-1.0, 1.0);
-  for (int64_t i = 0; i < t.num_elements(); ++i) {
-    if (dtype == DType::f32)
-      t.data<float>()[i] = static_cast<float>(d(gen));
-    else
-      t.data<double>()[i] = d(gen);
-  }
-  return t;
-}
-
-// Compiled and interpreted results agree within a bound that grows with the depth `k`.
-void check_close(const ir::HostTensor& got, const ir::HostTensor& want, int64_t k) {
-  REQUIRE(got.type() == want.type());
-  const double eps = want.dtype() == DType::f64 ? 1e-15 : 1e-6;
-  const double tol = eps * static_cast<double>(k + 1);
-  int64_t bad = 0;
-  for (int64_t i = 0; i < want.num_elements() && bad < 5; ++i) {
-    const double g = got.element_as_double(i), w = want.element_as_double(i);
-    if (!(std::abs(g - w) <= tol * std::max(1.0, std::abs(w)))) {
-      ++bad;
-      FAIL_CHECK("element " << i << ": compiled " << g << ", interpreter " << w);
-    }
-  }
-}
+using testing::check_close;
+using testing::uniform;
 
 struct Case {
   Shape a, b;
