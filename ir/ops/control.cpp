@@ -90,8 +90,11 @@ ScanAttrs scan_attrs(const Attrs& attrs, size_t num_operands) {
   s.body = &attrs.get_function("body").function();
   auto operands = static_cast<int64_t>(num_operands);
   if (s.carries > operands || s.xs > operands - s.carries) {
+    int64_t need = 0;  // carries + xs, which can pass INT64_MAX
+    const bool huge = __builtin_add_overflow(s.carries, s.xs, &need);
     throw ValueError(fmt::format("carries = {} and xs = {} need at least {} operands, got {}",
-                                 s.carries, s.xs, s.carries + s.xs, operands));
+                                 s.carries, s.xs, huge ? "2^63 or more" : std::to_string(need),
+                                 operands));
   }
   s.consts = operands - s.carries - s.xs;
   const Function& body = *s.body;
