@@ -90,7 +90,7 @@ def keras(path, opts):
     if "chunk" in opts:  # as Keras splits long lists: layer_names0, layer_names1, ...
         for c, part in enumerate(np.array_split(np.array(names), 2)):
             string_attr(root, f"layer_names{c}", [str(p) for p in part], "fixed")
-    else:
+    elif "nolayernames" not in opts:  # (a model_weights group without its list: not Keras's)
         string_attr(root, "layer_names", names, strings)
     root.attrs["backend"] = "tensorflow"
     if "nokerasversion" not in opts:

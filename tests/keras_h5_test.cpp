@@ -155,6 +155,20 @@ TEST_CASE("keras_h5: by_name that matches no layer is an error naming both sides
   std::remove(path.c_str());
 }
 
+TEST_CASE("keras_h5: a model_weights group without layer_names is an error, not a crash",
+          "[keras_h5]") {
+  // (Found by keras_h5_fuzz: the loader read the missing list through optional::value.)
+  std::string path = "keras_h5_test_no_layer_names.h5";
+  h5fixtures::keras(path, {"full", "nolayernames"});
+  k::Sequential model = make_model();
+  auto before = values_by_name(model);
+  CHECK_THROWS_AS(model.load_weights(path), k::Error);
+  CHECK_THROWS_WITH(model.load_weights(path),
+                    Contains("/model_weights group but no 'layer_names' attribute"));
+  CHECK(values_by_name(model) == before);
+  std::remove(path.c_str());
+}
+
 TEST_CASE("keras_h5: a layer count mismatch lists the layers and changes nothing", "[keras_h5]") {
   std::string path = "keras_h5_test_count.h5";
   h5fixtures::keras(path, {"drop=bn"});

@@ -235,7 +235,14 @@ class Stager {
   }
 
   void read_layers(const std::string& root) {
-    std::vector<std::string> names = file_.chunked_string_list_attr(root, "layer_names").value();
+    std::optional<std::vector<std::string>> listed =
+        file_.chunked_string_list_attr(root, "layer_names");
+    if (!listed) {
+      fail(
+          fmt::format("'{}' has a {} group but no 'layer_names' attribute on it: not Keras weights",
+                      path_, root));
+    }
+    std::vector<std::string> names = std::move(*listed);
     for (const std::string& name : names) {
       SavedLayer layer;
       layer.name = name;
