@@ -369,21 +369,33 @@ void emit_pack_patches_panel(Builder& b, const Config& cfg, ContextAccess& ctx, 
 
   b.SetInsertPoint(scattered);
   // Each row's column offset, rows past m repeating the last row (stored as zeros).
+  // Per group of `lanes` rows a vector of their column offsets, fixed for the panel; per depth
+  // one masked gather of the group (rows past m gather nothing and store zeros) and a
+  // whole-vector store (as in the contiguous case).
   Value* last = b.CreateSub(rows, b.getInt64(1));
-  std::vector<Value*> columns;
-  for (int64_t r = 0; r < cfg.mr; ++r)
-    columns.push_back(column_offset(b.CreateAdd(i0, gemm::emit_min(b, b.getInt64(r), last))));
+  auto* offsets_type = llvm::FixedVectorType::get(i64, static_cast<unsigned>(cfg.lanes));
+  std::vector<Value*> column_vectors, gather_masks;
+  for (int64_t g = 0; g < cfg.mr; g += cfg.lanes) {
+    Value* columns = llvm::PoisonValue::get(offsets_type);
+    for (int64_t l = 0; l < cfg.lanes; ++l) {
+      Value* r = gemm::emit_min(b, b.getInt64(g + l), last);
+      columns = b.CreateInsertElement(columns, column_offset(b.CreateAdd(i0, r)),
+                                      static_cast<uint64_t>(l));
+    }
+    column_vectors.push_back(columns);
+    gather_masks.push_back(gemm::lanes_below(b, cfg, g, rows));
+  }
   gemm::emit_range(
       b, b.getInt64(0), kc, 1,
       [&](Value* k) {
-        Value* at = depth_offset(k);
+        Value* at = b.CreateVectorSplat(static_cast<unsigned>(cfg.lanes), depth_offset(k));
         Value* out = b.CreateMul(k, b.getInt64(cfg.mr));
-        for (int64_t r = 0; r < cfg.mr; ++r) {
-          Value* x =
-              b.CreateLoad(t, b.CreateGEP(t, a, b.CreateAdd(at, columns[static_cast<size_t>(r)])));
-          x = b.CreateSelect(b.CreateICmpSLT(b.getInt64(r), rows), x,
-                             llvm::Constant::getNullValue(t));
-          b.CreateStore(x, b.CreateGEP(t, dst, b.CreateAdd(out, b.getInt64(r))));
+        for (size_t q = 0; q < column_vectors.size(); ++q) {
+          const int64_t g = static_cast<int64_t>(q) * cfg.lanes;
+          Value* pointers = b.CreateGEP(t, a, b.CreateAdd(at, column_vectors[q]));
+          Value* x = b.CreateMaskedGather(v, pointers, align, gather_masks[q],
+                                          llvm::ConstantAggregateZero::get(v));
+          b.CreateAlignedStore(x, b.CreateGEP(t, dst, b.CreateAdd(out, b.getInt64(g))), align);
         }
       },
       false);
