@@ -68,9 +68,9 @@ void BM_KilnConv(benchmark::State& state) {
     module->entry()(&frame);
     benchmark::ClobberMemory();
   }
-  // Multiply-adds: result elements times the depth each sums over.
-  const int64_t depth = c.filter_grad ? c.second[0] * c.second[1] * c.second[2]
-                                      : c.second[0] * c.second[1] * c.second[2];
+  // Multiply-adds: result elements times the depth each sums over, the product of the second
+  // operand's first three dims either way (KH·KW·C of a filter, N·OH·OW of dy).
+  const int64_t depth = c.second[0] * c.second[1] * c.second[2];
   const double flops = 2.0 * static_cast<double>(out.num_elements() * depth);
   state.counters["FLOPS"] =
       benchmark::Counter(flops, benchmark::Counter::kIsIterationInvariantRate);

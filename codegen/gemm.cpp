@@ -410,6 +410,16 @@ enum class AForm {
   patches,  // a conv2d_filter_grad's transposed patch matrix, packed by emit_pack_patches_panel
 };
 
+// The names part_body and small_m_body give their functions (gemm_helpers lists them).
+std::string part_body_name(const Config& cfg, bool transpose_a, bool transpose_b, bool unpacked_a,
+                           AForm form) {
+  return fmt::format("gemm_part_{}{}{}{}{}", cfg.tag(), transpose_a ? "_ta" : "",
+                     transpose_b ? "_tb" : "", unpacked_a ? "_ua" : "",
+                     form == AForm::conv      ? "_conv"
+                     : form == AForm::patches ? "_patches"
+                                              : "");
+}
+
 // body(ctx, begin, end): C[rows, cols] for the parts [begin, end): row panels (all columns) or
 // column panels (all rows). With `unpacked_a` (A not transposed, few columns) the micro-kernel
 // reads A where it lies instead of from packed panels. With AForm::conv A is the implicit patch
@@ -419,11 +429,7 @@ enum class AForm {
 llvm::Function* part_body(llvm::Module& module, const Config& cfg, bool transpose_a,
                           bool transpose_b, bool unpacked_a, AForm form = AForm::matrix) {
   const bool conv = form == AForm::conv;
-  const std::string name = fmt::format("gemm_part_{}{}{}{}{}", cfg.tag(), transpose_a ? "_ta" : "",
-                                       transpose_b ? "_tb" : "", unpacked_a ? "_ua" : "",
-                                       conv                     ? "_conv"
-                                       : form == AForm::patches ? "_patches"
-                                                                : "");
+  const std::string name = part_body_name(cfg, transpose_a, transpose_b, unpacked_a, form);
   if (llvm::Function* existing = module.getFunction(name)) return existing;
   llvm::Function* micro =
       conv ? gemm::conv_micro_kernel(module, cfg, {}) : gemm::micro_kernel(module, cfg, unpacked_a);
@@ -582,6 +588,11 @@ int64_t small_m_vectors(const Config& cfg, int64_t rows) {
   return std::clamp<int64_t>((cfg.registers - 8) / std::max<int64_t>(rows, 1), 1, 8);
 }
 
+std::string small_m_body_name(const Config& cfg, bool transpose_a, int64_t rows) {
+  return fmt::format("gemm_small_{}_{}x{}x{}{}", ir::dtype_name(cfg.dtype), rows,
+                     small_m_vectors(cfg, rows), cfg.lanes, transpose_a ? "_ta" : "");
+}
+
 // body(ctx, begin, end) for a C of `rows` rows (a batch of one at inference): parts are blocks
 // of small_m_vectors · lanes columns; acc[r][v] += a[r][k] · B[k][j0 + v·lanes] over k, for all
 // rows at once, so B is read once, as it lies (packing would read it and write it again for
@@ -589,8 +600,7 @@ int64_t small_m_vectors(const Config& cfg, int64_t rows) {
 llvm::Function* small_m_body(llvm::Module& module, const Config& cfg, bool transpose_a,
                              int64_t rows) {
   const int64_t vectors = small_m_vectors(cfg, rows);
-  const std::string name = fmt::format("gemm_small_{}_{}x{}x{}{}", ir::dtype_name(cfg.dtype), rows,
-                                       vectors, cfg.lanes, transpose_a ? "_ta" : "");
+  const std::string name = small_m_body_name(cfg, transpose_a, rows);
   if (llvm::Function* existing = module.getFunction(name)) return existing;
   llvm::Function* fn = loop_body(module, name);
   llvm::LLVMContext& context = module.getContext();
@@ -1041,23 +1051,22 @@ std::vector<std::string> gemm_helpers(const passes::Kernel& kernel, const Vector
   KILN_CHECK(gemm_handles(kernel), "gemm_helpers called for a kernel emit_gemm_kernel leaves");
   const Gemm g(kernel, *kernel.nodes.front(), unit);
   const Config& cfg = g.config;
-  if (g.small_m()) return {fmt::format("small_{}_{}_{}", cfg.tag(), g.dims.m, g.dims.transpose_a)};
-  // The part body, and the micro-kernels it calls (shared by the parts of a configuration).
-  std::vector<std::string> helpers{fmt::format("part_{}_{}{}{}{}", cfg.tag(), g.dims.transpose_a,
-                                               g.dims.transpose_b, g.unpacked_a(),
-                                               static_cast<int>(g.a_form()))};
+  if (g.small_m()) return {small_m_body_name(cfg, g.dims.transpose_a, g.dims.m)};
+  // The part body and the micro-kernels it calls, by the names their emitters give them.
+  std::vector<std::string> helpers{
+      part_body_name(cfg, g.dims.transpose_a, g.dims.transpose_b, g.unpacked_a(), g.a_form())};
   switch (g.a_form()) {
     case AForm::matrix:
-      helpers.push_back(fmt::format("micro_{}_{}", cfg.tag(), g.unpacked_a()));
+      helpers.push_back(
+          gemm::micro_kernel_name(cfg, g.unpacked_a() ? gemm::AReads::rows : gemm::AReads::packed));
       break;
     case AForm::conv:
-      helpers.push_back(fmt::format("micro_{}_conv", cfg.tag()));
-      helpers.push_back(
-          fmt::format("micro_{}_conv_{}_{}", cfg.tag(), g.conv->col, g.conv->channels));
+      helpers.push_back(gemm::conv_micro_kernel_name(cfg, {}));
+      helpers.push_back(gemm::conv_micro_kernel_name(cfg, {g.conv->col, g.conv->channels}));
       break;
     case AForm::patches:
-      helpers.push_back(fmt::format("micro_{}_{}", cfg.tag(), false));
-      helpers.push_back(fmt::format("micro_{}_table", cfg.tag()));
+      helpers.push_back(gemm::micro_kernel_name(cfg, gemm::AReads::packed));
+      helpers.push_back(gemm::micro_kernel_name(cfg, gemm::AReads::table));
       break;
   }
   return helpers;

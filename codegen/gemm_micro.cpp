@@ -229,12 +229,22 @@ llvm::Function* micro_kernel(llvm::Module& module, const Config& config, bool un
   return micro_kernel(module, config, unpacked_a ? AReads::rows : AReads::packed);
 }
 
+std::string micro_kernel_name(const Config& config, AReads reads) {
+  return fmt::format("gemm_micro_{}{}", config.tag(),
+                     reads == AReads::rows    ? "_ua"
+                     : reads == AReads::table ? "_table"
+                                              : "");
+}
+
+std::string conv_micro_kernel_name(const Config& config, const ConvMicroShape& shape) {
+  return shape.row_step > 0 ? fmt::format("gemm_micro_{}_conv_s{}_c{}", config.tag(),
+                                          shape.row_step, shape.channels)
+                            : fmt::format("gemm_micro_{}_conv", config.tag());
+}
+
 llvm::Function* micro_kernel(llvm::Module& module, const Config& config, AReads reads) {
   const bool unpacked_a = reads == AReads::rows;
-  const std::string name = fmt::format("gemm_micro_{}{}", config.tag(),
-                                       unpacked_a               ? "_ua"
-                                       : reads == AReads::table ? "_table"
-                                                                : "");
+  const std::string name = micro_kernel_name(config, reads);
   if (llvm::Function* existing = module.getFunction(name)) return existing;
   llvm::LLVMContext& context = module.getContext();
   llvm::Type* ptr = llvm::PointerType::get(context, 0);
@@ -298,9 +308,7 @@ llvm::Function* micro_kernel(llvm::Module& module, const Config& config, AReads 
 llvm::Function* conv_micro_kernel(llvm::Module& module, const Config& config,
                                   const ConvMicroShape& shape) {
   const bool strided = shape.row_step > 0;
-  const std::string name = strided ? fmt::format("gemm_micro_{}_conv_s{}_c{}", config.tag(),
-                                                 shape.row_step, shape.channels)
-                                   : fmt::format("gemm_micro_{}_conv", config.tag());
+  const std::string name = conv_micro_kernel_name(config, shape);
   if (llvm::Function* existing = module.getFunction(name)) return existing;
   llvm::LLVMContext& context = module.getContext();
   llvm::Type* ptr = llvm::PointerType::get(context, 0);

@@ -66,6 +66,8 @@ llvm::Function* micro_kernel(llvm::Module& module, const Config& config, bool un
 // filter gradient's panel within one window tap, read from the input without packing).
 enum class AReads { packed, rows, table };
 llvm::Function* micro_kernel(llvm::Module& module, const Config& config, AReads reads);
+// The names micro_kernel and conv_micro_kernel give their functions (gemm_helpers lists them).
+std::string micro_kernel_name(const Config& config, AReads reads);
 
 // void micro(ptr a, ptr b_panel, i64 taps, ptr c, i64 ldc, i64 rows, i64 cols, i1 accumulate,
 // ptr row_offsets, i64 channels, i64 tap0, i64 kw, i64 tap_h, i64 tap_w): the micro-kernel of an
@@ -82,6 +84,7 @@ struct ConvMicroShape {
 };
 llvm::Function* conv_micro_kernel(llvm::Module& module, const Config& config,
                                   const ConvMicroShape& shape);
+std::string conv_micro_kernel_name(const Config& config, const ConvMicroShape& shape);
 
 // Packs rows [i0, i0 + mr) × depth [pc, pc + kc) of A into `dst` as dst[k][r] (mr per k),
 // rows past m zero.

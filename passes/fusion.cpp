@@ -77,8 +77,8 @@ class Partitioner {
     if (fuse_) {
       for (size_t i = 0; i < nodes().size(); ++i) {
         Op op = nodes()[i]->op();
-        if (group_of_[i] < 0 && kernel_kind_of(op) != KernelKind::loop &&
-            (op == Op::matmul || kernel_kind_of(op) == KernelKind::conv2d))
+        const KernelKind kind = kernel_kind_of(op);
+        if (group_of_[i] < 0 && (kind == KernelKind::matmul || kind == KernelKind::conv2d))
           grow_epilogue(i);
       }
     }

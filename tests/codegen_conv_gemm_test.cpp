@@ -68,12 +68,14 @@ std::string describe(const Geometry& g) {
 }
 
 // Compiles `f` through the whole pipeline and checks every result against the interpreter;
-// `marker` must appear in the generated code (the implicit GEMM ran).
+// Every one of `markers` must appear in the generated code (the implicit GEMM's part body ran,
+// and the epilogue when one is fused).
 void check_pipeline(const ir::Function& f, const std::vector<ir::HostTensor>& args,
-                    const std::string& marker, int64_t depth) {
+                    const std::vector<std::string>& markers, int64_t depth) {
   passes::PipelineResult planned = passes::run_pipeline(f.clone());
   auto module = codegen::compile_jit(planned.function, planned.kernels, planned.memory);
-  CHECK(module->llvm_ir().find(marker) != std::string::npos);
+  for (const std::string& marker : markers)
+    CHECK(module->llvm_ir().find(marker) != std::string::npos);
   std::vector<ir::HostTensor> got = testing::run_compiled(*module, planned.function, args);
   ir::EvalResult want = ir::evaluate(f, args);
   REQUIRE(got.size() == want.outputs.size());
@@ -92,7 +94,7 @@ TEST_CASE("implicit-GEMM conv2d matches the interpreter", "[codegen][gemm][conv]
     ir::Value* w = f.add_param({g.dtype, g.filter});
     f.set_outputs({f.append(Op::conv2d, {x, w}, window(g))->output()});
     check_pipeline(f, {uniform(g.dtype, g.input, seed), uniform(g.dtype, g.filter, seed + 1)},
-                   "_conv", g.filter[0] * g.filter[1] * g.filter[2]);
+                   {"_ua_conv("}, g.filter[0] * g.filter[1] * g.filter[2]);
     seed += 2;
   }
 }
@@ -109,7 +111,7 @@ TEST_CASE("implicit-GEMM conv2d with a fused bias and relu", "[codegen][gemm][co
   check_pipeline(f,
                  {uniform(g.dtype, g.input, 7), uniform(g.dtype, g.filter, 8),
                   uniform(g.dtype, Shape{g.filter[3]}, 9)},
-                 "_epilogue", g.filter[0] * g.filter[1] * g.filter[2]);
+                 {"_ua_conv(", "_epilogue("}, g.filter[0] * g.filter[1] * g.filter[2]);
 }
 
 TEST_CASE("implicit-GEMM conv2d_filter_grad matches the interpreter", "[codegen][gemm][conv]") {
@@ -124,7 +126,7 @@ TEST_CASE("implicit-GEMM conv2d_filter_grad matches the interpreter", "[codegen]
     attrs.set_ints("ksize", {g.filter[0], g.filter[1]});
     f.set_outputs({f.append(Op::conv2d_filter_grad, {x, dy}, std::move(attrs))->output()});
     check_pipeline(f, {uniform(g.dtype, g.input, seed), uniform(g.dtype, dy_shape, seed + 1)},
-                   "_patches", dy_shape[0] * dy_shape[1] * dy_shape[2]);
+                   {"_ta_patches("}, dy_shape[0] * dy_shape[1] * dy_shape[2]);
     seed += 2;
   }
 }

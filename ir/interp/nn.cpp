@@ -29,6 +29,17 @@ Nhwc nhwc_of(const Shape& s) {
   return Nhwc{s[1], s[2], s[3]};
 }
 
+// f(ky, kx, iy, ix) for each tap of output (oy, ox)'s window that reads the input (padding
+// skipped), iy and ix the positions it reads.
+template <class F>
+void for_each_tap_inside(const Window2D& win, int64_t oy, int64_t ox, F f) {
+  const auto [ky0, ky1] = win.h.taps_inside(oy);
+  const auto [kx0, kx1] = win.w.taps_inside(ox);
+  for (int64_t ky = ky0; ky < ky1; ++ky)
+    for (int64_t kx = kx0; kx < kx1; ++kx)
+      f(ky, kx, win.h.input_pos(oy, ky), win.w.input_pos(ox, kx));
+}
+
 template <class T>
 void conv2d_typed(const HostTensor& input, const HostTensor& filter, const Attrs& attrs,
                   HostTensor& out) {
@@ -45,20 +56,14 @@ void conv2d_typed(const HostTensor& input, const HostTensor& filter, const Attrs
     for (int64_t oy = 0; oy < win.h.out; ++oy) {
       for (int64_t ox = 0; ox < win.w.out; ++ox) {
         std::fill(acc.begin(), acc.end(), 0.0);
-        const auto [ky0, ky1] = win.h.taps_inside(oy);
-        const auto [kx0, kx1] = win.w.taps_inside(ox);
-        for (int64_t ky = ky0; ky < ky1; ++ky) {
-          const int64_t iy = win.h.input_pos(oy, ky);
-          for (int64_t kx = kx0; kx < kx1; ++kx) {
-            const int64_t ix = win.w.input_pos(ox, kx);
-            for (int64_t c = 0; c < channels; ++c) {
-              const double v = static_cast<double>(x[in.at(n, iy, ix, c)]);
-              const T* taps = f + ((ky * kw + kx) * channels + c) * outs;
-              for (int64_t o = 0; o < outs; ++o)
-                acc[static_cast<size_t>(o)] += v * taps[o];
-            }
+        for_each_tap_inside(win, oy, ox, [&](int64_t ky, int64_t kx, int64_t iy, int64_t ix) {
+          for (int64_t c = 0; c < channels; ++c) {
+            const double v = static_cast<double>(x[in.at(n, iy, ix, c)]);
+            const T* taps = f + ((ky * kw + kx) * channels + c) * outs;
+            for (int64_t o = 0; o < outs; ++o)
+              acc[static_cast<size_t>(o)] += v * taps[o];
           }
-        }
+        });
         for (int64_t o = 0; o < outs; ++o) {
           y[res.at(n, oy, ox, o)] = static_cast<T>(acc[static_cast<size_t>(o)]);
         }
@@ -83,21 +88,15 @@ void conv2d_filter_grad_typed(const HostTensor& input, const HostTensor& dy, con
   for (int64_t n = 0; n < batch; ++n) {
     for (int64_t oy = 0; oy < win.h.out; ++oy) {
       for (int64_t ox = 0; ox < win.w.out; ++ox) {
-        const auto [ky0, ky1] = win.h.taps_inside(oy);
-        const auto [kx0, kx1] = win.w.taps_inside(ox);
         const T* d = g + res.at(n, oy, ox, 0);
-        for (int64_t ky = ky0; ky < ky1; ++ky) {
-          const int64_t iy = win.h.input_pos(oy, ky);
-          for (int64_t kx = kx0; kx < kx1; ++kx) {
-            const int64_t ix = win.w.input_pos(ox, kx);
-            for (int64_t c = 0; c < channels; ++c) {
-              const double v = static_cast<double>(x[in.at(n, iy, ix, c)]);
-              double* a = acc.data() + ((ky * fs[1] + kx) * channels + c) * outs;
-              for (int64_t o = 0; o < outs; ++o)
-                a[o] += v * static_cast<double>(d[o]);
-            }
+        for_each_tap_inside(win, oy, ox, [&](int64_t ky, int64_t kx, int64_t iy, int64_t ix) {
+          for (int64_t c = 0; c < channels; ++c) {
+            const double v = static_cast<double>(x[in.at(n, iy, ix, c)]);
+            double* a = acc.data() + ((ky * fs[1] + kx) * channels + c) * outs;
+            for (int64_t o = 0; o < outs; ++o)
+              a[o] += v * static_cast<double>(d[o]);
           }
-        }
+        });
       }
     }
   }
