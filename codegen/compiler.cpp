@@ -1,10 +1,13 @@
 #include "kiln/codegen/compiler.h"
 
+#include <algorithm>
+#include <atomic>
 #include <charconv>
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
 #include <filesystem>
+#include <map>
 #include <mutex>
 #include <thread>
 
@@ -32,6 +35,7 @@
 #include <fmt/ranges.h>
 
 #include "kiln/codegen/cache_key.h"
+#include "kiln/codegen/gemm.h"
 #include "kiln/codegen/module_builder.h"
 #include "kiln/ir/error.h"
 #include "kiln/runtime/atomic_write.h"
@@ -120,6 +124,11 @@ VectorUnit vector_unit(const llvm::TargetMachine& machine) {
 constexpr const char* kLightPipeline =
     "function(sroa,early-cse,instcombine<no-verify-fixpoint>,simplifycfg,loop-mssa(licm),"
     "loop-vectorize,instcombine<no-verify-fixpoint>,simplifycfg)";
+// LlvmPipeline::unrolled_light: the same with the loop unroller, for unroll counts the code asks
+// for.
+constexpr const char* kUnrolledLightPipeline =
+    "function(sroa,early-cse,instcombine<no-verify-fixpoint>,simplifycfg,loop-mssa(licm),"
+    "loop-vectorize,loop-unroll<O2>,instcombine<no-verify-fixpoint>,simplifycfg)";
 
 // Runs the new pass manager's default pipeline at `opt_level` (or the light one), tuned for
 // `machine`.
@@ -142,9 +151,10 @@ void optimize(llvm::Module& module, llvm::TargetMachine& machine, int opt_level,
   llvm::OptimizationLevel level = opt_level == 1   ? llvm::OptimizationLevel::O1
                                   : opt_level == 3 ? llvm::OptimizationLevel::O3
                                                    : llvm::OptimizationLevel::O2;
-  if (pipeline == LlvmPipeline::light) {
+  if (pipeline != LlvmPipeline::standard) {
     llvm::ModulePassManager light;
-    if (llvm::Error error = builder.parsePassPipeline(light, kLightPipeline))
+    const char* text = pipeline == LlvmPipeline::light ? kLightPipeline : kUnrolledLightPipeline;
+    if (llvm::Error error = builder.parsePassPipeline(light, text))
       throw CompileError(fmt::format("the light LLVM pipeline: {}", error_text(std::move(error))));
     light.run(module, mam);
     return;
@@ -373,11 +383,11 @@ struct Compiled {
 };
 
 Compiled optimize_and_emit(llvm::TargetMachine& machine, llvm::Module& module,
-                           const CodegenOptions& options, const std::string& name,
-                           size_t part = 0) {
+                           const CodegenOptions& options, const std::string& name, size_t part = 0,
+                           LlvmPipeline pipeline = LlvmPipeline::standard) {
   module.setDataLayout(machine.createDataLayout());
   module.setTargetTriple(machine.getTargetTriple().str());
-  optimize(module, machine, options.opt_level, LlvmPipeline::standard);
+  optimize(module, machine, options.opt_level, pipeline);
   Compiled out;
   out.text = module_text(module);
   if (perf_map_enabled()) name_functions_for_perf(module, fmt::format(".m{}", part));
@@ -385,59 +395,153 @@ Compiled optimize_and_emit(llvm::TargetMachine& machine, llvm::Module& module,
   return out;
 }
 
-// The module (or, with several threads, the modules of build_split_modules, each optimized and
-// emitted on a thread of its own) as object files, and their LLVM IR text.
-std::vector<Compiled> compile_objects(llvm::orc::JITTargetMachineBuilder host,
-                                      const ir::Function& function, const passes::KernelPlan& plan,
-                                      const passes::MemoryPlan& memory,
-                                      const CodegenOptions& options) {
-  const size_t threads = compile_threads(plan);
-  auto machine = unwrap(host.createTargetMachine(), "creating the target machine");
-  const VectorUnit unit = vector_unit(*machine);
-  if (threads <= 1) {
-    llvm::LLVMContext context;
-    std::unique_ptr<llvm::Module> module = build_module(context, function, plan, memory, unit);
-    return {optimize_and_emit(*machine, *module, options, function.name())};
+void verify_helper(const llvm::Module& module, const std::string& name) {
+  std::string message;
+  llvm::raw_string_ostream os(message);
+  if (llvm::verifyModule(module, &os))
+    throw CompileError(fmt::format("{}: LLVM rejected the module: {}", name, os.str()));
+}
+
+// GEMM helpers (part bodies, micro-kernels) compiled in this process, each an object of its own
+// keyed by its name and everything else that shapes its code (the target, the options): every
+// later function whose kernels call one links that object instead of compiling it again (the
+// convnet's training and evaluation steps share theirs; so does every model with a GEMM).
+class HelperObjects {
+ public:
+  static HelperObjects& get() {
+    static HelperObjects objects;
+    return objects;
   }
-  // The entry's module and one part per thread; the entry (small: calls) is compiled by the
-  // thread that compiles the last part.
+  std::shared_ptr<const Compiled> find(const std::string& key) {
+    std::lock_guard lock(mutex_);
+    auto it = objects_.find(key);
+    return it == objects_.end() ? nullptr : it->second;
+  }
+  void add(const std::string& key, std::shared_ptr<const Compiled> compiled) {
+    std::lock_guard lock(mutex_);
+    objects_.emplace(key, std::move(compiled));
+  }
+
+ private:
+  std::mutex mutex_;
+  std::map<std::string, std::shared_ptr<const Compiled>> objects_;
+};
+
+// The modules of build_split_modules, with each GEMM helper compiled apart (or found in
+// HelperObjects), as object files and their LLVM IR text. Each module or helper is a job; the
+// threads take the jobs largest first as they finish, so a thread is busy until all are done.
+std::vector<Compiled> compile_split(llvm::orc::JITTargetMachineBuilder host,
+                                    llvm::TargetMachine& machine, size_t threads,
+                                    const ir::Function& function, const passes::KernelPlan& plan,
+                                    const passes::MemoryPlan& memory,
+                                    const CodegenOptions& options) {
+  const VectorUnit unit = vector_unit(machine);
   std::vector<std::unique_ptr<llvm::LLVMContext>> contexts;
   std::vector<llvm::LLVMContext*> raw;
   for (size_t i = 0; i <= threads; ++i) {
     contexts.push_back(std::make_unique<llvm::LLVMContext>());
     raw.push_back(contexts.back().get());
   }
-  SplitModules modules = build_split_modules(raw, function, plan, memory, unit);
-  std::vector<llvm::Module*> all{modules.entry.get()};
+  SplitModules modules = build_split_modules(raw, function, plan, memory, unit,
+                                             /*separate_helpers=*/true);
+  struct Job {
+    llvm::Module* module = nullptr;  // or a helper:
+    std::string helper, key;
+    size_t cost = 0;
+  };
+  std::vector<Job> jobs;
+  auto add_module = [&](llvm::Module* module) {
+    size_t cost = 0;
+    for (const llvm::Function& fn : module->functions())
+      cost += fn.getInstructionCount();
+    jobs.push_back({module, "", "", cost});
+  };
+  add_module(modules.entry.get());
   for (const auto& part : modules.parts)
-    all.push_back(part.get());
-  std::vector<Compiled> out(all.size());
-  std::vector<std::exception_ptr> errors(all.size());
+    add_module(part.get());
+  std::vector<Compiled> out(jobs.size() + modules.helpers.size());
+  size_t next_out = jobs.size();
+  const std::string target =
+      fmt::format("{}|{}|{}|O{}|perf{}", host.getTargetTriple().str(), host.getCPU(),
+                  host.getFeatures().getString(), options.opt_level, perf_map_enabled() ? 1 : 0);
+  for (const auto& [name, kernel] : modules.helpers) {
+    std::string key = name + "|" + target;
+    if (std::shared_ptr<const Compiled> known = HelperObjects::get().find(key)) {
+      out[next_out++] = *known;
+      continue;
+    }
+    // A micro-kernel or a part body is about a thousand instructions once emitted.
+    jobs.push_back({nullptr, name, std::move(key), 1000});
+  }
+  // Jobs beyond the modules write their results after the cached helpers'.
+  std::vector<size_t> slot(jobs.size());
+  for (size_t j = 0; j < jobs.size(); ++j)
+    slot[j] = j < 1 + modules.parts.size() ? j : next_out++;
+  std::vector<size_t> order(jobs.size());
+  for (size_t j = 0; j < order.size(); ++j)
+    order[j] = j;
+  std::stable_sort(order.begin(), order.end(),
+                   [&](size_t a, size_t b) { return jobs[a].cost > jobs[b].cost; });
+  std::vector<std::exception_ptr> errors(jobs.size());
+  std::atomic<size_t> next{0};
   // A target machine is not shared across threads: each worker makes its own, this thread uses
   // `machine`.
-  auto work = [&](size_t i, llvm::TargetMachine* own) {
-    try {
-      std::unique_ptr<llvm::TargetMachine> made;
-      if (own == nullptr) {
-        made = unwrap(llvm::orc::JITTargetMachineBuilder(host).createTargetMachine(),
-                      "creating the target machine");
-        own = made.get();
+  auto work = [&](llvm::TargetMachine* own) {
+    std::unique_ptr<llvm::TargetMachine> made;
+    for (size_t i = next++; i < order.size(); i = next++) {
+      const size_t j = order[i];
+      try {
+        if (own == nullptr) {
+          made = unwrap(llvm::orc::JITTargetMachineBuilder(host).createTargetMachine(),
+                        "creating the target machine");
+          own = made.get();
+        }
+        Job& job = jobs[j];
+        if (job.module != nullptr) {
+          out[slot[j]] = optimize_and_emit(*own, *job.module, options, function.name(), j);
+          continue;
+        }
+        llvm::LLVMContext context;
+        llvm::Module module(job.helper, context);
+        emit_gemm_helper(module, *modules.helpers.at(job.helper), unit, job.helper);
+        verify_helper(module, job.helper);
+        auto compiled = std::make_shared<Compiled>(
+            optimize_and_emit(*own, module, options, function.name(), j,
+                              is_gemm_micro_kernel(job.helper) ? LlvmPipeline::unrolled_light
+                                                               : LlvmPipeline::standard));
+        out[slot[j]] = *compiled;
+        HelperObjects::get().add(job.key, std::move(compiled));
+      } catch (...) {
+        errors[j] = std::current_exception();
       }
-      out[i] = optimize_and_emit(*own, *all[i], options, function.name(), i);
-    } catch (...) {
-      errors[i] = std::current_exception();
     }
   };
   std::vector<std::thread> workers;
-  for (size_t i = 1; i + 1 < all.size(); ++i)
-    workers.emplace_back(work, i, nullptr);
-  work(all.size() - 1, machine.get());
-  work(0, machine.get());
+  for (size_t t = 1; t < std::min(threads, jobs.size()); ++t)
+    workers.emplace_back(work, nullptr);
+  work(&machine);
   for (std::thread& t : workers)
     t.join();
   for (const std::exception_ptr& e : errors)
     if (e) std::rethrow_exception(e);
   return out;
+}
+
+// The module (or, with several threads, the modules of build_split_modules: compile_split) as
+// object files, and their LLVM IR text.
+std::vector<Compiled> compile_objects(llvm::orc::JITTargetMachineBuilder host,
+                                      const ir::Function& function, const passes::KernelPlan& plan,
+                                      const passes::MemoryPlan& memory,
+                                      const CodegenOptions& options) {
+  const size_t threads = compile_threads(plan);
+  auto machine = unwrap(host.createTargetMachine(), "creating the target machine");
+  if (threads <= 1) {
+    llvm::LLVMContext context;
+    std::unique_ptr<llvm::Module> module =
+        build_module(context, function, plan, memory, vector_unit(*machine));
+    return {optimize_and_emit(*machine, *module, options, function.name())};
+  }
+  return compile_split(std::move(host), *machine, threads, function, plan, memory, options);
 }
 
 // cpu_cache_key for the host `host` describes (compile_jit has it already).

@@ -33,6 +33,10 @@ enum class LlvmPipeline {
   // vectorized (the GEMM, whose code comes out as fast or faster) and for kernels so small that
   // their call, not their loop, is their cost (eager kernels, docs/eager.md).
   light,
+  // The light pipeline and the loop unroller, for the unroll counts the code asks for: GEMM
+  // micro-kernels, whose machine code it makes the same as the standard pipeline's, in a quarter
+  // of the time.
+  unrolled_light,
 };
 
 struct CodegenOptions {

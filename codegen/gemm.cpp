@@ -13,6 +13,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <optional>
 
 #include "kiln/codegen/elemental.h"
@@ -1070,6 +1071,43 @@ std::vector<std::string> gemm_helpers(const passes::Kernel& kernel, const Vector
       break;
   }
   return helpers;
+}
+
+void emit_gemm_helper(llvm::Module& module, const passes::Kernel& kernel, const VectorUnit& unit,
+                      const std::string& name) {
+  const std::vector<std::string> helpers = gemm_helpers(kernel, unit);
+  KILN_CHECK(std::find(helpers.begin(), helpers.end(), name) != helpers.end(),
+             "emit_gemm_helper: the kernel calls no helper named " + name);
+  const Gemm g(kernel, *kernel.nodes.front(), unit);
+  const Config& cfg = g.config;
+  // The part body emits the micro-kernels it calls; a micro-kernel is emitted alone.
+  if (name == helpers.front()) {
+    if (g.small_m())
+      small_m_body(module, cfg, g.dims.transpose_a, g.dims.m);
+    else
+      part_body(module, cfg, g.dims.transpose_a, g.dims.transpose_b, g.unpacked_a(), g.a_form());
+  } else if (g.a_form() == AForm::conv) {
+    gemm::conv_micro_kernel(module, cfg,
+                            name == gemm::conv_micro_kernel_name(cfg, {})
+                                ? gemm::ConvMicroShape{}
+                                : gemm::ConvMicroShape{g.conv->col, g.conv->channels});
+  } else {
+    for (gemm::AReads reads : {gemm::AReads::packed, gemm::AReads::rows, gemm::AReads::table})
+      if (name == gemm::micro_kernel_name(cfg, reads)) gemm::micro_kernel(module, cfg, reads);
+  }
+  for (const std::string& helper : helpers) {
+    llvm::Function* fn = module.getFunction(helper);
+    if (fn == nullptr) continue;
+    if (helper != name && !fn->isDeclaration()) fn->deleteBody();
+    fn->setLinkage(llvm::GlobalValue::ExternalLinkage);
+    fn->setDSOLocal(false);
+  }
+  KILN_CHECK(module.getFunction(name) != nullptr && !module.getFunction(name)->isDeclaration(),
+             "emit_gemm_helper did not define " + name);
+}
+
+bool is_gemm_micro_kernel(const std::string& name) {
+  return gemm::is_micro_kernel_name(name);
 }
 
 void emit_gemm_kernel(llvm::Function& fn, const passes::Kernel& kernel, const VectorUnit& unit) {

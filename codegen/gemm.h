@@ -70,6 +70,15 @@ llvm::Function* gemm_part_function(llvm::Module& module, const gemm::Config& con
 // compile them once when they share a module (build_split_modules places them so).
 std::vector<std::string> gemm_helpers(const passes::Kernel& kernel, const VectorUnit& unit);
 
+// Defines the helper `name` (one of gemm_helpers(kernel, unit)) in `module`, with external
+// linkage; the other helpers it calls are only declared there. Compiled so, one helper to an
+// object, it links beside kernels whose modules declare it, and is compiled once for all of them.
+void emit_gemm_helper(llvm::Module& module, const passes::Kernel& kernel, const VectorUnit& unit,
+                      const std::string& name);
+// Whether the helper `name` is a micro-kernel: code vectorized and unrolled as it is emitted,
+// which LLVM's standard pipeline makes no faster (LlvmPipeline::unrolled_light suffices).
+bool is_gemm_micro_kernel(const std::string& name);
+
 // Emits the body of `fn`, declared void(ptr in0, ..., ptr out0) as the module builder declares
 // every kernel, computing `kernel`, blocked for the target's vector registers `unit`.
 void emit_gemm_kernel(llvm::Function& fn, const passes::Kernel& kernel, const VectorUnit& unit);

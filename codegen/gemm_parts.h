@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <string_view>
 
 #include "kiln/codegen/llvm_util.h"
 
@@ -68,6 +69,8 @@ enum class AReads { packed, rows, table };
 llvm::Function* micro_kernel(llvm::Module& module, const Config& config, AReads reads);
 // The names micro_kernel and conv_micro_kernel give their functions (gemm_helpers lists them).
 std::string micro_kernel_name(const Config& config, AReads reads);
+// Whether `name` is one of those names.
+bool is_micro_kernel_name(std::string_view name);
 
 // void micro(ptr a, ptr b_panel, i64 taps, ptr c, i64 ldc, i64 rows, i64 cols, i1 accumulate,
 // ptr row_offsets, i64 channels, i64 tap0, i64 kw, i64 tap_h, i64 tap_w): the micro-kernel of an

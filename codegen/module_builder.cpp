@@ -177,13 +177,15 @@ struct KernelSink {
   std::vector<size_t> load;
   // The GEMM helpers (gemm_helpers) each part holds already.
   std::vector<std::set<std::string>> helpers;
+  // Helpers compiled apart (build_split_modules' separate_helpers) cost a part nothing.
+  bool separate_helpers = false;
 
   // The part for `kernel`, its cost added: a GEMM goes where the shared functions it needs
   // are (or most of them), unless that part is already far more loaded than the lightest;
   // anything else to the lightest part.
   size_t place(const passes::Kernel& kernel, const VectorUnit& unit) {
     // A rough compile cost: GEMM helpers are large unrolled micro-kernels.
-    constexpr size_t kHelperCost = 40;
+    const size_t kHelperCost = separate_helpers ? 0 : 40;
     const size_t lightest =
         static_cast<size_t>(std::min_element(load.begin(), load.end()) - load.begin());
     std::vector<std::string> needs;
@@ -407,13 +409,42 @@ void verify_module(const llvm::Module& module, const std::string& name) {
 
 }  // namespace
 
+namespace {
+
+// Every GEMM helper the kernels of `plan` (scan bodies' included) call, with one kernel that
+// calls it.
+void collect_gemm_helpers(const passes::KernelPlan& plan, const VectorUnit& unit,
+                          std::map<std::string, const passes::Kernel*>& helpers) {
+  for (const passes::Kernel& kernel : plan.kernels) {
+    if (kernel.scan) collect_gemm_helpers(kernel.scan->kernels, unit, helpers);
+    if (!gemm_handles(kernel)) continue;
+    for (const std::string& name : gemm_helpers(kernel, unit))
+      helpers.emplace(name, &kernel);
+  }
+}
+
+// The helpers' definitions in `module` become external declarations.
+void declare_helpers(llvm::Module& module,
+                     const std::map<std::string, const passes::Kernel*>& helpers) {
+  for (llvm::Function& fn : module.functions()) {
+    if (fn.isDeclaration() || !helpers.contains(fn.getName().str())) continue;
+    fn.deleteBody();
+    fn.setLinkage(llvm::GlobalValue::ExternalLinkage);
+    fn.setDSOLocal(false);
+  }
+}
+
+}  // namespace
+
 SplitModules build_split_modules(std::span<llvm::LLVMContext* const> contexts,
                                  const ir::Function& function, const passes::KernelPlan& plan,
-                                 const passes::MemoryPlan& memory, const VectorUnit& unit) {
+                                 const passes::MemoryPlan& memory, const VectorUnit& unit,
+                                 bool separate_helpers) {
   KILN_CHECK(!contexts.empty(), "build_split_modules needs a context for the entry");
   SplitModules out;
   out.entry = std::make_unique<llvm::Module>(function.name(), *contexts[0]);
   KernelSink sink;
+  sink.separate_helpers = separate_helpers;
   for (size_t i = 1; i < contexts.size(); ++i) {
     out.parts.push_back(
         std::make_unique<llvm::Module>(fmt::format("{}.part{}", function.name(), i), *contexts[i]));
@@ -424,6 +455,12 @@ SplitModules build_split_modules(std::span<llvm::LLVMContext* const> contexts,
   llvm::Function* entry_fn =
       new_frame_function(*out.entry, kEntryName, llvm::Function::ExternalLinkage);
   emit_entry(*out.entry, entry_fn, function, plan, memory, unit, {}, &sink);
+  if (separate_helpers) {
+    collect_gemm_helpers(plan, unit, out.helpers);
+    declare_helpers(*out.entry, out.helpers);
+    for (const auto& part : out.parts)
+      declare_helpers(*part, out.helpers);
+  }
   verify_module(*out.entry, function.name());
   for (const auto& part : out.parts)
     verify_module(*part, function.name());

@@ -3,6 +3,7 @@
 // several, for compiling on several threads (build_split_modules).
 #pragma once
 
+#include <map>
 #include <memory>
 #include <span>
 #include <string>
@@ -32,13 +33,19 @@ std::unique_ptr<llvm::Module> build_module(llvm::LLVMContext& context, const ir:
 // kernels, which are spread over `parts` (part i in contexts[i + 1], one part per remaining
 // context, balanced by an estimate of each kernel's compile cost; a part may be empty). Each
 // module is verified; the kernels are external symbols, so the objects link into one image.
+//
+// With `separate_helpers` the GEMM helpers (gemm_helpers: part bodies and micro-kernels) are
+// only declared in those modules, and `helpers` names each with a kernel that calls it, for
+// compiling each helper on its own (emit_gemm_helper), once however many kernels call it.
 struct SplitModules {
   std::unique_ptr<llvm::Module> entry;
   std::vector<std::unique_ptr<llvm::Module>> parts;
+  std::map<std::string, const passes::Kernel*> helpers;
 };
 SplitModules build_split_modules(std::span<llvm::LLVMContext* const> contexts,
                                  const ir::Function& function, const passes::KernelPlan& plan,
-                                 const passes::MemoryPlan& memory, const VectorUnit& unit);
+                                 const passes::MemoryPlan& memory, const VectorUnit& unit,
+                                 bool separate_helpers = false);
 
 // A constant node's value as a private, 64-byte aligned global of `module`, which kernels read
 // in place of a buffer (NVPTX moves it to the GPU's global memory).

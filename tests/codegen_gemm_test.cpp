@@ -2,8 +2,10 @@
 // around the micro-kernel and cache block sizes, zero-size dimensions, every transpose
 // combination, broadcast batches, f64, fused epilogues, and IEEE specials.
 #include "codegen_test_util.h"
+#include "env_test_util.h"
 
 #include <cmath>
+#include <map>
 
 using namespace kiln;
 using ir::Attrs;
@@ -110,6 +112,62 @@ TEST_CASE("gemm matches the interpreter on an MLP-sized layer", "[codegen][gemm]
                            {Shape{128, 512}, Shape{512, 10}},
                            {Shape{784, 128}, Shape{784, 512}, true, false},
                            {Shape{128, 10}, Shape{512, 10}, false, true}});
+}
+
+TEST_CASE("GEMM helpers are compiled once and shared by later functions", "[codegen][gemm]") {
+  // Split over threads, each part body and micro-kernel is compiled into an object of its own,
+  // defined once however many kernels (or modules) call it; a later function with the same
+  // helpers links those objects instead of compiling them again. Both compute what one module
+  // does.
+  testing::ScopedEnv threads("KILN_COMPILE_THREADS", "2");
+  // Both micro-tile widths (N fits one vector or not) and every transpose pair.
+  const std::vector<Case> cases = mkn_cases({{61, 999, 7}, {45, 999, 70}});
+  ir::Function f("shared_helpers");
+  std::vector<ir::HostTensor> args;
+  std::vector<ir::Value*> outs;
+  uint32_t seed = 40;
+  for (const Case& c : cases) {
+    ir::Value* a = f.add_param({DType::f64, c.a});
+    ir::Value* b = f.add_param({DType::f64, c.b});
+    args.push_back(uniform(DType::f64, c.a, seed++));
+    args.push_back(uniform(DType::f64, c.b, seed++));
+    outs.push_back(f.append(Op::matmul, {a, b},
+                            Attrs().set_bool("transpose_a", c.ta).set_bool("transpose_b", c.tb))
+                       ->output());
+  }
+  f.set_outputs(outs);
+  const testing::Plans plans = testing::simple_plans(f);
+  const ir::EvalResult want = ir::evaluate(f, args);
+  // Each helper's definition, counted in a module's text.
+  auto definitions = [](const std::string& text) {
+    std::map<std::string, int> count;
+    for (size_t at = text.find("\ndefine "); at != std::string::npos;
+         at = text.find("\ndefine ", at + 1)) {
+      const size_t name = text.find('@', at);
+      const std::string fn = text.substr(name + 1, text.find('(', name) - name - 1);
+      if (fn.starts_with("gemm_")) ++count[fn];
+    }
+    return count;
+  };
+  std::vector<std::map<std::string, int>> defined;
+  for (int round = 0; round < 2; ++round) {
+    INFO("compile " << round);
+    auto module = codegen::compile_jit(f, plans.kernels, plans.memory);
+    defined.push_back(definitions(module->llvm_ir()));
+    std::vector<ir::HostTensor> got = testing::run_compiled(*module, f, args);
+    for (size_t i = 0; i < cases.size(); ++i) {
+      INFO("case " << i);
+      check_close(got[i], want.outputs[i], 999);
+    }
+  }
+  // Every transpose pair has a part body of its own, both widths a micro-kernel: at least six
+  // helpers, each defined once, and the second compile has the same ones (from the first).
+  CHECK(defined[0].size() >= 6);
+  for (const auto& [name, n] : defined[0]) {
+    INFO(name);
+    CHECK(n == 1);
+  }
+  CHECK(defined[1] == defined[0]);
 }
 
 TEST_CASE("gemm handles zero-size dimensions", "[codegen][gemm]") {
