@@ -36,6 +36,7 @@
 
 #include "kiln/codegen/cache_key.h"
 #include "kiln/codegen/gemm.h"
+#include "kiln/codegen/helper_objects.h"
 #include "kiln/codegen/module_builder.h"
 #include "kiln/ir/error.h"
 #include "kiln/runtime/atomic_write.h"
@@ -378,9 +379,7 @@ size_t compile_threads(const passes::KernelPlan& plan) {
 }
 
 // What one thread makes of one module: optimized for `host`, its text and its object.
-struct Compiled {
-  std::string text, object;
-};
+using Compiled = HelperObject;
 
 Compiled optimize_and_emit(llvm::TargetMachine& machine, llvm::Module& module,
                            const CodegenOptions& options, const std::string& name, size_t part = 0,
@@ -402,34 +401,10 @@ void verify_helper(const llvm::Module& module, const std::string& name) {
     throw CompileError(fmt::format("{}: LLVM rejected the module: {}", name, os.str()));
 }
 
-// GEMM helpers (part bodies, micro-kernels) compiled in this process, each an object of its own
-// keyed by its name and everything else that shapes its code (the target, the options): every
-// later function whose kernels call one links that object instead of compiling it again (the
-// convnet's training and evaluation steps share theirs; so does every model with a GEMM).
-class HelperObjects {
- public:
-  static HelperObjects& get() {
-    static HelperObjects objects;
-    return objects;
-  }
-  std::shared_ptr<const Compiled> find(const std::string& key) {
-    std::lock_guard lock(mutex_);
-    auto it = objects_.find(key);
-    return it == objects_.end() ? nullptr : it->second;
-  }
-  void add(const std::string& key, std::shared_ptr<const Compiled> compiled) {
-    std::lock_guard lock(mutex_);
-    objects_.emplace(key, std::move(compiled));
-  }
-
- private:
-  std::mutex mutex_;
-  std::map<std::string, std::shared_ptr<const Compiled>> objects_;
-};
-
 // The modules of build_split_modules, with each GEMM helper compiled apart (or found in
-// HelperObjects), as object files and their LLVM IR text. Each module or helper is a job; the
-// threads take the jobs largest first as they finish, so a thread is busy until all are done.
+// HelperObjects: compiled by an earlier function, or prebuilt), as object files and their LLVM IR
+// text. Each module or helper is a job; the threads take the jobs largest first as they finish, so
+// a thread is busy until all are done.
 std::vector<Compiled> compile_split(llvm::orc::JITTargetMachineBuilder host,
                                     llvm::TargetMachine& machine, size_t threads,
                                     const ir::Function& function, const passes::KernelPlan& plan,
@@ -466,7 +441,7 @@ std::vector<Compiled> compile_split(llvm::orc::JITTargetMachineBuilder host,
                   host.getFeatures().getString(), options.opt_level, perf_map_enabled() ? 1 : 0);
   for (const auto& [name, kernel] : modules.helpers) {
     std::string key = name + "|" + target;
-    if (std::shared_ptr<const Compiled> known = HelperObjects::get().find(key)) {
+    if (std::shared_ptr<const HelperObject> known = HelperObjects::get().find(key)) {
       out[next_out++] = *known;
       continue;
     }
@@ -505,7 +480,7 @@ std::vector<Compiled> compile_split(llvm::orc::JITTargetMachineBuilder host,
         llvm::Module module(job.helper, context);
         emit_gemm_helper(module, *modules.helpers.at(job.helper), unit, job.helper);
         verify_helper(module, job.helper);
-        auto compiled = std::make_shared<Compiled>(
+        auto compiled = std::make_shared<HelperObject>(
             optimize_and_emit(*own, module, options, function.name(), j,
                               is_gemm_micro_kernel(job.helper) ? LlvmPipeline::unrolled_light
                                                                : LlvmPipeline::standard));

@@ -120,6 +120,7 @@ TEST_CASE("GEMM helpers are compiled once and shared by later functions", "[code
   // helpers links those objects instead of compiling them again. Both compute what one module
   // does.
   testing::ScopedEnv threads("KILN_COMPILE_THREADS", "2");
+  testing::ScopedEnv compiled("KILN_PREBUILT_HELPERS", "off");  // not those built with Kiln
   // Both micro-tile widths (N fits one vector or not) and every transpose pair.
   const std::vector<Case> cases = mkn_cases({{61, 999, 7}, {45, 999, 70}});
   ir::Function f("shared_helpers");
