@@ -30,6 +30,8 @@ tsan_tests=(
   "frontend_ops_test:name_scope nests per thread"
   "trace_test:traces nest per thread"
   "eager_test:eager ops on several threads share the cache"
+  "codegen_module_test:kernels compiled on several threads compute what one module computes"
+  "codegen_gemm_test:GEMM helpers are compiled once and shared by later functions"
 )
 
 stage_asan() {
