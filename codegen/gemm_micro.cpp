@@ -22,10 +22,8 @@ llvm::FixedVectorType* vector_type(llvm::LLVMContext& context, const Config& con
 }
 
 // Attaches loop metadata to the loop whose back edge is `branch`: an unroll count (when not 0),
-// with `vectorize` false, a request that the loop vectorizer leave it alone, and with
-// `runtime_unroll` false, that the unroller not unroll it by a count known only at run time.
-void set_loop_hints(llvm::BranchInst* branch, unsigned unroll, bool vectorize,
-                    bool runtime_unroll = true) {
+// and with `vectorize` false, a request that the loop vectorizer leave it alone.
+void set_loop_hints(llvm::BranchInst* branch, unsigned unroll, bool vectorize) {
   llvm::LLVMContext& context = branch->getContext();
   std::vector<llvm::Metadata*> ops{nullptr};
   auto hint = [&](const char* name, llvm::Type* type, unsigned value) {
@@ -35,9 +33,6 @@ void set_loop_hints(llvm::BranchInst* branch, unsigned unroll, bool vectorize,
   };
   if (unroll != 0) hint("llvm.loop.unroll.count", llvm::Type::getInt32Ty(context), unroll);
   if (!vectorize) hint("llvm.loop.vectorize.enable", llvm::Type::getInt1Ty(context), 0);
-  if (!runtime_unroll)
-    ops.push_back(llvm::MDNode::get(
-        context, {llvm::MDString::get(context, "llvm.loop.unroll.runtime.disable")}));
   llvm::MDNode* loop = llvm::MDNode::getDistinct(context, ops);
   loop->replaceOperandWith(0, loop);
   branch->setMetadata(llvm::LLVMContext::MD_loop, loop);
@@ -226,10 +221,7 @@ void emit_range(Builder& b, Value* begin, Value* end, int64_t step,
   body(i);
   i->addIncoming(b.CreateAdd(i, b.getInt64(step), "", true, true), b.GetInsertBlock());
   llvm::BranchInst* back = b.CreateBr(header);
-  // Left to vectorize, the loop is not also unrolled by a run-time count: that would unroll the
-  // vectorizer's scalar remainder, whose many induction-variable uses cost loop strength
-  // reduction about 10 ms per epilogue, for a remainder of at most a vector's lanes.
-  set_loop_hints(back, 0, vectorize, /*runtime_unroll=*/false);
+  if (!vectorize) set_loop_hints(back, 0, false);
   b.SetInsertPoint(exit);
 }
 
