@@ -22,8 +22,10 @@ llvm::FixedVectorType* vector_type(llvm::LLVMContext& context, const Config& con
 }
 
 // Attaches loop metadata to the loop whose back edge is `branch`: an unroll count (when not 0),
-// and with `vectorize` false, a request that the loop vectorizer leave it alone.
-void set_loop_hints(llvm::BranchInst* branch, unsigned unroll, bool vectorize) {
+// with `vectorize` false, a request that the loop vectorizer leave it alone, and with
+// `runtime_unroll` false, that the unroller not unroll it by a count known only at run time.
+void set_loop_hints(llvm::BranchInst* branch, unsigned unroll, bool vectorize,
+                    bool runtime_unroll = true) {
   llvm::LLVMContext& context = branch->getContext();
   std::vector<llvm::Metadata*> ops{nullptr};
   auto hint = [&](const char* name, llvm::Type* type, unsigned value) {
@@ -33,6 +35,10 @@ void set_loop_hints(llvm::BranchInst* branch, unsigned unroll, bool vectorize) {
   };
   if (unroll != 0) hint("llvm.loop.unroll.count", llvm::Type::getInt32Ty(context), unroll);
   if (!vectorize) hint("llvm.loop.vectorize.enable", llvm::Type::getInt1Ty(context), 0);
+  if (!runtime_unroll) {
+    llvm::Metadata* name[] = {llvm::MDString::get(context, "llvm.loop.unroll.runtime.disable")};
+    ops.push_back(llvm::MDNode::get(context, name));
+  }
   llvm::MDNode* loop = llvm::MDNode::getDistinct(context, ops);
   loop->replaceOperandWith(0, loop);
   branch->setMetadata(llvm::LLVMContext::MD_loop, loop);
@@ -205,7 +211,7 @@ Value* emit_min(Builder& b, Value* x, Value* y) {
 }
 
 void emit_range(Builder& b, Value* begin, Value* end, int64_t step,
-                const std::function<void(Value*)>& body, bool vectorize) {
+                const std::function<void(Value*)>& body, bool vectorize, bool runtime_unroll) {
   llvm::LLVMContext& context = b.getContext();
   llvm::Function* fn = b.GetInsertBlock()->getParent();
   llvm::BasicBlock* pre = b.GetInsertBlock();
@@ -221,7 +227,7 @@ void emit_range(Builder& b, Value* begin, Value* end, int64_t step,
   body(i);
   i->addIncoming(b.CreateAdd(i, b.getInt64(step), "", true, true), b.GetInsertBlock());
   llvm::BranchInst* back = b.CreateBr(header);
-  if (!vectorize) set_loop_hints(back, 0, false);
+  if (!vectorize || !runtime_unroll) set_loop_hints(back, 0, vectorize, runtime_unroll);
   b.SetInsertPoint(exit);
 }
 

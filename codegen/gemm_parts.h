@@ -48,8 +48,10 @@ struct Problem {
 // for (i = begin; i < end; i += step) body(i), with i64 bounds known at run time. Without
 // `vectorize` LLVM's loop vectorizer leaves the loop alone (packing loops: it would turn their
 // strided accesses into gathers and scatters that are slower and slow to compile).
+// With `runtime_unroll` false, LLVM's unroller leaves it alone too (see the GEMM epilogue).
 void emit_range(Builder& b, llvm::Value* begin, llvm::Value* end, int64_t step,
-                const std::function<void(llvm::Value*)>& body, bool vectorize = true);
+                const std::function<void(llvm::Value*)>& body, bool vectorize = true,
+                bool runtime_unroll = true);
 
 llvm::Value* emit_min(Builder& b, llvm::Value* x, llvm::Value* y);
 
