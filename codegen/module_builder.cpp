@@ -407,10 +407,6 @@ void verify_module(const llvm::Module& module, const std::string& name) {
     throw CompileError(fmt::format("{}: LLVM rejected the module: {}", name, os.str()));
 }
 
-}  // namespace
-
-namespace {
-
 // Every GEMM helper the kernels of `plan` (scan bodies' included) call, with one kernel that
 // calls it.
 void collect_gemm_helpers(const passes::KernelPlan& plan, const VectorUnit& unit,
