@@ -219,13 +219,11 @@ bool perf_map_enabled() {
 }
 
 // JITLink names no local symbols, so for the perf map the module's internal functions become
-// hidden external ones: the same code, with names. Modules compiled apart and linked together
-// (build_split_modules) each hold their own copies of shared helpers such as a GEMM part, so
-// `suffix` tells their names apart.
-void name_functions_for_perf(llvm::Module& module, const std::string& suffix = "") {
+// hidden external ones: the same code, with names. (Names are unique across the modules of a
+// split compile: kernels are numbered, and the shared GEMM helpers are in modules of their own.)
+void name_functions_for_perf(llvm::Module& module) {
   for (llvm::Function& fn : module.functions()) {
     if (fn.isDeclaration() || !fn.hasLocalLinkage()) continue;
-    if (!suffix.empty()) fn.setName(fn.getName().str() + suffix);
     fn.setLinkage(llvm::GlobalValue::ExternalLinkage);
     fn.setVisibility(llvm::GlobalValue::HiddenVisibility);
   }
@@ -382,23 +380,16 @@ size_t compile_threads(const passes::KernelPlan& plan) {
 using Compiled = HelperObject;
 
 Compiled optimize_and_emit(llvm::TargetMachine& machine, llvm::Module& module,
-                           const CodegenOptions& options, const std::string& name, size_t part = 0,
+                           const CodegenOptions& options, const std::string& name,
                            LlvmPipeline pipeline = LlvmPipeline::standard) {
   module.setDataLayout(machine.createDataLayout());
   module.setTargetTriple(machine.getTargetTriple().str());
   optimize(module, machine, options.opt_level, pipeline);
   Compiled out;
   out.text = module_text(module);
-  if (perf_map_enabled()) name_functions_for_perf(module, fmt::format(".m{}", part));
+  if (perf_map_enabled()) name_functions_for_perf(module);
   out.object = emit_object(machine, module, name);
   return out;
-}
-
-void verify_helper(const llvm::Module& module, const std::string& name) {
-  std::string message;
-  llvm::raw_string_ostream os(message);
-  if (llvm::verifyModule(module, &os))
-    throw CompileError(fmt::format("{}: LLVM rejected the module: {}", name, os.str()));
 }
 
 // The modules of build_split_modules, with each GEMM helper compiled apart (or found in
@@ -417,8 +408,7 @@ std::vector<Compiled> compile_split(llvm::orc::JITTargetMachineBuilder host,
     contexts.push_back(std::make_unique<llvm::LLVMContext>());
     raw.push_back(contexts.back().get());
   }
-  SplitModules modules = build_split_modules(raw, function, plan, memory, unit,
-                                             /*separate_helpers=*/true);
+  SplitModules modules = build_split_modules(raw, function, plan, memory, unit);
   struct Job {
     llvm::Module* module = nullptr;  // or a helper:
     std::string helper, key;
@@ -434,24 +424,20 @@ std::vector<Compiled> compile_split(llvm::orc::JITTargetMachineBuilder host,
   add_module(modules.entry.get());
   for (const auto& part : modules.parts)
     add_module(part.get());
-  std::vector<Compiled> out(jobs.size() + modules.helpers.size());
-  size_t next_out = jobs.size();
+  std::vector<Compiled> cached;  // helpers compiled before
   const std::string target =
       fmt::format("{}|{}|{}|O{}|perf{}", host.getTargetTriple().str(), host.getCPU(),
                   host.getFeatures().getString(), options.opt_level, perf_map_enabled() ? 1 : 0);
   for (const auto& [name, kernel] : modules.helpers) {
     std::string key = name + "|" + target;
     if (std::shared_ptr<const HelperObject> known = HelperObjects::get().find(key)) {
-      out[next_out++] = *known;
+      cached.push_back(*known);
       continue;
     }
     // A micro-kernel or a part body is about a thousand instructions once emitted.
     jobs.push_back({nullptr, name, std::move(key), 1000});
   }
-  // Jobs beyond the modules write their results after the cached helpers'.
-  std::vector<size_t> slot(jobs.size());
-  for (size_t j = 0; j < jobs.size(); ++j)
-    slot[j] = j < 1 + modules.parts.size() ? j : next_out++;
+  std::vector<Compiled> out(jobs.size());
   std::vector<size_t> order(jobs.size());
   for (size_t j = 0; j < order.size(); ++j)
     order[j] = j;
@@ -473,18 +459,18 @@ std::vector<Compiled> compile_split(llvm::orc::JITTargetMachineBuilder host,
         }
         Job& job = jobs[j];
         if (job.module != nullptr) {
-          out[slot[j]] = optimize_and_emit(*own, *job.module, options, function.name(), j);
+          out[j] = optimize_and_emit(*own, *job.module, options, function.name());
           continue;
         }
         llvm::LLVMContext context;
         llvm::Module module(job.helper, context);
         emit_gemm_helper(module, *modules.helpers.at(job.helper), unit, job.helper);
-        verify_helper(module, job.helper);
+        verify_module(module, job.helper);
         auto compiled = std::make_shared<HelperObject>(
-            optimize_and_emit(*own, module, options, function.name(), j,
+            optimize_and_emit(*own, module, options, function.name(),
                               is_gemm_micro_kernel(job.helper) ? LlvmPipeline::unrolled_light
                                                                : LlvmPipeline::standard));
-        out[slot[j]] = *compiled;
+        out[j] = *compiled;
         HelperObjects::get().add(job.key, std::move(compiled));
       } catch (...) {
         errors[j] = std::current_exception();
@@ -499,6 +485,7 @@ std::vector<Compiled> compile_split(llvm::orc::JITTargetMachineBuilder host,
     t.join();
   for (const std::exception_ptr& e : errors)
     if (e) std::rethrow_exception(e);
+  out.insert(out.end(), cached.begin(), cached.end());
   return out;
 }
 

@@ -157,16 +157,22 @@ void call_epilogue_if(Builder& b, Value* condition, Value* epilogue,
   b.SetInsertPoint(after);
 }
 
+// x / d and x − (x / d)·d, unsigned.
+struct QuotRem {
+  Value* quot;
+  Value* rem;
+};
+QuotRem udiv_rem(Builder& b, Value* x, Value* d) {
+  Value* q = b.CreateUDiv(x, d);
+  return {q, b.CreateSub(x, b.CreateMul(q, d))};
+}
+
 // Output pixel i = (n, oh, ow) of a convolution (a filter gradient's depth index): its window's
 // start in the (padded) input, n·image + oh·row + ow·col; its oh and ow when asked for.
 Value* conv_pixel_offset(Builder& b, ContextAccess& ctx, Value* i, Value** oh_out = nullptr,
                          Value** ow_out = nullptr) {
-  Value* pixels = ctx.get(kConvPixels);
-  Value* out_w = ctx.get(kConvOutW);
-  Value* n = b.CreateUDiv(i, pixels);
-  Value* pixel = b.CreateSub(i, b.CreateMul(n, pixels));
-  Value* oh = b.CreateUDiv(pixel, out_w);
-  Value* ow = b.CreateSub(pixel, b.CreateMul(oh, out_w));
+  const auto [n, pixel] = udiv_rem(b, i, ctx.get(kConvPixels));
+  const auto [oh, ow] = udiv_rem(b, pixel, ctx.get(kConvOutW));
   if (oh_out != nullptr) *oh_out = oh;
   if (ow_out != nullptr) *ow_out = ow;
   return b.CreateAdd(
@@ -259,12 +265,8 @@ void emit_patches_depth_offsets(Builder& b, ContextAccess& ctx, Value* offsets, 
 // Where row r = (kh, kw, c) of a filter gradient's A lies from a depth's offset:
 // kh·tap_h + kw·tap_w + c.
 Value* patches_column_offset(Builder& b, ContextAccess& ctx, Value* r) {
-  Value* channels = ctx.get(kConvChannels);
-  Value* kw = ctx.get(kConvKw);
-  Value* tap = b.CreateUDiv(r, channels);
-  Value* c = b.CreateSub(r, b.CreateMul(tap, channels));
-  Value* i = b.CreateUDiv(tap, kw);
-  Value* j = b.CreateSub(tap, b.CreateMul(i, kw));
+  const auto [tap, c] = udiv_rem(b, r, ctx.get(kConvChannels));
+  const auto [i, j] = udiv_rem(b, tap, ctx.get(kConvKw));
   return b.CreateAdd(
       b.CreateAdd(b.CreateMul(i, ctx.get(kConvTapH)), b.CreateMul(j, ctx.get(kConvTapW))), c);
 }
@@ -1085,32 +1087,26 @@ void emit_gemm_helper(llvm::Module& module, const passes::Kernel& kernel, const 
   const std::vector<std::string> helpers = gemm_helpers(kernel, unit);
   KILN_CHECK(std::find(helpers.begin(), helpers.end(), name) != helpers.end(),
              "emit_gemm_helper: the kernel calls no helper named " + name);
+  // Every helper the kernel calls, by the emitters emit_driver uses (the part body emits the
+  // micro-kernels it calls); then all but `name` become declarations.
   const Gemm g(kernel, *kernel.nodes.front(), unit);
   const Config& cfg = g.config;
-  // The part body emits the micro-kernels it calls; a micro-kernel is emitted alone.
-  if (name == helpers.front()) {
-    if (g.small_m())
-      small_m_body(module, cfg, g.dims.transpose_a, g.dims.m);
-    else
-      part_body(module, cfg, g.dims.transpose_a, g.dims.transpose_b, g.unpacked_a(), g.a_form());
-  } else if (g.a_form() == AForm::conv) {
-    gemm::conv_micro_kernel(module, cfg,
-                            name == gemm::conv_micro_kernel_name(cfg, {})
-                                ? gemm::ConvMicroShape{}
-                                : gemm::ConvMicroShape{g.conv->col, g.conv->channels});
-  } else {
-    for (gemm::AReads reads : {gemm::AReads::packed, gemm::AReads::rows, gemm::AReads::table})
-      if (name == gemm::micro_kernel_name(cfg, reads)) gemm::micro_kernel(module, cfg, reads);
-  }
+  if (g.small_m())
+    small_m_body(module, cfg, g.dims.transpose_a, g.dims.m);
+  else
+    part_body(module, cfg, g.dims.transpose_a, g.dims.transpose_b, g.unpacked_a(), g.a_form());
+  if (g.a_form() == AForm::conv)
+    gemm::conv_micro_kernel(module, cfg, {g.conv->col, g.conv->channels});
   for (const std::string& helper : helpers) {
     llvm::Function* fn = module.getFunction(helper);
-    if (fn == nullptr) continue;
-    if (helper != name && !fn->isDeclaration()) fn->deleteBody();
-    fn->setLinkage(llvm::GlobalValue::ExternalLinkage);
-    fn->setDSOLocal(false);
+    KILN_CHECK(fn != nullptr, "emit_gemm_helper did not emit " + helper);
+    if (helper == name) {
+      fn->setLinkage(llvm::GlobalValue::ExternalLinkage);
+      fn->setDSOLocal(false);
+    } else {
+      make_external_declaration(*fn);
+    }
   }
-  KILN_CHECK(module.getFunction(name) != nullptr && !module.getFunction(name)->isDeclaration(),
-             "emit_gemm_helper did not define " + name);
 }
 
 bool is_gemm_micro_kernel(const std::string& name) {

@@ -66,8 +66,8 @@ llvm::Function* gemm_part_function(llvm::Module& module, const gemm::Config& con
                                    bool transpose_a, bool transpose_b, bool unpacked_a);
 
 // Names of the shared functions (part bodies, micro-kernels) emit_gemm_kernel puts into its
-// module for `kernel`, beside the per-kernel driver and epilogue: kernels that share them
-// compile them once when they share a module (build_split_modules places them so).
+// module for `kernel`, beside the per-kernel driver and epilogue; the part body first. Split
+// compiles (build_split_modules) compile each once, apart (emit_gemm_helper).
 std::vector<std::string> gemm_helpers(const passes::Kernel& kernel, const VectorUnit& unit);
 
 // Defines the helper `name` (one of gemm_helpers(kernel, unit)) in `module`, with external

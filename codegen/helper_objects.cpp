@@ -42,12 +42,18 @@ std::shared_ptr<const HelperObject> HelperObjects::find(const std::string& key) 
 
 void HelperObjects::add(const std::string& key, std::shared_ptr<const HelperObject> helper) {
   std::lock_guard lock(mutex_);
+  ++compile_count_;
   auto it = entries_.find(key);
   // A prebuilt helper that was skipped (KILN_PREBUILT_HELPERS=off) gives way to the compiled one.
   if (it != entries_.end() && it->second.prebuilt)
     it->second = Entry{std::move(helper), false};
   else
     entries_.emplace(key, Entry{std::move(helper), false});
+}
+
+size_t HelperObjects::compile_count() {
+  std::lock_guard lock(mutex_);
+  return compile_count_;
 }
 
 size_t HelperObjects::prebuilt_count() {

@@ -27,6 +27,8 @@ class HelperObjects {
   std::shared_ptr<const HelperObject> find(const std::string& key);
   // The first helper added under a key stays.
   void add(const std::string& key, std::shared_ptr<const HelperObject> helper);
+  // How many helpers add() has been given: those this process compiled.
+  size_t compile_count();
   // How many prebuilt helpers there are (0 when libkiln was built without them).
   size_t prebuilt_count();
   // Every helper compiled in this process (not the prebuilt ones), by key.
@@ -44,6 +46,7 @@ class HelperObjects {
   };
   std::mutex mutex_;
   std::map<std::string, Entry> entries_;
+  size_t compile_count_ = 0;
 };
 
 }  // namespace kiln::codegen

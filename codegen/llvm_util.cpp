@@ -87,6 +87,12 @@ llvm::AllocaInst* entry_alloca(Builder& b, llvm::Type* type, const char* name) {
   return at.CreateAlloca(type, nullptr, name);
 }
 
+void make_external_declaration(llvm::Function& fn) {
+  if (!fn.isDeclaration()) fn.deleteBody();
+  fn.setLinkage(llvm::GlobalValue::ExternalLinkage);
+  fn.setDSOLocal(false);
+}
+
 llvm::Value* call_intrinsic(Builder& b, llvm::Intrinsic::ID id,
                             std::span<llvm::Value* const> args) {
   std::vector<llvm::Value*> list(args.begin(), args.end());

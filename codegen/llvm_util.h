@@ -42,6 +42,10 @@ void emit_for(Builder& b, int64_t n, const std::function<void(llvm::Value*)>& bo
 // An alloca in the function's entry block (promoted to registers by the optimizer).
 llvm::AllocaInst* entry_alloca(Builder& b, llvm::Type* type, const char* name);
 
+// Turns `fn` (a definition or not) into an external declaration: its code comes from another
+// object linked beside this module's.
+void make_external_declaration(llvm::Function& fn);
+
 // A call to an overloaded LLVM intrinsic on the type of `args[0]`.
 llvm::Value* call_intrinsic(Builder& b, llvm::Intrinsic::ID id, std::span<llvm::Value* const> args);
 // A call to an external C function (e.g. libm's tanhf) taking and returning `type`.

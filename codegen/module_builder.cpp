@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <map>
-#include <set>
 
 #include <llvm/IR/Verifier.h>
 #include <llvm/Support/raw_ostream.h>
@@ -171,39 +170,17 @@ struct EntryNames {
 };
 
 // Where a split build puts the entry's kernels (build_split_modules): the part modules and the
-// compile cost each holds so far. Null: in the entry's own module.
+// IR nodes each holds so far (a kernel's compile cost, roughly: the GEMM helpers, the large part,
+// are compiled apart). Null: in the entry's own module.
 struct KernelSink {
   std::vector<llvm::Module*> parts;
   std::vector<size_t> load;
-  // The GEMM helpers (gemm_helpers) each part holds already.
-  std::vector<std::set<std::string>> helpers;
-  // Helpers compiled apart (build_split_modules' separate_helpers) cost a part nothing.
-  bool separate_helpers = false;
 
-  // The part for `kernel`, its cost added: a GEMM goes where the shared functions it needs
-  // are (or most of them), unless that part is already far more loaded than the lightest;
-  // anything else to the lightest part.
-  size_t place(const passes::Kernel& kernel, const VectorUnit& unit) {
-    // A rough compile cost: GEMM helpers are large unrolled micro-kernels.
-    const size_t kHelperCost = separate_helpers ? 0 : 40;
-    const size_t lightest =
+  // The least loaded part, `kernel` added to it.
+  size_t place(const passes::Kernel& kernel) {
+    const auto part =
         static_cast<size_t>(std::min_element(load.begin(), load.end()) - load.begin());
-    std::vector<std::string> needs;
-    if (gemm_handles(kernel)) needs = gemm_helpers(kernel, unit);
-    auto missing = [&](size_t p) {
-      size_t n = 0;
-      for (const std::string& h : needs)
-        n += helpers[p].contains(h) ? 0 : 1;
-      return n;
-    };
-    size_t part = lightest;
-    for (size_t p = 0; p < parts.size(); ++p) {
-      const size_t cost_p = load[p] + missing(p) * kHelperCost;
-      const size_t cost_best = load[part] + missing(part) * kHelperCost;
-      if (cost_p < cost_best) part = p;
-    }
-    load[part] += kernel.nodes.size() + missing(part) * kHelperCost;
-    helpers[part].insert(needs.begin(), needs.end());
+    load[part] += kernel.nodes.size();
     return part;
   }
 };
@@ -354,7 +331,7 @@ void emit_entry(llvm::Module& module, llvm::Function* fn, const ir::Function& fu
       llvm::Function* kernel_fn = nullptr;
       if (sink != nullptr && !sink->parts.empty()) {
         // Split: defined in a part (KernelSink::place), declared here.
-        const size_t part = sink->place(kernel, unit);
+        const size_t part = sink->place(kernel);
         llvm::Function* defined = emit_kernel(*sink->parts[part], kernel_name, kernel,
                                               kernel_buffers(kernel, memory), unit);
         defined->setLinkage(llvm::GlobalValue::ExternalLinkage);
@@ -398,14 +375,14 @@ void emit_entry(llvm::Module& module, llvm::Function* fn, const ir::Function& fu
 
 }  // namespace
 
-namespace {
-
 void verify_module(const llvm::Module& module, const std::string& name) {
   std::string message;
   llvm::raw_string_ostream os(message);
   if (llvm::verifyModule(module, &os))
     throw CompileError(fmt::format("{}: LLVM rejected the module: {}", name, os.str()));
 }
+
+namespace {
 
 // Every GEMM helper the kernels of `plan` (scan bodies' included) call, with one kernel that
 // calls it.
@@ -422,41 +399,32 @@ void collect_gemm_helpers(const passes::KernelPlan& plan, const VectorUnit& unit
 // The helpers' definitions in `module` become external declarations.
 void declare_helpers(llvm::Module& module,
                      const std::map<std::string, const passes::Kernel*>& helpers) {
-  for (llvm::Function& fn : module.functions()) {
-    if (fn.isDeclaration() || !helpers.contains(fn.getName().str())) continue;
-    fn.deleteBody();
-    fn.setLinkage(llvm::GlobalValue::ExternalLinkage);
-    fn.setDSOLocal(false);
-  }
+  for (llvm::Function& fn : module.functions())
+    if (!fn.isDeclaration() && helpers.contains(fn.getName().str())) make_external_declaration(fn);
 }
 
 }  // namespace
 
 SplitModules build_split_modules(std::span<llvm::LLVMContext* const> contexts,
                                  const ir::Function& function, const passes::KernelPlan& plan,
-                                 const passes::MemoryPlan& memory, const VectorUnit& unit,
-                                 bool separate_helpers) {
+                                 const passes::MemoryPlan& memory, const VectorUnit& unit) {
   KILN_CHECK(!contexts.empty(), "build_split_modules needs a context for the entry");
   SplitModules out;
   out.entry = std::make_unique<llvm::Module>(function.name(), *contexts[0]);
   KernelSink sink;
-  sink.separate_helpers = separate_helpers;
   for (size_t i = 1; i < contexts.size(); ++i) {
     out.parts.push_back(
         std::make_unique<llvm::Module>(fmt::format("{}.part{}", function.name(), i), *contexts[i]));
     sink.parts.push_back(out.parts.back().get());
     sink.load.push_back(0);
-    sink.helpers.emplace_back();
   }
   llvm::Function* entry_fn =
       new_frame_function(*out.entry, kEntryName, llvm::Function::ExternalLinkage);
   emit_entry(*out.entry, entry_fn, function, plan, memory, unit, {}, &sink);
-  if (separate_helpers) {
-    collect_gemm_helpers(plan, unit, out.helpers);
-    declare_helpers(*out.entry, out.helpers);
-    for (const auto& part : out.parts)
-      declare_helpers(*part, out.helpers);
-  }
+  collect_gemm_helpers(plan, unit, out.helpers);
+  declare_helpers(*out.entry, out.helpers);
+  for (const auto& part : out.parts)
+    declare_helpers(*part, out.helpers);
   verify_module(*out.entry, function.name());
   for (const auto& part : out.parts)
     verify_module(*part, function.name());

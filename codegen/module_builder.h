@@ -33,10 +33,9 @@ std::unique_ptr<llvm::Module> build_module(llvm::LLVMContext& context, const ir:
 // kernels, which are spread over `parts` (part i in contexts[i + 1], one part per remaining
 // context, balanced by an estimate of each kernel's compile cost; a part may be empty). Each
 // module is verified; the kernels are external symbols, so the objects link into one image.
-//
-// With `separate_helpers` the GEMM helpers (gemm_helpers: part bodies and micro-kernels) are
-// only declared in those modules, and `helpers` names each with a kernel that calls it, for
-// compiling each helper on its own (emit_gemm_helper), once however many kernels call it.
+// The GEMM helpers (gemm_helpers: part bodies and micro-kernels) are only declared in those
+// modules; `helpers` names each with a kernel that calls it, for compiling each helper on its
+// own (emit_gemm_helper), once however many kernels call it.
 struct SplitModules {
   std::unique_ptr<llvm::Module> entry;
   std::vector<std::unique_ptr<llvm::Module>> parts;
@@ -44,8 +43,10 @@ struct SplitModules {
 };
 SplitModules build_split_modules(std::span<llvm::LLVMContext* const> contexts,
                                  const ir::Function& function, const passes::KernelPlan& plan,
-                                 const passes::MemoryPlan& memory, const VectorUnit& unit,
-                                 bool separate_helpers = false);
+                                 const passes::MemoryPlan& memory, const VectorUnit& unit);
+
+// Throws CompileError, naming `name`, when LLVM's verifier rejects `module`.
+void verify_module(const llvm::Module& module, const std::string& name);
 
 // A constant node's value as a private, 64-byte aligned global of `module`, which kernels read
 // in place of a buffer (NVPTX moves it to the GPU's global memory).

@@ -3,6 +3,7 @@
 // combination, broadcast batches, f64, fused epilogues, and IEEE specials.
 #include "codegen_test_util.h"
 #include "env_test_util.h"
+#include "kiln/codegen/helper_objects.h"
 
 #include <cmath>
 #include <map>
@@ -27,25 +28,36 @@ Shape matrix(int64_t rows, int64_t cols, bool transposed) {
   return transposed ? Shape{cols, rows} : Shape{rows, cols};
 }
 
-// One function computing every case (one module to compile), checked output by output; with
-// `uses_gemm` the module must contain the GEMM micro-kernel.
+// One function computing every case (one module to compile), with random arguments, and each
+// case's depth (how many products each result element sums).
+struct Cases {
+  ir::Function f{"gemm"};
+  std::vector<ir::HostTensor> args;
+  std::vector<int64_t> depth;
+};
+Cases function_of(DType dtype, const std::vector<Case>& cases, uint32_t seed) {
+  Cases out;
+  std::vector<ir::Value*> outs;
+  for (const Case& c : cases) {
+    ir::Value* a = out.f.add_param({dtype, c.a});
+    ir::Value* b = out.f.add_param({dtype, c.b});
+    out.args.push_back(uniform(dtype, c.a, seed++));
+    out.args.push_back(uniform(dtype, c.b, seed++));
+    outs.push_back(out.f
+                       .append(Op::matmul, {a, b},
+                               Attrs().set_bool("transpose_a", c.ta).set_bool("transpose_b", c.tb))
+                       ->output());
+    out.depth.push_back(c.ta ? c.a[c.a.rank() - 2] : c.a[c.a.rank() - 1]);
+  }
+  out.f.set_outputs(outs);
+  return out;
+}
+
+// The cases compiled as one function, checked output by output; with `uses_gemm` the module
+// must contain the GEMM micro-kernel.
 void check_cases(DType dtype, const std::vector<Case>& cases, bool uses_gemm = true,
                  uint32_t seed = 1) {
-  ir::Function f("gemm");
-  std::vector<ir::HostTensor> args;
-  std::vector<ir::Value*> outs;
-  std::vector<int64_t> depth;
-  for (const Case& c : cases) {
-    ir::Value* a = f.add_param({dtype, c.a});
-    ir::Value* b = f.add_param({dtype, c.b});
-    args.push_back(uniform(dtype, c.a, seed++));
-    args.push_back(uniform(dtype, c.b, seed++));
-    outs.push_back(f.append(Op::matmul, {a, b},
-                            Attrs().set_bool("transpose_a", c.ta).set_bool("transpose_b", c.tb))
-                       ->output());
-    depth.push_back(c.ta ? c.a[c.a.rank() - 2] : c.a[c.a.rank() - 1]);
-  }
-  f.set_outputs(outs);
+  const auto [f, args, depth] = function_of(dtype, cases, seed);
   const testing::Plans plans = testing::simple_plans(f);
   auto module = codegen::compile_jit(f, plans.kernels, plans.memory);
   // The packed GEMM's micro-kernel, or for a few rows the path that streams B.
@@ -123,20 +135,7 @@ TEST_CASE("GEMM helpers are compiled once and shared by later functions", "[code
   testing::ScopedEnv compiled("KILN_PREBUILT_HELPERS", "off");  // not those built with Kiln
   // Both micro-tile widths (N fits one vector or not) and every transpose pair.
   const std::vector<Case> cases = mkn_cases({{61, 999, 7}, {45, 999, 70}});
-  ir::Function f("shared_helpers");
-  std::vector<ir::HostTensor> args;
-  std::vector<ir::Value*> outs;
-  uint32_t seed = 40;
-  for (const Case& c : cases) {
-    ir::Value* a = f.add_param({DType::f64, c.a});
-    ir::Value* b = f.add_param({DType::f64, c.b});
-    args.push_back(uniform(DType::f64, c.a, seed++));
-    args.push_back(uniform(DType::f64, c.b, seed++));
-    outs.push_back(f.append(Op::matmul, {a, b},
-                            Attrs().set_bool("transpose_a", c.ta).set_bool("transpose_b", c.tb))
-                       ->output());
-  }
-  f.set_outputs(outs);
+  const auto [f, args, depth] = function_of(DType::f64, cases, 40);
   const testing::Plans plans = testing::simple_plans(f);
   const ir::EvalResult want = ir::evaluate(f, args);
   // Each helper's definition, counted in a module's text.
@@ -151,23 +150,28 @@ TEST_CASE("GEMM helpers are compiled once and shared by later functions", "[code
     return count;
   };
   std::vector<std::map<std::string, int>> defined;
+  std::vector<size_t> helpers_compiled;  // by the process, after each compile
   for (int round = 0; round < 2; ++round) {
     INFO("compile " << round);
     auto module = codegen::compile_jit(f, plans.kernels, plans.memory);
+    helpers_compiled.push_back(codegen::HelperObjects::get().compile_count());
     defined.push_back(definitions(module->llvm_ir()));
     std::vector<ir::HostTensor> got = testing::run_compiled(*module, f, args);
     for (size_t i = 0; i < cases.size(); ++i) {
       INFO("case " << i);
-      check_close(got[i], want.outputs[i], 999);
+      check_close(got[i], want.outputs[i], depth[i]);
     }
   }
   // Every transpose pair has a part body of its own, both widths a micro-kernel: at least six
-  // helpers, each defined once, and the second compile has the same ones (from the first).
+  // helpers, each defined once; the second compile links the first's (it compiles none, and
+  // its module holds the same ones).
   CHECK(defined[0].size() >= 6);
   for (const auto& [name, n] : defined[0]) {
     INFO(name);
     CHECK(n == 1);
   }
+  CHECK(helpers_compiled[0] >= defined[0].size());
+  CHECK(helpers_compiled[1] == helpers_compiled[0]);
   CHECK(defined[1] == defined[0]);
 }
 
